@@ -1,0 +1,46 @@
+# Skiff: `make up` runs a one-machine cluster, `make test` runs the whole suite.
+SHELL := /bin/bash
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+DEB_PACKAGES := etcd-server etcd-client nats-server curl ca-certificates python3-venv python3-pip
+
+.PHONY: deps deb-deps py-deps up down test unit lint bench clean
+
+deps: deb-deps py-deps
+
+# Debian packages: installed only when one is missing (apt-get update once first).
+deb-deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+# uv (from PyPI) and the workspace's locked Python environment in .venv.
+py-deps:
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install -q --user uv 2>/dev/null || python3 -m pip install -q --break-system-packages --user uv
+	@$(UV) sync --frozen --all-packages -q
+
+up: deps
+	@scripts/cluster.sh up
+
+down:
+	@scripts/cluster.sh down
+
+lint: py-deps
+	$(VENV)/bin/ruff check .
+
+unit: py-deps
+	$(PY) -m pytest -q libs services
+
+test: deps
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: deps
+	$(PY) bench/run.py
+
+clean: down
+	rm -rf .skiff

@@ -1,0 +1,445 @@
+"""The built-in resource types the API server serves.
+
+Each :class:`ResourceInfo` knows its group, version, kind, plural and scope, the
+schema definition that describes it, and the subresources it has. Schemas come
+from ``kubernetes-validate``; only this thin table is written by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceInfo:
+    """One REST resource (``pods``, ``deployments.apps``...)."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    definition: str
+    """Schema definition name, e.g. ``io.k8s.api.core.v1.Pod``."""
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    has_status: bool = True
+    """Whether ``status`` is only writable through the ``/status`` subresource."""
+    verbs: tuple[str, ...] = ALL_VERBS
+    field_selectors: tuple[str, ...] = field(default=())
+    """Field paths, beyond ``metadata.name``/``metadata.namespace``, usable in fieldSelector."""
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def api_version(self) -> str:
+        return self.group_version
+
+    @property
+    def qualified(self) -> str:
+        """``plural.group`` as used in messages and etcd keys (``deployments.apps``)."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    def etcd_prefix(self, namespace: str | None = None) -> str:
+        """Key prefix in etcd: ``/registry/<group>/<plural>/[<namespace>/]``."""
+        base = f"/registry/{self.group or 'core'}/{self.plural}/"
+        if self.namespaced and namespace:
+            return f"{base}{namespace}/"
+        return base
+
+    def etcd_key(self, namespace: str | None, name: str) -> str:
+        if self.namespaced:
+            return f"{self.etcd_prefix()}{namespace}/{name}"
+        return f"{self.etcd_prefix()}{name}"
+
+
+def _r(
+    group: str,
+    version: str,
+    kind: str,
+    plural: str,
+    namespaced: bool,
+    definition: str,
+    **kw: object,
+) -> ResourceInfo:
+    return ResourceInfo(group, version, kind, plural, namespaced, definition, **kw)  # type: ignore[arg-type]
+
+
+_CORE = "io.k8s.api.core.v1"
+_INVOLVED = (
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+)
+
+RESOURCES: tuple[ResourceInfo, ...] = (
+    _r(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        False,
+        f"{_CORE}.Namespace",
+        short_names=("ns",),
+        subresources=("status", "finalize"),
+        field_selectors=("status.phase",),
+    ),
+    _r(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        True,
+        f"{_CORE}.Pod",
+        short_names=("po",),
+        categories=("all",),
+        subresources=(
+            "status",
+            "binding",
+            "log",
+            "exec",
+            "portforward",
+            "eviction",
+            "ephemeralcontainers",
+        ),
+        field_selectors=(
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ),
+    ),
+    _r(
+        "",
+        "v1",
+        "Node",
+        "nodes",
+        False,
+        f"{_CORE}.Node",
+        short_names=("no",),
+        subresources=("status", "proxy"),
+        field_selectors=("spec.unschedulable",),
+    ),
+    _r(
+        "",
+        "v1",
+        "Service",
+        "services",
+        True,
+        f"{_CORE}.Service",
+        short_names=("svc",),
+        categories=("all",),
+        subresources=("status", "proxy"),
+        field_selectors=("spec.clusterIP", "spec.type"),
+    ),
+    _r(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        True,
+        f"{_CORE}.Endpoints",
+        short_names=("ep",),
+        has_status=False,
+    ),
+    _r(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        True,
+        f"{_CORE}.ConfigMap",
+        short_names=("cm",),
+        has_status=False,
+    ),
+    _r(
+        "",
+        "v1",
+        "Secret",
+        "secrets",
+        True,
+        f"{_CORE}.Secret",
+        has_status=False,
+        field_selectors=("type",),
+    ),
+    _r(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        True,
+        f"{_CORE}.ServiceAccount",
+        short_names=("sa",),
+        has_status=False,
+        subresources=("token",),
+    ),
+    _r(
+        "",
+        "v1",
+        "Event",
+        "events",
+        True,
+        f"{_CORE}.Event",
+        short_names=("ev",),
+        has_status=False,
+        field_selectors=_INVOLVED,
+    ),
+    _r(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        False,
+        f"{_CORE}.PersistentVolume",
+        short_names=("pv",),
+        subresources=("status",),
+    ),
+    _r(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        True,
+        f"{_CORE}.PersistentVolumeClaim",
+        short_names=("pvc",),
+        subresources=("status",),
+    ),
+    _r(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        True,
+        f"{_CORE}.ReplicationController",
+        short_names=("rc",),
+        categories=("all",),
+        subresources=("status", "scale"),
+        field_selectors=("status.replicas",),
+    ),
+    _r(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        True,
+        "io.k8s.api.apps.v1.Deployment",
+        short_names=("deploy",),
+        categories=("all",),
+        subresources=("status", "scale"),
+    ),
+    _r(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        True,
+        "io.k8s.api.apps.v1.ReplicaSet",
+        short_names=("rs",),
+        categories=("all",),
+        subresources=("status", "scale"),
+        field_selectors=("status.replicas",),
+    ),
+    _r(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        True,
+        "io.k8s.api.apps.v1.StatefulSet",
+        short_names=("sts",),
+        categories=("all",),
+        subresources=("status", "scale"),
+    ),
+    _r(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        True,
+        "io.k8s.api.apps.v1.DaemonSet",
+        short_names=("ds",),
+        categories=("all",),
+        subresources=("status",),
+    ),
+    _r(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        True,
+        "io.k8s.api.apps.v1.ControllerRevision",
+        has_status=False,
+    ),
+    _r(
+        "batch",
+        "v1",
+        "Job",
+        "jobs",
+        True,
+        "io.k8s.api.batch.v1.Job",
+        categories=("all",),
+        subresources=("status",),
+        field_selectors=("status.successful",),
+    ),
+    _r(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        True,
+        "io.k8s.api.batch.v1.CronJob",
+        short_names=("cj",),
+        categories=("all",),
+        subresources=("status",),
+    ),
+    _r(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        True,
+        "io.k8s.api.coordination.v1.Lease",
+        has_status=False,
+    ),
+    _r(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        True,
+        "io.k8s.api.discovery.v1.EndpointSlice",
+        has_status=False,
+        field_selectors=("addressType",),
+    ),
+    _r(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        True,
+        "io.k8s.api.rbac.v1.Role",
+        has_status=False,
+    ),
+    _r(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        True,
+        "io.k8s.api.rbac.v1.RoleBinding",
+        has_status=False,
+    ),
+    _r(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        False,
+        "io.k8s.api.rbac.v1.ClusterRole",
+        has_status=False,
+    ),
+    _r(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        False,
+        "io.k8s.api.rbac.v1.ClusterRoleBinding",
+        has_status=False,
+    ),
+    _r(
+        "events.k8s.io",
+        "v1",
+        "Event",
+        "events",
+        True,
+        "io.k8s.api.events.v1.Event",
+        short_names=("ev",),
+        has_status=False,
+        field_selectors=(
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "reason",
+            "type",
+            "reportingController",
+        ),
+    ),
+)
+
+# Preferred order of groups in discovery, as kube-apiserver lists them.
+GROUP_ORDER = (
+    "",
+    "apps",
+    "events.k8s.io",
+    "batch",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "rbac.authorization.k8s.io",
+)
+
+
+class Registry:
+    """Look-ups over :data:`RESOURCES` by path, by kind and by etcd key."""
+
+    def __init__(self, resources: tuple[ResourceInfo, ...] = RESOURCES) -> None:
+        self.resources = resources
+        self._by_path = {(r.group, r.version, r.plural): r for r in resources}
+        self._by_gvk = {(r.group, r.version, r.kind): r for r in resources}
+        self._by_prefix = {r.etcd_prefix(): r for r in resources}
+
+    def by_path(self, group: str, version: str, plural: str) -> ResourceInfo | None:
+        return self._by_path.get((group, version, plural))
+
+    def by_gvk(self, group: str, version: str, kind: str) -> ResourceInfo | None:
+        return self._by_gvk.get((group, version, kind))
+
+    def by_api_version(self, api_version: str, kind: str) -> ResourceInfo | None:
+        group, _, version = api_version.rpartition("/")
+        return self._by_gvk.get((group, version, kind))
+
+    def by_key(self, key: str) -> ResourceInfo | None:
+        """The resource an etcd key belongs to (``/registry/apps/deployments/ns/x``)."""
+        parts = key.split("/", 4)
+        if len(parts) < 4:
+            return None
+        return self._by_prefix.get(f"/{parts[1]}/{parts[2]}/{parts[3]}/")
+
+    def groups(self) -> dict[str, list[str]]:
+        """Group name → versions, in discovery order."""
+        out: dict[str, list[str]] = {}
+        for g in GROUP_ORDER:
+            out[g] = sorted({r.version for r in self.resources if r.group == g})
+        return out
+
+    def in_group_version(self, group: str, version: str) -> list[ResourceInfo]:
+        return [r for r in self.resources if r.group == group and r.version == version]
+
+
+REGISTRY = Registry()

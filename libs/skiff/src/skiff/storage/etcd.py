@@ -1,0 +1,337 @@
+"""The storage interface the API server needs, implemented on etcd v3.
+
+Every write is one transaction that returns the revision it committed at; the
+API server uses that revision as ``metadata.resourceVersion``. Only these few
+shapes are needed (as in kine): create-if-absent, update-if-revision-matches,
+delete-if-revision-matches, range (optionally at a past revision), compact and
+watch-from-revision.
+
+The gRPC stubs come from ``aetcd``; this module drives them directly so that it
+controls revisions, limits and watch progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+import grpc
+from aetcd import rpc
+
+# etcd's default request limit is 1.5 MiB; range pages are kept well below gRPC's 4 MiB.
+_GRPC_OPTIONS = (
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 10_000),
+)
+
+
+class StorageError(Exception):
+    """The backend could not be reached or answered with an error."""
+
+
+class KeyExistsError(StorageError):
+    """Create found the key already present."""
+
+
+class ConflictError(StorageError):
+    """A compare-and-swap found a different revision than expected."""
+
+    def __init__(self, key: str, current: KeyValue | None) -> None:
+        super().__init__(f"revision mismatch on {key}")
+        self.current = current
+
+
+class CompactedError(StorageError):
+    """The revision asked for has been compacted away."""
+
+    def __init__(self, compacted_revision: int) -> None:
+        super().__init__(f"required revision has been compacted (now {compacted_revision})")
+        self.compacted_revision = compacted_revision
+
+
+class EventType(StrEnum):
+    PUT = "PUT"
+    DELETE = "DELETE"
+
+
+@dataclass(slots=True, frozen=True)
+class KeyValue:
+    key: str
+    value: bytes
+    mod_revision: int
+    create_revision: int
+    lease: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class WatchEvent:
+    """One change. For a delete, ``value`` holds the value before the delete."""
+
+    type: EventType
+    key: str
+    value: bytes
+    revision: int
+    created: bool
+
+
+def _kv(kv: rpc.KeyValue) -> KeyValue:
+    return KeyValue(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision, kv.lease)
+
+
+def prefix_end(prefix: str) -> bytes:
+    """The ``range_end`` that selects every key starting with ``prefix``."""
+    b = bytearray(prefix.encode())
+    for i in range(len(b) - 1, -1, -1):
+        if b[i] < 0xFF:
+            b[i] += 1
+            return bytes(b[: i + 1])
+    return b"\0"
+
+
+class EtcdBackend:
+    """An asyncio etcd v3 client with compare-and-swap semantics."""
+
+    def __init__(self, endpoint: str = "127.0.0.1:2379", *, timeout: float = 10.0) -> None:
+        self.endpoint = endpoint.removeprefix("http://")
+        self.timeout = timeout
+        self._channel: grpc.aio.Channel | None = None
+        self.kv: rpc.KVStub
+        self.watch_stub: rpc.WatchStub
+        self.lease_stub: rpc.LeaseStub
+
+    async def connect(self) -> None:
+        self._channel = rpc.insecure_channel(self.endpoint, options=_GRPC_OPTIONS)
+        self.kv = rpc.KVStub(self._channel)
+        self.watch_stub = rpc.WatchStub(self._channel)
+        self.lease_stub = rpc.LeaseStub(self._channel)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    async def __aenter__(self) -> EtcdBackend:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, fn, request):  # type: ignore[no-untyped-def]
+        try:
+            return await fn(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.OUT_OF_RANGE and "compacted" in (e.details() or ""):
+                raise CompactedError(0) from e
+            raise StorageError(f"etcd: {e.code().name}: {e.details()}") from e
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def get(self, key: str, revision: int = 0) -> KeyValue | None:
+        resp = await self._call(
+            self.kv.Range, rpc.RangeRequest(key=key.encode(), revision=revision)
+        )
+        return _kv(resp.kvs[0]) if resp.kvs else None
+
+    async def range(
+        self,
+        prefix: str,
+        *,
+        start: str | None = None,
+        revision: int = 0,
+        limit: int = 0,
+    ) -> tuple[list[KeyValue], int, bool]:
+        """Keys under ``prefix`` from ``start`` on, at ``revision`` (0: now).
+
+        Returns (key-values, the revision read at, whether more keys follow).
+        """
+        req = rpc.RangeRequest(
+            key=(start or prefix).encode(),
+            range_end=prefix_end(prefix),
+            revision=revision,
+            limit=limit,
+        )
+        resp = await self._call(self.kv.Range, req)
+        return [_kv(kv) for kv in resp.kvs], resp.header.revision, resp.more
+
+    async def range_all(self, prefix: str, *, revision: int = 0, page: int = 2000):
+        """Every key under ``prefix`` at one revision, read in pages."""
+        out: list[KeyValue] = []
+        start: str | None = None
+        while True:
+            kvs, rev, more = await self.range(prefix, start=start, revision=revision, limit=page)
+            revision = rev if revision == 0 else revision
+            out.extend(kvs)
+            if not more or not kvs:
+                return out, revision
+            start = kvs[-1].key + "\0"
+
+    async def count(self, prefix: str) -> int:
+        req = rpc.RangeRequest(key=prefix.encode(), range_end=prefix_end(prefix), count_only=True)
+        resp = await self._call(self.kv.Range, req)
+        return resp.count
+
+    async def current_revision(self) -> int:
+        """etcd's latest revision (one cheap, linearizable read)."""
+        req = rpc.RangeRequest(key=b"/registry/", count_only=True, limit=1)
+        resp = await self._call(self.kv.Range, req)
+        return resp.header.revision
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def create(self, key: str, value: bytes, *, lease: int = 0) -> int:
+        """Put ``key`` if absent; return the revision it was written at."""
+        k = key.encode()
+        txn = rpc.TxnRequest(
+            compare=[
+                rpc.Compare(
+                    key=k,
+                    result=rpc.Compare.CompareResult.EQUAL,
+                    target=rpc.Compare.CompareTarget.CREATE,
+                    create_revision=0,
+                )
+            ],
+            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value, lease=lease))],
+        )
+        resp = await self._call(self.kv.Txn, txn)
+        if not resp.succeeded:
+            raise KeyExistsError(key)
+        return resp.header.revision
+
+    async def update(self, key: str, value: bytes, expected_revision: int) -> int:
+        """Put ``key`` if its mod revision is ``expected_revision``."""
+        k = key.encode()
+        txn = rpc.TxnRequest(
+            compare=[
+                rpc.Compare(
+                    key=k,
+                    result=rpc.Compare.CompareResult.EQUAL,
+                    target=rpc.Compare.CompareTarget.MOD,
+                    mod_revision=expected_revision,
+                )
+            ],
+            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))],
+            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k))],
+        )
+        resp = await self._call(self.kv.Txn, txn)
+        if not resp.succeeded:
+            kvs = resp.responses[0].response_range.kvs
+            raise ConflictError(key, _kv(kvs[0]) if kvs else None)
+        return resp.header.revision
+
+    async def delete(self, key: str, expected_revision: int) -> int:
+        """Delete ``key`` if its mod revision is ``expected_revision``."""
+        k = key.encode()
+        txn = rpc.TxnRequest(
+            compare=[
+                rpc.Compare(
+                    key=k,
+                    result=rpc.Compare.CompareResult.EQUAL,
+                    target=rpc.Compare.CompareTarget.MOD,
+                    mod_revision=expected_revision,
+                )
+            ],
+            success=[rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=k))],
+            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k))],
+        )
+        resp = await self._call(self.kv.Txn, txn)
+        if not resp.succeeded:
+            kvs = resp.responses[0].response_range.kvs
+            raise ConflictError(key, _kv(kvs[0]) if kvs else None)
+        return resp.header.revision
+
+    async def compact(self, revision: int) -> None:
+        try:
+            await self._call(self.kv.Compact, rpc.CompactionRequest(revision=revision))
+        except CompactedError:
+            pass  # already compacted at or past it
+
+    # -- leases ------------------------------------------------------------------------
+
+    async def grant_lease(self, ttl: int) -> int:
+        resp = await self._call(self.lease_stub.LeaseGrant, rpc.LeaseGrantRequest(TTL=ttl))
+        return resp.ID
+
+    async def refresh_lease(self, lease_id: int) -> int:
+        """Renew a lease once; return its remaining TTL (0 or less: it has expired)."""
+
+        async def one():  # type: ignore[no-untyped-def]
+            yield rpc.LeaseKeepAliveRequest(ID=lease_id)
+
+        try:
+            async for resp in self.lease_stub.LeaseKeepAlive(one(), timeout=self.timeout):
+                return resp.TTL
+        except grpc.aio.AioRpcError as e:
+            raise StorageError(f"etcd: {e.code().name}: {e.details()}") from e
+        return 0
+
+    async def revoke_lease(self, lease_id: int) -> None:
+        await self._call(self.lease_stub.LeaseRevoke, rpc.LeaseRevokeRequest(ID=lease_id))
+
+    # -- watch -------------------------------------------------------------------------
+
+    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[WatchEvent]]:
+        """Batches of changes under ``prefix`` from ``start_revision`` on, in order.
+
+        Raises :class:`CompactedError` when that revision is gone and
+        :class:`StorageError` when the stream breaks (re-watch from the last
+        revision seen + 1).
+        """
+        queue: asyncio.Queue[rpc.WatchRequest | None] = asyncio.Queue()
+        await queue.put(
+            rpc.WatchRequest(
+                create_request=rpc.WatchCreateRequest(
+                    key=prefix.encode(),
+                    range_end=prefix_end(prefix),
+                    start_revision=start_revision,
+                    prev_kv=True,
+                    progress_notify=True,
+                )
+            )
+        )
+
+        async def requests():  # type: ignore[no-untyped-def]
+            while (req := await queue.get()) is not None:
+                yield req
+
+        call = self.watch_stub.Watch(requests())
+        try:
+            async for resp in call:
+                if resp.compact_revision:
+                    raise CompactedError(resp.compact_revision)
+                if resp.canceled:
+                    raise StorageError(f"etcd watch canceled: {resp.cancel_reason}")
+                if not resp.events:
+                    continue
+                batch = []
+                for ev in resp.events:
+                    if ev.type == rpc.Event.EventType.DELETE:
+                        batch.append(
+                            WatchEvent(
+                                EventType.DELETE,
+                                ev.kv.key.decode(),
+                                ev.prev_kv.value,
+                                ev.kv.mod_revision,
+                                False,
+                            )
+                        )
+                    else:
+                        batch.append(
+                            WatchEvent(
+                                EventType.PUT,
+                                ev.kv.key.decode(),
+                                ev.kv.value,
+                                ev.kv.mod_revision,
+                                ev.kv.create_revision == ev.kv.mod_revision,
+                            )
+                        )
+                yield batch
+            raise StorageError("etcd watch stream ended")
+        except grpc.aio.AioRpcError as e:
+            raise StorageError(f"etcd watch: {e.code().name}: {e.details()}") from e
+        finally:
+            await queue.put(None)
+            call.cancel()

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Start or stop the one-machine Skiff cluster under .skiff/ (used by `make up` / `make down`).
+# Every process started here is recorded in .skiff/pids/<name>.pid and only those are stopped.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STATE=${SKIFF_STATE:-$ROOT/.skiff}
+PIDS=$STATE/pids
+LOGS=$STATE/logs
+VENV=$ROOT/.venv
+ETCD_PORT=${SKIFF_ETCD_PORT:-2379}
+ETCD_PEER_PORT=${SKIFF_ETCD_PEER_PORT:-2380}
+NATS_PORT=${SKIFF_NATS_PORT:-4222}
+API_PORT=${SKIFF_API_PORT:-6443}
+
+running() { [ -f "$PIDS/$1.pid" ] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
+
+start_bg() { # name, command...
+  local name=$1; shift
+  if running "$name"; then echo "  $name already running (pid $(cat "$PIDS/$name.pid"))"; return; fi
+  nohup "$@" >"$LOGS/$name.log" 2>&1 &
+  echo $! >"$PIDS/$name.pid"
+  echo "  started $name (pid $!, log $LOGS/$name.log)"
+}
+
+wait_for() { # description, command...
+  local what=$1; shift
+  for _ in $(seq 1 150); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  echo "timed out waiting for $what" >&2
+  return 1
+}
+
+up() {
+  mkdir -p "$PIDS" "$LOGS" "$STATE/etcd" "$STATE/nats"
+  echo "Starting Skiff in $STATE"
+  start_bg etcd etcd --name skiff --data-dir "$STATE/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "skiff=http://127.0.0.1:$ETCD_PEER_PORT"
+  start_bg nats nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$STATE/nats"
+  wait_for etcd etcdctl --endpoints "127.0.0.1:$ETCD_PORT" endpoint health
+  wait_for nats bash -c "exec 3<>/dev/tcp/127.0.0.1/$NATS_PORT"
+  start_bg apiserver "$VENV/bin/skiff-apiserver" --etcd-servers "127.0.0.1:$ETCD_PORT" \
+    --nats-url "nats://127.0.0.1:$NATS_PORT" --port "$API_PORT"
+  wait_for "apiserver /readyz" curl -sf "http://127.0.0.1:$API_PORT/readyz"
+  write_kubeconfig
+  cat <<MSG
+
+Skiff is up. Use it with kubectl:
+  export KUBECONFIG=$STATE/kubeconfig
+  kubectl get namespaces
+  kubectl create deployment web --image=busybox
+Stop it with: make down
+MSG
+}
+
+write_kubeconfig() {
+  cat >"$STATE/kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: skiff
+  cluster:
+    server: http://127.0.0.1:$API_PORT
+contexts:
+- name: skiff
+  context:
+    cluster: skiff
+    user: admin
+    namespace: default
+current-context: skiff
+users:
+- name: admin
+  user: {}
+KC
+}
+
+stop_one() {
+  local name=$1
+  if [ -f "$PIDS/$name.pid" ]; then
+    local pid; pid=$(cat "$PIDS/$name.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+      echo "  stopped $name (pid $pid)"
+    fi
+    rm -f "$PIDS/$name.pid"
+  fi
+}
+
+down() {
+  echo "Stopping Skiff"
+  for name in apiserver nats etcd; do stop_one "$name"; done
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  kubeconfig) write_kubeconfig ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac

@@ -1,0 +1,82 @@
+"""``skiff-apiserver``: flags with environment-variable fallbacks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+
+from skiff.log import setup_logging
+from skiff.tracing import setup_tracing
+
+from .server import ApiServer, Settings
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    d = Settings()
+    p = argparse.ArgumentParser(prog="skiff-apiserver", description=__doc__)
+    p.add_argument(
+        "--etcd-servers",
+        default=_env("SKIFF_ETCD_SERVERS", d.etcd),
+        help="etcd endpoint host:port (env SKIFF_ETCD_SERVERS)",
+    )
+    p.add_argument(
+        "--nats-url", default=_env("SKIFF_NATS_URL", d.nats), help="NATS URL (env SKIFF_NATS_URL)"
+    )
+    p.add_argument(
+        "--bind-address",
+        default=_env("SKIFF_BIND_ADDRESS", d.bind_address),
+        help="address to listen on; loopback until authentication lands",
+    )
+    p.add_argument(
+        "--secure-port",
+        "--port",
+        dest="port",
+        type=int,
+        default=int(_env("SKIFF_PORT", str(d.port))),
+    )
+    p.add_argument(
+        "--grpc-port",
+        type=int,
+        default=int(_env("SKIFF_GRPC_PORT", str(d.grpc_port))),
+        help="port of the gRPC object API (0: off)",
+    )
+    p.add_argument(
+        "--compaction-interval",
+        type=float,
+        default=float(_env("SKIFF_COMPACTION_INTERVAL", str(d.compaction_interval))),
+        help="seconds between etcd compactions",
+    )
+    p.add_argument("--no-pump", action="store_true", help="do not campaign to run the event pump")
+    p.add_argument("--log-level", default=_env("SKIFF_LOG_LEVEL", "info"))
+    a = p.parse_args(argv)
+    setup_logging("apiserver", level=a.log_level)
+    return Settings(
+        etcd=a.etcd_servers,
+        nats=a.nats_url,
+        bind_address=a.bind_address,
+        port=a.port,
+        grpc_port=a.grpc_port,
+        compaction_interval=a.compaction_interval,
+        run_pump=not a.no_pump,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = parse_args(argv)
+    setup_tracing("skiff-apiserver")
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(ApiServer(settings).run_until_signalled())
+
+
+if __name__ == "__main__":
+    main()

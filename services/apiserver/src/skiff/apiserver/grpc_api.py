@@ -1,0 +1,301 @@
+"""The object API over gRPC (``proto/skiff/rpc/v1/objects.proto``), plus health and reflection.
+
+Requests go through the same :class:`~.store.Store` as REST, so admission,
+validation and storage rules are identical. Errors are gRPC statuses carrying
+the Kubernetes ``Status`` JSON in the ``k8s-status-bin`` trailer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import orjson
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from skiff import tracing
+from skiff.api import errors
+from skiff.api.errors import ApiError
+from skiff.api.resources import REGISTRY, ResourceInfo
+from skiff.api.selectors import parse_field_selector, parse_label_selector
+from skiff.log import get_logger
+from skiff.rpc.v1 import objects_pb2 as pb
+from skiff.rpc.v1 import objects_pb2_grpc as pb_grpc
+
+from . import store as st
+from .store import DeleteOptions, ListOptions, Store, WriteOptions
+
+log = get_logger(__name__)
+_tracer = tracing.tracer("skiff.apiserver.grpc")
+
+_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    405: grpc.StatusCode.UNIMPLEMENTED,
+    409: grpc.StatusCode.ABORTED,
+    410: grpc.StatusCode.OUT_OF_RANGE,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    415: grpc.StatusCode.INVALID_ARGUMENT,
+    422: grpc.StatusCode.INVALID_ARGUMENT,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+STATUS_TRAILER = "k8s-status-bin"
+_PATCH_TYPES = {
+    pb.PATCH_TYPE_JSON: st.PATCH_JSON,
+    pb.PATCH_TYPE_MERGE: st.PATCH_MERGE,
+    pb.PATCH_TYPE_STRATEGIC_MERGE: st.PATCH_STRATEGIC,
+    pb.PATCH_TYPE_APPLY: st.PATCH_APPLY,
+}
+
+
+def _info(ref: pb.ResourceRef) -> ResourceInfo:
+    info = REGISTRY.by_path(ref.group, ref.version or "v1", ref.resource)
+    if info is None:
+        gv = f"{ref.group}/{ref.version}" if ref.group else ref.version
+        raise ApiError(
+            404,
+            errors.Reason.NOT_FOUND,
+            f"the server could not find the requested resource ({ref.resource} in {gv or 'v1'})",
+        )
+    return info
+
+
+def _ns(info: ResourceInfo, ref: pb.ResourceRef) -> str | None:
+    return (ref.namespace or None) if info.namespaced else None
+
+
+def _named(info: ResourceInfo, ref: pb.ResourceRef) -> str:
+    if not ref.name:
+        raise errors.bad_request("ref.name is required")
+    if info.namespaced and not ref.namespace:
+        raise errors.bad_request(f"ref.namespace is required for {info.plural}")
+    if ref.subresource and ref.subresource not in ("status",):
+        raise errors.bad_request(
+            f"subresource {ref.subresource!r} is not served over gRPC; use REST"
+        )
+    return ref.name
+
+
+def _obj(raw: bytes) -> dict[str, Any]:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise errors.bad_request(f"object is not valid JSON: {e}") from e
+    if not isinstance(obj, dict):
+        raise errors.bad_request("object must be a JSON object")
+    return obj
+
+
+def _write_opts(o: pb.WriteOptions, context: grpc.aio.ServicerContext) -> WriteOptions:
+    fv = o.field_validation or "Strict"
+    if fv not in ("Strict", "Warn", "Ignore"):
+        raise errors.bad_request(
+            f'fieldValidation must be one of "Ignore", "Warn" or "Strict", not "{fv}"'
+        )
+    manager = (
+        o.field_manager
+        or dict(context.invocation_metadata() or ())
+        .get("user-agent", "grpc")
+        .split("/")[0]
+        .split(" ")[0]
+    )
+    return WriteOptions(
+        dry_run=o.dry_run, field_manager=manager, field_validation=fv, force=o.force
+    )
+
+
+async def _abort(context: grpc.aio.ServicerContext, e: ApiError) -> None:
+    context.set_trailing_metadata(((STATUS_TRAILER, orjson.dumps(e.status())),))
+    await context.abort(_CODES.get(e.code, grpc.StatusCode.INTERNAL), e.message)
+
+
+def _guard(fn):  # type: ignore[no-untyped-def]
+    """Turn ApiError (and any surprise) into a gRPC status with the Status trailer."""
+
+    async def wrapper(self, request, context):  # type: ignore[no-untyped-def]
+        ctx = tracing.extract(dict(context.invocation_metadata() or ()))
+        with _tracer.start_as_current_span(f"grpc {fn.__name__}", context=ctx):
+            try:
+                return await fn(self, request, context)
+            except ApiError as e:
+                await _abort(context, e)
+            except (asyncio.CancelledError, grpc.aio.AbortError):
+                raise
+            except Exception as e:
+                log.exception("grpc call failed", method=fn.__name__)
+                await _abort(context, errors.internal(f"an internal error occurred: {e}"))
+
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+class ObjectService(pb_grpc.ObjectServiceServicer):
+    """Get, List, Create, Update, Patch, Delete and Watch on any served resource."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @_guard
+    async def Get(self, request: pb.GetRequest, context) -> pb.ObjectReply:  # type: ignore[no-untyped-def]
+        info = _info(request.ref)
+        obj = await self.store.get(info, _ns(info, request.ref), _named(info, request.ref))
+        return pb.ObjectReply(object=orjson.dumps(obj))
+
+    @_guard
+    async def List(self, request: pb.ListRequest, context) -> pb.ListReply:  # type: ignore[no-untyped-def]
+        info = _info(request.ref)
+        result = await self.store.list(info, _ns(info, request.ref), _list_opts(request))
+        return pb.ListReply(
+            items=[orjson.dumps(o) for o in result.items],
+            resource_version=str(result.resource_version),
+            **{"continue": result.continue_token},
+        )
+
+    @_guard
+    async def Create(self, request: pb.CreateRequest, context) -> pb.ObjectReply:  # type: ignore[no-untyped-def]
+        info = _info(request.ref)
+        if info.namespaced and not request.ref.namespace:
+            raise errors.bad_request(f"ref.namespace is required for {info.plural}")
+        opts = _write_opts(request.options, context)
+        obj = await self.store.create(info, _ns(info, request.ref), _obj(request.object), opts)
+        return pb.ObjectReply(object=orjson.dumps(obj), warnings=opts.warnings)
+
+    @_guard
+    async def Update(self, request: pb.UpdateRequest, context) -> pb.ObjectReply:  # type: ignore[no-untyped-def]
+        info = _info(request.ref)
+        opts = _write_opts(request.options, context)
+        obj = await self.store.update(
+            info,
+            _ns(info, request.ref),
+            _named(info, request.ref),
+            _obj(request.object),
+            opts,
+            subresource=request.ref.subresource,
+        )
+        return pb.ObjectReply(object=orjson.dumps(obj), warnings=opts.warnings)
+
+    @_guard
+    async def Patch(self, request: pb.PatchRequest, context) -> pb.ObjectReply:  # type: ignore[no-untyped-def]
+        info = _info(request.ref)
+        opts = _write_opts(request.options, context)
+        patch_type = _PATCH_TYPES.get(request.type)
+        if patch_type is None:
+            raise errors.bad_request("patch type is required")
+        if request.type == pb.PATCH_TYPE_APPLY and not request.options.field_manager:
+            opts.field_manager = ""
+        try:
+            body = orjson.loads(request.patch)
+        except orjson.JSONDecodeError as e:
+            raise errors.bad_request(f"patch is not valid JSON: {e}") from e
+        obj = await self.store.patch(
+            info,
+            _ns(info, request.ref),
+            _named(info, request.ref),
+            patch_type,
+            body,
+            opts,
+            subresource=request.ref.subresource,
+        )
+        return pb.ObjectReply(object=orjson.dumps(obj), warnings=opts.warnings)
+
+    @_guard
+    async def Delete(self, request: pb.DeleteRequest, context) -> pb.DeleteReply:  # type: ignore[no-untyped-def]
+        info = _info(request.ref)
+        opts = DeleteOptions(
+            grace_period_seconds=request.grace_period_seconds
+            if request.HasField("grace_period_seconds")
+            else None,
+            propagation_policy=request.propagation_policy or None,
+            precondition_uid=request.precondition_uid or None,
+            precondition_rv=request.precondition_resource_version or None,
+            dry_run=request.dry_run,
+        )
+        obj, deleted = await self.store.delete(
+            info, _ns(info, request.ref), _named(info, request.ref), opts
+        )
+        return pb.DeleteReply(object=orjson.dumps(obj), deleted=deleted)
+
+    async def Watch(self, request: pb.WatchRequest, context):  # type: ignore[no-untyped-def]
+        try:
+            info = _info(request.ref)
+            opts = _list_opts(request)
+            watcher, initial, _ = await self.store.watch(
+                info, _ns(info, request.ref), opts, send_initial=request.send_initial_events
+            )
+        except ApiError as e:
+            await _abort(context, e)
+            return
+        timeout = request.timeout_seconds or 1800
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            for obj in initial:
+                yield pb.WatchEvent(type="ADDED", object=orjson.dumps(obj))
+            while (left := deadline - loop.time()) > 0:
+                try:
+                    event = await asyncio.wait_for(watcher.queue.get(), min(left, 5.0))
+                except TimeoutError:
+                    if request.allow_bookmarks and watcher.queue.empty():
+                        yield pb.WatchEvent(
+                            type="BOOKMARK",
+                            object=orjson.dumps(
+                                {
+                                    "kind": info.kind,
+                                    "apiVersion": info.api_version,
+                                    "metadata": {"resourceVersion": str(self.store.cache.revision)},
+                                }
+                            ),
+                        )
+                    continue
+                if event is None:
+                    return
+                yield pb.WatchEvent(type=event.type, object=orjson.dumps(event.obj))
+        finally:
+            self.store.cache.unwatch(info, watcher)
+
+
+def _list_opts(request) -> ListOptions:  # type: ignore[no-untyped-def]
+    return ListOptions(
+        label_selector=parse_label_selector(request.label_selector)
+        if request.label_selector
+        else None,
+        field_selector=parse_field_selector(request.field_selector)
+        if request.field_selector
+        else None,
+        limit=getattr(request, "limit", 0),
+        continue_token=getattr(request, "continue", ""),
+        resource_version=request.resource_version,
+        resource_version_match=getattr(request, "resource_version_match", ""),
+    )
+
+
+async def start_grpc(store: Store, address: str) -> tuple[grpc.aio.Server, health.HealthServicer]:
+    """Start the gRPC server with the object service, health and reflection."""
+    server = grpc.aio.server()
+    pb_grpc.add_ObjectServiceServicer_to_server(ObjectService(store), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (
+        pb.DESCRIPTOR.services_by_name["ObjectService"].full_name,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+    server.add_insecure_port(address)
+    await server.start()
+    return server, health_servicer
+
+
+def set_serving(health_servicer: health.HealthServicer, serving: bool) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    health_servicer.set("", status)
+    health_servicer.set("skiff.rpc.v1.ObjectService", status)

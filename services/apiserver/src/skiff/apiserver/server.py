@@ -1,0 +1,157 @@
+"""Wiring of one apiserver process: etcd, NATS, pump, watch cache, REST, compaction."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+
+import uvicorn
+from skiff.log import get_logger
+from skiff.storage.etcd import EtcdBackend, StorageError
+
+from . import events as ev
+from .grpc_api import set_serving, start_grpc
+from .pump import EventPump
+from .rest import RestApi
+from .store import Store
+from .watchcache import WatchCache
+
+log = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Settings:
+    """Flags and their environment-variable fallbacks (see ``__main__``)."""
+
+    etcd: str = "127.0.0.1:2379"
+    nats: str = "nats://127.0.0.1:4222"
+    bind_address: str = "127.0.0.1"
+    port: int = 6443
+    grpc_port: int = 6444
+    compaction_interval: float = 300.0
+    compaction_keep: int = 10_000
+    watch_window: int = 10_000
+    run_pump: bool = True
+
+
+class ApiServer:
+    """One apiserver: every long-lived task is named, supervised and cancelled on stop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.etcd = EtcdBackend(settings.etcd)
+        self.nc = None
+        self.cache: WatchCache | None = None
+        self.store: Store | None = None
+        self.pump: EventPump | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._uvicorn: uvicorn.Server | None = None
+        self._grpc = None
+
+    def ready(self) -> bool:
+        return self.cache is not None and self.cache.ready.is_set()
+
+    async def start(self) -> None:
+        await self.etcd.connect()
+        self.nc = await ev.connect(self.settings.nats, "skiff-apiserver")
+        self.cache = WatchCache(self.etcd, self.nc, window=self.settings.watch_window)
+        self.store = Store(self.etcd, self.cache)
+        self._spawn(self.cache.run(), "watch-cache")
+        if self.settings.run_pump:
+            self.pump = EventPump(self.etcd, self.nc)
+            self._spawn(self.pump.run(), "event-pump")
+        self._spawn(self._compactor(), "compactor")
+        app = RestApi(self.store, is_ready=self.ready)
+        config = uvicorn.Config(
+            app,
+            host=self.settings.bind_address,
+            port=self.settings.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            loop="none",
+            http="httptools",
+            timeout_graceful_shutdown=2,
+        )
+        self._uvicorn = uvicorn.Server(config)
+        self._uvicorn.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._spawn(self._uvicorn.serve(), "http")
+        if self.settings.grpc_port:
+            self._grpc, health = await start_grpc(
+                self.store, f"{self.settings.bind_address}:{self.settings.grpc_port}"
+            )
+            self._spawn(self._grpc_health(health), "grpc-health")
+
+    async def _grpc_health(self, health) -> None:  # type: ignore[no-untyped-def]
+        set_serving(health, False)
+        assert self.cache is not None
+        while True:
+            await self.cache.ready.wait()
+            set_serving(health, True)
+            # Readiness has no "lost" event; checking once a second is enough for health.
+            while self.cache.ready.is_set():  # noqa: ASYNC110
+                await asyncio.sleep(1)
+            set_serving(health, False)
+
+    def _spawn(self, coro, name: str) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("task failed", task=task.get_name(), error=repr(exc))
+
+    async def _compactor(self) -> None:
+        """Compact etcd history older than ``compaction_keep`` revisions, periodically."""
+        while True:
+            await asyncio.sleep(self.settings.compaction_interval)
+            if self.pump is None or not self.pump.is_leader:
+                continue
+            try:
+                rev = await self.etcd.current_revision()
+                target = rev - self.settings.compaction_keep
+                if target > 0:
+                    await self.etcd.compact(target)
+                    log.info("compacted etcd", revision=target)
+            except StorageError as e:
+                log.warning("compaction failed", error=str(e))
+
+    async def wait_started(self, timeout: float = 30) -> None:
+        assert self._uvicorn is not None
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while not self._uvicorn.started:
+            if loop.time() > end:
+                raise TimeoutError("apiserver did not start listening")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+        if self._grpc is not None:
+            await self._grpc.stop(1)
+        for t in reversed(self._tasks):
+            if t.get_name() != "http":
+                t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+        await self.etcd.close()
+
+    async def run_until_signalled(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        log.info("apiserver serving", address=self.settings.bind_address, port=self.settings.port)
+        await stop.wait()
+        log.info("apiserver stopping")
+        await self.stop()

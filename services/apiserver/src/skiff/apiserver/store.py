@@ -1,0 +1,842 @@
+"""The generic registry: create, read, update, patch, delete, list and watch.
+
+Both the REST and the gRPC front ends call this one path, so admission,
+defaulting, validation and storage rules hold whichever door a request uses.
+Reads of single objects and paginated lists go to etcd; other lists and all
+watches are served from the watch cache once it has reached the revision the
+request needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from opentelemetry import trace
+from skiff import tracing
+from skiff.api import apply as ssa
+from skiff.api import errors
+from skiff.api import patch as patching
+from skiff.api.errors import ApiError, Cause
+from skiff.api.resources import REGISTRY, ResourceInfo
+from skiff.api.selectors import FieldSelector, LabelSelector
+from skiff.log import get_logger
+from skiff.storage.etcd import (
+    CompactedError,
+    ConflictError,
+    EtcdBackend,
+    KeyExistsError,
+    KeyValue,
+    StorageError,
+)
+
+from . import admission
+from .watchcache import WatchCache, Watcher, decode
+
+log = get_logger(__name__)
+_tracer = tracing.tracer("skiff.apiserver.store")
+
+TRACE_FIELD = "__trace"
+MAX_OBJECT_BYTES = 1536 * 1024  # etcd's request limit, as kube-apiserver enforces
+CONSISTENT_READ_WAIT = 3.0
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+NAMESPACES = REGISTRY.by_path("", "v1", "namespaces")
+
+PATCH_JSON = "application/json-patch+json"
+PATCH_MERGE = "application/merge-patch+json"
+PATCH_STRATEGIC = "application/strategic-merge-patch+json"
+PATCH_APPLY = "application/apply-patch+yaml"
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(slots=True)
+class WriteOptions:
+    """Query options shared by create, update and patch."""
+
+    dry_run: bool = False
+    field_manager: str = ""
+    field_validation: str = "Strict"
+    force: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class DeleteOptions:
+    grace_period_seconds: int | None = None
+    propagation_policy: str | None = None
+    precondition_uid: str | None = None
+    precondition_rv: str | None = None
+    dry_run: bool = False
+
+
+@dataclass(slots=True)
+class ListOptions:
+    label_selector: LabelSelector | None = None
+    field_selector: FieldSelector | None = None
+    limit: int = 0
+    continue_token: str = ""
+    resource_version: str = ""
+    resource_version_match: str = ""
+
+
+@dataclass(slots=True)
+class ListResult:
+    items: list[dict[str, Any]]
+    resource_version: int
+    continue_token: str = ""
+    remaining: int | None = None
+
+
+def _encode(obj: dict[str, Any]) -> bytes:
+    """Stored form: the object without resourceVersion, plus the writer's trace context."""
+    meta = obj["metadata"]
+    rv = meta.pop("resourceVersion", None)
+    carrier: dict[str, str] = {}
+    if trace.get_current_span().get_span_context().is_valid:
+        tracing.inject(carrier)
+    if carrier:
+        obj[TRACE_FIELD] = carrier
+    try:
+        return orjson.dumps(obj)
+    finally:
+        obj.pop(TRACE_FIELD, None)
+        if rv is not None:
+            meta["resourceVersion"] = rv
+
+
+def _strip_for_compare(obj: dict[str, Any]) -> dict[str, Any]:
+    out = dict(obj)
+    meta = dict(out.get("metadata") or {})
+    for k in ("resourceVersion", "managedFields"):
+        meta.pop(k, None)
+    out["metadata"] = meta
+    return out
+
+
+def _spec_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """Everything but metadata and status: a change here bumps metadata.generation."""
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+def _encode_continue(revision: int, start: str) -> str:
+    raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": start})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_continue(token: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = orjson.loads(raw)
+        return int(data["rv"]), str(data["start"])
+    except Exception as e:
+        raise errors.bad_request(f"continue key is not valid: {e}") from e
+
+
+class Store:
+    """Storage rules of the Kubernetes API, on etcd and the watch cache."""
+
+    def __init__(self, etcd: EtcdBackend, cache: WatchCache) -> None:
+        self.etcd = etcd
+        self.cache = cache
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def _get_kv(self, info: ResourceInfo, namespace: str | None, name: str) -> KeyValue:
+        try:
+            kv = await self.etcd.get(info.etcd_key(namespace, name))
+        except StorageError as e:
+            raise errors.unavailable(f"storage is unavailable: {e}") from e
+        if kv is None:
+            raise errors.not_found(info.plural, name, info.group)
+        return kv
+
+    async def get(self, info: ResourceInfo, namespace: str | None, name: str) -> dict[str, Any]:
+        kv = await self._get_kv(info, namespace, name)
+        return decode(kv.value, kv.mod_revision)
+
+    async def list(
+        self, info: ResourceInfo, namespace: str | None, opts: ListOptions
+    ) -> ListResult:
+        matches = _matcher(info, opts)
+        if opts.limit > 0 or opts.continue_token or opts.resource_version_match == "Exact":
+            return await self._list_etcd(info, namespace, opts, matches)
+        revision = await self._wait_cache(opts.resource_version, exact_ok=False)
+        if revision is None:
+            return await self._list_etcd(info, namespace, opts, matches)
+        rc = self.cache.of(info)
+        prefix = info.etcd_prefix(namespace)
+        name = opts.field_selector.single_value("metadata.name") if opts.field_selector else None
+        if name is not None:
+            obj = (
+                rc.objects.get(info.etcd_key(namespace, name))
+                if namespace or not info.namespaced
+                else None
+            )
+            candidates = (
+                [obj]
+                if obj is not None
+                else [
+                    o
+                    for k, o in rc.objects.items()
+                    if k.startswith(prefix) and o["metadata"].get("name") == name
+                ]
+            )
+            keys = None
+        else:
+            keys = sorted(k for k in rc.objects if k.startswith(prefix))
+            candidates = [rc.objects[k] for k in keys]
+        items = [o for o in candidates if matches(o)]
+        return ListResult(items, self.cache.revision)
+
+    async def _wait_cache(self, resource_version: str, *, exact_ok: bool) -> int | None:
+        """The revision to serve a cached read at, or None to read etcd instead."""
+        if resource_version == "0":
+            if self.cache.ready.is_set():
+                return self.cache.revision
+            return None
+        if resource_version:
+            try:
+                wanted = int(resource_version)
+            except ValueError as e:
+                raise errors.bad_request(
+                    f"invalid resource version {resource_version!r}: must be an integer"
+                ) from e
+            if not await self.cache.wait_for(wanted, CONSISTENT_READ_WAIT):
+                if self.cache.ready.is_set():
+                    raise errors.timeout(
+                        f"Too large resource version: {wanted}, current: {self.cache.revision}"
+                    )
+                return None
+            return self.cache.revision
+        try:
+            wanted = await self.etcd.current_revision()
+        except StorageError as e:
+            raise errors.unavailable(f"storage is unavailable: {e}") from e
+        if await self.cache.wait_for(wanted, CONSISTENT_READ_WAIT):
+            return self.cache.revision
+        log.warning(
+            "watch cache behind etcd; reading etcd", wanted=wanted, cached=self.cache.revision
+        )
+        return None
+
+    async def _list_etcd(
+        self, info: ResourceInfo, namespace: str | None, opts: ListOptions, matches
+    ) -> ListResult:  # type: ignore[no-untyped-def]
+        prefix = info.etcd_prefix(namespace)
+        revision = 0
+        start: str | None = None
+        if opts.continue_token:
+            revision, start = _decode_continue(opts.continue_token)
+            if not start.startswith(prefix):
+                raise errors.bad_request("continue key does not belong to this list")
+        elif (
+            opts.resource_version
+            and opts.resource_version != "0"
+            and (opts.resource_version_match == "Exact")
+        ):
+            revision = int(opts.resource_version)
+        items: list[dict[str, Any]] = []
+        limit = opts.limit
+        try:
+            while True:
+                page = max(limit - len(items), 1) if limit else 2000
+                kvs, rev, more = await self.etcd.range(
+                    prefix, start=start, revision=revision, limit=page if limit else 2000
+                )
+                revision = revision or rev
+                for kv in kvs:
+                    obj = decode(kv.value, kv.mod_revision)
+                    if matches(obj):
+                        items.append(obj)
+                if not more or not kvs:
+                    return ListResult(items, revision)
+                start = kvs[-1].key + "\0"
+                if limit and len(items) >= limit:
+                    return ListResult(items, revision, _encode_continue(revision, start))
+        except CompactedError as e:
+            raise errors.gone(
+                "The provided continue parameter is too old to display a consistent list "
+                "result. You can start a new list without the continue parameter."
+            ) from e
+        except StorageError as e:
+            raise errors.unavailable(f"storage is unavailable: {e}") from e
+
+    async def watch(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        opts: ListOptions,
+        *,
+        send_initial: bool | None = None,
+    ) -> tuple[Watcher, list[dict[str, Any]], int]:
+        """Open a watch; returns (watcher, objects to send as ADDED first, start revision)."""
+        matches = _matcher(info, opts, namespace)
+        rv = opts.resource_version
+        if not self.cache.ready.is_set() and not await self.cache.wait_for(0, 10):
+            raise errors.unavailable("the watch cache is not ready yet")
+        initial: list[dict[str, Any]] = []
+        if rv in ("", "0") or send_initial:
+            if rv == "" or send_initial:
+                await self._wait_cache("", exact_ok=False)
+            rc = self.cache.of(info)
+            prefix = info.etcd_prefix(namespace)
+            keys = sorted(k for k in rc.objects if k.startswith(prefix))
+            initial = [rc.objects[k] for k in keys if matches(rc.objects[k])]
+            since = self.cache.revision
+        else:
+            try:
+                since = int(rv)
+            except ValueError as e:
+                raise errors.bad_request(f"invalid resource version {rv!r}") from e
+            if since > self.cache.revision and not await self.cache.wait_for(
+                since, CONSISTENT_READ_WAIT
+            ):
+                raise errors.timeout(
+                    f"Too large resource version: {since}, current: {self.cache.revision}"
+                )
+        return self.cache.watch(info, since, matches), initial, since
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def _check_namespace(self, info: ResourceInfo, namespace: str | None) -> None:
+        if not info.namespaced:
+            return
+        assert NAMESPACES is not None
+        key = NAMESPACES.etcd_key(None, namespace or "")
+        ns = self.cache.of(NAMESPACES).objects.get(key)
+        if ns is None:
+            kv = await self.etcd.get(key)
+            ns = decode(kv.value, kv.mod_revision) if kv else None
+        if ns is None:
+            raise errors.not_found("namespaces", namespace or "")
+        if ns["metadata"].get("deletionTimestamp"):
+            raise errors.ApiError(
+                403,
+                errors.Reason.FORBIDDEN,
+                f'{info.plural} "{""}" is forbidden: unable to create new content in namespace '
+                f"{namespace} because it is being terminated",
+                kind=info.plural,
+                group=info.group,
+            )
+
+    def _prepare(self, info: ResourceInfo, obj: dict[str, Any], opts: WriteOptions) -> None:
+        """Decode-time checks: apiVersion/kind, unknown fields, types."""
+        api_version = obj.get("apiVersion")
+        kind = obj.get("kind")
+        if api_version and api_version != info.api_version:
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API "
+                f"version ({info.api_version})"
+            )
+        if kind and kind != info.kind:
+            raise errors.bad_request(
+                f"the kind in the data ({kind}) does not match the expected kind ({info.kind})"
+            )
+        obj["apiVersion"] = info.api_version
+        obj["kind"] = info.kind
+        meta = obj.get("metadata")
+        if meta is None:
+            obj["metadata"] = meta = {}
+        elif not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        admission.check_schema(info, obj, opts)
+
+    async def create(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        obj: dict[str, Any],
+        opts: WriteOptions,
+        *,
+        managed: bool = False,
+    ) -> dict[str, Any]:
+        with _tracer.start_as_current_span(
+            "store.create", attributes={"k8s.resource": info.plural}
+        ):
+            self._prepare(info, obj, opts)
+            meta = obj["metadata"]
+            if info.namespaced:
+                ns = meta.get("namespace") or namespace
+                if namespace and meta.get("namespace") and meta["namespace"] != namespace:
+                    raise errors.bad_request(
+                        "the namespace of the provided object does not match the namespace "
+                        "sent on the request"
+                    )
+                meta["namespace"] = ns
+            else:
+                meta.pop("namespace", None)
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = meta["generateName"] + "".join(
+                    secrets.choice(_NAME_CHARS) for _ in range(5)
+                )
+            admission.prepare_create(info, obj, now_rfc3339())
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = now_rfc3339()
+            meta["generation"] = 1
+            for k in (
+                "resourceVersion",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+            ):
+                meta.pop(k, None)
+            admission.default_and_validate(info, obj, None, opts)
+            await self._check_namespace(info, meta.get("namespace"))
+            if not managed:
+                admission.track_fields(info, None, obj, opts, "")
+            value = _encode(obj)
+            if len(value) > MAX_OBJECT_BYTES:
+                raise errors.too_large(
+                    f"object is too large: {len(value)} bytes, the limit is {MAX_OBJECT_BYTES}"
+                )
+            if opts.dry_run:
+                return obj
+            key = info.etcd_key(meta.get("namespace"), meta["name"])
+            try:
+                with _tracer.start_as_current_span("etcd.txn.create", kind=trace.SpanKind.CLIENT):
+                    rev = await self.etcd.create(key, value)
+            except KeyExistsError as e:
+                raise errors.already_exists(info.plural, meta["name"], info.group) from e
+            except StorageError as e:
+                raise errors.unavailable(f"storage is unavailable: {e}") from e
+            meta["resourceVersion"] = str(rev)
+            return obj
+
+    async def update(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        obj: dict[str, Any],
+        opts: WriteOptions,
+        *,
+        subresource: str = "",
+    ) -> dict[str, Any]:
+        self._prepare(info, obj, opts)
+        meta = obj["metadata"]
+        if meta.get("name") and meta["name"] != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL "
+                f"({name})"
+            )
+        if info.namespaced and meta.get("namespace") and meta["namespace"] != namespace:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request"
+            )
+        wanted_rv = meta.get("resourceVersion") or None
+        return await self._update_with(
+            info,
+            namespace,
+            name,
+            lambda _old: obj,
+            opts,
+            subresource=subresource,
+            precondition_rv=wanted_rv,
+        )
+
+    async def update_with(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        mutate,  # type: ignore[no-untyped-def]
+        opts: WriteOptions,
+        *,
+        subresource: str = "",
+        create_if_missing=None,  # type: ignore[no-untyped-def]
+    ) -> dict[str, Any]:
+        """Read-modify-write with retries on conflict: ``mutate(current) -> new object``."""
+        return await self._update_with(
+            info,
+            namespace,
+            name,
+            mutate,
+            opts,
+            subresource=subresource,
+            create_if_missing=create_if_missing,
+        )
+
+    async def _update_with(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        mutate,  # type: ignore[no-untyped-def]
+        opts: WriteOptions,
+        *,
+        subresource: str = "",
+        precondition_rv: str | None = None,
+        create_if_missing=None,  # type: ignore[no-untyped-def]
+        managed: bool = False,
+    ) -> dict[str, Any]:
+        with _tracer.start_as_current_span(
+            "store.update", attributes={"k8s.resource": info.plural, "k8s.subresource": subresource}
+        ):
+            for _attempt in range(16):
+                try:
+                    kv = await self.etcd.get(info.etcd_key(namespace, name))
+                except StorageError as e:
+                    raise errors.unavailable(f"storage is unavailable: {e}") from e
+                if kv is None:
+                    if create_if_missing is not None:
+                        return await create_if_missing()
+                    raise errors.not_found(info.plural, name, info.group)
+                old = decode(kv.value, kv.mod_revision)
+                if precondition_rv is not None and precondition_rv != str(kv.mod_revision):
+                    raise errors.conflict(
+                        info.plural,
+                        name,
+                        info.group,
+                        "the object has been modified; please apply your changes to the latest "
+                        "version and try again",
+                    )
+                new = mutate(copy.deepcopy(old))
+                if new.get("apiVersion") is None or new.get("metadata") is None:
+                    self._prepare(info, new, opts)
+                new = self._merge_update(info, old, new, subresource, opts, managed)
+                if new is None:
+                    return old  # nothing changed: no write, same resourceVersion
+                value = _encode(new)
+                if len(value) > MAX_OBJECT_BYTES:
+                    raise errors.too_large(
+                        f"object is too large: {len(value)} bytes, the limit is {MAX_OBJECT_BYTES}"
+                    )
+                if opts.dry_run:
+                    return new
+                nm = new["metadata"]
+                try:
+                    if (
+                        nm.get("deletionTimestamp")
+                        and not nm.get("finalizers")
+                        and (
+                            info is not NAMESPACES or not (new.get("spec") or {}).get("finalizers")
+                        )
+                        and not _graceful_pending(info, new)
+                    ):
+                        with _tracer.start_as_current_span("etcd.txn.delete"):
+                            rev = await self.etcd.delete(kv.key, kv.mod_revision)
+                    else:
+                        with _tracer.start_as_current_span(
+                            "etcd.txn.update", kind=trace.SpanKind.CLIENT
+                        ):
+                            rev = await self.etcd.update(kv.key, value, kv.mod_revision)
+                except ConflictError:
+                    if precondition_rv is not None:
+                        raise errors.conflict(
+                            info.plural,
+                            name,
+                            info.group,
+                            "the object has been modified; please apply your changes to the "
+                            "latest version and try again",
+                        ) from None
+                    continue
+                except StorageError as e:
+                    raise errors.unavailable(f"storage is unavailable: {e}") from e
+                nm["resourceVersion"] = str(rev)
+                return new
+            raise errors.conflict(
+                info.plural, name, info.group, "too many concurrent updates; try again"
+            )
+
+    def _merge_update(
+        self,
+        info: ResourceInfo,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        subresource: str,
+        opts: WriteOptions,
+        managed: bool = False,
+    ) -> dict[str, Any] | None:
+        """Apply update rules to ``new`` given ``old``; None when nothing would change."""
+        new["apiVersion"] = info.api_version
+        new["kind"] = info.kind
+        om, nm = old["metadata"], new.setdefault("metadata", {})
+        if not isinstance(nm, dict):
+            raise errors.bad_request("metadata must be an object")
+        if subresource == "status":
+            result = copy.deepcopy(old)
+            result["status"] = new.get("status")
+            if result["status"] is None:
+                result.pop("status")
+            new = result
+            nm = new["metadata"]
+        elif info.has_status and subresource == "":
+            if "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+        for k in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "name",
+            "namespace",
+            "generation",
+        ):
+            if k in om:
+                nm[k] = om[k]
+            else:
+                nm.pop(k, None)
+        nm.pop("selfLink", None)
+        if om.get("deletionTimestamp"):
+            # Finalizers may only be removed once deletion has started.
+            added = set(nm.get("finalizers") or ()) - set(om.get("finalizers") or ())
+            if added:
+                raise errors.invalid(
+                    info.kind,
+                    om["name"],
+                    info.group,
+                    [
+                        Cause(
+                            "metadata.finalizers",
+                            "Forbidden: no new finalizers can be added if the object is being "
+                            f"deleted, found new finalizers {sorted(added)!r}",
+                            "FieldValueForbidden",
+                        )
+                    ],
+                )
+        admission.default_and_validate(info, new, old, opts)
+        if _spec_of(new) != _spec_of(old):
+            nm["generation"] = int(om.get("generation") or 1) + 1
+        if not managed:
+            admission.track_fields(info, old, new, opts, subresource)
+        if _strip_for_compare(new) == _strip_for_compare(old):
+            return None
+        return new
+
+    async def patch(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        patch_type: str,
+        body: Any,
+        opts: WriteOptions,
+        *,
+        subresource: str = "",
+    ) -> dict[str, Any]:
+        """Apply a patch given by its media type (json, merge, strategic-merge, apply)."""
+        if patch_type == PATCH_APPLY:
+            return await self._apply(info, namespace, name, body, opts, subresource)
+        precondition = None
+        if isinstance(body, dict):
+            precondition = (body.get("metadata") or {}).get("resourceVersion")
+        elif patch_type != PATCH_JSON:
+            raise errors.bad_request("the patch must be a JSON object")
+        if patch_type == PATCH_JSON and not isinstance(body, list):
+            raise errors.bad_request("a json patch must be a list of operations")
+
+        def mutate(cur: dict[str, Any]) -> dict[str, Any]:
+            if precondition and precondition != cur["metadata"]["resourceVersion"]:
+                raise errors.conflict(
+                    info.plural,
+                    name,
+                    info.group,
+                    "the object has been modified; please apply your changes to the latest "
+                    "version and try again",
+                )
+            if patch_type == PATCH_JSON:
+                out = patching.json_patch(cur, body)
+            elif patch_type == PATCH_MERGE:
+                out = patching.merge_patch(cur, body)
+            elif patch_type == PATCH_STRATEGIC:
+                out = patching.strategic_merge_patch(cur, body, info.definition)
+            else:
+                raise errors.unsupported_media_type(patch_type)
+            if not isinstance(out, dict):
+                raise errors.bad_request("the patch did not produce an object")
+            self._prepare(info, out, opts)
+            return out
+
+        return await self._update_with(info, namespace, name, mutate, opts, subresource=subresource)
+
+    async def _apply(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        applied: Any,
+        opts: WriteOptions,
+        subresource: str,
+    ) -> dict[str, Any]:
+        """Server-side apply: merge the applied configuration, tracking field owners."""
+        if not isinstance(applied, dict):
+            raise errors.bad_request("the applied configuration must be an object")
+        if not opts.field_manager:
+            raise errors.bad_request(
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
+                "required for apply patch"
+            )
+        applied_name = (applied.get("metadata") or {}).get("name")
+        if applied_name and applied_name != name:
+            raise errors.bad_request(
+                f"the name of the object ({applied_name}) does not match the name on the URL "
+                f"({name})"
+            )
+        self._prepare(info, applied, opts)
+
+        def mutate(cur: dict[str, Any]) -> dict[str, Any]:
+            return ssa.server_side_apply(
+                cur,
+                applied,
+                manager=opts.field_manager,
+                force=opts.force,
+                definition=info.definition,
+                now=now_rfc3339(),
+            )
+
+        async def create() -> dict[str, Any]:
+            obj = ssa.server_side_apply(
+                None,
+                applied,
+                manager=opts.field_manager,
+                force=opts.force,
+                definition=info.definition,
+                now=now_rfc3339(),
+            )
+            obj.setdefault("metadata", {})["name"] = name
+            return await self.create(info, namespace, obj, opts, managed=True)
+
+        return await self._update_with(
+            info,
+            namespace,
+            name,
+            mutate,
+            opts,
+            subresource=subresource,
+            create_if_missing=create,
+            managed=True,
+        )
+
+    # -- delete ------------------------------------------------------------------------
+
+    async def delete(
+        self, info: ResourceInfo, namespace: str | None, name: str, opts: DeleteOptions
+    ) -> tuple[dict[str, Any], bool]:
+        """Delete (or start deleting) an object. Returns (object, whether it is gone now)."""
+        with _tracer.start_as_current_span(
+            "store.delete", attributes={"k8s.resource": info.plural}
+        ):
+            for _attempt in range(16):
+                kv = await self._get_kv(info, namespace, name)
+                obj = decode(kv.value, kv.mod_revision)
+                meta = obj["metadata"]
+                if opts.precondition_uid and opts.precondition_uid != meta.get("uid"):
+                    raise errors.conflict(
+                        info.plural,
+                        name,
+                        info.group,
+                        f"Precondition failed: UID in precondition: {opts.precondition_uid}, "
+                        f"UID in object meta: {meta.get('uid')}",
+                    )
+                if opts.precondition_rv and opts.precondition_rv != meta["resourceVersion"]:
+                    raise errors.conflict(
+                        info.plural,
+                        name,
+                        info.group,
+                        f"Precondition failed: ResourceVersion in precondition: "
+                        f"{opts.precondition_rv}, ResourceVersion in object meta: "
+                        f"{meta['resourceVersion']}",
+                    )
+                graceful = admission.prepare_delete(info, obj, opts, now_rfc3339())
+                if opts.dry_run:
+                    return obj, not graceful
+                try:
+                    if graceful:
+                        value = _encode(obj)
+                        rev = await self.etcd.update(kv.key, value, kv.mod_revision)
+                        meta["resourceVersion"] = str(rev)
+                        return obj, False
+                    with _tracer.start_as_current_span(
+                        "etcd.txn.delete", kind=trace.SpanKind.CLIENT
+                    ):
+                        rev = await self.etcd.delete(kv.key, kv.mod_revision)
+                    meta["resourceVersion"] = str(rev)
+                    return obj, True
+                except ConflictError:
+                    continue
+                except StorageError as e:
+                    raise errors.unavailable(f"storage is unavailable: {e}") from e
+            raise errors.conflict(
+                info.plural, name, info.group, "too many concurrent updates; try again"
+            )
+
+    async def delete_collection(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        list_opts: ListOptions,
+        opts: DeleteOptions,
+    ) -> list[dict[str, Any]]:
+        listed = await self._list_etcd(
+            info,
+            namespace,
+            ListOptions(
+                label_selector=list_opts.label_selector,
+                field_selector=list_opts.field_selector,
+            ),
+            _matcher(info, list_opts),
+        )
+        out = []
+        sem = asyncio.Semaphore(16)
+
+        async def one(o: dict[str, Any]) -> None:
+            async with sem:
+                try:
+                    obj, _ = await self.delete(
+                        info, o["metadata"].get("namespace"), o["metadata"]["name"], opts
+                    )
+                    out.append(obj)
+                except ApiError as e:
+                    if e.code != 404:
+                        raise
+
+        await asyncio.gather(*(one(o) for o in listed.items))
+        return out
+
+
+def _graceful_pending(info: ResourceInfo, obj: dict[str, Any]) -> bool:
+    """A pod whose kubelet has not yet confirmed termination stays until it does."""
+    if info.plural != "pods" or info.group:
+        return False
+    return bool((obj["metadata"].get("deletionGracePeriodSeconds") or 0) > 0)
+
+
+def _matcher(info: ResourceInfo, opts: ListOptions, namespace: str | None = None):  # type: ignore[no-untyped-def]
+    """A predicate for the label and field selectors of a request."""
+    ls = opts.label_selector if opts.label_selector and not opts.label_selector.empty else None
+    fs = opts.field_selector
+    if fs is not None:
+        allowed = {"metadata.name", "metadata.namespace", *info.field_selectors}
+        for f in fs.fields():
+            if f not in allowed:
+                raise errors.bad_request(f"field label not supported: {f}")
+        if not fs.requirements:
+            fs = None
+    prefix_ns = namespace if info.namespaced else None
+
+    def matches(obj: dict[str, Any]) -> bool:
+        meta = obj["metadata"]
+        if prefix_ns and meta.get("namespace") != prefix_ns:
+            return False
+        if ls is not None and not ls.matches(meta.get("labels")):
+            return False
+        return fs is None or fs.matches(obj)
+
+    return matches
+
+
+def grace_deadline(seconds: int) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")

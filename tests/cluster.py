@@ -1,0 +1,211 @@
+"""Real etcd, NATS and apiserver processes for the cross-service tests.
+
+Everything listens on loopback on free ports and lives in a temporary folder;
+only processes started here are stopped, by their pid.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, timeout: float = 30.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < end:
+        try:
+            if check():
+                return
+        except Exception as e:
+            last = e
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out waiting for {what}: {last!r}")
+
+
+def _tcp_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Proc:
+    name: str
+    args: list[str]
+    log: Path
+    env: dict[str, str] | None = None
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        fh = self.log.open("ab")
+        self.popen = subprocess.Popen(
+            self.args, stdout=fh, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )
+        fh.close()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+
+@dataclass
+class Cluster:
+    """etcd + NATS (JetStream) + one or more apiservers."""
+
+    dir: Path
+    etcd_port: int = field(default_factory=free_port)
+    etcd_peer_port: int = field(default_factory=free_port)
+    nats_port: int = field(default_factory=free_port)
+    etcd: Proc | None = None
+    nats: Proc | None = None
+    apiservers: list[Proc] = field(default_factory=list)
+    api_ports: list[int] = field(default_factory=list)
+    grpc_ports: list[int] = field(default_factory=list)
+
+    @property
+    def etcd_endpoint(self) -> str:
+        return f"127.0.0.1:{self.etcd_port}"
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.api_ports[0]}"
+
+    def start_etcd(self) -> None:
+        self.etcd = Proc(
+            "etcd",
+            [
+                "etcd",
+                "--name",
+                "t",
+                "--data-dir",
+                str(self.dir / "etcd"),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{self.etcd_port}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{self.etcd_port}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{self.etcd_peer_port}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{self.etcd_peer_port}",
+                "--initial-cluster",
+                f"t=http://127.0.0.1:{self.etcd_peer_port}",
+                "--unsafe-no-fsync",
+            ],
+            self.dir / "etcd.log",
+        )
+        self.etcd.start()
+        wait_until(lambda: _tcp_open(self.etcd_port), what="etcd")
+
+    def start_nats(self) -> None:
+        self.nats = Proc(
+            "nats",
+            [
+                "nats-server",
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.nats_port),
+                "-sd",
+                str(self.dir / "nats"),
+            ],
+            self.dir / "nats.log",
+        )
+        self.nats.start()
+        wait_until(lambda: _tcp_open(self.nats_port), what="nats")
+
+    def start_apiserver(self, index: int | None = None, *, pump: bool = True) -> Proc:
+        """Start apiserver ``index`` (a new one when None); wait for /readyz."""
+        if index is None:
+            index = len(self.apiservers)
+            self.api_ports.append(free_port())
+            self.grpc_ports.append(free_port())
+            self.apiservers.append(None)  # type: ignore[arg-type]
+        port = self.api_ports[index]
+        args = [
+            str(VENV_BIN / "skiff-apiserver"),
+            "--etcd-servers",
+            self.etcd_endpoint,
+            "--nats-url",
+            self.nats_url,
+            "--port",
+            str(port),
+            "--grpc-port",
+            str(self.grpc_ports[index]),
+        ]
+        if not pump:
+            args.append("--no-pump")
+        env = dict(os.environ, SKIFF_LOG_LEVEL="info")
+        proc = Proc(f"apiserver-{index}", args, self.dir / f"apiserver-{index}.log", env)
+        proc.start()
+        self.apiservers[index] = proc
+        wait_until(lambda: _ready(port), timeout=60, what=f"apiserver {index} /readyz")
+        return proc
+
+    def kubeconfig(self, index: int = 0) -> Path:
+        path = self.dir / f"kubeconfig-{index}"
+        path.write_text(
+            "apiVersion: v1\nkind: Config\n"
+            f"clusters:\n- name: t\n  cluster:\n    server: http://127.0.0.1:{self.api_ports[index]}\n"
+            "contexts:\n- name: t\n  context:\n    cluster: t\n    user: u\n"
+            "current-context: t\nusers:\n- name: u\n  user: {}\n"
+        )
+        return path
+
+    def stop(self) -> None:
+        for p in self.apiservers:
+            if p is not None:
+                p.stop()
+        for p in (self.nats, self.etcd):
+            if p is not None:
+                p.stop()
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def start_cluster(base: Path, apiservers: int = 1) -> Cluster:
+    for tool in ("etcd", "nats-server"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is not installed; run `make deps`")
+    c = Cluster(base)
+    c.start_etcd()
+    c.start_nats()
+    for _ in range(apiservers):
+        c.start_apiserver()
+    return c

@@ -1,0 +1,289 @@
+"""The real kubectl (1.32) against a real apiserver on real etcd and NATS."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+KUBECTL = os.environ.get("KUBECTL", "kubectl")
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels:
+    app: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: app
+        image: {image}
+        ports:
+        - containerPort: 80
+      - name: sidecar
+        image: busybox
+        command: ["sleep", "3600"]
+"""
+
+
+def kubectl(
+    kubeconfig: Path, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="module")
+def ns(kubeconfig: Path) -> str:
+    kubectl(
+        kubeconfig,
+        "apply",
+        "-f",
+        "-",
+        input="apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kt\n",
+    )
+    return "kt"
+
+
+def test_create_namespace_and_objects_typed(kubeconfig: Path) -> None:
+    """Typed ``kubectl create`` commands send protobuf bodies."""
+    out = kubectl(kubeconfig, "create", "namespace", "typed").stdout
+    assert "namespace/typed created" in out
+    kubectl(kubeconfig, "-n", "typed", "create", "configmap", "c", "--from-literal=a=b")
+    kubectl(
+        kubeconfig, "-n", "typed", "create", "deployment", "d", "--image=busybox", "--replicas=2"
+    )
+    kubectl(kubeconfig, "-n", "typed", "create", "secret", "generic", "s", "--from-literal=k=v")
+    cm = json.loads(kubectl(kubeconfig, "-n", "typed", "get", "cm", "c", "-o", "json").stdout)
+    assert cm["data"] == {"a": "b"}
+    dep = json.loads(kubectl(kubeconfig, "-n", "typed", "get", "deploy", "d", "-o", "json").stdout)
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox"
+    sec = json.loads(kubectl(kubeconfig, "-n", "typed", "get", "secret", "s", "-o", "json").stdout)
+    assert sec["data"] == {"k": "dg=="}
+
+
+def test_version_picks_matching_kubectl(kubeconfig: Path) -> None:
+    out = kubectl(kubeconfig, "version", "-o", "json").stdout
+    server = json.loads(out)["serverVersion"]
+    assert server["major"] == "1" and server["minor"] == "32"
+
+
+def test_api_resources(kubeconfig: Path) -> None:
+    out = kubectl(kubeconfig, "api-resources").stdout
+    for name in (
+        "pods",
+        "deployments",
+        "statefulsets",
+        "cronjobs",
+        "leases",
+        "endpointslices",
+        "clusterroles",
+        "configmaps",
+    ):
+        assert name in out
+    assert "deploy" in out  # short names
+
+
+def test_apply_change_and_reapply(kubeconfig: Path, ns: str) -> None:
+    out = kubectl(
+        kubeconfig, "-n", ns, "apply", "-f", "-", input=DEPLOYMENT.format(image="busybox:1.35")
+    ).stdout
+    assert "deployment.apps/web created" in out
+    out = kubectl(
+        kubeconfig, "-n", ns, "apply", "-f", "-", input=DEPLOYMENT.format(image="busybox:1.36")
+    ).stdout
+    assert "deployment.apps/web configured" in out
+    dep = json.loads(kubectl(kubeconfig, "-n", ns, "get", "deploy", "web", "-o", "json").stdout)
+    containers = dep["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["app", "sidecar"]
+    assert containers[0]["image"] == "busybox:1.36"
+    assert containers[1]["command"] == ["sleep", "3600"]
+    assert dep["metadata"]["generation"] == 2
+    # Unchanged: applying again changes nothing.
+    out = kubectl(
+        kubeconfig, "-n", ns, "apply", "-f", "-", input=DEPLOYMENT.format(image="busybox:1.36")
+    ).stdout
+    assert "unchanged" in out
+
+
+def test_get_table_and_yaml(kubeconfig: Path, ns: str) -> None:
+    kubectl(kubeconfig, "-n", ns, "apply", "-f", "-", input=DEPLOYMENT.format(image="busybox"))
+    out = kubectl(kubeconfig, "-n", ns, "get", "deployments").stdout
+    header = out.splitlines()[0].split()
+    assert header == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert out.splitlines()[1].split()[0] == "web"
+    out = kubectl(kubeconfig, "-n", ns, "get", "deploy", "web", "-o", "yaml").stdout
+    assert "kind: Deployment" in out and "resourceVersion:" in out
+
+
+def test_label_annotate_scale_describe(kubeconfig: Path, ns: str) -> None:
+    kubectl(kubeconfig, "-n", ns, "apply", "-f", "-", input=DEPLOYMENT.format(image="busybox"))
+    kubectl(kubeconfig, "-n", ns, "label", "deploy", "web", "tier=frontend")
+    kubectl(kubeconfig, "-n", ns, "annotate", "deploy", "web", "owner=team-a")
+    out = kubectl(kubeconfig, "-n", ns, "scale", "deploy", "web", "--replicas=5").stdout
+    assert "scaled" in out
+    dep = json.loads(kubectl(kubeconfig, "-n", ns, "get", "deploy", "web", "-o", "json").stdout)
+    assert dep["metadata"]["labels"]["tier"] == "frontend"
+    assert dep["metadata"]["annotations"]["owner"] == "team-a"
+    assert dep["spec"]["replicas"] == 5
+    out = kubectl(kubeconfig, "-n", ns, "get", "deploy", "-l", "tier=frontend", "-o", "name").stdout
+    assert out.strip() == "deployment.apps/web"
+    out = kubectl(kubeconfig, "-n", ns, "describe", "deploy", "web").stdout
+    assert "Name:" in out and "web" in out and "Replicas:" in out
+
+
+def test_get_watch_sees_change(kubeconfig: Path, ns: str) -> None:
+    kubectl(kubeconfig, "-n", ns, "create", "configmap", "watched", "--from-literal=a=1")
+    proc = subprocess.Popen(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            str(kubeconfig),
+            "-n",
+            ns,
+            "get",
+            "configmap",
+            "watched",
+            "-w",
+            "-o",
+            "json",
+            "--output-watch-events",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)
+        kubectl(
+            kubeconfig,
+            "-n",
+            ns,
+            "patch",
+            "configmap",
+            "watched",
+            "--type=merge",
+            "-p",
+            '{"data":{"a":"2"}}',
+        )
+        time.sleep(1.5)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    assert '"MODIFIED"' in out, (out, err)
+    assert '"a": "2"' in out
+
+
+def test_get_watch_table(kubeconfig: Path, ns: str) -> None:
+    proc = subprocess.Popen(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), "-n", ns, "get", "configmaps", "-w"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)
+        kubectl(kubeconfig, "-n", ns, "create", "configmap", "tabled", "--from-literal=x=1")
+        time.sleep(1.5)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    assert "NAME" in out and "DATA" in out, (out, err)
+    assert "tabled" in out
+
+
+def test_delete_waits_until_gone(kubeconfig: Path, ns: str) -> None:
+    kubectl(kubeconfig, "-n", ns, "create", "configmap", "doomed", "--from-literal=a=1")
+    out = kubectl(kubeconfig, "-n", ns, "delete", "configmap", "doomed").stdout
+    assert 'configmap "doomed" deleted' in out
+    proc = kubectl(kubeconfig, "-n", ns, "get", "configmap", "doomed", check=False)
+    assert proc.returncode != 0 and "NotFound" in proc.stderr
+
+
+def test_delete_pod_unscheduled(kubeconfig: Path, ns: str) -> None:
+    kubectl(kubeconfig, "-n", ns, "run", "lonely", "--image=busybox", "--restart=Never")
+    out = kubectl(kubeconfig, "-n", ns, "get", "pods").stdout
+    assert out.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert "Pending" in out
+    kubectl(kubeconfig, "-n", ns, "delete", "pod", "lonely")
+
+
+def test_apply_server_side(kubeconfig: Path, ns: str) -> None:
+    manifest = DEPLOYMENT.format(image="busybox:1.35").replace("name: web", "name: ssa", 1)
+    out = kubectl(kubeconfig, "-n", ns, "apply", "--server-side", "-f", "-", input=manifest).stdout
+    assert "serverside-applied" in out
+    out = kubectl(
+        kubeconfig,
+        "-n",
+        ns,
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        input=manifest.replace("busybox:1.35", "busybox:1.36"),
+    ).stdout
+    assert "serverside-applied" in out
+    dep = json.loads(
+        kubectl(
+            kubeconfig, "-n", ns, "get", "deploy", "ssa", "-o", "json", "--show-managed-fields"
+        ).stdout
+    )
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:1.36"
+    managers = {m["manager"]: m["operation"] for m in dep["metadata"]["managedFields"]}
+    assert managers.get("kubectl") == "Apply"
+
+
+def test_bad_input_is_a_status(kubeconfig: Path, ns: str) -> None:
+    bad = DEPLOYMENT.format(image="busybox").replace("replicas: 2", "replicas: two")
+    proc = kubectl(
+        kubeconfig,
+        "-n",
+        ns,
+        "apply",
+        "-f",
+        "-",
+        input=bad.replace("name: web", "name: bad", 1),
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "Error from server" in proc.stderr or "error" in proc.stderr.lower()
+    unknown = DEPLOYMENT.format(image="busybox").replace("replicas: 2", "replicas: 2\n  bogus: 1")
+    proc = kubectl(
+        kubeconfig,
+        "-n",
+        ns,
+        "apply",
+        "-f",
+        "-",
+        input=unknown.replace("name: web", "name: bad2", 1),
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert 'unknown field "spec.bogus"' in proc.stderr
+    proc = kubectl(kubeconfig, "-n", ns, "get", "deploy", "bad", "bad2", check=False)
+    assert "NotFound" in proc.stderr
