@@ -649,3 +649,39 @@ def test_fields_of() -> None:
     assert ("f:metadata", "f:resourceVersion") not in fs
     assert "f:managedFields" not in fs.to_fields_v1().get("f:metadata", {})
     assert ("f:spec", "f:selector") in fs  # LabelSelector is an atomic struct
+
+
+def test_custom_resource_status_subresource() -> None:
+    cr = {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": {"size": 1},
+        "status": {"ready": True},
+    }
+    kw: dict[str, Any] = {"definition": "com.example.v1.Widget", "status_subresource": True}
+    obj = server_side_apply(None, cr, manager="m", force=False, now=T0, **kw)
+    assert "status" not in obj
+    obj = server_side_apply(
+        obj, cr, manager="ctrl", force=False, now=T1, subresource="status", **kw
+    )
+    assert obj["status"] == {"ready": True}
+    assert entries(obj)[("ctrl", "Apply")]["fieldsV1"] == {"f:status": {".": {}, "f:ready": {}}}
+    assert entries(obj)[("ctrl", "Apply")]["subresource"] == "status"
+    assert "f:status" not in entries(obj)[("m", "Apply")]["fieldsV1"]
+
+
+def test_malformed_input_does_not_break_tracking() -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "managedFields": "garbage"},
+        # No container names, a null list, a scalar where a struct belongs.
+        "spec": {"containers": [{"image": "a"}, {"image": "b"}], "volumes": None, "os": "x"},
+    }
+    track_update(None, pod, manager="m", definition=POD, now=T0)
+    assert entries(pod)[("m", "Update")]["fieldsV1"]["f:spec"]["f:os"] == {}
+    new = copy.deepcopy(pod)
+    new["spec"]["containers"] = "not a list"
+    track_update(pod, new, manager="n", definition=POD, now=T1)
+    assert entries(new)[("n", "Update")]["fieldsV1"] == {"f:spec": {"f:containers": {}}}

@@ -22,7 +22,7 @@ atomic.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -890,25 +890,37 @@ def fields_of(obj: dict[str, Any], definition: str) -> FieldSet:
     return FieldSet(_strip(_set_of_map(_without_managed_fields(obj), t)))
 
 
-def _ignored(t: _Type, subresource: str) -> tuple[str, ...]:
-    """Top-level fields a request on ``subresource`` neither changes nor owns."""
-    props = t._props
-    if "status" not in props:
-        return ()
+_STATUS_SCOPE = frozenset(("apiVersion", "kind", "metadata", "status"))
+
+
+def _scope(t: _Type, subresource: str, status_subresource: bool | None) -> Callable[[str], bool]:
+    """Which top-level fields a request on ``subresource`` may change and own.
+
+    With a status subresource, the main resource's managers never own ``status`` and
+    ``/status`` managers own nothing but ``status`` (and metadata), like the reset fields
+    of kube-apiserver's strategies.
+    """
+    if status_subresource is None:
+        status_subresource = "status" in t._props
+    if not status_subresource or subresource not in ("", "status"):
+        return _everything
     if subresource == "":
-        return ("status",)
-    if subresource == "status":
-        return tuple(k for k in props if k not in ("apiVersion", "kind", "metadata", "status"))
-    return ()
+        return _not_status
+    return _STATUS_SCOPE.__contains__
 
 
-def _drop_top(node: _Node, ignored: tuple[str, ...]) -> _Node:
-    if not ignored or not any("f:" + k in node for k in ignored):
+def _everything(key: str) -> bool:
+    return True
+
+
+def _not_status(key: str) -> bool:
+    return key != "status"
+
+
+def _in_scope(node: _Node, scope: Callable[[str], bool]) -> _Node:
+    if scope is _everything or all(scope(k[2:]) for k in node):
         return node
-    node = dict(node)
-    for k in ignored:
-        node.pop("f:" + k, None)
-    return node
+    return {k: v for k, v in node.items() if scope(k[2:])}
 
 
 # ---------------------------------------------------------------------------
@@ -948,7 +960,7 @@ class _Entry:
 
     def encode(self) -> dict[str, Any]:
         if self.raw is not None:
-            return self.raw
+            return _copy(self.raw)
         out: dict[str, Any] = {
             "manager": self.manager,
             "operation": self.operation,
@@ -1002,7 +1014,7 @@ def _decode(managed_fields: Any, canonical: bool) -> list[_Entry] | None:
 
 
 def _entry_order(e: _Entry) -> tuple[str, str, str, str, str]:
-    return (e.operation, e.time or "", e.manager, e.api_version, e.subresource)
+    return (e.operation, str(e.time or ""), e.manager, e.api_version, e.subresource)
 
 
 def _cap_update_managers(entries: list[_Entry]) -> list[_Entry]:
@@ -1010,7 +1022,7 @@ def _cap_update_managers(entries: list[_Entry]) -> list[_Entry]:
     updaters = [e for e in entries if e.operation == UPDATE]
     if len(updaters) <= MAX_UPDATE_MANAGERS:
         return entries
-    updaters.sort(key=lambda e: (e.time or "", e.ident))
+    updaters.sort(key=lambda e: (str(e.time or ""), e.ident))
     by_ident = {e.ident: e for e in entries}
     first_of_version: dict[str, _Entry] = {}
     length = len(updaters)
@@ -1122,12 +1134,15 @@ def server_side_apply(
     definition: str,
     now: str,
     subresource: str = "",
+    status_subresource: bool | None = None,
 ) -> dict[str, Any]:
     """Apply ``applied`` to ``live`` (``None`` to create) as field manager ``manager``.
 
     Returns the new object with ``metadata.managedFields`` updated; inputs are not
     modified.  Raises a 409 ``ApiError`` listing every conflicting field unless
-    ``force`` is set, and a 400 for a malformed configuration.
+    ``force`` is set, and a 400 for a malformed configuration.  ``status_subresource``
+    says whether ``status`` is only writable through ``/status`` (default: whether
+    the schema has a ``status`` field).
     """
     if not isinstance(applied, dict) or not isinstance(applied.get("metadata"), dict):
         raise bad_request("the applied configuration must be an object with metadata")
@@ -1142,10 +1157,10 @@ def server_side_apply(
         )
     api_version = expected or str(patch_version or (live or {}).get("apiVersion") or "")
     t = _root_type(definition)
-    ignored = _ignored(t, subresource)
+    scope = _scope(t, subresource, status_subresource)
 
     # The configuration, minus what this request cannot set.
-    config = {k: v for k, v in applied.items() if k not in ignored}
+    config = {k: v for k, v in applied.items() if scope(k)}
     config["metadata"] = {k: v for k, v in applied["metadata"].items() if k not in _SYSTEM_METADATA}
     config = _copy(config)
 
@@ -1170,8 +1185,8 @@ def server_side_apply(
 
     diff = _Diff()
     _compare_map(base, merged, t, diff)
-    changed = _drop_top(_union(diff.added, diff.modified), ignored)
-    removed = _drop_top(diff.removed, ignored)
+    changed = _in_scope(_union(diff.added, diff.modified), scope)
+    removed = _in_scope(diff.removed, scope)
 
     conflicts = []
     if changed:
@@ -1188,7 +1203,7 @@ def server_side_apply(
             e.set_fields(_difference(e.fields, removed))
     others = [e for e in others if e.fields]
 
-    new_fields = _strip(_drop_top(applied_set, ignored))
+    new_fields = _strip(applied_set)
     if new_fields:
         if mine is None:
             mine = _Entry(manager, APPLY, api_version, subresource, now, new_fields)
@@ -1219,13 +1234,15 @@ def track_update(
     definition: str,
     now: str,
     subresource: str = "",
+    status_subresource: bool | None = None,
 ) -> None:
     """Record an ordinary create/update/patch by ``manager`` in ``new``'s managedFields.
 
     Fields that differ between ``old`` and ``new`` (everything on create) move to
     ``manager``'s ``Update`` entry; fields that disappeared leave every entry.  A
     request may replace managedFields itself (``[]`` or ``[{}]`` clears them);
-    subresource requests always start from ``old``'s.
+    subresource requests always start from ``old``'s.  ``status_subresource`` is as
+    for :func:`server_side_apply`.
     """
     meta = new.get("metadata")
     if not isinstance(meta, dict):
@@ -1246,7 +1263,7 @@ def track_update(
         entries = _decode(old_mf, False) or []
 
     t = _root_type(definition)
-    ignored = _ignored(t, subresource)
+    scope = _scope(t, subresource, status_subresource)
     lhs: dict[str, Any]
     if old is None:
         # Go decodes value structs (metadata, spec, status) as present-but-empty.
@@ -1255,8 +1272,8 @@ def track_update(
         lhs = _without_managed_fields(old)
     diff = _Diff()
     _compare_map(lhs, _without_managed_fields(new), t, diff)
-    changed = _drop_top(_union(diff.added, diff.modified), ignored)
-    removed = _drop_top(diff.removed, ignored)
+    changed = _in_scope(_union(diff.added, diff.modified), scope)
+    removed = _in_scope(diff.removed, scope)
 
     api_version = str(new.get("apiVersion") or _api_version_of(definition) or "")
     ident = (manager, UPDATE, api_version, subresource)

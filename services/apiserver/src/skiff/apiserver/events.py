@@ -15,6 +15,9 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 from skiff.api.resources import REGISTRY
+from skiff.log import get_logger
+
+log = get_logger(__name__)
 
 STREAM = "SKIFF_EVENTS"
 SUBJECT_PREFIX = "skiff.events"
@@ -50,12 +53,25 @@ def subject_for(key: str) -> str:
 
 async def connect(url: str, name: str) -> NATS:
     """A NATS connection that keeps reconnecting for as long as the process lives."""
+
+    async def on_error(e: Exception) -> None:
+        log.warning("nats error", error=repr(e))
+
+    async def on_disconnected() -> None:
+        log.warning("nats disconnected; reconnecting", url=url)
+
+    async def on_reconnected() -> None:
+        log.info("nats reconnected", url=url)
+
     return await nats.connect(
         url,
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         allow_reconnect=True,
+        error_cb=on_error,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
     )
 
 

@@ -91,7 +91,7 @@ class ApiServer:
             await self.cache.ready.wait()
             set_serving(health, True)
             # Readiness has no "lost" event; checking once a second is enough for health.
-            while self.cache.ready.is_set():  # noqa: ASYNC110
+            while self.cache.ready.is_set():
                 await asyncio.sleep(1)
             set_serving(health, False)
 
