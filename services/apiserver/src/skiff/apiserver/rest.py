@@ -428,9 +428,16 @@ class RestApi:
         timeout = _int_param(q, "timeoutSeconds") or 1800
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
         send_initial = q.get("sendInitialEvents") in ("true", "1")
-        watcher, initial, since = await self.store.watch(
-            t.info, t.namespace, opts, send_initial=send_initial
-        )
+        try:
+            watcher, initial, since = await self.store.watch(
+                t.info, t.namespace, opts, send_initial=send_initial
+            )
+        except ApiError as e:
+            if e.code != 410:
+                raise
+            # As kube-apiserver: a 200 stream holding one ERROR event with the 410 Status.
+            line = _dumps({"type": "ERROR", "object": e.status()}) + b"\n"
+            return Response(line, media_type=JSON)
         as_table = _wants_table(request)
         include = q.get("includeObject", "Metadata")
         info = t.info

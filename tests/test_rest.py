@@ -1,0 +1,431 @@
+"""REST semantics and bad input, straight over HTTP against real etcd and NATS.
+
+Every bad request must get the right Kubernetes Status and leave etcd unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+from cluster import Cluster
+from skiff.storage.etcd import EtcdBackend
+
+NS = "rest"
+CM = f"/api/v1/namespaces/{NS}/configmaps"
+
+
+@pytest.fixture(scope="module")
+def http(cluster: Cluster) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=cluster.url, timeout=20) as c:
+        r = c.post("/api/v1/namespaces", json={"metadata": {"name": NS}})
+        assert r.status_code in (201, 409)
+        yield c
+
+
+def etcd_revision(cluster: Cluster) -> int:
+    async def rev() -> int:
+        async with EtcdBackend(cluster.etcd_endpoint) as etcd:
+            return await etcd.current_revision()
+
+    return asyncio.run(rev())
+
+
+def status_of(r: httpx.Response) -> dict:
+    body = r.json()
+    assert body["kind"] == "Status" and body["status"] == "Failure", body
+    assert body["code"] == r.status_code
+    return body
+
+
+DEPLOY = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "d"},
+    "spec": {
+        "selector": {"matchLabels": {"a": "b"}},
+        "template": {
+            "metadata": {"labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("desc", "path", "body", "ctype", "code", "needle"),
+    [
+        ("malformed json", CM, b'{"metadata": {', "application/json", 400, "not valid JSON"),
+        ("malformed yaml", CM, b"metadata: [name: x", "application/yaml", 400, "not valid YAML"),
+        ("not an object", CM, b"[1, 2]", "application/json", 400, "must be an object"),
+        (
+            "wrong type",
+            f"/apis/apps/v1/namespaces/{NS}/deployments",
+            orjson.dumps({**DEPLOY, "spec": {**DEPLOY["spec"], "replicas": "two"}}),
+            "application/json",
+            400,
+            "spec.replicas",
+        ),
+        (
+            "invalid name",
+            CM,
+            orjson.dumps({"metadata": {"name": "Bad_Name"}}),
+            "application/json",
+            422,
+            "RFC 1123",
+        ),
+        (
+            "missing name",
+            CM,
+            orjson.dumps({"metadata": {}}),
+            "application/json",
+            422,
+            "name or generateName is required",
+        ),
+        (
+            "kind mismatch",
+            CM,
+            orjson.dumps({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "x"}}),
+            "application/json",
+            400,
+            "does not match the expected kind",
+        ),
+        (
+            "version mismatch",
+            CM,
+            orjson.dumps({"kind": "ConfigMap", "apiVersion": "v2", "metadata": {"name": "x"}}),
+            "application/json",
+            400,
+            "does not match the expected API version",
+        ),
+        (
+            "unknown field",
+            CM,
+            orjson.dumps({"metadata": {"name": "x"}, "bogus": 1}),
+            "application/json",
+            400,
+            'unknown field "bogus"',
+        ),
+        (
+            "unknown resource",
+            f"/api/v1/namespaces/{NS}/widgets",
+            b"{}",
+            "application/json",
+            404,
+            "could not find the requested resource",
+        ),
+        (
+            "unknown version",
+            f"/apis/apps/v9/namespaces/{NS}/deployments",
+            b"{}",
+            "application/json",
+            404,
+            "could not find",
+        ),
+        ("unsupported media", CM, b"<x/>", "application/xml", 415, "unknown format"),
+        (
+            "oversized",
+            CM,
+            orjson.dumps({"metadata": {"name": "big"}, "data": {"a": "x" * (1600 * 1024)}}),
+            "application/json",
+            413,
+            "too large",
+        ),
+        (
+            "pod without containers",
+            f"/api/v1/namespaces/{NS}/pods",
+            orjson.dumps({"metadata": {"name": "p"}, "spec": {"containers": []}}),
+            "application/json",
+            422,
+            "spec.containers",
+        ),
+        (
+            "no such namespace",
+            "/api/v1/namespaces/nope/configmaps",
+            orjson.dumps({"metadata": {"name": "x"}}),
+            "application/json",
+            404,
+            "nope",
+        ),
+    ],
+)
+def test_bad_create(
+    http: httpx.Client,
+    cluster: Cluster,
+    desc: str,
+    path: str,
+    body: bytes,
+    ctype: str,
+    code: int,
+    needle: str,
+) -> None:
+    before = etcd_revision(cluster)
+    r = http.post(path, content=body, headers={"Content-Type": ctype})
+    assert r.status_code == code, (desc, r.text)
+    assert needle in status_of(r)["message"], (desc, r.text)
+    assert etcd_revision(cluster) == before, f"{desc}: etcd changed"
+
+
+def test_invalid_has_causes(http: httpx.Client) -> None:
+    r = http.post(CM, json={"metadata": {"name": "Bad_Name", "labels": {"-x": "y"}}})
+    body = status_of(r)
+    fields = {c["field"] for c in body["details"]["causes"]}
+    assert "metadata.name" in fields and "metadata.labels" in fields
+
+
+def test_field_validation_modes(http: httpx.Client) -> None:
+    obj = {"metadata": {"name": "fv-warn"}, "data": {"a": "1"}, "extra": True}
+    r = http.post(CM, params={"fieldValidation": "Warn"}, json=obj)
+    assert r.status_code == 201
+    assert 'unknown field \\"extra\\"' in r.headers["warning"]
+    assert "extra" not in r.json()
+    obj["metadata"]["name"] = "fv-ignore"
+    r = http.post(CM, params={"fieldValidation": "Ignore"}, json=obj)
+    assert r.status_code == 201 and "warning" not in r.headers and "extra" not in r.json()
+
+
+def test_stale_update_conflicts_and_changes_nothing(http: httpx.Client, cluster: Cluster) -> None:
+    cm = http.post(CM, json={"metadata": {"name": "stale"}, "data": {"v": "1"}}).json()
+    fresh = http.put(f"{CM}/stale", json={**cm, "data": {"v": "2"}}).json()
+    before = etcd_revision(cluster)
+    r = http.put(f"{CM}/stale", json={**cm, "data": {"v": "3"}})
+    assert r.status_code == 409
+    assert "the object has been modified" in status_of(r)["message"]
+    assert etcd_revision(cluster) == before
+    assert http.get(f"{CM}/stale").json()["data"] == fresh["data"] == {"v": "2"}
+
+
+def test_create_duplicate_is_already_exists(http: httpx.Client) -> None:
+    http.post(CM, json={"metadata": {"name": "dup"}})
+    r = http.post(CM, json={"metadata": {"name": "dup"}})
+    assert r.status_code == 409 and status_of(r)["reason"] == "AlreadyExists"
+
+
+def test_generate_name(http: httpx.Client) -> None:
+    r = http.post(CM, json={"metadata": {"generateName": "gen-"}})
+    assert r.status_code == 201
+    name = r.json()["metadata"]["name"]
+    assert name.startswith("gen-") and len(name) == 9
+
+
+def test_generation_and_status_subresource(http: httpx.Client) -> None:
+    base = f"/apis/apps/v1/namespaces/{NS}/deployments"
+    d = http.post(base, json={**DEPLOY, "status": {"replicas": 9}}).json()
+    assert d["metadata"]["generation"] == 1 and "replicas" not in d.get("status", {})
+    d2 = http.patch(
+        f"{base}/d",
+        json={"metadata": {"labels": {"x": "y"}}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    ).json()
+    assert d2["metadata"]["generation"] == 1  # metadata only
+    d3 = http.patch(
+        f"{base}/d",
+        json={"spec": {"replicas": 4}, "status": {"replicas": 7}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    ).json()
+    assert d3["metadata"]["generation"] == 2 and d3.get("status") == d2.get("status")
+    d4 = http.patch(
+        f"{base}/d/status",
+        json={"status": {"replicas": 3}, "spec": {"replicas": 99}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    ).json()
+    assert d4["status"]["replicas"] == 3 and d4["spec"]["replicas"] == 4
+    assert d4["metadata"]["generation"] == 2
+
+
+def test_json_and_strategic_patch(http: httpx.Client) -> None:
+    base = f"/api/v1/namespaces/{NS}/pods"
+    pod = {
+        "metadata": {"name": "pp"},
+        "spec": {
+            "containers": [
+                {"name": "a", "image": "busybox", "env": [{"name": "X", "value": "1"}]},
+                {"name": "b", "image": "busybox"},
+            ]
+        },
+    }
+    assert http.post(base, json=pod).status_code == 201
+    r = http.patch(
+        f"{base}/pp",
+        json={"spec": {"containers": [{"name": "b", "image": "busybox:2"}]}},
+        headers={"Content-Type": "application/strategic-merge-patch+json"},
+    )
+    cs = r.json()["spec"]["containers"]
+    assert [c["name"] for c in cs] == ["a", "b"] and cs[1]["image"] == "busybox:2"
+    assert cs[0]["env"] == [{"name": "X", "value": "1"}]
+    r = http.patch(
+        f"{base}/pp",
+        json=[{"op": "add", "path": "/metadata/labels", "value": {"k": "v"}}],
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+    assert r.json()["metadata"]["labels"] == {"k": "v"}
+    r = http.patch(
+        f"{base}/pp",
+        json=[{"op": "remove", "path": "/nope"}],
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+    assert r.status_code == 422
+
+
+def test_pagination_and_selectors(http: httpx.Client) -> None:
+    base = f"/api/v1/namespaces/{NS}/secrets"
+    for i in range(25):
+        http.post(
+            base, json={"metadata": {"name": f"s{i:02d}", "labels": {"n": str(i % 3), "all": "1"}}}
+        )
+    seen, token, pages = [], "", 0
+    while True:
+        params = {"limit": "10", "labelSelector": "all=1"}
+        if token:
+            params["continue"] = token
+        body = http.get(base, params=params).json()
+        seen += [o["metadata"]["name"] for o in body["items"]]
+        pages += 1
+        token = body["metadata"].get("continue", "")
+        if not token:
+            break
+    assert seen == [f"s{i:02d}" for i in range(25)] and pages == 3
+
+    def names(sel: str) -> list[str]:
+        r = http.get(base, params={"labelSelector": sel})
+        assert r.status_code == 200, r.text
+        return [o["metadata"]["name"] for o in r.json()["items"]]
+
+    assert len(names("n in (0,1)")) == 17
+    assert len(names("n notin (0,1),all")) == 8
+    assert names("!all") == []
+    assert names("n=1,n!=1") == []
+    r = http.get(base, params={"fieldSelector": "metadata.name=s03"})
+    assert [o["metadata"]["name"] for o in r.json()["items"]] == ["s03"]
+    r = http.get(base, params={"fieldSelector": "spec.bogus=1"})
+    assert r.status_code == 400 and "field label not supported" in r.text
+    r = http.get(base, params={"labelSelector": "n in (0"})
+    assert r.status_code == 400
+    r = http.delete(base, params={"labelSelector": "n=0"})
+    assert r.status_code == 200 and len(r.json()["items"]) == 9
+    assert len(names("all=1")) == 16
+
+
+def test_finalizers_and_graceful_pod_deletion(http: httpx.Client) -> None:
+    r = http.post(CM, json={"metadata": {"name": "fin", "finalizers": ["example.com/x"]}})
+    assert r.status_code == 201
+    r = http.delete(f"{CM}/fin")
+    assert r.status_code == 202 and r.json()["metadata"]["deletionTimestamp"]
+    assert http.get(f"{CM}/fin").status_code == 200
+    http.patch(
+        f"{CM}/fin",
+        json={"metadata": {"finalizers": None}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert http.get(f"{CM}/fin").status_code == 404
+    pods = f"/api/v1/namespaces/{NS}/pods"
+    http.post(
+        pods,
+        json={
+            "metadata": {"name": "bound"},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]},
+        },
+    )
+    r = http.delete(f"{pods}/bound")
+    assert r.status_code == 202
+    assert r.json()["metadata"]["deletionGracePeriodSeconds"] == 30
+    # The kubelet confirms with a zero grace period; then it is gone.
+    assert http.delete(f"{pods}/bound", params={"gracePeriodSeconds": "0"}).status_code == 200
+    assert http.get(f"{pods}/bound").status_code == 404
+
+
+def test_delete_preconditions(http: httpx.Client) -> None:
+    cm = http.post(CM, json={"metadata": {"name": "pre"}}).json()
+    r = http.request("DELETE", f"{CM}/pre", json={"preconditions": {"uid": "wrong"}})
+    assert r.status_code == 409 and "Precondition failed" in r.text
+    r = http.request(
+        "DELETE",
+        f"{CM}/pre",
+        json={
+            "preconditions": {
+                "uid": cm["metadata"]["uid"],
+                "resourceVersion": cm["metadata"]["resourceVersion"],
+            }
+        },
+    )
+    assert r.status_code == 200
+
+
+def test_binding(http: httpx.Client) -> None:
+    pods = f"/api/v1/namespaces/{NS}/pods"
+    http.post(
+        pods,
+        json={
+            "metadata": {"name": "tobind"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        },
+    )
+    r = http.post(
+        f"{pods}/tobind/binding",
+        json={
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": "tobind"},
+            "target": {"kind": "Node", "name": "n1"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert http.get(f"{pods}/tobind").json()["spec"]["nodeName"] == "n1"
+    r = http.post(f"{pods}/tobind/binding", json={"target": {"name": "n2"}})
+    assert r.status_code == 409
+
+
+def test_watch_too_old_is_410(cluster: Cluster, http: httpx.Client) -> None:
+    # A fresh apiserver's cache starts at the current revision: revision 1 is too old.
+    http.post(CM, json={"metadata": {"name": "old"}})
+    index = len(cluster.apiservers)
+    cluster.start_apiserver(pump=False)
+    url = f"http://127.0.0.1:{cluster.api_ports[index]}"
+    try:
+        r = httpx.get(f"{url}{CM}", params={"watch": "1", "resourceVersion": "1"}, timeout=10)
+        assert r.status_code == 200
+        event = orjson.loads(r.text.splitlines()[0])
+        assert event["type"] == "ERROR" and event["object"]["code"] == 410
+    finally:
+        cluster.apiservers[index].stop()
+
+
+def test_table_for_list_and_watch(http: httpx.Client) -> None:
+    accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+    r = http.get(CM, headers={"Accept": accept})
+    table = r.json()
+    assert table["kind"] == "Table"
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Data", "Age"]
+    rv = table["metadata"]["resourceVersion"]
+    with http.stream(
+        "GET",
+        CM,
+        params={"watch": "1", "resourceVersion": rv, "timeoutSeconds": "3"},
+        headers={"Accept": accept},
+    ) as s:
+        http.post(CM, json={"metadata": {"name": "tw"}, "data": {"a": "b"}})
+        for line in s.iter_lines():
+            if line:
+                ev = orjson.loads(line)
+                assert ev["type"] == "ADDED" and ev["object"]["kind"] == "Table"
+                assert ev["object"]["rows"][0]["cells"][0] == "tw"
+                break
+
+
+def test_discovery_and_openapi(http: httpx.Client) -> None:
+    r = http.get(
+        "/apis",
+        headers={"Accept": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"},
+    )
+    assert r.json()["kind"] == "APIGroupDiscoveryList"
+    assert "apidiscovery.k8s.io;v=v2" in r.headers["content-type"]
+    assert http.get("/api/v1").json()["kind"] == "APIResourceList"
+    idx = http.get("/openapi/v3").json()
+    url = idx["paths"]["apis/apps/v1"]["serverRelativeURL"]
+    doc = http.get(url).json()
+    assert "io.k8s.api.apps.v1.Deployment" in doc["components"]["schemas"]
+    for p in ("/healthz", "/livez", "/readyz", "/version", "/metrics"):
+        assert http.get(p).status_code == 200
