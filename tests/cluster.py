@@ -144,7 +144,9 @@ class Cluster:
         self.nats.start()
         wait_until(lambda: _tcp_open(self.nats_port), what="nats")
 
-    def start_apiserver(self, index: int | None = None, *, pump: bool = True) -> Proc:
+    def start_apiserver(
+        self, index: int | None = None, *, pump: bool = True, env: dict[str, str] | None = None
+    ) -> Proc:
         """Start apiserver ``index`` (a new one when None); wait for /readyz."""
         if index is None:
             index = len(self.apiservers)
@@ -165,8 +167,8 @@ class Cluster:
         ]
         if not pump:
             args.append("--no-pump")
-        env = dict(os.environ, SKIFF_LOG_LEVEL="info")
-        proc = Proc(f"apiserver-{index}", args, self.dir / f"apiserver-{index}.log", env)
+        full_env = dict(os.environ, SKIFF_LOG_LEVEL="info", **(env or {}))
+        proc = Proc(f"apiserver-{index}", args, self.dir / f"apiserver-{index}.log", full_env)
         proc.start()
         self.apiservers[index] = proc
         wait_until(lambda: _ready(port), timeout=60, what=f"apiserver {index} /readyz")
@@ -199,7 +201,7 @@ def _ready(port: int) -> bool:
         return False
 
 
-def start_cluster(base: Path, apiservers: int = 1) -> Cluster:
+def start_cluster(base: Path, apiservers: int = 1, env: dict[str, str] | None = None) -> Cluster:
     for tool in ("etcd", "nats-server"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is not installed; run `make deps`")
@@ -207,5 +209,5 @@ def start_cluster(base: Path, apiservers: int = 1) -> Cluster:
     c.start_etcd()
     c.start_nats()
     for _ in range(apiservers):
-        c.start_apiserver()
+        c.start_apiserver(env=env)
     return c

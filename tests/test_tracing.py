@@ -1,0 +1,130 @@
+"""One trace follows a write from the REST request through etcd and NATS to a watcher.
+
+Spans are received over OTLP/gRPC by an in-process collector, exactly as a real
+collector (Jaeger, the OpenTelemetry Collector) would receive them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+import httpx
+import orjson
+import pytest
+from cluster import Cluster, free_port, start_cluster
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+
+class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self) -> None:
+        self.spans: list = []
+        self.lock = threading.Lock()
+
+    def Export(self, request, context):  # type: ignore[no-untyped-def]
+        with self.lock:
+            for rs in request.resource_spans:
+                service = next(
+                    (
+                        a.value.string_value
+                        for a in rs.resource.attributes
+                        if a.key == "service.name"
+                    ),
+                    "",
+                )
+                for ss in rs.scope_spans:
+                    for span in ss.spans:
+                        self.spans.append((service, span))
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Collector]]:
+    collector = Collector()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
+    port = free_port()
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    c = start_cluster(tmp_path_factory.mktemp("traced"), env=env)
+    try:
+        yield c, collector
+    finally:
+        c.stop()
+        server.stop(0)
+
+
+def test_trace_from_request_to_watch_delivery(traced: tuple[Cluster, Collector]) -> None:
+    cluster, collector = traced
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    client_span = "00f067aa0ba902b7"
+    with httpx.Client(base_url=cluster.url, timeout=10) as http:
+        http.post("/api/v1/namespaces", json={"metadata": {"name": "tr"}})
+        rv = http.get("/api/v1/namespaces/tr/configmaps").json()["metadata"]["resourceVersion"]
+        got: list[dict] = []
+
+        def watch() -> None:
+            with (
+                httpx.Client(base_url=cluster.url, timeout=10) as w,
+                w.stream(
+                    "GET",
+                    "/api/v1/namespaces/tr/configmaps",
+                    params={"watch": "1", "resourceVersion": rv, "timeoutSeconds": "5"},
+                ) as s,
+            ):
+                for line in s.iter_lines():
+                    if line:
+                        got.append(orjson.loads(line))
+                        return
+
+        t = threading.Thread(target=watch)
+        t.start()
+        time.sleep(0.5)
+        r = http.post(
+            "/api/v1/namespaces/tr/configmaps",
+            json={"metadata": {"name": "traced"}},
+            headers={"traceparent": f"00-{trace_id}-{client_span}-01"},
+        )
+        assert r.status_code == 201
+        t.join(10)
+    assert got and got[0]["object"]["metadata"]["name"] == "traced"
+
+    wanted = {
+        "POST /api/v1/namespaces/tr/configmaps",
+        "store.create",
+        "etcd.txn.create",
+        "nats.publish",
+        "watchcache.apply",
+        "watch.deliver",
+    }
+    deadline = time.monotonic() + 15
+    spans: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        with collector.lock:
+            spans = {s.name: s for _, s in collector.spans if s.trace_id.hex() == trace_id}
+        if wanted <= spans.keys():
+            break
+        time.sleep(0.2)
+    assert wanted <= spans.keys(), sorted(spans)
+
+    def parent(name: str) -> str:
+        return spans[name].parent_span_id.hex()  # type: ignore[attr-defined]
+
+    def sid(name: str) -> str:
+        return spans[name].span_id.hex()  # type: ignore[attr-defined]
+
+    request = "POST /api/v1/namespaces/tr/configmaps"
+    assert parent(request) == client_span
+    assert parent("store.create") == sid(request)
+    assert parent("etcd.txn.create") == sid("store.create")
+    assert parent("nats.publish") == sid("store.create")
+    assert parent("watchcache.apply") == sid("nats.publish")
+    assert parent("watch.deliver") == sid("watchcache.apply")
