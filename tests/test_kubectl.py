@@ -195,8 +195,9 @@ def test_get_watch_sees_change(kubeconfig: Path, ns: str) -> None:
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=10)
-    assert '"MODIFIED"' in out, (out, err)
-    assert '"a": "2"' in out
+    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert [e["type"] for e in events] == ["ADDED", "MODIFIED"], (out, err)
+    assert events[1]["object"]["data"] == {"a": "2"}
 
 
 def test_get_watch_table(kubeconfig: Path, ns: str) -> None:

@@ -19,7 +19,7 @@ import yaml
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from skiff import tracing
-from skiff.api import errors, openapi, tables
+from skiff.api import errors, openapi, protobuf, tables
 from skiff.api import patch as patching
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY, ResourceInfo
@@ -134,6 +134,8 @@ async def read_body(request: Request) -> tuple[Any, str]:
             return orjson.loads(raw), media
         except orjson.JSONDecodeError as e:
             raise errors.bad_request(f"the request body is not valid JSON: {e}") from e
+    if media == protobuf.CONTENT_TYPE:
+        return protobuf.decode(raw), media
     if media in (
         "application/yaml",
         "application/apply-patch+yaml",
@@ -563,9 +565,14 @@ class RestApi:
         raw = await request.body()
         if raw.strip():
             try:
-                body = (
-                    orjson.loads(raw) if raw.lstrip()[:1] in (b"{", b"[") else yaml.safe_load(raw)
-                )
+                if _media(request) == protobuf.CONTENT_TYPE:
+                    body = protobuf.decode(raw)
+                elif raw.lstrip()[:1] in (b"{", b"["):
+                    body = orjson.loads(raw)
+                else:
+                    body = yaml.safe_load(raw)
+            except ApiError:
+                raise
             except Exception as e:
                 raise errors.bad_request(f"the DeleteOptions body is not valid: {e}") from e
             if isinstance(body, dict):
