@@ -1,9 +1,10 @@
 """OpenTelemetry set-up and W3C trace-context helpers shared by every component.
 
-Exporting is on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the traces-specific
-variable) is set; otherwise spans are still created, so trace ids appear in
-logs and propagate, but nothing is sent and nothing fails for lack of a
-collector.
+Tracing is on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the traces-specific
+variable) is set. Otherwise the no-op tracer stays installed: nothing is
+recorded or sent, nothing fails for lack of a collector, and a ``traceparent``
+a client sends still passes through to the spans' children and to NATS.
+Recording spans nobody collects would cost every request and every watch event.
 """
 
 from __future__ import annotations
@@ -20,20 +21,30 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 _provider: TracerProvider | None = None
 
 
-def setup_tracing(service: str, *, processor: SpanProcessor | None = None) -> TracerProvider:
-    """Install the global tracer provider (once per process)."""
+def exporting() -> bool:
+    """Whether an OTLP endpoint is configured."""
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
+def setup_tracing(
+    service: str, *, processor: SpanProcessor | None = None
+) -> TracerProvider | None:
+    """Install the global tracer provider (once per process) when spans will go somewhere."""
     global _provider
     if _provider is not None:
         if processor is not None:
             _provider.add_span_processor(processor)
         return _provider
+    if processor is None and not exporting():
+        return None
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)})
     provider = TracerProvider(resource=resource)
     if processor is not None:
         provider.add_span_processor(processor)
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-    ):
+    if exporting():
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
