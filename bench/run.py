@@ -258,6 +258,8 @@ async def bench_watchers(c: Cluster, watchers: int, rate: int, seconds: int) -> 
 
 async def bench_list(c: Cluster, n_expected: int, rounds: int) -> dict:
     async with httpx.AsyncClient(base_url=c.url, timeout=60) as http:
+        # A consistent list first: it returns once the cache has applied every write.
+        await http.get(f"/api/v1/namespaces/{NS}/pods")
         times = []
         for _ in range(rounds):
             t0 = time.perf_counter()

@@ -51,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         default=float(_env("SKIFF_COMPACTION_INTERVAL", str(d.compaction_interval))),
         help="seconds between etcd compactions",
     )
+    p.add_argument(
+        "--compaction-keep",
+        type=int,
+        default=int(_env("SKIFF_COMPACTION_KEEP", str(d.compaction_keep))),
+        help="etcd revisions kept by compaction",
+    )
     p.add_argument("--no-pump", action="store_true", help="do not campaign to run the event pump")
     p.add_argument("--log-level", default=_env("SKIFF_LOG_LEVEL", "info"))
     a = p.parse_args(argv)
@@ -62,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         port=a.port,
         grpc_port=a.grpc_port,
         compaction_interval=a.compaction_interval,
+        compaction_keep=a.compaction_keep,
         run_pump=not a.no_pump,
     )
 

@@ -499,7 +499,7 @@ class RestApi:
                         return
                     # With many watchers, writing each event to each stream on its own costs
                     # more than the events themselves: gather what arrives in a short window
-                    # (up to 50 ms at 1,000 watchers) into one write.
+                    # (50 us per watcher, at most 50 ms) into one write.
                     window = min(MAX_COALESCE, COALESCE_PER_WATCHER * len(rc.watchers))
                     if window >= 0.001:
                         await asyncio.sleep(window)
