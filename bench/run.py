@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 import platform
 import re
+import signal
 import statistics
 import sys
 import tempfile
@@ -335,6 +336,8 @@ async def run(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
+    # Stop the cluster this run started (the finally in run()) on SIGTERM too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     p = argparse.ArgumentParser()
     p.add_argument("--creates", type=int, default=5000)
     p.add_argument("--watchers", type=int, default=1000)

@@ -288,3 +288,12 @@ def test_bad_input_is_a_status(kubeconfig: Path, ns: str) -> None:
     assert 'unknown field "spec.bogus"' in proc.stderr
     proc = kubectl(kubeconfig, "-n", ns, "get", "deploy", "bad", "bad2", check=False)
     assert "NotFound" in proc.stderr
+
+
+def test_system_namespaces_exist(kubeconfig: Path) -> None:
+    out = kubectl(kubeconfig, "get", "namespaces", "-o", "name").stdout.split()
+    for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+        assert f"namespace/{ns}" in out
+    kubectl(kubeconfig, "run", "in-default", "--image=busybox", "--restart=Never")
+    out = kubectl(kubeconfig, "get", "pod", "in-default", "-o", "jsonpath={.metadata.namespace}")
+    assert out.stdout == "default"

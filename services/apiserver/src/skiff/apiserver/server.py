@@ -8,6 +8,8 @@ import signal
 from dataclasses import dataclass
 
 import uvicorn
+from skiff.api.errors import ApiError
+from skiff.api.resources import REGISTRY
 from skiff.log import get_logger
 from skiff.storage.etcd import EtcdBackend, StorageError
 
@@ -15,10 +17,12 @@ from . import events as ev
 from .grpc_api import set_serving, start_grpc
 from .pump import EventPump
 from .rest import RestApi
-from .store import Store
+from .store import Store, WriteOptions
 from .watchcache import WatchCache
 
 log = get_logger(__name__)
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
 @dataclass(slots=True)
@@ -49,9 +53,36 @@ class ApiServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._uvicorn: uvicorn.Server | None = None
         self._grpc = None
+        self.bootstrapped = False
 
     def ready(self) -> bool:
-        return self.cache is not None and self.cache.ready.is_set()
+        return self.bootstrapped and self.cache is not None and self.cache.ready.is_set()
+
+    async def _bootstrap(self) -> None:
+        """Create the namespaces every Kubernetes cluster has, as kube-apiserver does."""
+        assert self.store is not None and self.cache is not None
+        await self.cache.ready.wait()
+        info = REGISTRY.by_path("", "v1", "namespaces")
+        assert info is not None
+        for name in SYSTEM_NAMESPACES:
+            while True:
+                try:
+                    await self.store.create(
+                        info,
+                        None,
+                        {"metadata": {"name": name}},
+                        WriteOptions(field_manager="skiff-apiserver"),
+                    )
+                    log.info("created system namespace", namespace=name)
+                    break
+                except ApiError as e:
+                    if e.code == 409:
+                        break
+                    log.warning(
+                        "cannot create system namespace yet", namespace=name, error=e.message
+                    )
+                    await asyncio.sleep(1)
+        self.bootstrapped = True
 
     async def start(self) -> None:
         await self.etcd.connect()
@@ -63,6 +94,7 @@ class ApiServer:
             self.pump = EventPump(self.etcd, self.nc)
             self._spawn(self.pump.run(), "event-pump")
         self._spawn(self._compactor(), "compactor")
+        self._spawn(self._bootstrap(), "bootstrap")
         app = RestApi(self.store, is_ready=self.ready)
         config = uvicorn.Config(
             app,
