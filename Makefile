@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 DEB_PACKAGES := etcd-server etcd-client nats-server curl ca-certificates python3-venv python3-pip
 
-.PHONY: deps deb-deps py-deps up down test unit lint bench clean
+.PHONY: deps deb-deps py-deps up down test unit lint bench proto clean
 
 deps: deb-deps py-deps
 
@@ -41,6 +41,13 @@ test: deps
 
 bench: deps
 	$(PY) bench/run.py
+
+# Regenerate the Python code for our .proto files (committed, so installs need no protoc).
+proto: py-deps
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=libs/skiff/src --pyi_out=libs/skiff/src \
+	  --grpc_python_out=libs/skiff/src proto/skiff/rpc/v1/objects.proto
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=libs/skiff/src --pyi_out=libs/skiff/src \
+	  $$(find proto/skiff/k8spb -name '*.proto')
 
 clean: down
 	rm -rf .skiff

@@ -297,7 +297,7 @@ def test_dns1123_label() -> None:
     assert v.is_dns1123_label("a" * 64) == ["must be no more than 63 characters"]
     (msg,) = v.is_dns1123_label("UPPER")
     assert msg.startswith("a lowercase RFC 1123 label must consist of")
-    assert "(e.g. 'my-name' or '123-abc', regex used for validation is" in msg
+    assert "(e.g. 'my-name',  or '123-abc', regex used for validation is" in msg
 
 
 def test_dns1035_label() -> None:
@@ -305,7 +305,7 @@ def test_dns1035_label() -> None:
     (msg,) = v.is_dns1035_label("1web")
     assert msg == (
         "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with "
-        "an alphabetic character, and end with an alphanumeric character (e.g. 'my-name' or "
+        "an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or "
         "'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
     )
 
@@ -317,8 +317,8 @@ def test_qualified_name() -> None:
     assert v.is_qualified_name("example.com/") == [
         "name part must be non-empty",
         "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and "
-        "end with an alphanumeric character (e.g. 'MyName' or 'my.name' or '123-abc', regex used "
-        "for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+        "end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', "
+        "regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
     ]
     assert v.is_qualified_name("Example.com/x") == ["prefix part " + SUBDOMAIN_MSG]
     assert v.is_qualified_name("a/b/c")[0].startswith("a qualified name must consist of")
