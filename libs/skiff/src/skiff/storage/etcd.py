@@ -203,27 +203,16 @@ class EtcdBackend:
 
     async def update(self, key: str, value: bytes, expected_revision: int) -> int:
         """Put ``key`` if its mod revision is ``expected_revision``."""
-        k = key.encode()
-        txn = rpc.TxnRequest(
-            compare=[
-                rpc.Compare(
-                    key=k,
-                    result=rpc.Compare.CompareResult.EQUAL,
-                    target=rpc.Compare.CompareTarget.MOD,
-                    mod_revision=expected_revision,
-                )
-            ],
-            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))],
-            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k))],
-        )
-        resp = await self._call(self.kv.Txn, txn)
-        if not resp.succeeded:
-            kvs = resp.responses[0].response_range.kvs
-            raise ConflictError(key, _kv(kvs[0]) if kvs else None)
-        return resp.header.revision
+        put = rpc.RequestOp(request_put=rpc.PutRequest(key=key.encode(), value=value))
+        return await self._compare_and(key, expected_revision, put)
 
     async def delete(self, key: str, expected_revision: int) -> int:
         """Delete ``key`` if its mod revision is ``expected_revision``."""
+        delete = rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key.encode()))
+        return await self._compare_and(key, expected_revision, delete)
+
+    async def _compare_and(self, key: str, expected_revision: int, op: rpc.RequestOp) -> int:
+        """Run ``op`` if ``key``'s mod revision matches; else raise with the current value."""
         k = key.encode()
         txn = rpc.TxnRequest(
             compare=[
@@ -234,7 +223,7 @@ class EtcdBackend:
                     mod_revision=expected_revision,
                 )
             ],
-            success=[rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=k))],
+            success=[op],
             failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k))],
         )
         resp = await self._call(self.kv.Txn, txn)

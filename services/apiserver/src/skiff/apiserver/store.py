@@ -435,7 +435,7 @@ class Store:
                 "the request"
             )
         wanted_rv = meta.get("resourceVersion") or None
-        return await self._update_with(
+        return await self.update_with(
             info,
             namespace,
             name,
@@ -454,32 +454,16 @@ class Store:
         opts: WriteOptions,
         *,
         subresource: str = "",
-        create_if_missing=None,  # type: ignore[no-untyped-def]
-    ) -> dict[str, Any]:
-        """Read-modify-write with retries on conflict: ``mutate(current) -> new object``."""
-        return await self._update_with(
-            info,
-            namespace,
-            name,
-            mutate,
-            opts,
-            subresource=subresource,
-            create_if_missing=create_if_missing,
-        )
-
-    async def _update_with(
-        self,
-        info: ResourceInfo,
-        namespace: str | None,
-        name: str,
-        mutate,  # type: ignore[no-untyped-def]
-        opts: WriteOptions,
-        *,
-        subresource: str = "",
         precondition_rv: str | None = None,
         create_if_missing=None,  # type: ignore[no-untyped-def]
         managed: bool = False,
     ) -> dict[str, Any]:
+        """Read-modify-write with retries on conflict: ``mutate(current) -> new object``.
+
+        ``precondition_rv`` turns a conflict into a 409 instead of a retry;
+        ``create_if_missing`` is awaited when the object does not exist (apply);
+        ``managed`` means managedFields were already set (apply).
+        """
         with _tracer.start_as_current_span(
             "store.update", attributes={"k8s.resource": info.plural, "k8s.subresource": subresource}
         ):
@@ -660,7 +644,7 @@ class Store:
             self._prepare(info, out, opts)
             return out
 
-        return await self._update_with(info, namespace, name, mutate, opts, subresource=subresource)
+        return await self.update_with(info, namespace, name, mutate, opts, subresource=subresource)
 
     async def _apply(
         self,
@@ -709,7 +693,7 @@ class Store:
             obj.setdefault("metadata", {})["name"] = name
             return await self.create(info, namespace, obj, opts, managed=True)
 
-        return await self._update_with(
+        return await self.update_with(
             info,
             namespace,
             name,
