@@ -224,8 +224,13 @@ class ObjectService(pb_grpc.ObjectServiceServicer):
         try:
             info = _info(request.ref)
             opts = _list_opts(request)
-            watcher, initial, _ = await self.store.watch(
-                info, _ns(info, request.ref), opts, send_initial=request.send_initial_events
+            watch, initial, _ = await self.store.watch(
+                info,
+                _ns(info, request.ref),
+                opts,
+                render=lambda e: pb.WatchEvent(type=e.type, object=orjson.dumps(e.obj)),
+                render_key=("grpc",),
+                send_initial=request.send_initial_events,
             )
         except ApiError as e:
             await _abort(context, e)
@@ -237,26 +242,25 @@ class ObjectService(pb_grpc.ObjectServiceServicer):
             for obj in initial:
                 yield pb.WatchEvent(type="ADDED", object=orjson.dumps(obj))
             while (left := deadline - loop.time()) > 0:
-                try:
-                    event = await asyncio.wait_for(watcher.queue.get(), min(left, 5.0))
-                except TimeoutError:
-                    if request.allow_bookmarks and watcher.queue.empty():
-                        yield pb.WatchEvent(
-                            type="BOOKMARK",
-                            object=orjson.dumps(
-                                {
-                                    "kind": info.kind,
-                                    "apiVersion": info.api_version,
-                                    "metadata": {"resourceVersion": str(self.store.cache.revision)},
-                                }
-                            ),
-                        )
-                    continue
-                if event is None:
+                items = await watch.next(min(left, 5.0))
+                if items is None:
                     return
-                yield pb.WatchEvent(type=event.type, object=orjson.dumps(event.obj))
+                for item in items:
+                    yield item
+                if not items and request.allow_bookmarks and watch.caught_up():
+                    rv = str(self.store.cache.revision)
+                    yield pb.WatchEvent(
+                        type="BOOKMARK",
+                        object=orjson.dumps(
+                            {
+                                "kind": info.kind,
+                                "apiVersion": info.api_version,
+                                "metadata": {"resourceVersion": rv},
+                            }
+                        ),
+                    )
         finally:
-            self.store.cache.unwatch(info, watcher)
+            self.store.cache.unwatch(info, watch)
 
 
 def _list_opts(request) -> ListOptions:  # type: ignore[no-untyped-def]

@@ -37,8 +37,6 @@ _tracer = tracing.tracer("skiff.apiserver.rest")
 
 MAX_BODY = 3 * 1024 * 1024
 BOOKMARK_INTERVAL = 5.0
-COALESCE_PER_WATCHER = 0.00005
-MAX_COALESCE = 0.05
 JSON = "application/json"
 TABLE_CT = "application/json;as=Table;v=v1;g=meta.k8s.io"
 
@@ -433,89 +431,70 @@ class RestApi:
         timeout = _int_param(q, "timeoutSeconds") or 1800
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
         send_initial = q.get("sendInitialEvents") in ("true", "1")
-        try:
-            watcher, initial, since = await self.store.watch(
-                t.info, t.namespace, opts, send_initial=send_initial
-            )
-        except ApiError as e:
-            if e.code != 410:
-                raise
-            # As kube-apiserver: a 200 stream holding one ERROR event with the 410 Status.
-            line = _dumps({"type": "ERROR", "object": e.status()}) + b"\n"
-            return Response(line, media_type=JSON)
         as_table = _wants_table(request)
         include = q.get("includeObject", "Metadata")
         info = t.info
         cache = self.store.cache
 
-        def line(etype: str, obj: dict[str, Any], raw: bytes | None = None) -> bytes:
-            if as_table and etype != "BOOKMARK" and etype != "ERROR":
+        def line(etype: str, obj: dict[str, Any]) -> bytes:
+            if as_table:
                 obj = tables.table_for(info, [obj], include_object=include)
-            elif raw is not None:
-                return raw
             return _dumps({"type": etype, "object": obj}) + b"\n"
 
-        def bookmark(rv: int, initial_end: bool = False) -> bytes:
-            meta: dict[str, Any] = {"resourceVersion": str(rv)}
-            if initial_end:
-                meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-            return line(
-                "BOOKMARK", {"kind": info.kind, "apiVersion": info.api_version, "metadata": meta}
-            )
-
-        rc = cache.of(info)
-
-        def deliver(e: Event) -> bytes:
+        def render(e: Event) -> bytes:
+            """One watch event as a line; done once per group of alike watches."""
             if not e.trace:
-                return line(e.type, e.obj, None if as_table else e.json_line())
+                return line(e.type, e.obj) if as_table else e.json_line()
             with _tracer.start_as_current_span(
                 "watch.deliver",
                 context=tracing.extract(e.trace),
                 kind=trace.SpanKind.PRODUCER,
                 attributes={"skiff.revision": e.revision},
             ):
-                return line(e.type, e.obj, None if as_table else e.json_line())
+                return line(e.type, e.obj) if as_table else e.json_line()
+
+        try:
+            watch, initial, since = await self.store.watch(
+                t.info,
+                t.namespace,
+                opts,
+                render=render,
+                render_key=("table", include) if as_table else ("json",),
+                send_initial=send_initial,
+            )
+        except ApiError as e:
+            if e.code != 410:
+                raise
+            # As kube-apiserver: a 200 stream holding one ERROR event with the 410 Status.
+            return Response(
+                _dumps({"type": "ERROR", "object": e.status()}) + b"\n", media_type=JSON
+            )
+
+        def bookmark(rv: int, initial_end: bool = False) -> bytes:
+            meta: dict[str, Any] = {"resourceVersion": str(rv)}
+            if initial_end:
+                meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+            obj = {"kind": info.kind, "apiVersion": info.api_version, "metadata": meta}
+            return _dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
 
         async def stream() -> AsyncIterator[bytes]:
-            deadline = asyncio.get_running_loop().time() + timeout
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
             try:
-                for obj in initial:
-                    yield line(ev.ADDED, obj)
+                if initial:
+                    yield b"".join(line(ev.ADDED, obj) for obj in initial)
                 if send_initial and bookmarks:
                     yield bookmark(since, initial_end=True)
-                loop = asyncio.get_running_loop()
-                while True:
-                    left = deadline - loop.time()
-                    if left <= 0:
+                while (left := deadline - loop.time()) > 0:
+                    items = await watch.next(min(left, BOOKMARK_INTERVAL))
+                    if items is None:
                         return
-                    try:
-                        async with asyncio.timeout(min(left, BOOKMARK_INTERVAL)):
-                            event = await watcher.queue.get()
-                    except TimeoutError:
-                        if bookmarks and watcher.queue.empty() and not watcher.closed:
-                            yield bookmark(cache.revision)
-                        continue
-                    if event is None:
-                        return
-                    # With many watchers, writing each event to each stream on its own costs
-                    # more than the events themselves: gather what arrives in a short window
-                    # (50 us per watcher, at most 50 ms) into one write.
-                    window = min(MAX_COALESCE, COALESCE_PER_WATCHER * len(rc.watchers))
-                    if window >= 0.001:
-                        await asyncio.sleep(window)
-                    batch = [event]
-                    while not watcher.queue.empty():
-                        batch.append(watcher.queue.get_nowait())
-                    chunks = []
-                    for e in batch:
-                        if e is None:
-                            break
-                        chunks.append(deliver(e))
-                    yield b"".join(chunks)
-                    if batch[-1] is None:
-                        return
+                    if items:
+                        yield b"".join(items)
+                    elif bookmarks and watch.caught_up():
+                        yield bookmark(cache.revision)
             finally:
-                cache.unwatch(info, watcher)
+                cache.unwatch(info, watch)
 
         ct = TABLE_CT if as_table else JSON
         return StreamingResponse(

@@ -38,7 +38,7 @@ from skiff.storage.etcd import (
 )
 
 from . import admission
-from .watchcache import WatchCache, Watcher, decode
+from .watchcache import Render, Watch, WatchCache, decode
 
 log = get_logger(__name__)
 _tracer = tracing.tracer("skiff.apiserver.store")
@@ -277,9 +277,15 @@ class Store:
         namespace: str | None,
         opts: ListOptions,
         *,
+        render: Render,
+        render_key: tuple[Any, ...],
         send_initial: bool | None = None,
-    ) -> tuple[Watcher, list[dict[str, Any]], int]:
-        """Open a watch; returns (watcher, objects to send as ADDED first, start revision)."""
+    ) -> tuple[Watch, list[dict[str, Any]], int]:
+        """Open a watch; returns (watch, objects to send as ADDED first, start revision).
+
+        Watches with the same ``render_key`` (output form), namespace and selectors share
+        one group: each event is filtered and rendered (``render(event)``) once for all.
+        """
         matches = _matcher(info, opts, namespace)
         rv = opts.resource_version
         if not self.cache.ready.is_set() and not await self.cache.wait_for(0, 10):
@@ -304,7 +310,13 @@ class Store:
                 raise errors.timeout(
                     f"Too large resource version: {since}, current: {self.cache.revision}"
                 )
-        return self.cache.watch(info, since, matches), initial, since
+        key = (
+            render_key,
+            namespace,
+            opts.label_selector.to_string() if opts.label_selector else "",
+            opts.field_selector.to_string() if opts.field_selector else "",
+        )
+        return self.cache.watch(info, since, key, matches, render), initial, since
 
     # -- writes ------------------------------------------------------------------------
 

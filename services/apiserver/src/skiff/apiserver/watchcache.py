@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -35,6 +35,7 @@ CACHE_REVISION = Gauge("skiff_watch_cache_revision", "Latest etcd revision appli
 WATCHERS = Gauge("skiff_watchers", "Open watches served from the cache")
 
 Filter = Callable[[dict[str, Any]], bool]
+Render = Callable[["Event"], Any]
 
 
 def decode(value: bytes, revision: int) -> dict[str, Any]:
@@ -65,47 +66,135 @@ class Event:
         return self._json
 
 
-@dataclass(eq=False)
-class Watcher:
-    """One open watch: a bounded queue of events that pass its filter."""
+MAX_LAG = 10_000
+"""A watch this many events behind its group is cut off (it re-watches), as kube-apiserver does."""
+COALESCE_PER_WATCHER = 0.00002
+MAX_COALESCE = 0.02
 
-    filter: Filter
-    queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(10_000))
-    closed: bool = False
 
-    def offer(self, event: Event) -> None:
+class WatchGroup:
+    """The watches of one resource that share a filter and an output form.
+
+    Each event is filtered and rendered once per group, not once per watch. Rendered
+    items stay in the group's log until every member has taken them. Members are woken
+    together, at most once per window, which grows with the number of members (20 µs
+    each, at most 20 ms): with many watchers, one write per event per stream costs more
+    than the events themselves.
+    """
+
+    def __init__(self, key: tuple[Any, ...], filt: Filter, render: Render) -> None:
+        self.key = key
+        self.filter = filt
+        self.render = render
+        self.items: list[Any] = []
+        self.base = 0
+        self.members: set[Watch] = set()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._flush: asyncio.Handle | None = None
+        self._trim_at = 1024
+
+    @property
+    def end(self) -> int:
+        """Absolute index just past the newest item."""
+        return self.base + len(self.items)
+
+    def seen_as(self, event: Event) -> Event | None:
+        """The event as this group's filter sees it (None: not its business)."""
         new_match = self.filter(event.obj)
         if event.type == ev.DELETED:
-            if new_match:
-                self._put(event)
-            return
+            return event if new_match else None
         old_match = event.prev is not None and self.filter(event.prev)
         if new_match and old_match:
-            self._put(event)
-        elif new_match:
-            self._put(
-                event
-                if event.type == ev.ADDED
-                else Event(ev.ADDED, event.obj, event.revision, event.key)
-            )
-        elif old_match:
-            # The object stopped matching: to this watcher it is gone.
-            self._put(Event(ev.DELETED, event.obj, event.revision, event.key))
+            return event
+        if new_match:
+            if event.type == ev.ADDED:
+                return event
+            return Event(ev.ADDED, event.obj, event.revision, event.key, trace=event.trace)
+        if old_match:
+            # The object stopped matching: to this group it is gone.
+            return Event(ev.DELETED, event.obj, event.revision, event.key, trace=event.trace)
+        return None
 
-    def _put(self, event: Event) -> None:
-        if self.closed:
+    def offer(self, event: Event) -> None:
+        seen = self.seen_as(event)
+        if seen is None:
             return
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            # A consumer this slow is cut off, as kube-apiserver does; it re-watches.
-            self.close()
+        self.items.append(self.render(seen))
+        if self._flush is None:
+            loop = asyncio.get_running_loop()
+            window = min(MAX_COALESCE, COALESCE_PER_WATCHER * len(self.members))
+            if window >= 0.001:
+                self._flush = loop.call_later(window, self.wake)
+            else:
+                self._flush = loop.call_soon(self.wake)
+        if len(self.items) >= self._trim_at:
+            self.trim()
+
+    def wake(self) -> None:
+        self._flush = None
+        fut, self._wakeup = self._wakeup, None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def waiter(self) -> asyncio.Future[None]:
+        if self._wakeup is None:
+            self._wakeup = asyncio.get_running_loop().create_future()
+        return self._wakeup
+
+    def trim(self) -> None:
+        """Drop items every member has taken; cut off members too far behind."""
+        limit = self.end - MAX_LAG
+        for w in [w for w in self.members if w.cursor < limit]:
+            w.close()
+        low = min((w.cursor for w in self.members), default=self.end)
+        if low > self.base:
+            del self.items[: low - self.base]
+            self.base = low
+        self._trim_at = max(1024, 2 * len(self.items))
+
+
+class Watch:
+    """One open watch: a cursor into its group's log, plus its own backlog."""
+
+    def __init__(self, group: WatchGroup, backlog: list[Any]) -> None:
+        self.group = group
+        self.pending = backlog
+        self.cursor = group.end
+        self.closed = False
+
+    def caught_up(self) -> bool:
+        return not self.pending and self.cursor >= self.group.end
+
+    def take(self) -> list[Any]:
+        items, self.pending = self.pending, []
+        g = self.group
+        if self.cursor < g.end:
+            items.extend(g.items[self.cursor - g.base :])
+            self.cursor = g.end
+        return items
+
+    async def next(self, timeout: float) -> list[Any] | None:
+        """Items for this watch; ``[]`` after ``timeout`` with none; ``None`` once closed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.closed:
+            items = self.take()
+            if items:
+                return items
+            left = deadline - loop.time()
+            if left <= 0:
+                return []
+            # wait() leaves the shared future alone when this watch times out.
+            await asyncio.wait((self.group.waiter(),), timeout=left)
+        return None
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            with contextlib.suppress(asyncio.QueueFull):
-                self.queue.put_nowait(None)
+            if self in self.group.members:
+                self.group.members.discard(self)
+                WATCHERS.dec()
+            self.group.wake()
 
 
 class ResourceCache:
@@ -117,15 +206,19 @@ class ResourceCache:
         self.events: deque[Event] = deque(maxlen=window)
         self.start_revision = 0
         """Events after this revision are all in :attr:`events` (older ones: 410)."""
-        self.watchers: set[Watcher] = set()
+        self.groups: dict[tuple[Any, ...], WatchGroup] = {}
+
+    def watch_count(self) -> int:
+        return sum(len(g.members) for g in self.groups.values())
 
     def reset(self, objects: dict[str, dict[str, Any]], revision: int) -> None:
         self.objects = objects
         self.events.clear()
         self.start_revision = revision
-        for w in list(self.watchers):
-            w.close()
-        self.watchers.clear()
+        for g in list(self.groups.values()):
+            for w in list(g.members):
+                w.close()
+        self.groups.clear()
 
     def apply(self, event: Event) -> None:
         event.prev = self.objects.get(event.key)
@@ -136,8 +229,8 @@ class ResourceCache:
         if len(self.events) == self.events.maxlen:
             self.start_revision = self.events[0].revision
         self.events.append(event)
-        for w in self.watchers:
-            w.offer(event)
+        for g in self.groups.values():
+            g.offer(event)
 
 
 class WatchCache:
@@ -269,25 +362,36 @@ class WatchCache:
         except TimeoutError:
             return False
 
-    def watch(self, info: ResourceInfo, since: int, filt: Filter) -> Watcher:
-        """Register a watcher whose queue already holds the buffered events after ``since``.
+    def watch(
+        self,
+        info: ResourceInfo,
+        since: int,
+        key: tuple[Any, ...],
+        filt: Filter,
+        render: Render,
+    ) -> Watch:
+        """Join the group ``key`` of ``info``'s watchers, from revision ``since`` on.
 
-        Raises 410 Gone when events after ``since`` have left the window.
+        Buffered events after ``since`` become the watch's backlog; raises 410 Gone
+        when some have left the window.
         """
         rc = self.resources[info]
         if since < rc.start_revision:
             raise gone(f"too old resource version: {since} ({rc.start_revision})")
-        backlog = [e for e in rc.events if e.revision > since] if rc.events else []
-        w = Watcher(filt, asyncio.Queue(max(10_000, 2 * len(backlog))))
-        for e in backlog:
-            w.offer(e)
-        rc.watchers.add(w)
+        group = rc.groups.get(key)
+        if group is None:
+            group = rc.groups[key] = WatchGroup(key, filt, render)
+        backlog = []
+        for e in rc.events:
+            if e.revision > since and (seen := group.seen_as(e)) is not None:
+                backlog.append(render(seen))
+        w = Watch(group, backlog)
+        group.members.add(w)
         WATCHERS.inc()
         return w
 
-    def unwatch(self, info: ResourceInfo, w: Watcher) -> None:
+    def unwatch(self, info: ResourceInfo, w: Watch) -> None:
+        w.close()
         rc = self.resources[info]
-        if w in rc.watchers:
-            rc.watchers.discard(w)
-            WATCHERS.dec()
-        w.closed = True
+        if not w.group.members and rc.groups.get(w.group.key) is w.group:
+            del rc.groups[w.group.key]
