@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 import pytest
+
 from cluster import Cluster, start_cluster, wait_until
 from skiff.storage.etcd import EtcdBackend, EventType
 

@@ -6,9 +6,10 @@ import asyncio
 
 import grpc
 import pytest
-from cluster import Cluster
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from cluster import Cluster
 from skiff.api.errors import ApiError
 from skiff.client.grpc import ObjectClient, ref
 

@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from cluster import Cluster
 from kubernetes import client, config, utils, watch
 from kubernetes.client.rest import ApiException
+
+from cluster import Cluster
 
 
 @pytest.fixture(scope="module")

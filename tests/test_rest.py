@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
+
 from cluster import Cluster
 from skiff.storage.etcd import EtcdBackend
 
@@ -429,3 +430,23 @@ def test_discovery_and_openapi(http: httpx.Client) -> None:
     assert "io.k8s.api.apps.v1.Deployment" in doc["components"]["schemas"]
     for p in ("/healthz", "/livez", "/readyz", "/version", "/metrics"):
         assert http.get(p).status_code == 200
+
+
+def test_terminating_namespace_refuses_new_content(http: httpx.Client) -> None:
+    assert http.post("/api/v1/namespaces", json={"metadata": {"name": "term"}}).status_code == 201
+    r = http.delete("/api/v1/namespaces/term")
+    assert r.status_code == 202 and r.json()["status"]["phase"] == "Terminating"
+    # Admission reads namespaces from the watch cache (as kube-apiserver's informer does);
+    # a consistent list returns once the cache has caught up with etcd.
+    http.get("/api/v1/namespaces")
+    r = http.post("/api/v1/namespaces/term/configmaps", json={"metadata": {"name": "late"}})
+    assert r.status_code == 403
+    assert status_of(r)["message"] == (
+        'configmaps "late" is forbidden: unable to create new content in namespace term '
+        "because it is being terminated"
+    )
+    # The namespace controller's last step: clear spec.finalizers through /finalize.
+    ns = http.get("/api/v1/namespaces/term").json()
+    ns["spec"]["finalizers"] = []
+    assert http.put("/api/v1/namespaces/term/finalize", json=ns).status_code == 200
+    assert http.get("/api/v1/namespaces/term").status_code == 404

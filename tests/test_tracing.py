@@ -15,8 +15,9 @@ import grpc
 import httpx
 import orjson
 import pytest
-from cluster import Cluster, free_port, start_cluster
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from cluster import Cluster, free_port, start_cluster
 
 
 class Collector(trace_service_pb2_grpc.TraceServiceServicer):

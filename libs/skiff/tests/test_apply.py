@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+
 from skiff.api.apply import (
     ANCIENT_CHANGES,
     LAST_APPLIED_ANNOTATION,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+
 from skiff.api.defaults import apply_defaults, parse_quantity, pod_qos_class
 from skiff.api.resources import REGISTRY, RESOURCES, ResourceInfo
 

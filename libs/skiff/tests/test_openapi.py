@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+
 from skiff.api import openapi
 from skiff.api.resources import REGISTRY, RESOURCES
 

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+
 from skiff.api.errors import ApiError, Reason
 from skiff.api.patch import (
     MAX_JSON_PATCH_OPERATIONS,

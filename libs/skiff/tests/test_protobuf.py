@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from google.protobuf.message import Message
+
 from skiff.api import protobuf, schema
 from skiff.api.errors import ApiError
 from skiff.k8spb import options_pb2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from skiff.api.errors import ApiError, Reason
 from skiff.api.selectors import (
     DOES_NOT_EXIST,

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from skiff.api import tables
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY, RESOURCES, ResourceInfo

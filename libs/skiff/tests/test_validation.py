@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+
 from skiff.api import validation as v
 from skiff.api.errors import Cause
 from skiff.api.resources import RESOURCES

@@ -22,6 +22,7 @@ import hashlib
 from typing import Any
 
 import orjson
+
 from skiff.api import schema
 from skiff.api.resources import REGISTRY, ResourceInfo
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonpatch
 import jsonpointer
+
 from skiff.api import errors, schema
 from skiff.api.errors import ApiError, Cause, Reason
 

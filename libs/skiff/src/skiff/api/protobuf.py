@@ -29,6 +29,7 @@ from typing import Any
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
+
 from skiff.api.errors import ApiError, Reason, bad_request
 
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"

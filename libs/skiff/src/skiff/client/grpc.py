@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import orjson
+
 from skiff.api.errors import ApiError, Cause, Reason
 from skiff.rpc.v1 import objects_pb2 as pb
 from skiff.rpc.v1 import objects_pb2_grpc as pb_grpc

@@ -14,6 +14,7 @@ import grpc
 import orjson
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
 from skiff import tracing
 from skiff.api import errors
 from skiff.api.errors import ApiError

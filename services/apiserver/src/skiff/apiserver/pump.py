@@ -21,6 +21,7 @@ from nats.aio.client import Client as NATS
 from nats.js.errors import APIError
 from opentelemetry import trace
 from prometheus_client import Counter, Gauge
+
 from skiff import tracing
 from skiff.log import get_logger
 from skiff.storage.etcd import CompactedError, EtcdBackend, EventType, KeyExistsError, StorageError

@@ -17,6 +17,9 @@ import orjson
 import yaml
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
 from skiff import tracing
 from skiff.api import errors, openapi, protobuf, tables
 from skiff.api import patch as patching
@@ -24,8 +27,6 @@ from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY, ResourceInfo
 from skiff.api.selectors import parse_field_selector, parse_label_selector
 from skiff.log import get_logger
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
 
 from . import discovery
 from . import events as ev

@@ -8,6 +8,7 @@ import signal
 from dataclasses import dataclass
 
 import uvicorn
+
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY
 from skiff.log import get_logger

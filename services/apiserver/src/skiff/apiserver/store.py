@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from opentelemetry import trace
+
 from skiff import tracing
 from skiff.api import apply as ssa
 from skiff.api import errors
@@ -28,10 +29,10 @@ from skiff.api.errors import ApiError, Cause
 from skiff.api.resources import REGISTRY, ResourceInfo
 from skiff.api.selectors import FieldSelector, LabelSelector
 from skiff.log import get_logger
-from skiff.storage.etcd import (
+from skiff.storage import (
+    Backend,
     CompactedError,
     ConflictError,
-    EtcdBackend,
     KeyExistsError,
     KeyValue,
     StorageError,
@@ -145,7 +146,7 @@ def _decode_continue(token: str) -> tuple[int, str]:
 class Store:
     """Storage rules of the Kubernetes API, on etcd and the watch cache."""
 
-    def __init__(self, etcd: EtcdBackend, cache: WatchCache) -> None:
+    def __init__(self, etcd: Backend, cache: WatchCache) -> None:
         self.etcd = etcd
         self.cache = cache
 
@@ -320,7 +321,8 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------
 
-    async def _check_namespace(self, info: ResourceInfo, namespace: str | None) -> None:
+    async def _check_namespace(self, info: ResourceInfo, namespace: str | None, name: str) -> None:
+        """The namespace must exist and not be terminating (NamespaceLifecycle admission)."""
         if not info.namespaced:
             return
         assert NAMESPACES is not None
@@ -335,9 +337,10 @@ class Store:
             raise errors.ApiError(
                 403,
                 errors.Reason.FORBIDDEN,
-                f'{info.plural} "{""}" is forbidden: unable to create new content in namespace '
+                f'{info.plural} "{name}" is forbidden: unable to create new content in namespace '
                 f"{namespace} because it is being terminated",
                 kind=info.plural,
+                name=name,
                 group=info.group,
             )
 
@@ -403,7 +406,7 @@ class Store:
             ):
                 meta.pop(k, None)
             admission.default_and_validate(info, obj, None, opts)
-            await self._check_namespace(info, meta.get("namespace"))
+            await self._check_namespace(info, meta.get("namespace"), meta["name"])
             if not managed:
                 admission.track_fields(info, None, obj, opts, "")
             value = _encode(obj)

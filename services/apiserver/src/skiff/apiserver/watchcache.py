@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +21,12 @@ from nats.aio.client import Client as NATS
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from opentelemetry import trace
 from prometheus_client import Gauge
+
 from skiff import tracing
 from skiff.api.errors import gone
 from skiff.api.resources import REGISTRY, ResourceInfo
 from skiff.log import get_logger
-from skiff.storage.etcd import EtcdBackend
+from skiff.storage import Backend
 
 from . import events as ev
 
@@ -236,7 +238,7 @@ class ResourceCache:
 class WatchCache:
     """All resources' caches, kept current from the event stream."""
 
-    def __init__(self, etcd: EtcdBackend, nc: NATS, *, window: int = 10_000) -> None:
+    def __init__(self, etcd: Backend, nc: NATS, *, window: int = 10_000) -> None:
         self.etcd = etcd
         self.nc = nc
         self.js = nc.jetstream()
@@ -301,6 +303,8 @@ class WatchCache:
             pending_msgs_limit=1_000_000,
             idle_heartbeat=2.0,
         )
+        # What was just listed lives long: keep it out of the collector's scans.
+        gc.freeze()
         self.ready.set()
         log.info("watch cache synced", revision=revision, objects=len(kvs), stream_seq=seq)
 

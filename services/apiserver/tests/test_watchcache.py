@@ -1,0 +1,107 @@
+"""Unit tests of the watch cache's groups (no etcd or NATS: events are applied directly)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from skiff.api.errors import ApiError
+from skiff.api.resources import REGISTRY
+from skiff.apiserver import watchcache as wc
+from skiff.apiserver.watchcache import Event, WatchCache
+
+PODS = REGISTRY.by_path("", "v1", "pods")
+
+
+class _NoNats:
+    def jetstream(self) -> None:
+        return None
+
+
+def _cache() -> WatchCache:
+    return WatchCache(None, _NoNats())  # type: ignore[arg-type]
+
+
+def _pod(name: str, rev: int, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "resourceVersion": str(rev),
+            "labels": labels or {},
+        }
+    }
+
+
+def _apply(cache: WatchCache, etype: str, obj: dict[str, Any], rev: int) -> None:
+    key = PODS.etcd_key("ns", obj["metadata"]["name"])
+    cache.of(PODS).apply(Event(etype, obj, rev, key))
+    cache.revision = rev
+
+
+def _app(obj: dict[str, Any]) -> bool:
+    return obj["metadata"].get("labels", {}).get("app") == "web"
+
+
+async def test_one_render_per_event_for_a_group() -> None:
+    cache = _cache()
+    rendered: list[int] = []
+
+    def render(e: Event) -> tuple[str, str]:
+        rendered.append(e.revision)
+        return (e.type, e.obj["metadata"]["name"])
+
+    watches = [cache.watch(PODS, 0, ("k",), _app, render) for _ in range(50)]
+    _apply(cache, "ADDED", _pod("a", 1, {"app": "web"}), 1)
+    _apply(cache, "ADDED", _pod("b", 2), 2)  # filtered out for the group
+    for w in watches:
+        assert await w.next(1) == [("ADDED", "a")]
+    assert rendered == [1]
+
+
+async def test_selector_transitions() -> None:
+    cache = _cache()
+    w = cache.watch(PODS, 0, ("k",), _app, lambda e: (e.type, e.revision))
+    _apply(cache, "ADDED", _pod("a", 1), 1)
+    _apply(cache, "MODIFIED", _pod("a", 2, {"app": "web"}), 2)
+    _apply(cache, "MODIFIED", _pod("a", 3, {"app": "web"}), 3)
+    _apply(cache, "MODIFIED", _pod("a", 4), 4)
+    assert await w.next(1) == [("ADDED", 2), ("MODIFIED", 3), ("DELETED", 4)]
+
+
+async def test_backlog_and_too_old() -> None:
+    cache = _cache()
+    for i in range(1, 6):
+        _apply(cache, "ADDED", _pod(f"p{i}", i, {"app": "web"}), i)
+    w = cache.watch(PODS, 3, ("k",), _app, lambda e: e.revision)
+    assert await w.next(1) == [4, 5]
+    cache.of(PODS).start_revision = 3
+    with pytest.raises(ApiError) as e:
+        cache.watch(PODS, 2, ("k",), _app, lambda e: e.revision)
+    assert e.value.code == 410
+
+
+async def test_timeout_returns_empty_and_close_returns_none() -> None:
+    cache = _cache()
+    w = cache.watch(PODS, 0, ("k",), _app, lambda e: e.revision)
+    assert await w.next(0.05) == []
+    assert w.caught_up()
+    asyncio.get_running_loop().call_later(0.05, w.close)
+    assert await w.next(5) is None
+
+
+async def test_slow_watch_is_cut_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wc, "MAX_LAG", 10)
+    cache = _cache()
+    slow = cache.watch(PODS, 0, ("k",), lambda o: True, lambda e: e.revision)
+    fast = cache.watch(PODS, 0, ("k",), lambda o: True, lambda e: e.revision)
+    group = fast.group
+    for i in range(1, 30):
+        _apply(cache, "ADDED", _pod(f"p{i}", i), i)
+        fast.take()
+    group.trim()
+    assert slow.closed and not fast.closed
+    assert len(group.items) < 10
+    assert await slow.next(1) is None
