@@ -1,0 +1,618 @@
+"""An asyncio client for the Kubernetes REST API, shared by every Skiff component.
+
+Objects are plain dicts (the Kubernetes JSON form). Every failure raises
+:class:`skiff.api.errors.ApiError`: rebuilt from the server's ``Status`` on a non-2xx
+answer, or ``503 ServiceUnavailable`` when the server cannot be reached.
+
+    async with ApiClient("http://127.0.0.1:6443", user_agent="skiff-scheduler") as api:
+        pod = await api.get("pods", "web-0", "default")
+        async for type_, obj in api.watch("pods", "default", resource_version=rv):
+            ...
+
+One connection pool serves all requests of a client; watches each hold one
+connection while they stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import ssl
+import tempfile
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any, TypeAlias
+from urllib.parse import quote
+
+import httpx
+import orjson
+import yaml
+
+from skiff import tracing
+from skiff.api.errors import ApiError, Cause, Reason, unavailable
+from skiff.api.resources import REGISTRY, ResourceInfo
+from skiff.log import get_logger
+
+log = get_logger(__name__)
+
+Obj: TypeAlias = dict[str, Any]
+Res: TypeAlias = ResourceInfo | str
+
+JSON = "application/json"
+PATCH_CONTENT_TYPES = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+    # JSON is YAML: an apply body is sent as JSON under the YAML media type.
+    "apply": "application/apply-patch+yaml",
+}
+DEFAULT_PAGE_SIZE = 500
+
+_REASON_BY_CODE = {
+    400: Reason.BAD_REQUEST,
+    401: Reason.UNAUTHORIZED,
+    403: Reason.FORBIDDEN,
+    404: Reason.NOT_FOUND,
+    405: Reason.METHOD_NOT_ALLOWED,
+    406: Reason.NOT_ACCEPTABLE,
+    409: Reason.CONFLICT,
+    410: Reason.GONE,
+    413: Reason.REQUEST_ENTITY_TOO_LARGE,
+    415: Reason.UNSUPPORTED_MEDIA_TYPE,
+    422: Reason.INVALID,
+    429: Reason.TOO_MANY_REQUESTS,
+    500: Reason.INTERNAL_ERROR,
+    503: Reason.SERVICE_UNAVAILABLE,
+    504: Reason.TIMEOUT,
+}
+
+# -- resources -----------------------------------------------------------------------
+
+
+def _build_names() -> dict[str, ResourceInfo]:
+    names: dict[str, ResourceInfo] = {}
+    # Qualified names first, so they win; then bare ones, first registered wins
+    # (core ``events`` over ``events.events.k8s.io``).
+    for r in REGISTRY.resources:
+        names[r.qualified] = r
+        if r.group:
+            names[f"{r.singular}.{r.group}"] = r
+    for r in REGISTRY.resources:
+        for n in (r.plural, r.singular, *r.short_names):
+            names.setdefault(n, r)
+    return names
+
+
+_NAMES = _build_names()
+
+
+def resource(name: str) -> ResourceInfo:
+    """The resource called ``name``: plural, ``plural.group``, kind (any case) or short name.
+
+    Raises ``ValueError`` for a name the registry does not know.
+    """
+    info = _NAMES.get(name.lower())
+    if info is None:
+        raise ValueError(f"unknown resource {name!r}")
+    return info
+
+
+def _info(res: Res) -> ResourceInfo:
+    return res if isinstance(res, ResourceInfo) else resource(res)
+
+
+def resource_path(
+    info: ResourceInfo, namespace: str | None = None, name: str = "", subresource: str = ""
+) -> str:
+    """The URL path of a collection, an object or one of its subresources."""
+    path = f"/apis/{info.group}/{info.version}" if info.group else f"/api/{info.version}"
+    if info.namespaced and namespace:
+        path += f"/namespaces/{namespace}"
+    path += f"/{info.plural}"
+    if name:
+        path += "/" + quote(name, safe=":@")
+        if subresource:
+            path += f"/{subresource}"
+    return path
+
+
+# -- errors --------------------------------------------------------------------------
+
+
+def _reason(value: Any, code: int) -> Reason:
+    try:
+        return Reason(value)
+    except ValueError:
+        return _REASON_BY_CODE.get(
+            code, Reason.INTERNAL_ERROR if code >= 500 else Reason.BAD_REQUEST
+        )
+
+
+def status_error(status: Obj, code: int | None = None) -> ApiError:
+    """The :class:`ApiError` a ``Status`` object describes (``code`` when it has none)."""
+    code = int(status.get("code") or code or 500)
+    details = status.get("details") or {}
+    retry = details.get("retryAfterSeconds")
+    return ApiError(
+        code,
+        _reason(status.get("reason"), code),
+        status.get("message") or "",
+        kind=details.get("kind", ""),
+        name=details.get("name", ""),
+        group=details.get("group", ""),
+        causes=[
+            Cause(c.get("field", ""), c.get("message", ""), c.get("reason", ""))
+            for c in details.get("causes") or ()
+        ],
+        retry_after=int(retry) if retry is not None else None,
+    )
+
+
+def _response_error(resp: httpx.Response) -> ApiError:
+    code = resp.status_code
+    try:
+        body = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        err = status_error(body, code)
+        err.code = code
+    else:
+        text = resp.text.strip() or resp.reason_phrase
+        err = ApiError(code, _reason(None, code), f"{code} {resp.request.method}: {text}")
+    if err.retry_after is None and (ra := resp.headers.get("retry-after", "")).isdigit():
+        err.retry_after = int(ra)
+    return err
+
+
+def _transport_error(e: httpx.TransportError, method: str, url: str) -> ApiError:
+    return unavailable(f"{method} {url}: {type(e).__name__}: {str(e) or 'connection failed'}")
+
+
+# -- kubeconfig ----------------------------------------------------------------------
+
+
+def _kubeconfig_paths(path: str | None) -> list[Path]:
+    if path:
+        return [Path(path).expanduser()]
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+    return [Path("~/.kube/config").expanduser()]
+
+
+def _named(
+    entries: Iterable[Any] | None, key: str, out: dict[str, tuple[Obj, Path]], base: Path
+) -> None:
+    for e in entries or ():
+        if isinstance(e, dict) and "name" in e:
+            out.setdefault(e["name"], (e.get(key) or {}, base))
+
+
+def _resolve(base: Path, p: str) -> str:
+    return str((base / Path(p).expanduser()).resolve())
+
+
+class ApiClient:
+    """Asyncio client for the Kubernetes REST API; use as an async context manager.
+
+    ``server`` is the base URL (``http://host:port`` or ``https://...``). ``token`` is
+    sent as a bearer token; ``ssl_context`` sets CA and client certificates for https.
+    ``transport`` replaces the network (tests pass ``httpx.MockTransport``).
+    """
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        user_agent: str = "skiff",
+        timeout: float = 30,
+        token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_keepalive: int = 32,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.timeout = timeout
+        headers = {"User-Agent": user_agent, "Accept": JSON}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        # Watches hold a connection each for their whole life: no cap on connections,
+        # or a component with many informers would starve its own requests.
+        self._http = httpx.AsyncClient(
+            base_url=self.server,
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=max_keepalive),
+            verify=ssl_context if ssl_context is not None else True,
+            transport=transport,
+            trust_env=False,
+        )
+
+    @classmethod
+    def from_kubeconfig(
+        cls, path: str | None = None, context: str | None = None, **kwargs: Any
+    ) -> ApiClient:
+        """A client for ``context`` (default: current-context) of a kubeconfig file.
+
+        Reads ``path``, else the files in ``KUBECONFIG``, else ``~/.kube/config``; the
+        first file that sets a name wins. Supports ``server``, CA file/data,
+        ``insecure-skip-tls-verify``, bearer ``token``/``tokenFile`` and client
+        certificate and key (paths or inline data). ``kwargs`` go to the constructor.
+        """
+        clusters: dict[str, tuple[Obj, Path]] = {}
+        users: dict[str, tuple[Obj, Path]] = {}
+        contexts: dict[str, tuple[Obj, Path]] = {}
+        current = ""
+        found = False
+        for p in _kubeconfig_paths(path):
+            if not p.is_file():
+                continue
+            found = True
+            doc = yaml.safe_load(p.read_text()) or {}
+            base = p.parent
+            _named(doc.get("clusters"), "cluster", clusters, base)
+            _named(doc.get("users"), "user", users, base)
+            _named(doc.get("contexts"), "context", contexts, base)
+            current = current or doc.get("current-context") or ""
+        if not found:
+            raise ValueError(f"no kubeconfig found (looked at {path or 'KUBECONFIG, ~/.kube'})")
+        name = context or current
+        if name not in contexts:
+            raise ValueError(f"kubeconfig has no context {name!r}")
+        ctx = contexts[name][0]
+        if ctx.get("cluster") not in clusters:
+            raise ValueError(f"kubeconfig context {name!r} names unknown cluster")
+        cluster, cbase = clusters[ctx["cluster"]]
+        user, ubase = users.get(ctx.get("user", ""), ({}, cbase))
+        server = cluster.get("server")
+        if not server:
+            raise ValueError(f"kubeconfig cluster {ctx['cluster']!r} has no server")
+        token = user.get("token")
+        if not token and user.get("tokenFile"):
+            token = Path(_resolve(ubase, user["tokenFile"])).read_text().strip()
+        ssl_context = None
+        if server.startswith("https://"):
+            ssl_context = _ssl_context(cluster, cbase, user, ubase)
+        return cls(server, token=token, ssl_context=ssl_context, **kwargs)
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # -- plumbing --------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = JSON,
+    ) -> Obj:
+        headers: dict[str, str] = {}
+        tracing.inject(headers)
+        content = None
+        if body is not None:
+            content = orjson.dumps(body)
+            headers["Content-Type"] = content_type
+        try:
+            resp = await self._http.request(
+                method, path, params=params, content=content, headers=headers
+            )
+        except httpx.TransportError as e:
+            raise _transport_error(e, method, path) from e
+        if not 200 <= resp.status_code < 300:
+            raise _response_error(resp)
+        if "warning" in resp.headers:
+            for w in resp.headers.get_list("warning"):
+                log.warning("server warning", method=method, path=path, warning=w)
+        return orjson.loads(resp.content) if resp.content else {}
+
+    @staticmethod
+    def _namespace(info: ResourceInfo, namespace: str | None, obj: Obj | None = None) -> str | None:
+        if not info.namespaced:
+            return None
+        ns = namespace or ((obj or {}).get("metadata") or {}).get("namespace")
+        if not ns:
+            raise ValueError(f"{info.qualified} are namespaced: give a namespace")
+        return ns
+
+    # -- verbs -----------------------------------------------------------------------
+
+    async def get(
+        self, res: Res, name: str, namespace: str | None = None, *, subresource: str = ""
+    ) -> Obj:
+        """Read one object (or its ``subresource``, e.g. ``scale``)."""
+        info = _info(res)
+        path = resource_path(info, self._namespace(info, namespace), name, subresource)
+        return await self._request("GET", path)
+
+    async def list(
+        self,
+        res: Res,
+        namespace: str | None = None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        limit: int = 0,
+        continue_: str = "",
+        resource_version: str = "",
+    ) -> Obj:
+        """One page of a list: the ``<Kind>List`` object (all namespaces when None)."""
+        info = _info(res)
+        params: dict[str, str] = {}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        if limit:
+            params["limit"] = str(limit)
+        if continue_:
+            params["continue"] = continue_
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        return await self._request("GET", resource_path(info, namespace), params=params)
+
+    async def list_all(
+        self,
+        res: Res,
+        namespace: str | None = None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        limit: int = DEFAULT_PAGE_SIZE,
+        resource_version: str = "",
+    ) -> tuple[list[Obj], str]:
+        """Every item, ``limit`` per page following continue tokens: (items, resourceVersion).
+
+        When a continue token has expired (410) the list starts over unpaginated, as
+        client-go's pager does.
+        """
+        items: list[Obj] = []
+        token = ""
+        while True:
+            try:
+                page = await self.list(
+                    res,
+                    namespace,
+                    label_selector=label_selector,
+                    field_selector=field_selector,
+                    limit=limit,
+                    continue_=token,
+                    resource_version="" if token else resource_version,
+                )
+            except ApiError as e:
+                if e.code != 410 or not token:
+                    raise
+                log.info("list continue token expired; listing in one page", error=str(e))
+                page = await self.list(
+                    res, namespace, label_selector=label_selector, field_selector=field_selector
+                )
+                items = []
+                token = ""
+            items.extend(page.get("items") or ())
+            meta = page.get("metadata") or {}
+            token = meta.get("continue") or ""
+            if not token:
+                return items, meta.get("resourceVersion", "")
+
+    async def create(
+        self,
+        res: Res,
+        obj: Obj,
+        namespace: str | None = None,
+        *,
+        field_manager: str = "",
+        dry_run: bool = False,
+    ) -> Obj:
+        """Create ``obj`` (namespace from the argument, else from its metadata)."""
+        info = _info(res)
+        params: dict[str, str] = {}
+        if field_manager:
+            params["fieldManager"] = field_manager
+        if dry_run:
+            params["dryRun"] = "All"
+        path = resource_path(info, self._namespace(info, namespace, obj))
+        return await self._request("POST", path, params=params, body=obj)
+
+    async def update(
+        self,
+        res: Res,
+        obj: Obj,
+        namespace: str | None = None,
+        *,
+        subresource: str = "",
+        field_manager: str = "",
+    ) -> Obj:
+        """Replace ``obj`` (PUT; name from its metadata); 409 when its resourceVersion is stale."""
+        info = _info(res)
+        name = (obj.get("metadata") or {}).get("name")
+        if not name:
+            raise ValueError("update needs metadata.name in the object")
+        params = {"fieldManager": field_manager} if field_manager else None
+        path = resource_path(info, self._namespace(info, namespace, obj), name, subresource)
+        return await self._request("PUT", path, params=params, body=obj)
+
+    async def patch(
+        self,
+        res: Res,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        *,
+        type: str = "merge",
+        subresource: str = "",
+        field_manager: str = "",
+        force: bool = False,
+    ) -> Obj:
+        """Patch one object; ``type`` is merge, strategic, json or apply.
+
+        ``apply`` is server-side apply and needs ``field_manager``; ``force`` takes
+        conflicting fields over from other managers.
+        """
+        info = _info(res)
+        content_type = PATCH_CONTENT_TYPES.get(type)
+        if content_type is None:
+            raise ValueError(
+                f"patch type must be one of {sorted(PATCH_CONTENT_TYPES)}, not {type!r}"
+            )
+        if type == "apply" and not field_manager:
+            raise ValueError("an apply patch needs a field_manager")
+        params: dict[str, str] = {}
+        if field_manager:
+            params["fieldManager"] = field_manager
+        if force:
+            params["force"] = "true"
+        path = resource_path(info, self._namespace(info, namespace), name, subresource)
+        return await self._request(
+            "PATCH", path, params=params, body=patch, content_type=content_type
+        )
+
+    async def delete(
+        self,
+        res: Res,
+        name: str,
+        namespace: str | None = None,
+        *,
+        grace_period_seconds: int | None = None,
+        propagation_policy: str | None = None,
+        preconditions: Obj | None = None,
+    ) -> Obj:
+        """Delete one object; returns it (still there, with deletionTimestamp, on a 202).
+
+        ``preconditions`` is ``{"uid": ..., "resourceVersion": ...}``.
+        """
+        info = _info(res)
+        body: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if grace_period_seconds is not None:
+            body["gracePeriodSeconds"] = grace_period_seconds
+        if propagation_policy:
+            body["propagationPolicy"] = propagation_policy
+        if preconditions:
+            body["preconditions"] = preconditions
+        path = resource_path(info, self._namespace(info, namespace), name)
+        return await self._request("DELETE", path, body=body if len(body) > 2 else None)
+
+    async def create_subresource(
+        self, res: Res, name: str, subresource: str, body: Obj, namespace: str | None = None
+    ) -> Obj:
+        """POST to a subresource: ``pods/binding``, ``pods/eviction``."""
+        info = _info(res)
+        path = resource_path(info, self._namespace(info, namespace), name, subresource)
+        return await self._request("POST", path, body=body)
+
+    async def watch(
+        self,
+        res: Res,
+        namespace: str | None = None,
+        *,
+        resource_version: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        timeout_seconds: int | None = None,
+        allow_bookmarks: bool = True,
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        """Yield ``(type, object)`` (ADDED, MODIFIED, DELETED, BOOKMARK) until the stream ends.
+
+        An ``ERROR`` event raises the :class:`ApiError` it carries (``410`` when
+        ``resource_version`` is too old: list again). A broken stream raises 503.
+        Close the iterator when leaving early (``contextlib.aclosing``) so the
+        connection is released at once.
+        """
+        info = _info(res)
+        params = {"watch": "1"}
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        if timeout_seconds is not None:
+            params["timeoutSeconds"] = str(int(timeout_seconds))
+        if allow_bookmarks:
+            params["allowWatchBookmarks"] = "true"
+        # A watch is quiet for as long as nothing changes: no read timeout beyond the
+        # server's own deadline.
+        read = timeout_seconds + self.timeout if timeout_seconds is not None else None
+        timeout = httpx.Timeout(self.timeout, read=read)
+        path = resource_path(info, namespace)
+        headers: dict[str, str] = {}
+        tracing.inject(headers)
+        try:
+            async with self._http.stream(
+                "GET", path, params=params, headers=headers, timeout=timeout
+            ) as resp:
+                if not 200 <= resp.status_code < 300:
+                    await resp.aread()
+                    raise _response_error(resp)
+                async for line in _lines(resp.aiter_bytes()):
+                    yield _event(line)
+        except httpx.TransportError as e:
+            raise _transport_error(e, "WATCH", path) from e
+
+
+async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Split a byte stream into non-empty lines, without re-copying what is buffered."""
+    parts: list[bytes] = []
+    async for chunk in chunks:
+        if b"\n" not in chunk:
+            parts.append(chunk)
+            continue
+        lines = chunk.split(b"\n")
+        if parts:
+            parts.append(lines[0])
+            lines[0] = b"".join(parts)
+            parts = []
+        tail = lines.pop()
+        if tail:
+            parts.append(tail)
+        for line in lines:
+            if line.strip():
+                yield line
+    if parts and (last := b"".join(parts)).strip():
+        yield last
+
+
+def _event(line: bytes) -> tuple[str, Obj]:
+    try:
+        ev = orjson.loads(line)
+        etype, obj = ev["type"], ev["object"]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as e:
+        raise ApiError(500, Reason.INTERNAL_ERROR, f"malformed watch event: {line[:200]!r}") from e
+    if etype == "ERROR":
+        raise status_error(obj if isinstance(obj, dict) else {})
+    return etype, obj
+
+
+def _ssl_context(cluster: Obj, cbase: Path, user: Obj, ubase: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    if cluster.get("insecure-skip-tls-verify"):
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif cluster.get("certificate-authority-data"):
+        ctx.load_verify_locations(
+            cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+        )
+    elif cluster.get("certificate-authority"):
+        ctx.load_verify_locations(cafile=_resolve(cbase, cluster["certificate-authority"]))
+    cert = user.get("client-certificate")
+    key = user.get("client-key")
+    if cert and key:
+        ctx.load_cert_chain(_resolve(ubase, cert), _resolve(ubase, key))
+    elif user.get("client-certificate-data") and user.get("client-key-data"):
+        # ssl loads certificates from files only; the files live just long enough.
+        with tempfile.TemporaryDirectory() as d:
+            cf, kf = Path(d, "cert.pem"), Path(d, "key.pem")
+            cf.write_bytes(base64.b64decode(user["client-certificate-data"]))
+            kf.touch(0o600)
+            kf.write_bytes(base64.b64decode(user["client-key-data"]))
+            ctx.load_cert_chain(str(cf), str(kf))
+    return ctx

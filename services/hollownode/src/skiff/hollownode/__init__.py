@@ -1,0 +1,1 @@
+"""Hollow nodes: simulated kubelets for scale tests and benchmarks (like KWOK/kubemark)."""
