@@ -374,7 +374,10 @@ def test_binding(http: httpx.Client) -> None:
         },
     )
     assert r.status_code == 201, r.text
-    assert http.get(f"{pods}/tobind").json()["spec"]["nodeName"] == "n1"
+    bound = http.get(f"{pods}/tobind").json()
+    assert bound["spec"]["nodeName"] == "n1"
+    cond = {c["type"]: c["status"] for c in bound["status"]["conditions"]}
+    assert cond["PodScheduled"] == "True"
     r = http.post(f"{pods}/tobind/binding", json={"target": {"name": "n2"}})
     assert r.status_code == 409
 

@@ -30,7 +30,7 @@ from skiff.log import get_logger
 
 from . import discovery
 from . import events as ev
-from .store import DeleteOptions, ListOptions, Store, WriteOptions
+from .store import DeleteOptions, ListOptions, Store, WriteOptions, now_rfc3339
 from .watchcache import Event
 
 log = get_logger(__name__)
@@ -686,7 +686,30 @@ class RestApi:
                     "",
                     f'pod {t.name} is already assigned to node "{spec["nodeName"]}"',
                 )
+            want_uid = (binding.get("metadata") or {}).get("uid")
+            if want_uid and want_uid != cur["metadata"].get("uid"):
+                raise errors.conflict(
+                    "pods/binding",
+                    t.name or "",
+                    "",
+                    f"Precondition failed: UID in precondition: {want_uid}, UID in object meta: "
+                    f"{cur['metadata'].get('uid')}",
+                )
             spec["nodeName"] = node
+            # As kube-apiserver's binding: the pod is now scheduled.
+            status = cur.setdefault("status", {})
+            conditions = [
+                c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"
+            ]
+            conditions.append(
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": now_rfc3339(),
+                }
+            )
+            status["conditions"] = conditions
             return cur
 
         await self.store.update_with(
