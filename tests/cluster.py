@@ -87,6 +87,7 @@ class Cluster:
     apiservers: list[Proc] = field(default_factory=list)
     api_ports: list[int] = field(default_factory=list)
     grpc_ports: list[int] = field(default_factory=list)
+    schedulers: list[Proc] = field(default_factory=list)
 
     @property
     def etcd_endpoint(self) -> str:
@@ -174,6 +175,20 @@ class Cluster:
         wait_until(lambda: _ready(port), timeout=60, what=f"apiserver {index} /readyz")
         return proc
 
+    def start_scheduler(self, *extra: str) -> Proc:
+        """Start a skiff-scheduler process against apiserver 0."""
+        index = len(self.schedulers)
+        args = [str(VENV_BIN / "skiff-scheduler"), "--server", self.url, "--port", "0", *extra]
+        proc = Proc(
+            f"scheduler-{index}",
+            args,
+            self.dir / f"scheduler-{index}.log",
+            dict(os.environ, SKIFF_LOG_LEVEL="info"),
+        )
+        proc.start()
+        self.schedulers.append(proc)
+        return proc
+
     def kubeconfig(self, index: int = 0) -> Path:
         path = self.dir / f"kubeconfig-{index}"
         path.write_text(
@@ -185,6 +200,8 @@ class Cluster:
         return path
 
     def stop(self) -> None:
+        for p in self.schedulers:
+            p.stop()
         for p in self.apiservers:
             if p is not None:
                 p.stop()

@@ -1,0 +1,90 @@
+"""Skiff's scheduler: kube-scheduler's framework and default plugins over plain dicts.
+
+Typical use by the scheduler service::
+
+    snapshot = Snapshot(nodes, bound_pods)           # kept current from informer events
+    framework = Framework(default_profile(plugin_args={"DefaultBinder": {"binder": bind}}))
+    state = CycleState()
+    result = framework.schedule(state, pod, snapshot)  # assumes the pod on success
+    if result.success:
+        status = await framework.bind(state, pod, result.node_name)
+        if not status.is_success():
+            framework.forget(state, pod, result.node_name, snapshot)
+    else:
+        ...  # FailedScheduling event with result.message
+"""
+
+from skiff.scheduler.framework import (
+    DEFAULT_PLUGINS,
+    DEFAULT_SCHEDULER_NAME,
+    DEFAULT_SCORE_WEIGHTS,
+    MAX_NODE_SCORE,
+    BindPlugin,
+    Code,
+    CycleState,
+    Diagnosis,
+    ExtensionPoint,
+    FilterPlugin,
+    Framework,
+    Handle,
+    NodeToStatus,
+    Plugin,
+    PluginFactory,
+    PostFilterPlugin,
+    PostFilterResult,
+    PreFilterExtensions,
+    PreFilterPlugin,
+    PreFilterResult,
+    PreScorePlugin,
+    Profile,
+    Registry,
+    ReservePlugin,
+    ScheduleResult,
+    ScoreExtensions,
+    ScorePlugin,
+    Status,
+    default_normalize_score,
+    default_profile,
+    failure_message,
+    is_success,
+)
+from skiff.scheduler.types import NodeInfo, PodInfo, Resource, Snapshot
+
+__all__ = [
+    "DEFAULT_PLUGINS",
+    "DEFAULT_SCHEDULER_NAME",
+    "DEFAULT_SCORE_WEIGHTS",
+    "MAX_NODE_SCORE",
+    "BindPlugin",
+    "Code",
+    "CycleState",
+    "Diagnosis",
+    "ExtensionPoint",
+    "FilterPlugin",
+    "Framework",
+    "Handle",
+    "NodeInfo",
+    "NodeToStatus",
+    "Plugin",
+    "PluginFactory",
+    "PodInfo",
+    "PostFilterPlugin",
+    "PostFilterResult",
+    "PreFilterExtensions",
+    "PreFilterPlugin",
+    "PreFilterResult",
+    "PreScorePlugin",
+    "Profile",
+    "Registry",
+    "ReservePlugin",
+    "Resource",
+    "ScheduleResult",
+    "ScoreExtensions",
+    "ScorePlugin",
+    "Snapshot",
+    "Status",
+    "default_normalize_score",
+    "default_profile",
+    "failure_message",
+    "is_success",
+]

@@ -148,6 +148,15 @@ class SchedulingQueue:
         else:
             self._requeue(qp)
 
+    def retry(self, qp: QueuedPod) -> None:
+        """Bring back a pod already handed over (its binding failed), with back-off."""
+        if qp.key in self._pods and self._pods[qp.key] is not qp:
+            return  # the informer re-added it meanwhile
+        self._pods[qp.key] = qp
+        qp.attempts += 1
+        qp.last_failure = time.monotonic()
+        self._requeue(qp)
+
     def close(self) -> None:
         self._closed = True
         self._ready.set()

@@ -1,0 +1,51 @@
+"""The in-tree plugins, named as in kube-scheduler, and the default registry."""
+
+from __future__ import annotations
+
+from skiff.scheduler.framework import Registry
+from skiff.scheduler.plugins.default_binder import DefaultBinder
+from skiff.scheduler.plugins.default_preemption import DefaultPreemption
+from skiff.scheduler.plugins.inter_pod_affinity import InterPodAffinity
+from skiff.scheduler.plugins.node_affinity import NodeAffinity
+from skiff.scheduler.plugins.node_name import NodeName
+from skiff.scheduler.plugins.node_ports import NodePorts
+from skiff.scheduler.plugins.node_resources import (
+    NodeResourcesBalancedAllocation,
+    NodeResourcesFit,
+)
+from skiff.scheduler.plugins.node_unschedulable import NodeUnschedulable
+from skiff.scheduler.plugins.pod_topology_spread import PodTopologySpread
+from skiff.scheduler.plugins.taint_toleration import TaintToleration
+
+__all__ = [
+    "DefaultBinder",
+    "DefaultPreemption",
+    "InterPodAffinity",
+    "NodeAffinity",
+    "NodeName",
+    "NodePorts",
+    "NodeResourcesBalancedAllocation",
+    "NodeResourcesFit",
+    "NodeUnschedulable",
+    "PodTopologySpread",
+    "TaintToleration",
+    "default_registry",
+]
+
+
+def default_registry() -> Registry:
+    """Plugin name -> factory for every in-tree plugin (the classes are their factories)."""
+    plugins = (
+        NodeUnschedulable,
+        NodeName,
+        TaintToleration,
+        NodeAffinity,
+        NodePorts,
+        NodeResourcesFit,
+        PodTopologySpread,
+        InterPodAffinity,
+        DefaultPreemption,
+        NodeResourcesBalancedAllocation,
+        DefaultBinder,
+    )
+    return {p.name: p for p in plugins}

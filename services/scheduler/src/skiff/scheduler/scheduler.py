@@ -1,0 +1,307 @@
+"""The scheduler service: informers → scheduling queue → framework → binding.
+
+Informers keep a :class:`~.types.Snapshot` of nodes and assigned pods and feed
+unassigned pods (of this scheduler's name) to the :class:`~.queue.SchedulingQueue`.
+One loop takes a pod at a time through the framework (synchronous, so the shared
+snapshot is consistent), assumes it onto the chosen node at once, and binds it in
+the background, as kube-scheduler's binding cycle does; a failed binding forgets
+the assumption and retries the pod. Unschedulable pods get a ``FailedScheduling``
+event and a ``PodScheduled=False`` condition, and wait in the queue for a cluster
+change that could help them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import trace
+from prometheus_client import Counter, Gauge, Histogram
+
+from skiff import tracing
+from skiff.api.errors import ApiError
+from skiff.client.informer import Informer
+from skiff.client.rest import ApiClient
+from skiff.log import get_logger
+
+from .framework import CycleState, Framework, Profile
+from .queue import QueuedPod, SchedulingQueue, pod_key
+from .types import Snapshot
+
+log = get_logger(__name__)
+_tracer = tracing.tracer("skiff.scheduler")
+
+ATTEMPTS = Counter("scheduler_schedule_attempts_total", "Scheduling attempts", ["result"])
+E2E = Histogram(
+    "scheduler_pod_scheduling_duration_seconds",
+    "From the pod entering the queue to its binding",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+ALGORITHM = Histogram(
+    "scheduler_scheduling_algorithm_duration_seconds",
+    "Filter and score time per attempt",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+PENDING = Gauge("scheduler_pending_pods", "Pods waiting to be scheduled", ["queue"])
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _relevant_node_change(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a node update could make an unschedulable pod fit (heartbeats can't)."""
+    o, n = old.get("spec") or {}, new.get("spec") or {}
+    if o.get("unschedulable") != n.get("unschedulable") or o.get("taints") != n.get("taints"):
+        return True
+    if (old["metadata"].get("labels") or {}) != (new["metadata"].get("labels") or {}):
+        return True
+    os_, ns_ = old.get("status") or {}, new.get("status") or {}
+    if os_.get("allocatable") != ns_.get("allocatable"):
+        return True
+
+    def ready(s: dict[str, Any]) -> str | None:
+        return next(
+            (c.get("status") for c in s.get("conditions") or () if c.get("type") == "Ready"), None
+        )
+
+    return ready(os_) != ready(ns_)
+
+
+class Scheduler:
+    """One scheduler; ``run()`` schedules while ``leading()`` says so."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        profile: Profile | None = None,
+        *,
+        bind_concurrency: int = 32,
+    ) -> None:
+        self.client = client
+        profile = profile or Profile()
+        profile.plugin_args.setdefault("DefaultBinder", {})["binder"] = self._post_binding
+        self.framework = Framework(profile)
+        self.name = profile.scheduler_name
+        self.snapshot = Snapshot()
+        self.queue = SchedulingQueue()
+        self.pods = Informer(client, "pods")
+        self.nodes = Informer(client, "nodes")
+        self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        self.nodes.add_handler(self._node_added, self._node_updated, self._node_deleted)
+        self._binds: set[asyncio.Task[None]] = set()
+        self._bind_slots = asyncio.Semaphore(bind_concurrency)
+        self._events: dict[tuple[str, str], dict[str, Any]] = {}
+
+    # -- informer handlers (synchronous: only bookkeeping and queueing) -----------------
+
+    def _responsible(self, pod: dict[str, Any]) -> bool:
+        spec = pod.get("spec") or {}
+        return (spec.get("schedulerName") or "default-scheduler") == self.name
+
+    def _pod_added(self, pod: dict[str, Any]) -> None:
+        if (pod.get("spec") or {}).get("nodeName"):
+            self.snapshot.add_pod(pod)
+            self.queue.delete(pod)
+        elif self._responsible(pod) and not pod["metadata"].get("deletionTimestamp"):
+            self.queue.add(pod)
+
+    def _pod_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        if (new.get("spec") or {}).get("nodeName"):
+            self.snapshot.update_pod(new)
+            self.queue.delete(new)
+            phase = (new.get("status") or {}).get("phase")
+            if phase in ("Succeeded", "Failed") and (old.get("status") or {}).get("phase") != phase:
+                self.queue.move_all("AssignedPodCompleted")
+        elif new["metadata"].get("deletionTimestamp"):
+            self.queue.delete(new)
+        elif self._responsible(new):
+            self.queue.add(new)
+
+    def _pod_deleted(self, pod: dict[str, Any]) -> None:
+        if (pod.get("spec") or {}).get("nodeName"):
+            self.snapshot.remove_pod(pod)
+            self.queue.move_all("AssignedPodDelete")
+        else:
+            self.queue.delete(pod)
+
+    def _node_added(self, node: dict[str, Any]) -> None:
+        self.snapshot.add_node(node)
+        self.queue.move_all("NodeAdd")
+
+    def _node_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        self.snapshot.update_node(new)
+        if _relevant_node_change(old, new):
+            self.queue.move_all("NodeUpdate")
+
+    def _node_deleted(self, node: dict[str, Any]) -> None:
+        self.snapshot.remove_node(node["metadata"]["name"])
+
+    # -- running ------------------------------------------------------------------------
+
+    async def start_informers(self) -> list[asyncio.Task[None]]:
+        tasks = [
+            asyncio.create_task(self.nodes.run(), name=self.nodes.name),
+            asyncio.create_task(self.pods.run(), name=self.pods.name),
+        ]
+        await self.nodes.wait_synced()
+        await self.pods.wait_synced()
+        return tasks
+
+    async def schedule_loop(self) -> None:
+        """Take pods from the queue until cancelled (run only while leading)."""
+        log.info("scheduling", scheduler=self.name, nodes=len(self.snapshot))
+        try:
+            while True:
+                qp = await self.queue.pop()
+                self._update_gauges()
+                try:
+                    await self.schedule_one(qp)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("scheduling attempt failed", pod=qp.key)
+                    self.queue.failed(qp, unschedulable=False)
+        finally:
+            for t in list(self._binds):
+                t.cancel()
+
+    def _update_gauges(self) -> None:
+        for name, n in self.queue.depth().items():
+            PENDING.labels(name).set(n)
+
+    async def schedule_one(self, qp: QueuedPod) -> None:
+        pod = qp.pod
+        state = CycleState()
+        with _tracer.start_as_current_span(
+            "schedule.attempt",
+            kind=trace.SpanKind.INTERNAL,
+            attributes={"k8s.pod": qp.key, "skiff.attempt": qp.attempts + 1},
+        ):
+            t0 = time.perf_counter()
+            result = self.framework.schedule(state, pod, self.snapshot)  # assumes on success
+            ALGORITHM.observe(time.perf_counter() - t0)
+            node = result.node_name
+            if node is None:
+                ATTEMPTS.labels("unschedulable" if result.unschedulable else "error").inc()
+                self.queue.failed(qp, unschedulable=result.unschedulable)
+                log.info("pod unschedulable", pod=qp.key, message=result.message)
+                await self._report_failure(pod, result.message)
+                return
+            self.queue.done(qp)
+        task = asyncio.create_task(self._bind(qp, state, pod, node), name=f"bind-{qp.key}")
+        self._binds.add(task)
+        task.add_done_callback(self._binds.discard)
+
+    async def _post_binding(self, pod: dict[str, Any], node: str) -> None:
+        """The DefaultBinder's way to the API: POST pods/<name>/binding."""
+        meta = pod["metadata"]
+        await self.client.create_subresource(
+            "pods",
+            meta["name"],
+            "binding",
+            {
+                "apiVersion": "v1",
+                "kind": "Binding",
+                "metadata": {
+                    "name": meta["name"],
+                    "namespace": meta.get("namespace"),
+                    "uid": meta.get("uid"),
+                },
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+            },
+            meta.get("namespace"),
+        )
+
+    async def _bind(self, qp: QueuedPod, state: CycleState, pod: dict[str, Any], node: str) -> None:
+        """The binding cycle, off the scheduling loop (as kube-scheduler's goroutine)."""
+        async with self._bind_slots:
+            status = await self.framework.bind(state, pod, node)
+        if status.is_success():
+            ATTEMPTS.labels("scheduled").inc()
+            E2E.observe(time.monotonic() - qp.added)
+            return
+        self.framework.forget(state, pod, node, self.snapshot)
+        ATTEMPTS.labels("error").inc()
+        err = status.error
+        if isinstance(err, ApiError) and (
+            err.code == 404 or (err.code == 409 and "already assigned" in err.message)
+        ):
+            return  # gone, or bound by someone else: the informer will tell us
+        log.warning("binding failed; will retry", pod=qp.key, node=node, error=status.message())
+        self.queue.retry(qp)
+
+    async def _report_failure(self, pod: dict[str, Any], message: str) -> None:
+        """FailedScheduling event (aggregated like Kubernetes') and PodScheduled=False."""
+        meta = pod["metadata"]
+        ns, name = meta.get("namespace"), meta["name"]
+        now = _now()
+        with contextlib.suppress(ApiError):
+            await self.client.patch(
+                "pods",
+                name,
+                {
+                    "status": {
+                        "conditions": [
+                            {
+                                "type": "PodScheduled",
+                                "status": "False",
+                                "reason": "Unschedulable",
+                                "message": message,
+                                "lastProbeTime": None,
+                                "lastTransitionTime": now,
+                            }
+                        ]
+                    }
+                },
+                ns,
+                type="strategic",
+                subresource="status",
+            )
+        key = (meta.get("uid") or pod_key(pod), message)
+        previous = self._events.get(key)
+        try:
+            if previous is not None:
+                self._events[key] = await self.client.patch(
+                    "events",
+                    previous["metadata"]["name"],
+                    {
+                        "count": int(previous.get("count") or 1) + 1,
+                        "lastTimestamp": now,
+                    },
+                    ns,
+                    type="merge",
+                )
+                return
+            self._events[key] = await self.client.create(
+                "events",
+                {
+                    "metadata": {"generateName": f"{name}.", "namespace": ns},
+                    "involvedObject": {
+                        "kind": "Pod",
+                        "apiVersion": "v1",
+                        "namespace": ns,
+                        "name": name,
+                        "uid": meta.get("uid"),
+                        "resourceVersion": meta.get("resourceVersion"),
+                    },
+                    "reason": "FailedScheduling",
+                    "message": message,
+                    "type": "Warning",
+                    "source": {"component": self.name},
+                    "reportingComponent": self.name,
+                    "reportingInstance": self.name,
+                    "action": "Scheduling",
+                    "firstTimestamp": now,
+                    "lastTimestamp": now,
+                    "count": 1,
+                },
+                ns,
+            )
+            if len(self._events) > 10_000:
+                self._events.clear()
+        except ApiError as e:
+            log.warning("cannot record FailedScheduling event", pod=name, error=e.message)

@@ -1,0 +1,225 @@
+"""The scheduler against a real apiserver, with hollow nodes as the cluster's nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from cluster import Cluster, start_cluster
+from skiff.api.errors import ApiError
+from skiff.client.rest import ApiClient
+from skiff.hollownode.nodes import HollowNodes, NodeShape
+
+NS = "sched"
+
+
+@pytest.fixture(scope="module")
+def sc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = start_cluster(tmp_path_factory.mktemp("sched"))
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+async def client(sc: Cluster) -> AsyncIterator[ApiClient]:
+    async with ApiClient(sc.url) as c:
+        await c.create("namespaces", {"metadata": {"name": NS}})
+        yield c
+
+
+@contextlib.asynccontextmanager
+async def hollow(client: ApiClient, count: int, prefix: str, shape: NodeShape):  # type: ignore[no-untyped-def]
+    nodes = HollowNodes(client, count, prefix=prefix, shape=shape)
+    task = asyncio.create_task(nodes.run())
+    try:
+        yield nodes
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.fixture(scope="module")
+async def nodes(client: ApiClient, sc: Cluster) -> AsyncIterator[None]:
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(
+            hollow(client, 2, "small-", NodeShape(cpu="2", memory="4Gi"))
+        )
+        await stack.enter_async_context(
+            hollow(client, 1, "gpu-", NodeShape(cpu="8", gpus=2, labels={"accelerator": "nvidia"}))
+        )
+        await stack.enter_async_context(
+            hollow(
+                client,
+                1,
+                "infra-",
+                NodeShape(
+                    cpu="8",
+                    labels={"role": "infra"},
+                    taints=[{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}],
+                ),
+            )
+        )
+        sc.start_scheduler()
+        yield
+
+
+def pod(name: str, *, cpu: str = "100m", gpus: int = 0, **spec: Any) -> dict[str, Any]:
+    resources: dict[str, Any] = {"requests": {"cpu": cpu}}
+    if gpus:
+        resources["limits"] = {"nvidia.com/gpu": str(gpus)}
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "busybox",
+                    "resources": resources,
+                    **spec.pop("container", {}),
+                }
+            ],
+            **spec,
+        },
+    }
+
+
+async def node_of(client: ApiClient, name: str, timeout: float = 15) -> str | None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        p = await client.get("pods", name, NS)
+        if (p.get("spec") or {}).get("nodeName"):
+            return p["spec"]["nodeName"]
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def failed_scheduling(client: ApiClient, name: str, timeout: float = 10) -> str:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        events = await client.list(
+            "events", NS, field_selector=(f"involvedObject.name={name},reason=FailedScheduling")
+        )
+        if events["items"]:
+            return events["items"][0]["message"]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no FailedScheduling event for {name}")
+
+
+async def test_resources_and_selectors(client: ApiClient, nodes: None) -> None:
+    await client.create("pods", pod("any"), NS)
+    assert (await node_of(client, "any") or "").startswith(("small-", "gpu-"))
+    await client.create("pods", pod("big", cpu="6"), NS)  # fits only the 8-cpu gpu node
+    assert await node_of(client, "big") == "gpu-0"
+    await client.create("pods", pod("sel", nodeSelector={"accelerator": "nvidia"}), NS)
+    assert await node_of(client, "sel") == "gpu-0"
+    bound = await client.get("pods", "sel", NS)
+    cond = {c["type"]: c["status"] for c in bound["status"]["conditions"]}
+    assert cond["PodScheduled"] == "True"
+
+
+async def test_gpus_counted(client: ApiClient, nodes: None) -> None:
+    await client.create("pods", pod("gpu-a", gpus=2), NS)
+    assert await node_of(client, "gpu-a") == "gpu-0"
+    await client.create("pods", pod("gpu-b", gpus=1), NS)
+    message = await failed_scheduling(client, "gpu-b")
+    assert message.startswith("0/4 nodes are available:")
+    assert "Insufficient nvidia.com/gpu" in message
+    assert "1 node(s) had untolerated taint {dedicated: infra}" in message
+    assert await node_of(client, "gpu-b", timeout=1) is None
+    # Freeing the GPUs lets the waiting pod in, without polling.
+    await client.delete("pods", "gpu-a", NS, grace_period_seconds=0)
+    assert await node_of(client, "gpu-b") == "gpu-0"
+
+
+async def test_taints_and_tolerations(client: ApiClient, nodes: None) -> None:
+    infra = {"nodeSelector": {"role": "infra"}}
+    await client.create("pods", pod("intolerant", **infra), NS)
+    message = await failed_scheduling(client, "intolerant")
+    assert "untolerated taint {dedicated: infra}" in message
+    await client.create(
+        "pods",
+        pod(
+            "tolerant",
+            tolerations=[
+                {"key": "dedicated", "operator": "Equal", "value": "infra", "effect": "NoSchedule"}
+            ],
+            **infra,
+        ),
+        NS,
+    )
+    assert await node_of(client, "tolerant") == "infra-0"
+
+
+async def test_host_ports(client: ApiClient, nodes: None) -> None:
+    port = {
+        "container": {"ports": [{"containerPort": 80, "hostPort": 8080}]},
+        "nodeSelector": {"accelerator": "nvidia"},
+    }
+    await client.create("pods", pod("port-a", **port), NS)
+    assert await node_of(client, "port-a") == "gpu-0"
+    await client.create("pods", pod("port-b", **port), NS)
+    message = await failed_scheduling(client, "port-b")
+    assert "1 node(s) didn't have free ports for the requested pod ports" in message
+
+
+async def test_pending_until_a_node_fits(client: ApiClient, sc: Cluster, nodes: None) -> None:
+    await client.create("pods", pod("huge", cpu="32"), NS)
+    message = await failed_scheduling(client, "huge")
+    assert "Insufficient cpu" in message
+    out = await asyncio.to_thread(
+        subprocess.run,
+        ["kubectl", "--kubeconfig", str(sc.kubeconfig()), "-n", NS, "describe", "pod", "huge"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "FailedScheduling" in out.stdout and "Insufficient cpu" in out.stdout, out.stdout
+    async with hollow(client, 1, "huge-", NodeShape(cpu="64", memory="256Gi")):
+        assert await node_of(client, "huge") == "huge-0"
+
+
+async def test_leader_failover_without_double_binding(
+    client: ApiClient, sc: Cluster, nodes: None
+) -> None:
+    sc.start_scheduler()  # a second one: only the leader acts
+    await asyncio.sleep(1)
+    names = [f"load-{i}" for i in range(150)]
+
+    async def create(n: str) -> None:
+        await client.create("pods", pod(n, cpu="1m"), NS)
+
+    await asyncio.gather(*(create(n) for n in names[:75]))
+    lease = await client.get("leases.coordination.k8s.io", "skiff-scheduler", "kube-system")
+    holder = lease["spec"]["holderIdentity"]
+    pid = int(holder.rsplit("_", 1)[1])
+    leader = next(p for p in sc.schedulers if p.popen and p.popen.pid == pid)
+    leader.kill(signal.SIGKILL)
+    loop = asyncio.get_running_loop()
+    killed_at = loop.time()
+    await asyncio.gather(*(create(n) for n in names[75:]))
+    while True:
+        lease = await client.get("leases.coordination.k8s.io", "skiff-scheduler", "kube-system")
+        if lease["spec"]["holderIdentity"] not in ("", holder):
+            break
+        assert loop.time() - killed_at < 15, "no new leader within 15 s"
+        await asyncio.sleep(0.2)
+    for n in names:
+        assert await node_of(client, n, timeout=30), f"{n} was never bound"
+    # A pod bound twice would have two bindings accepted; the API refuses the second (409),
+    # and every pod carries exactly one node.
+    with pytest.raises(ApiError) as e:
+        await client.create_subresource(
+            "pods", names[0], "binding", {"target": {"name": "small-0"}}, NS
+        )
+    assert e.value.code == 409
