@@ -83,6 +83,15 @@ class RawHttp:
     async def request(
         self, method: str, path: str, body: bytes = b"", ctype: str = "application/json"
     ) -> tuple[int, bytes]:
+        try:
+            return await self._request(method, path, body, ctype)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            # The server closed an idle keep-alive connection: reconnect once.
+            self.close()
+            self.writer = None
+            return await self._request(method, path, body, ctype)
+
+    async def _request(self, method: str, path: str, body: bytes, ctype: str) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None

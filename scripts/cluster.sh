@@ -12,6 +12,7 @@ ETCD_PORT=${SKIFF_ETCD_PORT:-2379}
 ETCD_PEER_PORT=${SKIFF_ETCD_PEER_PORT:-2380}
 NATS_PORT=${SKIFF_NATS_PORT:-4222}
 API_PORT=${SKIFF_API_PORT:-6443}
+SCHEDULER_PORT=${SKIFF_SCHEDULER_PORT:-10259}
 
 running() { [ -f "$PIDS/$1.pid" ] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
 
@@ -47,12 +48,20 @@ up() {
     --nats-url "nats://127.0.0.1:$NATS_PORT" --port "$API_PORT"
   wait_for "apiserver /readyz" curl -sf "http://127.0.0.1:$API_PORT/readyz"
   write_kubeconfig
+  start_bg scheduler "$VENV/bin/skiff-scheduler" --kubeconfig "$STATE/kubeconfig" \
+    --port "$SCHEDULER_PORT"
+  wait_for "scheduler /healthz" curl -sf "http://127.0.0.1:$SCHEDULER_PORT/healthz"
+  if [ "${SKIFF_HOLLOW_NODES:-0}" -gt 0 ]; then
+    start_bg hollow-nodes "$VENV/bin/skiff-hollow-nodes" --kubeconfig "$STATE/kubeconfig" \
+      --count "$SKIFF_HOLLOW_NODES"
+  fi
   cat <<MSG
 
-Skiff is up. Use it with kubectl:
+Skiff is up (etcd, NATS, apiserver, scheduler). Use it with kubectl:
   export KUBECONFIG=$STATE/kubeconfig
   kubectl get namespaces
   kubectl create deployment web --image=busybox
+Simulated nodes (no containers): SKIFF_HOLLOW_NODES=3 make up
 Stop it with: make down
 MSG
 }
@@ -94,7 +103,7 @@ stop_one() {
 
 down() {
   echo "Stopping Skiff"
-  for name in apiserver nats etcd; do stop_one "$name"; done
+  for name in hollow-nodes scheduler apiserver nats etcd; do stop_one "$name"; done
 }
 
 case "${1:-}" in

@@ -79,7 +79,7 @@ class Scheduler:
         client: ApiClient,
         profile: Profile | None = None,
         *,
-        bind_concurrency: int = 32,
+        bind_concurrency: int = 8,
     ) -> None:
         self.client = client
         profile = profile or Profile()
