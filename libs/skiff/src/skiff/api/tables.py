@@ -380,7 +380,8 @@ def _print_deployment(obj: dict, now: float) -> Cells:
     ]
 
 
-def _print_replica_set(obj: dict, now: float) -> Cells:
+def _replicas_row(obj: dict, now: float, selector: str) -> Cells:
+    """ReplicaSet and ReplicationController rows, which differ only in the selector's form."""
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     names, images = _containers_cells(_template_spec(spec))
@@ -392,24 +393,16 @@ def _print_replica_set(obj: dict, now: float) -> Cells:
         _age(obj, now),
         names,
         images,
-        format_label_selector(spec.get("selector")),
+        selector,
     ]
+
+
+def _print_replica_set(obj: dict, now: float) -> Cells:
+    return _replicas_row(obj, now, format_label_selector((obj.get("spec") or {}).get("selector")))
 
 
 def _print_replication_controller(obj: dict, now: float) -> Cells:
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    names, images = _containers_cells(_template_spec(spec))
-    return [
-        _name(obj),
-        _int(spec.get("replicas", 1)),
-        _int(status.get("replicas")),
-        _int(status.get("readyReplicas")),
-        _age(obj, now),
-        names,
-        images,
-        format_labels(spec.get("selector")),
-    ]
+    return _replicas_row(obj, now, format_labels((obj.get("spec") or {}).get("selector")))
 
 
 def _print_stateful_set(obj: dict, now: float) -> Cells:
