@@ -297,3 +297,14 @@ def test_system_namespaces_exist(kubeconfig: Path) -> None:
     kubectl(kubeconfig, "run", "in-default", "--image=busybox", "--restart=Never")
     out = kubectl(kubeconfig, "get", "pod", "in-default", "-o", "jsonpath={.metadata.namespace}")
     assert out.stdout == "default"
+
+
+def test_priority_classes(kubeconfig: Path) -> None:
+    out = kubectl(kubeconfig, "get", "priorityclasses").stdout.splitlines()
+    assert out[0].split() == ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"]
+    assert any(line.startswith("system-node-critical") for line in out)
+    kubectl(kubeconfig, "apply", "-f", "-", input=(
+        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: batch-low\n"
+        "value: 10\npreemptionPolicy: Never\n"))
+    out = kubectl(kubeconfig, "get", "pc", "batch-low", "-o", "jsonpath={.value}").stdout
+    assert out == "10"

@@ -453,3 +453,41 @@ def test_terminating_namespace_refuses_new_content(http: httpx.Client) -> None:
     ns["spec"]["finalizers"] = []
     assert http.put("/api/v1/namespaces/term/finalize", json=ns).status_code == 200
     assert http.get("/api/v1/namespaces/term").status_code == 404
+
+
+def test_priority_classes_and_admission(http: httpx.Client) -> None:
+    pcs = "/apis/scheduling.k8s.io/v1/priorityclasses"
+    names = {o["metadata"]["name"]: o["value"] for o in http.get(pcs).json()["items"]}
+    assert names["system-node-critical"] == 2000001000
+    assert names["system-cluster-critical"] == 2000000000
+    assert http.post(pcs, json={"metadata": {"name": "high"}, "value": 1000}).status_code == 201
+    r = http.post(pcs, json={"metadata": {"name": "too-high"}, "value": 2_000_000_000})
+    assert r.status_code == 422 and "maximum allowed value" in r.text
+    r = http.post(pcs, json={"metadata": {"name": "system-mine"}, "value": 1})
+    assert r.status_code == 422 and "reserved for system use" in r.text
+    pods = f"/api/v1/namespaces/{NS}/pods"
+    c = [{"name": "c", "image": "busybox"}]
+    p = http.post(
+        pods,
+        json={"metadata": {"name": "prio"}, "spec": {"priorityClassName": "high", "containers": c}},
+    ).json()
+    assert p["spec"]["priority"] == 1000 and p["spec"]["preemptionPolicy"] == "PreemptLowerPriority"
+    r = http.post(
+        pods,
+        json={
+            "metadata": {"name": "prio-x"},
+            "spec": {"priorityClassName": "nope", "containers": c},
+        },
+    )
+    assert r.status_code == 403 and "no PriorityClass with name nope was found" in r.text
+    assert (
+        http.post(
+            pcs, json={"metadata": {"name": "dflt"}, "value": 7, "globalDefault": True}
+        ).status_code
+        == 201
+    )
+    http.get(pcs)  # a consistent list: the cache (which admission reads) has caught up
+    p = http.post(pods, json={"metadata": {"name": "prio-d"}, "spec": {"containers": c}}).json()
+    assert p["spec"]["priority"] == 7 and p["spec"]["priorityClassName"] == "dflt"
+    http.delete(f"{pcs}/dflt")
+    http.get(pcs)

@@ -373,6 +373,16 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         has_status=False,
     ),
     _r(
+        "scheduling.k8s.io",
+        "v1",
+        "PriorityClass",
+        "priorityclasses",
+        False,
+        "io.k8s.api.scheduling.v1.PriorityClass",
+        short_names=("pc",),
+        has_status=False,
+    ),
+    _r(
         "events.k8s.io",
         "v1",
         "Event",
@@ -402,6 +412,7 @@ GROUP_ORDER = (
     "coordination.k8s.io",
     "discovery.k8s.io",
     "rbac.authorization.k8s.io",
+    "scheduling.k8s.io",
 )
 
 

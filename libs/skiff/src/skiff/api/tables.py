@@ -686,6 +686,16 @@ def _print_service_account(obj: dict, now: float) -> Cells:
     return [_name(obj), len(obj.get("secrets") or ()), _age(obj, now)]
 
 
+def _print_priority_class(obj: dict, now: float) -> Cells:
+    return [
+        _name(obj),
+        _int(obj.get("value")),
+        bool(obj.get("globalDefault")),
+        _age(obj, now),
+        obj.get("preemptionPolicy") or "",
+    ]
+
+
 def _print_lease(obj: dict, now: float) -> Cells:
     holder = (obj.get("spec") or {}).get("holderIdentity") or ""
     return [_name(obj), holder, _age(obj, now)]
@@ -1125,6 +1135,24 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
     ("", "ConfigMap"): _Printer(
         (_NAME, _Col("Data", "string", (_CORE + "ConfigMap", "data")), _AGE),
         _print_config_map,
+    ),
+    ("scheduling.k8s.io", "PriorityClass"): _Printer(
+        (
+            _NAME,
+            _Col("Value", "integer", ("io.k8s.api.scheduling.v1.PriorityClass", "value")),
+            _Col(
+                "Global-Default",
+                "boolean",
+                ("io.k8s.api.scheduling.v1.PriorityClass", "globalDefault"),
+            ),
+            _AGE,
+            _Col(
+                "PreemptionPolicy",
+                "string",
+                ("io.k8s.api.scheduling.v1.PriorityClass", "preemptionPolicy"),
+            ),
+        ),
+        _print_priority_class,
     ),
     ("coordination.k8s.io", "Lease"): _Printer(
         (

@@ -183,6 +183,8 @@ def _validate_kind(
                         f"Invalid value: {port}: must be between 1 and 65535, inclusive",
                     )
                 )
+    elif info.plural == "priorityclasses":
+        causes.extend(_validate_priority_class(obj, old))
     elif info.plural == "configmaps" or info.plural == "secrets":
         for k in list((obj.get("data") or {}).keys()) + list((obj.get("binaryData") or {}).keys()):
             if not re.fullmatch(r"[-._a-zA-Z0-9]+", k):
@@ -195,6 +197,60 @@ def _validate_kind(
                         "used for validation is '[-._a-zA-Z0-9]+')",
                     )
                 )
+    return causes
+
+
+SYSTEM_PRIORITY_CLASSES = {
+    "system-node-critical": 2000001000,
+    "system-cluster-critical": 2000000000,
+}
+HIGHEST_USER_PRIORITY = 1_000_000_000
+
+
+def _validate_priority_class(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    causes: list[Cause] = []
+    name = obj["metadata"].get("name") or ""
+    value = obj.get("value")
+    if not isinstance(value, int) or isinstance(value, bool):
+        causes.append(Cause("value", "Required value", "FieldValueRequired"))
+    elif name in SYSTEM_PRIORITY_CLASSES:
+        if value != SYSTEM_PRIORITY_CLASSES[name]:
+            causes.append(
+                Cause(
+                    "value",
+                    f"Invalid value: {value}: value of {name} "
+                    f"PriorityClass must be {SYSTEM_PRIORITY_CLASSES[name]}",
+                )
+            )
+    elif name.startswith("system-"):
+        causes.append(
+            Cause(
+                "metadata.name",
+                f'Invalid value: "{name}": priority class names '
+                "with 'system-' prefix are reserved for system use only",
+            )
+        )
+    elif value > HIGHEST_USER_PRIORITY:
+        causes.append(
+            Cause(
+                "value",
+                f"Invalid value: {value}: maximum allowed value of a user "
+                f"defined priority is {HIGHEST_USER_PRIORITY}",
+            )
+        )
+    if old is not None and old.get("value") != value:
+        causes.append(
+            Cause("value", "Forbidden: may not be changed in an update.", "FieldValueForbidden")
+        )
+    policy = obj.get("preemptionPolicy")
+    if policy not in (None, "PreemptLowerPriority", "Never"):
+        causes.append(
+            Cause(
+                "preemptionPolicy",
+                f'Unsupported value: "{policy}": supported values: "Never", "PreemptLowerPriority"',
+                "FieldValueNotSupported",
+            )
+        )
     return causes
 
 

@@ -15,6 +15,7 @@ from skiff.log import get_logger
 from skiff.storage.etcd import EtcdBackend, StorageError
 
 from . import events as ev
+from .admission import SYSTEM_PRIORITY_CLASSES
 from .grpc_api import set_serving, start_grpc
 from .pump import EventPump
 from .rest import RestApi
@@ -24,6 +25,12 @@ from .watchcache import WatchCache
 log = get_logger(__name__)
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+SYSTEM_PRIORITY_DESCRIPTIONS = {
+    "system-node-critical": "Used for system critical pods that must not be moved from their "
+    "current node.",
+    "system-cluster-critical": "Used for system critical pods that must run in the cluster, "
+    "but can be moved to another node if necessary.",
+}
 
 
 @dataclass(slots=True)
@@ -83,6 +90,23 @@ class ApiServer:
                         "cannot create system namespace yet", namespace=name, error=e.message
                     )
                     await asyncio.sleep(1)
+        pcs = REGISTRY.by_path("scheduling.k8s.io", "v1", "priorityclasses")
+        assert pcs is not None
+        for name, value in SYSTEM_PRIORITY_CLASSES.items():
+            try:
+                await self.store.create(
+                    pcs,
+                    None,
+                    {
+                        "metadata": {"name": name},
+                        "value": value,
+                        "description": SYSTEM_PRIORITY_DESCRIPTIONS[name],
+                    },
+                    WriteOptions(field_manager="skiff-apiserver"),
+                )
+            except ApiError as e:
+                if e.code != 409:
+                    log.warning("cannot create system PriorityClass", name=name, error=e.message)
         self.bootstrapped = True
 
     async def start(self) -> None:

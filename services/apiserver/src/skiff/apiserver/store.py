@@ -49,6 +49,8 @@ MAX_OBJECT_BYTES = 1536 * 1024  # etcd's request limit, as kube-apiserver enforc
 CONSISTENT_READ_WAIT = 3.0
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 NAMESPACES = REGISTRY.by_path("", "v1", "namespaces")
+PODS = REGISTRY.by_path("", "v1", "pods")
+PRIORITY_CLASSES = REGISTRY.by_path("scheduling.k8s.io", "v1", "priorityclasses")
 
 PATCH_JSON = "application/json-patch+json"
 PATCH_MERGE = "application/merge-patch+json"
@@ -344,6 +346,48 @@ class Store:
                 group=info.group,
             )
 
+    async def _admit_priority(self, pod: dict[str, Any]) -> None:
+        """The Priority admission plugin: spec.priority from the pod's PriorityClass."""
+        assert PRIORITY_CLASSES is not None
+        spec = pod.setdefault("spec", {})
+        name = spec.get("priorityClassName")
+        classes = self.cache.of(PRIORITY_CLASSES).objects
+        pc: dict[str, Any] | None = None
+        if name:
+            pc = classes.get(PRIORITY_CLASSES.etcd_key(None, name))
+            if pc is None:
+                kv = await self.etcd.get(PRIORITY_CLASSES.etcd_key(None, name))
+                pc = decode(kv.value, kv.mod_revision) if kv else None
+            if pc is None:
+                raise errors.ApiError(
+                    403,
+                    errors.Reason.FORBIDDEN,
+                    f'pods "{pod["metadata"]["name"]}" is forbidden: no PriorityClass with name '
+                    f"{name} was found",
+                    kind="pods",
+                    name=pod["metadata"]["name"],
+                )
+        else:
+            pc = next((c for c in classes.values() if c.get("globalDefault")), None)
+        value = int(pc.get("value") or 0) if pc else 0
+        given = spec.get("priority")
+        if given is not None and given != value:
+            raise errors.ApiError(
+                403,
+                errors.Reason.FORBIDDEN,
+                f'pods "{pod["metadata"]["name"]}" is forbidden: the integer value of priority '
+                f"({given}) must not be provided in pod spec; priority admission controller "
+                f"computed {value} from the given PriorityClass name",
+                kind="pods",
+                name=pod["metadata"]["name"],
+            )
+        spec["priority"] = value
+        if pc is not None:
+            spec["priorityClassName"] = pc["metadata"]["name"]
+            spec.setdefault(
+                "preemptionPolicy", pc.get("preemptionPolicy") or "PreemptLowerPriority"
+            )
+
     def _prepare(self, info: ResourceInfo, obj: dict[str, Any], opts: WriteOptions) -> None:
         """Decode-time checks: apiVersion/kind, unknown fields, types."""
         api_version = obj.get("apiVersion")
@@ -407,6 +451,8 @@ class Store:
                 meta.pop(k, None)
             admission.default_and_validate(info, obj, None, opts)
             await self._check_namespace(info, meta.get("namespace"), meta["name"])
+            if info is PODS:
+                await self._admit_priority(obj)
             if not managed:
                 admission.track_fields(info, None, obj, opts, "")
             value = _encode(obj)
