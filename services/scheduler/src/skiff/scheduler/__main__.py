@@ -20,6 +20,8 @@ from skiff.client.rest import ApiClient
 from skiff.log import get_logger, setup_logging
 from skiff.tracing import setup_tracing
 
+from .config import ConfigError
+from .config import load as load_config
 from .framework import Profile
 from .scheduler import Scheduler
 
@@ -39,6 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="API server URL (instead of a kubeconfig)",
     )
     p.add_argument("--scheduler-name", default=_env("SKIFF_SCHEDULER_NAME", "default-scheduler"))
+    p.add_argument(
+        "--config",
+        default=os.environ.get("SKIFF_SCHEDULER_CONFIG"),
+        help="a KubeSchedulerConfiguration file choosing profiles and plugins",
+    )
     p.add_argument(
         "--leader-elect", default=_env("SKIFF_LEADER_ELECT", "true"), choices=("true", "false")
     )
@@ -64,7 +71,8 @@ async def run(a: argparse.Namespace) -> None:
     else:
         client = ApiClient.from_kubeconfig(a.kubeconfig, user_agent="skiff-scheduler")
     async with client:
-        sched = Scheduler(client, Profile(scheduler_name=a.scheduler_name))
+        profiles = load_config(a.config) if a.config else [Profile(scheduler_name=a.scheduler_name)]
+        schedulers = [Scheduler(client, p) for p in profiles]
         tasks: list[asyncio.Task[None]] = []
         if a.port:
             app = Starlette(
@@ -88,7 +96,12 @@ async def run(a: argparse.Namespace) -> None:
             )
             server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             tasks.append(asyncio.create_task(server.serve(), name="http"))
-        tasks += await sched.start_informers()
+        for sched in schedulers:
+            tasks += await sched.start_informers()
+
+        async def schedule_all() -> None:
+            await asyncio.gather(*(s.schedule_loop() for s in schedulers))
+
         if a.leader_elect == "true":
             elector = LeaderElector(
                 client,
@@ -98,9 +111,9 @@ async def run(a: argparse.Namespace) -> None:
                 renew_deadline=a.leader_elect_renew_deadline,
                 retry_period=a.leader_elect_retry_period,
             )
-            main = asyncio.create_task(elector.run(sched.schedule_loop), name="leader-election")
+            main = asyncio.create_task(elector.run(schedule_all), name="leader-election")
         else:
-            main = asyncio.create_task(sched.schedule_loop(), name="schedule-loop")
+            main = asyncio.create_task(schedule_all(), name="schedule-loop")
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, main.cancel)
@@ -117,6 +130,11 @@ async def run(a: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
+    if a.config:
+        try:
+            load_config(a.config)
+        except ConfigError as e:
+            raise SystemExit(f"skiff-scheduler: {e}") from None
     setup_logging("scheduler", level=a.log_level)
     setup_tracing("skiff-scheduler")
     gc.set_threshold(50_000, 50, 100)  # large informer caches: see the apiserver's note
