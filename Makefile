@@ -3,7 +3,10 @@ SHELL := /bin/bash
 ROOT := $(abspath .)
 VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PyPI, run as a module so that no PATH set-up is needed wherever pip put it.
+UV := python3 -m uv
+# Trust the machine's certificate store (needed behind TLS-intercepting proxies).
+export UV_SYSTEM_CERTS := 1
 DEB_PACKAGES := etcd-server etcd-client nats-server curl ca-certificates python3-venv python3-pip
 
 .PHONY: deps deb-deps py-deps up down test unit lint bench proto clean
@@ -20,7 +23,8 @@ deb-deps:
 
 # uv (from PyPI) and the workspace's locked Python environment in .venv.
 py-deps:
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install -q --user uv 2>/dev/null || python3 -m pip install -q --break-system-packages --user uv
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install -q --user uv 2>/dev/null \
+	  || python3 -m pip install -q --user --break-system-packages uv
 	@$(UV) sync --frozen --all-packages -q
 
 up: deps
