@@ -175,7 +175,7 @@ class Cluster:
         wait_until(lambda: _ready(port), timeout=60, what=f"apiserver {index} /readyz")
         return proc
 
-    def start_scheduler(self, *extra: str) -> Proc:
+    def start_scheduler(self, *extra: str, env: dict[str, str] | None = None) -> Proc:
         """Start a skiff-scheduler process against apiserver 0."""
         index = len(self.schedulers)
         args = [str(VENV_BIN / "skiff-scheduler"), "--server", self.url, "--port", "0", *extra]
@@ -183,7 +183,7 @@ class Cluster:
             f"scheduler-{index}",
             args,
             self.dir / f"scheduler-{index}.log",
-            dict(os.environ, SKIFF_LOG_LEVEL="info"),
+            dict(os.environ, SKIFF_LOG_LEVEL="info", **(env or {})),
         )
         proc.start()
         self.schedulers.append(proc)

@@ -303,8 +303,15 @@ def test_priority_classes(kubeconfig: Path) -> None:
     out = kubectl(kubeconfig, "get", "priorityclasses").stdout.splitlines()
     assert out[0].split() == ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"]
     assert any(line.startswith("system-node-critical") for line in out)
-    kubectl(kubeconfig, "apply", "-f", "-", input=(
-        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: batch-low\n"
-        "value: 10\npreemptionPolicy: Never\n"))
+    kubectl(
+        kubeconfig,
+        "apply",
+        "-f",
+        "-",
+        input=(
+            "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: batch-low\n"
+            "value: 10\npreemptionPolicy: Never\n"
+        ),
+    )
     out = kubectl(kubeconfig, "get", "pc", "batch-low", "-o", "jsonpath={.value}").stdout
     assert out == "10"

@@ -56,6 +56,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, 
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
     c = start_cluster(tmp_path_factory.mktemp("traced"), env=env)
+    c.start_scheduler(env={**env, "OTEL_SERVICE_NAME": "skiff-scheduler"})
     try:
         yield c, collector
     finally:
@@ -129,3 +130,47 @@ def test_trace_from_request_to_watch_delivery(traced: tuple[Cluster, Collector])
     assert parent("nats.publish") == sid("store.create")
     assert parent("watchcache.apply") == sid("nats.publish")
     assert parent("watch.deliver") == sid("watchcache.apply")
+
+
+def test_scheduling_attempt_links_to_pod_creation(traced: tuple[Cluster, Collector]) -> None:
+    cluster, collector = traced
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    with httpx.Client(base_url=cluster.url, timeout=10) as http:
+        # Wait until the scheduler leads (and so watches): a pod it only lists carries no trace.
+        lease = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/skiff-scheduler"
+        deadline = time.monotonic() + 30
+        while http.get(lease).status_code != 200:
+            assert time.monotonic() < deadline, "the scheduler never took its lease"
+            time.sleep(0.2)
+        http.post("/api/v1/namespaces", json={"metadata": {"name": "trs"}})
+        r = http.post(
+            "/api/v1/namespaces/trs/pods",
+            json={
+                "metadata": {"name": "linked"},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            },
+            headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"},
+        )
+        assert r.status_code == 201
+    deadline = time.monotonic() + 20
+    linked = []
+    while time.monotonic() < deadline and not linked:
+        with collector.lock:
+            linked = [
+                s
+                for svc, s in collector.spans
+                if svc == "skiff-scheduler"
+                and s.name == "schedule.attempt"
+                and any(link.trace_id.hex() == trace_id for link in s.links)
+            ]
+        time.sleep(0.2)
+    # No node exists here, so the attempt fails; it is still linked to the pod's creation.
+    with collector.lock:
+        seen = sorted(
+            {
+                (s.name, tuple(lk.trace_id.hex() for lk in s.links))
+                for svc, s in collector.spans
+                if svc == "skiff-scheduler"
+            }
+        )
+    assert linked, f"no scheduling attempt linked to the pod's creation trace: {seen}"

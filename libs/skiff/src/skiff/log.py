@@ -64,7 +64,7 @@ def setup_logging(component: str, *, level: str = "info", json: bool | None = No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "nats"):
+    for noisy in ("uvicorn.access", "nats", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.contextvars.bind_contextvars(component=component)
 

@@ -212,6 +212,7 @@ class Informer:
         """Each watch asks the server to end it after a random time in this range (s)."""
         self.store = Store()
         self.synced = asyncio.Event()
+        self._traces: dict[str, str] = {}
         """Set once the first list is in the store."""
         self.resource_version = ""
         """The last resourceVersion seen (list, event or bookmark)."""
@@ -229,6 +230,10 @@ class Informer:
         """A name for the task that runs this informer."""
         where = f"/{self.namespace}" if self.namespace else ""
         return f"informer:{self.info.qualified}{where}"
+
+    def trace_of(self, key: str) -> str | None:
+        """The ``traceparent`` of the write that created ``key``, when it was traced."""
+        return self._traces.get(key)
 
     def has_synced(self) -> bool:
         return self.synced.is_set()
@@ -362,7 +367,10 @@ class Informer:
         while: a server that closes watches at once is retried with back-off.
         """
         started = time.monotonic()
-        stream = self.client.watch(
+        # ApiClient.watch_events also carries each write's trace context; simpler clients
+        # (test doubles) only have watch().
+        watch = getattr(self.client, "watch_events", None) or self.client.watch
+        stream = watch(
             self.info,
             self.namespace,
             resource_version=self.resource_version,
@@ -372,8 +380,10 @@ class Informer:
             allow_bookmarks=True,
         )
         async with contextlib.aclosing(stream):  # type: ignore[type-var]
-            async for etype, obj in stream:
+            async for etype, obj, *rest in stream:
                 self._progress = True
+                if rest and rest[0] and etype == "ADDED":
+                    self._traces[key_of(obj)] = rest[0]
                 self._apply(etype, obj)
         if time.monotonic() - started > 1.0:
             self._progress = True
@@ -393,6 +403,7 @@ class Informer:
                 self._emit_update(old, obj)
         elif etype == "DELETED":
             self.store._delete(key)
+            self._traces.pop(key, None)
             self._emit_delete(obj)
         else:
             self._log.warning("unknown watch event type", type=etype, key=key)

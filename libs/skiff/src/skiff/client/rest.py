@@ -21,7 +21,7 @@ import ssl
 import tempfile
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 from urllib.parse import quote
 
 import httpx
@@ -522,11 +522,36 @@ class ApiClient:
     ) -> AsyncIterator[tuple[str, Obj]]:
         """Yield ``(type, object)`` (ADDED, MODIFIED, DELETED, BOOKMARK) until the stream ends.
 
+        See :meth:`watch_events` for the trace context of each change as well.
+
         An ``ERROR`` event raises the :class:`ApiError` it carries (``410`` when
         ``resource_version`` is too old: list again). A broken stream raises 503.
         Close the iterator when leaving early (``contextlib.aclosing``) so the
         connection is released at once.
         """
+        async for ev in self.watch_events(
+            res,
+            namespace,
+            resource_version=resource_version,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            timeout_seconds=timeout_seconds,
+            allow_bookmarks=allow_bookmarks,
+        ):
+            yield ev.type, ev.object
+
+    async def watch_events(
+        self,
+        res: Res,
+        namespace: str | None = None,
+        *,
+        resource_version: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        timeout_seconds: int | None = None,
+        allow_bookmarks: bool = True,
+    ) -> AsyncIterator[WatchEvent]:
+        """Like :meth:`watch`, yielding :class:`WatchEvent` with the write's ``traceparent``."""
         info = _info(res)
         params = {"watch": "1"}
         if resource_version:
@@ -581,7 +606,15 @@ async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         yield last
 
 
-def _event(line: bytes) -> tuple[str, Obj]:
+class WatchEvent(NamedTuple):
+    """One watch event; ``traceparent`` is the W3C context of the write, when it was traced."""
+
+    type: str
+    object: Obj
+    traceparent: str | None = None
+
+
+def _event(line: bytes) -> WatchEvent:
     try:
         ev = orjson.loads(line)
         etype, obj = ev["type"], ev["object"]
@@ -589,7 +622,7 @@ def _event(line: bytes) -> tuple[str, Obj]:
         raise ApiError(500, Reason.INTERNAL_ERROR, f"malformed watch event: {line[:200]!r}") from e
     if etype == "ERROR":
         raise status_error(obj if isinstance(obj, dict) else {})
-    return etype, obj
+    return WatchEvent(etype, obj, ev.get("traceparent"))
 
 
 def _ssl_context(cluster: Obj, cbase: Path, user: Obj, ubase: Path) -> ssl.SSLContext:

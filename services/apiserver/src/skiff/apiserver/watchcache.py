@@ -64,7 +64,12 @@ class Event:
     def json_line(self) -> bytes:
         """``{"type":…,"object":…}\\n``, serialized once and shared by all watchers."""
         if self._json is None:
-            self._json = orjson.dumps({"type": self.type, "object": self.obj}) + b"\n"
+            line: dict[str, Any] = {"type": self.type, "object": self.obj}
+            if self.trace and "traceparent" in self.trace:
+                # The write's trace context, so that watchers can link their work to it
+                # (clients that do not know the field ignore it).
+                line["traceparent"] = self.trace["traceparent"]
+            self._json = orjson.dumps(line) + b"\n"
         return self._json
 
 
