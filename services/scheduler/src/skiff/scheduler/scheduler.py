@@ -193,8 +193,10 @@ class Scheduler:
             ALGORITHM.observe(time.perf_counter() - t0)
             node = result.node_name
             if node is None:
-                ATTEMPTS.labels("unschedulable" if result.unschedulable else "error").inc()
-                self.queue.failed(qp, unschedulable=result.unschedulable)
+                # With no node at all the pod is unschedulable too: it waits for a NodeAdd.
+                unschedulable = result.unschedulable or len(self.snapshot) == 0
+                ATTEMPTS.labels("unschedulable" if unschedulable else "error").inc()
+                self.queue.failed(qp, unschedulable=unschedulable)
                 log.info("pod unschedulable", pod=qp.key, message=result.message)
                 await self._report_failure(pod, result.message)
                 return
