@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 UV := python3 -m uv
 # Trust the machine's certificate store (needed behind TLS-intercepting proxies).
 export UV_SYSTEM_CERTS := 1
-DEB_PACKAGES := etcd-server etcd-client nats-server curl ca-certificates python3-venv python3-pip
+DEB_PACKAGES := etcd-server etcd-client nats-server curl ca-certificates python3-venv python3-pip \
+  containerd runc containernetworking-plugins busybox-static catatonit
 
 .PHONY: deps deb-deps py-deps up down test unit lint bench proto clean
 
@@ -50,7 +51,7 @@ bench: deps
 # Regenerate the Python code for our .proto files (committed, so installs need no protoc).
 proto: py-deps
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=libs/skiff/src --pyi_out=libs/skiff/src \
-	  --grpc_python_out=libs/skiff/src proto/skiff/rpc/v1/objects.proto
+	  --grpc_python_out=libs/skiff/src proto/skiff/rpc/v1/objects.proto proto/skiff/cri/v1/api.proto
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=libs/skiff/src --pyi_out=libs/skiff/src \
 	  $$(find proto/skiff/k8spb -name '*.proto')
 

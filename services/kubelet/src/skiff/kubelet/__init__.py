@@ -1,0 +1,1 @@
+"""The Skiff kubelet: pods on containerd over CRI (node runtime set-up so far)."""

@@ -1,0 +1,156 @@
+"""The node's own containerd instance: its configuration, start-up and local images.
+
+Skiff runs a containerd of its own (own config, root, state, socket and runc root), so
+it never collides with another containerd on the machine (two cannot share a root).
+``restrict_oom_score_adj`` is required on machines without CAP_SYS_RESOURCE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .images import PAUSE_NAME, busybox_image, pause_image, write_oci_tar
+
+CNI_BIN_DIR = "/usr/lib/cni"
+
+
+@dataclass(slots=True)
+class RuntimePaths:
+    """Everything the node's containerd keeps, under one folder."""
+
+    base: Path
+
+    @property
+    def config(self) -> Path:
+        return self.base / "containerd.toml"
+
+    @property
+    def socket(self) -> Path:
+        return self.base / "containerd.sock"
+
+    @property
+    def root(self) -> Path:
+        return self.base / "root"
+
+    @property
+    def state(self) -> Path:
+        return self.base / "state"
+
+    @property
+    def runc_root(self) -> Path:
+        return self.base / "runc"
+
+    @property
+    def cni_conf_dir(self) -> Path:
+        return self.base / "cni" / "net.d"
+
+    @property
+    def images(self) -> Path:
+        return self.base / "images"
+
+    @property
+    def endpoint(self) -> str:
+        return f"unix://{self.socket}"
+
+
+def _overlay_works(probe_dir: Path) -> bool:
+    """overlayfs is the usual snapshotter; inside some containers only 'native' works."""
+    return "overlay" in Path("/proc/filesystems").read_text()
+
+
+def write_config(paths: RuntimePaths, *, sandbox_image: str = PAUSE_NAME) -> Path:
+    """containerd's config for this node (version 2 format, containerd 1.6)."""
+    for d in (paths.root, paths.state, paths.runc_root, paths.cni_conf_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    snapshotter = "overlayfs" if _overlay_works(paths.base) else "native"
+    paths.config.write_text(f"""version = 2
+root = "{paths.root}"
+state = "{paths.state}"
+
+[grpc]
+  address = "{paths.socket}"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{sandbox_image}"
+  restrict_oom_score_adj = true
+  enable_unprivileged_ports = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "{snapshotter}"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "{paths.runc_root}"
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{CNI_BIN_DIR}"
+    conf_dir = "{paths.cni_conf_dir}"
+""")
+    return paths.config
+
+
+def wait_for_socket(path: Path, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if path.exists():
+            with socket.socket(socket.AF_UNIX) as s:
+                try:
+                    s.connect(str(path))
+                    return
+                except OSError:
+                    pass
+        time.sleep(0.1)
+    raise TimeoutError(f"containerd did not open {path}")
+
+
+def import_images(paths: RuntimePaths) -> list[str]:
+    """Build busybox and the pause image and import them into the k8s.io namespace."""
+    names = []
+    for image, file in ((busybox_image(), "busybox.tar"), (pause_image(), "pause.tar")):
+        tar = write_oci_tar(image, paths.images / file)
+        subprocess.run(
+            [
+                "ctr",
+                "--address",
+                str(paths.socket),
+                "--namespace",
+                "k8s.io",
+                "images",
+                "import",
+                str(tar),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        names.append(image.name)
+    return names
+
+
+def containerd_command(paths: RuntimePaths) -> list[str]:
+    return [shutil.which("containerd") or "containerd", "--config", str(paths.config)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m skiff.kubelet.runtime config|images --dir DIR``: used by ``make up``."""
+    p = argparse.ArgumentParser(prog="python -m skiff.kubelet.runtime")
+    p.add_argument("action", choices=("config", "images"))
+    p.add_argument("--dir", type=Path, default=Path(os.environ.get("SKIFF_RUNTIME_DIR", ".")))
+    a = p.parse_args(argv)
+    paths = RuntimePaths(a.dir.resolve())
+    if a.action == "config":
+        print(write_config(paths))
+    else:
+        wait_for_socket(paths.socket)
+        for name in import_images(paths):
+            print(name)
+
+
+if __name__ == "__main__":
+    main()
