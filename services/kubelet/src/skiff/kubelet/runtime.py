@@ -8,7 +8,9 @@ it never collides with another containerd on the machine (two cannot share a roo
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -94,6 +96,77 @@ state = "{paths.state}"
     conf_dir = "{paths.cni_conf_dir}"
 """)
     return paths.config
+
+
+def write_cni_config(
+    paths: RuntimePaths, subnet: str, *, bridge: str = "skiff0", name: str = "skiff"
+) -> Path:
+    """The pod network: a bridge with host-local IPAM, hostPort mappings, and the firewall
+    plugin (without it Docker's FORWARD DROP policy drops pod-to-pod traffic)."""
+    conflist = {
+        "cniVersion": "1.0.0",
+        "name": name,
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": bridge,
+                "isGateway": True,
+                "ipMasq": True,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": subnet}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": str(paths.base / "cni" / "ipam"),
+                },
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+            {"type": "firewall"},
+        ],
+    }
+    paths.cni_conf_dir.mkdir(parents=True, exist_ok=True)
+    out = paths.cni_conf_dir / "10-skiff.conflist"
+    out.write_text(json.dumps(conflist, indent=2))
+    return out
+
+
+def ensure_shared_netns_dir(path: Path = Path("/run/netns")) -> None:
+    """Make /run/netns a shared bind mount before containerd creates pod namespaces.
+
+    Otherwise the first ``ip netns add`` bind-mounts it over itself and namespaces made
+    before can no longer be removed ("device or resource busy").
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = any(
+        line.split()[4] == str(path)
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+    )
+    if not mounted:
+        subprocess.run(["mount", "--bind", str(path), str(path)], check=True)
+    subprocess.run(["mount", "--make-shared", str(path)], check=True)
+
+
+def teardown_network(bridge: str = "skiff0") -> None:
+    """Remove what the CNI plugins leave after the last pod: the bridge and CNI-* chains."""
+    subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+    for table in ("filter", "nat"):
+        rules = subprocess.run(
+            ["iptables", "-t", table, "-S"], capture_output=True, text=True
+        ).stdout.splitlines()
+        for rule in rules:
+            parts = shlex.split(rule)  # comments in rules are quoted and hold spaces
+            if (
+                parts[:1] == ["-A"]
+                and "-j" in parts
+                and parts[parts.index("-j") + 1].startswith("CNI-")
+                and not parts[1].startswith("CNI-")
+            ):
+                subprocess.run(["iptables", "-t", table, "-D", *parts[1:]], capture_output=True)
+        chains = [r.split()[1] for r in rules if r.startswith("-N CNI-")]
+        for chain in chains:
+            subprocess.run(["iptables", "-t", table, "-F", chain], capture_output=True)
+        for chain in chains:
+            subprocess.run(["iptables", "-t", table, "-X", chain], capture_output=True)
 
 
 def wait_for_socket(path: Path, timeout: float = 30.0) -> None:
