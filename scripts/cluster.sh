@@ -51,16 +51,22 @@ up() {
   start_bg scheduler "$VENV/bin/skiff-scheduler" --kubeconfig "$STATE/kubeconfig" \
     --port "$SCHEDULER_PORT"
   wait_for "scheduler /healthz" curl -sf "http://127.0.0.1:$SCHEDULER_PORT/healthz"
+  "$VENV/bin/python" -m skiff.kubelet.runtime config --dir "$STATE/containerd" >/dev/null
+  start_bg containerd containerd --config "$STATE/containerd/containerd.toml"
+  "$VENV/bin/python" -m skiff.kubelet.runtime images --dir "$STATE/containerd" >/dev/null
+  start_bg kubelet "$VENV/bin/skiff-kubelet" --kubeconfig "$STATE/kubeconfig" \
+    --runtime-dir "$STATE/containerd"
   if [ "${SKIFF_HOLLOW_NODES:-0}" -gt 0 ]; then
     start_bg hollow-nodes "$VENV/bin/skiff-hollow-nodes" --kubeconfig "$STATE/kubeconfig" \
       --count "$SKIFF_HOLLOW_NODES"
   fi
   cat <<MSG
 
-Skiff is up (etcd, NATS, apiserver, scheduler). Use it with kubectl:
+Skiff is up (etcd, NATS, apiserver, scheduler, containerd, kubelet). Use it with kubectl:
   export KUBECONFIG=$STATE/kubeconfig
   kubectl get namespaces
-  kubectl create deployment web --image=busybox
+  kubectl run hello --image=busybox --restart=Never -- sh -c 'echo hello; sleep 3600'
+  kubectl get pods -o wide
 Simulated nodes (no containers): SKIFF_HOLLOW_NODES=3 make up
 Stop it with: make down
 MSG
@@ -103,7 +109,13 @@ stop_one() {
 
 down() {
   echo "Stopping Skiff"
-  for name in hollow-nodes scheduler apiserver nats etcd; do stop_one "$name"; done
+  stop_one hollow-nodes
+  stop_one kubelet
+  if running containerd; then
+    "$VENV/bin/python" -m skiff.kubelet.runtime cleanup --dir "$STATE/containerd" \
+      && echo "  removed pods, their network namespaces, the bridge and CNI chains"
+  fi
+  for name in containerd scheduler apiserver nats etcd; do stop_one "$name"; done
 }
 
 case "${1:-}" in

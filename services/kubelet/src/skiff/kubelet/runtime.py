@@ -8,6 +8,7 @@ it never collides with another containerd on the machine (two cannot share a roo
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shlex
@@ -210,15 +211,36 @@ def containerd_command(paths: RuntimePaths) -> list[str]:
     return [shutil.which("containerd") or "containerd", "--config", str(paths.config)]
 
 
+async def remove_all_pods(paths: RuntimePaths) -> int:
+    """Stop and remove every pod sandbox (and so its containers and CNI attachment)."""
+    from skiff.cri.client import CriClient
+
+    if not paths.socket.exists():
+        return 0
+    async with CriClient(paths.endpoint) as cri:
+        sandboxes = await cri.list_pod_sandbox()
+        for sb in sandboxes:
+            for c in await cri.list_containers(pod_sandbox_id=sb.id):
+                await cri.stop_container(c.id, grace_period=5)
+                await cri.remove_container(c.id)
+            await cri.stop_pod_sandbox(sb.id)
+            await cri.remove_pod_sandbox(sb.id)
+        return len(sandboxes)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m skiff.kubelet.runtime config|images --dir DIR``: used by ``make up``."""
     p = argparse.ArgumentParser(prog="python -m skiff.kubelet.runtime")
-    p.add_argument("action", choices=("config", "images"))
+    p.add_argument("action", choices=("config", "images", "cleanup"))
+    p.add_argument("--bridge", default="skiff0")
     p.add_argument("--dir", type=Path, default=Path(os.environ.get("SKIFF_RUNTIME_DIR", ".")))
     a = p.parse_args(argv)
     paths = RuntimePaths(a.dir.resolve())
     if a.action == "config":
         print(write_config(paths))
+    elif a.action == "cleanup":
+        asyncio.run(remove_all_pods(paths))
+        teardown_network(a.bridge)
     else:
         wait_for_socket(paths.socket)
         for name in import_images(paths):

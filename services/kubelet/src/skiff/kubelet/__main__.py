@@ -1,0 +1,70 @@
+"""``skiff-kubelet``: run this machine's pods on the node's containerd."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+from pathlib import Path
+
+from skiff.client.rest import ApiClient
+from skiff.cri.client import CriClient
+from skiff.log import get_logger, setup_logging
+from skiff.tracing import setup_tracing
+
+from .kubelet import Kubelet
+from .runtime import RuntimePaths, ensure_shared_netns_dir, write_cni_config
+
+log = get_logger(__name__)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="skiff-kubelet", description=__doc__)
+    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    p.add_argument("--server", default=os.environ.get("SKIFF_SERVER"))
+    p.add_argument(
+        "--node-name", default=os.environ.get("SKIFF_NODE_NAME", socket.gethostname().lower())
+    )
+    p.add_argument(
+        "--runtime-dir",
+        type=Path,
+        default=Path(os.environ.get("SKIFF_RUNTIME_DIR", ".skiff/containerd")),
+        help="the node's containerd folder (config, socket, CNI config)",
+    )
+    p.add_argument("--pod-cidr", default=os.environ.get("SKIFF_POD_CIDR", "10.244.0.0/24"))
+    p.add_argument("--bridge", default=os.environ.get("SKIFF_BRIDGE", "skiff0"))
+    p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "info"))
+    return p.parse_args(argv)
+
+
+async def run(a: argparse.Namespace) -> None:
+    paths = RuntimePaths(a.runtime_dir.resolve())
+    ensure_shared_netns_dir()
+    write_cni_config(paths, a.pod_cidr, bridge=a.bridge)
+    if a.server:
+        client = ApiClient(a.server, user_agent="skiff-kubelet")
+    else:
+        client = ApiClient.from_kubeconfig(a.kubeconfig, user_agent="skiff-kubelet")
+    async with client, CriClient(paths.endpoint) as cri:
+        kubelet = Kubelet(client, cri, a.node_name, log_root=paths.base / "pods")
+        task = asyncio.create_task(kubelet.run(), name="kubelet")
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        log.info("kubelet stopped; pods keep running until removed")
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parse_args(argv)
+    setup_logging("kubelet", level=a.log_level)
+    setup_tracing("skiff-kubelet")
+    asyncio.run(run(a))
+
+
+if __name__ == "__main__":
+    main()
