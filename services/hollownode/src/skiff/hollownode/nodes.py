@@ -18,13 +18,12 @@ from typing import Any
 
 from skiff.api.errors import ApiError
 from skiff.client.informer import Informer
+from skiff.client.nodelease import NodeLease
 from skiff.client.rest import ApiClient
 from skiff.log import get_logger
 
 log = get_logger(__name__)
 
-LEASE_NS = "kube-node-lease"
-LEASES = "leases.coordination.k8s.io"
 HOLLOW_LABEL = "skiff.io/hollow-node"
 # Addresses are data only: nothing ever sends traffic to them.
 NODE_NET = ipaddress.ip_network("198.18.0.0/16")
@@ -33,10 +32,6 @@ POD_NET = ipaddress.ip_network("10.192.0.0/12")
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _micro_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(slots=True)
@@ -74,7 +69,7 @@ class HollowNodes:
         self._index = {n: i for i, n in enumerate(self.names)}
         self._pod_ips: dict[str, itertools.count] = {}
         self._subnets = list(itertools.islice(POD_NET.subnets(new_prefix=24), count))
-        self._leases: dict[str, dict[str, Any]] = {}
+        self._leases: dict[str, NodeLease] = {}
         self._sem = asyncio.Semaphore(concurrency)
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.pods = Informer(client, "pods", field_selector="spec.nodeName!=")
@@ -175,36 +170,10 @@ class HollowNodes:
         log.info("hollow nodes registered", count=self.count)
 
     async def _renew(self, name: str) -> None:
-        """One write per renewal: update the Lease we hold, re-read it only on conflict."""
         lease = self._leases.get(name)
-        if lease is not None:
-            lease["spec"]["renewTime"] = _micro_now()
-            try:
-                self._leases[name] = await self.client.update(LEASES, lease, LEASE_NS)
-                return
-            except ApiError as e:
-                if e.code not in (404, 409):
-                    raise
-        try:
-            lease = await self.client.get(LEASES, name, LEASE_NS)
-            lease["spec"]["renewTime"] = _micro_now()
-            lease["spec"]["holderIdentity"] = name
-            self._leases[name] = await self.client.update(LEASES, lease, LEASE_NS)
-        except ApiError as e:
-            if e.code != 404:
-                raise
-            self._leases[name] = await self.client.create(
-                LEASES,
-                {
-                    "metadata": {"name": name, "namespace": LEASE_NS},
-                    "spec": {
-                        "holderIdentity": name,
-                        "leaseDurationSeconds": 40,
-                        "renewTime": _micro_now(),
-                    },
-                },
-                LEASE_NS,
-            )
+        if lease is None:
+            lease = self._leases[name] = NodeLease(self.client, name)
+        await lease.renew()
 
     async def run(self) -> None:
         """Register, then keep Leases fresh and run bound pods until cancelled."""

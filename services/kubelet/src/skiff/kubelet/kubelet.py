@@ -22,10 +22,13 @@ from typing import Any
 
 from skiff.api.errors import ApiError
 from skiff.client.informer import Informer
+from skiff.client.nodelease import NodeLease
 from skiff.client.rest import ApiClient
 from skiff.client.workqueue import ShutDown, WorkQueue
 from skiff.cri.client import CriClient, CriError, pb
 from skiff.log import get_logger
+
+from .runtime import remove_sandboxes
 
 log = get_logger(__name__)
 
@@ -33,7 +36,6 @@ POD_UID = "io.kubernetes.pod.uid"
 POD_NAME = "io.kubernetes.pod.name"
 POD_NS = "io.kubernetes.pod.namespace"
 CONTAINER_NAME = "io.kubernetes.container.name"
-LEASES = "leases.coordination.k8s.io"
 
 
 def _now() -> str:
@@ -83,7 +85,7 @@ class Kubelet:
             lambda p: self._enqueue(p), lambda _o, n: self._enqueue(n), lambda p: self._enqueue(p)
         )
         self.workers = workers
-        self._lease: dict[str, Any] | None = None
+        self.lease = NodeLease(client, node_name)
 
     def _enqueue(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -158,31 +160,7 @@ class Kubelet:
             current = await self.client.get("nodes", self.node_name)
             current["status"] = status
             await self.client.update("nodes", current, subresource="status")
-        await self._renew()
-
-    async def _renew(self) -> None:
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        try:
-            if self._lease is None:
-                self._lease = await self.client.get(LEASES, self.node_name, "kube-node-lease")
-            self._lease["spec"]["renewTime"] = now
-            self._lease = await self.client.update(LEASES, self._lease, "kube-node-lease")
-        except ApiError as e:
-            self._lease = None
-            if e.code != 404:
-                raise
-            self._lease = await self.client.create(
-                LEASES,
-                {
-                    "metadata": {"name": self.node_name, "namespace": "kube-node-lease"},
-                    "spec": {
-                        "holderIdentity": self.node_name,
-                        "leaseDurationSeconds": 40,
-                        "renewTime": now,
-                    },
-                },
-                "kube-node-lease",
-            )
+        await self.lease.renew()
 
     # -- running -----------------------------------------------------------------------
 
@@ -197,7 +175,7 @@ class Kubelet:
             while True:
                 await asyncio.sleep(self.lease_period)
                 try:
-                    await self._renew()
+                    await self.lease.renew()
                 except ApiError as e:
                     log.warning("node lease renewal failed", error=e.message)
         finally:
@@ -279,13 +257,7 @@ class Kubelet:
                 or pod["spec"].get("terminationGracePeriodSeconds")
                 or 30
             )
-        for sb in sandboxes:
-            for c in await self.cri.list_containers(pod_sandbox_id=sb.id):
-                if c.state == pb.CONTAINER_RUNNING:
-                    await self.cri.stop_container(c.id, grace_period=min(grace, 30))
-                await self.cri.remove_container(c.id)
-            await self.cri.stop_pod_sandbox(sb.id)
-            await self.cri.remove_pod_sandbox(sb.id)
+        await remove_sandboxes(self.cri, sandboxes, grace=min(grace, 30))
 
     def _sandbox_config(self, pod: dict[str, Any]) -> pb.PodSandboxConfig:
         meta, spec = pod["metadata"], pod["spec"]

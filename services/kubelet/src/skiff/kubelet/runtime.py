@@ -18,6 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .images import PAUSE_NAME, busybox_image, pause_image, write_oci_tar
 
@@ -211,20 +212,28 @@ def containerd_command(paths: RuntimePaths) -> list[str]:
     return [shutil.which("containerd") or "containerd", "--config", str(paths.config)]
 
 
+async def remove_sandboxes(cri: Any, sandboxes: list[Any], *, grace: int = 5) -> None:
+    """Stop and remove pod sandboxes with their containers (and so their CNI attachment)."""
+    from skiff.cri.client import pb
+
+    for sb in sandboxes:
+        for c in await cri.list_containers(pod_sandbox_id=sb.id):
+            if c.state == pb.CONTAINER_RUNNING:
+                await cri.stop_container(c.id, grace_period=grace)
+            await cri.remove_container(c.id)
+        await cri.stop_pod_sandbox(sb.id)
+        await cri.remove_pod_sandbox(sb.id)
+
+
 async def remove_all_pods(paths: RuntimePaths) -> int:
-    """Stop and remove every pod sandbox (and so its containers and CNI attachment)."""
+    """Remove every pod sandbox of the node's containerd (``make down``)."""
     from skiff.cri.client import CriClient
 
     if not paths.socket.exists():
         return 0
     async with CriClient(paths.endpoint) as cri:
         sandboxes = await cri.list_pod_sandbox()
-        for sb in sandboxes:
-            for c in await cri.list_containers(pod_sandbox_id=sb.id):
-                await cri.stop_container(c.id, grace_period=5)
-                await cri.remove_container(c.id)
-            await cri.stop_pod_sandbox(sb.id)
-            await cri.remove_pod_sandbox(sb.id)
+        await remove_sandboxes(cri, sandboxes)
         return len(sandboxes)
 
 
