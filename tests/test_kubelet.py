@@ -129,3 +129,97 @@ async def test_pod_runs_and_is_torn_down(kubelet: tuple[ApiClient, CriClient]) -
 
     await _until(gone)
     assert not await cri.list_pod_sandbox()
+
+
+async def test_env_sources_resources_and_config_errors(
+    kubelet: tuple[ApiClient, CriClient],
+) -> None:
+    client, cri = kubelet
+    await client.create(
+        "configmaps", {"metadata": {"name": "settings"}, "data": {"MODE": "fast"}}, "default"
+    )
+    await client.create(
+        "pods",
+        {
+            "metadata": {"name": "envy", "labels": {"app": "envy"}},
+            "spec": {
+                "nodeName": NODE,
+                "terminationGracePeriodSeconds": 1,
+                "containers": [
+                    {
+                        "name": "app",
+                        "image": "busybox",
+                        "command": ["sleep", "3600"],
+                        "envFrom": [{"configMapRef": {"name": "settings"}}],
+                        "env": [
+                            {
+                                "name": "ME",
+                                "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                            },
+                            {
+                                "name": "IP",
+                                "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+                            },
+                        ],
+                        "resources": {"limits": {"memory": "32Mi", "cpu": "250m"}},
+                    }
+                ],
+            },
+        },
+        "default",
+    )
+
+    async def running() -> dict | None:
+        pod = await client.get("pods", "envy", "default")
+        return pod if (pod.get("status") or {}).get("phase") == "Running" else None
+
+    pod = await _until(running)
+    cid = pod["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
+    out = (await cri.exec_sync(cid, ["env"], timeout=10)).stdout.decode()
+    assert "MODE=fast" in out and "ME=envy" in out
+    assert f"IP={pod['status']['podIP']}" in out
+    # The memory limit reached the container's cgroup.
+    limit = await cri.exec_sync(
+        cid, ["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"], timeout=10
+    )
+    if limit.exit_code == 0:
+        assert int(limit.stdout) == 32 * 1024 * 1024
+    await client.delete("pods", "envy", "default")
+
+    await client.create(
+        "pods",
+        {
+            "metadata": {"name": "broken"},
+            "spec": {
+                "nodeName": NODE,
+                "containers": [
+                    {
+                        "name": "app",
+                        "image": "busybox",
+                        "command": ["sleep", "3600"],
+                        "env": [
+                            {
+                                "name": "X",
+                                "valueFrom": {"configMapKeyRef": {"name": "absent", "key": "k"}},
+                            }
+                        ],
+                    }
+                ],
+            },
+        },
+        "default",
+    )
+
+    async def config_error() -> dict | None:
+        pod = await client.get("pods", "broken", "default")
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        waiting = statuses[0]["state"].get("waiting", {}) if statuses else {}
+        return pod if waiting.get("reason") == "CreateContainerConfigError" else None
+
+    pod = await _until(config_error)
+    assert pod["status"]["phase"] == "Pending"
+    assert (
+        'configmap "absent" not found'
+        in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    )
+    await client.delete("pods", "broken", "default", grace_period_seconds=0)

@@ -28,6 +28,7 @@ from skiff.client.workqueue import ShutDown, WorkQueue
 from skiff.cri.client import CriClient, CriError, pb
 from skiff.log import get_logger
 
+from .podspec import ConfigError, container_env, linux_resources
 from .runtime import remove_sandboxes
 
 log = get_logger(__name__)
@@ -232,6 +233,8 @@ class Kubelet:
         }
         policy = pod["spec"].get("restartPolicy", "Always")
         recheck = 5.0
+        pod_ip: str | None = None
+        config_errors: dict[str, str] = {}
         for spec in pod["spec"].get("containers") or []:
             current = containers.get(spec["name"])
             if current is not None and current.state == pb.CONTAINER_EXITED:
@@ -242,11 +245,18 @@ class Kubelet:
                     recheck = 1.0
             if current is None:
                 attempt = 0
-                cid = await self.cri.create_container(
-                    sandbox_id, self._container_config(pod, spec, attempt), sandbox_config
-                )
+                if pod_ip is None:
+                    pod_ip = (await self.cri.pod_sandbox_status(sandbox_id)).status.network.ip
+                try:
+                    config = await self._container_config(pod, spec, attempt, pod_ip)
+                except ConfigError as e:
+                    # As the kubelet: the container waits in CreateContainerConfigError.
+                    config_errors[spec["name"]] = str(e)
+                    recheck = 5.0
+                    continue
+                cid = await self.cri.create_container(sandbox_id, config, sandbox_config)
                 await self.cri.start_container(cid)
-        await self._report(pod, sandbox_id)
+        await self._report(pod, sandbox_id, config_errors)
         return recheck
 
     async def _kill(self, sandboxes: list[Any], pod: dict[str, Any] | None) -> None:
@@ -288,13 +298,15 @@ class Kubelet:
             ipc=pb.NODE if spec.get("hostIPC") else pb.POD,
         )
 
-    def _container_config(
-        self, pod: dict[str, Any], spec: dict[str, Any], attempt: int
+    async def _lookup(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        return await self.client.get(kind, name, namespace)
+
+    async def _container_config(
+        self, pod: dict[str, Any], spec: dict[str, Any], attempt: int, pod_ip: str
     ) -> pb.ContainerConfig:
         env = [
-            pb.KeyValue(key=e["name"], value=str(e.get("value", "")))
-            for e in spec.get("env") or []
-            if "value" in e
+            pb.KeyValue(key=k, value=v)
+            for k, v in await container_env(pod, spec, self._lookup, pod_ip=pod_ip)
         ]
         return pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=spec["name"], attempt=attempt),
@@ -306,13 +318,16 @@ class Kubelet:
             labels={POD_UID: pod["metadata"]["uid"], CONTAINER_NAME: spec["name"]},
             log_path=f"{spec['name']}/{attempt}.log",
             linux=pb.LinuxContainerConfig(
+                resources=pb.LinuxContainerResources(**linux_resources(spec)),
                 security_context=pb.LinuxContainerSecurityContext(
                     namespace_options=self._namespaces(pod)
-                )
+                ),
             ),
         )
 
-    async def _report(self, pod: dict[str, Any], sandbox_id: str) -> None:
+    async def _report(
+        self, pod: dict[str, Any], sandbox_id: str, config_errors: dict[str, str]
+    ) -> None:
         sb = (await self.cri.pod_sandbox_status(sandbox_id)).status
         statuses = []
         all_ready = True
@@ -324,13 +339,19 @@ class Kubelet:
         for spec in pod["spec"].get("containers") or []:
             c = by_name.get(spec["name"])
             if c is None:
+                waiting = {"reason": "ContainerCreating"}
+                if spec["name"] in config_errors:
+                    waiting = {
+                        "reason": "CreateContainerConfigError",
+                        "message": config_errors[spec["name"]],
+                    }
                 statuses.append(
                     {
                         "name": spec["name"],
                         "image": spec["image"],
                         "ready": False,
                         "restartCount": 0,
-                        "state": {"waiting": {"reason": "ContainerCreating"}},
+                        "state": {"waiting": waiting},
                     }
                 )
                 all_ready = False
@@ -370,6 +391,8 @@ class Kubelet:
         ):
             failed = any(s["state"]["terminated"]["exitCode"] for s in statuses)
             phase = "Failed" if failed else "Succeeded"
+        elif not any("running" in s["state"] for s in statuses):
+            phase = "Pending"
         now = _now()
         cond = "True" if all_ready else "False"
         status = {
