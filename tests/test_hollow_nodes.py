@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 
 from cluster import Cluster
+from skiff.api.errors import ApiError
 from skiff.client.rest import ApiClient
 from skiff.hollownode.nodes import HollowNodes, NodeShape
 
@@ -33,6 +34,15 @@ async def test_hollow_nodes_run_pods(cluster: Cluster) -> None:
             assert node["status"]["allocatable"]["nvidia.com/gpu"] == "2"
             ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}
             assert ready["Ready"] == "True"
+
+            async def has_lease() -> bool:  # the Lease follows its Node by one request
+                try:
+                    await client.get("leases.coordination.k8s.io", "hn-3", "kube-node-lease")
+                    return True
+                except ApiError:
+                    return False
+
+            await _until(has_lease)
             lease = await client.get("leases.coordination.k8s.io", "hn-3", "kube-node-lease")
             first = lease["spec"]["renewTime"]
 

@@ -13,6 +13,7 @@ import pytest
 from runtime import containerd_available, start_containerd
 
 from cluster import Cluster
+from skiff.api.errors import ApiError
 from skiff.client.rest import ApiClient
 from skiff.cri.client import CriClient
 from skiff.kubelet.kubelet import Kubelet
@@ -75,7 +76,7 @@ async def test_node_registers(kubelet: tuple[ApiClient, CriClient]) -> None:
     async def ready() -> bool:
         try:
             node = await client.get("nodes", NODE)
-        except Exception:
+        except ApiError:
             return False
         return any(
             c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"]
@@ -84,7 +85,14 @@ async def test_node_registers(kubelet: tuple[ApiClient, CriClient]) -> None:
     await _until(ready)
     node = await client.get("nodes", NODE)
     assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
-    assert await client.get("leases.coordination.k8s.io", NODE, "kube-node-lease")
+
+    async def lease() -> dict | None:  # the Lease follows the Node by one request
+        try:
+            return await client.get("leases.coordination.k8s.io", NODE, "kube-node-lease")
+        except ApiError:
+            return None
+
+    assert await _until(lease)
 
 
 async def test_pod_runs_and_is_torn_down(kubelet: tuple[ApiClient, CriClient]) -> None:
