@@ -66,7 +66,8 @@ def prepare_create(info: ResourceInfo, obj: dict[str, Any], now: str) -> None:
     if info.has_status and info.plural not in ("nodes", "events"):
         obj.pop("status", None)
     meta = obj["metadata"]
-    meta.pop("managedFields", None) if not meta.get("managedFields") else None
+    if not meta.get("managedFields"):
+        meta.pop("managedFields", None)
 
 
 def default_and_validate(

@@ -19,7 +19,6 @@ from skiff import tracing
 from skiff.api import errors
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY, ResourceInfo
-from skiff.api.selectors import parse_field_selector, parse_label_selector
 from skiff.log import get_logger
 from skiff.rpc.v1 import objects_pb2 as pb
 from skiff.rpc.v1 import objects_pb2_grpc as pb_grpc
@@ -265,13 +264,9 @@ class ObjectService(pb_grpc.ObjectServiceServicer):
 
 
 def _list_opts(request) -> ListOptions:  # type: ignore[no-untyped-def]
-    return ListOptions(
-        label_selector=parse_label_selector(request.label_selector)
-        if request.label_selector
-        else None,
-        field_selector=parse_field_selector(request.field_selector)
-        if request.field_selector
-        else None,
+    return ListOptions.parse(
+        request.label_selector,
+        request.field_selector,
         limit=getattr(request, "limit", 0),
         continue_token=getattr(request, "continue", ""),
         resource_version=request.resource_version,

@@ -25,7 +25,6 @@ from skiff.api import errors, openapi, protobuf, tables
 from skiff.api import patch as patching
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY, ResourceInfo
-from skiff.api.selectors import parse_field_selector, parse_label_selector
 from skiff.log import get_logger
 
 from . import discovery
@@ -195,11 +194,9 @@ def _int_param(q, name: str) -> int | None:  # type: ignore[no-untyped-def]
 
 def _list_options(request: Request) -> ListOptions:
     q = request.query_params
-    ls = q.get("labelSelector")
-    fs = q.get("fieldSelector")
-    return ListOptions(
-        label_selector=parse_label_selector(ls) if ls else None,
-        field_selector=parse_field_selector(fs) if fs else None,
+    return ListOptions.parse(
+        q.get("labelSelector") or "",
+        q.get("fieldSelector") or "",
         limit=_int_param(q, "limit") or 0,
         continue_token=q.get("continue") or "",
         resource_version=q.get("resourceVersion") or "",
@@ -256,7 +253,7 @@ class RestApi:
             span.set_attribute("http.status_code", code)
         parts = path.split("/")
         resource = parts[-1] if len(parts) < 4 else ""
-        t = parse_path_safe(path)
+        t: Target | None = getattr(request.state, "target", None)
         if t is not None:
             resource = t.info.plural + (f"/{t.subresource}" if t.subresource else "")
             verb = _verb(method, t, request)
@@ -299,6 +296,7 @@ class RestApi:
         if parts[:1] == ["apis"] and len(parts) == 3:
             return self._or_404(discovery.resource_list(parts[1], parts[2]))
         target = parse_path(path)
+        request.state.target = target  # for the request metrics, without parsing again
         if target is None:
             raise ApiError(
                 404,
@@ -782,10 +780,3 @@ def _verb(method: str, t: Target, request: Request) -> str:
         "PATCH": "patch",
         "DELETE": "delete" if t.name else "deletecollection",
     }.get(method, method.lower())
-
-
-def parse_path_safe(path: str) -> Target | None:
-    try:
-        return parse_path(path)
-    except ApiError:
-        return None

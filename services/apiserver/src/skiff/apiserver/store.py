@@ -27,7 +27,12 @@ from skiff.api import errors
 from skiff.api import patch as patching
 from skiff.api.errors import ApiError, Cause
 from skiff.api.resources import REGISTRY, ResourceInfo
-from skiff.api.selectors import FieldSelector, LabelSelector
+from skiff.api.selectors import (
+    FieldSelector,
+    LabelSelector,
+    parse_field_selector,
+    parse_label_selector,
+)
 from skiff.log import get_logger
 from skiff.storage import (
     Backend,
@@ -90,6 +95,15 @@ class ListOptions:
     continue_token: str = ""
     resource_version: str = ""
     resource_version_match: str = ""
+
+    @classmethod
+    def parse(cls, label_selector: str, field_selector: str, **rest: Any) -> ListOptions:
+        """Options from the selector strings of a REST query or a gRPC request."""
+        return cls(
+            label_selector=parse_label_selector(label_selector) if label_selector else None,
+            field_selector=parse_field_selector(field_selector) if field_selector else None,
+            **rest,
+        )
 
 
 @dataclass(slots=True)
@@ -173,7 +187,7 @@ class Store:
         matches = _matcher(info, opts)
         if opts.limit > 0 or opts.continue_token or opts.resource_version_match == "Exact":
             return await self._list_etcd(info, namespace, opts, matches)
-        revision = await self._wait_cache(opts.resource_version, exact_ok=False)
+        revision = await self._wait_cache(opts.resource_version)
         if revision is None:
             return await self._list_etcd(info, namespace, opts, matches)
         rc = self.cache.of(info)
@@ -194,14 +208,14 @@ class Store:
                     if k.startswith(prefix) and o["metadata"].get("name") == name
                 ]
             )
-            keys = None
         else:
-            keys = sorted(k for k in rc.objects if k.startswith(prefix))
-            candidates = [rc.objects[k] for k in keys]
+            candidates = [
+                rc.objects[k] for k in sorted(k for k in rc.objects if k.startswith(prefix))
+            ]
         items = [o for o in candidates if matches(o)]
         return ListResult(items, self.cache.revision)
 
-    async def _wait_cache(self, resource_version: str, *, exact_ok: bool) -> int | None:
+    async def _wait_cache(self, resource_version: str) -> int | None:
         """The revision to serve a cached read at, or None to read etcd instead."""
         if resource_version == "0":
             if self.cache.ready.is_set():
@@ -296,7 +310,7 @@ class Store:
         initial: list[dict[str, Any]] = []
         if rv in ("", "0") or send_initial:
             if rv == "" or send_initial:
-                await self._wait_cache("", exact_ok=False)
+                await self._wait_cache("")
             rc = self.cache.of(info)
             prefix = info.etcd_prefix(namespace)
             keys = sorted(k for k in rc.objects if k.startswith(prefix))
