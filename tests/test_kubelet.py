@@ -4,19 +4,23 @@ gets an IP from CNI, reports Running, and is torn down when deleted."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import base64
+import json
+import os
 import shutil
+import subprocess
+import sys
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from runtime import containerd_available, start_containerd
 
-from cluster import Cluster
+from cluster import Cluster, Proc
 from skiff.api.errors import ApiError
 from skiff.client.rest import ApiClient
 from skiff.cri.client import CriClient
-from skiff.kubelet.kubelet import Kubelet
 from skiff.kubelet.runtime import (
     RuntimePaths,
     ensure_shared_netns_dir,
@@ -33,30 +37,60 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+class Node:
+    """The test's real node: containerd and a kubelet process serving its HTTPS API."""
+
+    def __init__(self, cluster: Cluster, client: ApiClient, cri: CriClient, base: Path) -> None:
+        self.cluster, self.client, self.cri, self.base = cluster, client, cri, base
+        self.proc: Proc | None = None
+
+    def start(self) -> None:
+        args = [
+            sys.executable, "-m", "skiff.kubelet",
+            "--server", self.cluster.url,
+            "--node-name", NODE,
+            "--runtime-dir", str(self.base),
+            "--pod-cidr", "10.244.251.0/24",
+            "--bridge", BRIDGE,
+            "--network-name", "skiffkl",
+            "--port", "0",
+            "--lease-period", "1",
+        ]  # fmt: skip
+        self.proc = Proc("kubelet", args, self.base / "kubelet.log")
+        self.proc.start()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+
+
 @pytest.fixture(scope="module")
-async def kubelet(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[tuple[ApiClient, CriClient]]:
+async def node(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Node]:
     base = Path(tmp_path_factory.mktemp("kl"))
     ensure_shared_netns_dir()
     write_cni_config(RuntimePaths(base), "10.244.251.0/24", bridge=BRIDGE, name="skiffkl")
     paths, proc = start_containerd(base)
+    n: Node | None = None
     try:
         async with ApiClient(cluster.url) as client, CriClient(paths.endpoint) as cri:
-            kl = Kubelet(client, cri, NODE, log_root=base / "pods", lease_period=1.0)
-            task = asyncio.create_task(kl.run())
+            n = Node(cluster, client, cri, base)
+            n.start()
             try:
-                yield client, cri
+                yield n
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                if n.proc is not None:
+                    n.proc.stop()
                 for sb in await cri.list_pod_sandbox():
                     await cri.stop_pod_sandbox(sb.id)
                     await cri.remove_pod_sandbox(sb.id)
     finally:
         proc.stop()
         teardown_network(BRIDGE)
+
+
+@pytest.fixture(scope="module")
+def kubelet(node: Node) -> tuple[ApiClient, CriClient]:
+    return node.client, node.cri
 
 
 async def _until(pred, timeout: float = 30.0):  # type: ignore[no-untyped-def]
@@ -231,3 +265,395 @@ async def test_env_sources_resources_and_config_errors(
         in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
     )
     await client.delete("pods", "broken", "default", grace_period_seconds=0)
+
+
+# -- acceptance: kubectl against pods on the real node ----------------------------------
+
+KUBECTL = os.environ.get("KUBECTL", "kubectl")
+
+
+async def kubectl(
+    kubeconfig: Path, *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """kubectl in a thread, so the test's event loop keeps serving its own clients."""
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def busybox_pod(name: str, command: str, **spec: object) -> dict:
+    container = {"name": "app", "image": "busybox", "command": ["sh", "-c", command]}
+    container.update(spec.pop("container", {}))  # type: ignore[arg-type]
+    return {
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "nodeName": NODE,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [container],
+            **spec,
+        },
+    }
+
+
+async def wait_pod(client: ApiClient, name: str, pred, timeout: float = 30.0) -> dict:  # type: ignore[no-untyped-def]
+    async def check() -> dict | None:
+        try:
+            pod = await client.get("pods", name, "default")
+        except ApiError:
+            return None
+        return pod if pred(pod) else None
+
+    return await _until(check, timeout)
+
+
+def _running(pod: dict) -> bool:
+    return (pod.get("status") or {}).get("phase") == "Running"
+
+
+def _container(pod: dict, index: int = 0) -> dict:
+    return ((pod.get("status") or {}).get("containerStatuses") or [{}])[index]
+
+
+async def test_kubectl_logs_and_exec(node: Node, kubeconfig: Path) -> None:
+    overrides = json.dumps({"spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 1}})
+    await kubectl(
+        kubeconfig, "run", "talker", "--image=busybox", "--restart=Never",
+        f"--overrides={overrides}", "--", "sh", "-c",
+        "echo one; sleep 0.2; echo two >&2; sleep 0.2; echo three; exec sleep 3600",
+    )  # fmt: skip
+    await wait_pod(node.client, "talker", _running)
+
+    async def three_lines() -> list[str] | None:
+        lines = (await kubectl(kubeconfig, "logs", "talker")).stdout.splitlines()
+        return lines if len(lines) >= 3 else None
+
+    assert await _until(three_lines, 10) == ["one", "two", "three"]
+    assert (await kubectl(kubeconfig, "logs", "talker", "--tail=1")).stdout == "three\n"
+    stamped = (await kubectl(kubeconfig, "logs", "talker", "--timestamps")).stdout.splitlines()
+    assert stamped[0].endswith(" one") and stamped[0][:4].isdigit()
+    # exec: output, exit codes, stdin.
+    res = await kubectl(kubeconfig, "exec", "talker", "--", "cat", "/etc/hostname")
+    assert res.stdout.strip() == "talker"
+    res = await kubectl(kubeconfig, "exec", "talker", "--", "sh", "-c", "exit 7", check=False)
+    assert res.returncode == 7
+    res = await kubectl(kubeconfig, "exec", "-i", "talker", "--", "head", "-n1", input="hi\n")
+    assert res.stdout == "hi\n"
+    res = await kubectl(kubeconfig, "exec", "talker", "--", "no-such-binary", check=False)
+    assert res.returncode != 0
+    # follow a container to its end.
+    await node.client.create(
+        "pods",
+        busybox_pod(
+            "counter", "for i in 1 2 3; do echo $i; sleep 0.5; done", restartPolicy="Never"
+        ),
+        "default",
+    )
+    await wait_pod(
+        node.client,
+        "counter",
+        lambda p: (
+            _container(p).get("state", {}).get("running") or p["status"].get("phase") == "Succeeded"
+        ),
+    )
+    res = await kubectl(kubeconfig, "logs", "-f", "counter")
+    assert res.stdout.split() == ["1", "2", "3"]
+    res = await kubectl(kubeconfig, "logs", "counter", "-c", "nope", check=False)
+    assert res.returncode != 0 and "container nope is not valid" in res.stderr
+    for name in ("talker", "counter"):
+        await node.client.delete("pods", name, "default")
+
+
+async def test_port_forward_and_pod_to_pod(node: Node, kubeconfig: Path) -> None:
+    client = node.client
+    await client.create(
+        "pods",
+        busybox_pod(
+            "web",
+            "mkdir -p /www && echo hi-from-web > /www/index.html && exec httpd -f -p 8080 -h /www",
+            container={"ports": [{"containerPort": 8080, "name": "http"}]},
+        ),
+        "default",
+    )
+    await client.create("pods", busybox_pod("peer", "exec sleep 3600"), "default")
+    web = await wait_pod(client, "web", _running)
+    await wait_pod(client, "peer", _running)
+    # pod → pod by IP
+    res = await kubectl(
+        kubeconfig, "exec", "peer", "--", "timeout", "5", "wget", "-qO-",
+        f"http://{web['status']['podIP']}:8080/",
+    )  # fmt: skip
+    assert res.stdout.strip() == "hi-from-web"
+    # kubectl port-forward
+    pf = await asyncio.create_subprocess_exec(
+        KUBECTL, "--kubeconfig", str(kubeconfig), "port-forward", "pod/web", ":8080",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert pf.stdout is not None
+        line = (await asyncio.wait_for(pf.stdout.readline(), 20)).decode()
+        if "Forwarding from 127.0.0.1:" not in line:
+            assert pf.stderr is not None
+            raise AssertionError(f"port-forward: {line} {(await pf.stderr.read()).decode()}")
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        for _ in range(3):
+            body = await asyncio.to_thread(
+                lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read()
+            )
+            assert body == b"hi-from-web\n"
+    finally:
+        pf.terminate()
+        await pf.wait()
+    for name in ("web", "peer"):
+        await client.delete("pods", name, "default")
+
+
+async def test_probes_restarts_and_crash_loop(node: Node) -> None:
+    client = node.client
+    await client.create(
+        "pods",
+        busybox_pod(
+            "flaky",
+            "touch /tmp/healthy; sleep 2; rm /tmp/healthy; exec sleep 3600",
+            container={
+                "livenessProbe": {
+                    "exec": {"command": ["test", "-f", "/tmp/healthy"]},
+                    "periodSeconds": 1,
+                    "failureThreshold": 1,
+                }
+            },
+        ),
+        "default",
+    )
+    await client.create("pods", busybox_pod("crasher", "echo bye; exit 3"), "default")
+    await client.create(
+        "pods",
+        busybox_pod(
+            "gated",
+            "exec sleep 3600",
+            container={
+                "readinessProbe": {
+                    "exec": {"command": ["test", "-f", "/tmp/ready"]},
+                    "periodSeconds": 1,
+                    "failureThreshold": 1,
+                }
+            },
+        ),
+        "default",
+    )
+    flaky = await wait_pod(client, "flaky", lambda p: _container(p).get("restartCount", 0) >= 1)
+    assert _container(flaky)["lastState"]["terminated"]["exitCode"] != 0
+
+    def crash_looping(p: dict) -> bool:
+        return _container(p).get("state", {}).get("waiting", {}).get("reason") == "CrashLoopBackOff"
+
+    crasher = await wait_pod(client, "crasher", crash_looping)
+    cs = _container(crasher)
+    assert cs["restartCount"] >= 1 and cs["lastState"]["terminated"]["exitCode"] == 3
+    assert "back-off 10s restarting failed container=app" in cs["state"]["waiting"]["message"]
+
+    gated = await wait_pod(client, "gated", _running)
+    conditions = {c["type"]: c["status"] for c in gated["status"]["conditions"]}
+    assert conditions["Ready"] == "False" and not _container(gated)["ready"]
+    cid = _container(gated)["containerID"].removeprefix("containerd://")
+    await node.cri.exec_sync(cid, ["touch", "/tmp/ready"], timeout=5)
+    await wait_pod(client, "gated", lambda p: _container(p).get("ready") is True)
+    await node.cri.exec_sync(cid, ["rm", "/tmp/ready"], timeout=5)
+    gated = await wait_pod(client, "gated", lambda p: _container(p).get("ready") is False)
+    assert _container(gated)["restartCount"] == 0  # readiness never restarts
+    events, _ = await client.list_all(
+        "events", "default", field_selector="involvedObject.name=flaky"
+    )
+    assert any(e["reason"] == "Unhealthy" for e in events)
+    for name in ("flaky", "crasher", "gated"):
+        await client.delete("pods", name, "default")
+
+
+async def test_memory_limit_oom_killed(node: Node) -> None:
+    client = node.client
+    await client.create(
+        "pods",
+        busybox_pod(
+            "hog",
+            "tail /dev/zero",
+            restartPolicy="Never",
+            container={"resources": {"limits": {"memory": "16Mi"}}},
+        ),
+        "default",
+    )
+    pod = await wait_pod(client, "hog", lambda p: p["status"].get("phase") == "Failed", 60)
+    term = _container(pod)["state"]["terminated"]
+    assert term["reason"] == "OOMKilled" and term["exitCode"] == 137
+    await client.delete("pods", "hog", "default")
+
+
+async def test_volumes_init_containers_and_updates(node: Node) -> None:
+    client = node.client
+    await client.create(
+        "configmaps", {"metadata": {"name": "app-config"}, "data": {"mode": "fast"}}, "default"
+    )
+    await client.create(
+        "secrets",
+        {
+            "metadata": {"name": "app-secret"},
+            "data": {"password": base64.b64encode(b"s3cret").decode()},
+        },
+        "default",
+    )
+    pod = busybox_pod(
+        "mounted",
+        "exec sleep 3600",
+        container={
+            "env": [
+                {
+                    "name": "PASSWORD",
+                    "valueFrom": {"secretKeyRef": {"name": "app-secret", "key": "password"}},
+                }
+            ],
+            "volumeMounts": [
+                {"name": "cfg", "mountPath": "/etc/cfg"},
+                {"name": "sec", "mountPath": "/etc/sec"},
+                {"name": "meta", "mountPath": "/etc/meta"},
+                {"name": "work", "mountPath": "/work"},
+                {"name": "mem", "mountPath": "/mem"},
+            ],
+        },
+        initContainers=[
+            {
+                "name": "first",
+                "image": "busybox",
+                "command": ["sh", "-c", "echo first >> /work/order"],
+                "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+            },
+            {
+                "name": "second",
+                "image": "busybox",
+                "command": ["sh", "-c", "echo second >> /work/order"],
+                "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+            },
+        ],
+        volumes=[
+            {"name": "cfg", "configMap": {"name": "app-config"}},
+            {"name": "sec", "secret": {"secretName": "app-secret"}},
+            {
+                "name": "meta",
+                "downwardAPI": {
+                    "items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]
+                },
+            },
+            {"name": "work", "emptyDir": {}},
+            {"name": "mem", "emptyDir": {"medium": "Memory"}},
+        ],
+    )
+    await client.create("pods", pod, "default")
+    running = await wait_pod(client, "mounted", _running)
+    assert [
+        s["state"]["terminated"]["reason"] for s in running["status"]["initContainerStatuses"]
+    ] == ["Completed", "Completed"]
+    conditions = {c["type"]: c["status"] for c in running["status"]["conditions"]}
+    assert conditions["Initialized"] == "True"
+    cid = _container(running)["containerID"].removeprefix("containerd://")
+
+    async def sh(cmd: str) -> str:
+        res = await node.cri.exec_sync(cid, ["sh", "-c", cmd], timeout=10)
+        return res.stdout.decode()
+
+    assert await sh("cat /work/order") == "first\nsecond\n"
+    assert await sh("cat /etc/cfg/mode") == "fast"
+    assert await sh("cat /etc/sec/password") == "s3cret"
+    assert await sh("echo $PASSWORD") == "s3cret\n"
+    assert 'app="mounted"' in await sh("cat /etc/meta/labels")
+    assert "tmpfs" in await sh("grep ' /mem ' /proc/mounts")
+    write = await node.cri.exec_sync(cid, ["sh", "-c", "echo x > /etc/cfg/new"], timeout=10)
+    assert write.exit_code != 0  # configMap volumes are read-only
+    cm = await client.get("configmaps", "app-config", "default")
+    cm["data"]["mode"] = "slow"
+    await client.update("configmaps", cm)
+
+    async def updated() -> bool:
+        return await sh("cat /etc/cfg/mode") == "slow"
+
+    await _until(updated, 40)
+    await client.delete("pods", "mounted", "default")
+
+
+async def test_image_pull_errors(node: Node) -> None:
+    client = node.client
+    pod = busybox_pod("ghost", "true")
+    pod["spec"]["containers"][0]["image"] = "registry.invalid/nothing:1.0"
+    await client.create("pods", pod, "default")
+
+    def pull_failed(p: dict) -> bool:
+        reason = _container(p).get("state", {}).get("waiting", {}).get("reason")
+        return reason in ("ErrImagePull", "ImagePullBackOff")
+
+    ghost = await wait_pod(client, "ghost", pull_failed)
+    assert ghost["status"]["phase"] == "Pending"
+    await client.delete("pods", "ghost", "default")
+
+
+def _netns() -> set[str]:
+    return set(os.listdir("/var/run/netns")) if os.path.isdir("/var/run/netns") else set()
+
+
+async def test_delete_leaves_nothing_behind(node: Node) -> None:
+    client = node.client
+    before = _netns()
+    await client.create("pods", busybox_pod("tidy", "exec sleep 3600"), "default")
+    pod = await wait_pod(client, "tidy", _running)
+    uid = pod["metadata"]["uid"]
+    ipam = node.base / "cni" / "ipam" / "skiffkl" / pod["status"]["podIP"]
+    assert ipam.exists()
+    assert len(_netns() - before) == 1
+    await client.delete("pods", "tidy", "default")
+
+    async def gone() -> bool:
+        items, _ = await client.list_all("pods", "default", field_selector="metadata.name=tidy")
+        return not items
+
+    await _until(gone)
+    assert not await node.cri.list_pod_sandbox(label_selector={"io.kubernetes.pod.uid": uid})
+    assert not await node.cri.list_containers(label_selector={"io.kubernetes.pod.uid": uid})
+    assert not ipam.exists()
+    assert not (_netns() - before)
+    assert not (node.base / "kubelet" / "pods" / uid).exists()
+
+
+async def test_kubelet_restart_adopts_running_pods(node: Node) -> None:
+    client = node.client
+    await client.create("pods", busybox_pod("steady", "exec sleep 3600"), "default")
+    before = _container(await wait_pod(client, "steady", _running))
+    node.kill()
+    await asyncio.sleep(1)
+    node.start()
+    await asyncio.sleep(4)  # a few sync rounds of the new kubelet
+    await client.create("pods", busybox_pod("after", "exec sleep 3600"), "default")
+    await wait_pod(client, "after", _running)
+    now = _container(await client.get("pods", "steady", "default"))
+    assert now["containerID"] == before["containerID"]
+    assert now["restartCount"] == 0
+    assert now["state"]["running"]["startedAt"] == before["state"]["running"]["startedAt"]
+    containers = await node.cri.list_containers(
+        label_selector={"io.kubernetes.container.name": "app"}
+    )
+    assert (
+        len(
+            [
+                c
+                for c in containers
+                if c.labels.get("io.kubernetes.pod.uid")
+                == (await client.get("pods", "steady", "default"))["metadata"]["uid"]
+            ]
+        )
+        == 1
+    )
+    for name in ("steady", "after"):
+        await client.delete("pods", name, "default")

@@ -29,9 +29,7 @@ def exporting() -> bool:
     )
 
 
-def setup_tracing(
-    service: str, *, processor: SpanProcessor | None = None
-) -> TracerProvider | None:
+def setup_tracing(service: str, *, processor: SpanProcessor | None = None) -> TracerProvider | None:
     """Install the global tracer provider (once per process) when spans will go somewhere."""
     global _provider
     if _provider is not None:

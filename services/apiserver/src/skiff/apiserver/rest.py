@@ -8,6 +8,7 @@ the same under ``/apis/{group}/{version}``) and one parser serves them all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.websockets import WebSocket
 
 from skiff import tracing
 from skiff.api import errors, openapi, protobuf, tables
@@ -29,6 +31,7 @@ from skiff.log import get_logger
 
 from . import discovery
 from . import events as ev
+from .podproxy import PodProxy
 from .store import DeleteOptions, ListOptions, Store, WriteOptions, now_rfc3339
 from .watchcache import Event
 
@@ -220,11 +223,15 @@ class RestApi:
     def __init__(self, store: Store, *, is_ready) -> None:  # type: ignore[no-untyped-def]
         self.store = store
         self.is_ready = is_ready
+        self.pod_proxy = PodProxy(store)
 
     # -- entry point -------------------------------------------------------------------
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         if scope["type"] == "lifespan":
+            return
+        if scope["type"] == "websocket":
+            await self._websocket(WebSocket(scope, receive, send))
             return
         request = Request(scope, receive)
         response = await self.dispatch(request)
@@ -261,6 +268,30 @@ class RestApi:
             LATENCY.labels(verb, resource).observe(time.perf_counter() - start)
         REQUESTS.labels(verb, resource, str(code)).inc()
         return resp
+
+    async def _websocket(self, ws: WebSocket) -> None:
+        """WebSocket requests: exec and port-forward, relayed to the pod's kubelet."""
+        t = parse_path(ws.url.path)
+        if t is None or t.info.plural != "pods" or not t.name or t.namespace is None:
+            await ws.close(1008, "WebSocket is only served for pods/exec and pods/portforward")
+            return
+        with _tracer.start_as_current_span(
+            f"WEBSOCKET {ws.url.path}",
+            context=tracing.extract(ws.headers),
+            kind=trace.SpanKind.SERVER,
+            attributes={"http.target": ws.url.path},
+        ):
+            try:
+                if t.subresource == "exec":
+                    await self.pod_proxy.exec(ws, t.namespace, t.name)
+                elif t.subresource == "portforward":
+                    await self.pod_proxy.port_forward(ws, t.namespace, t.name)
+                else:
+                    await ws.close(1008, f"pods/{t.subresource} is not served over WebSocket")
+            except Exception:
+                log.exception("websocket request failed", path=ws.url.path)
+                with contextlib.suppress(Exception):
+                    await ws.close(1011)
 
     async def _route(self, request: Request, path: str, method: str) -> Response:
         if path in ("/healthz", "/livez"):
@@ -362,12 +393,20 @@ class RestApi:
                 if t.subresource == "binding"
                 else self._eviction(request, t)
             )
-        if t.subresource in ("log", "exec", "portforward", "proxy", "ephemeralcontainers", "token"):
+        if info.plural == "pods" and t.subresource == "log" and t.name:
+            if method != "GET":
+                raise errors.method_not_allowed("pods/log only supports GET")
+            return await self.pod_proxy.logs(request, t.namespace or "default", t.name)
+        if t.subresource in ("exec", "attach", "portforward"):
+            raise errors.bad_request(
+                f"{info.plural}/{t.subresource} is served over WebSocket "
+                "(SPDY upgrades are not supported); use kubectl 1.30 or later"
+            )
+        if t.subresource in ("log", "proxy", "ephemeralcontainers", "token"):
             raise ApiError(
                 503,
                 errors.Reason.SERVICE_UNAVAILABLE,
-                f"{info.plural}/{t.subresource} needs a kubelet, which this "
-                "cluster does not run yet",
+                f"{info.plural}/{t.subresource} is not served yet",
             )
         if method == "GET":
             obj = await self.store.get(info, t.namespace, t.name)

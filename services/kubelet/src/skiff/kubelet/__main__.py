@@ -17,6 +17,7 @@ from skiff.tracing import setup_tracing
 
 from .kubelet import Kubelet
 from .runtime import RuntimePaths, ensure_shared_netns_dir, write_cni_config
+from .server import start_server
 
 log = get_logger(__name__)
 
@@ -36,6 +37,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--pod-cidr", default=os.environ.get("SKIFF_POD_CIDR", "10.244.0.0/24"))
     p.add_argument("--bridge", default=os.environ.get("SKIFF_BRIDGE", "skiff0"))
+    p.add_argument("--network-name", default="skiff", help="the CNI network (IPAM) name")
+    p.add_argument("--lease-period", type=float, default=10.0, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--node-ip",
+        default=os.environ.get("SKIFF_NODE_IP", "127.0.0.1"),
+        help="the node's InternalIP: where the API server reaches the kubelet; pods' hostIP",
+    )
+    p.add_argument("--address", default=os.environ.get("SKIFF_KUBELET_ADDRESS", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("SKIFF_KUBELET_PORT", "10250")))
+    p.add_argument(
+        "--cluster-dns",
+        default=os.environ.get("SKIFF_CLUSTER_DNS", ""),
+        help="comma-separated DNS server IPs for ClusterFirst pods (none: the host's resolv.conf)",
+    )
+    p.add_argument("--cluster-domain", default="cluster.local")
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "info"))
     return p.parse_args(argv)
 
@@ -43,19 +59,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def run(a: argparse.Namespace) -> None:
     paths = RuntimePaths(a.runtime_dir.resolve())
     ensure_shared_netns_dir()
-    write_cni_config(paths, a.pod_cidr, bridge=a.bridge)
+    write_cni_config(paths, a.pod_cidr, bridge=a.bridge, name=a.network_name)
     if a.server:
         client = ApiClient(a.server, user_agent="skiff-kubelet")
     else:
         client = ApiClient.from_kubeconfig(a.kubeconfig, user_agent="skiff-kubelet")
     async with client, CriClient(paths.endpoint) as cri:
-        kubelet = Kubelet(client, cri, a.node_name, log_root=paths.base / "pods")
+        kubelet = Kubelet(
+            client,
+            cri,
+            a.node_name,
+            log_root=paths.base / "pods",
+            root=paths.base / "kubelet",
+            node_ip=a.node_ip,
+            cluster_dns=[s for s in a.cluster_dns.split(",") if s],
+            cluster_domain=a.cluster_domain,
+            lease_period=a.lease_period,
+        )
+        server, server_task, kubelet.kubelet_port = await start_server(
+            kubelet, a.address, a.port, paths.base / "pki"
+        )
+        log.info("kubelet API listening", address=a.address, port=kubelet.kubelet_port)
         task = asyncio.create_task(kubelet.run(), name="kubelet")
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        server.should_exit = True
+        await server_task
         log.info("kubelet stopped; pods keep running until removed")
 
 

@@ -1,13 +1,14 @@
-"""A first kubelet: registers its Node, heartbeats a Lease and runs bound pods on containerd.
+"""The kubelet: registers its Node, heartbeats a Lease and runs bound pods on containerd.
 
 Level-triggered: every pod bound to this node is a key in a work queue; ``sync(key)``
-compares what the API wants with what the runtime has (sandboxes and containers found by
-their ``io.kubernetes.pod.uid`` / container-name labels, so a restarted kubelet adopts
-what runs) and acts: create the sandbox and containers, report status, and on deletion
-stop everything and confirm the deletion to the API.
-
-Not yet: probes, restart back-off beyond a simple delay, volumes, init containers,
-the kubelet HTTPS API (logs/exec). Those are the rest of issue 4.
+compares what the API wants with what the runtime has and takes the next steps, as the
+kubelet's ``SyncPod``: volumes, sandbox, init containers one at a time, app containers,
+restarts with exponential back-off, probe verdicts, and a status report. Everything it
+needs to decide is read back from the runtime (sandboxes and containers carry the pod
+uid, container name and attempt in their labels and metadata), so a restarted kubelet
+adopts what runs without restarting it. Deleting a pod runs preStop hooks, stops the
+containers within the grace period, tears down the sandbox (and so its CNI attachment)
+and volumes, and then confirms the deletion to the API.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import asyncio
 import os
 import platform
 import shutil
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from skiff.api.errors import ApiError
+from skiff.client.events import EventRecorder
 from skiff.client.informer import Informer
 from skiff.client.nodelease import NodeLease
 from skiff.client.rest import ApiClient
@@ -29,7 +33,9 @@ from skiff.cri.client import CriClient, CriError, pb
 from skiff.log import get_logger
 
 from .podspec import ConfigError, container_env, linux_resources
-from .runtime import remove_sandboxes
+from .probes import LIVENESS, READINESS, STARTUP, ProbeManager, Prober
+from .security import container_security
+from .volumes import VolumeError, VolumeManager
 
 log = get_logger(__name__)
 
@@ -37,6 +43,9 @@ POD_UID = "io.kubernetes.pod.uid"
 POD_NAME = "io.kubernetes.pod.name"
 POD_NS = "io.kubernetes.pod.namespace"
 CONTAINER_NAME = "io.kubernetes.container.name"
+
+BACKOFF_INITIAL, BACKOFF_MAX = 10.0, 300.0
+_PROTOCOLS = {"TCP": pb.TCP, "UDP": pb.UDP, "SCTP": pb.SCTP}
 
 
 def _now() -> str:
@@ -47,6 +56,13 @@ def _ts(ns: int) -> str | None:
     if not ns:
         return None
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def backoff_delay(restarts: int) -> float:
+    """Delay before restart number ``restarts + 1``: 0, 10 s, 20 s, … up to 5 min."""
+    if restarts <= 0:
+        return 0.0
+    return min(BACKOFF_INITIAL * 2 ** (restarts - 1), BACKOFF_MAX)
 
 
 def host_capacity(root: Path = Path("/")) -> dict[str, str]:
@@ -62,6 +78,33 @@ def host_capacity(root: Path = Path("/")) -> dict[str, str]:
     }
 
 
+def pod_ref(pod: dict[str, Any]) -> str:
+    """``name_namespace(uid)``, as the kubelet names pods in messages."""
+    m = pod["metadata"]
+    return f"{m['name']}_{m['namespace']}({m['uid']})"
+
+
+@dataclass
+class _PodContext:
+    """What one sync learned about a pod's containers, for its actions and its status."""
+
+    pod: dict[str, Any]
+    sandbox_id: str = ""
+    sandbox_config: pb.PodSandboxConfig | None = None
+    pod_ip: str = ""
+    history: dict[str, list[pb.Container]] = field(default_factory=dict)
+    statuses: dict[str, pb.ContainerStatus] = field(default_factory=dict)
+    waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
+    init_done: bool = False
+    init_failed: bool = False
+    requeue: float = 0.0
+
+    def after(self, seconds: float) -> None:
+        """Ask for a re-sync in ``seconds`` (the soonest request wins)."""
+        seconds = max(seconds, 0.05)
+        self.requeue = seconds if not self.requeue else min(self.requeue, seconds)
+
+
 class Kubelet:
     """Runs the pods the API binds to ``node_name`` through ``cri``."""
 
@@ -72,14 +115,24 @@ class Kubelet:
         node_name: str,
         *,
         log_root: Path,
+        root: Path | None = None,
+        node_ip: str = "127.0.0.1",
+        kubelet_port: int = 0,
         lease_period: float = 10.0,
         workers: int = 4,
+        cluster_dns: list[str] | None = None,
+        cluster_domain: str = "cluster.local",
     ) -> None:
         self.client = client
         self.cri = cri
         self.node_name = node_name
+        self.node_ip = node_ip
+        self.kubelet_port = kubelet_port
         self.log_root = log_root
+        self.root = root or log_root.parent / "kubelet"
         self.lease_period = lease_period
+        self.cluster_dns = cluster_dns or []
+        self.cluster_domain = cluster_domain
         self.queue: WorkQueue[str] = WorkQueue("pods")
         self.pods = Informer(client, "pods", field_selector=f"spec.nodeName={node_name}")
         self.pods.add_handler(
@@ -87,6 +140,10 @@ class Kubelet:
         )
         self.workers = workers
         self.lease = NodeLease(client, node_name)
+        self.events = EventRecorder(client, "kubelet", node_name)
+        self.probes = ProbeManager(Prober(cri))
+        self.volumes = VolumeManager(self.root, self._lookup)
+        self._pull_backoff: dict[str, tuple[float, float]] = {}  # image → (retry at, delay)
 
     def _enqueue(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -99,7 +156,7 @@ class Kubelet:
         uname = platform.uname()
         capacity = host_capacity()
         now = _now()
-        status = {
+        status: dict[str, Any] = {
             "capacity": capacity,
             "allocatable": dict(capacity),
             "conditions": [
@@ -126,7 +183,11 @@ class Kubelet:
                     )
                 ),
             ],
-            "addresses": [{"type": "Hostname", "address": self.node_name}],
+            "addresses": [
+                {"type": "InternalIP", "address": self.node_ip},
+                {"type": "Hostname", "address": self.node_name},
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
             "nodeInfo": {
                 "kernelVersion": uname.release,
                 "osImage": _os_image(),
@@ -169,6 +230,7 @@ class Kubelet:
         await self.register()
         tasks = [asyncio.create_task(self.pods.run(), name="kubelet-pods")]
         await self.pods.wait_synced()
+        await self._remove_orphans()
         tasks += [
             asyncio.create_task(self._worker(), name=f"pod-worker-{i}") for i in range(self.workers)
         ]
@@ -181,9 +243,23 @@ class Kubelet:
                     log.warning("node lease renewal failed", error=e.message)
         finally:
             self.queue.shut_down()
+            self.probes.stop_all()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _remove_orphans(self) -> None:
+        """Sandboxes of pods the API no longer has (deleted while the kubelet was down)."""
+        known = {p["metadata"]["uid"] for p in self.pods.list()}
+        seen: set[str] = set()
+        for sb in await self.cri.list_pod_sandbox():
+            uid = sb.labels.get(POD_UID) or sb.metadata.uid
+            if uid and uid not in known and uid not in seen:
+                seen.add(uid)
+                ns, name = sb.metadata.namespace, sb.metadata.name
+                self.queue.add(f"{ns}/{name}/{uid}")
+        for uid in self.volumes.known_pods() - known - seen:
+            await self.volumes.teardown(uid)
 
     async def _worker(self) -> None:
         while True:
@@ -199,6 +275,9 @@ class Kubelet:
             except (ApiError, CriError) as e:
                 log.warning("pod sync failed; retrying", pod=key, error=str(e))
                 self.queue.add_rate_limited(key)
+            except Exception:
+                log.exception("pod sync crashed; retrying", pod=key)
+                self.queue.add_rate_limited(key)
             finally:
                 self.queue.done(key)
 
@@ -208,9 +287,9 @@ class Kubelet:
         pod = self.pods.get(f"{ns}/{name}")
         if pod is not None and pod["metadata"].get("uid") != uid:
             pod = None  # a newer pod of the same name: this key is about the old one
-        sandboxes = [s for s in await self.cri.list_pod_sandbox(label_selector={POD_UID: uid})]
+        sandboxes = list(await self.cri.list_pod_sandbox(label_selector={POD_UID: uid}))
         if pod is None or pod["metadata"].get("deletionTimestamp"):
-            await self._kill(sandboxes, pod)
+            await self._terminate(pod, sandboxes, uid)
             if pod is not None:
                 try:
                     await self.client.delete(
@@ -220,71 +299,146 @@ class Kubelet:
                     if e.code not in (404, 409):
                         raise
             return 0
-        ready = [s for s in sandboxes if s.state == pb.SANDBOX_READY]
-        if ready:
-            sandbox_id = ready[0].id
-        else:
-            await self._kill(sandboxes, pod)
-            sandbox_id = await self.cri.run_pod_sandbox(self._sandbox_config(pod))
-        sandbox_config = self._sandbox_config(pod)
-        containers = {
-            c.labels.get(CONTAINER_NAME): c
-            for c in await self.cri.list_containers(pod_sandbox_id=sandbox_id)
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            await self._stop_finished(pod, sandboxes)
+            return 0
+
+        ctx = _PodContext(pod)
+        try:
+            paths = await self.volumes.setup(pod, pod_ip="", host_ip=self.node_ip)
+        except (VolumeError, ApiError) as e:
+            message = str(e) if isinstance(e, VolumeError) else e.message
+            self.events.emit(pod, "Warning", "FailedMount", message)
+            await self._report(ctx)
+            return 5.0
+        if not await self._ensure_sandbox(ctx, sandboxes):
+            await self._report(ctx)
+            return ctx.requeue or 5.0
+        for c in await self.cri.list_containers(pod_sandbox_id=ctx.sandbox_id):
+            ctx.history.setdefault(c.labels.get(CONTAINER_NAME, c.metadata.name), []).append(c)
+        for items in ctx.history.values():
+            items.sort(key=lambda c: (c.metadata.attempt, c.created_at), reverse=True)
+            for old in items[2:]:  # keep the latest and the one before (logs --previous)
+                if old.state != pb.CONTAINER_RUNNING:
+                    await self.cri.remove_container(old.id)
+            del items[2:]
+        ctx.init_done = await self._sync_init(ctx, paths)
+        if ctx.init_done:
+            for spec in pod["spec"].get("containers") or []:
+                await self._sync_container(ctx, spec, paths, init=False)
+        live = {
+            c.id
+            for items in ctx.history.values()
+            for c in items[:1]
+            if c.state == pb.CONTAINER_RUNNING
         }
-        policy = pod["spec"].get("restartPolicy", "Always")
-        recheck = 5.0
-        pod_ip: str | None = None
-        config_errors: dict[str, str] = {}
-        for spec in pod["spec"].get("containers") or []:
-            current = containers.get(spec["name"])
-            if current is not None and current.state == pb.CONTAINER_EXITED:
-                st = (await self.cri.container_status(current.id)).status
-                if policy == "Always" or (policy == "OnFailure" and st.exit_code != 0):
-                    await self.cri.remove_container(current.id)
-                    current = None
-                    recheck = 1.0
-            if current is None:
-                attempt = 0
-                if pod_ip is None:
-                    pod_ip = (await self.cri.pod_sandbox_status(sandbox_id)).status.network.ip
-                try:
-                    config = await self._container_config(pod, spec, attempt, pod_ip)
-                except ConfigError as e:
-                    # As the kubelet: the container waits in CreateContainerConfigError.
-                    config_errors[spec["name"]] = str(e)
-                    recheck = 5.0
-                    continue
-                cid = await self.cri.create_container(sandbox_id, config, sandbox_config)
-                await self.cri.start_container(cid)
-        await self._report(pod, sandbox_id, config_errors)
-        return recheck
+        self.probes.stop_pod(uid, keep=live)
+        await self._report(ctx)
+        return ctx.requeue or 10.0
 
-    async def _kill(self, sandboxes: list[Any], pod: dict[str, Any] | None) -> None:
-        grace = 30
-        if pod is not None:
-            grace = int(
-                pod["metadata"].get("deletionGracePeriodSeconds")
-                or pod["spec"].get("terminationGracePeriodSeconds")
-                or 30
-            )
-        await remove_sandboxes(self.cri, sandboxes, grace=min(grace, 30))
+    # -- sandbox -------------------------------------------------------------------------
 
-    def _sandbox_config(self, pod: dict[str, Any]) -> pb.PodSandboxConfig:
+    async def _ensure_sandbox(self, ctx: _PodContext, sandboxes: list[pb.PodSandbox]) -> bool:
+        pod = ctx.pod
+        ready = sorted(
+            (s for s in sandboxes if s.state == pb.SANDBOX_READY),
+            key=lambda s: s.created_at,
+            reverse=True,
+        )
+        attempt = max((s.metadata.attempt for s in sandboxes), default=-1) + 1
+        if ready:
+            sandbox = ready[0]
+            ctx.sandbox_id = sandbox.id
+            ctx.sandbox_config = self._sandbox_config(pod, sandbox.metadata.attempt)
+            stale = [s for s in sandboxes if s.id != sandbox.id]
+        else:
+            stale = sandboxes
+        if stale:
+            await self._remove_sandboxes(pod, stale)
+        if not ready:
+            ctx.sandbox_config = self._sandbox_config(pod, attempt if sandboxes else 0)
+            try:
+                ctx.sandbox_id = await self.cri.run_pod_sandbox(ctx.sandbox_config)
+            except CriError as e:
+                self.events.emit(
+                    pod,
+                    "Warning",
+                    "FailedCreatePodSandBox",
+                    f"Failed to create pod sandbox: {e.message}",
+                )
+                ctx.after(5.0)
+                return False
+        if pod["spec"].get("hostNetwork"):
+            ctx.pod_ip = self.node_ip
+        else:
+            ctx.pod_ip = (await self.cri.pod_sandbox_status(ctx.sandbox_id)).status.network.ip
+        return True
+
+    def _sandbox_config(self, pod: dict[str, Any], attempt: int = 0) -> pb.PodSandboxConfig:
         meta, spec = pod["metadata"], pod["spec"]
         host_network = bool(spec.get("hostNetwork"))
+        ports = [
+            pb.PortMapping(
+                protocol=_PROTOCOLS.get(p.get("protocol") or "TCP", pb.TCP),
+                container_port=int(p["containerPort"]),
+                host_port=int(p["hostPort"]),
+                host_ip=p.get("hostIP") or "",
+            )
+            for c in spec.get("containers") or []
+            for p in c.get("ports") or []
+            if p.get("hostPort")
+        ]
+        qos = ((pod.get("status") or {}).get("qosClass") or "BestEffort").lower()
+        cgroup = (
+            f"/kubepods/pod{meta['uid']}"
+            if qos == "guaranteed"
+            else (f"/kubepods/{qos}/pod{meta['uid']}")
+        )
         return pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(
-                name=meta["name"], namespace=meta["namespace"], uid=meta["uid"], attempt=0
+                name=meta["name"], namespace=meta["namespace"], uid=meta["uid"], attempt=attempt
             ),
             hostname="" if host_network else (spec.get("hostname") or meta["name"])[:63],
             log_directory=str(self.log_root / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"),
+            dns_config=self._dns_config(pod),
+            port_mappings=ports,
             labels={POD_UID: meta["uid"], POD_NAME: meta["name"], POD_NS: meta["namespace"]},
+            annotations=dict(meta.get("annotations") or {}),
             linux=pb.LinuxPodSandboxConfig(
+                cgroup_parent=cgroup,
                 security_context=pb.LinuxSandboxSecurityContext(
                     namespace_options=self._namespaces(pod)
-                )
+                ),
             ),
         )
+
+    def _dns_config(self, pod: dict[str, Any]) -> pb.DNSConfig | None:
+        """As the kubelet's DNS configurer; no cluster DNS → the host's resolv.conf."""
+        spec = pod["spec"]
+        policy = spec.get("dnsPolicy") or "ClusterFirst"
+        extra = spec.get("dnsConfig") or {}
+        servers: list[str] = []
+        searches: list[str] = []
+        options: list[str] = []
+        if policy == "None":
+            pass
+        elif (
+            policy in ("ClusterFirst", "ClusterFirstWithHostNet")
+            and self.cluster_dns
+            and (not spec.get("hostNetwork") or policy == "ClusterFirstWithHostNet")
+        ):
+            ns = pod["metadata"]["namespace"]
+            d = self.cluster_domain
+            servers = list(self.cluster_dns)
+            searches = [f"{ns}.svc.{d}", f"svc.{d}", d]
+            options = ["ndots:5"]
+        elif not extra:
+            return None  # the runtime copies the host's resolv.conf
+        servers += extra.get("nameservers") or []
+        searches += extra.get("searches") or []
+        for o in extra.get("options") or []:
+            options.append(f"{o['name']}:{o['value']}" if o.get("value") else o["name"])
+        return pb.DNSConfig(servers=servers, searches=searches, options=options)
 
     @staticmethod
     def _namespaces(pod: dict[str, Any]) -> pb.NamespaceOption:
@@ -298,121 +452,525 @@ class Kubelet:
             ipc=pb.NODE if spec.get("hostIPC") else pb.POD,
         )
 
+    # -- containers ----------------------------------------------------------------------
+
+    async def _status(self, ctx: _PodContext, c: pb.Container) -> pb.ContainerStatus:
+        if c.id not in ctx.statuses:
+            ctx.statuses[c.id] = (await self.cri.container_status(c.id)).status
+        return ctx.statuses[c.id]
+
+    async def _sync_init(self, ctx: _PodContext, paths: dict[str, str]) -> bool:
+        """Run init containers one at a time; True once all have succeeded."""
+        for spec in ctx.pod["spec"].get("initContainers") or []:
+            history = ctx.history.get(spec["name"]) or []
+            if history and history[0].state == pb.CONTAINER_EXITED:
+                st = await self._status(ctx, history[0])
+                if st.exit_code == 0:
+                    continue
+                if ctx.pod["spec"].get("restartPolicy") == "Never":
+                    ctx.init_failed = True
+                    return False
+            await self._sync_container(ctx, spec, paths, init=True)
+            return False
+        return True
+
+    async def _sync_container(
+        self, ctx: _PodContext, spec: dict[str, Any], paths: dict[str, str], *, init: bool
+    ) -> None:
+        pod, name = ctx.pod, spec["name"]
+        history = ctx.history.get(name) or []
+        latest = history[0] if history else None
+        attempt = 0
+        if latest is not None:
+            if latest.state == pb.CONTAINER_RUNNING:
+                if not init:
+                    await self._watch_probes(ctx, spec, latest)
+                return
+            st = await self._status(ctx, latest)
+            if latest.state == pb.CONTAINER_CREATED:
+                await self.cri.remove_container(latest.id)  # created but never started
+                history.pop(0)
+                attempt = latest.metadata.attempt
+            else:
+                policy = pod["spec"].get("restartPolicy") or "Always"
+                if init:
+                    restart = st.exit_code != 0 and policy != "Never"
+                else:
+                    restart = policy == "Always" or (policy == "OnFailure" and st.exit_code != 0)
+                if not restart:
+                    return
+                delay = backoff_delay(latest.metadata.attempt)
+                if st.finished_at and st.started_at:
+                    if (st.finished_at - st.started_at) / 1e9 > 2 * BACKOFF_MAX:
+                        delay = 0.0  # ran long enough: the back-off starts over
+                remaining = st.finished_at / 1e9 + delay - time.time()
+                if remaining > 0:
+                    ctx.waiting[name] = (
+                        "CrashLoopBackOff",
+                        f"back-off {delay:g}s restarting failed container={name} "
+                        f"pod={pod_ref(pod)}",
+                    )
+                    self.events.emit(
+                        pod,
+                        "Warning",
+                        "BackOff",
+                        f"Back-off restarting failed container {name} in pod {pod_ref(pod)}",
+                    )
+                    ctx.after(remaining)
+                    return
+                attempt = latest.metadata.attempt + 1
+        await self._start_container(ctx, spec, paths, attempt)
+
+    async def _start_container(
+        self, ctx: _PodContext, spec: dict[str, Any], paths: dict[str, str], attempt: int
+    ) -> None:
+        pod, name = ctx.pod, spec["name"]
+        image = await self._ensure_image(ctx, spec)
+        if image is None:
+            return
+        try:
+            config = await self._container_config(ctx, spec, attempt, paths, image)
+        except (ConfigError, VolumeError) as e:
+            ctx.waiting[name] = ("CreateContainerConfigError", str(e))
+            self.events.emit(pod, "Warning", "Failed", f"Error: {e}")
+            ctx.after(5.0)
+            return
+        try:
+            cid = await self.cri.create_container(ctx.sandbox_id, config, ctx.sandbox_config)
+        except CriError as e:
+            ctx.waiting[name] = ("CreateContainerError", e.message)
+            self.events.emit(pod, "Warning", "Failed", f"Error: {e.message}")
+            ctx.after(5.0)
+            return
+        self.events.emit(pod, "Normal", "Created", f"Created container {name}")
+        try:
+            await self.cri.start_container(cid)
+        except CriError as e:
+            # The container is now exited (StartError); the restart policy and back-off
+            # take it from here, as with any other failure.
+            ctx.waiting[name] = ("RunContainerError", e.message)
+            self.events.emit(pod, "Warning", "Failed", f"Error: {e.message}")
+            ctx.after(1.0)
+            return
+        self.events.emit(pod, "Normal", "Started", f"Started container {name}")
+        ctx.history.setdefault(name, []).insert(
+            0,
+            pb.Container(
+                id=cid,
+                metadata=pb.ContainerMetadata(name=name, attempt=attempt),
+                state=pb.CONTAINER_RUNNING,
+                labels={CONTAINER_NAME: name},
+            ),
+        )
+        if handler := (spec.get("lifecycle") or {}).get("postStart"):
+            ok, message = await self._run_handler(ctx.pod, spec, cid, ctx.pod_ip, handler, 30)
+            if not ok:
+                self.events.emit(
+                    pod, "Warning", "FailedPostStartHook", f"PostStartHook failed: {message}"
+                )
+                await self._stop_container(pod, spec, cid, grace=2, run_pre_stop=False)
+        ctx.after(1.0)
+
+    async def _watch_probes(self, ctx: _PodContext, spec: dict[str, Any], c: pb.Container) -> None:
+        """Start probes for a running container; restart it when liveness/startup fail."""
+        st = await self._status(ctx, c)
+        pod = ctx.pod
+        self.probes.ensure(
+            pod["metadata"]["uid"],
+            spec,
+            c.id,
+            ctx.pod_ip,
+            st.started_at / 1e9 or time.time(),
+            lambda: self._enqueue(pod),
+        )
+        for kind in (STARTUP, LIVENESS):
+            result = self.probes.result(c.id, kind)
+            if result is None or result.ok is not False:
+                continue
+            probe_name = kind.capitalize()
+            self.events.emit(
+                pod, "Warning", "Unhealthy", f"{probe_name} probe failed: {result.message}"
+            )
+            self.events.emit(
+                pod,
+                "Normal",
+                "Killing",
+                f"Container {spec['name']} failed {kind} probe, will be restarted",
+            )
+            grace = int(pod["spec"].get("terminationGracePeriodSeconds") or 30)
+            await self._stop_container(pod, spec, c.id, grace=grace)
+            self.probes.stop({c.id})
+            ctx.after(0.1)
+            return
+        readiness = self.probes.result(c.id, READINESS)
+        if readiness is not None and readiness.ok is False and readiness.failures:
+            self.events.emit(
+                pod, "Warning", "Unhealthy", f"Readiness probe failed: {readiness.message}"
+            )
+
+    async def _ensure_image(self, ctx: _PodContext, spec: dict[str, Any]) -> pb.Image | None:
+        """The container's image, pulled as imagePullPolicy says; None when it cannot be had."""
+        pod, name, ref = ctx.pod, spec["name"], spec["image"]
+        policy = spec.get("imagePullPolicy") or "IfNotPresent"
+        present = await self.cri.image_status(ref)
+        if policy == "Never":
+            if present is None:
+                ctx.waiting[name] = (
+                    "ErrImageNeverPull",
+                    f'Container image "{ref}" is not present with pull policy of Never',
+                )
+                ctx.after(10.0)
+            return present
+        if present is not None and policy == "IfNotPresent":
+            return present
+        retry_at, delay = self._pull_backoff.get(ref, (0.0, 0.0))
+        if present is None and time.monotonic() < retry_at:
+            ctx.waiting[name] = ("ImagePullBackOff", f'Back-off pulling image "{ref}"')
+            self.events.emit(pod, "Normal", "BackOff", f'Back-off pulling image "{ref}"')
+            ctx.after(retry_at - time.monotonic())
+            return None
+        self.events.emit(pod, "Normal", "Pulling", f'Pulling image "{ref}"')
+        started = time.monotonic()
+        try:
+            await self.cri.pull_image(ref, sandbox_config=ctx.sandbox_config)
+        except CriError as e:
+            if present is not None:
+                # imagePullPolicy Always with no registry reachable (locally built images):
+                # run what is here rather than refuse, and say so.
+                log.info("pull failed; using the image present", image=ref, error=e.message)
+                return present
+            delay = min(max(delay * 2, BACKOFF_INITIAL), BACKOFF_MAX)
+            self._pull_backoff[ref] = (time.monotonic() + delay, delay)
+            ctx.waiting[name] = ("ErrImagePull", e.message)
+            self.events.emit(pod, "Warning", "Failed", f'Failed to pull image "{ref}": {e.message}')
+            ctx.after(delay)
+            return None
+        self._pull_backoff.pop(ref, None)
+        self.events.emit(
+            pod,
+            "Normal",
+            "Pulled",
+            f'Successfully pulled image "{ref}" in {time.monotonic() - started:.3f}s',
+        )
+        return await self.cri.image_status(ref)
+
     async def _lookup(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         return await self.client.get(kind, name, namespace)
 
     async def _container_config(
-        self, pod: dict[str, Any], spec: dict[str, Any], attempt: int, pod_ip: str
+        self,
+        ctx: _PodContext,
+        spec: dict[str, Any],
+        attempt: int,
+        paths: dict[str, str],
+        image: pb.Image,
     ) -> pb.ContainerConfig:
+        pod = ctx.pod
         env = [
             pb.KeyValue(key=k, value=v)
-            for k, v in await container_env(pod, spec, self._lookup, pod_ip=pod_ip)
+            for k, v in await container_env(
+                pod, spec, self._lookup, pod_ip=ctx.pod_ip, host_ip=self.node_ip
+            )
         ]
+        namespaces = self._namespaces(pod)
         return pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=spec["name"], attempt=attempt),
-            image=pb.ImageSpec(image=spec["image"]),
+            image=pb.ImageSpec(image=image.id or spec["image"]),
             command=spec.get("command") or [],
             args=spec.get("args") or [],
             working_dir=spec.get("workingDir") or "",
             envs=env,
+            mounts=self.volumes.mounts(pod, spec, paths),
             labels={POD_UID: pod["metadata"]["uid"], CONTAINER_NAME: spec["name"]},
+            annotations={"io.kubernetes.container.restartCount": str(attempt)},
             log_path=f"{spec['name']}/{attempt}.log",
+            stdin=bool(spec.get("stdin")),
+            stdin_once=bool(spec.get("stdinOnce")),
+            tty=bool(spec.get("tty")),
             linux=pb.LinuxContainerConfig(
                 resources=pb.LinuxContainerResources(**linux_resources(spec)),
-                security_context=pb.LinuxContainerSecurityContext(
-                    namespace_options=self._namespaces(pod)
-                ),
+                security_context=container_security(pod, spec, namespaces, image),
             ),
         )
 
-    async def _report(
-        self, pod: dict[str, Any], sandbox_id: str, config_errors: dict[str, str]
+    # -- stopping ------------------------------------------------------------------------
+
+    async def _run_handler(
+        self,
+        pod: dict[str, Any],
+        spec: dict[str, Any],
+        cid: str,
+        pod_ip: str,
+        handler: dict[str, Any],
+        timeout: float,
+    ) -> tuple[bool, str]:
+        """Run a lifecycle hook (exec, httpGet or sleep) within ``timeout`` seconds."""
+        if sl := handler.get("sleep"):
+            await asyncio.sleep(min(float(sl.get("seconds") or 0), timeout))
+            return True, ""
+        return await self.probes.prober.run(
+            {**handler, "timeoutSeconds": timeout}, spec, cid, pod_ip
+        )
+
+    async def _stop_container(
+        self,
+        pod: dict[str, Any] | None,
+        spec: dict[str, Any] | None,
+        cid: str,
+        *,
+        grace: int,
+        run_pre_stop: bool = True,
     ) -> None:
-        sb = (await self.cri.pod_sandbox_status(sandbox_id)).status
-        statuses = []
-        all_ready = True
-        by_name = {
-            c.labels.get(CONTAINER_NAME): c
-            for c in await self.cri.list_containers(pod_sandbox_id=sandbox_id)
-        }
-        phase = "Running"
-        for spec in pod["spec"].get("containers") or []:
-            c = by_name.get(spec["name"])
-            if c is None:
-                waiting = {"reason": "ContainerCreating"}
-                if spec["name"] in config_errors:
-                    waiting = {
-                        "reason": "CreateContainerConfigError",
-                        "message": config_errors[spec["name"]],
-                    }
-                statuses.append(
-                    {
-                        "name": spec["name"],
-                        "image": spec["image"],
-                        "ready": False,
-                        "restartCount": 0,
-                        "state": {"waiting": waiting},
-                    }
+        """preStop hook, then SIGTERM and SIGKILL once the rest of the grace period is up."""
+        started = time.monotonic()
+        handler = ((spec or {}).get("lifecycle") or {}).get("preStop")
+        if run_pre_stop and handler and pod is not None and grace > 0:
+            pod_ip = ((pod.get("status") or {}).get("podIP")) or ""
+            try:
+                ok, message = await asyncio.wait_for(
+                    self._run_handler(pod, spec or {}, cid, pod_ip, handler, grace), grace
                 )
-                all_ready = False
-                continue
-            st = (await self.cri.container_status(c.id)).status
-            if st.state == pb.CONTAINER_RUNNING:
-                state = {"running": {"startedAt": _ts(st.started_at)}}
-            elif st.state == pb.CONTAINER_EXITED:
-                state = {
-                    "terminated": {
-                        "exitCode": st.exit_code,
-                        "reason": st.reason or ("Completed" if st.exit_code == 0 else "Error"),
-                        "startedAt": _ts(st.started_at),
-                        "finishedAt": _ts(st.finished_at),
-                    }
-                }
-                all_ready = False
-            else:
-                state = {"waiting": {"reason": "ContainerCreating"}}
-                all_ready = False
-            statuses.append(
-                {
-                    "name": spec["name"],
-                    "image": spec["image"],
-                    "imageID": st.image_ref,
-                    "containerID": f"containerd://{c.id}",
-                    "ready": st.state == pb.CONTAINER_RUNNING,
-                    "started": st.state == pb.CONTAINER_RUNNING,
-                    "restartCount": int(c.metadata.attempt),
-                    "state": state,
-                }
+            except TimeoutError:
+                ok, message = False, f"did not finish within {grace}s"
+            if not ok:
+                self.events.emit(
+                    pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {message}"
+                )
+        remaining = max(2, grace - int(time.monotonic() - started)) if grace > 0 else 0
+        try:
+            await self.cri.stop_container(cid, grace_period=remaining)
+        except CriError as e:
+            if not e.not_found():
+                raise
+
+    async def _stop_sandbox_containers(
+        self, pod: dict[str, Any] | None, sandbox_id: str, grace: int
+    ) -> None:
+        specs = {}
+        if pod is not None:
+            for c in (pod["spec"].get("initContainers") or []) + (
+                pod["spec"].get("containers") or []
+            ):
+                specs[c["name"]] = c
+        running = [
+            c
+            for c in await self.cri.list_containers(pod_sandbox_id=sandbox_id)
+            if c.state == pb.CONTAINER_RUNNING
+        ]
+        for c in running:
+            name = c.labels.get(CONTAINER_NAME, c.metadata.name)
+            if pod is not None:
+                self.events.emit(pod, "Normal", "Killing", f"Stopping container {name}")
+        await asyncio.gather(
+            *(
+                self._stop_container(
+                    pod, specs.get(c.labels.get(CONTAINER_NAME, "")), c.id, grace=grace
+                )
+                for c in running
             )
-        if (
-            statuses
-            and all("terminated" in s["state"] for s in statuses)
-            and pod["spec"].get("restartPolicy", "Always") != "Always"
-        ):
-            failed = any(s["state"]["terminated"]["exitCode"] for s in statuses)
-            phase = "Failed" if failed else "Succeeded"
-        elif not any("running" in s["state"] for s in statuses):
-            phase = "Pending"
+        )
+        self.probes.stop({c.id for c in running})
+
+    async def _remove_sandboxes(
+        self, pod: dict[str, Any] | None, sandboxes: list[pb.PodSandbox], grace: int = 2
+    ) -> None:
+        for sb in sandboxes:
+            await self._stop_sandbox_containers(pod, sb.id, grace)
+            for c in await self.cri.list_containers(pod_sandbox_id=sb.id):
+                await self.cri.remove_container(c.id)
+            await self.cri.stop_pod_sandbox(sb.id)
+            await self.cri.remove_pod_sandbox(sb.id)
+
+    async def _terminate(
+        self, pod: dict[str, Any] | None, sandboxes: list[pb.PodSandbox], uid: str
+    ) -> None:
+        grace = 2
+        if pod is not None:
+            meta = pod["metadata"]
+            value = meta.get("deletionGracePeriodSeconds")
+            if value is None:
+                value = pod["spec"].get("terminationGracePeriodSeconds")
+            grace = 30 if value is None else int(value)
+        await self._remove_sandboxes(pod, sandboxes, grace)
+        self.probes.stop_pod(uid)
+        await self.volumes.teardown(uid)
+
+    async def _stop_finished(self, pod: dict[str, Any], sandboxes: list[pb.PodSandbox]) -> None:
+        """A Succeeded/Failed pod: nothing runs, the network is released, logs are kept."""
+        grace = int(pod["spec"].get("terminationGracePeriodSeconds") or 30)
+        for sb in sandboxes:
+            if sb.state == pb.SANDBOX_READY:
+                await self._stop_sandbox_containers(pod, sb.id, grace)
+                await self.cri.stop_pod_sandbox(sb.id)
+
+    # -- status --------------------------------------------------------------------------
+
+    async def _container_status(
+        self, ctx: _PodContext, spec: dict[str, Any], *, init: bool
+    ) -> dict[str, Any]:
+        name = spec["name"]
+        history = ctx.history.get(name) or []
+        out: dict[str, Any] = {
+            "name": name,
+            "image": spec["image"],
+            "imageID": "",
+            "ready": False,
+            "started": False,
+            "restartCount": 0,
+        }
+        latest = history[0] if history else None
+
+        async def terminated(c: pb.Container) -> dict[str, Any]:
+            st = await self._status(ctx, c)
+            term: dict[str, Any] = {
+                "exitCode": st.exit_code,
+                "reason": st.reason or ("Completed" if st.exit_code == 0 else "Error"),
+                "startedAt": _ts(st.started_at),
+                "finishedAt": _ts(st.finished_at),
+                "containerID": f"containerd://{c.id}",
+            }
+            if st.message:
+                term["message"] = st.message
+            return term
+
+        if latest is not None and latest.state != pb.CONTAINER_CREATED:
+            st = await self._status(ctx, latest)
+            out["restartCount"] = int(latest.metadata.attempt)
+            out["imageID"] = st.image_ref
+            out["containerID"] = f"containerd://{latest.id}"
+        if name in ctx.waiting:
+            reason, message = ctx.waiting[name]
+            out["state"] = {"waiting": {"reason": reason, "message": message}}
+            if latest is not None and latest.state == pb.CONTAINER_EXITED:
+                out["lastState"] = {"terminated": await terminated(latest)}
+            return out
+        if latest is None or latest.state == pb.CONTAINER_CREATED:
+            reason = "ContainerCreating"
+            if not init and ctx.pod["spec"].get("initContainers") and not ctx.init_done:
+                reason = "PodInitializing"
+            out["state"] = {"waiting": {"reason": reason}}
+            return out
+        previous = history[1] if len(history) > 1 else None
+        if previous is not None and previous.state == pb.CONTAINER_EXITED:
+            out["lastState"] = {"terminated": await terminated(previous)}
+        if latest.state == pb.CONTAINER_RUNNING:
+            st = await self._status(ctx, latest)
+            out["state"] = {"running": {"startedAt": _ts(st.started_at)}}
+            startup = self.probes.result(latest.id, STARTUP)
+            readiness = self.probes.result(latest.id, READINESS)
+            out["started"] = startup is None or bool(startup.ok)
+            if init:
+                out["ready"] = False
+            elif "readinessProbe" in spec:
+                out["ready"] = bool(out["started"] and readiness is not None and readiness.ok)
+            else:
+                out["ready"] = out["started"]
+        else:
+            out["state"] = {"terminated": await terminated(latest)}
+            out["ready"] = init and out["state"]["terminated"]["exitCode"] == 0
+        return out
+
+    def _phase(self, ctx: _PodContext, statuses: list[dict[str, Any]]) -> str:
+        """As the kubelet's getPhase."""
+        if ctx.init_failed:
+            return "Failed"
+        if not ctx.init_done:
+            return "Pending"
+        policy = ctx.pod["spec"].get("restartPolicy") or "Always"
+        running = waiting = stopped = succeeded = failed = 0
+        for s in statuses:
+            state = s.get("state") or {}
+            if "running" in state:
+                running += 1
+            elif "terminated" in state:
+                stopped += 1
+                if state["terminated"]["exitCode"] == 0:
+                    succeeded += 1
+                else:
+                    failed += 1
+            elif "terminated" in (s.get("lastState") or {}):
+                stopped += 1
+            else:
+                waiting += 1
+        if waiting:
+            return "Pending"
+        if running:
+            return "Running"
+        if stopped:
+            if policy == "Always":
+                return "Running"
+            if policy == "OnFailure":
+                return "Succeeded" if stopped == succeeded else "Running"
+            return "Failed" if failed else "Succeeded"
+        return "Pending"
+
+    async def _report(self, ctx: _PodContext) -> None:
+        pod = ctx.pod
+        spec = pod["spec"]
+        old = pod.get("status") or {}
+        init_statuses = [
+            await self._container_status(ctx, c, init=True)
+            for c in spec.get("initContainers") or []
+        ]
+        statuses = [
+            await self._container_status(ctx, c, init=False) for c in spec.get("containers") or []
+        ]
+        phase = self._phase(ctx, statuses)
+        containers_ready = bool(statuses) and all(s["ready"] for s in statuses)
+        reasons: dict[str, tuple[str, str]] = {}
+        if not ctx.init_done:
+            pending = [s["name"] for s in init_statuses if not s["ready"]]
+            reasons["Initialized"] = (
+                "ContainersNotInitialized",
+                f"containers with incomplete status: [{' '.join(pending)}]",
+            )
+        if not containers_ready:
+            unready = [s["name"] for s in statuses if not s["ready"]]
+            msg = f"containers with unready status: [{' '.join(unready)}]"
+            reasons["ContainersReady"] = ("ContainersNotReady", msg)
+            reasons["Ready"] = ("ContainersNotReady", msg)
+        if phase in ("Succeeded", "Failed"):
+            reasons["ContainersReady"] = reasons["Ready"] = ("PodCompleted", "")
+        truth = {
+            "PodScheduled": True,
+            "Initialized": ctx.init_done or phase == "Succeeded",
+            "ContainersReady": containers_ready and phase not in ("Succeeded", "Failed"),
+            "Ready": containers_ready and phase not in ("Succeeded", "Failed"),
+        }
+        if phase == "Succeeded":
+            reasons.pop("Initialized", None)
+        old_conditions = {c.get("type"): c for c in old.get("conditions") or []}
         now = _now()
-        cond = "True" if all_ready else "False"
-        status = {
+        conditions = []
+        for ctype, ok in truth.items():
+            value = "True" if ok else "False"
+            prev = old_conditions.get(ctype) or {}
+            cond: dict[str, Any] = {
+                "type": ctype,
+                "status": value,
+                "lastProbeTime": None,
+                "lastTransitionTime": prev.get("lastTransitionTime")
+                if prev.get("status") == value
+                else now,
+            }
+            if not ok and ctype in reasons:
+                cond["reason"], message = reasons[ctype]
+                if message:
+                    cond["message"] = message
+            conditions.append(cond)
+        status: dict[str, Any] = {
             "phase": phase,
-            "hostIP": "",
-            "podIP": sb.network.ip or None,
-            "podIPs": [{"ip": sb.network.ip}] if sb.network.ip else None,
-            "startTime": (pod.get("status") or {}).get("startTime") or now,
-            "conditions": [
-                {"type": "PodScheduled", "status": "True"},
-                {"type": "Initialized", "status": "True"},
-                {"type": "ContainersReady", "status": cond},
-                {"type": "Ready", "status": cond},
-            ],
+            "hostIP": self.node_ip,
+            "hostIPs": [{"ip": self.node_ip}],
+            "podIP": ctx.pod_ip or None,
+            "podIPs": [{"ip": ctx.pod_ip}] if ctx.pod_ip else None,
+            "startTime": old.get("startTime") or now,
+            "conditions": conditions,
             "containerStatuses": statuses,
         }
-        old = pod.get("status") or {}
-        if {k: old.get(k) for k in ("phase", "podIP", "containerStatuses")} == {
-            k: status.get(k) for k in ("phase", "podIP", "containerStatuses")
-        }:
+        if init_statuses:
+            status["initContainerStatuses"] = init_statuses
+        if all(old.get(k) == v for k, v in status.items()):
             return
         meta = pod["metadata"]
         await self.client.patch(

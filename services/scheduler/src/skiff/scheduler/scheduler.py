@@ -23,12 +23,13 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from skiff import tracing
 from skiff.api.errors import ApiError
+from skiff.client.events import EventRecorder
 from skiff.client.informer import Informer
 from skiff.client.rest import ApiClient
 from skiff.log import get_logger
 
 from .framework import CycleState, Framework, Profile
-from .queue import QueuedPod, SchedulingQueue, pod_key
+from .queue import QueuedPod, SchedulingQueue
 from .types import Snapshot
 
 log = get_logger(__name__)
@@ -94,7 +95,7 @@ class Scheduler:
         self.nodes.add_handler(self._node_added, self._node_updated, self._node_deleted)
         self._binds: set[asyncio.Task[None]] = set()
         self._bind_slots = asyncio.Semaphore(bind_concurrency)
-        self._events: dict[tuple[str, str], dict[str, Any]] = {}
+        self.events = EventRecorder(client, self.name)
 
     # -- informer handlers (synchronous: only bookkeeping and queueing) -----------------
 
@@ -270,47 +271,4 @@ class Scheduler:
                 type="strategic",
                 subresource="status",
             )
-        key = (meta.get("uid") or pod_key(pod), message)
-        previous = self._events.get(key)
-        try:
-            if previous is not None:
-                self._events[key] = await self.client.patch(
-                    "events",
-                    previous["metadata"]["name"],
-                    {
-                        "count": int(previous.get("count") or 1) + 1,
-                        "lastTimestamp": now,
-                    },
-                    ns,
-                    type="merge",
-                )
-                return
-            self._events[key] = await self.client.create(
-                "events",
-                {
-                    "metadata": {"generateName": f"{name}.", "namespace": ns},
-                    "involvedObject": {
-                        "kind": "Pod",
-                        "apiVersion": "v1",
-                        "namespace": ns,
-                        "name": name,
-                        "uid": meta.get("uid"),
-                        "resourceVersion": meta.get("resourceVersion"),
-                    },
-                    "reason": "FailedScheduling",
-                    "message": message,
-                    "type": "Warning",
-                    "source": {"component": self.name},
-                    "reportingComponent": self.name,
-                    "reportingInstance": self.name,
-                    "action": "Scheduling",
-                    "firstTimestamp": now,
-                    "lastTimestamp": now,
-                    "count": 1,
-                },
-                ns,
-            )
-            if len(self._events) > 10_000:
-                self._events.clear()
-        except ApiError as e:
-            log.warning("cannot record FailedScheduling event", pod=name, error=e.message)
+        await self.events.record(pod, "Warning", "FailedScheduling", message, "Scheduling")

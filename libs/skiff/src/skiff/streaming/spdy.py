@@ -1,0 +1,823 @@
+"""SPDY/3.1 framing and a server-side session over an abstract byte transport.
+
+Written from the SPDY protocol drafts 3 and 3.1 for the one peer that still speaks
+it: kubectl (client-go's ``httpstream/spdy`` on top of ``moby/spdystream``), which
+tunnels a SPDY session through a WebSocket for ``port-forward`` since Kubernetes 1.31.
+
+The transport is two callables: ``recv()`` returns the next chunk of the peer's byte
+stream (``None`` once the transport is closed; chunk boundaries mean nothing) and
+``send(data)`` writes bytes.  Each ``send`` call carries whole frames, so a
+message-based transport (a WebSocket) never splits one.
+
+Wire format (all integers big-endian)::
+
+    control frame: |1|version:15|type:16|  |flags:8|length:24|  payload
+    data frame:    |0|stream-id:31|         |flags:8|length:24|  data
+
+Header blocks (SYN_STREAM, SYN_REPLY, HEADERS) are ``count:32`` then ``count`` pairs
+of ``len:32 name len:32 value`` (several values of one name are NUL-separated),
+deflated by one zlib stream per direction for the whole session, primed with
+:data:`SPDY3_DICTIONARY` and flushed with ``Z_SYNC_FLUSH`` after every block.
+
+Flow control: the session always gives the peer credit back (WINDOW_UPDATE for the
+stream and for the session, stream id 0) as the application reads.  Honouring the
+peer's windows when *sending* is opt-in (``send_flow_control=True``) because
+spdystream, and so kubectl, implements SPDY/3 without flow control: it never sends
+a WINDOW_UPDATE, so a sender that waits for one stalls after 64 KiB.  Without
+flow control from the peer, the session stops reading the transport while a
+stream holds more than ``max_buffer`` unread bytes (transport back-pressure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from skiff.log import get_logger
+
+log = get_logger(__name__)
+
+Recv = Callable[[], Awaitable[bytes | None]]
+Send = Callable[[bytes], Awaitable[None]]
+HeaderValues = str | Sequence[str]
+
+VERSION = 3
+
+# Control frame types.
+SYN_STREAM = 1
+SYN_REPLY = 2
+RST_STREAM = 3
+SETTINGS = 4
+PING = 6
+GOAWAY = 7
+HEADERS = 8
+WINDOW_UPDATE = 9
+
+# Flags: FIN on DATA, SYN_STREAM, SYN_REPLY and HEADERS; UNIDIRECTIONAL on SYN_STREAM.
+FLAG_FIN = 0x01
+FLAG_UNIDIRECTIONAL = 0x02
+FLAG_SETTINGS_CLEAR_SETTINGS = 0x01
+
+# RST_STREAM status codes.
+PROTOCOL_ERROR = 1
+INVALID_STREAM = 2
+REFUSED_STREAM = 3
+UNSUPPORTED_VERSION = 4
+CANCEL = 5
+INTERNAL_ERROR = 6
+FLOW_CONTROL_ERROR = 7
+STREAM_IN_USE = 8
+STREAM_ALREADY_CLOSED = 9
+FRAME_TOO_LARGE = 11
+
+# GOAWAY status codes.
+GOAWAY_OK = 0
+GOAWAY_PROTOCOL_ERROR = 1
+GOAWAY_INTERNAL_ERROR = 2
+
+SETTINGS_INITIAL_WINDOW_SIZE = 7
+
+DEFAULT_WINDOW = 64 * 1024
+MAX_WINDOW = 0x7FFFFFFF
+MAX_FRAME_PAYLOAD = 0xFFFFFF
+MAX_DATA_CHUNK = 32 * 1024
+MAX_HEADER_BLOCK = 1 << 20
+
+
+def _build_dictionary() -> bytes:
+    """The SPDY/3 header-compression dictionary (draft 3, section 2.6.10.1).
+
+    A run of 32-bit-length-prefixed header names and values, then a run of
+    unprefixed text (status codes, reason phrases, dates, media types).
+    """
+    prefixed = [
+        *"options head post put delete trace accept accept-charset accept-encoding".split(),
+        *"accept-language accept-ranges age allow authorization cache-control".split(),
+        *"connection content-base content-encoding content-language content-length".split(),
+        *"content-location content-md5 content-range content-type date etag expect".split(),
+        *"expires from host if-match if-modified-since if-none-match if-range".split(),
+        *"if-unmodified-since last-modified location max-forwards pragma".split(),
+        *"proxy-authenticate proxy-authorization range referer retry-after server te".split(),
+        *"trailer transfer-encoding upgrade user-agent vary via warning".split(),
+        *"www-authenticate method get status".split(),
+        "200 OK",
+        *"version HTTP/1.1 url public set-cookie keep-alive origin".split(),
+    ]
+    codes = "100 101 201 202 205 206 300 302 303 304 305 306 307 402 405 406 407 408 409 410"
+    codes += " 411 412 413 414 415 416 417 502 504 505"
+    text = "".join(codes.split()) + "".join(
+        [
+            "203 Non-Authoritative Information204 No Content301 Moved Permanently",
+            "400 Bad Request401 Unauthorized403 Forbidden404 Not Found",
+            "500 Internal Server Error501 Not Implemented503 Service Unavailable",
+            "Jan Feb Mar Apr May Jun Jul Aug Sept Oct Nov Dec 00:00:00 ",
+            "Mon, Tue, Wed, Thu, Fri, Sat, Sun, GMT",
+            "chunked,text/html,image/png,image/jpg,image/gif,application/xml,",
+            "application/xhtml+xml,text/plain,text/javascript,public",
+            "privatemax-age=gzip,deflate,sdchcharset=utf-8charset=iso-8859-1,utf-,*,enq=0.",
+        ]
+    )
+    out = bytearray()
+    for word in prefixed:
+        out += struct.pack(">I", len(word)) + word.encode()
+    return bytes(out + text.encode())
+
+
+SPDY3_DICTIONARY = _build_dictionary()
+
+
+class SpdyError(Exception):
+    """A SPDY protocol violation."""
+
+
+class StreamClosedError(SpdyError):
+    """Write on a stream that was closed, reset, or whose session has ended."""
+
+
+# --------------------------------------------------------------------------- frames
+
+
+@dataclass(slots=True)
+class ControlFrame:
+    """A parsed control frame; ``payload`` is everything after the 8-byte header."""
+
+    type: int
+    flags: int
+    payload: bytes
+    version: int = VERSION
+
+
+@dataclass(slots=True)
+class DataFrame:
+    """A parsed data frame."""
+
+    stream_id: int
+    flags: int
+    data: bytes
+
+    @property
+    def fin(self) -> bool:
+        return bool(self.flags & FLAG_FIN)
+
+
+Frame = ControlFrame | DataFrame
+
+
+class FrameReader:
+    """Incremental frame parser: ``feed`` bytes as they come, then drain ``next_frame``."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def next_frame(self) -> Frame | None:
+        """The next complete frame, or None until more bytes are fed."""
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < 8:
+            return None
+        word, flags_len = struct.unpack_from(">II", buf, pos)
+        length = flags_len & 0xFFFFFF
+        end = pos + 8 + length
+        if len(buf) < end:
+            return None
+        payload = bytes(buf[pos + 8 : end])
+        self._pos = end
+        flags = flags_len >> 24
+        if word & 0x80000000:
+            return ControlFrame((word & 0xFFFF), flags, payload, (word >> 16) & 0x7FFF)
+        return DataFrame(word & 0x7FFFFFFF, flags, payload)
+
+    def __iter__(self) -> Iterator[Frame]:
+        while (frame := self.next_frame()) is not None:
+            yield frame
+
+
+def encode_control(ftype: int, flags: int, payload: bytes, version: int = VERSION) -> bytes:
+    """A control frame: header plus payload."""
+    if len(payload) > MAX_FRAME_PAYLOAD:
+        raise SpdyError(f"control frame payload too large: {len(payload)}")
+    return struct.pack(">HHI", 0x8000 | version, ftype, (flags << 24) | len(payload)) + payload
+
+
+def encode_data(stream_id: int, data: bytes | memoryview, *, fin: bool = False) -> bytes:
+    """A DATA frame for ``stream_id``."""
+    if len(data) > MAX_FRAME_PAYLOAD:
+        raise SpdyError(f"data frame too large: {len(data)}")
+    flags = FLAG_FIN if fin else 0
+    return struct.pack(">II", stream_id & 0x7FFFFFFF, (flags << 24) | len(data)) + bytes(data)
+
+
+def encode_syn_stream(
+    block: bytes, stream_id: int, *, flags: int = 0, priority: int = 0, associated: int = 0
+) -> bytes:
+    """SYN_STREAM with an already-compressed header ``block``."""
+    head = struct.pack(">IIBB", stream_id, associated, (priority & 7) << 5, 0)
+    return encode_control(SYN_STREAM, flags, head + block)
+
+
+def encode_syn_reply(block: bytes, stream_id: int, *, flags: int = 0) -> bytes:
+    """SYN_REPLY with an already-compressed header ``block``."""
+    return encode_control(SYN_REPLY, flags, struct.pack(">I", stream_id) + block)
+
+
+def encode_rst_stream(stream_id: int, status: int) -> bytes:
+    return encode_control(RST_STREAM, 0, struct.pack(">II", stream_id, status))
+
+
+def encode_settings(settings: Mapping[int, int], *, flags: int = 0) -> bytes:
+    """SETTINGS with ``{id: value}`` entries (per-entry flags 0)."""
+    body = struct.pack(">I", len(settings))
+    for sid, value in settings.items():
+        body += struct.pack(">II", sid & 0xFFFFFF, value)
+    return encode_control(SETTINGS, flags, body)
+
+
+def encode_ping(ping_id: int) -> bytes:
+    return encode_control(PING, 0, struct.pack(">I", ping_id))
+
+
+def encode_goaway(last_good_stream_id: int, status: int = GOAWAY_OK) -> bytes:
+    return encode_control(GOAWAY, 0, struct.pack(">II", last_good_stream_id, status))
+
+
+def encode_window_update(stream_id: int, delta: int) -> bytes:
+    return encode_control(WINDOW_UPDATE, 0, struct.pack(">II", stream_id, delta & 0x7FFFFFFF))
+
+
+def parse_u32s(payload: bytes, count: int) -> tuple[int, ...]:
+    """The first ``count`` 32-bit words of a control payload (stream ids lose bit 31)."""
+    if len(payload) < 4 * count:
+        raise SpdyError("control frame too short")
+    return struct.unpack_from(f">{count}I", payload)
+
+
+# --------------------------------------------------------------------------- headers
+
+
+def encode_header_block(headers: Mapping[str, HeaderValues]) -> bytes:
+    """Serialise (uncompressed) a header block; names are lowercased."""
+    out = bytearray(struct.pack(">I", len(headers)))
+    for name, values in headers.items():
+        raw_name = name.lower().encode()
+        value = values if isinstance(values, str) else "\x00".join(values)
+        raw_value = value.encode()
+        out += struct.pack(">I", len(raw_name)) + raw_name
+        out += struct.pack(">I", len(raw_value)) + raw_value
+    return bytes(out)
+
+
+def decode_header_block(raw: bytes) -> dict[str, list[str]]:
+    """Parse an uncompressed header block into ``{name: [values]}``."""
+    try:
+        (count,) = struct.unpack_from(">I", raw, 0)
+        pos = 4
+        headers: dict[str, list[str]] = {}
+        for _ in range(count):
+            (n,) = struct.unpack_from(">I", raw, pos)
+            name = raw[pos + 4 : pos + 4 + n].decode("latin-1")
+            pos += 4 + n
+            (n,) = struct.unpack_from(">I", raw, pos)
+            value = raw[pos + 4 : pos + 4 + n].decode("latin-1")
+            pos += 4 + n
+            if pos > len(raw):
+                raise SpdyError("truncated header block")
+            headers.setdefault(name.lower(), []).extend(value.split("\x00"))
+    except struct.error as e:
+        raise SpdyError(f"malformed header block: {e}") from e
+    return headers
+
+
+class HeaderCompressor:
+    """The sending half of a session's header compression (one zlib stream)."""
+
+    def __init__(self) -> None:
+        self._z = zlib.compressobj(wbits=15, zdict=SPDY3_DICTIONARY)
+
+    def compress(self, headers: Mapping[str, HeaderValues]) -> bytes:
+        raw = encode_header_block(headers)
+        return self._z.compress(raw) + self._z.flush(zlib.Z_SYNC_FLUSH)
+
+
+class HeaderDecompressor:
+    """The receiving half of a session's header compression (one zlib stream)."""
+
+    def __init__(self) -> None:
+        self._z = zlib.decompressobj(wbits=15, zdict=SPDY3_DICTIONARY)
+
+    def decompress(self, block: bytes) -> dict[str, list[str]]:
+        """Inflate one header block; a failure here desynchronises the session."""
+        try:
+            raw = self._z.decompress(block, MAX_HEADER_BLOCK)
+        except zlib.error as e:
+            raise SpdyError(f"header block decompression failed: {e}") from e
+        if self._z.unconsumed_tail:
+            raise SpdyError("header block too large")
+        return decode_header_block(raw)
+
+
+# --------------------------------------------------------------------------- session
+
+
+class Stream:
+    """One SPDY stream opened by the peer (the client)."""
+
+    def __init__(
+        self,
+        session: SpdySession,
+        stream_id: int,
+        headers: dict[str, list[str]],
+        *,
+        priority: int = 0,
+        remote_fin: bool = False,
+        unidirectional: bool = False,
+    ) -> None:
+        self.id = stream_id
+        self.headers = headers
+        self.priority = priority
+        self.reset_status: int | None = None
+        self.reset_by_peer = False
+        self._session = session
+        self._buf = bytearray()
+        self._readable = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._remote_closed = remote_fin
+        self._local_closed = unidirectional
+        self._reset = False
+        self._replied = False
+        self._send_window = session.peer_initial_window
+        self._unacked = 0
+
+    def __repr__(self) -> str:
+        return f"<Stream {self.id} {self.headers}>"
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header ``name`` (lowercase), or ``default``."""
+        values = self.headers.get(name.lower())
+        return values[0] if values else default
+
+    @property
+    def remote_closed(self) -> bool:
+        """The peer sent FIN (or reset the stream, or the session ended)."""
+        return self._remote_closed or self._reset
+
+    @property
+    def local_closed(self) -> bool:
+        """We sent FIN, or the stream was reset, or the session ended."""
+        return self._local_closed or self._reset
+
+    @property
+    def is_reset(self) -> bool:
+        """Reset by either side, or torn down with the session."""
+        return self._reset
+
+    @property
+    def send_window(self) -> int:
+        """The peer's remaining receive window for this stream, as we track it."""
+        return self._send_window
+
+    async def reply(self, headers: Mapping[str, HeaderValues] | None = None) -> None:
+        """Send SYN_REPLY (once); ``write`` and ``close`` do it implicitly."""
+        if self._replied or self._reset:
+            return
+        self._replied = True
+        await self._session._send_header_frame(
+            lambda block: encode_syn_reply(block, self.id), headers or {}
+        )
+
+    async def read(self, max_bytes: int = 64 * 1024) -> bytes:
+        """Up to ``max_bytes`` of data; ``b""`` at FIN, on reset and at session end."""
+        while not self._buf:
+            if self._remote_closed or self._reset:
+                return b""
+            self._readable.clear()
+            await self._readable.wait()
+        chunk = bytes(self._buf[:max_bytes])
+        del self._buf[:max_bytes]
+        if len(self._buf) <= self._session.max_buffer:
+            self._drained.set()
+        await self._session._consumed(self, len(chunk))
+        return chunk
+
+    async def read_all(self) -> bytes:
+        """Everything until FIN (or reset)."""
+        parts = []
+        while chunk := await self.read():
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data`` in DATA frames (waiting for window when flow control is on)."""
+        view = memoryview(data).cast("B")
+        if not view:
+            return
+        self._check_writable()
+        if not self._replied:
+            await self.reply()
+        while view:
+            self._check_writable()
+            n = await self._session._reserve(self, min(len(view), MAX_DATA_CHUNK))
+            chunk, view = view[:n], view[n:]
+            await self._session._send_frame(encode_data(self.id, chunk))
+
+    async def close(self) -> None:
+        """Half-close: send FIN.  A no-op once closed or reset."""
+        if self._local_closed or self._reset or self._session.closed:
+            return
+        if not self._replied:
+            self._replied = True
+            self._local_closed = True
+            await self._session._send_header_frame(
+                lambda block: encode_syn_reply(block, self.id, flags=FLAG_FIN), {}
+            )
+        else:
+            self._local_closed = True
+            await self._session._send_frame(encode_data(self.id, b"", fin=True))
+        self._session._maybe_forget(self)
+
+    async def reset(self, status: int = CANCEL) -> None:
+        """Abort the stream both ways with RST_STREAM (default status CANCEL)."""
+        if self._reset:
+            return
+        self._mark_reset(status, by_peer=False)
+        if not self._session.closed:
+            with contextlib.suppress(StreamClosedError):
+                await self._session._send_frame(encode_rst_stream(self.id, status))
+
+    def _check_writable(self) -> None:
+        if self._reset:
+            raise StreamClosedError(f"stream {self.id} was reset")
+        if self._local_closed:
+            raise StreamClosedError(f"stream {self.id} is closed for writing")
+        if self._session.closed:
+            raise StreamClosedError("session closed")
+
+    def _deliver(self, data: bytes, fin: bool) -> None:
+        if data:
+            self._buf += data
+            if len(self._buf) > self._session.max_buffer:
+                self._drained.clear()
+        if fin:
+            self._remote_closed = True
+        self._readable.set()
+
+    def _mark_reset(self, status: int | None, *, by_peer: bool) -> None:
+        self._reset = True
+        self.reset_status = status
+        self.reset_by_peer = by_peer
+        dropped = len(self._buf)
+        self._buf.clear()
+        self._readable.set()
+        self._drained.set()
+        self._session._window_changed.set()
+        self._session._forget(self, dropped)
+
+
+class SpdySession:
+    """Server side of a SPDY/3.1 session: the peer opens streams, we answer them.
+
+    Run ``run()`` (the frame reader) concurrently with ``accept_stream()`` / ``accept()``,
+    or use ``serve(handler)``, which does both and runs ``handler(stream)`` per stream.
+    """
+
+    def __init__(
+        self,
+        recv: Recv,
+        send: Send,
+        *,
+        send_flow_control: bool = False,
+        max_buffer: int = 1 << 20,
+    ) -> None:
+        self._recv = recv
+        self._send = send
+        self.send_flow_control = send_flow_control
+        self.max_buffer = max_buffer
+        self.peer_initial_window = DEFAULT_WINDOW
+        self._send_window = DEFAULT_WINDOW
+        self._session_unacked = 0
+        self._ack_threshold = DEFAULT_WINDOW // 2
+        self._window_changed = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+        self._compressor = HeaderCompressor()
+        self._decompressor = HeaderDecompressor()
+        self._reader = FrameReader()
+        self._streams: dict[int, Stream] = {}
+        self._accepted: asyncio.Queue[Stream | None] = asyncio.Queue()
+        self._accept_done = False
+        self._last_stream_id = 0
+        self._goaway_received = False
+        self._goaway_sent = False
+        self._closed = False
+        self._closing = False
+        self._run_task: asyncio.Task[None] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def send_window(self) -> int:
+        """The peer's remaining session-level receive window, as we track it."""
+        return self._send_window
+
+    @property
+    def goaway_received(self) -> bool:
+        return self._goaway_received
+
+    # ----------------------------------------------------------------- public API
+
+    async def run(self) -> None:
+        """Read and dispatch frames until the transport closes or ``close()`` is called."""
+        self._run_task = asyncio.current_task()
+        try:
+            while not self._closed:
+                chunk = await self._recv()
+                if chunk is None:
+                    break
+                if not chunk:
+                    continue
+                self._reader.feed(chunk)
+                while (frame := self._reader.next_frame()) is not None:
+                    await self._dispatch(frame)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._closing or task is None or task.uncancel() > 0:
+                raise
+        except SpdyError as e:
+            log.warning("spdy protocol error, closing session", error=str(e))
+            with contextlib.suppress(Exception):
+                await self._send_raw(encode_goaway(self._last_stream_id, GOAWAY_PROTOCOL_ERROR))
+        finally:
+            self._shutdown()
+
+    async def accept_stream(self) -> Stream | None:
+        """The next stream the peer opened; None once no more can come."""
+        if self._accept_done:
+            return None
+        stream = await self._accepted.get()
+        if stream is None:
+            self._accept_done = True
+            self._accepted.put_nowait(None)
+        return stream
+
+    async def accept(self) -> AsyncIterator[Stream]:
+        """Iterate over streams the peer opens until the session ends or it sends GOAWAY."""
+        while (stream := await self.accept_stream()) is not None:
+            yield stream
+
+    async def serve(self, handler: Callable[[Stream], Awaitable[None]]) -> None:
+        """Run the session, calling ``handler(stream)`` in a task per stream, until it ends."""
+        tasks: set[asyncio.Task[None]] = set()
+        reader = asyncio.create_task(self.run())
+        try:
+            while (stream := await self.accept_stream()) is not None:
+                task = asyncio.create_task(self._handle(handler, stream))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            await reader
+        finally:
+            reader.cancel()
+            for task in list(tasks):
+                task.cancel()
+            await asyncio.gather(reader, *tasks, return_exceptions=True)
+
+    async def close(self, status: int = GOAWAY_OK) -> None:
+        """Send GOAWAY and tear the session down; every stream reads EOF, writes fail."""
+        if self._closed:
+            return
+        if not self._goaway_sent:
+            self._goaway_sent = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self._send_raw(encode_goaway(self._last_stream_id, status)), 5
+                )
+        self._shutdown()
+        task = self._run_task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            self._closing = True
+            task.cancel()
+
+    # ----------------------------------------------------------------- internals
+
+    async def _handle(self, handler: Callable[[Stream], Awaitable[None]], stream: Stream) -> None:
+        try:
+            await handler(stream)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("spdy stream handler failed", stream=stream.id)
+            await stream.reset(INTERNAL_ERROR)
+
+    def _shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for stream in list(self._streams.values()):
+            stream._mark_reset(None, by_peer=False)
+        self._streams.clear()
+        self._accepted.put_nowait(None)
+        self._window_changed.set()
+
+    def _forget(self, stream: Stream, dropped: int) -> None:
+        self._streams.pop(stream.id, None)
+        if dropped:
+            self._session_unacked += dropped
+
+    def _maybe_forget(self, stream: Stream) -> None:
+        # Once both sides sent FIN no frame may arrive for it; unread data stays readable.
+        if stream._local_closed and stream._remote_closed:
+            self._streams.pop(stream.id, None)
+
+    async def _send_raw(self, frame: bytes) -> None:
+        async with self._send_lock:
+            await self._send(frame)
+
+    async def _send_frame(self, frame: bytes) -> None:
+        if self._closed:
+            raise StreamClosedError("session closed")
+        try:
+            await self._send_raw(frame)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self._shutdown()
+            raise StreamClosedError(f"transport send failed: {e}") from e
+
+    async def _send_header_frame(
+        self, build: Callable[[bytes], bytes], headers: Mapping[str, HeaderValues]
+    ) -> None:
+        """Compress and send under one lock: the zlib stream must see frames in wire order."""
+        if self._closed:
+            raise StreamClosedError("session closed")
+        async with self._send_lock:
+            frame = build(self._compressor.compress(headers))
+            try:
+                await self._send(frame)
+            except BaseException as e:
+                # The peer's inflater may now be out of step with ours: the session is over.
+                self._shutdown()
+                if isinstance(e, Exception):
+                    raise StreamClosedError(f"transport send failed: {e}") from e
+                raise
+
+    async def _reserve(self, stream: Stream, want: int) -> int:
+        """Take up to ``want`` bytes of send window for ``stream``."""
+        if self.send_flow_control:
+            while not (stream._reset or self._closed):
+                if stream._send_window > 0 and self._send_window > 0:
+                    break
+                self._window_changed.clear()
+                await self._window_changed.wait()
+            stream._check_writable()
+            want = min(want, stream._send_window, self._send_window)
+        stream._send_window -= want
+        self._send_window -= want
+        return want
+
+    async def _consumed(self, stream: Stream | None, n: int) -> None:
+        """Give credit back for ``n`` bytes the application has taken."""
+        if self._closed or n <= 0:
+            return
+        frames = []
+        if stream is not None and not stream.remote_closed:
+            stream._unacked += n
+            if stream._unacked >= self._ack_threshold:
+                frames.append(encode_window_update(stream.id, stream._unacked))
+                stream._unacked = 0
+        self._session_unacked += n
+        if self._session_unacked >= self._ack_threshold:
+            frames.append(encode_window_update(0, self._session_unacked))
+            self._session_unacked = 0
+        if frames:
+            with contextlib.suppress(StreamClosedError):
+                await self._send_frame(b"".join(frames))
+
+    async def _dispatch(self, frame: Frame) -> None:
+        if isinstance(frame, DataFrame):
+            await self._on_data(frame)
+            return
+        if frame.version != VERSION:
+            raise SpdyError(f"unsupported SPDY version {frame.version}")
+        handler = self._control_handlers.get(frame.type)
+        if handler is not None:
+            await handler(self, frame)
+        # Unknown control frame types (CREDENTIAL, NOOP, ...) are ignored, as the spec says.
+
+    async def _on_data(self, frame: DataFrame) -> None:
+        stream = self._streams.get(frame.stream_id)
+        if stream is None or stream._remote_closed or stream._reset:
+            # Late data for a stream we no longer track: drop it, but credit the session.
+            await self._consumed(None, len(frame.data))
+            return
+        stream._deliver(frame.data, frame.fin)
+        if frame.fin:
+            self._maybe_forget(stream)
+        if not stream._drained.is_set():
+            # The peer ignores flow control and the app is slow: stop reading the transport.
+            await stream._drained.wait()
+
+    async def _on_syn_stream(self, frame: ControlFrame) -> None:
+        if len(frame.payload) < 10:
+            raise SpdyError("SYN_STREAM too short")
+        stream_id, _associated, pri, _slot = struct.unpack_from(">IIBB", frame.payload)
+        stream_id &= 0x7FFFFFFF
+        # Always inflate, even for a stream we refuse: the zlib context is per session.
+        headers = self._decompressor.decompress(frame.payload[10:])
+        if stream_id == 0 or stream_id % 2 == 0 or stream_id <= self._last_stream_id:
+            await self._send_rst(stream_id, PROTOCOL_ERROR)
+            return
+        self._last_stream_id = stream_id
+        if self._goaway_sent or self._closed:
+            await self._send_rst(stream_id, REFUSED_STREAM)
+            return
+        stream = Stream(
+            self,
+            stream_id,
+            headers,
+            priority=pri >> 5,
+            remote_fin=bool(frame.flags & FLAG_FIN),
+            unidirectional=bool(frame.flags & FLAG_UNIDIRECTIONAL),
+        )
+        if stream._remote_closed:
+            stream._readable.set()
+        self._streams[stream_id] = stream
+        self._accepted.put_nowait(stream)
+
+    async def _on_syn_reply(self, frame: ControlFrame) -> None:
+        # We open no streams, but the block must still go through the inflater.
+        self._decompressor.decompress(frame.payload[4:])
+
+    async def _on_headers(self, frame: ControlFrame) -> None:
+        (stream_id,) = parse_u32s(frame.payload, 1)
+        headers = self._decompressor.decompress(frame.payload[4:])
+        stream = self._streams.get(stream_id & 0x7FFFFFFF)
+        if stream is None:
+            return
+        for name, values in headers.items():
+            stream.headers.setdefault(name, []).extend(values)
+        if frame.flags & FLAG_FIN:
+            stream._deliver(b"", True)
+            self._maybe_forget(stream)
+
+    async def _on_rst_stream(self, frame: ControlFrame) -> None:
+        stream_id, status = parse_u32s(frame.payload, 2)
+        stream = self._streams.get(stream_id & 0x7FFFFFFF)
+        if stream is not None:
+            stream._mark_reset(status, by_peer=True)
+
+    async def _on_settings(self, frame: ControlFrame) -> None:
+        (count,) = parse_u32s(frame.payload, 1)
+        entries = parse_u32s(frame.payload, 1 + 2 * count)[1:]
+        for i in range(count):
+            sid, value = entries[2 * i] & 0xFFFFFF, entries[2 * i + 1]
+            if sid == SETTINGS_INITIAL_WINDOW_SIZE and value <= MAX_WINDOW:
+                delta = value - self.peer_initial_window
+                self.peer_initial_window = value
+                for stream in self._streams.values():
+                    stream._send_window += delta
+                self._window_changed.set()
+
+    async def _on_ping(self, frame: ControlFrame) -> None:
+        (ping_id,) = parse_u32s(frame.payload, 1)
+        if ping_id % 2 == 1:  # client-initiated: echo it; even ids would answer our own
+            with contextlib.suppress(StreamClosedError):
+                await self._send_frame(encode_ping(ping_id))
+
+    async def _on_goaway(self, frame: ControlFrame) -> None:
+        self._goaway_received = True
+        self._accepted.put_nowait(None)
+
+    async def _on_window_update(self, frame: ControlFrame) -> None:
+        stream_id, delta = parse_u32s(frame.payload, 2)
+        stream_id &= 0x7FFFFFFF
+        delta &= 0x7FFFFFFF
+        if stream_id == 0:
+            self._send_window += delta
+        elif (stream := self._streams.get(stream_id)) is not None:
+            stream._send_window += delta
+        self._window_changed.set()
+
+    async def _send_rst(self, stream_id: int, status: int) -> None:
+        with contextlib.suppress(StreamClosedError):
+            await self._send_frame(encode_rst_stream(stream_id, status))
+
+    _control_handlers: dict[int, Callable[[SpdySession, ControlFrame], Awaitable[None]]] = {
+        SYN_STREAM: _on_syn_stream,
+        SYN_REPLY: _on_syn_reply,
+        HEADERS: _on_headers,
+        RST_STREAM: _on_rst_stream,
+        SETTINGS: _on_settings,
+        PING: _on_ping,
+        GOAWAY: _on_goaway,
+        WINDOW_UPDATE: _on_window_update,
+    }
