@@ -43,6 +43,7 @@ class Node:
     def __init__(self, cluster: Cluster, client: ApiClient, cri: CriClient, base: Path) -> None:
         self.cluster, self.client, self.cri, self.base = cluster, client, cri, base
         self.proc: Proc | None = None
+        self.containerd: Proc | None = None
 
     def start(self) -> None:
         args = [
@@ -55,6 +56,9 @@ class Node:
             "--network-name", "skiffkl",
             "--port", "0",
             "--lease-period", "1",
+            "--pod-manifest-path", str(self.base / "manifests"),
+            "--file-check-frequency", "0.5",
+            "--node-status-update-frequency", "2",
         ]  # fmt: skip
         self.proc = Proc("kubelet", args, self.base / "kubelet.log")
         self.proc.start()
@@ -74,6 +78,7 @@ async def node(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> As
     try:
         async with ApiClient(cluster.url) as client, CriClient(paths.endpoint) as cri:
             n = Node(cluster, client, cri, base)
+            n.containerd = proc
             n.start()
             try:
                 yield n
@@ -84,7 +89,7 @@ async def node(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> As
                     await cri.stop_pod_sandbox(sb.id)
                     await cri.remove_pod_sandbox(sb.id)
     finally:
-        proc.stop()
+        (n.containerd if n is not None and n.containerd else proc).stop()
         teardown_network(BRIDGE)
 
 
@@ -657,3 +662,118 @@ async def test_kubelet_restart_adopts_running_pods(node: Node) -> None:
     )
     for name in ("steady", "after"):
         await client.delete("pods", name, "default")
+
+
+async def test_containerd_restart_keeps_pods(node: Node) -> None:
+    client = node.client
+    await client.create("pods", busybox_pod("survivor", "exec sleep 3600"), "default")
+    before = _container(await wait_pod(client, "survivor", _running))
+    assert node.containerd is not None
+    node.containerd.kill()  # SIGKILL: the shims and containers live on
+    _, node.containerd = start_containerd(node.base)
+    await client.create("pods", busybox_pod("newcomer", "exec sleep 3600"), "default")
+    await wait_pod(client, "newcomer", _running, 60)
+    now = _container(await client.get("pods", "survivor", "default"))
+    assert now["containerID"] == before["containerID"] and now["restartCount"] == 0
+    assert "running" in now["state"]
+    for name in ("survivor", "newcomer"):
+        await client.delete("pods", name, "default")
+
+
+async def test_graceful_termination_runs_pre_stop_then_sigterm(node: Node, tmp_path: Path) -> None:
+    client = node.client
+    pod = busybox_pod(
+        "polite",
+        "trap 'echo term >> /host/log; exit 0' TERM; while true; do sleep 0.2; done",
+        container={
+            "volumeMounts": [{"name": "host", "mountPath": "/host"}],
+            "lifecycle": {
+                "preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /host/log"]}}
+            },
+        },
+        volumes=[{"name": "host", "hostPath": {"path": str(tmp_path), "type": "Directory"}}],
+    )
+    pod["spec"]["terminationGracePeriodSeconds"] = 20
+    await client.create("pods", pod, "default")
+    await wait_pod(client, "polite", _running)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await client.delete("pods", "polite", "default")
+
+    async def gone() -> bool:
+        items, _ = await client.list_all("pods", "default", field_selector="metadata.name=polite")
+        return not items
+
+    await _until(gone)
+    assert loop.time() - started < 15  # the container left on SIGTERM, not at the deadline
+    assert (tmp_path / "log").read_text().split() == ["prestop", "term"]
+
+
+async def test_static_pod_is_mirrored(node: Node) -> None:
+    client = node.client
+    manifests = node.base / "manifests"
+    manifests.mkdir(exist_ok=True)
+    (manifests / "static-web.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-web\n"
+        "spec:\n  terminationGracePeriodSeconds: 1\n  containers:\n"
+        "  - name: web\n    image: busybox\n    command: [sleep, '3600']\n"
+    )
+    name = f"static-web-{NODE}"
+    mirror = await wait_pod(client, name, _running)
+    annotations = mirror["metadata"]["annotations"]
+    assert annotations["kubernetes.io/config.source"] == "file"
+    assert annotations["kubernetes.io/config.mirror"] == annotations["kubernetes.io/config.hash"]
+    assert mirror["metadata"]["ownerReferences"][0]["kind"] == "Node"
+    uid = annotations["kubernetes.io/config.hash"]
+    assert await node.cri.list_containers(label_selector={"io.kubernetes.pod.uid": uid})
+    # Deleting the mirror pod does not stop the static pod; the mirror comes back.
+    await client.delete("pods", name, "default")
+    again = await wait_pod(
+        client, name, lambda p: p["metadata"]["uid"] != mirror["metadata"]["uid"] and _running(p)
+    )
+    assert _container(again)["containerID"] == _container(mirror)["containerID"]
+    # Removing the manifest stops the pod and removes its mirror.
+    (manifests / "static-web.yaml").unlink()
+
+    async def gone() -> bool:
+        items, _ = await client.list_all("pods", "default", field_selector=f"metadata.name={name}")
+        running = await node.cri.list_pod_sandbox(label_selector={"io.kubernetes.pod.uid": uid})
+        return not items and not running
+
+    await _until(gone)
+
+
+async def test_node_status_heartbeat(node: Node) -> None:
+    first = await node.client.get("nodes", NODE)
+    beat = {c["type"]: c["lastHeartbeatTime"] for c in first["status"]["conditions"]}
+    assert set(beat) == {"Ready", "MemoryPressure", "DiskPressure", "PIDPressure"}
+    addresses = {a["type"]: a["address"] for a in first["status"]["addresses"]}
+    assert addresses["InternalIP"] == "127.0.0.1"
+    assert first["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] > 0
+
+
+async def test_python_client_exec_stream(node: Node, kubeconfig: Path) -> None:
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes.stream import stream
+
+    await node.client.create("pods", busybox_pod("streamer", "exec sleep 3600"), "default")
+    await wait_pod(node.client, "streamer", _running)
+
+    def run() -> str:
+        api_client = k8s_config.new_client_from_config(str(kubeconfig))
+        api = k8s.CoreV1Api(api_client)
+        return stream(
+            api.connect_get_namespaced_pod_exec,
+            "streamer",
+            "default",
+            command=["sh", "-c", "echo out; echo err >&2"],
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+        )
+
+    out = await asyncio.to_thread(run)
+    assert "out" in out
+    await node.client.delete("pods", "streamer", "default")

@@ -52,6 +52,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated DNS server IPs for ClusterFirst pods (none: the host's resolv.conf)",
     )
     p.add_argument("--cluster-domain", default="cluster.local")
+    p.add_argument(
+        "--pod-manifest-path",
+        type=Path,
+        default=os.environ.get("SKIFF_POD_MANIFEST_PATH"),
+        help="folder of static pod manifests",
+    )
+    p.add_argument("--file-check-frequency", type=float, default=5.0)
+    p.add_argument("--node-status-update-frequency", type=float, default=10.0)
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "info"))
     return p.parse_args(argv)
 
@@ -75,6 +83,13 @@ async def run(a: argparse.Namespace) -> None:
             cluster_dns=[s for s in a.cluster_dns.split(",") if s],
             cluster_domain=a.cluster_domain,
             lease_period=a.lease_period,
+            manifest_dir=a.pod_manifest_path,
+            file_check_period=a.file_check_frequency,
+            status_period=a.node_status_update_frequency,
+            pod_cidr=a.pod_cidr,
+            on_pod_cidr=lambda cidr: write_cni_config(
+                paths, cidr, bridge=a.bridge, name=a.network_name
+            ),
         )
         server, server_task, kubelet.kubelet_port = await start_server(
             kubelet, a.address, a.port, paths.base / "pki"

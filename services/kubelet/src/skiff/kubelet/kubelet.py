@@ -14,10 +14,12 @@ and volumes, and then confirms the deletion to the API.
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,7 @@ from skiff.log import get_logger
 from .podspec import ConfigError, container_env, linux_resources
 from .probes import LIVENESS, READINESS, STARTUP, ProbeManager, Prober
 from .security import container_security
+from .static import CONFIG_HASH, is_mirror, mirror_hash, mirror_of, scan
 from .volumes import VolumeError, VolumeManager
 
 log = get_logger(__name__)
@@ -75,6 +78,31 @@ def host_capacity(root: Path = Path("/")) -> dict[str, str]:
         "memory": f"{mem_kib}Ki",
         "pods": "110",
         "ephemeral-storage": f"{shutil.disk_usage(root).total // 1024}Ki",
+    }
+
+
+def host_pressure(root: Path) -> dict[str, bool]:
+    """Eviction-style signals: memory.available < 100Mi, nodefs.available < 10 %,
+    pid.available < 10 %."""
+    available_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            available_kib = int(line.split()[1])
+    try:
+        usage = shutil.disk_usage(root if root.exists() else Path("/"))
+        disk = usage.free / usage.total < 0.10
+    except OSError:
+        disk = False
+    try:
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+        procs = sum(1 for p in os.listdir("/proc") if p.isdigit())
+        pids = (pid_max - procs) / pid_max < 0.10
+    except (OSError, ValueError):
+        pids = False
+    return {
+        "MemoryPressure": available_kib < 100 * 1024,
+        "DiskPressure": disk,
+        "PIDPressure": pids,
     }
 
 
@@ -122,6 +150,11 @@ class Kubelet:
         workers: int = 4,
         cluster_dns: list[str] | None = None,
         cluster_domain: str = "cluster.local",
+        manifest_dir: Path | None = None,
+        file_check_period: float = 5.0,
+        status_period: float = 10.0,
+        pod_cidr: str = "",
+        on_pod_cidr: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
         self.cri = cri
@@ -144,10 +177,20 @@ class Kubelet:
         self.probes = ProbeManager(Prober(cri))
         self.volumes = VolumeManager(self.root, self._lookup)
         self._pull_backoff: dict[str, tuple[float, float]] = {}  # image → (retry at, delay)
+        self.manifest_dir = manifest_dir
+        self.file_check_period = file_check_period
+        self.static_pods: dict[str, dict[str, Any]] = {}  # "namespace/name" → static pod
+        self.status_period = status_period
+        self.pod_cidr = pod_cidr
+        self.on_pod_cidr = on_pod_cidr
+        self._node: dict[str, Any] | None = None
+        self._conditions: dict[str, str] = {}
+        self._status_sent = 0.0
 
     def _enqueue(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
-        self.queue.add(f"{meta.get('namespace')}/{meta['name']}/{meta.get('uid')}")
+        uid = mirror_hash(pod) or meta.get("uid")  # a mirror pod stands for its static pod
+        self.queue.add(f"{meta.get('namespace')}/{meta['name']}/{uid}")
 
     # -- node --------------------------------------------------------------------------
 
@@ -215,14 +258,81 @@ class Kubelet:
             "status": status,
         }
         try:
-            await self.client.create("nodes", node)
+            self._node = await self.client.create("nodes", node)
         except ApiError as e:
             if e.code != 409:
                 raise
             current = await self.client.get("nodes", self.node_name)
             current["status"] = status
-            await self.client.update("nodes", current, subresource="status")
+            self._node = await self.client.update("nodes", current, subresource="status")
+        self._conditions = {c["type"]: c["status"] for c in status["conditions"]}
+        self._status_sent = time.monotonic()
+        self._follow_pod_cidr(self._node)
         await self.lease.renew()
+
+    def _follow_pod_cidr(self, node: dict[str, Any] | None) -> None:
+        """Use ``spec.podCIDR`` once the controller assigns one (it wins over the flag)."""
+        cidr = ((node or {}).get("spec") or {}).get("podCIDR") or ""
+        if cidr and cidr != self.pod_cidr:
+            log.info("pod CIDR assigned", pod_cidr=cidr, previous=self.pod_cidr)
+            self.pod_cidr = cidr
+            if self.on_pod_cidr is not None:
+                self.on_pod_cidr(cidr)
+
+    async def _node_conditions(self) -> dict[str, tuple[str, str, str]]:
+        """type → (status, reason, message), from the host and the runtime."""
+        out: dict[str, tuple[str, str, str]] = {}
+        try:
+            await self.cri.status()
+            out["Ready"] = ("True", "KubeletReady", "kubelet is posting ready status")
+        except CriError as e:
+            out["Ready"] = ("False", "KubeletNotReady", f"container runtime is down: {e.message}")
+        pressure = host_pressure(self.root)
+        for ctype, (low, high) in {
+            "MemoryPressure": ("KubeletHasSufficientMemory", "KubeletHasInsufficientMemory"),
+            "DiskPressure": ("KubeletHasNoDiskPressure", "KubeletHasDiskPressure"),
+            "PIDPressure": ("KubeletHasSufficientPID", "KubeletHasInsufficientPID"),
+        }.items():
+            hit = pressure[ctype]
+            out[ctype] = ("True" if hit else "False", high if hit else low, "")
+        return out
+
+    async def update_node_status(self, *, force: bool = False) -> None:
+        """Post conditions when one changes, else a heartbeat every minute."""
+        conditions = await self._node_conditions()
+        current = {t: v[0] for t, v in conditions.items()}
+        stale = time.monotonic() - self._status_sent > 60
+        node = await self.client.get("nodes", self.node_name)
+        self._node = node
+        self._follow_pod_cidr(node)
+        if current == self._conditions and not stale and not force:
+            return
+        now = _now()
+        old = {c["type"]: c for c in (node.get("status") or {}).get("conditions") or []}
+        body = []
+        for ctype, (value, reason, message) in conditions.items():
+            prev = old.get(ctype) or {}
+            cond = {
+                "type": ctype,
+                "status": value,
+                "reason": reason,
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": prev.get("lastTransitionTime")
+                if prev.get("status") == value
+                else now,
+            }
+            if message:
+                cond["message"] = message
+            body.append(cond)
+        await self.client.patch(
+            "nodes",
+            self.node_name,
+            {"status": {"conditions": body}},
+            type="strategic",
+            subresource="status",
+        )
+        self._conditions = current
+        self._status_sent = time.monotonic()
 
     # -- running -----------------------------------------------------------------------
 
@@ -230,17 +340,25 @@ class Kubelet:
         await self.register()
         tasks = [asyncio.create_task(self.pods.run(), name="kubelet-pods")]
         await self.pods.wait_synced()
+        if self.manifest_dir is not None:
+            self._refresh_static()
         await self._remove_orphans()
         tasks += [
             asyncio.create_task(self._worker(), name=f"pod-worker-{i}") for i in range(self.workers)
         ]
+        if self.manifest_dir is not None:
+            tasks.append(asyncio.create_task(self._static_loop(), name="kubelet-static-pods"))
+        next_status = time.monotonic() + self.status_period
         try:
             while True:
                 await asyncio.sleep(self.lease_period)
                 try:
                     await self.lease.renew()
+                    if time.monotonic() >= next_status:
+                        next_status = time.monotonic() + self.status_period
+                        await self.update_node_status()
                 except ApiError as e:
-                    log.warning("node lease renewal failed", error=e.message)
+                    log.warning("node heartbeat failed", error=e.message)
         finally:
             self.queue.shut_down()
             self.probes.stop_all()
@@ -251,6 +369,7 @@ class Kubelet:
     async def _remove_orphans(self) -> None:
         """Sandboxes of pods the API no longer has (deleted while the kubelet was down)."""
         known = {p["metadata"]["uid"] for p in self.pods.list()}
+        known |= {p["metadata"]["uid"] for p in self.static_pods.values()}
         seen: set[str] = set()
         for sb in await self.cri.list_pod_sandbox():
             uid = sb.labels.get(POD_UID) or sb.metadata.uid
@@ -285,19 +404,26 @@ class Kubelet:
         """Bring the runtime in line with the API for one pod; seconds until a re-check."""
         ns, name, uid = key.split("/", 2)
         pod = self.pods.get(f"{ns}/{name}")
+        static = self.static_pods.get(f"{ns}/{name}")
+        if static is not None and static["metadata"]["uid"] == uid:
+            pod = copy.deepcopy(static)
+            mirror = self.pods.get(f"{ns}/{name}")
+            if mirror is not None and mirror_hash(mirror) == uid:
+                if mirror["metadata"].get("deletionTimestamp"):
+                    await self._confirm_deletion(mirror)  # it comes back; the pod runs on
+                else:
+                    pod["status"] = copy.deepcopy(mirror.get("status") or {})
+        elif pod is not None and is_mirror(pod):
+            if pod["metadata"].get("deletionTimestamp"):
+                await self._confirm_deletion(pod)  # the mirror comes back; the pod runs on
+            pod = None  # a mirror never runs by itself: its static pod is gone or changed
         if pod is not None and pod["metadata"].get("uid") != uid:
             pod = None  # a newer pod of the same name: this key is about the old one
         sandboxes = list(await self.cri.list_pod_sandbox(label_selector={POD_UID: uid}))
         if pod is None or pod["metadata"].get("deletionTimestamp"):
             await self._terminate(pod, sandboxes, uid)
             if pod is not None:
-                try:
-                    await self.client.delete(
-                        "pods", name, ns, grace_period_seconds=0, preconditions={"uid": uid}
-                    )
-                except ApiError as e:
-                    if e.code not in (404, 409):
-                        raise
+                await self._confirm_deletion(pod)
             return 0
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             await self._stop_finished(pod, sandboxes)
@@ -335,6 +461,67 @@ class Kubelet:
         self.probes.stop_pod(uid, keep=live)
         await self._report(ctx)
         return ctx.requeue or 10.0
+
+    async def _confirm_deletion(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        try:
+            await self.client.delete(
+                "pods",
+                meta["name"],
+                meta["namespace"],
+                grace_period_seconds=0,
+                preconditions={"uid": meta["uid"]},
+            )
+        except ApiError as e:
+            if e.code not in (404, 409):
+                raise
+
+    # -- static pods ---------------------------------------------------------------------
+
+    def _refresh_static(self) -> None:
+        """Re-read the manifest folder; enqueue static pods that appeared, changed or went."""
+        assert self.manifest_dir is not None
+        new = scan(self.manifest_dir, self.node_name)
+        for key in set(new) | set(self.static_pods):
+            old_pod, new_pod = self.static_pods.get(key), new.get(key)
+            old_uid = old_pod["metadata"]["uid"] if old_pod else None
+            new_uid = new_pod["metadata"]["uid"] if new_pod else None
+            if old_uid != new_uid:  # added, removed, or edited (the old stops, the new starts)
+                for uid in (old_uid, new_uid):
+                    if uid:
+                        self.queue.add(f"{key}/{uid}")
+        self.static_pods = new
+
+    async def _static_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.file_check_period)
+            self._refresh_static()
+            try:
+                await self._sync_mirrors()
+            except ApiError as e:
+                log.warning("mirror pod sync failed", error=e.message)
+
+    async def _sync_mirrors(self) -> None:
+        """One mirror pod in the API per static pod; none for static pods that are gone."""
+        for key, static in self.static_pods.items():
+            current = self.pods.get(key)
+            uid = static["metadata"]["uid"]
+            if current is None:
+                try:
+                    await self.client.create(
+                        "pods", mirror_of(static, self._node), static["metadata"]["namespace"]
+                    )
+                except ApiError as e:
+                    if e.code != 409:
+                        raise
+            elif not is_mirror(current):
+                log.warning("a pod of the API has a static pod's name", pod=key)
+            elif mirror_hash(current) != uid and not current["metadata"].get("deletionTimestamp"):
+                await self._confirm_deletion(current)  # outdated: recreated next round
+        for pod in self.pods.list():
+            meta = pod["metadata"]
+            if is_mirror(pod) and f"{meta['namespace']}/{meta['name']}" not in self.static_pods:
+                await self._confirm_deletion(pod)
 
     # -- sandbox -------------------------------------------------------------------------
 
@@ -973,14 +1160,19 @@ class Kubelet:
         if all(old.get(k) == v for k, v in status.items()):
             return
         meta = pod["metadata"]
-        await self.client.patch(
-            "pods",
-            meta["name"],
-            {"status": status},
-            meta["namespace"],
-            type="merge",
-            subresource="status",
-        )
+        try:
+            await self.client.patch(
+                "pods",
+                meta["name"],
+                {"status": status},
+                meta["namespace"],
+                type="merge",
+                subresource="status",
+            )
+        except ApiError as e:
+            if e.code != 404 or CONFIG_HASH not in (meta.get("annotations") or {}):
+                raise
+            # A static pod whose mirror is not (yet) in the API: nothing to report to.
 
 
 def _os_image() -> str:

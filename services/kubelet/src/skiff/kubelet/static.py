@@ -1,0 +1,107 @@
+"""Static pods: pods from manifest files in a folder, run by the kubelet without the API.
+
+As the kubelet's file source: each ``*.yaml`` / ``*.yml`` / ``*.json`` file holds one Pod;
+it is named ``<name>-<node>``, gets a uid derived from the file's content (so an edited
+file is a new pod) and ``kubernetes.io/config.*`` annotations. The kubelet mirrors each
+one into the API as a *mirror pod* (``kubernetes.io/config.mirror``) for visibility.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from skiff.api.defaults import apply_defaults, pod_qos_class
+from skiff.api.resources import REGISTRY
+from skiff.log import get_logger
+
+log = get_logger(__name__)
+
+CONFIG_SOURCE = "kubernetes.io/config.source"
+CONFIG_HASH = "kubernetes.io/config.hash"
+CONFIG_SEEN = "kubernetes.io/config.seen"
+CONFIG_MIRROR = "kubernetes.io/config.mirror"
+_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def is_mirror(pod: dict[str, Any]) -> bool:
+    return CONFIG_MIRROR in ((pod.get("metadata") or {}).get("annotations") or {})
+
+
+def mirror_hash(pod: dict[str, Any]) -> str:
+    return ((pod.get("metadata") or {}).get("annotations") or {}).get(CONFIG_MIRROR, "")
+
+
+def load_manifest(path: Path, node_name: str) -> dict[str, Any]:
+    """The static pod a manifest file describes; ValueError when it is not a Pod."""
+    raw = path.read_bytes()
+    doc = yaml.safe_load(raw)
+    if not isinstance(doc, dict) or doc.get("kind", "Pod") != "Pod":
+        raise ValueError(f"{path.name}: not a Pod manifest")
+    pod = copy.deepcopy(doc)
+    pod["apiVersion"], pod["kind"] = "v1", "Pod"
+    meta = pod.setdefault("metadata", {})
+    if not meta.get("name"):
+        raise ValueError(f"{path.name}: metadata.name is required")
+    meta["name"] = f"{meta['name']}-{node_name}"
+    meta["namespace"] = meta.get("namespace") or "default"
+    digest = hashlib.md5(raw + node_name.encode() + str(path).encode(), usedforsecurity=False)
+    uid = str(uuid.UUID(bytes=digest.digest()))
+    meta["uid"] = uid
+    annotations = meta.setdefault("annotations", {})
+    annotations[CONFIG_SOURCE] = "file"
+    annotations[CONFIG_HASH] = uid
+    annotations[CONFIG_SEEN] = datetime.now(UTC).isoformat()
+    spec = pod.setdefault("spec", {})
+    spec["nodeName"] = node_name
+    # Static pods tolerate every NoExecute taint, as the kubelet makes them.
+    spec.setdefault("tolerations", []).append({"operator": "Exists", "effect": "NoExecute"})
+    info = REGISTRY.by_path("", "v1", "pods")
+    assert info is not None
+    apply_defaults(info, pod, create=True)
+    pod["status"] = {"phase": "Pending", "qosClass": pod_qos_class(pod)}
+    return pod
+
+
+def scan(folder: Path, node_name: str) -> dict[str, dict[str, Any]]:
+    """Static pods by ``namespace/name``; unreadable manifests are logged and skipped."""
+    pods: dict[str, dict[str, Any]] = {}
+    if not folder.is_dir():
+        return pods
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix not in _SUFFIXES or not path.is_file():
+            continue
+        try:
+            pod = load_manifest(path, node_name)
+        except (OSError, ValueError, yaml.YAMLError) as e:
+            log.warning("skipping static pod manifest", file=str(path), error=str(e))
+            continue
+        meta = pod["metadata"]
+        pods[f"{meta['namespace']}/{meta['name']}"] = pod
+    return pods
+
+
+def mirror_of(pod: dict[str, Any], node: dict[str, Any] | None) -> dict[str, Any]:
+    """The mirror pod to create in the API for a static pod."""
+    mirror = copy.deepcopy(pod)
+    meta = mirror["metadata"]
+    meta.pop("uid", None)
+    meta["annotations"][CONFIG_MIRROR] = pod["metadata"]["uid"]
+    if node is not None:
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "name": node["metadata"]["name"],
+                "uid": node["metadata"]["uid"],
+                "controller": True,
+            }
+        ]
+    mirror.pop("status", None)
+    return mirror
