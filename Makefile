@@ -47,6 +47,7 @@ test: deps
 bench: deps
 	$(PY) bench/run.py
 	$(PY) bench/scheduler.py --profile 20
+	$(PY) bench/kubelet.py
 
 # Regenerate the Python code for our .proto files (committed, so installs need no protoc).
 proto: py-deps
