@@ -54,8 +54,10 @@ up() {
   "$VENV/bin/python" -m skiff.kubelet.runtime config --dir "$STATE/containerd" >/dev/null
   start_bg containerd containerd --config "$STATE/containerd/containerd.toml"
   "$VENV/bin/python" -m skiff.kubelet.runtime images --dir "$STATE/containerd" >/dev/null
+  mkdir -p "$STATE/manifests"
   start_bg kubelet "$VENV/bin/skiff-kubelet" --kubeconfig "$STATE/kubeconfig" \
-    --runtime-dir "$STATE/containerd"
+    --runtime-dir "$STATE/containerd" --pod-manifest-path "$STATE/manifests"
+  wait_for "kubelet /healthz" curl -skf "https://127.0.0.1:10250/healthz"
   if [ "${SKIFF_HOLLOW_NODES:-0}" -gt 0 ]; then
     start_bg hollow-nodes "$VENV/bin/skiff-hollow-nodes" --kubeconfig "$STATE/kubeconfig" \
       --count "$SKIFF_HOLLOW_NODES"
@@ -67,6 +69,8 @@ Skiff is up (etcd, NATS, apiserver, scheduler, containerd, kubelet). Use it with
   kubectl get namespaces
   kubectl run hello --image=busybox --restart=Never -- sh -c 'echo hello; sleep 3600'
   kubectl get pods -o wide
+  kubectl logs hello; kubectl exec hello -- hostname
+Static pods: put manifests in $STATE/manifests
 Simulated nodes (no containers): SKIFF_HOLLOW_NODES=3 make up
 Stop it with: make down
 MSG

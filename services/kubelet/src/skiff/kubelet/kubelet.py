@@ -809,6 +809,9 @@ class Kubelet:
                 ctx.after(10.0)
             return present
         if present is not None and policy == "IfNotPresent":
+            self.events.emit(
+                pod, "Normal", "Pulled", f'Container image "{ref}" already present on machine'
+            )
             return present
         retry_at, delay = self._pull_backoff.get(ref, (0.0, 0.0))
         if present is None and time.monotonic() < retry_at:
@@ -825,6 +828,13 @@ class Kubelet:
                 # imagePullPolicy Always with no registry reachable (locally built images):
                 # run what is here rather than refuse, and say so.
                 log.info("pull failed; using the image present", image=ref, error=e.message)
+                self.events.emit(
+                    pod,
+                    "Normal",
+                    "Pulled",
+                    f'Container image "{ref}" already present on machine (pull failed: '
+                    "no registry reachable?)",
+                )
                 return present
             delay = min(max(delay * 2, BACKOFF_INITIAL), BACKOFF_MAX)
             self._pull_backoff[ref] = (time.monotonic() + delay, delay)

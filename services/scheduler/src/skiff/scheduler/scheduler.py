@@ -231,6 +231,14 @@ class Scheduler:
         async with self._bind_slots:
             status = await self.framework.bind(state, pod, node)
         if status.is_success():
+            meta = pod["metadata"]
+            self.events.emit(
+                pod,
+                "Normal",
+                "Scheduled",
+                f"Successfully assigned {meta.get('namespace')}/{meta['name']} to {node}",
+                "Binding",
+            )
             ATTEMPTS.labels("scheduled").inc()
             E2E.observe(time.monotonic() - qp.added)
             return
