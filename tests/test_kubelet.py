@@ -353,6 +353,16 @@ async def test_kubectl_logs_and_exec(node: Node, kubeconfig: Path) -> None:
     assert res.stdout == "hi\n"
     res = await kubectl(kubeconfig, "exec", "talker", "--", "no-such-binary", check=False)
     assert res.returncode != 0
+    if shutil.which("script"):  # an interactive session on a real terminal: exec -it
+        cmd = f"{KUBECTL} --kubeconfig {kubeconfig} exec -it talker -- sh -c 'tty; exit 4'"
+        tty = await asyncio.to_thread(
+            subprocess.run,
+            ["script", "-qec", cmd, "/dev/null"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert tty.returncode == 4 and "/dev/pts/" in tty.stdout, tty
     # follow a container to its end.
     await node.client.create(
         "pods",
@@ -421,7 +431,7 @@ async def test_port_forward_and_pod_to_pod(node: Node, kubeconfig: Path) -> None
         await client.delete("pods", name, "default")
 
 
-async def test_probes_restarts_and_crash_loop(node: Node) -> None:
+async def test_probes_restarts_and_crash_loop(node: Node, kubeconfig: Path) -> None:
     client = node.client
     await client.create(
         "pods",
@@ -464,6 +474,8 @@ async def test_probes_restarts_and_crash_loop(node: Node) -> None:
     cs = _container(crasher)
     assert cs["restartCount"] >= 1 and cs["lastState"]["terminated"]["exitCode"] == 3
     assert "back-off 10s restarting failed container=app" in cs["state"]["waiting"]["message"]
+    previous = await kubectl(kubeconfig, "logs", "crasher", "--previous")
+    assert previous.stdout == "bye\n"
 
     gated = await wait_pod(client, "gated", _running)
     conditions = {c["type"]: c["status"] for c in gated["status"]["conditions"]}
