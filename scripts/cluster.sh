@@ -13,6 +13,7 @@ ETCD_PEER_PORT=${SKIFF_ETCD_PEER_PORT:-2380}
 NATS_PORT=${SKIFF_NATS_PORT:-4222}
 API_PORT=${SKIFF_API_PORT:-6443}
 SCHEDULER_PORT=${SKIFF_SCHEDULER_PORT:-10259}
+CONTROLLER_MANAGER_PORT=${SKIFF_CONTROLLER_MANAGER_PORT:-10257}
 
 running() { [ -f "$PIDS/$1.pid" ] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
 
@@ -51,6 +52,10 @@ up() {
   start_bg scheduler "$VENV/bin/skiff-scheduler" --kubeconfig "$STATE/kubeconfig" \
     --port "$SCHEDULER_PORT"
   wait_for "scheduler /healthz" curl -sf "http://127.0.0.1:$SCHEDULER_PORT/healthz"
+  start_bg controller-manager "$VENV/bin/skiff-controller-manager" \
+    --kubeconfig "$STATE/kubeconfig" --port "$CONTROLLER_MANAGER_PORT"
+  wait_for "controller-manager /healthz" \
+    curl -sf "http://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz"
   "$VENV/bin/python" -m skiff.kubelet.runtime config --dir "$STATE/containerd" >/dev/null
   start_bg containerd containerd --config "$STATE/containerd/containerd.toml"
   "$VENV/bin/python" -m skiff.kubelet.runtime images --dir "$STATE/containerd" >/dev/null
@@ -64,7 +69,7 @@ up() {
   fi
   cat <<MSG
 
-Skiff is up (etcd, NATS, apiserver, scheduler, containerd, kubelet). Use it with kubectl:
+Skiff is up (etcd, NATS, apiserver, scheduler, controller-manager, containerd, kubelet). Use it with kubectl:
   export KUBECONFIG=$STATE/kubeconfig
   kubectl get namespaces
   kubectl run hello --image=busybox --restart=Never -- sh -c 'echo hello; sleep 3600'
@@ -119,7 +124,7 @@ down() {
     "$VENV/bin/python" -m skiff.kubelet.runtime cleanup --dir "$STATE/containerd" \
       && echo "  removed pods, their network namespaces, the bridge and CNI chains"
   fi
-  for name in containerd scheduler apiserver nats etcd; do stop_one "$name"; done
+  for name in containerd controller-manager scheduler apiserver nats etcd; do stop_one "$name"; done
 }
 
 case "${1:-}" in

@@ -1,0 +1,158 @@
+"""What every control-plane component's ``__main__`` shares: API connection flags,
+leader election flags and loop, the ``/healthz`` + ``/metrics`` server, signal handling."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import os
+import signal
+from collections.abc import Awaitable, Callable
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from skiff.client.leaderelection import LeaderElector
+from skiff.client.rest import ApiClient
+from skiff.log import get_logger, setup_logging
+from skiff.tracing import setup_tracing
+
+log = get_logger(__name__)
+
+LEADER = Gauge("leader_election_master_status", "1 while this instance leads", ["name"])
+
+
+def env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def add_common_args(
+    p: argparse.ArgumentParser,
+    *,
+    port: int,
+    port_env: str,
+    lease_name: str,
+    lease_duration: float = 15.0,
+    renew_deadline: float = 10.0,
+    retry_period: float = 2.0,
+) -> None:
+    """``--kubeconfig``/``--server``, ``--leader-elect*``, ``--bind-address``, ``--port``
+    (``/healthz`` and ``/metrics``; 0 turns it off) and ``--log-level``."""
+    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    p.add_argument(
+        "--server",
+        default=os.environ.get("SKIFF_SERVER"),
+        help="API server URL (instead of a kubeconfig)",
+    )
+    p.add_argument(
+        "--leader-elect", default=env("SKIFF_LEADER_ELECT", "true"), choices=("true", "false")
+    )
+    p.add_argument("--leader-elect-resource-namespace", default="kube-system")
+    p.add_argument("--leader-elect-resource-name", default=lease_name)
+    p.add_argument("--leader-elect-lease-duration", type=float, default=lease_duration)
+    p.add_argument("--leader-elect-renew-deadline", type=float, default=renew_deadline)
+    p.add_argument("--leader-elect-retry-period", type=float, default=retry_period)
+    p.add_argument("--bind-address", default=env("SKIFF_BIND_ADDRESS", "127.0.0.1"))
+    p.add_argument(
+        "--port",
+        "--secure-port",
+        dest="port",
+        type=int,
+        default=int(env(port_env, str(port))),
+        help="port for /healthz and /metrics (0: off)",
+    )
+    p.add_argument("--log-level", default=env("SKIFF_LOG_LEVEL", "info"))
+
+
+def api_client(a: argparse.Namespace, user_agent: str) -> ApiClient:
+    """A client from ``--server`` or else the kubeconfig."""
+    if a.server:
+        return ApiClient(a.server, user_agent=user_agent)
+    return ApiClient.from_kubeconfig(a.kubeconfig, user_agent=user_agent)
+
+
+def health_server(host: str, port: int) -> uvicorn.Server:
+    """``/healthz`` and Prometheus ``/metrics``; the caller's loop owns signals."""
+    app = Starlette(
+        routes=[
+            Route("/healthz", lambda _r: PlainTextResponse("ok")),
+            Route(
+                "/metrics",
+                lambda _r: Response(generate_latest(), media_type=CONTENT_TYPE_LATEST),
+            ),
+        ]
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    return server
+
+
+async def run_component(
+    client: ApiClient,
+    a: argparse.Namespace,
+    work: Callable[[], Awaitable[None]],
+    *,
+    name: str,
+    tasks: list[asyncio.Task[None]] | None = None,
+) -> None:
+    """Serve health, then run ``work`` (while leading, with ``--leader-elect true``) until
+    SIGTERM/SIGINT; ``tasks`` are cancelled on the way out."""
+    tasks = list(tasks or [])
+    if a.port:
+        tasks.append(
+            asyncio.create_task(health_server(a.bind_address, a.port).serve(), name="http")
+        )
+    lease = a.leader_elect_resource_name
+
+    async def lead() -> None:
+        LEADER.labels(lease).set(1)
+        try:
+            await work()
+        finally:
+            LEADER.labels(lease).set(0)
+
+    if a.leader_elect == "true":
+        elector = LeaderElector(
+            client,
+            a.leader_elect_resource_namespace,
+            lease,
+            lease_duration=a.leader_elect_lease_duration,
+            renew_deadline=a.leader_elect_renew_deadline,
+            retry_period=a.leader_elect_retry_period,
+        )
+        main = asyncio.create_task(elector.run(lead), name="leader-election")
+    else:
+        main = asyncio.create_task(lead(), name=name)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, main.cancel)
+    try:
+        await main
+    except asyncio.CancelledError:
+        log.info("stopping", component=name)
+    finally:
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def start(
+    name: str, a: argparse.Namespace, run: Callable[[argparse.Namespace], Awaitable[None]]
+) -> None:
+    """Logging, tracing, GC tuning and uvloop, then ``run(a)`` to completion."""
+    setup_logging(name, level=a.log_level)
+    setup_tracing(f"skiff-{name}")
+    gc.set_threshold(50_000, 50, 100)  # large informer caches: see the apiserver's note
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(run(a))  # type: ignore[arg-type]  # run returns a coroutine

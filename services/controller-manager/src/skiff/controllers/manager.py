@@ -1,0 +1,169 @@
+"""The controller manager: the enabled controllers over one set of shared informers.
+
+:meth:`ControllerManager.run` is the leader's work: it builds the informers and the
+controllers afresh (new caches, new expectations), waits for the caches and runs
+every controller until it is cancelled, when leadership is lost or at shutdown.
+
+Controllers are registered in :data:`CONTROLLERS`; ``--controllers`` picks them as
+kube-controller-manager does (``*`` for the defaults, ``name`` to enable, ``-name`` to
+disable, first match wins).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from skiff.client.rest import ApiClient
+from skiff.log import get_logger
+
+from .base import Controller, ControllerContext, SharedInformers
+from .replicaset import ReplicaSetController, ReplicationControllerController
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerSpec:
+    """How to build one controller, and its flags."""
+
+    name: str
+    factory: Callable[..., Controller]
+    """``factory(ctx, workers=n)``."""
+    workers: int = 5
+    flag: str = ""
+    """The ``--concurrent-*-syncs`` flag (without dashes) that sets ``workers``."""
+    aliases: tuple[str, ...] = ()
+    enabled_by_default: bool = True
+
+
+CONTROLLERS: dict[str, ControllerSpec] = {
+    s.name: s
+    for s in (
+        ControllerSpec(
+            "replicaset-controller",
+            ReplicaSetController,
+            workers=5,
+            flag="concurrent-replicaset-syncs",
+            aliases=("replicaset",),
+        ),
+        ControllerSpec(
+            "replicationcontroller-controller",
+            ReplicationControllerController,
+            workers=5,
+            flag="concurrent-rc-syncs",
+            aliases=("replicationcontroller",),
+        ),
+    )
+}
+
+
+def _canonical(name: str, registry: Mapping[str, ControllerSpec]) -> str:
+    for spec in registry.values():
+        if name == spec.name or name in spec.aliases:
+            return spec.name
+    known = ", ".join(sorted(registry))
+    raise ValueError(f"{name!r} is not in the list of known controllers: {known}")
+
+
+def resolve_controllers(
+    patterns: Iterable[str], registry: Mapping[str, ControllerSpec] = CONTROLLERS
+) -> list[str]:
+    """The controllers a ``--controllers`` list enables, in registry order.
+
+    ``*`` enables those enabled by default; ``foo`` enables foo, ``-foo`` disables it;
+    the first pattern naming a controller wins. Unknown names raise ``ValueError``.
+    """
+    rules: list[tuple[str, bool]] = []
+    star = False
+    for raw in patterns:
+        p = raw.strip()
+        if not p:
+            continue
+        if p == "*":
+            star = True
+            rules.append(("*", True))
+        elif p.startswith("-"):
+            rules.append((_canonical(p[1:], registry), False))
+        else:
+            rules.append((_canonical(p, registry), True))
+    enabled = []
+    for name, spec in registry.items():
+        decision: bool | None = None
+        for rule, on in rules:
+            if rule == name:
+                decision = on
+                break
+        if decision is None:
+            decision = star and spec.enabled_by_default
+        if decision:
+            enabled.append(name)
+    return enabled
+
+
+class ControllerManager:
+    """Runs the enabled controllers; ``await run()`` while leading."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        *,
+        controllers: Iterable[str] = ("*",),
+        workers: Mapping[str, int] | None = None,
+        clock: Callable[[], float] = time.time,
+        registry: Mapping[str, ControllerSpec] = CONTROLLERS,
+    ) -> None:
+        self.client = client
+        self.registry = registry
+        self.enabled = resolve_controllers(controllers, registry)
+        self.workers = dict(workers or {})
+        self.clock = clock
+        self.controllers: dict[str, Controller] = {}
+        self.informers: SharedInformers | None = None
+        self.synced = asyncio.Event()
+
+    def build(self) -> dict[str, Controller]:
+        """Fresh shared informers and controllers (called by :meth:`run`)."""
+        self.informers = SharedInformers(self.client)
+        ctx = ControllerContext(self.client, self.informers, clock=self.clock)
+        self.controllers = {}
+        for name in self.enabled:
+            spec = self.registry[name]
+            self.controllers[name] = spec.factory(ctx, workers=self.workers.get(name, spec.workers))
+        return self.controllers
+
+    async def run(self) -> None:
+        """Start the informers, wait for their caches, run every controller until cancelled."""
+        self.synced.clear()
+        controllers = self.build()
+        assert self.informers is not None
+        informers = self.informers
+        log.info("starting controllers", controllers=list(controllers))
+        informers.start()
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await informers.wait_synced()
+            self.synced.set()
+            tasks = [
+                asyncio.create_task(c.run(), name=f"controller:{n}") for n, c in controllers.items()
+            ]
+            if not tasks:
+                await asyncio.Event().wait()
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                if not t.cancelled() and (e := t.exception()) is not None:
+                    raise e
+        finally:
+            self.synced.clear()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await informers.stop()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2):  # pending events: best effort
+                    for c in controllers.values():
+                        await c.stop()
+            log.info("controllers stopped")

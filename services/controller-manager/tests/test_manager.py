@@ -1,0 +1,55 @@
+"""The manager wires the enabled controllers to one set of shared informers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from skiff.controllers.manager import ControllerManager
+from skiff.controllers.testing import FakeApi
+
+
+async def test_runs_enabled_controllers_on_shared_informers() -> None:
+    fake = FakeApi()
+    manager = ControllerManager(fake, controllers=["*", "-replicationcontroller"])  # type: ignore[arg-type]
+    task = asyncio.create_task(manager.run())
+    try:
+        await asyncio.wait_for(manager.synced.wait(), 5)
+        assert list(manager.controllers) == ["replicaset-controller"]
+        assert manager.informers is not None
+        await fake.create(
+            "replicasets",
+            {
+                "metadata": {"name": "web"},
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}}, "spec": {}},
+                },
+            },
+            "ns",
+        )
+        async with asyncio.timeout(5):
+            while len(fake.list_objects("pods")) < 2:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert len(fake.list_objects("pods")) == 2
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert not manager.synced.is_set()
+
+
+async def test_run_again_starts_afresh() -> None:
+    fake = FakeApi()
+    manager = ControllerManager(fake)  # type: ignore[arg-type]
+    built = []
+    for _ in range(2):  # as after losing and regaining leadership
+        task = asyncio.create_task(manager.run())
+        await asyncio.wait_for(manager.synced.wait(), 5)
+        built.append(manager.controllers["replicaset-controller"])
+        built[-1].expectations.expect_creations("ns/web", 3)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    # New caches and new expectations: nothing carried over from the last term.
+    assert built[0] is not built[1]
+    assert built[0].informers[0] is not built[1].informers[0]
