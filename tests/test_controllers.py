@@ -8,59 +8,19 @@ only at the end.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import urllib.request
-from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from cmenv import Managers, PodTracker, until
 
-from cluster import VENV_BIN, Cluster, Proc, free_port, start_cluster
-from skiff.client.informer import Informer
+from cluster import Cluster, free_port, start_cluster
 from skiff.client.rest import ApiClient
 from skiff.hollownode.nodes import HollowNodes, NodeShape
 
 NS = "controllers"
-LEASE_FLAGS = (
-    "--leader-elect-lease-duration=2",
-    "--leader-elect-renew-deadline=1.5",
-    "--leader-elect-retry-period=0.5",
-)
-
-
-class Managers:
-    """skiff-controller-manager processes of one cluster (stopped by pid at the end)."""
-
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-        self.procs: list[Proc] = []
-
-    def start(self, *extra: str, port: int = 0) -> Proc:
-        index = len(self.procs)
-        args = [
-            str(VENV_BIN / "skiff-controller-manager"),
-            "--server",
-            self.cluster.url,
-            "--port",
-            str(port),
-            *LEASE_FLAGS,
-            *extra,
-        ]
-        proc = Proc(
-            f"controller-manager-{index}",
-            args,
-            self.cluster.dir / f"controller-manager-{index}.log",
-            dict(os.environ, SKIFF_LOG_LEVEL="info"),
-        )
-        proc.start()
-        self.procs.append(proc)
-        return proc
-
-    def stop(self) -> None:
-        for p in self.procs:
-            p.stop()
 
 
 @pytest.fixture(scope="module")
@@ -81,56 +41,12 @@ def managers(cc: Cluster) -> Iterator[Managers]:
         m.stop()
 
 
-class PodTracker:
-    """Per controller uid: pods created with its reference, and active pods at every event."""
-
-    def __init__(self, client: ApiClient) -> None:
-        self.informer = Informer(client, "pods", NS)
-        self.created: dict[str, set[str]] = defaultdict(set)
-        self.active: dict[str, set[str]] = defaultdict(set)
-        self.max_active: dict[str, int] = defaultdict(int)
-        self.informer.add_handler(self._added, lambda _o, n: self._seen(n), self._deleted)
-
-    @staticmethod
-    def _owner(pod: dict[str, Any]) -> str | None:
-        for ref in pod["metadata"].get("ownerReferences") or ():
-            if ref.get("controller"):
-                return ref["uid"]
-        return None
-
-    def _added(self, pod: dict[str, Any]) -> None:
-        owner = self._owner(pod)
-        if owner is not None:
-            self.created[owner].add(pod["metadata"]["uid"])
-        self._seen(pod)
-
-    def _seen(self, pod: dict[str, Any]) -> None:
-        uid = pod["metadata"]["uid"]
-        for pods in self.active.values():
-            pods.discard(uid)
-        owner = self._owner(pod)
-        phase = (pod.get("status") or {}).get("phase")
-        if owner is None or pod["metadata"].get("deletionTimestamp"):
-            return
-        if phase in ("Succeeded", "Failed"):
-            return
-        self.active[owner].add(uid)
-        self.max_active[owner] = max(self.max_active[owner], len(self.active[owner]))
-
-    def _deleted(self, pod: dict[str, Any]) -> None:
-        for pods in self.active.values():
-            pods.discard(pod["metadata"]["uid"])
-
-    def reset_max(self, owner: str) -> None:
-        self.max_active[owner] = len(self.active[owner])
-
-
 @pytest.fixture(scope="module")
 async def env(cc: Cluster, managers: Managers) -> AsyncIterator[tuple[ApiClient, PodTracker]]:
     async with ApiClient(cc.url) as client:
         await client.create("namespaces", {"metadata": {"name": NS}})
         nodes = HollowNodes(client, 5, prefix="cm-", shape=NodeShape(cpu="4", memory="8Gi"))
-        tracker = PodTracker(client)
+        tracker = PodTracker(client, NS)
         tasks = [
             asyncio.create_task(nodes.run(), name="hollow-nodes"),
             asyncio.create_task(tracker.informer.run(), name="tracker"),
@@ -150,21 +66,6 @@ def health_port(managers: Managers) -> int:
     port = free_port()
     managers.start(port=port)
     return port
-
-
-async def until(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    last: Any = None
-    while loop.time() < end:
-        last = check()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def replica_set(name: str, replicas: int, labels: dict[str, str], **spec: Any) -> dict[str, Any]:
