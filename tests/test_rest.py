@@ -448,6 +448,7 @@ def test_terminating_namespace_refuses_new_content(http: httpx.Client) -> None:
         'configmaps "late" is forbidden: unable to create new content in namespace term '
         "because it is being terminated"
     )
+    assert status_of(r)["details"]["causes"][0]["reason"] == "NamespaceTerminating"
     # The namespace controller's last step: clear spec.finalizers through /finalize.
     ns = http.get("/api/v1/namespaces/term").json()
     ns["spec"]["finalizers"] = []

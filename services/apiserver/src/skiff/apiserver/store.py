@@ -358,6 +358,13 @@ class Store:
                 kind=info.plural,
                 name=name,
                 group=info.group,
+                causes=[
+                    errors.Cause(
+                        "metadata.namespace",
+                        f"namespace {namespace} is being terminated",
+                        "NamespaceTerminating",
+                    )
+                ],
             )
 
     async def _admit_priority(self, pod: dict[str, Any]) -> None:
