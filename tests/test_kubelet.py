@@ -589,6 +589,7 @@ async def test_volumes_init_containers_and_updates(node: Node) -> None:
     assert await sh("echo $PASSWORD") == "s3cret\n"
     assert 'app="mounted"' in await sh("cat /etc/meta/labels")
     assert "tmpfs" in await sh("grep ' /mem ' /proc/mounts")
+    assert "tmpfs" in await sh("grep ' /etc/sec ' /proc/mounts")  # secrets never touch disk
     write = await node.cri.exec_sync(cid, ["sh", "-c", "echo x > /etc/cfg/new"], timeout=10)
     assert write.exit_code != 0  # configMap volumes are read-only
     cm = await client.get("configmaps", "app-config", "default")

@@ -175,7 +175,7 @@ class Kubelet:
         self.lease = NodeLease(client, node_name)
         self.events = EventRecorder(client, "kubelet", node_name)
         self.probes = ProbeManager(Prober(cri))
-        self.volumes = VolumeManager(self.root, self._lookup)
+        self.volumes = VolumeManager(self.root, self._lookup, secrets_in_memory=True)
         self._pull_backoff: dict[str, tuple[float, float]] = {}  # image → (retry at, delay)
         self.manifest_dir = manifest_dir
         self.file_check_period = file_check_period

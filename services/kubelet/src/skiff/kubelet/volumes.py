@@ -253,9 +253,12 @@ def _decoded(obj: dict[str, Any], secret: bool) -> dict[str, bytes]:
 class VolumeManager:
     """Prepares, mounts and removes the volumes of the pods of one node."""
 
-    def __init__(self, root: Path, lookup: Lookup) -> None:
+    def __init__(self, root: Path, lookup: Lookup, *, secrets_in_memory: bool = False) -> None:
+        """``secrets_in_memory``: secret and projected volumes on a tmpfs, as the kubelet
+        keeps them (needs root; the unit tests leave it off)."""
         self.root = root
         self.lookup = lookup
+        self.secrets_in_memory = secrets_in_memory
 
     def pod_dir(self, uid: str) -> Path:
         """``<root>/pods/<uid>``: everything the kubelet keeps for one pod."""
@@ -311,6 +314,9 @@ class VolumeManager:
             kind = kinds[0] if kinds else "unknown"
             raise _SetupError(f"volume type {kind} is not supported yet")
         target = self.volume_dir(uid, plugin, name)
+        if self.secrets_in_memory and plugin in (SECRET, PROJECTED):
+            if not await asyncio.to_thread(_make_dir, target, 0o755):
+                await _run("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(target))
         await asyncio.to_thread(write_atomic, target, payload)
         return str(target)
 
