@@ -428,9 +428,28 @@ async def test_projected_mix(vm: VolumeManager, objects: Objects) -> None:
     )
 
 
+async def test_persistent_volume_claims(
+    vm: VolumeManager, objects: Objects, tmp_path: Path
+) -> None:
+    volume = {"name": "data", "persistentVolumeClaim": {"claimName": "pvc"}}
+    with pytest.raises(VolumeError, match='persistentvolumeclaim "pvc" not found'):
+        await vm.setup(make_pod([volume]))
+    objects.put("persistentvolumeclaims", "pvc", {"spec": {}, "status": {"phase": "Pending"}})
+    with pytest.raises(VolumeError, match='persistentvolumeclaim "pvc" is not bound'):
+        await vm.setup(make_pod([volume]))
+    claim = {"spec": {"volumeName": "pv-1"}, "status": {"phase": "Bound"}}
+    objects.put("persistentvolumeclaims", "pvc", claim)
+    where = tmp_path / "pv" / "pv-1"
+    objects.put("persistentvolumes", "pv-1", {"spec": {"hostPath": {"path": str(where)}}}, ns="")
+    paths = await vm.setup(make_pod([volume]))
+    assert paths["data"] == str(where) and where.is_dir()  # DirectoryOrCreate
+    objects.put("persistentvolumes", "pv-1", {"spec": {"nfs": {"path": "/"}}}, ns="")
+    with pytest.raises(VolumeError, match="is not supported yet"):
+        await vm.setup(make_pod([volume]))
+
+
 async def test_unsupported_volume_types(vm: VolumeManager) -> None:
     for volume in (
-        {"name": "data", "persistentVolumeClaim": {"claimName": "pvc"}},
         {"name": "data", "csi": {"driver": "x"}},
         {"name": "data", "nfs": {"server": "s", "path": "/"}},
     ):

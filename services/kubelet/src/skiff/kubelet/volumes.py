@@ -299,6 +299,8 @@ class VolumeManager:
             await asyncio.to_thread(_host_path, source.get("path") or "", source.get("type") or "")
             return str(source.get("path"))
         ns = pod["metadata"].get("namespace") or "default"
+        if (claim := volume.get("persistentVolumeClaim")) is not None:
+            return await self._claim(ns, claim)
         if (source := volume.get("configMap")) is not None:
             plugin, payload = CONFIGMAP, await self._object(ns, "configmaps", source, DEFAULT_MODE)
         elif (source := volume.get("secret")) is not None:
@@ -319,6 +321,37 @@ class VolumeManager:
                 await _run("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(target))
         await asyncio.to_thread(write_atomic, target, payload)
         return str(target)
+
+    async def _claim(self, ns: str, claim: dict[str, Any]) -> str:
+        """The host folder of the PersistentVolume a bound claim points at (hostPath and
+        local volumes; other volume sources need a CSI driver, which is not here yet)."""
+        name = claim.get("claimName") or ""
+        try:
+            pvc = await self.lookup("persistentvolumeclaims", ns, name)
+        except ApiError as e:
+            if e.code != 404:
+                raise
+            raise _SetupError(f'persistentvolumeclaim "{name}" not found') from None
+        pv_name = (pvc.get("spec") or {}).get("volumeName")
+        if (pvc.get("status") or {}).get("phase") != "Bound" or not pv_name:
+            raise _SetupError(f'persistentvolumeclaim "{name}" is not bound')
+        try:
+            pv = await self.lookup("persistentvolumes", "", pv_name)
+        except ApiError as e:
+            if e.code != 404:
+                raise
+            raise _SetupError(f'persistentvolume "{pv_name}" not found') from None
+        spec = pv.get("spec") or {}
+        source = spec.get("hostPath") or spec.get("local")
+        if not source or not source.get("path"):
+            kinds = [k for k in spec if k.endswith(("Path", "csi", "nfs", "iscsi", "rbd"))]
+            raise _SetupError(
+                f"persistentvolume {pv_name}: volume source {kinds or 'unknown'} is not "
+                "supported yet (hostPath and local are)"
+            )
+        path_type = source.get("type") or ("DirectoryOrCreate" if "hostPath" in spec else "")
+        await asyncio.to_thread(_host_path, source["path"], path_type)
+        return str(source["path"])
 
     async def _object(
         self,
