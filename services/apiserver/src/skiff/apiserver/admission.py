@@ -299,15 +299,35 @@ def track_fields(
     )
 
 
+# Kinds whose dependents are orphaned when a delete names no policy (their
+# DefaultGarbageCollectionPolicy in Kubernetes; kubectl always sends one explicitly).
+_ORPHAN_BY_DEFAULT = {("", "replicationcontrollers"), ("batch", "jobs")}
+_GC_FINALIZERS = ("orphan", "foregroundDeletion")
+
+
+def gc_finalizers(info: ResourceInfo, finalizers: list[str], policy: str | None) -> list[str]:
+    """The finalizers after a delete with ``policy``, as the generic registry sets them: an
+    explicit policy replaces the other garbage-collection finalizer (Background removes
+    both); with none, existing ones stay, else the kind's default applies."""
+    if policy is None:
+        if any(f in finalizers for f in _GC_FINALIZERS):
+            return finalizers
+        if (info.group, info.plural) in _ORPHAN_BY_DEFAULT:
+            policy = "Orphan"
+        else:
+            return finalizers
+    kept = [f for f in finalizers if f not in _GC_FINALIZERS]
+    if policy == "Orphan":
+        kept.append("orphan")
+    elif policy == "Foreground":
+        kept.append("foregroundDeletion")
+    return kept
+
+
 def prepare_delete(info: ResourceInfo, obj: dict[str, Any], opts: DeleteOptions, now: str) -> bool:
     """Mark ``obj`` for graceful deletion if it needs it; True when it must stay for now."""
     meta = obj["metadata"]
-    finalizers = list(meta.get("finalizers") or [])
-    policy = opts.propagation_policy
-    if policy == "Orphan" and "orphan" not in finalizers:
-        finalizers.append("orphan")
-    elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
-        finalizers.append("foregroundDeletion")
+    finalizers = gc_finalizers(info, list(meta.get("finalizers") or []), opts.propagation_policy)
     graceful = bool(finalizers)
     grace = 0
     if info.plural == "pods" and not info.group:
@@ -330,7 +350,7 @@ def prepare_delete(info: ResourceInfo, obj: dict[str, Any], opts: DeleteOptions,
         return False
     meta["finalizers"] = finalizers
     if not finalizers:
-        meta.pop("finalizers")
+        meta.pop("finalizers", None)
     if not meta.get("deletionTimestamp"):
         meta["deletionTimestamp"] = now
     meta["deletionGracePeriodSeconds"] = grace

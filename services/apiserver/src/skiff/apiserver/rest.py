@@ -621,8 +621,9 @@ class RestApi:
                     opts.grace_period_seconds = int(body["gracePeriodSeconds"])
                 if body.get("propagationPolicy"):
                     opts.propagation_policy = body["propagationPolicy"]
-                if body.get("orphanDependents") is True and not opts.propagation_policy:
-                    opts.propagation_policy = "Orphan"
+                orphan = body.get("orphanDependents")
+                if orphan is not None and not opts.propagation_policy:
+                    opts.propagation_policy = "Orphan" if orphan else "Background"
                 pre = body.get("preconditions") or {}
                 opts.precondition_uid = pre.get("uid")
                 opts.precondition_rv = pre.get("resourceVersion")

@@ -816,9 +816,12 @@ class Store:
                         f"{opts.precondition_rv}, ResourceVersion in object meta: "
                         f"{meta['resourceVersion']}",
                     )
+                before = copy.deepcopy(meta) if meta.get("deletionTimestamp") else None
                 graceful = admission.prepare_delete(info, obj, opts, now_rfc3339())
                 if opts.dry_run:
                     return obj, not graceful
+                if graceful and before is not None and before == meta:
+                    return obj, False  # already terminating as asked: no write, no event
                 try:
                     if graceful:
                         value = _encode(obj)
