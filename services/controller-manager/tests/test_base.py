@@ -18,7 +18,7 @@ from skiff.controllers.base import (
     controller_ref,
     slow_start_batch,
 )
-from skiff.controllers.manager import resolve_controllers
+from skiff.controllers.manager import ControllerSpec, resolve_controllers
 from skiff.controllers.testing import FakeApi
 
 
@@ -118,19 +118,26 @@ def test_controller_ref_and_index() -> None:
 
 
 def test_resolve_controllers() -> None:
-    assert resolve_controllers(["*"]) == [
-        "replicaset-controller",
-        "replicationcontroller-controller",
+    registry = {
+        s.name: s
+        for s in (
+            ControllerSpec("a-controller", Controller, aliases=("a",)),
+            ControllerSpec("b-controller", Controller, aliases=("b",)),
+            ControllerSpec("c-controller", Controller, enabled_by_default=False),
+        )
+    }
+    assert resolve_controllers(["*"], registry) == ["a-controller", "b-controller"]
+    assert resolve_controllers(["*", "-a"], registry) == ["b-controller"]
+    assert resolve_controllers(["a-controller", "c-controller"], registry) == [
+        "a-controller",
+        "c-controller",
     ]
-    assert resolve_controllers(["*", "-replicaset"]) == ["replicationcontroller-controller"]
-    assert resolve_controllers(["replicaset-controller"]) == ["replicaset-controller"]
     # First match wins, as in kube-controller-manager.
-    assert resolve_controllers(["-replicaset", "replicaset", "*"]) == [
-        "replicationcontroller-controller"
-    ]
-    assert resolve_controllers([]) == []
+    assert resolve_controllers(["-a", "a", "*"], registry) == ["b-controller"]
+    assert resolve_controllers([], registry) == []
     with pytest.raises(ValueError, match="not in the list of known controllers"):
-        resolve_controllers(["*", "-nope"])
+        resolve_controllers(["*", "-nope"], registry)
+    assert "replicaset-controller" in resolve_controllers(["*"])  # the real registry
 
 
 class Recording(Controller):

@@ -10,7 +10,7 @@ from skiff.controllers.testing import FakeApi
 
 async def test_runs_enabled_controllers_on_shared_informers() -> None:
     fake = FakeApi()
-    manager = ControllerManager(fake, controllers=["*", "-replicationcontroller"])  # type: ignore[arg-type]
+    manager = ControllerManager(fake, controllers=["replicaset"])  # type: ignore[arg-type]
     task = asyncio.create_task(manager.run())
     try:
         await asyncio.wait_for(manager.synced.wait(), 5)

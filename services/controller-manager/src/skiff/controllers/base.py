@@ -44,6 +44,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from skiff import tracing
 from skiff.api.errors import ApiError, Reason
+from skiff.api.resources import ResourceInfo
 from skiff.api.selectors import LabelSelector
 from skiff.client.events import EventRecorder
 from skiff.client.informer import Informer, copy_object, key_of, wait_synced
@@ -418,6 +419,22 @@ class SharedInformers:
             self._informers[res] = inf
             self._indexes[res] = set()
         return inf
+
+    def existing(self, res: str) -> Informer | None:
+        """The informer of ``res`` if some controller asked for it (never creates one)."""
+        return self._informers.get(res)
+
+    def existing_for(self, info: ResourceInfo) -> Informer | None:
+        """The all-namespaces informer of a resource type, by its info (any alias)."""
+        for inf in self._informers.values():
+            if (
+                inf.info == info
+                and inf.namespace is None
+                and not inf.label_selector
+                and not inf.field_selector
+            ):
+                return inf
+        return None
 
     def index(self, res: str, name: str, fn: Callable[[Obj], list[str]]) -> Informer:
         """Ensure ``res``'s store has index ``name`` (the first definition wins)."""

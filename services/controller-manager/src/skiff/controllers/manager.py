@@ -21,7 +21,10 @@ from skiff.client.rest import ApiClient
 from skiff.log import get_logger
 
 from .base import Controller, ControllerContext, SharedInformers
+from .garbagecollector import GarbageCollector
+from .namespace import NamespaceController
 from .replicaset import ReplicaSetController, ReplicationControllerController
+from .serviceaccount import ServiceAccountsController
 
 log = get_logger(__name__)
 
@@ -56,6 +59,26 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             workers=5,
             flag="concurrent-rc-syncs",
             aliases=("replicationcontroller",),
+        ),
+        ControllerSpec(
+            "garbage-collector-controller",
+            GarbageCollector,
+            workers=20,
+            flag="concurrent-gc-syncs",
+            aliases=("garbagecollector",),
+        ),
+        ControllerSpec(
+            "namespace-controller",
+            NamespaceController,
+            workers=10,
+            flag="concurrent-namespace-syncs",
+            aliases=("namespace",),
+        ),
+        ControllerSpec(
+            "serviceaccount-controller",
+            ServiceAccountsController,
+            workers=1,
+            aliases=("serviceaccount",),
         ),
     )
 }
