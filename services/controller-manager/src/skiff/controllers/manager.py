@@ -21,10 +21,13 @@ from skiff.client.rest import ApiClient
 from skiff.log import get_logger
 
 from .base import Controller, ControllerContext, SharedInformers
+from .daemonset import DaemonSetController
 from .garbagecollector import GarbageCollector
 from .namespace import NamespaceController
 from .replicaset import ReplicaSetController, ReplicationControllerController
 from .serviceaccount import ServiceAccountsController
+from .statefulset import StatefulSetController
+from .volumebinding import PersistentVolumeBinder
 
 log = get_logger(__name__)
 
@@ -79,6 +82,26 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             ServiceAccountsController,
             workers=1,
             aliases=("serviceaccount",),
+        ),
+        ControllerSpec(
+            "statefulset-controller",
+            StatefulSetController,
+            workers=5,
+            flag="concurrent-statefulset-syncs",
+            aliases=("statefulset",),
+        ),
+        ControllerSpec(
+            "daemonset-controller",
+            DaemonSetController,
+            workers=2,
+            flag="concurrent-daemonset-syncs",
+            aliases=("daemonset",),
+        ),
+        ControllerSpec(
+            "persistentvolume-binder-controller",
+            PersistentVolumeBinder,
+            workers=1,
+            aliases=("persistentvolume-binder",),
         ),
     )
 }

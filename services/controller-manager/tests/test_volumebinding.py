@@ -1,0 +1,196 @@
+"""The PersistentVolume binder and hostPath provisioner against an in-memory API."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from skiff.controllers.base import ControllerContext, SharedInformers
+from skiff.controllers.testing import FakeApi
+from skiff.controllers.volumebinding import (
+    ANN_BIND_COMPLETED,
+    ANN_PROVISIONED_BY,
+    PROVISIONER,
+    PersistentVolumeBinder,
+    volume_satisfies,
+)
+
+NS = "ns"
+
+
+def claim(name: str, size: str = "1Gi", cls: str | None = "standard", **spec: Any) -> dict:
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": size}},
+            **spec,
+        },
+        "status": {"phase": "Pending"},
+    }
+    if cls is not None:
+        body["spec"]["storageClassName"] = cls
+    return body
+
+
+def volume(name: str, size: str, cls: str = "", policy: str = "Retain", **spec: Any) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name, "labels": {"size": size}},
+        "spec": {
+            "capacity": {"storage": size},
+            "accessModes": ["ReadWriteOnce", "ReadOnlyMany"],
+            "persistentVolumeReclaimPolicy": policy,
+            "storageClassName": cls,
+            "hostPath": {"path": f"/srv/{name}"},
+            **spec,
+        },
+        "status": {"phase": "Pending"},
+    }
+
+
+class Env:
+    def __init__(self, fake: FakeApi, controller: PersistentVolumeBinder) -> None:
+        self.fake = fake
+        self.c = controller
+
+    async def settle(self) -> None:
+        await self.fake.settle(self.c.claims, self.c.volumes)
+
+    async def drain(self, rounds: int = 10) -> None:
+        """Reconcile every queued key until the queue stays empty."""
+        for _ in range(rounds):
+            await self.settle()
+            if not len(self.c.queue):
+                return
+            while len(self.c.queue):
+                key = await self.c.queue.get()
+                try:
+                    await self.c.reconcile(key)
+                finally:
+                    self.c.queue.done(key)
+        raise AssertionError("the binder does not settle")
+
+    async def claim(self, name: str) -> dict[str, Any]:
+        return await self.fake.get("pvc", name, NS)
+
+    async def volume(self, name: str) -> dict[str, Any]:
+        return await self.fake.get("pv", name)
+
+
+@contextlib.asynccontextmanager
+async def env(**kw: Any) -> AsyncIterator[Env]:
+    fake = FakeApi()
+    informers = SharedInformers(fake)  # type: ignore[arg-type]
+    controller = PersistentVolumeBinder(ControllerContext(fake, informers), **kw)  # type: ignore[arg-type]
+    informers.start()
+    try:
+        await informers.wait_synced(timeout=5)
+        yield Env(fake, controller)
+    finally:
+        await informers.stop()
+        await controller.stop()
+
+
+async def test_provisions_a_host_path_volume_and_binds() -> None:
+    async with env(base_dir="/tmp/pvs/") as e:
+        c = await e.fake.create("pvc", claim("data", "2Gi"), NS)
+        await e.drain()
+        uid = c["metadata"]["uid"]
+        pv = await e.volume(f"pvc-{uid}")
+        spec = pv["spec"]
+        assert spec["hostPath"] == {"path": f"/tmp/pvs/{uid}", "type": "DirectoryOrCreate"}
+        assert spec["capacity"] == {"storage": "2Gi"}
+        assert spec["accessModes"] == ["ReadWriteOnce"]
+        assert spec["persistentVolumeReclaimPolicy"] == "Delete"
+        assert spec["storageClassName"] == "standard"
+        assert spec["claimRef"]["uid"] == uid and spec["claimRef"]["name"] == "data"
+        assert pv["metadata"]["annotations"][ANN_PROVISIONED_BY] == PROVISIONER
+        assert pv["status"]["phase"] == "Bound"
+        bound = await e.claim("data")
+        assert bound["spec"]["volumeName"] == f"pvc-{uid}"
+        assert bound["metadata"]["annotations"][ANN_BIND_COMPLETED] == "yes"
+        assert bound["status"] == {
+            "phase": "Bound",
+            "accessModes": ["ReadWriteOnce"],
+            "capacity": {"storage": "2Gi"},
+        }
+        writes = len(e.fake.calls)
+        e.c.queue.add(f"claim:{NS}/data")
+        e.c.queue.add(f"volume:pvc-{uid}")
+        await e.drain()
+        assert len(e.fake.calls) == writes  # level-triggered: nothing left to do
+
+        # Deleting the claim releases the volume, and Delete removes it.
+        await e.fake.delete("pvc", "data", NS)
+        await e.drain()
+        assert e.fake.list_objects("pv") == []
+
+
+async def test_binds_the_smallest_fitting_existing_volume() -> None:
+    async with env() as e:
+        await e.fake.create("pv", volume("small", "500Mi"))
+        await e.fake.create("pv", volume("medium", "5Gi"))
+        await e.fake.create("pv", volume("large", "50Gi"))
+        await e.fake.create("pv", volume("other-class", "2Gi", cls="fast"))
+        await e.drain()
+        assert (await e.volume("medium"))["status"]["phase"] == "Available"
+        await e.fake.create("pvc", claim("data", "1Gi", cls=""), NS)
+        await e.drain()
+        assert (await e.claim("data"))["spec"]["volumeName"] == "medium"
+        assert (await e.volume("medium"))["status"]["phase"] == "Bound"
+        assert len(e.fake.list_objects("pv")) == 4  # nothing provisioned
+        # No class at all: nothing fits, and "" never provisions.
+        await e.fake.create("pvc", claim("huge", "100Gi", cls=""), NS)
+        await e.drain()
+        assert (await e.claim("huge"))["status"]["phase"] == "Pending"
+        # Retain: the released volume stays, Released.
+        await e.fake.delete("pvc", "data", NS)
+        await e.drain()
+        assert (await e.volume("medium"))["status"]["phase"] == "Released"
+
+
+async def test_finishes_a_binding_interrupted_by_a_restart() -> None:
+    async with env() as e:
+        c = await e.fake.create("pvc", claim("data"), NS)
+        uid = c["metadata"]["uid"]
+        pv = volume(f"pvc-{uid}", "1Gi", cls="standard", policy="Delete")
+        pv["spec"]["claimRef"] = {"namespace": NS, "name": "data", "uid": uid}
+        await e.fake.create("pv", pv)
+        await e.drain()
+        assert (await e.claim("data"))["spec"]["volumeName"] == f"pvc-{uid}"
+        assert len(e.fake.writes("create", "pv")) == 1  # found again, not provisioned twice
+
+
+async def test_bound_claim_loses_its_volume() -> None:
+    async with env() as e:
+        await e.fake.create("pvc", claim("data"), NS)
+        await e.drain()
+        name = (await e.claim("data"))["spec"]["volumeName"]
+        await e.fake.delete("pv", name)
+        await e.drain()
+        assert (await e.claim("data"))["status"]["phase"] == "Lost"
+
+
+async def test_only_configured_classes_are_provisioned() -> None:
+    async with env(classes=frozenset({"local-path"})) as e:
+        await e.fake.create("pvc", claim("a", cls="standard"), NS)
+        await e.fake.create("pvc", claim("b", cls="local-path"), NS)
+        await e.drain()
+        assert not (await e.claim("a"))["spec"].get("volumeName")
+        assert (await e.claim("b"))["spec"]["volumeName"].startswith("pvc-")
+
+
+def test_volume_satisfies() -> None:
+    c = claim("c", "1Gi", cls="", selector={"matchLabels": {"size": "2Gi"}})
+    assert volume_satisfies(volume("v", "2Gi"), c)
+    assert not volume_satisfies(volume("v", "512Mi"), claim("c", "1Gi", cls=""))
+    assert not volume_satisfies(volume("v", "5Gi"), c)  # the selector
+    rwx = claim("c", "1Gi", cls="", accessModes=["ReadWriteMany"])
+    assert not volume_satisfies(volume("v", "2Gi"), rwx)
+    block = claim("c", "1Gi", cls="", volumeMode="Block")
+    assert not volume_satisfies(volume("v", "2Gi"), block)
