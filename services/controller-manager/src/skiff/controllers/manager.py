@@ -22,6 +22,7 @@ from skiff.log import get_logger
 
 from .base import Controller, ControllerContext, SharedInformers
 from .daemonset import DaemonSetController
+from .deployment import DeploymentController
 from .garbagecollector import GarbageCollector
 from .namespace import NamespaceController
 from .replicaset import ReplicaSetController, ReplicationControllerController
@@ -62,6 +63,13 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             workers=5,
             flag="concurrent-rc-syncs",
             aliases=("replicationcontroller",),
+        ),
+        ControllerSpec(
+            "deployment-controller",
+            DeploymentController,
+            workers=5,
+            flag="concurrent-deployment-syncs",
+            aliases=("deployment",),
         ),
         ControllerSpec(
             "garbage-collector-controller",
