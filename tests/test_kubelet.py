@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from runtime import containerd_available, start_containerd
 
-from cluster import Cluster, Proc
+from cluster import VENV_BIN, Cluster, Proc
 from skiff.api.errors import ApiError
 from skiff.client.rest import ApiClient
 from skiff.cri.client import CriClient
@@ -85,6 +86,8 @@ async def node(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> As
             finally:
                 if n.proc is not None:
                     n.proc.stop()
+                with contextlib.suppress(ApiError):  # later tests must not see this node
+                    await client.delete("nodes", NODE)
                 for sb in await cri.list_pod_sandbox():
                     await cri.stop_pod_sandbox(sb.id)
                     await cri.remove_pod_sandbox(sb.id)
@@ -790,3 +793,53 @@ async def test_python_client_exec_stream(node: Node, kubeconfig: Path) -> None:
     out = await asyncio.to_thread(run)
     assert "out" in out
     await node.client.delete("pods", "streamer", "default")
+
+
+async def test_deployment_end_to_end(node: Node, kubeconfig: Path) -> None:
+    """Scheduler + controller manager + the real kubelet: a 3-replica Deployment becomes
+    Available and a rolling update of its image completes."""
+    scheduler = node.cluster.start_scheduler("--leader-elect", "false")
+    manager = Proc(
+        "controller-manager-e2e",
+        [
+            str(VENV_BIN / "skiff-controller-manager"),
+            "--server", node.cluster.url, "--port", "0", "--leader-elect", "false",
+            "--controllers", "deployment,replicaset,garbagecollector",
+        ],
+        node.base / "controller-manager.log",
+    )  # fmt: skip
+    manager.start()
+    try:
+        manifest = (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: e2e\nspec:\n"
+            "  replicas: 3\n  selector:\n    matchLabels: {app: e2e}\n"
+            "  strategy:\n    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}\n"
+            "  template:\n    metadata:\n      labels: {app: e2e}\n    spec:\n"
+            "      terminationGracePeriodSeconds: 1\n      containers:\n"
+            "      - name: app\n        image: busybox\n        command: [sleep, '3600']\n"
+            "        readinessProbe:\n          exec: {command: ['true']}\n"
+            "          periodSeconds: 1\n"
+        )
+        await kubectl(kubeconfig, "apply", "-f", "-", input=manifest)
+        await kubectl(kubeconfig, "rollout", "status", "deployment/e2e", "--timeout=90s")
+        await kubectl(
+            kubeconfig, "set", "image", "deployment/e2e", "app=docker.io/library/busybox:latest"
+        )
+        await kubectl(kubeconfig, "rollout", "status", "deployment/e2e", "--timeout=120s")
+        dep = await node.client.get("deployments", "e2e", "default")
+        assert dep["status"]["availableReplicas"] == 3 and dep["status"]["updatedReplicas"] == 3
+        pods, _ = await node.client.list_all("pods", "default", label_selector="app=e2e")
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        assert len(live) == 3
+        assert all(_container(p)["image"] == "docker.io/library/busybox:latest" for p in live)
+        assert all(_running(p) and p["status"]["podIP"] for p in live)
+        await kubectl(kubeconfig, "delete", "deployment", "e2e", "--wait=true")
+
+        async def pods_gone() -> bool:
+            items, _ = await node.client.list_all("pods", "default", label_selector="app=e2e")
+            return not items
+
+        await _until(pods_gone, 60)  # the garbage collector removed the ReplicaSets' pods
+    finally:
+        manager.stop()
+        scheduler.stop()
