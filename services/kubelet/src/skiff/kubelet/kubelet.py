@@ -184,7 +184,6 @@ class Kubelet:
         self.pod_cidr = pod_cidr
         self.on_pod_cidr = on_pod_cidr
         self._node: dict[str, Any] | None = None
-        self._conditions: dict[str, str] = {}
         self._status_sent = 0.0
 
     def _enqueue(self, pod: dict[str, Any]) -> None:
@@ -265,7 +264,6 @@ class Kubelet:
             current = await self.client.get("nodes", self.node_name)
             current["status"] = status
             self._node = await self.client.update("nodes", current, subresource="status")
-        self._conditions = {c["type"]: c["status"] for c in status["conditions"]}
         self._status_sent = time.monotonic()
         self._follow_pod_cidr(self._node)
         await self.lease.renew()
@@ -305,10 +303,13 @@ class Kubelet:
         node = await self.client.get("nodes", self.node_name)
         self._node = node
         self._follow_pod_cidr(node)
-        if current == self._conditions and not stale and not force:
+        old = {c["type"]: c for c in (node.get("status") or {}).get("conditions") or []}
+        # Compare with what the API holds, not with what we last sent: the node lifecycle
+        # controller may have marked us Unknown meanwhile (Kubernetes' shouldPatchNodeStatus).
+        posted = {t: c.get("status") for t, c in old.items()}
+        if all(posted.get(t) == v for t, v in current.items()) and not stale and not force:
             return
         now = _now()
-        old = {c["type"]: c for c in (node.get("status") or {}).get("conditions") or []}
         body = []
         for ctype, (value, reason, message) in conditions.items():
             prev = old.get(ctype) or {}
@@ -331,7 +332,6 @@ class Kubelet:
             type="strategic",
             subresource="status",
         )
-        self._conditions = current
         self._status_sent = time.monotonic()
 
     # -- running -----------------------------------------------------------------------
