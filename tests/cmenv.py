@@ -26,7 +26,8 @@ class Managers:
         self.cluster = cluster
         self.procs: list[Proc] = []
 
-    def start(self, *extra: str, port: int = 0) -> Proc:
+    def start(self, *extra: str, port: int = 0, env: dict[str, str] | None = None) -> Proc:
+        """Start one controller-manager process; ``env`` adds environment variables."""
         index = len(self.procs)
         args = [
             str(VENV_BIN / "skiff-controller-manager"),
@@ -41,7 +42,7 @@ class Managers:
             f"controller-manager-{index}",
             args,
             self.cluster.dir / f"controller-manager-{index}.log",
-            dict(os.environ, SKIFF_LOG_LEVEL="info"),
+            dict(os.environ, SKIFF_LOG_LEVEL="info", **(env or {})),
         )
         proc.start()
         self.procs.append(proc)

@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from skiff.api import apply as ssa
-from skiff.api import defaults, errors, validation
+from skiff.api import cron, defaults, errors, validation
 from skiff.api.errors import Cause
 from skiff.api.resources import ResourceInfo
 
@@ -168,8 +168,20 @@ def _validate_kind(
                 )
             )
     elif info.plural == "cronjobs":
-        if not spec.get("schedule"):
+        schedule = spec.get("schedule")
+        if not schedule:
             causes.append(Cause("spec.schedule", "Required value", "FieldValueRequired"))
+        elif isinstance(schedule, str):
+            old_schedule = ((old or {}).get("spec") or {}).get("schedule") or ""
+            # TZ= in the schedule is refused on create, kept on updates that had it.
+            why = cron.validate_schedule(
+                schedule, spec.get("timeZone"), allow_tz_in_schedule="TZ" in old_schedule
+            )
+            if why:
+                causes.append(Cause("spec.schedule", f'Invalid value: "{schedule}": {why}'))
+        tz = spec.get("timeZone")
+        if tz is not None and (why := cron.validate_time_zone(tz)):
+            causes.append(Cause("spec.timeZone", f'Invalid value: "{tz}": {why}'))
         jt = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
         causes.extend(
             _validate_pod_spec(jt.get("spec") or {}, "spec.jobTemplate.spec.template.spec")

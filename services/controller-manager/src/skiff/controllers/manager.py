@@ -21,10 +21,16 @@ from skiff.client.rest import ApiClient
 from skiff.log import get_logger
 
 from .base import Controller, ControllerContext, SharedInformers
+from .cronjob import new_cronjob_controller
 from .daemonset import DaemonSetController
 from .deployment import DeploymentController
+from .endpoints import EndpointsController
+from .endpointslice import EndpointSliceController
 from .garbagecollector import GarbageCollector
+from .job import JobController
 from .namespace import NamespaceController
+from .nodeipam import NodeIpamController
+from .nodelifecycle import NodeLifecycleController, TaintEvictionController
 from .replicaset import ReplicaSetController, ReplicationControllerController
 from .serviceaccount import ServiceAccountsController
 from .statefulset import StatefulSetController
@@ -110,6 +116,52 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             PersistentVolumeBinder,
             workers=1,
             aliases=("persistentvolume-binder",),
+        ),
+        ControllerSpec(
+            "endpoints-controller",
+            EndpointsController,
+            workers=5,
+            flag="concurrent-endpoint-syncs",
+            aliases=("endpoint",),
+        ),
+        ControllerSpec(
+            "endpointslice-controller",
+            EndpointSliceController,
+            workers=5,
+            flag="concurrent-service-endpoint-syncs",
+            aliases=("endpointslice",),
+        ),
+        ControllerSpec(
+            "node-lifecycle-controller",
+            NodeLifecycleController,
+            workers=5,
+            aliases=("nodelifecycle",),
+        ),
+        ControllerSpec(
+            "taint-eviction-controller",
+            TaintEvictionController,
+            workers=8,
+            aliases=("tainteviction",),
+        ),
+        ControllerSpec(
+            "node-ipam-controller",
+            NodeIpamController,
+            workers=5,
+            aliases=("nodeipam",),
+        ),
+        ControllerSpec(
+            "job-controller",
+            JobController,
+            workers=5,
+            flag="concurrent-job-syncs",
+            aliases=("job",),
+        ),
+        ControllerSpec(
+            "cronjob-controller",
+            new_cronjob_controller,
+            workers=5,
+            flag="concurrent-cron-job-syncs",
+            aliases=("cronjob",),
         ),
     )
 }
