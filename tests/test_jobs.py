@@ -444,8 +444,14 @@ async def test_cronjob_runs_on_schedule_and_keeps_history(
         name = f"tick-{int(minute) // 60}"
         names.append(name)
         await until(lambda n=name: _has_job(client, uid, n), timeout=20, what=f"job {name}")
-        status = (await client.get("cronjobs", "tick", NS))["status"]
-        assert status["lastScheduleTime"] == rfc3339(minute)
+        # The Job is created before the CronJob's status records it: wait for both.
+        await until(
+            lambda m=minute: _cron_status(
+                client, "tick", lambda s: s.get("lastScheduleTime") == rfc3339(m)
+            ),
+            timeout=20,
+            what="lastScheduleTime",
+        )
         j = await client.get("jobs", name, NS)
         assert j["metadata"]["labels"]["cron"] == "tick"
         pod = (

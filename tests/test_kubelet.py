@@ -281,7 +281,11 @@ KUBECTL = os.environ.get("KUBECTL", "kubectl")
 
 
 async def kubectl(
-    kubeconfig: Path, *args: str, input: str | None = None, check: bool = True
+    kubeconfig: Path,
+    *args: str,
+    input: str | None = None,
+    check: bool = True,
+    timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     """kubectl in a thread, so the test's event loop keeps serving its own clients."""
     proc = await asyncio.to_thread(
@@ -290,7 +294,7 @@ async def kubectl(
         input=input,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -815,17 +819,23 @@ async def test_deployment_end_to_end(node: Node, kubeconfig: Path) -> None:
             "  replicas: 3\n  selector:\n    matchLabels: {app: e2e}\n"
             "  strategy:\n    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}\n"
             "  template:\n    metadata:\n      labels: {app: e2e}\n    spec:\n"
+            # Other modules leave simulated Nodes behind in this shared cluster.
+            f"      nodeSelector: {{kubernetes.io/hostname: {NODE}}}\n"
             "      terminationGracePeriodSeconds: 1\n      containers:\n"
             "      - name: app\n        image: busybox\n        command: [sleep, '3600']\n"
             "        readinessProbe:\n          exec: {command: ['true']}\n"
             "          periodSeconds: 1\n"
         )
         await kubectl(kubeconfig, "apply", "-f", "-", input=manifest)
-        await kubectl(kubeconfig, "rollout", "status", "deployment/e2e", "--timeout=90s")
+        await kubectl(
+            kubeconfig, "rollout", "status", "deployment/e2e", "--timeout=90s", timeout=100
+        )
         await kubectl(
             kubeconfig, "set", "image", "deployment/e2e", "app=docker.io/library/busybox:latest"
         )
-        await kubectl(kubeconfig, "rollout", "status", "deployment/e2e", "--timeout=120s")
+        await kubectl(
+            kubeconfig, "rollout", "status", "deployment/e2e", "--timeout=120s", timeout=130
+        )
         dep = await node.client.get("deployments", "e2e", "default")
         assert dep["status"]["availableReplicas"] == 3 and dep["status"]["updatedReplicas"] == 3
         pods, _ = await node.client.list_all("pods", "default", label_selector="app=e2e")
