@@ -48,6 +48,7 @@ bench: deps
 	$(PY) bench/run.py
 	$(PY) bench/scheduler.py --profile 20
 	$(PY) bench/kubelet.py
+	$(PY) bench/controllers.py
 
 # Regenerate the Python code for our .proto files (committed, so installs need no protoc).
 proto: py-deps
