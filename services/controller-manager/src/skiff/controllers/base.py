@@ -592,3 +592,70 @@ class Controller(ABC):
 def writable(obj: Obj) -> Obj:
     """A copy of a cached object that is safe to change and write back."""
     return copy_object(obj)
+
+
+class OwnedPodEvents:
+    """Pod event handlers of a controller whose pods carry its controller reference
+    (kube-controller-manager's addPod/updatePod/deletePod for DaemonSets and StatefulSets).
+
+    Owned pods enqueue their owner and feed its ``creations``/``deletions`` expectations;
+    an orphan enqueues every owner whose selector matches it (for adoption). The class
+    mixing this in provides ``_owner_of(obj, ref)`` and ``_sets_for_orphan(pod)``.
+    """
+
+    creations: Expectations
+    deletions: Expectations
+    queue: WorkQueue[str]
+    enqueue: Callable[[Obj], None]  # Controller's
+
+    def _owner_of(self, obj: Obj, ref: Obj | None) -> Obj | None:
+        raise NotImplementedError
+
+    def _sets_for_orphan(self, pod: Obj) -> list[Obj]:
+        raise NotImplementedError
+
+    def _pod_added(self, pod: Obj) -> None:
+        if pod["metadata"].get("deletionTimestamp"):
+            self._pod_deleted(pod)  # first seen already terminating (a relist)
+            return
+        ref = controller_ref(pod)
+        if ref is not None:
+            owner = self._owner_of(pod, ref)
+            if owner is not None:
+                key = key_of(owner)
+                self.creations.creation_observed(key)
+                self.queue.add(key)
+            return
+        for owner in self._sets_for_orphan(pod):
+            self.enqueue(owner)
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        om, nm = old["metadata"], new["metadata"]
+        if om.get("resourceVersion") == nm.get("resourceVersion"):
+            return
+        if nm.get("deletionTimestamp"):
+            self._pod_deleted(new)
+        old_ref, cur_ref = controller_ref(old), controller_ref(new)
+        if (old_ref or {}).get("uid") != (cur_ref or {}).get("uid") and old_ref is not None:
+            if (prev := self._owner_of(old, old_ref)) is not None:
+                self.enqueue(prev)
+        if cur_ref is not None:
+            if (owner := self._owner_of(new, cur_ref)) is not None:
+                self.enqueue(owner)
+            return
+        if om.get("labels") != nm.get("labels") or old_ref is not None:
+            for owner in self._sets_for_orphan(new):
+                self.enqueue(owner)
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        owner = self._owner_of(pod, controller_ref(pod))
+        if owner is None:
+            return
+        key = key_of(owner)
+        self.deletions.deletion_observed(key, key_of(pod))
+        self.queue.add(key)
+
+    def _revision_changed(self, revision: Obj) -> None:
+        owner = self._owner_of(revision, controller_ref(revision))
+        if owner is not None:
+            self.enqueue(owner)

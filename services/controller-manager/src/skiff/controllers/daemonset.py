@@ -40,9 +40,9 @@ from .base import (
     ControllerContext,
     ControllerRefManager,
     Expectations,
+    OwnedPodEvents,
     TerminalError,
     controller_index,
-    controller_ref,
     namespace_index,
     new_controller_ref,
     owned_and_orphans,
@@ -291,7 +291,7 @@ def _node_relevant(node: Obj) -> tuple[Any, ...]:
 # -- the controller ------------------------------------------------------------------------
 
 
-class DaemonSetController(Controller):
+class DaemonSetController(OwnedPodEvents, Controller):
     """Keeps one pod of every DaemonSet on each node that should run it."""
 
     name: ClassVar[str] = "daemonset-controller"
@@ -384,52 +384,6 @@ class DaemonSetController(Controller):
         for k in [k for k in self._failed_backoff if k[0] == uid]:
             del self._failed_backoff[k]
         self.enqueue(ds)
-
-    def _pod_added(self, pod: Obj) -> None:
-        if pod["metadata"].get("deletionTimestamp"):
-            self._pod_deleted(pod)
-            return
-        ref = controller_ref(pod)
-        if ref is not None:
-            ds = self._owner_of(pod, ref)
-            if ds is not None:
-                key = key_of(ds)
-                self.creations.creation_observed(key)
-                self.queue.add(key)
-            return
-        for ds in self._sets_for_orphan(pod):
-            self.enqueue(ds)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        om, nm = old["metadata"], new["metadata"]
-        if om.get("resourceVersion") == nm.get("resourceVersion"):
-            return
-        if nm.get("deletionTimestamp"):
-            self._pod_deleted(new)
-        old_ref, cur_ref = controller_ref(old), controller_ref(new)
-        if (old_ref or {}).get("uid") != (cur_ref or {}).get("uid") and old_ref is not None:
-            if (prev := self._owner_of(old, old_ref)) is not None:
-                self.enqueue(prev)
-        if cur_ref is not None:
-            if (ds := self._owner_of(new, cur_ref)) is not None:
-                self.enqueue(ds)
-            return
-        if om.get("labels") != nm.get("labels") or old_ref is not None:
-            for ds in self._sets_for_orphan(new):
-                self.enqueue(ds)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        ds = self._owner_of(pod, controller_ref(pod))
-        if ds is None:
-            return
-        key = key_of(ds)
-        self.deletions.deletion_observed(key, key_of(pod))
-        self.queue.add(key)
-
-    def _revision_changed(self, revision: Obj) -> None:
-        ds = self._owner_of(revision, controller_ref(revision))
-        if ds is not None:
-            self.enqueue(ds)
 
     # -- reconcile -----------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from .base import (
     ControllerContext,
     ControllerRefManager,
     Expectations,
+    OwnedPodEvents,
     TerminalError,
     controller_index,
     controller_ref,
@@ -274,7 +275,7 @@ def _same_refs(a: list[Obj], b: list[Obj]) -> bool:
 # -- the controller ------------------------------------------------------------------------
 
 
-class StatefulSetController(Controller):
+class StatefulSetController(OwnedPodEvents, Controller):
     """Keeps the ordered pods and claims of every StatefulSet."""
 
     name: ClassVar[str] = "statefulset-controller"
@@ -350,52 +351,6 @@ class StatefulSetController(Controller):
         self.deletions.delete(key)
         self._selectors.pop(sts["metadata"].get("uid", ""), None)
         self.enqueue(sts)
-
-    def _pod_added(self, pod: Obj) -> None:
-        if is_terminating(pod):
-            self._pod_deleted(pod)
-            return
-        ref = controller_ref(pod)
-        if ref is not None:
-            sts = self._owner_of(pod, ref)
-            if sts is not None:
-                key = key_of(sts)
-                self.creations.creation_observed(key)
-                self.queue.add(key)
-            return
-        for sts in self._sets_for_orphan(pod):
-            self.enqueue(sts)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        om, nm = old["metadata"], new["metadata"]
-        if om.get("resourceVersion") == nm.get("resourceVersion"):
-            return
-        if nm.get("deletionTimestamp"):
-            self._pod_deleted(new)
-        old_ref, cur_ref = controller_ref(old), controller_ref(new)
-        if (old_ref or {}).get("uid") != (cur_ref or {}).get("uid") and old_ref is not None:
-            if (prev := self._owner_of(old, old_ref)) is not None:
-                self.enqueue(prev)
-        if cur_ref is not None:
-            if (sts := self._owner_of(new, cur_ref)) is not None:
-                self.enqueue(sts)
-            return
-        if om.get("labels") != nm.get("labels") or old_ref is not None:
-            for sts in self._sets_for_orphan(new):
-                self.enqueue(sts)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        sts = self._owner_of(pod, controller_ref(pod))
-        if sts is None:
-            return
-        key = key_of(sts)
-        self.deletions.deletion_observed(key, key_of(pod))
-        self.queue.add(key)
-
-    def _revision_changed(self, revision: Obj) -> None:
-        sts = self._owner_of(revision, controller_ref(revision))
-        if sts is not None:
-            self.enqueue(sts)
 
     # -- reconcile -----------------------------------------------------------------------
 
