@@ -45,7 +45,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from skiff import tracing
 from skiff.api.errors import ApiError, Reason
 from skiff.api.resources import ResourceInfo
-from skiff.api.selectors import LabelSelector
+from skiff.api.selectors import LabelSelector, selector_from_dict
 from skiff.client.events import EventRecorder
 from skiff.client.informer import Informer, copy_object, key_of, wait_synced
 from skiff.client.rest import ApiClient, Obj
@@ -659,3 +659,45 @@ class OwnedPodEvents:
         owner = self._owner_of(revision, controller_ref(revision))
         if owner is not None:
             self.enqueue(owner)
+
+
+_SPEC_SELECTOR = object()
+
+
+class SelectorCache:
+    """Parsed ``spec.selector`` of owners by uid, parsed again only when it changes.
+
+    An unparsable selector is a :class:`TerminalError` (retrying cannot fix it); with
+    ``allow_empty=False`` so is one that selects nothing or everything.
+    """
+
+    def __init__(
+        self,
+        parse: Callable[[Any], LabelSelector] = selector_from_dict,
+        *,
+        allow_empty: bool = True,
+    ) -> None:
+        self._parse = parse
+        self._allow_empty = allow_empty
+        self._cache: dict[str, tuple[Any, LabelSelector]] = {}
+
+    def get(self, obj: Obj, raw: Any = _SPEC_SELECTOR) -> LabelSelector:
+        """``obj``'s selector (``raw`` when given, else ``spec.selector``)."""
+        if raw is _SPEC_SELECTOR:
+            raw = (obj.get("spec") or {}).get("selector")
+        uid = obj["metadata"].get("uid", "")
+        cached = self._cache.get(uid)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        try:
+            sel = self._parse(raw)
+        except ApiError as e:
+            raise TerminalError(f"invalid selector: {e.message}") from e
+        if not self._allow_empty and (sel.empty or sel.matches_nothing):
+            raise TerminalError("the selector is empty: it would select no pod or every pod")
+        self._cache[uid] = (raw, sel)
+        return sel
+
+    def pop(self, uid: str, default: Any = None) -> Any:
+        """Forget an owner (deleted or replaced)."""
+        return self._cache.pop(uid, default)

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from skiff.api.errors import ApiError
-from skiff.api.selectors import LabelSelector, selector_from_dict
+from skiff.api.selectors import LabelSelector
 from skiff.client.informer import copy_object, key_of, split_key
 from skiff.client.rest import Obj
 
@@ -41,6 +41,7 @@ from .base import (
     ControllerRefManager,
     Expectations,
     OwnedPodEvents,
+    SelectorCache,
     TerminalError,
     controller_index,
     namespace_index,
@@ -315,7 +316,7 @@ class DaemonSetController(OwnedPodEvents, Controller):
         self.pods = self.watch("pods")
         self.nodes = self.watch("nodes")
         self.revisions = self.watch("controllerrevisions")
-        self._selectors: dict[str, tuple[Any, LabelSelector]] = {}
+        self._selectors = SelectorCache()
         self.sets.add_handler(self.enqueue, self._set_updated, self._set_deleted)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.nodes.add_handler(
@@ -329,17 +330,7 @@ class DaemonSetController(OwnedPodEvents, Controller):
 
     def selector(self, ds: Obj) -> LabelSelector:
         """The parsed selector of ``ds`` (cached per uid); TerminalError when unusable."""
-        uid = ds["metadata"].get("uid", "")
-        raw = (ds.get("spec") or {}).get("selector")
-        cached = self._selectors.get(uid)
-        if cached is not None and cached[0] == raw:
-            return cached[1]
-        try:
-            sel = selector_from_dict(raw)
-        except ApiError as e:
-            raise TerminalError(f"invalid selector: {e.message}") from e
-        self._selectors[uid] = (raw, sel)
-        return sel
+        return self._selectors.get(ds)
 
     def _sets_for_orphan(self, pod: Obj) -> list[Obj]:
         meta = pod["metadata"]

@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from skiff.api.errors import ApiError, Reason
-from skiff.api.selectors import LabelSelector, selector_from_dict
+from skiff.api.selectors import LabelSelector
 from skiff.client.informer import key_of
 from skiff.client.rest import ApiClient, Obj
 
@@ -56,6 +56,7 @@ from .base import (
     Controller,
     ControllerContext,
     ControllerRefManager,
+    SelectorCache,
     TerminalError,
     controller_index,
     controller_ref,
@@ -1253,7 +1254,7 @@ class DeploymentController(Controller):
         self.deployments = self.watch("deployments")
         self.rss = self.watch("replicasets")
         self.pods = self.watch("pods")
-        self._selectors: dict[str, tuple[Any, LabelSelector]] = {}
+        self._selectors = SelectorCache()
         self.deployments.add_handler(
             self.enqueue, self._deployment_updated, self._deployment_deleted
         )
@@ -1264,17 +1265,7 @@ class DeploymentController(Controller):
 
     def selector(self, d: Obj) -> LabelSelector:
         """The Deployment's parsed selector (cached per uid); TerminalError when invalid."""
-        uid = d["metadata"].get("uid", "")
-        raw = (d.get("spec") or {}).get("selector")
-        cached = self._selectors.get(uid)
-        if cached is not None and cached[0] == raw:
-            return cached[1]
-        try:
-            sel = selector_from_dict(raw)
-        except ApiError as e:
-            raise TerminalError(f"invalid selector: {e.message}") from e
-        self._selectors[uid] = (raw, sel)
-        return sel
+        return self._selectors.get(d)
 
     def _deployments_matching(self, rs: Obj) -> list[Obj]:
         meta = rs["metadata"]

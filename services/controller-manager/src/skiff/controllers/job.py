@@ -50,10 +50,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from skiff.api.errors import ApiError
-from skiff.api.selectors import LabelSelector, selector_from_dict
+from skiff.api.selectors import LabelSelector
 from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
 
@@ -64,6 +64,7 @@ from .base import (
     ControllerContext,
     ControllerRefManager,
     Expectations,
+    SelectorCache,
     TerminalError,
     controller_index,
     controller_ref,
@@ -427,7 +428,7 @@ class JobController(Controller):
         ctx.informers.index("pods", CONTROLLER_INDEX, controller_index)
         self.jobs = self.watch("jobs")
         self.pods = self.watch("pods")
-        self._selectors: dict[str, tuple[Any, LabelSelector]] = {}
+        self._selectors = SelectorCache(allow_empty=False)
         self.jobs.add_handler(self._job_added, self._job_updated, self._job_deleted)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_final_delete)
 
@@ -435,19 +436,7 @@ class JobController(Controller):
 
     def selector(self, job: Obj) -> LabelSelector:
         """The parsed selector of ``job`` (cached per uid); TerminalError when unusable."""
-        uid = job["metadata"].get("uid", "")
-        raw = (job.get("spec") or {}).get("selector")
-        cached = self._selectors.get(uid)
-        if cached is not None and cached[0] == raw:
-            return cached[1]
-        try:
-            sel = selector_from_dict(raw)
-        except ApiError as e:
-            raise TerminalError(f"invalid selector: {e.message}") from e
-        if sel.empty or sel.matches_nothing:
-            raise TerminalError("the selector is empty: it would select no pod or every pod")
-        self._selectors[uid] = (raw, sel)
-        return sel
+        return self._selectors.get(job)
 
     def _jobs_matching(self, pod: Obj) -> list[Obj]:
         meta = pod["metadata"]

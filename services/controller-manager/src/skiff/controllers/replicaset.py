@@ -26,6 +26,7 @@ from .base import (
     ControllerContext,
     ControllerRefManager,
     Expectations,
+    SelectorCache,
     TerminalError,
     controller_index,
     controller_ref,
@@ -86,7 +87,7 @@ class ReplicaSetController(Controller):
         ctx.informers.index("pods", CONTROLLER_INDEX, controller_index)
         self.sets = self.watch(self.resource)
         self.pods = self.watch("pods")
-        self._selectors: dict[str, tuple[Any, LabelSelector]] = {}
+        self._selectors = SelectorCache(self.parse_selector, allow_empty=False)
         self.sets.add_handler(self._set_added, self._set_updated, self._set_deleted)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
 
@@ -100,19 +101,7 @@ class ReplicaSetController(Controller):
 
     def selector(self, rs: Obj) -> LabelSelector:
         """The parsed selector of ``rs`` (cached per uid); TerminalError when unusable."""
-        uid = rs["metadata"].get("uid", "")
-        raw = self.raw_selector(rs)
-        cached = self._selectors.get(uid)
-        if cached is not None and cached[0] == raw:
-            return cached[1]
-        try:
-            sel = self.parse_selector(raw)
-        except ApiError as e:
-            raise TerminalError(f"invalid selector: {e.message}") from e
-        if sel.empty or sel.matches_nothing:
-            raise TerminalError("the selector is empty: it would select no pod or every pod")
-        self._selectors[uid] = (raw, sel)
-        return sel
+        return self._selectors.get(rs, self.raw_selector(rs))
 
     def _sets_matching(self, pod: Obj) -> list[Obj]:
         """The sets in the pod's namespace whose selector selects it (for orphans)."""

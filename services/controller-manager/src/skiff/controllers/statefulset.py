@@ -30,7 +30,7 @@ import re
 from typing import Any, ClassVar
 
 from skiff.api.errors import ApiError, Reason
-from skiff.api.selectors import LabelSelector, selector_from_dict
+from skiff.api.selectors import LabelSelector
 from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
 
@@ -42,6 +42,7 @@ from .base import (
     ControllerRefManager,
     Expectations,
     OwnedPodEvents,
+    SelectorCache,
     TerminalError,
     controller_index,
     controller_ref,
@@ -294,7 +295,7 @@ class StatefulSetController(OwnedPodEvents, Controller):
         self.pods = self.watch("pods")
         self.revisions = self.watch("controllerrevisions")
         self.claims = self.watch("persistentvolumeclaims")
-        self._selectors: dict[str, tuple[Any, LabelSelector]] = {}
+        self._selectors = SelectorCache(allow_empty=False)
         self.sets.add_handler(self.enqueue, self._set_updated, self._set_deleted)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.revisions.add_handler(
@@ -305,19 +306,7 @@ class StatefulSetController(OwnedPodEvents, Controller):
 
     def selector(self, sts: Obj) -> LabelSelector:
         """The parsed selector of ``sts`` (cached per uid); TerminalError when unusable."""
-        uid = sts["metadata"].get("uid", "")
-        raw = _spec(sts).get("selector")
-        cached = self._selectors.get(uid)
-        if cached is not None and cached[0] == raw:
-            return cached[1]
-        try:
-            sel = selector_from_dict(raw)
-        except ApiError as e:
-            raise TerminalError(f"invalid selector: {e.message}") from e
-        if sel.empty or sel.matches_nothing:
-            raise TerminalError("the selector is empty: it would select no pod or every pod")
-        self._selectors[uid] = (raw, sel)
-        return sel
+        return self._selectors.get(sts)
 
     def _sets_for_orphan(self, pod: Obj) -> list[Obj]:
         meta = pod["metadata"]
