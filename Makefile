@@ -10,7 +10,8 @@ export UV_SYSTEM_CERTS := 1
 DEB_PACKAGES := etcd-server etcd-client nats-server curl ca-certificates python3-venv python3-pip \
   containerd runc containernetworking-plugins busybox-static catatonit iptables iproute2
 
-.PHONY: deps deb-deps py-deps up down test unit lint bench proto clean
+.PHONY: deps deb-deps py-deps up down test unit lint bench proto clean \
+  images compose-up compose-down test-compose
 
 deps: deb-deps py-deps
 
@@ -59,3 +60,20 @@ proto: py-deps
 
 clean: down
 	rm -rf .skiff
+
+# docker compose deployment (compose.yaml; scripts/compose.sh): installs docker.io,
+# docker-compose and debootstrap when missing, starts dockerd when none answers, builds a
+# local Debian base image (no registry needed) and the Skiff images from it.
+images:
+	@scripts/compose.sh images
+
+compose-up:
+	@scripts/compose.sh up
+
+compose-down:
+	@scripts/compose.sh down
+
+# The compose acceptance test (builds images, up, Deployment, logs/exec, apiserver crash,
+# 3 nodes + DaemonSet, down): skipped by `make test` unless SKIFF_TEST_COMPOSE=1.
+test-compose: py-deps
+	SKIFF_TEST_COMPOSE=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_compose.py

@@ -1,0 +1,39 @@
+#!/bin/bash
+# The node container's entrypoint: containerd (the project's config), the busybox and pause
+# images, then the kubelet on this container's IP. catatonit is PID 1 (reaps shims' zombies).
+set -euo pipefail
+DIR=${SKIFF_RUNTIME_DIR:-/var/lib/skiff/containerd}
+NODE_IP=${SKIFF_NODE_IP:-$(ip -4 -o route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')}
+NODE_IP=${NODE_IP:-$(hostname -i | cut -d' ' -f1)}
+export SKIFF_NODE_NAME=${SKIFF_NODE_NAME:-$(hostname)}
+
+# Docker mounts the cgroup hierarchy read-only unless privileged; runc must write there.
+# cgroup v2 (private cgroup namespace): remount it read-write. cgroup v1: over each
+# read-only controller mount, bind this container's own cgroup from a fresh read-write mount
+# of the same hierarchy, so that the pods' cgroups nest under this container's (like kind).
+fix_cgroups() {
+  if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+    mount -o remount,rw /sys/fs/cgroup 2>/dev/null || echo "cannot remount /sys/fs/cgroup" >&2
+    return
+  fi
+  local self; self=$(awk -F: '$1 != "0" {print $3; exit}' /proc/self/cgroup)
+  local tmp=/run/skiff-cgroup
+  mkdir -p "$tmp"
+  awk '{for (i = 7; $i != "-"; i++); if ($(i+1) == "cgroup" && $6 ~ /^ro/) print $5, $(i+3)}' \
+    /proc/self/mountinfo | while read -r mnt opts; do
+    opts=${opts/#ro,/rw,}
+    if mount -t cgroup -o "$opts" cgroup "$tmp" 2>/dev/null; then
+      if [ -d "$tmp$self" ]; then mount --bind "$tmp$self" "$mnt"; fi
+      umount "$tmp"
+    else
+      echo "cannot mount the cgroup hierarchy $opts read-write" >&2
+    fi
+  done
+}
+fix_cgroups
+
+python3 -m skiff.kubelet.runtime config --dir "$DIR" >/dev/null
+containerd --config "$DIR/containerd.toml" >>"$DIR/../containerd.log" 2>&1 &
+python3 -m skiff.kubelet.runtime images --dir "$DIR" >/dev/null
+exec python3 -m skiff.kubelet --runtime-dir "$DIR" --node-ip "$NODE_IP" --address 0.0.0.0 \
+  --pod-manifest-path "${SKIFF_POD_MANIFEST_PATH:-/etc/skiff/manifests}" "$@"

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# The docker compose deployment (issue 6): `make images`, `make compose-up`, `make compose-down`.
+#   deps     install docker.io, docker-compose and debootstrap (Debian) when missing
+#   dockerd  start dockerd in the background (log .skiff/dockerd.log) unless a daemon answers
+#   base     build the local Debian base image (debootstrap -> docker import) unless present
+#   images   all of the above, then build every Skiff image
+#   up       images, `docker-compose up -d`, wait for a Ready node, write .skiff/compose.kubeconfig
+#   down     `docker-compose down -v` and remove what `up` wrote
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STATE=${SKIFF_STATE:-$ROOT/.skiff}
+BASE_IMAGE=${SKIFF_BASE_IMAGE:-skiff/debian:bookworm}
+MIRROR=${SKIFF_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+TAG=${SKIFF_IMAGE_TAG:-dev}
+CA_BUNDLE=${SKIFF_CA_BUNDLE:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
+export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-skiff}
+export SKIFF_IMAGE_TAG=$TAG
+export SKIFF_COMPOSE_OUT=$STATE/compose
+# The engine's own client (Debian's): BuildKit (build secrets) needs it.
+DOCKER=${DOCKER:-/usr/bin/docker}
+[ -x "$DOCKER" ] || DOCKER=docker
+export DOCKER_BUILDKIT=1
+COMPOSE=(docker-compose -f "$ROOT/compose.yaml")
+KUBECTL=${KUBECTL:-kubectl}
+
+log() { echo "[compose] $*"; }
+
+deps() {
+  local missing=""
+  for p in docker.io docker-compose debootstrap; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+  done
+  if [ -n "$missing" ]; then
+    log "installing Debian packages:$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+  fi
+}
+
+dockerd_start() {
+  if "$DOCKER" info >/dev/null 2>&1; then return; fi
+  mkdir -p "$STATE"
+  if [ -f "$STATE/dockerd.pid" ] && kill -0 "$(cat "$STATE/dockerd.pid")" 2>/dev/null; then
+    log "dockerd (pid $(cat "$STATE/dockerd.pid")) starting"
+  else
+    log "starting dockerd (log $STATE/dockerd.log)"
+    nohup dockerd >"$STATE/dockerd.log" 2>&1 &
+    echo $! >"$STATE/dockerd.pid"
+  fi
+  for _ in $(seq 1 120); do
+    if [ -S /var/run/docker.sock ] && "$DOCKER" info >/dev/null 2>&1; then return; fi
+    sleep 0.5
+  done
+  echo "dockerd did not come up; see $STATE/dockerd.log" >&2
+  exit 1
+}
+
+base() {
+  if "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then return; fi
+  local dir; dir=$(mktemp -d /tmp/skiff-base.XXXXXX)
+  log "debootstrap bookworm into $dir"
+  debootstrap --variant=minbase bookworm "$dir" "$MIRROR" >"$STATE/debootstrap.log" 2>&1 \
+    || { echo "debootstrap failed; see $STATE/debootstrap.log" >&2; rm -rf "$dir"; exit 1; }
+  # Keep the image small: no apt lists, caches, docs or man pages.
+  rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb \
+    "$dir"/usr/share/doc/* "$dir"/usr/share/man/* "$dir"/usr/share/info/*
+  printf 'path-exclude /usr/share/doc/*\npath-exclude /usr/share/man/*\npath-exclude /usr/share/info/*\npath-include /usr/share/doc/*/copyright\n' \
+    >"$dir/etc/dpkg/dpkg.cfg.d/01-nodoc"
+  printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' \
+    >"$dir/etc/apt/apt.conf.d/01-norecommends"
+  tar -C "$dir" -c . | "$DOCKER" import \
+    -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8' \
+    -c 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+  rm -rf "$dir"
+  log "imported $BASE_IMAGE"
+}
+
+build() { # image, dockerfile
+  log "building $1"
+  "$DOCKER" build -q -t "$1" -f "$ROOT/$2" \
+    --build-arg BASE="$BASE_IMAGE" --secret id=ca,src="$CA_BUNDLE" "$ROOT" >/dev/null
+}
+
+images() {
+  mkdir -p "$STATE"
+  deps
+  dockerd_start
+  base
+  build "skiff/etcd:$TAG" docker/etcd/Dockerfile
+  build "skiff/nats:$TAG" docker/nats/Dockerfile
+  build "skiff/apiserver:$TAG" services/apiserver/Dockerfile
+  build "skiff/scheduler:$TAG" services/scheduler/Dockerfile
+  build "skiff/controller-manager:$TAG" services/controller-manager/Dockerfile
+  build "skiff/node:$TAG" services/kubelet/Dockerfile
+  "$DOCKER" images --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep '^skiff/' | sort
+}
+
+wait_ready() { # seconds
+  local kc=$STATE/compose.kubeconfig
+  for _ in $(seq 1 "$1"); do
+    if [ -s "$STATE/compose/kubeconfig" ]; then
+      cp "$STATE/compose/kubeconfig" "$kc"
+      if "$KUBECTL" --kubeconfig "$kc" get nodes --no-headers 2>/dev/null | grep -qw Ready; then
+        return 0
+      fi
+    fi
+    sleep 1
+  done
+  echo "timed out waiting for a Ready node" >&2
+  "${COMPOSE[@]}" ps >&2 || true
+  return 1
+}
+
+up() {
+  images
+  mkdir -p "$STATE/compose"
+  rm -f "$STATE/compose/kubeconfig" "$STATE/compose.kubeconfig"
+  local start=$SECONDS
+  "${COMPOSE[@]}" up -d ${SKIFF_NODES:+--scale node=$SKIFF_NODES}
+  wait_ready "${SKIFF_READY_TIMEOUT:-180}"
+  log "a node is Ready $((SECONDS - start)) s after 'up'"
+  cat <<MSG
+
+Skiff runs in docker compose (project $COMPOSE_PROJECT_NAME). Use it with kubectl:
+  export KUBECONFIG=$STATE/compose.kubeconfig
+  kubectl get nodes
+Stop it with: make compose-down
+MSG
+}
+
+down() {
+  if command -v docker-compose >/dev/null && "$DOCKER" info >/dev/null 2>&1; then
+    # Anonymous volumes (containerd's data of each node) that a recreated container left
+    # behind are not removed by `down -v`: note every volume of the project's containers.
+    local vols
+    vols=$("$DOCKER" ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
+      | xargs -r "$DOCKER" inspect -f '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}')
+    "${COMPOSE[@]}" down -v --remove-orphans
+    for v in $vols; do "$DOCKER" volume rm "$v" >/dev/null 2>&1 || true; done
+  fi
+  rm -rf "$STATE/compose" "$STATE/compose.kubeconfig"
+}
+
+case "${1:-}" in
+  deps) deps ;;
+  dockerd) mkdir -p "$STATE"; dockerd_start ;;
+  base) mkdir -p "$STATE"; dockerd_start; base ;;
+  images) images ;;
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 deps|dockerd|base|images|up|down" >&2; exit 2 ;;
+esac

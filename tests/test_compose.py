@@ -1,0 +1,192 @@
+"""The docker compose deployment (issue 6), end to end with the real Docker engine.
+
+Slow (builds images, starts containers): skipped unless ``SKIFF_TEST_COMPOSE=1``
+(``make test-compose``). Runs as its own compose project on its own API port, so it does not
+touch a `make compose-up` cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.skipif(
+        os.environ.get("SKIFF_TEST_COMPOSE") != "1", reason="set SKIFF_TEST_COMPOSE=1"
+    ),
+    pytest.mark.timeout(1200),
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "skiff-test"
+DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: bb}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: bb}}
+  template:
+    metadata: {labels: {app: bb}}
+    spec:
+      containers:
+      - name: bb
+        image: busybox
+        command: [sh, -c, 'echo hello from $(hostname); sleep 3600']
+"""
+
+DAEMONSET = """
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: ds}
+spec:
+  selector: {matchLabels: {app: ds}}
+  template:
+    metadata: {labels: {app: ds}}
+    spec:
+      containers:
+      - {name: c, image: busybox, command: [sleep, "3600"]}
+"""
+
+
+def _env(state: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "COMPOSE_PROJECT_NAME": PROJECT,
+        "SKIFF_STATE": str(state),
+        "SKIFF_API_PORT": os.environ.get("SKIFF_TEST_COMPOSE_API_PORT", "16443"),
+    }
+
+
+def _project_objects(kind: str) -> list[str]:
+    out = subprocess.run(
+        [DOCKER, kind, "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"]
+        if kind != "container"
+        else [DOCKER, "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.split()
+
+
+@pytest.fixture(scope="module")
+def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    state = tmp_path_factory.mktemp("compose")
+    env = _env(state)
+    try:
+        subprocess.run([str(ROOT / "scripts/compose.sh"), "up"], env=env, check=True)
+        yield env | {"KUBECONFIG": str(state / "compose.kubeconfig")}
+    finally:
+        subprocess.run([str(ROOT / "scripts/compose.sh"), "down"], env=env, check=False)
+    # down -v leaves nothing behind: no container, network, volume or CNI iptables rule.
+    assert _project_objects("container") == []
+    assert _project_objects("network") == []
+    assert _project_objects("volume") == []
+    if shutil.which("iptables-save"):
+        rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+        assert "CNI-" not in rules
+
+
+def kubectl(env: dict[str, str], *args: str, input: str | None = None) -> str:
+    return subprocess.run(
+        ["kubectl", *args], env=env, input=input, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def wait(what: str, check, timeout: float = 120.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if check():
+                return
+        except subprocess.CalledProcessError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_deployment_logs_exec(compose: dict[str, str]) -> None:
+    kubectl(compose, "apply", "-f", "-", input=DEPLOYMENT)
+    kubectl(compose, "wait", "--for=condition=Available", "deploy/bb", "--timeout=120s")
+    pods = kubectl(compose, "get", "pods", "-l", "app=bb", "-o", "name").split()
+    assert len(pods) == 3
+    wait("logs", lambda: "hello from" in kubectl(compose, "logs", pods[0]))
+    assert kubectl(compose, "exec", pods[0], "--", "echo", "exec-ok").strip() == "exec-ok"
+
+
+def test_apiserver_crash_recovers(compose: dict[str, str]) -> None:
+    before = sorted(kubectl(compose, "get", "pods,deploy", "-A", "-o", "name").split())
+    cid = subprocess.run(
+        [
+            DOCKER,
+            "ps",
+            "-q",
+            "--filter",
+            f"label=com.docker.compose.project={PROJECT}",
+            "--filter",
+            "label=com.docker.compose.service=apiserver",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    pid = subprocess.run(
+        [DOCKER, "inspect", "-f", "{{.State.Pid}}", cid],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    os.kill(int(pid), 9)  # a crash: the restart policy brings it back (docker kill would not)
+    wait("the apiserver back", lambda: kubectl(compose, "get", "--raw", "/readyz") == "ok")
+    after = sorted(kubectl(compose, "get", "pods,deploy", "-A", "-o", "name").split())
+    assert after == before
+    kubectl(compose, "wait", "--for=condition=Available", "deploy/bb", "--timeout=60s")
+
+
+def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
+    subprocess.run(
+        [
+            "docker-compose",
+            "-f",
+            str(ROOT / "compose.yaml"),
+            "up",
+            "-d",
+            "--scale",
+            "node=3",
+            "node",
+        ],
+        env=compose,
+        check=True,
+    )
+
+    def three_ready() -> bool:
+        nodes = json.loads(kubectl(compose, "get", "nodes", "-o", "json"))["items"]
+        ready = [
+            n
+            for n in nodes
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n["status"].get("conditions", [])
+            )
+        ]
+        return len(ready) == 3 and len({n["spec"].get("podCIDR") for n in ready}) == 3
+
+    wait("three Ready nodes with their own pod CIDRs", three_ready, timeout=180)
+    kubectl(compose, "apply", "-f", "-", input=DAEMONSET)
+
+    def one_per_node() -> bool:
+        pods = json.loads(kubectl(compose, "get", "pods", "-l", "app=ds", "-o", "json"))["items"]
+        running = [p for p in pods if p["status"].get("phase") == "Running"]
+        return len(running) == 3 and len({p["spec"]["nodeName"] for p in running}) == 3
+
+    wait("a DaemonSet pod Running on each node", one_per_node, timeout=120)
