@@ -22,6 +22,8 @@ DOCKER=${DOCKER:-/usr/bin/docker}
 [ -x "$DOCKER" ] || DOCKER=docker
 export DOCKER_BUILDKIT=1
 COMPOSE=(docker-compose -f "$ROOT/compose.yaml")
+# TRACING=1: Jaeger beside the cluster and every component exporting OTLP to it.
+if [ "${TRACING:-0}" = 1 ]; then COMPOSE+=(-f "$ROOT/compose.tracing.yaml"); fi
 KUBECTL=${KUBECTL:-kubectl}
 
 log() { echo "[compose] $*"; }
