@@ -443,6 +443,10 @@ async def test_persistent_volume_claims(
     objects.put("persistentvolumes", "pv-1", {"spec": {"hostPath": {"path": str(where)}}}, ns="")
     paths = await vm.setup(make_pod([volume]))
     assert paths["data"] == str(where) and where.is_dir()  # DirectoryOrCreate
+    pod = make_pod([{**volume, "persistentVolumeClaim": {"claimName": "pvc", "readOnly": True}}])
+    container = {"name": "c", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}
+    (mount,) = vm.mounts(pod, container, paths)
+    assert mount.host_path == str(where) and mount.readonly
     objects.put("persistentvolumes", "pv-1", {"spec": {"nfs": {"path": "/"}}}, ns="")
     with pytest.raises(VolumeError, match="is not supported yet"):
         await vm.setup(make_pod([volume]))

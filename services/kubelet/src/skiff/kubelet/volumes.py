@@ -433,7 +433,12 @@ class VolumeManager:
                 sub = _expand(vm["subPathExpr"], env)
             if sub:
                 host = _sub_path(Path(host), sub, name)
-            read_only = bool(vm.get("readOnly")) or any(k in volumes[name] for k in _READ_ONLY)
+            read_only = (
+                bool(vm.get("readOnly"))
+                or any(k in volumes[name] for k in _READ_ONLY)
+                # A claim mounted read-only in the pod's volume list is read-only everywhere.
+                or bool((volumes[name].get("persistentVolumeClaim") or {}).get("readOnly"))
+            )
             propagation = vm.get("mountPropagation")
             if propagation not in _PROPAGATION:
                 raise VolumeError(f"invalid mountPropagation {propagation!r}")
