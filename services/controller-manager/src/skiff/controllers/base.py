@@ -701,3 +701,20 @@ class SelectorCache:
     def pop(self, uid: str, default: Any = None) -> Any:
         """Forget an owner (deleted or replaced)."""
         return self._cache.pop(uid, default)
+
+
+def owners_selecting(
+    owners: Informer, obj: Obj, selector_of: Callable[[Obj], LabelSelector]
+) -> list[tuple[Obj, LabelSelector]]:
+    """Owners in ``obj``'s namespace whose selector selects its labels (for orphans);
+    owners with an unusable selector (``TerminalError``) are skipped."""
+    meta = obj["metadata"]
+    out = []
+    for owner in owners.store.by_index(NAMESPACE_INDEX, meta.get("namespace") or ""):
+        try:
+            sel = selector_of(owner)
+        except TerminalError:
+            continue
+        if sel.matches(meta.get("labels")):
+            out.append((owner, sel))
+    return out

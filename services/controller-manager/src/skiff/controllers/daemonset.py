@@ -47,6 +47,7 @@ from .base import (
     namespace_index,
     new_controller_ref,
     owned_and_orphans,
+    owners_selecting,
     resolve_controller_ref,
     slow_start_batch,
 )
@@ -333,16 +334,7 @@ class DaemonSetController(OwnedPodEvents, Controller):
         return self._selectors.get(ds)
 
     def _sets_for_orphan(self, pod: Obj) -> list[Obj]:
-        meta = pod["metadata"]
-        out = []
-        for ds in self.sets.store.by_index(NAMESPACE_INDEX, meta.get("namespace") or ""):
-            try:
-                sel = self.selector(ds)
-            except TerminalError:
-                continue
-            if not sel.empty and sel.matches(meta.get("labels")):
-                out.append(ds)
-        return out
+        return [ds for ds, sel in owners_selecting(self.sets, pod, self.selector) if not sel.empty]
 
     def _owner_of(self, obj: Obj, ref: Obj | None) -> Obj | None:
         if ref is None:

@@ -63,6 +63,7 @@ from .base import (
     namespace_index,
     new_controller_ref,
     owned_and_orphans,
+    owners_selecting,
     resolve_controller_ref,
     writable,
 )
@@ -1268,17 +1269,8 @@ class DeploymentController(Controller):
         return self._selectors.get(d)
 
     def _deployments_matching(self, rs: Obj) -> list[Obj]:
-        meta = rs["metadata"]
-        labels = meta.get("labels")
-        out = []
-        for d in self.deployments.store.by_index(NAMESPACE_INDEX, meta.get("namespace") or ""):
-            try:
-                sel = self.selector(d)
-            except TerminalError:
-                continue
-            if not sel.empty and sel.matches(labels):
-                out.append(d)
-        return out
+        matching = owners_selecting(self.deployments, rs, self.selector)
+        return [d for d, sel in matching if not sel.empty]
 
     def _owner_of(self, rs: Obj, ref: Obj | None) -> Obj | None:
         if ref is None:

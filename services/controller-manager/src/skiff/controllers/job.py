@@ -71,6 +71,7 @@ from .base import (
     namespace_index,
     new_controller_ref,
     owned_and_orphans,
+    owners_selecting,
     resolve_controller_ref,
     slow_start_batch,
     writable,
@@ -439,15 +440,7 @@ class JobController(Controller):
         return self._selectors.get(job)
 
     def _jobs_matching(self, pod: Obj) -> list[Obj]:
-        meta = pod["metadata"]
-        out = []
-        for job in self.jobs.store.by_index(NAMESPACE_INDEX, meta.get("namespace") or ""):
-            try:
-                if self.selector(job).matches(meta.get("labels")):
-                    out.append(job)
-            except TerminalError:
-                continue
-        return out
+        return [job for job, _ in owners_selecting(self.jobs, pod, self.selector)]
 
     def _job_of(self, pod: Obj, ref: Obj | None) -> Obj | None:
         if ref is None:

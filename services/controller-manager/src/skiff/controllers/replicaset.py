@@ -33,6 +33,7 @@ from .base import (
     namespace_index,
     new_controller_ref,
     owned_and_orphans,
+    owners_selecting,
     resolve_controller_ref,
     slow_start_batch,
     writable,
@@ -105,17 +106,7 @@ class ReplicaSetController(Controller):
 
     def _sets_matching(self, pod: Obj) -> list[Obj]:
         """The sets in the pod's namespace whose selector selects it (for orphans)."""
-        meta = pod["metadata"]
-        labels = meta.get("labels")
-        out = []
-        for rs in self.sets.store.by_index(NAMESPACE_INDEX, meta.get("namespace") or ""):
-            try:
-                sel = self.selector(rs)
-            except TerminalError:
-                continue
-            if sel.matches(labels):
-                out.append(rs)
-        return out
+        return [rs for rs, _ in owners_selecting(self.sets, pod, self.selector)]
 
     def _owner_of(self, pod: Obj, ref: Obj | None) -> Obj | None:
         if ref is None:

@@ -43,12 +43,12 @@ from .base import (
     Expectations,
     OwnedPodEvents,
     SelectorCache,
-    TerminalError,
     controller_index,
     controller_ref,
     namespace_index,
     new_controller_ref,
     owned_and_orphans,
+    owners_selecting,
     resolve_controller_ref,
     slow_start_batch,
     writable,
@@ -309,16 +309,8 @@ class StatefulSetController(OwnedPodEvents, Controller):
         return self._selectors.get(sts)
 
     def _sets_for_orphan(self, pod: Obj) -> list[Obj]:
-        meta = pod["metadata"]
-        out = []
-        for sts in self.sets.store.by_index(NAMESPACE_INDEX, meta.get("namespace") or ""):
-            try:
-                sel = self.selector(sts)
-            except TerminalError:
-                continue
-            if sel.matches(meta.get("labels")) and is_member(sts, pod):
-                out.append(sts)
-        return out
+        matching = owners_selecting(self.sets, pod, self.selector)
+        return [sts for sts, _ in matching if is_member(sts, pod)]
 
     def _owner_of(self, obj: Obj, ref: Obj | None) -> Obj | None:
         if ref is None:
