@@ -75,14 +75,36 @@ class PodProxy:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def _target(
-        self, namespace: str, name: str, container: str | None
-    ) -> tuple[dict[str, Any], str, str]:
-        """(pod, kubelet host:port, container name) or an ApiError a user understands."""
+    async def _pod_and_kubelet(self, namespace: str, name: str) -> tuple[dict[str, Any], str]:
+        """(pod, its kubelet's host:port) or an ApiError a user understands."""
         pods = REGISTRY.by_path("", "v1", "pods")
         nodes = REGISTRY.by_path("", "v1", "nodes")
         assert pods is not None and nodes is not None
         pod = await self.store.get(pods, namespace, name)
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            raise errors.bad_request(f"pod {name} does not have a host assigned")
+        try:
+            node = await self.store.get(nodes, None, node_name)
+        except ApiError as e:
+            if e.code == 404:
+                raise errors.bad_request(f'node "{node_name}" of pod {name} not found') from e
+            raise
+        status = node.get("status") or {}
+        by_type = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
+        host = by_type.get("InternalIP") or by_type.get("Hostname")
+        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+        if not host or not port:
+            raise errors.unavailable(f"node {node_name} does not serve a kubelet API")
+        if ":" in host:
+            host = f"[{host}]"
+        return pod, f"{host}:{port}"
+
+    async def _target(
+        self, namespace: str, name: str, container: str | None
+    ) -> tuple[dict[str, Any], str, str]:
+        """(pod, kubelet host:port, container name) or an ApiError a user understands."""
+        pod, kubelet = await self._pod_and_kubelet(namespace, name)
         spec = pod.get("spec") or {}
         names = [c["name"] for c in spec.get("containers") or []]
         every = names + [c["name"] for c in spec.get("initContainers") or []]
@@ -101,24 +123,7 @@ class PodProxy:
                 )
         if container not in every:
             raise errors.bad_request(f"container {container} is not valid for pod {name}")
-        node_name = spec.get("nodeName")
-        if not node_name:
-            raise errors.bad_request(f"pod {name} does not have a host assigned")
-        try:
-            node = await self.store.get(nodes, None, node_name)
-        except ApiError as e:
-            if e.code == 404:
-                raise errors.bad_request(f'node "{node_name}" of pod {name} not found') from e
-            raise
-        status = node.get("status") or {}
-        by_type = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
-        host = by_type.get("InternalIP") or by_type.get("Hostname")
-        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-        if not host or not port:
-            raise errors.unavailable(f"node {node_name} does not serve a kubelet API")
-        if ":" in host:
-            host = f"[{host}]"
-        return pod, f"{host}:{port}", container
+        return pod, kubelet, container
 
     # -- logs ----------------------------------------------------------------------------
 
@@ -186,15 +191,11 @@ class PodProxy:
         if PORT_FORWARD_PROTOCOL not in offered:
             await ws.close(1002, f"port-forward needs the {PORT_FORWARD_PROTOCOL} protocol")
             return
-        try:
-            pod, kubelet, _ = await self._target(namespace, name, None)
+        try:  # a port belongs to the pod (its network namespace), not to a container
+            pod, kubelet = await self._pod_and_kubelet(namespace, name)
         except ApiError as e:
-            if "container name must be specified" not in e.message:
-                await ws.close(1011, e.message[:120])
-                return
-            pod, kubelet, _ = await self._target(
-                namespace, name, (await self._first_container(namespace, name))
-            )
+            await ws.close(1011, e.message[:120])
+            return
         await ws.accept(subprotocol=PORT_FORWARD_PROTOCOL)
         uid = pod["metadata"].get("uid", "")
 
@@ -216,12 +217,6 @@ class PodProxy:
         finally:
             with contextlib.suppress(Exception):
                 await ws.close(1000)
-
-    async def _first_container(self, namespace: str, name: str) -> str:
-        pods = REGISTRY.by_path("", "v1", "pods")
-        assert pods is not None
-        pod = await self.store.get(pods, namespace, name)
-        return pod["spec"]["containers"][0]["name"]
 
 
 async def _websocket_as_stream(up: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
