@@ -106,6 +106,29 @@ def host_pressure(root: Path) -> dict[str, bool]:
     }
 
 
+def condition_list(
+    conditions: dict[str, tuple[str, str, str]], old: dict[str, dict[str, Any]], now: str
+) -> list[dict[str, Any]]:
+    """Node conditions (type → status, reason, message) as the API holds them, keeping the
+    transition time of those whose status did not change."""
+    out = []
+    for ctype, (value, reason, message) in conditions.items():
+        prev = old.get(ctype) or {}
+        cond = {
+            "type": ctype,
+            "status": value,
+            "reason": reason,
+            "lastHeartbeatTime": now,
+            "lastTransitionTime": prev.get("lastTransitionTime")
+            if prev.get("status") == value
+            else now,
+        }
+        if message:
+            cond["message"] = message
+        out.append(cond)
+    return out
+
+
 def pod_ref(pod: dict[str, Any]) -> str:
     """``name_namespace(uid)``, as the kubelet names pods in messages."""
     m = pod["metadata"]
@@ -201,30 +224,7 @@ class Kubelet:
         status: dict[str, Any] = {
             "capacity": capacity,
             "allocatable": dict(capacity),
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True",
-                    "reason": "KubeletReady",
-                    "message": "kubelet is posting ready status",
-                    "lastHeartbeatTime": now,
-                    "lastTransitionTime": now,
-                },
-                *(
-                    {
-                        "type": t,
-                        "status": "False",
-                        "reason": r,
-                        "lastHeartbeatTime": now,
-                        "lastTransitionTime": now,
-                    }
-                    for t, r in (
-                        ("MemoryPressure", "KubeletHasSufficientMemory"),
-                        ("DiskPressure", "KubeletHasNoDiskPressure"),
-                        ("PIDPressure", "KubeletHasSufficientPID"),
-                    )
-                ),
-            ],
+            "conditions": condition_list(await self._node_conditions(), {}, now),
             "addresses": [
                 {"type": "InternalIP", "address": self.node_ip},
                 {"type": "Hostname", "address": self.node_name},
@@ -309,22 +309,7 @@ class Kubelet:
         posted = {t: c.get("status") for t, c in old.items()}
         if all(posted.get(t) == v for t, v in current.items()) and not stale and not force:
             return
-        now = _now()
-        body = []
-        for ctype, (value, reason, message) in conditions.items():
-            prev = old.get(ctype) or {}
-            cond = {
-                "type": ctype,
-                "status": value,
-                "reason": reason,
-                "lastHeartbeatTime": now,
-                "lastTransitionTime": prev.get("lastTransitionTime")
-                if prev.get("status") == value
-                else now,
-            }
-            if message:
-                cond["message"] = message
-            body.append(cond)
+        body = condition_list(conditions, old, _now())
         await self.client.patch(
             "nodes",
             self.node_name,
