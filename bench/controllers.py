@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from run import RawHttp, rss_mb  # noqa: E402
-from scheduler import cpu_seconds, top_frames, wait_nodes  # noqa: E402
+from scheduler import cpu_seconds, py_spy, top_frames, wait_nodes  # noqa: E402
 
 from cluster import VENV_BIN, Proc, start_cluster  # noqa: E402
 
@@ -148,16 +148,7 @@ async def run(args: argparse.Namespace) -> dict:
             pid = cm.popen.pid  # type: ignore[union-attr]
             spy = None
             if args.profile:
-                spy = Proc(
-                    "py-spy",
-                    [
-                        str(VENV_BIN / "py-spy"), "record", "-p", str(pid),
-                        "-d", str(args.profile), "-r", "100", "--nonblocking",
-                        "-f", "raw", "-o", str(Path(tmp) / "prof.txt"),
-                    ],
-                    Path(tmp) / "py-spy.log",
-                )  # fmt: skip
-                spy.start()
+                spy = py_spy(pid, args.profile, Path(tmp))
             cpu0 = cpu_seconds(pid)
             await http.request(
                 "POST", "/api/v1/namespaces", orjson.dumps({"metadata": {"name": APPS}})

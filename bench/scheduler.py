@@ -153,26 +153,7 @@ async def run(args: argparse.Namespace) -> dict:
             pid = sched.popen.pid  # type: ignore[union-attr]
             spy = None
             if args.profile:
-                spy = Proc(
-                    "py-spy",
-                    [
-                        str(VENV_BIN / "py-spy"),
-                        "record",
-                        "-p",
-                        str(pid),
-                        "-d",
-                        str(args.profile),
-                        "-r",
-                        "100",
-                        "--nonblocking",
-                        "-f",
-                        "raw",
-                        "-o",
-                        str(Path(tmp) / "prof.txt"),
-                    ],
-                    Path(tmp) / "py-spy.log",
-                )
-                spy.start()
+                spy = py_spy(pid, args.profile, Path(tmp))
             _, body = await http.request("GET", f"/api/v1/namespaces/{NS}/pods")
             rv = orjson.loads(body)["metadata"]["resourceVersion"]
             seen: dict[str, float] = {}
@@ -226,6 +207,21 @@ async def run(args: argparse.Namespace) -> dict:
                 p.stop()
             c.stop()
     return results
+
+
+def py_spy(pid: int, seconds: int, folder: Path) -> Proc:
+    """Start py-spy sampling ``pid`` for ``seconds`` into ``folder/prof.txt`` (raw format,
+    read by :func:`top_frames`)."""
+    spy = Proc(
+        "py-spy",
+        [
+            str(VENV_BIN / "py-spy"), "record", "-p", str(pid), "-d", str(seconds),
+            "-r", "100", "--nonblocking", "-f", "raw", "-o", str(folder / "prof.txt"),
+        ],
+        folder / "py-spy.log",
+    )  # fmt: skip
+    spy.start()
+    return spy
 
 
 def top_frames(path: Path, n: int = 25) -> list[str]:
