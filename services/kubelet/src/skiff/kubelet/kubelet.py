@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from skiff import tracing
 from skiff.api.errors import ApiError
 from skiff.client.events import EventRecorder
 from skiff.client.informer import Informer
@@ -41,6 +42,7 @@ from .static import CONFIG_HASH, is_mirror, mirror_hash, mirror_of, scan
 from .volumes import VolumeError, VolumeManager
 
 log = get_logger(__name__)
+_tracer = tracing.tracer("skiff.kubelet")
 
 POD_UID = "io.kubernetes.pod.uid"
 POD_NAME = "io.kubernetes.pod.name"
@@ -371,8 +373,15 @@ class Kubelet:
                 key = await self.queue.get()
             except ShutDown:
                 return
+            ns, name, _ = key.split("/", 2)
             try:
-                requeue = await self.sync(key)
+                with _tracer.start_as_current_span(
+                    "kubelet.SyncPod",
+                    # Linked to the trace of the write that created the pod.
+                    links=tracing.links_to(self.pods.trace_of(f"{ns}/{name}")),
+                    attributes={"k8s.pod": key},
+                ):
+                    requeue = await self.sync(key)
                 self.queue.forget(key)
                 if requeue:
                     self.queue.add_after(key, requeue)

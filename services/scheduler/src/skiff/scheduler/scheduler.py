@@ -177,16 +177,11 @@ class Scheduler:
     async def schedule_one(self, qp: QueuedPod) -> None:
         pod = qp.pod
         state = CycleState()
-        links = []
-        if tp := self.pods.trace_of(qp.key):
-            # Link the attempt to the trace of the write that gave us this pod (its creation).
-            ctx = trace.get_current_span(tracing.extract({"traceparent": tp})).get_span_context()
-            if ctx.is_valid:
-                links.append(trace.Link(ctx))
         with _tracer.start_as_current_span(
             "schedule.attempt",
             kind=trace.SpanKind.INTERNAL,
-            links=links,
+            # Linked to the trace of the write that gave us this pod (its creation).
+            links=tracing.links_to(self.pods.trace_of(qp.key)),
             attributes={"k8s.pod": qp.key, "skiff.attempt": qp.attempts + 1},
         ):
             t0 = time.perf_counter()
