@@ -1,7 +1,7 @@
 """One trace follows a write from the REST request through etcd and NATS to a watcher.
 
-Spans are received over OTLP/gRPC by an in-process collector, exactly as a real
-collector (Jaeger, the OpenTelemetry Collector) would receive them.
+Spans are received over OTLP/gRPC by an in-process collector (``otlp_sink``), exactly as
+a real collector (Jaeger, the OpenTelemetry Collector) would receive them.
 """
 
 from __future__ import annotations
@@ -9,47 +9,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from concurrent import futures
 
-import grpc
 import httpx
 import orjson
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from cluster import Cluster, free_port, start_cluster
-
-
-class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self) -> None:
-        self.spans: list = []
-        self.lock = threading.Lock()
-
-    def Export(self, request, context):  # type: ignore[no-untyped-def]
-        with self.lock:
-            for rs in request.resource_spans:
-                service = next(
-                    (
-                        a.value.string_value
-                        for a in rs.resource.attributes
-                        if a.key == "service.name"
-                    ),
-                    "",
-                )
-                for ss in rs.scope_spans:
-                    for span in ss.spans:
-                        self.spans.append((service, span))
-        return trace_service_pb2.ExportTraceServiceResponse()
+from cluster import Cluster, start_cluster
+from otlp_sink import Collector, grpc_server
 
 
 @pytest.fixture(scope="module")
 def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Collector]]:
     collector = Collector()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
-    port = free_port()
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    server.start()
+    server, port = grpc_server(collector, "127.0.0.1:0")
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
         "OTEL_EXPORTER_OTLP_INSECURE": "true",
