@@ -22,8 +22,9 @@ DOCKER=${DOCKER:-/usr/bin/docker}
 [ -x "$DOCKER" ] || DOCKER=docker
 export DOCKER_BUILDKIT=1
 COMPOSE=(docker-compose -f "$ROOT/compose.yaml")
-# TRACING=1: Jaeger beside the cluster and every component exporting OTLP to it.
-if [ "${TRACING:-0}" = 1 ]; then COMPOSE+=(-f "$ROOT/compose.tracing.yaml"); fi
+# TRACING=1: the `tracing` profile (Jaeger; the components export to it once it resolves).
+PROFILES=()
+if [ "${TRACING:-0}" = 1 ]; then PROFILES=(--profile tracing); fi
 KUBECTL=${KUBECTL:-kubectl}
 
 log() { echo "[compose] $*"; }
@@ -81,7 +82,8 @@ base() {
 build() { # image, dockerfile
   log "building $1"
   "$DOCKER" build -q -t "$1" -f "$ROOT/$2" \
-    --build-arg BASE="$BASE_IMAGE" --secret id=ca,src="$CA_BUNDLE" "$ROOT" >/dev/null
+    --build-arg BASE="$BASE_IMAGE" --build-arg PYTHON_IMAGE="skiff/python:$TAG" \
+    --secret id=ca,src="$CA_BUNDLE" "$ROOT" >/dev/null
 }
 
 images() {
@@ -91,6 +93,7 @@ images() {
   base
   build "skiff/etcd:$TAG" docker/etcd/Dockerfile
   build "skiff/nats:$TAG" docker/nats/Dockerfile
+  build "skiff/python:$TAG" docker/python/Dockerfile
   build "skiff/apiserver:$TAG" services/apiserver/Dockerfile
   build "skiff/scheduler:$TAG" services/scheduler/Dockerfile
   build "skiff/controller-manager:$TAG" services/controller-manager/Dockerfile
@@ -119,7 +122,7 @@ up() {
   mkdir -p "$STATE/compose"
   rm -f "$STATE/compose/kubeconfig" "$STATE/compose.kubeconfig"
   local start=$SECONDS
-  "${COMPOSE[@]}" up -d ${SKIFF_NODES:+--scale node=$SKIFF_NODES}
+  "${COMPOSE[@]}" "${PROFILES[@]}" up -d ${SKIFF_NODES:+--scale node=$SKIFF_NODES}
   wait_ready "${SKIFF_READY_TIMEOUT:-180}"
   log "a node is Ready $((SECONDS - start)) s after 'up'"
   cat <<MSG
@@ -129,6 +132,7 @@ Skiff runs in docker compose (project $COMPOSE_PROJECT_NAME). Use it with kubect
   kubectl get nodes
 Stop it with: make compose-down
 MSG
+  if [ ${#PROFILES[@]} -gt 0 ]; then echo "Traces: http://127.0.0.1:${SKIFF_JAEGER_UI_PORT:-16686}"; fi
 }
 
 down() {
@@ -138,7 +142,8 @@ down() {
     local vols
     vols=$("$DOCKER" ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
       | xargs -r "$DOCKER" inspect -f '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}')
-    "${COMPOSE[@]}" down -v --remove-orphans
+    # Every profile, so that a Jaeger started with --profile tracing goes too.
+    "${COMPOSE[@]}" --profile tracing down -v --remove-orphans
     for v in $vols; do "$DOCKER" volume rm "$v" >/dev/null 2>&1 || true; done
   fi
   rm -rf "$STATE/compose" "$STATE/compose.kubeconfig"

@@ -3,6 +3,10 @@
 Slow (builds images, starts containers): skipped unless ``SKIFF_TEST_COMPOSE=1``
 (``make test-compose``). Runs as its own compose project on its own API port, so it does not
 touch a `make compose-up` cluster.
+
+It runs with the ``tracing`` profile. Jaeger's public image cannot be pulled where no
+registry is reachable; unless it is already loaded, ``otlp_sink`` (an OTLP receiver that
+answers Jaeger's ``/api/services``) stands in for it, in an image built on skiff/python.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +33,15 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "skiff-test"
 DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
+JAEGER = "jaegertracing/all-in-one:1.62.0"
+SINK = "skiff/otlp-sink:test"
+SINK_DOCKERFILE = """
+ARG PYTHON_IMAGE
+FROM ${PYTHON_IMAGE}
+COPY otlp_sink.py /opt/otlp_sink.py
+USER 10001:10001
+ENTRYPOINT ["python3", "/opt/otlp_sink.py"]
+"""
 
 DEPLOYMENT = """
 apiVersion: apps/v1
@@ -64,7 +79,37 @@ def _env(state: Path) -> dict[str, str]:
         "COMPOSE_PROJECT_NAME": PROJECT,
         "SKIFF_STATE": str(state),
         "SKIFF_API_PORT": os.environ.get("SKIFF_TEST_COMPOSE_API_PORT", "16443"),
+        "SKIFF_JAEGER_UI_PORT": os.environ.get("SKIFF_TEST_COMPOSE_JAEGER_PORT", "26686"),
+        "TRACING": "1",
     }
+
+
+def _jaeger_image(env: dict[str, str]) -> str:
+    """Jaeger when it is loaded, else the OTLP sink built on skiff/python."""
+    have = subprocess.run([DOCKER, "image", "inspect", JAEGER], capture_output=True)
+    if have.returncode == 0:
+        return JAEGER
+    tag = env.get("SKIFF_IMAGE_TAG", "dev")
+    subprocess.run(
+        [
+            DOCKER,
+            "build",
+            "-q",
+            "-t",
+            SINK,
+            "--build-arg",
+            f"PYTHON_IMAGE=skiff/python:{tag}",
+            "-f",
+            "-",
+            str(ROOT / "tests"),
+        ],
+        input=SINK_DOCKERFILE,
+        text=True,
+        env=env | {"DOCKER_BUILDKIT": "1"},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return SINK
 
 
 def _project_objects(kind: str) -> list[str]:
@@ -83,11 +128,17 @@ def _project_objects(kind: str) -> list[str]:
 def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = tmp_path_factory.mktemp("compose")
     env = _env(state)
+    # compose.sh starts a dockerd when none answers: stop that one (only) at the end.
+    own_dockerd = subprocess.run([DOCKER, "info"], capture_output=True).returncode != 0
     try:
+        subprocess.run([str(ROOT / "scripts/compose.sh"), "images"], env=env, check=True)
+        env["SKIFF_JAEGER_IMAGE"] = _jaeger_image(env)
         subprocess.run([str(ROOT / "scripts/compose.sh"), "up"], env=env, check=True)
         yield env | {"KUBECONFIG": str(state / "compose.kubeconfig")}
     finally:
         subprocess.run([str(ROOT / "scripts/compose.sh"), "down"], env=env, check=False)
+        if own_dockerd:
+            _stop_dockerd(state / "dockerd.pid")
     # down -v leaves nothing behind: no container, network, volume or CNI iptables rule.
     assert _project_objects("container") == []
     assert _project_objects("network") == []
@@ -95,6 +146,22 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     if shutil.which("iptables-save"):
         rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
         assert "CNI-" not in rules
+
+
+def _stop_dockerd(pidfile: Path) -> None:
+    if not pidfile.exists():
+        return
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        stat = Path(f"/proc/{pid}/stat")
+        if not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return  # gone, or exited and not yet reaped
+        time.sleep(0.2)
 
 
 def kubectl(env: dict[str, str], *args: str, input: str | None = None) -> str:
@@ -150,6 +217,36 @@ def test_apiserver_crash_recovers(compose: dict[str, str]) -> None:
     wait("the apiserver back", lambda: kubectl(compose, "get", "--raw", "/readyz") == "ok")
     after = sorted(kubectl(compose, "get", "pods,deploy", "-A", "-o", "name").split())
     assert after == before
+    kubectl(compose, "wait", "--for=condition=Available", "deploy/bb", "--timeout=60s")
+
+
+def _jaeger(env: dict[str, str], path: str) -> list[str]:
+    url = f"http://127.0.0.1:{env['SKIFF_JAEGER_UI_PORT']}{path}"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.load(r)["data"] or []
+
+
+def test_traces_reach_jaeger_and_nothing_needs_it(compose: dict[str, str]) -> None:
+    kubectl(compose, "scale", "deploy/bb", "--replicas=4")  # a write, scheduling, a pod start
+    want = {"skiff-apiserver", "skiff-scheduler", "skiff-controller-manager", "skiff-kubelet"}
+    seen: set[str] = set()
+
+    def every_component() -> bool:
+        seen.update(_jaeger(compose, "/api/services"))
+        return want <= seen
+
+    try:
+        wait("spans from every component in Jaeger", every_component, timeout=90)
+    except AssertionError:
+        raise AssertionError(f"services seen: {sorted(seen)}") from None
+    assert "schedule.attempt" in _jaeger(compose, "/api/services/skiff-scheduler/operations")
+    assert "kubelet.SyncPod" in _jaeger(compose, "/api/services/skiff-kubelet/operations")
+    # Without the collector every component goes on: the name stops resolving, spans stop.
+    compose_cmd = ["docker-compose", "-f", str(ROOT / "compose.yaml"), "--profile", "tracing"]
+    subprocess.run([*compose_cmd, "rm", "-sf", "jaeger"], env=compose, check=True)
+    kubectl(compose, "scale", "deploy/bb", "--replicas=3")
+    kubectl(compose, "run", "after-jaeger", "--image=busybox", "--", "sleep", "3600")
+    kubectl(compose, "wait", "--for=condition=Ready", "pod/after-jaeger", "--timeout=60s")
     kubectl(compose, "wait", "--for=condition=Available", "deploy/bb", "--timeout=60s")
 
 
