@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import RawHttp, rss_mb  # noqa: E402
+from run import RawHttp, rss_mb, write_result  # noqa: E402
 from scheduler import cpu_seconds, py_spy, top_frames, wait_nodes  # noqa: E402
 
 from cluster import VENV_BIN, Proc, start_cluster  # noqa: E402
@@ -209,9 +208,7 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "controllers.json"))
     args = p.parse_args()
     results = asyncio.run(run(args))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    write_result(args.out, results)
 
 
 if __name__ == "__main__":

@@ -299,6 +299,13 @@ async def bench_list(c: Cluster, n_expected: int, rounds: int) -> dict:
     }
 
 
+def write_result(path: str | Path, results: dict) -> None:
+    """Write a benchmark's results as JSON (``bench/results/``) and print them."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
@@ -357,9 +364,7 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "apiserver.json"))
     args = p.parse_args()
     results = asyncio.run(run(args))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    write_result(args.out, results)
 
 
 if __name__ == "__main__":
