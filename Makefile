@@ -41,15 +41,19 @@ lint: py-deps
 unit: py-deps
 	$(PY) -m pytest -q libs services
 
+# Everything but the compose test, then the compose test (last: it starts dockerd, which
+# changes the host's iptables). SKIFF_SKIP_COMPOSE=1 leaves the compose test out.
 test: deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider
+	@if [ "$${SKIFF_SKIP_COMPOSE:-0}" != 1 ]; then $(MAKE) --no-print-directory test-compose; fi
 
 bench: deps
 	$(PY) bench/run.py
 	$(PY) bench/scheduler.py --profile 20
 	$(PY) bench/kubelet.py
 	$(PY) bench/controllers.py
+	$(PY) bench/compose.py
 
 # Regenerate the Python code for our .proto files (committed, so installs need no protoc).
 proto: py-deps
@@ -73,7 +77,8 @@ compose-up:
 compose-down:
 	@scripts/compose.sh down
 
-# The compose acceptance test (builds images, up, Deployment, logs/exec, apiserver crash,
-# 3 nodes + DaemonSet, down): skipped by `make test` unless SKIFF_TEST_COMPOSE=1.
+# The compose acceptance test (builds images, up with the tracing profile, Deployment,
+# logs/exec, apiserver crash, traces, 3 nodes + DaemonSet, down -v): pytest skips it
+# unless SKIFF_TEST_COMPOSE=1; installs Docker, docker-compose and debootstrap when missing.
 test-compose: py-deps
 	SKIFF_TEST_COMPOSE=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_compose.py
