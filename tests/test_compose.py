@@ -131,21 +131,23 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     # compose.sh starts a dockerd when none answers: stop that one (only) at the end.
     own_dockerd = subprocess.run([DOCKER, "info"], capture_output=True).returncode != 0
     try:
-        subprocess.run([str(ROOT / "scripts/compose.sh"), "images"], env=env, check=True)
-        env["SKIFF_JAEGER_IMAGE"] = _jaeger_image(env)
-        subprocess.run([str(ROOT / "scripts/compose.sh"), "up"], env=env, check=True)
-        yield env | {"KUBECONFIG": str(state / "compose.kubeconfig")}
+        try:
+            subprocess.run([str(ROOT / "scripts/compose.sh"), "images"], env=env, check=True)
+            env["SKIFF_JAEGER_IMAGE"] = _jaeger_image(env)
+            subprocess.run([str(ROOT / "scripts/compose.sh"), "up"], env=env, check=True)
+            yield env | {"KUBECONFIG": str(state / "compose.kubeconfig")}
+        finally:
+            subprocess.run([str(ROOT / "scripts/compose.sh"), "down"], env=env, check=False)
+        # down -v leaves nothing behind: no container, network, volume or CNI iptables rule.
+        assert _project_objects("container") == []
+        assert _project_objects("network") == []
+        assert _project_objects("volume") == []
+        if shutil.which("iptables-save"):
+            rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+            assert "CNI-" not in rules
     finally:
-        subprocess.run([str(ROOT / "scripts/compose.sh"), "down"], env=env, check=False)
         if own_dockerd:
             _stop_dockerd(state / "dockerd.pid")
-    # down -v leaves nothing behind: no container, network, volume or CNI iptables rule.
-    assert _project_objects("container") == []
-    assert _project_objects("network") == []
-    assert _project_objects("volume") == []
-    if shutil.which("iptables-save"):
-        rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-        assert "CNI-" not in rules
 
 
 def _stop_dockerd(pidfile: Path) -> None:
