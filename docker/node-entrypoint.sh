@@ -14,6 +14,14 @@ export SKIFF_NODE_NAME=${SKIFF_NODE_NAME:-$(hostname)}
 fix_cgroups() {
   if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
     mount -o remount,rw /sys/fs/cgroup 2>/dev/null || echo "cannot remount /sys/fs/cgroup" >&2
+    # No processes may sit in a cgroup that hands controllers to its children: move ours
+    # to /init, then enable every controller for the pods' cgroups (as kind does).
+    # Written for cgroup v2 hosts; the machines this was developed on run cgroup v1.
+    mkdir -p /sys/fs/cgroup/init
+    xargs -rn1 </sys/fs/cgroup/cgroup.procs >/sys/fs/cgroup/init/cgroup.procs 2>/dev/null || true
+    sed -e 's/ / +/g' -e 's/^/+/' </sys/fs/cgroup/cgroup.controllers \
+      >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null \
+      || echo "cannot enable the cgroup v2 controllers" >&2
     return
   fi
   local self; self=$(awk -F: '$1 != "0" {print $3; exit}' /proc/self/cgroup)
