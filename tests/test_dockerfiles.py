@@ -24,7 +24,8 @@ def test_control_plane_images_run_unprivileged_with_a_healthcheck(service: str) 
     text = (ROOT / "services" / service / "Dockerfile").read_text()
     user = re.findall(r"^USER (\S+)$", text, re.M)
     assert user and not user[-1].startswith(("0", "root"))
-    assert re.search(r"^HEALTHCHECK .*/healthz", text, re.M)
+    healthcheck = r"^HEALTHCHECK .*\\\n\s*CMD python3 -m skiff.healthcheck .*/healthz"
+    assert re.search(healthcheck, text, re.M)
     # Dependencies come from skiff/python; only source is added here.
     assert re.search(r"^FROM \$\{PYTHON_IMAGE\}$", text, re.M)
     assert "uv sync" not in text and "pip install" not in text
