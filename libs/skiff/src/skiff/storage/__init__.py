@@ -6,7 +6,7 @@ Every write returns the revision it committed at; that revision is the object's
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Protocol
 
 from .etcd import (
@@ -60,6 +60,17 @@ class Backend(Protocol):
 
     async def delete(self, key: str, expected_revision: int) -> int:
         """Delete if the key is at ``expected_revision`` (else :class:`ConflictError`)."""
+
+    async def write_claiming(
+        self,
+        key: str,
+        value: bytes | None,
+        expected_revision: int,
+        *,
+        claim: Mapping[str, bytes] | None = None,
+        release: Iterable[str] = (),
+    ) -> int:
+        """Create/replace/delete ``key`` with claiming and releasing other keys, atomically."""
 
     async def compact(self, revision: int) -> None:
         """Forget history before ``revision``."""

@@ -4,7 +4,9 @@ Every write is one transaction that returns the revision it committed at; the
 API server uses that revision as ``metadata.resourceVersion``. Only these few
 shapes are needed (as in kine): create-if-absent, update-if-revision-matches,
 delete-if-revision-matches, range (optionally at a past revision), compact and
-watch-from-revision.
+watch-from-revision; and :meth:`EtcdBackend.write_claiming`, which does one of the
+writes together with claiming and releasing other keys in the same transaction (the
+Service IP and node-port allocations, so that none outlives its Service or is given twice).
 
 The gRPC stubs come from ``aetcd``; this module drives them directly so that it
 controls revisions, limits and watch progress.
@@ -13,7 +15,7 @@ controls revisions, limits and watch progress.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -33,7 +35,11 @@ class StorageError(Exception):
 
 
 class KeyExistsError(StorageError):
-    """Create found the key already present."""
+    """Create found the key already present (``key``: which one)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"key exists: {key}")
+        self.key = key
 
 
 class ConflictError(StorageError):
@@ -231,6 +237,78 @@ class EtcdBackend:
             kvs = resp.responses[0].response_range.kvs
             raise ConflictError(key, _kv(kvs[0]) if kvs else None)
         return resp.header.revision
+
+    async def write_claiming(
+        self,
+        key: str,
+        value: bytes | None,
+        expected_revision: int,
+        *,
+        claim: Mapping[str, bytes] | None = None,
+        release: Iterable[str] = (),
+    ) -> int:
+        """In one transaction: write ``key`` and create every ``claim`` key, delete ``release``.
+
+        ``expected_revision`` 0 creates ``key`` (:class:`KeyExistsError` if present); otherwise
+        ``key`` is replaced, or deleted when ``value`` is None, if its mod revision matches
+        (else :class:`ConflictError`). A claim key already present fails the whole
+        transaction with :class:`KeyExistsError` naming it.
+        """
+        claim = claim or {}
+        k = key.encode()
+        if expected_revision == 0:
+            own = rpc.Compare(
+                key=k,
+                result=rpc.Compare.CompareResult.EQUAL,
+                target=rpc.Compare.CompareTarget.CREATE,
+                create_revision=0,
+            )
+        else:
+            own = rpc.Compare(
+                key=k,
+                result=rpc.Compare.CompareResult.EQUAL,
+                target=rpc.Compare.CompareTarget.MOD,
+                mod_revision=expected_revision,
+            )
+        compares = [own]
+        ops = []
+        if value is None:
+            ops.append(rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=k)))
+        else:
+            ops.append(rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value)))
+        for ck, cv in claim.items():
+            compares.append(
+                rpc.Compare(
+                    key=ck.encode(),
+                    result=rpc.Compare.CompareResult.EQUAL,
+                    target=rpc.Compare.CompareTarget.CREATE,
+                    create_revision=0,
+                )
+            )
+            ops.append(rpc.RequestOp(request_put=rpc.PutRequest(key=ck.encode(), value=cv)))
+        for rk in release:
+            ops.append(rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=rk.encode())))
+        checked = [key, *claim]
+        txn = rpc.TxnRequest(
+            compare=compares,
+            success=ops,
+            failure=[
+                rpc.RequestOp(request_range=rpc.RangeRequest(key=c.encode())) for c in checked
+            ],
+        )
+        resp = await self._call(self.kv.Txn, txn)
+        if resp.succeeded:
+            return resp.header.revision
+        found = [r.response_range.kvs for r in resp.responses]
+        if expected_revision == 0:
+            if found[0]:
+                raise KeyExistsError(key)
+        elif not found[0] or found[0][0].mod_revision != expected_revision:
+            raise ConflictError(key, _kv(found[0][0]) if found[0] else None)
+        taken = next((c for c, kvs in zip(checked[1:], found[1:], strict=True) if kvs), None)
+        if taken is None:  # changed back between the transaction and this answer
+            raise ConflictError(key, _kv(found[0][0]) if found[0] else None)
+        raise KeyExistsError(taken)
 
     async def compact(self, revision: int) -> None:
         try:
