@@ -10,6 +10,7 @@ import os
 from skiff.log import setup_logging
 from skiff.tracing import setup_tracing
 
+from .allocators import ServiceRanges
 from .server import ApiServer, Settings
 
 
@@ -58,9 +59,23 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         default=int(_env("SKIFF_COMPACTION_KEEP", str(d.compaction_keep))),
         help="etcd revisions kept by compaction",
     )
+    p.add_argument(
+        "--service-cluster-ip-range",
+        default=_env("SKIFF_SERVICE_CLUSTER_IP_RANGE", d.service_cluster_ip_range),
+        help="CIDR Services' cluster IPs are assigned from (env SKIFF_SERVICE_CLUSTER_IP_RANGE)",
+    )
+    p.add_argument(
+        "--service-node-port-range",
+        default=_env("SKIFF_SERVICE_NODE_PORT_RANGE", d.service_node_port_range),
+        help="first-last port for NodePort Services (env SKIFF_SERVICE_NODE_PORT_RANGE)",
+    )
     p.add_argument("--no-pump", action="store_true", help="do not campaign to run the event pump")
     p.add_argument("--log-level", default=_env("SKIFF_LOG_LEVEL", "info"))
     a = p.parse_args(argv)
+    try:
+        ServiceRanges.parse(a.service_cluster_ip_range, a.service_node_port_range)
+    except ValueError as e:
+        p.error(str(e))
     setup_logging("apiserver", level=a.log_level)
     return Settings(
         etcd=a.etcd_servers,
@@ -71,6 +86,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         compaction_interval=a.compaction_interval,
         compaction_keep=a.compaction_keep,
         run_pump=not a.no_pump,
+        service_cluster_ip_range=a.service_cluster_ip_range,
+        service_node_port_range=a.service_node_port_range,
     )
 
 

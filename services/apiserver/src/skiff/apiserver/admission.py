@@ -13,10 +13,14 @@ from typing import TYPE_CHECKING, Any
 from skiff.api import apply as ssa
 from skiff.api import cron, defaults, errors, validation
 from skiff.api.errors import Cause
-from skiff.api.resources import ResourceInfo
+from skiff.api.resources import REGISTRY, ResourceInfo
+
+from . import allocators
 
 if TYPE_CHECKING:
     from .store import DeleteOptions, WriteOptions
+
+SERVICES = REGISTRY.by_path("", "v1", "services")
 
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
@@ -74,6 +78,8 @@ def default_and_validate(
     info: ResourceInfo, obj: dict[str, Any], old: dict[str, Any] | None, opts: WriteOptions
 ) -> None:
     """Apply defaults, then reject the object (422) if it is invalid."""
+    if info is SERVICES and isinstance(obj.get("spec"), dict):
+        allocators.normalize(obj["spec"], (old.get("spec") or {}) if old is not None else None)
     defaults.apply_defaults(info, obj, create=old is None)
     meta = obj["metadata"]
     causes = validation.validate_object_meta(
@@ -186,7 +192,8 @@ def _validate_kind(
         causes.extend(
             _validate_pod_spec(jt.get("spec") or {}, "spec.jobTemplate.spec.template.spec")
         )
-    elif info.plural == "services" and not info.group:
+    elif info is SERVICES:
+        causes.extend(allocators.validate(spec, (old.get("spec") or {}) if old else None))
         for i, p in enumerate(spec.get("ports") or []):
             port = p.get("port")
             if not isinstance(port, int) or not 1 <= port <= 65535:

@@ -16,6 +16,12 @@ from skiff.storage.etcd import EtcdBackend, StorageError
 
 from . import events as ev
 from .admission import SYSTEM_PRIORITY_CLASSES
+from .allocators import (
+    DEFAULT_CLUSTER_IP_RANGE,
+    DEFAULT_NODE_PORT_RANGE,
+    ServiceAllocator,
+    ServiceRanges,
+)
 from .grpc_api import set_serving, start_grpc
 from .pump import EventPump
 from .rest import RestApi
@@ -46,6 +52,8 @@ class Settings:
     compaction_keep: int = 10_000
     watch_window: int = 10_000
     run_pump: bool = True
+    service_cluster_ip_range: str = DEFAULT_CLUSTER_IP_RANGE
+    service_node_port_range: str = DEFAULT_NODE_PORT_RANGE
 
 
 class ApiServer:
@@ -113,7 +121,10 @@ class ApiServer:
         await self.etcd.connect()
         self.nc = await ev.connect(self.settings.nats, "skiff-apiserver")
         self.cache = WatchCache(self.etcd, self.nc, window=self.settings.watch_window)
-        self.store = Store(self.etcd, self.cache)
+        ranges = ServiceRanges.parse(
+            self.settings.service_cluster_ip_range, self.settings.service_node_port_range
+        )
+        self.store = Store(self.etcd, self.cache, ServiceAllocator(self.etcd, ranges))
         self._spawn(self.cache.run(), "watch-cache")
         if self.settings.run_pump:
             self.pump = EventPump(self.etcd, self.nc)

@@ -43,7 +43,8 @@ from skiff.storage import (
     StorageError,
 )
 
-from . import admission
+from . import admission, allocators
+from .allocators import ServiceAllocator
 from .watchcache import Render, Watch, WatchCache, decode
 
 log = get_logger(__name__)
@@ -56,6 +57,7 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 NAMESPACES = REGISTRY.by_path("", "v1", "namespaces")
 PODS = REGISTRY.by_path("", "v1", "pods")
 PRIORITY_CLASSES = REGISTRY.by_path("scheduling.k8s.io", "v1", "priorityclasses")
+SERVICES = REGISTRY.by_path("", "v1", "services")
 
 PATCH_JSON = "application/json-patch+json"
 PATCH_MERGE = "application/merge-patch+json"
@@ -131,6 +133,16 @@ def _encode(obj: dict[str, Any]) -> bytes:
             meta["resourceVersion"] = rv
 
 
+def _encode_limited(obj: dict[str, Any]) -> bytes:
+    """:func:`_encode`, refusing (413) what etcd would refuse as too large."""
+    value = _encode(obj)
+    if len(value) > MAX_OBJECT_BYTES:
+        raise errors.too_large(
+            f"object is too large: {len(value)} bytes, the limit is {MAX_OBJECT_BYTES}"
+        )
+    return value
+
+
 def _strip_for_compare(obj: dict[str, Any]) -> dict[str, Any]:
     out = dict(obj)
     meta = dict(out.get("metadata") or {})
@@ -162,9 +174,41 @@ def _decode_continue(token: str) -> tuple[int, str]:
 class Store:
     """Storage rules of the Kubernetes API, on etcd and the watch cache."""
 
-    def __init__(self, etcd: Backend, cache: WatchCache) -> None:
+    def __init__(
+        self, etcd: Backend, cache: WatchCache, services: ServiceAllocator | None = None
+    ) -> None:
         self.etcd = etcd
         self.cache = cache
+        self.services = services or ServiceAllocator(etcd)
+
+    async def _write(
+        self,
+        info: ResourceInfo,
+        key: str,
+        value: bytes | None,
+        expected_revision: int,
+        old: dict[str, Any] | None,
+        new: dict[str, Any] | None,
+    ) -> int:
+        """Create (``expected_revision`` 0), replace or delete (``value`` None) one object.
+
+        A Service's IPs and node ports are claimed and released in the same transaction.
+        """
+        if info is not SERVICES:
+            if value is None:
+                return await self.etcd.delete(key, expected_revision)
+            if expected_revision == 0:
+                return await self.etcd.create(key, value)
+            return await self.etcd.update(key, value, expected_revision)
+        before = allocators.held(old) if old is not None else {}
+        after = allocators.held(new) if new is not None and value is not None else {}
+        return await self.etcd.write_claiming(
+            key,
+            value,
+            expected_revision,
+            claim={k: v for k, v in after.items() if k not in before},
+            release=[k for k in before if k not in after],
+        )
 
     # -- reads -------------------------------------------------------------------------
 
@@ -476,23 +520,34 @@ class Store:
                 await self._admit_priority(obj)
             if not managed:
                 admission.track_fields(info, None, obj, opts, "")
-            value = _encode(obj)
-            if len(value) > MAX_OBJECT_BYTES:
-                raise errors.too_large(
-                    f"object is too large: {len(value)} bytes, the limit is {MAX_OBJECT_BYTES}"
-                )
-            if opts.dry_run:
-                return obj
             key = info.etcd_key(meta.get("namespace"), meta["name"])
-            try:
-                with _tracer.start_as_current_span("etcd.txn.create", kind=trace.SpanKind.CLIENT):
-                    rev = await self.etcd.create(key, value)
-            except KeyExistsError as e:
-                raise errors.already_exists(info.plural, meta["name"], info.group) from e
-            except StorageError as e:
-                raise errors.unavailable(f"storage is unavailable: {e}") from e
-            meta["resourceVersion"] = str(rev)
-            return obj
+            unassigned = copy.deepcopy(obj) if info is SERVICES else obj
+            avoid: set[str] = set()
+            for _attempt in range(8):
+                picked: set[str] = set()
+                if info is SERVICES:
+                    obj = copy.deepcopy(unassigned)
+                    picked = await self.services.assign(obj, None, avoid)
+                value = _encode_limited(obj)
+                if opts.dry_run:
+                    return obj
+                try:
+                    with _tracer.start_as_current_span(
+                        "etcd.txn.create", kind=trace.SpanKind.CLIENT
+                    ):
+                        rev = await self._write(info, key, value, 0, None, obj)
+                except KeyExistsError as e:
+                    if e.key == key:
+                        raise errors.already_exists(info.plural, meta["name"], info.group) from e
+                    if e.key not in picked:
+                        raise self.services.taken(obj, e.key) from e
+                    avoid.add(e.key)  # another apiserver took what we picked: pick again
+                    continue
+                except StorageError as e:
+                    raise errors.unavailable(f"storage is unavailable: {e}") from e
+                obj["metadata"]["resourceVersion"] = str(rev)
+                return obj
+            raise errors.internal("too many allocation conflicts; try again")
 
     async def update(
         self,
@@ -549,6 +604,7 @@ class Store:
         with _tracer.start_as_current_span(
             "store.update", attributes={"k8s.resource": info.plural, "k8s.subresource": subresource}
         ):
+            avoid: set[str] = set()
             for _attempt in range(16):
                 try:
                     kv = await self.etcd.get(info.etcd_key(namespace, name))
@@ -573,11 +629,10 @@ class Store:
                 new = self._merge_update(info, old, new, subresource, opts, managed)
                 if new is None:
                     return old  # nothing changed: no write, same resourceVersion
-                value = _encode(new)
-                if len(value) > MAX_OBJECT_BYTES:
-                    raise errors.too_large(
-                        f"object is too large: {len(value)} bytes, the limit is {MAX_OBJECT_BYTES}"
-                    )
+                picked: set[str] = set()
+                if info is SERVICES:
+                    picked = await self.services.assign(new, old, avoid)
+                value = _encode_limited(new)
                 if opts.dry_run:
                     return new
                 nm = new["metadata"]
@@ -591,12 +646,17 @@ class Store:
                         and not _graceful_pending(info, new)
                     ):
                         with _tracer.start_as_current_span("etcd.txn.delete"):
-                            rev = await self.etcd.delete(kv.key, kv.mod_revision)
+                            rev = await self._write(info, kv.key, None, kv.mod_revision, old, None)
                     else:
                         with _tracer.start_as_current_span(
                             "etcd.txn.update", kind=trace.SpanKind.CLIENT
                         ):
-                            rev = await self.etcd.update(kv.key, value, kv.mod_revision)
+                            rev = await self._write(info, kv.key, value, kv.mod_revision, old, new)
+                except KeyExistsError as e:
+                    if e.key not in picked:
+                        raise self.services.taken(new, e.key) from e
+                    avoid.add(e.key)
+                    continue
                 except ConflictError:
                     if precondition_rv is not None:
                         raise errors.conflict(
@@ -831,7 +891,7 @@ class Store:
                     with _tracer.start_as_current_span(
                         "etcd.txn.delete", kind=trace.SpanKind.CLIENT
                     ):
-                        rev = await self.etcd.delete(kv.key, kv.mod_revision)
+                        rev = await self._write(info, kv.key, None, kv.mod_revision, obj, None)
                     meta["resourceVersion"] = str(rev)
                     return obj, True
                 except ConflictError:
