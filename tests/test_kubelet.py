@@ -188,6 +188,11 @@ async def test_env_sources_resources_and_config_errors(
     await client.create(
         "configmaps", {"metadata": {"name": "settings"}, "data": {"MODE": "fast"}}, "default"
     )
+    web = await client.create(
+        "services",
+        {"metadata": {"name": "web-front"}, "spec": {"ports": [{"name": "http", "port": 80}]}},
+        "default",
+    )
     await client.create(
         "pods",
         {
@@ -199,9 +204,10 @@ async def test_env_sources_resources_and_config_errors(
                     {
                         "name": "app",
                         "image": "busybox",
-                        "command": ["sleep", "3600"],
+                        "command": ["sleep", "$(NAP)"],  # expanded by the kubelet
                         "envFrom": [{"configMapRef": {"name": "settings"}}],
                         "env": [
+                            {"name": "NAP", "value": "3600"},
                             {
                                 "name": "ME",
                                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
@@ -228,6 +234,12 @@ async def test_env_sources_resources_and_config_errors(
     out = (await cri.exec_sync(cid, ["env"], timeout=10)).stdout.decode()
     assert "MODE=fast" in out and "ME=envy" in out
     assert f"IP={pod['status']['podIP']}" in out
+    # Service variables: this namespace's Services and the kubernetes Service.
+    ip = web["spec"]["clusterIP"]
+    assert f"WEB_FRONT_SERVICE_HOST={ip}" in out and "WEB_FRONT_SERVICE_PORT_HTTP=80" in out
+    assert f"WEB_FRONT_PORT=tcp://{ip}:80" in out
+    assert "KUBERNETES_SERVICE_HOST=10.96.0.1" in out
+    await client.delete("services", "web-front", "default")
     # The memory limit reached the container's cgroup.
     limit = await cri.exec_sync(
         cid, ["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"], timeout=10

@@ -7,7 +7,13 @@ import base64
 import pytest
 
 from skiff.api.errors import not_found
-from skiff.kubelet.podspec import ConfigError, container_env, linux_resources
+from skiff.kubelet.podspec import (
+    ConfigError,
+    container_env,
+    expand,
+    linux_resources,
+    service_env,
+)
 
 POD = {
     "metadata": {"name": "p", "namespace": "ns", "uid": "u-1", "labels": {"app": "web"}},
@@ -95,3 +101,62 @@ def test_linux_resources() -> None:
     }
     assert linux_resources({}) == {"cpu_shares": 2}
     assert linux_resources({"resources": {"limits": {"cpu": "2"}}})["cpu_shares"] == 2048
+
+
+def _svc(ns: str, name: str, ip: str, *ports: dict) -> dict:
+    meta = {"namespace": ns, "name": name}
+    return {"metadata": meta, "spec": {"clusterIP": ip, "ports": list(ports)}}
+
+
+SERVICES = [
+    _svc("default", "kubernetes", "10.96.0.1", {"name": "https", "port": 443, "protocol": "TCP"}),
+    _svc("ns", "redis-primary", "10.96.0.20", {"port": 6379},
+         {"name": "metrics", "port": 9121, "protocol": "TCP"}),
+    _svc("ns", "dns", "10.96.0.10", {"name": "dns", "port": 53, "protocol": "UDP"}),
+    _svc("ns", "headless", "None", {"port": 80}),
+    _svc("other", "elsewhere", "10.96.0.30", {"port": 80}),
+]  # fmt: skip
+
+
+def test_service_env_as_the_kubelet_writes_it() -> None:
+    env = service_env(SERVICES, "ns")
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
+    assert env["KUBERNETES_SERVICE_PORT"] == "443"
+    assert env["KUBERNETES_SERVICE_PORT_HTTPS"] == "443"
+    assert env["KUBERNETES_PORT"] == "tcp://10.96.0.1:443"
+    assert env["KUBERNETES_PORT_443_TCP_ADDR"] == "10.96.0.1"
+    assert env["REDIS_PRIMARY_SERVICE_HOST"] == "10.96.0.20"
+    assert env["REDIS_PRIMARY_SERVICE_PORT"] == "6379"
+    assert env["REDIS_PRIMARY_SERVICE_PORT_METRICS"] == "9121"
+    assert env["REDIS_PRIMARY_PORT_9121_TCP"] == "tcp://10.96.0.20:9121"
+    assert env["DNS_PORT"] == "udp://10.96.0.10:53"
+    assert env["DNS_PORT_53_UDP_PROTO"] == "udp"
+    assert not any(k.startswith(("HEADLESS_", "ELSEWHERE_")) for k in env)
+    # enableServiceLinks: false keeps only the kubernetes Service's.
+    assert {k for k in service_env(SERVICES, "ns", False)} == {
+        k for k in env if k.startswith("KUBERNETES_")
+    }
+
+
+async def test_service_env_is_last_and_expandable() -> None:
+    links = service_env(SERVICES, "ns")
+    container = {
+        "name": "c",
+        "env": [
+            {"name": "DNS_SERVICE_HOST", "value": "mine"},
+            {"name": "URL", "value": "redis://$(REDIS_PRIMARY_SERVICE_HOST):6379"},
+        ],
+    }
+    env = await container_env(POD, container, lookup, services=links)
+    names = [k for k, _ in env]
+    assert names[:2] == ["DNS_SERVICE_HOST", "URL"]  # the container's own first
+    values = dict(env)
+    assert values["DNS_SERVICE_HOST"] == "mine"
+    assert values["URL"] == "redis://10.96.0.20:6379"
+    assert values["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
+
+
+def test_expand_command() -> None:
+    env = {"A": "1"}
+    assert expand("x $(A) $$(A) $(B)", env) == "x 1 $(A) $(B)"
+    assert expand("$(B)", env, {"B": "2"}) == "2"

@@ -35,7 +35,7 @@ from skiff.client.workqueue import ShutDown, WorkQueue
 from skiff.cri.client import CriClient, CriError, pb
 from skiff.log import get_logger
 
-from .podspec import ConfigError, container_env, linux_resources
+from .podspec import ConfigError, container_env, expand, linux_resources, service_env
 from .probes import LIVENESS, READINESS, STARTUP, ProbeManager, Prober
 from .security import container_security
 from .static import CONFIG_HASH, is_mirror, mirror_hash, mirror_of, scan
@@ -193,6 +193,8 @@ class Kubelet:
         self.cluster_domain = cluster_domain
         self.queue: WorkQueue[str] = WorkQueue("pods")
         self.pods = Informer(client, "pods", field_selector=f"spec.nodeName={node_name}")
+        # Services for the containers' service variables, as the kubelet's service lister.
+        self.services = Informer(client, "services")
         self.pods.add_handler(
             lambda p: self._enqueue(p), lambda _o, n: self._enqueue(n), lambda p: self._enqueue(p)
         )
@@ -325,8 +327,12 @@ class Kubelet:
 
     async def run(self) -> None:
         await self.register()
-        tasks = [asyncio.create_task(self.pods.run(), name="kubelet-pods")]
+        tasks = [
+            asyncio.create_task(self.pods.run(), name="kubelet-pods"),
+            asyncio.create_task(self.services.run(), name="kubelet-services"),
+        ]
         await self.pods.wait_synced()
+        await self.services.wait_synced()  # no container starts without its variables
         if self.manifest_dir is not None:
             self._refresh_static()
         await self._remove_orphans()
@@ -857,18 +863,23 @@ class Kubelet:
         image: pb.Image,
     ) -> pb.ContainerConfig:
         pod = ctx.pod
-        env = [
-            pb.KeyValue(key=k, value=v)
-            for k, v in await container_env(
-                pod, spec, self._lookup, pod_ip=ctx.pod_ip, host_ip=self.node_ip
+        links = service_env(
+            self.services.list(),
+            pod["metadata"]["namespace"],
+            pod["spec"].get("enableServiceLinks", True) is not False,
+        )
+        variables = dict(
+            await container_env(
+                pod, spec, self._lookup, pod_ip=ctx.pod_ip, host_ip=self.node_ip, services=links
             )
-        ]
+        )
+        env = [pb.KeyValue(key=k, value=v) for k, v in variables.items()]
         namespaces = self._namespaces(pod)
         return pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=spec["name"], attempt=attempt),
             image=pb.ImageSpec(image=image.id or spec["image"]),
-            command=spec.get("command") or [],
-            args=spec.get("args") or [],
+            command=[expand(c, variables) for c in spec.get("command") or []],
+            args=[expand(a, variables) for a in spec.get("args") or []],
             working_dir=spec.get("workingDir") or "",
             envs=env,
             mounts=self.volumes.mounts(pod, spec, paths),

@@ -2,8 +2,12 @@
 
 Environment as the kubelet builds it: ``envFrom`` first (configMaps, secrets, with an
 optional prefix), then ``env`` in order, where later entries win and ``$(VAR)``
-references to earlier ones are expanded; ``valueFrom`` reads fields of the pod
-(``fieldRef``), its resources (``resourceFieldRef``), ConfigMaps and Secrets.
+references to earlier ones (or to the service variables) are expanded; ``valueFrom``
+reads fields of the pod (``fieldRef``), its resources (``resourceFieldRef``), ConfigMaps
+and Secrets. Then the service variables (``{NAME}_SERVICE_HOST``, the Docker-link style
+``{NAME}_PORT...``) of the Services in the pod's namespace (with ``enableServiceLinks``)
+and of ``default/kubernetes``, for the names the container does not set itself.
+``$(VAR)`` in ``command`` and ``args`` expands against the result (:func:`expand`).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -53,6 +57,67 @@ def linux_resources(container: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+def expand(text: str, *envs: Mapping[str, str]) -> str:
+    """``$(VAR)`` from the first mapping that has it (unknown ones stay), ``$$`` → ``$``."""
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        for env in envs:
+            if m.group(1) in env:
+                return env[m.group(1)]
+        return m.group(0)
+
+    return _REF.sub(one, text)
+
+
+def _env_name(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def service_env(
+    services: Iterable[dict[str, Any]], namespace: str, enable_links: bool = True
+) -> dict[str, str]:
+    """The service variables the kubelet gives a pod's containers (``envvars.FromServices``).
+
+    ``default/kubernetes`` always; the other Services of ``namespace`` with
+    ``enableServiceLinks`` (the default). Only Services with a cluster IP count.
+    """
+    chosen: dict[str, dict[str, Any]] = {}
+    for svc in services:
+        meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+        ip = spec.get("clusterIP")
+        if not ip or ip == "None" or not spec.get("ports"):
+            continue
+        name = meta.get("name") or ""
+        if meta.get("namespace") == "default" and name == "kubernetes":
+            chosen.setdefault(name, svc)
+        elif meta.get("namespace") == namespace and enable_links:
+            chosen[name] = svc
+    env: dict[str, str] = {}
+    for name in sorted(chosen):
+        spec = chosen[name]["spec"]
+        ip, ports = spec["clusterIP"], spec["ports"]
+        prefix = _env_name(name)
+        env[f"{prefix}_SERVICE_HOST"] = ip
+        env[f"{prefix}_SERVICE_PORT"] = str(ports[0].get("port"))
+        for p in ports:
+            if p.get("name"):
+                env[f"{prefix}_SERVICE_PORT_{_env_name(p['name'])}"] = str(p.get("port"))
+        host = f"[{ip}]" if ":" in ip else ip
+        for i, p in enumerate(ports):
+            proto = (p.get("protocol") or "TCP").lower()
+            url = f"{proto}://{host}:{p.get('port')}"
+            if i == 0:
+                env[f"{prefix}_PORT"] = url
+            link = f"{prefix}_PORT_{p.get('port')}_{proto.upper()}"
+            env[link] = url
+            env[f"{link}_PROTO"] = proto
+            env[f"{link}_PORT"] = str(p.get("port"))
+            env[f"{link}_ADDR"] = ip
+    return env
+
+
 def _field(pod: dict[str, Any], path: str, pod_ip: str, host_ip: str) -> str:
     meta, spec = pod["metadata"], pod.get("spec") or {}
     if m := _SUBSCRIPT.match(path):
@@ -92,8 +157,13 @@ async def container_env(
     *,
     pod_ip: str = "",
     host_ip: str = "",
+    services: Mapping[str, str] | None = None,
 ) -> list[tuple[str, str]]:
-    """The container's environment, in order, with ``$(VAR)`` references expanded."""
+    """The container's environment, in order, with ``$(VAR)`` references expanded.
+
+    ``services``: the service variables (:func:`service_env`), last and never overriding.
+    """
+    services = services or {}
     ns = pod["metadata"]["namespace"]
     env: dict[str, str] = {}
     cache: dict[tuple[str, str], dict[str, str] | None] = {}
@@ -126,10 +196,7 @@ async def container_env(
     for e in container.get("env") or []:
         name = e["name"]
         if "valueFrom" not in e:
-            env[name] = _REF.sub(
-                lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)),
-                str(e.get("value", "")),
-            )
+            env[name] = expand(str(e.get("value", "")), env, services)
             continue
         vf = e["valueFrom"]
         if ref := vf.get("fieldRef"):
@@ -151,4 +218,4 @@ async def container_env(
                         )
                     env[name] = values[ref["key"]]
                     break
-    return list(env.items())
+    return list(env.items()) + [(k, v) for k, v in services.items() if k not in env]
