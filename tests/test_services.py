@@ -63,6 +63,23 @@ async def allocation_keys(c: Cluster) -> dict[str, dict]:
     return {kv.key: orjson.loads(kv.value) for kv in kvs}
 
 
+def test_kubernetes_service_on_the_first_address(cluster: Cluster) -> None:
+    svc = json.loads(
+        kubectl(cluster, "get", "service", "kubernetes", "-n", "default", "-o", "json").stdout
+    )
+    assert svc["spec"]["clusterIP"] == "10.100.0.1"
+    assert svc["spec"]["ports"][0]["name"] == "https" and svc["spec"]["ports"][0]["port"] == 443
+    # A restarted apiserver finds it there and leaves it alone.
+    cluster.apiservers[1].stop()
+    cluster.start_apiserver(
+        1, env={"SKIFF_SERVICE_CLUSTER_IP_RANGE": RANGE, "SKIFF_SERVICE_NODE_PORT_RANGE": PORTS}
+    )
+    again = json.loads(
+        kubectl(cluster, "get", "service", "kubernetes", "-n", "default", "-o", "json").stdout
+    )
+    assert again["metadata"]["uid"] == svc["metadata"]["uid"]
+
+
 def test_cluster_ip_and_node_port_assigned(cluster: Cluster) -> None:
     kubectl(cluster, "create", "service", "clusterip", "web", "--tcp=80:8080")
     spec = service(cluster, "web")["spec"]
@@ -164,7 +181,7 @@ def test_updates_keep_change_and_release(cluster: Cluster) -> None:
         "service",
         "upd",
         "-p",
-        '{"spec":{"clusterIP":"10.100.0.20","clusterIPs":["10.100.0.20"]}}',
+        '{"spec":{"clusterIP":"10.100.0.12","clusterIPs":["10.100.0.12"]}}',
         check=False,
     )
     assert moved.returncode != 0 and "may not change once set" in moved.stderr
@@ -226,7 +243,7 @@ def test_concurrent_creates_through_two_apiservers(cluster: Cluster) -> None:
     ips = asyncio.run(run())
     assert len(set(ips)) == 40
     # Every Service's IPs and ports are claimed by it, and nothing else is claimed.
-    items = json.loads(kubectl(cluster, "get", "services", "-o", "json").stdout)["items"]
+    items = json.loads(kubectl(cluster, "get", "services", "-A", "-o", "json").stdout)["items"]
     expected = {}
     for s in items:
         spec = s["spec"]

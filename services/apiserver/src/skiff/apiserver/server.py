@@ -115,7 +115,36 @@ class ApiServer:
             except ApiError as e:
                 if e.code != 409:
                     log.warning("cannot create system PriorityClass", name=name, error=e.message)
+        await self._kubernetes_service()
         self.bootstrapped = True
+
+    async def _kubernetes_service(self) -> None:
+        """``default/kubernetes`` on the service range's first address, as every cluster has.
+
+        Its endpoints (the apiservers' addresses) are not maintained yet.
+        """
+        assert self.store is not None
+        info = REGISTRY.by_path("", "v1", "services")
+        assert info is not None
+        first = str(self.store.services.ranges.cluster_ip.network_address + 1)
+        port = {"name": "https", "port": 443, "protocol": "TCP", "targetPort": self.settings.port}
+        try:
+            await self.store.create(
+                info,
+                "default",
+                {
+                    "metadata": {
+                        "name": "kubernetes",
+                        "labels": {"component": "apiserver", "provider": "kubernetes"},
+                    },
+                    "spec": {"type": "ClusterIP", "clusterIP": first, "ports": [port]},
+                },
+                WriteOptions(field_manager="skiff-apiserver"),
+            )
+            log.info("created the kubernetes Service", cluster_ip=first)
+        except ApiError as e:
+            if e.code != 409:
+                log.warning("cannot create the kubernetes Service", error=e.message)
 
     async def start(self) -> None:
         await self.etcd.connect()
