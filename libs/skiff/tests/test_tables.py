@@ -686,3 +686,24 @@ def test_many_pods_is_fast() -> None:
 def test_default_now_is_current_time() -> None:
     fresh = {"metadata": {"name": "x", "creationTimestamp": datetime.now(UTC).isoformat()}}
     assert tables.table_for(POD, [fresh])["rows"][0]["cells"][4] in ("0s", "1s")
+
+
+def test_storage_class_marks_the_default() -> None:
+    sc = {
+        "metadata": {
+            "name": "standard",
+            "creationTimestamp": ago(minutes=5),
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+        },
+        "provisioner": "skiff.io/hostpath",
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }
+    assert row(info("storage.k8s.io", "StorageClass"), sc) == {
+        "Name": "standard (default)",
+        "Provisioner": "skiff.io/hostpath",
+        "ReclaimPolicy": "Delete",
+        "VolumeBindingMode": "WaitForFirstConsumer",
+        "AllowVolumeExpansion": False,
+        "Age": "5m",
+    }

@@ -549,6 +549,10 @@ def _binding(obj: dict, create: bool) -> None:
             subject["apiGroup"] = _SUBJECT_GROUPS[subject["kind"]]
 
 
+def _storage_class(obj: dict, create: bool) -> None:
+    _fill(obj, {"reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"})
+
+
 _DEFAULTERS: dict[tuple[str, str], Callable[[dict, bool], None]] = {
     ("", "Pod"): _pod,
     ("", "Namespace"): _namespace,
@@ -568,6 +572,7 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[dict, bool], None]] = {
     ("discovery.k8s.io", "EndpointSlice"): _endpoint_slice,
     (_RBAC, "RoleBinding"): _binding,
     (_RBAC, "ClusterRoleBinding"): _binding,
+    ("storage.k8s.io", "StorageClass"): _storage_class,
 }
 
 

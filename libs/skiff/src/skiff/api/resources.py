@@ -383,6 +383,16 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         has_status=False,
     ),
     _r(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        False,
+        "io.k8s.api.storage.v1.StorageClass",
+        short_names=("sc",),
+        has_status=False,
+    ),
+    _r(
         "events.k8s.io",
         "v1",
         "Event",
@@ -413,6 +423,7 @@ GROUP_ORDER = (
     "discovery.k8s.io",
     "rbac.authorization.k8s.io",
     "scheduling.k8s.io",
+    "storage.k8s.io",
 )
 
 

@@ -696,6 +696,25 @@ def _print_priority_class(obj: dict, now: float) -> Cells:
     ]
 
 
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+
+
+def _print_storage_class(obj: dict, now: float) -> Cells:
+    name = _name(obj)
+    if ((obj.get("metadata") or {}).get("annotations") or {}).get(
+        DEFAULT_CLASS_ANNOTATION
+    ) == "true":
+        name += " (default)"
+    return [
+        name,
+        obj.get("provisioner") or "",
+        obj.get("reclaimPolicy") or "",
+        obj.get("volumeBindingMode") or "",
+        bool(obj.get("allowVolumeExpansion")),
+        _age(obj, now),
+    ]
+
+
 def _print_lease(obj: dict, now: float) -> Cells:
     holder = (obj.get("spec") or {}).get("holderIdentity") or ""
     return [_name(obj), holder, _age(obj, now)]
@@ -1153,6 +1172,27 @@ _PRINTERS: dict[tuple[str, str], _Printer] = {
             ),
         ),
         _print_priority_class,
+    ),
+    ("storage.k8s.io", "StorageClass"): _Printer(
+        (
+            _NAME,
+            _Col("Provisioner", "string", ("io.k8s.api.storage.v1.StorageClass", "provisioner")),
+            _Col(
+                "ReclaimPolicy", "string", ("io.k8s.api.storage.v1.StorageClass", "reclaimPolicy")
+            ),
+            _Col(
+                "VolumeBindingMode",
+                "string",
+                ("io.k8s.api.storage.v1.StorageClass", "volumeBindingMode"),
+            ),
+            _Col(
+                "AllowVolumeExpansion",
+                "string",
+                ("io.k8s.api.storage.v1.StorageClass", "allowVolumeExpansion"),
+            ),
+            _AGE,
+        ),
+        _print_storage_class,
     ),
     ("coordination.k8s.io", "Lease"): _Printer(
         (

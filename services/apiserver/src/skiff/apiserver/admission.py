@@ -203,6 +203,14 @@ def _validate_kind(
                         f"Invalid value: {port}: must be between 1 and 65535, inclusive",
                     )
                 )
+    elif info.plural == "storageclasses":
+        if not obj.get("provisioner"):
+            causes.append(Cause("provisioner", "Required value", "FieldValueRequired"))
+        for f in ("provisioner", "parameters", "reclaimPolicy", "volumeBindingMode"):
+            if old is not None and obj.get(f) != old.get(f):
+                causes.append(
+                    Cause(f, f"Forbidden: updates to {f} are forbidden.", "FieldValueForbidden")
+                )
     elif info.plural == "priorityclasses":
         causes.extend(_validate_priority_class(obj, old))
     elif info.plural == "configmaps" or info.plural == "secrets":

@@ -58,6 +58,9 @@ NAMESPACES = REGISTRY.by_path("", "v1", "namespaces")
 PODS = REGISTRY.by_path("", "v1", "pods")
 PRIORITY_CLASSES = REGISTRY.by_path("scheduling.k8s.io", "v1", "priorityclasses")
 SERVICES = REGISTRY.by_path("", "v1", "services")
+CLAIMS = REGISTRY.by_path("", "v1", "persistentvolumeclaims")
+STORAGE_CLASSES = REGISTRY.by_path("storage.k8s.io", "v1", "storageclasses")
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 
 PATCH_JSON = "application/json-patch+json"
 PATCH_MERGE = "application/merge-patch+json"
@@ -453,6 +456,28 @@ class Store:
                 "preemptionPolicy", pc.get("preemptionPolicy") or "PreemptLowerPriority"
             )
 
+    def _admit_storage_class(self, claim: dict[str, Any]) -> None:
+        """DefaultStorageClass admission: a claim that names no class gets the default one.
+
+        ``storageClassName: ""`` asks for no class and is kept. With several defaults the
+        newest wins, as in Kubernetes.
+        """
+        assert STORAGE_CLASSES is not None
+        spec = claim.setdefault("spec", {})
+        if spec.get("storageClassName") is not None:
+            return
+        defaults = [
+            c
+            for c in self.cache.of(STORAGE_CLASSES).objects.values()
+            if (c["metadata"].get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
+        ]
+        if defaults:
+            newest = max(
+                defaults,
+                key=lambda c: (c["metadata"].get("creationTimestamp") or "", c["metadata"]["name"]),
+            )
+            spec["storageClassName"] = newest["metadata"]["name"]
+
     def _prepare(self, info: ResourceInfo, obj: dict[str, Any], opts: WriteOptions) -> None:
         """Decode-time checks: apiVersion/kind, unknown fields, types."""
         api_version = obj.get("apiVersion")
@@ -518,6 +543,8 @@ class Store:
             await self._check_namespace(info, meta.get("namespace"), meta["name"])
             if info is PODS:
                 await self._admit_priority(obj)
+            elif info is CLAIMS:
+                self._admit_storage_class(obj)
             if not managed:
                 admission.track_fields(info, None, obj, opts, "")
             key = info.etcd_key(meta.get("namespace"), meta["name"])
