@@ -194,3 +194,80 @@ def test_volume_satisfies() -> None:
     assert not volume_satisfies(volume("v", "2Gi"), rwx)
     block = claim("c", "1Gi", cls="", volumeMode="Block")
     assert not volume_satisfies(volume("v", "2Gi"), block)
+
+
+def storage_class(name: str, mode: str, provisioner: str = PROVISIONER, **meta: Any) -> dict:
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": name, **meta},
+        "provisioner": provisioner,
+        "volumeBindingMode": mode,
+    }
+
+
+def pod_using(name: str, claim_name: str, node: str = "") -> dict:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "nodeName": node,
+            "containers": [{"name": "c", "image": "busybox"}],
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": claim_name}}],
+        },
+    }
+
+
+async def test_wait_for_first_consumer_provisions_on_the_pods_node() -> None:
+    async with env() as e:
+        await e.fake.create("storageclasses", storage_class("local", "WaitForFirstConsumer"))
+        await e.fake.create(
+            "nodes", {"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "host-1"}}}
+        )
+        c = await e.fake.create("pvc", claim("data", cls="local"), NS)
+        await e.drain()
+        assert list(e.fake.store("pv").values()) == []  # no consumer yet: nothing provisioned
+        await e.fake.create("pods", pod_using("p", "data"), NS)  # not scheduled yet
+        await e.fake.settle(e.c.pods)
+        await e.drain()
+        assert list(e.fake.store("pv").values()) == []
+        await e.fake.patch("pods", "p", {"spec": {"nodeName": "n1"}}, NS)
+        await e.fake.settle(e.c.pods)
+        await e.drain()
+        pv = await e.volume(f"pvc-{c['metadata']['uid']}")
+        terms = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+        assert terms == [
+            {
+                "matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": ["host-1"]}
+                ]
+            }
+        ]
+        assert (await e.claim("data"))["spec"]["volumeName"] == pv["metadata"]["name"]
+
+
+async def test_selected_node_annotation_and_foreign_provisioners() -> None:
+    async with env() as e:
+        await e.fake.create("storageclasses", storage_class("local", "WaitForFirstConsumer"))
+        await e.fake.create("storageclasses", storage_class("ebs", "Immediate", "ebs.csi.aws.com"))
+        body = claim("picked", cls="local")
+        body["metadata"]["annotations"] = {"volume.kubernetes.io/selected-node": "n7"}
+        c = await e.fake.create("pvc", body, NS)
+        await e.fake.create("pvc", claim("theirs", cls="ebs"), NS)
+        await e.drain()
+        pv = await e.volume(f"pvc-{c['metadata']['uid']}")
+        expr = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]
+        assert expr["matchExpressions"][0]["values"] == ["n7"]  # no such node: its name
+        assert len(list(e.fake.store("pv").values())) == 1  # the ebs claim is another provisioner's
+
+
+async def test_default_class_created_once() -> None:
+    async with env() as e:
+        await e.c.ensure_default_class()
+        sc = await e.fake.get("storageclasses", "standard")
+        assert sc["volumeBindingMode"] == "WaitForFirstConsumer"
+        assert sc["provisioner"] == PROVISIONER
+        annotations = sc["metadata"]["annotations"]
+        assert annotations["storageclass.kubernetes.io/is-default-class"] == "true"
+        await e.fake.settle(e.c.storage_classes)
+        await e.c.ensure_default_class()
+        assert len(list(e.fake.store("storageclasses").values())) == 1

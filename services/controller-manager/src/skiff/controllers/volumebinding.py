@@ -18,6 +18,17 @@ A much reduced ``persistentvolume-binder-controller`` (``pkg/controller/volume/p
   (the host directory stays: this controller does not run on the node that has it);
   Retain keeps it Released. A bound claim whose volume vanished becomes Lost.
 
+* Storage classes: a claim whose StorageClass has ``volumeBindingMode:
+  WaitForFirstConsumer`` is left alone until a pod using it is scheduled (or the
+  scheduler's ``volume.kubernetes.io/selected-node`` annotation names a node); it is then
+  bound to a volume without node affinity or provisioned *on that node*: the volume gets a
+  required node affinity on the node's ``kubernetes.io/hostname``, so the scheduler sends
+  every later pod of the claim back to the node that holds the data (as k3s's and kind's
+  local-path provisioners do). A class whose provisioner is not ours is left to its
+  provisioner; a claim naming a class that does not exist is provisioned as before.
+* When no StorageClass is marked default, one is created: ``standard`` (this
+  provisioner, reclaim policy Delete, WaitForFirstConsumer), like kind's.
+
 Keys are ``claim:<namespace>/<name>`` and ``volume:<name>`` in one queue.
 """
 
@@ -30,7 +41,7 @@ from typing import ClassVar
 from skiff.api.defaults import parse_quantity
 from skiff.api.errors import ApiError
 from skiff.api.selectors import selector_from_dict
-from skiff.client.informer import key_of
+from skiff.client.informer import key_of, wait_synced
 from skiff.client.rest import Obj
 
 from .base import Controller, ControllerContext, TerminalError
@@ -45,6 +56,25 @@ ANN_STORAGE_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
 CLAIM_UID_INDEX = "claim-uid"
 """Index of PersistentVolumes by the uid in their ``claimRef``."""
 CLAIM_PREFIX, VOLUME_PREFIX = "claim:", "volume:"
+CLAIM_POD_INDEX = "scheduled-claims"
+"""Index of scheduled pods by the ``<namespace>/<claim>`` of their PVC volumes."""
+ANN_SELECTED_NODE = "volume.kubernetes.io/selected-node"
+ANN_DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+DEFAULT_CLASS = "standard"
+WAIT = "WaitForFirstConsumer"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+
+
+def scheduled_claims_index(pod: Obj) -> list[str]:
+    spec = pod.get("spec") or {}
+    if not spec.get("nodeName"):
+        return []
+    ns = pod["metadata"].get("namespace")
+    return [
+        f"{ns}/{v['persistentVolumeClaim']['claimName']}"
+        for v in spec.get("volumes") or []
+        if (v.get("persistentVolumeClaim") or {}).get("claimName")
+    ]
 
 
 def claim_uid_index(pv: Obj) -> list[str]:
@@ -142,6 +172,39 @@ class PersistentVolumeBinder(Controller):
         self.volumes.add_handler(
             self._volume_changed, lambda _o, n: self._volume_changed(n), self._volume_changed
         )
+        self.storage_classes = self.watch("storageclasses")
+        self.storage_classes.add_handler(
+            self._class_changed, lambda _o, n: self._class_changed(n), lambda _c: None
+        )
+        self.nodes = self.watch("nodes")
+        self.pods = ctx.informers.index("pods", CLAIM_POD_INDEX, scheduled_claims_index)
+        self.watch("pods")
+        self.pods.add_handler(
+            self._pod_changed, lambda _o, n: self._pod_changed(n), lambda _p: None
+        )
+
+    async def run(self) -> None:
+        await wait_synced(*self.informers)
+        await self.ensure_default_class()
+        await super().run()
+
+    async def ensure_default_class(self) -> None:
+        """Create ``standard`` when no StorageClass is the default."""
+        for sc in self.storage_classes.list():
+            if (sc["metadata"].get("annotations") or {}).get(ANN_DEFAULT_CLASS) == "true":
+                return
+        body: Obj = {
+            "metadata": {"name": DEFAULT_CLASS, "annotations": {ANN_DEFAULT_CLASS: "true"}},
+            "provisioner": PROVISIONER,
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": WAIT,
+        }
+        try:
+            await self.client.create("storageclasses", body)
+            self.log.info("created the default StorageClass", name=DEFAULT_CLASS)
+        except ApiError as e:
+            if e.code != 409:
+                self.log.warning("cannot create the default StorageClass", error=e.message)
 
     # -- event handlers ------------------------------------------------------------------
 
@@ -154,6 +217,17 @@ class PersistentVolumeBinder(Controller):
             names.add(vn)
         for name in names:
             self.queue.add(VOLUME_PREFIX + name)
+
+    def _class_changed(self, sc: Obj) -> None:
+        for claim in self.claims.list():
+            if _class(claim) == sc["metadata"]["name"]:
+                self._claim_changed(claim)
+
+    def _pod_changed(self, pod: Obj) -> None:
+        for key in scheduled_claims_index(pod):
+            claim = self.claims.get(key)
+            if claim is not None and not (claim.get("spec") or {}).get("volumeName"):
+                self.queue.add(CLAIM_PREFIX + key)
 
     def _volume_changed(self, pv: Obj) -> None:
         self.queue.add(VOLUME_PREFIX + pv["metadata"]["name"])
@@ -184,11 +258,17 @@ class PersistentVolumeBinder(Controller):
         volume_name = (claim.get("spec") or {}).get("volumeName")
         completed = (claim["metadata"].get("annotations") or {}).get(ANN_BIND_COMPLETED)
         if not volume_name:
-            pv = self._find_volume(claim)
+            node: str | None = None
+            sc = self.storage_classes.get(_class(claim)) if _class(claim) else None
+            if sc is not None and sc.get("volumeBindingMode") == WAIT:
+                node = self._selected_node(claim)
+                if node is None:
+                    return  # waits for its first consumer to be scheduled
+            pv = self._find_volume(claim, local=node is not None)
             if pv is None:
-                if not self._provisionable(claim):
+                if not self._provisionable(claim, sc):
                     return  # waits for a volume to appear
-                pv = await self.provision(claim)
+                pv = await self.provision(claim, node)
                 if pv is None:
                     return
             await self.bind(pv, claim)
@@ -213,14 +293,29 @@ class PersistentVolumeBinder(Controller):
                 "Two claims are bound to the same volume, this one is bound incorrectly",
             )
 
-    def _provisionable(self, claim: Obj) -> bool:
+    def _provisionable(self, claim: Obj, sc: Obj | None) -> bool:
         cls = (claim.get("spec") or {}).get("storageClassName")
         if cls == "":
             return False  # explicitly no class: static binding only
+        if sc is not None and sc.get("provisioner") != PROVISIONER:
+            return False  # another provisioner's class
         return self.classes is None or (cls or "") in self.classes
 
-    def _find_volume(self, claim: Obj) -> Obj | None:
-        """A volume for an unbound claim: its own (by uid), pre-bound, or the smallest fit."""
+    def _selected_node(self, claim: Obj) -> str | None:
+        """The node a WaitForFirstConsumer claim is for: the scheduler's pick, or its pod's."""
+        chosen = (claim["metadata"].get("annotations") or {}).get(ANN_SELECTED_NODE)
+        if chosen:
+            return chosen
+        pods = self.pods.store.by_index(CLAIM_POD_INDEX, key_of(claim))
+        pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        return pods[0]["spec"]["nodeName"] if pods else None
+
+    def _find_volume(self, claim: Obj, *, local: bool = False) -> Obj | None:
+        """A volume for an unbound claim: its own (by uid), pre-bound, or the smallest fit.
+
+        ``local``: the claim is bound where its pod runs; volumes tied to nodes are not
+        matched here (only its own, or ones without node affinity).
+        """
         mine = [pv for pv in self._volumes_of(claim) if not pv["metadata"].get("deletionTimestamp")]
         if mine:
             return mine[0]
@@ -228,6 +323,8 @@ class PersistentVolumeBinder(Controller):
         for pv in self.volumes.list():
             spec = pv.get("spec") or {}
             if pv["metadata"].get("deletionTimestamp"):
+                continue
+            if local and spec.get("nodeAffinity"):
                 continue
             if (pv.get("status") or {}).get("phase") in ("Released", "Failed"):
                 continue
@@ -246,8 +343,8 @@ class PersistentVolumeBinder(Controller):
                 best = pv
         return best
 
-    async def provision(self, claim: Obj) -> Obj | None:
-        """Create the hostPath volume of ``claim``, already bound to it."""
+    async def provision(self, claim: Obj, node: str | None = None) -> Obj | None:
+        """Create the hostPath volume of ``claim``, already bound to it (on ``node``)."""
         meta, spec = claim["metadata"], claim.get("spec") or {}
         about = self._claim_about(claim)
         size = requested_storage(claim)
@@ -275,6 +372,16 @@ class PersistentVolumeBinder(Controller):
         }
         if _class(claim):
             pv_spec["storageClassName"] = _class(claim)
+        if node is not None:
+            hostname = (
+                ((self.nodes.get(node) or {}).get("metadata") or {})
+                .get("labels", {})
+                .get(HOSTNAME_LABEL, node)
+            )
+            term = {"key": HOSTNAME_LABEL, "operator": "In", "values": [hostname]}
+            pv_spec["nodeAffinity"] = {
+                "required": {"nodeSelectorTerms": [{"matchExpressions": [term]}]}
+            }
         pv: Obj = {
             "apiVersion": "v1",
             "kind": "PersistentVolume",
