@@ -29,6 +29,7 @@ from skiff.scheduler.plugins import (
     NodeUnschedulable,
     PodTopologySpread,
     TaintToleration,
+    VolumeBinding,
 )
 from skiff.scheduler.testing import make_node, make_pod
 
@@ -701,3 +702,73 @@ def test_default_binder_calls_binder() -> None:
     assert calls == [("p", "n1")]
     missing = asyncio.run(DefaultBinder({}, None).bind(CycleState(), make_pod("p"), "n1"))
     assert missing is not None and missing.code is Code.ERROR
+
+
+# VolumeBinding: claims must exist; bound local volumes pull their pods to their node.
+CLAIMS: dict[str, dict[str, Any]] = {
+    "default/local-bound": {"metadata": {}, "spec": {"volumeName": "pv-n1"}},
+    "default/plain-bound": {"metadata": {}, "spec": {"volumeName": "pv-any"}},
+    "default/waiting": {"metadata": {}, "spec": {"storageClassName": "standard"}},
+    "default/immediate": {"metadata": {}, "spec": {"storageClassName": "fast"}},
+    "default/going": {"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": {}},
+}
+HOST = "kubernetes.io/hostname"
+VOLUMES = {
+    "pv-n1": {
+        "spec": {
+            "nodeAffinity": {
+                "required": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": HOST, "operator": "In", "values": ["n1"]}]}
+                    ]
+                }
+            }
+        }
+    },
+    "pv-any": {"spec": {}},
+}
+CLASSES = {
+    "standard": {"volumeBindingMode": "WaitForFirstConsumer"},
+    "fast": {"volumeBindingMode": "Immediate"},
+}
+ARGS = {"claims": CLAIMS.get, "volumes": VOLUMES.get, "classes": CLASSES.get}
+
+
+def pod_with(*claims: str) -> dict[str, Any]:
+    pod = make_pod("p")
+    pod["spec"]["volumes"] = [
+        {"name": c, "persistentVolumeClaim": {"claimName": c}} for c in claims
+    ]
+    return pod
+
+
+def test_bound_local_volume_only_fits_its_node() -> None:
+    n1 = make_node("n1", labels={HOST: "n1"})
+    n2 = make_node("n2", labels={HOST: "n2"})
+    pod = pod_with("local-bound", "plain-bound")
+    assert run_filter(VolumeBinding, pod, n1, args=ARGS) is None
+    status = run_filter(VolumeBinding, pod, n2, args=ARGS)
+    assert code(status) is Code.UNSCHEDULABLE
+    assert reasons(status) == ["node(s) had volume node affinity conflict"]
+
+
+def test_unbound_claims() -> None:
+    node = make_node("n1", labels={HOST: "n1"})
+    assert run_filter(VolumeBinding, pod_with("waiting"), node, args=ARGS) is None
+    status = run_filter(VolumeBinding, pod_with("immediate"), node, args=ARGS)
+    assert code(status) is Code.UNSCHEDULABLE_AND_UNRESOLVABLE
+    assert reasons(status) == ["pod has unbound immediate PersistentVolumeClaims"]
+
+
+def test_missing_or_deleted_claims() -> None:
+    node = make_node("n1")
+    status = run_filter(VolumeBinding, pod_with("nope"), node, args=ARGS)
+    assert reasons(status) == ['persistentvolumeclaim "nope" not found']
+    status = run_filter(VolumeBinding, pod_with("going"), node, args=ARGS)
+    assert reasons(status) == ['persistentvolumeclaim "going" is being deleted']
+
+
+def test_pods_without_claims_or_lookups_are_skipped() -> None:
+    node = make_node("n1")
+    assert run_filter(VolumeBinding, make_pod("p"), node, args=ARGS) is None
+    assert run_filter(VolumeBinding, pod_with("nope"), node) is None

@@ -397,7 +397,7 @@ _POINT_PROTOCOLS: dict[ExtensionPoint, type] = {
 }
 
 # kube-scheduler 1.32's default multi-point plugins (apis/config/v1/default_plugins.go),
-# less the ones for volumes, images and queueing, in the same order.
+# less the ones for volume limits and zones, images and queueing, in the same order.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "NodeUnschedulable",
     "NodeName",
@@ -405,6 +405,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "NodeAffinity",
     "NodePorts",
     "NodeResourcesFit",
+    "VolumeBinding",
     "PodTopologySpread",
     "InterPodAffinity",
     "DefaultPreemption",

@@ -85,12 +85,29 @@ class Scheduler:
         self.client = client
         profile = profile or Profile()
         profile.plugin_args.setdefault("DefaultBinder", {})["binder"] = self._post_binding
-        self.framework = Framework(profile)
         self.name = profile.scheduler_name
         self.snapshot = Snapshot()
         self.queue = SchedulingQueue()
         self.pods = Informer(client, "pods")
         self.nodes = Informer(client, "nodes")
+        # Claims, volumes and classes for VolumeBinding; any change may make a pod fit.
+        self.claims = Informer(client, "persistentvolumeclaims")
+        self.volumes = Informer(client, "persistentvolumes")
+        self.classes = Informer(client, "storageclasses")
+        profile.plugin_args.setdefault("VolumeBinding", {}).update(
+            claims=self.claims.get, volumes=self.volumes.get, classes=self.classes.get
+        )
+        for inf, why in (
+            (self.claims, "PvcChange"),
+            (self.volumes, "PvChange"),
+            (self.classes, "StorageClassChange"),
+        ):
+            inf.add_handler(
+                lambda _o, why=why: self.queue.move_all(why),
+                lambda _o, _n, why=why: self.queue.move_all(why),
+                lambda _o: None,
+            )
+        self.framework = Framework(profile)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.nodes.add_handler(self._node_added, self._node_updated, self._node_deleted)
         self._binds: set[asyncio.Task[None]] = set()
@@ -144,12 +161,10 @@ class Scheduler:
     # -- running ------------------------------------------------------------------------
 
     async def start_informers(self) -> list[asyncio.Task[None]]:
-        tasks = [
-            asyncio.create_task(self.nodes.run(), name=self.nodes.name),
-            asyncio.create_task(self.pods.run(), name=self.pods.name),
-        ]
-        await self.nodes.wait_synced()
-        await self.pods.wait_synced()
+        informers = (self.nodes, self.pods, self.claims, self.volumes, self.classes)
+        tasks = [asyncio.create_task(inf.run(), name=inf.name) for inf in informers]
+        for inf in informers:
+            await inf.wait_synced()
         return tasks
 
     async def schedule_loop(self) -> None:

@@ -16,6 +16,7 @@ from skiff.scheduler.plugins.node_resources import (
 from skiff.scheduler.plugins.node_unschedulable import NodeUnschedulable
 from skiff.scheduler.plugins.pod_topology_spread import PodTopologySpread
 from skiff.scheduler.plugins.taint_toleration import TaintToleration
+from skiff.scheduler.plugins.volume_binding import VolumeBinding
 
 __all__ = [
     "DefaultBinder",
@@ -29,6 +30,7 @@ __all__ = [
     "NodeUnschedulable",
     "PodTopologySpread",
     "TaintToleration",
+    "VolumeBinding",
     "default_registry",
 ]
 
@@ -42,6 +44,7 @@ def default_registry() -> Registry:
         NodeAffinity,
         NodePorts,
         NodeResourcesFit,
+        VolumeBinding,
         PodTopologySpread,
         InterPodAffinity,
         DefaultPreemption,
