@@ -314,3 +314,44 @@ async def test_parallel_creates_without_waiting(env: tuple[ApiClient, PodLog]) -
     await client.patch("statefulsets", "par", {"spec": {"replicas": 1}}, NS, subresource="scale")
     await until(status_is(client, "par", replicas=1), what="scaled down at once")
     assert len(await _claims(client, "data-par-")) == 4
+
+
+async def test_local_volumes_keep_pods_on_their_nodes(env: tuple[ApiClient, PodLog]) -> None:
+    """The default class waits for the first consumer, provisions on its node and pins it."""
+    client, log = env
+    sc = await client.get("storageclasses", "standard")
+    assert sc["volumeBindingMode"] == "WaitForFirstConsumer"
+    assert sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    body = stateful_set("db", 3, podManagementPolicy="Parallel")
+    del body["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"]  # the default
+    await client.create("statefulsets", body, NS)
+    await until(status_is(client, "db", replicas=3, readyReplicas=3), timeout=30, what="3 ready")
+
+    async def placement() -> dict[str, str] | None:
+        claims = await _claims(client, "data-db-")
+        if len(claims) != 3 or any(not c["spec"].get("volumeName") for c in claims.values()):
+            return None
+        where = {}
+        for name, c in claims.items():
+            assert c["spec"]["storageClassName"] == "standard"  # DefaultStorageClass admission
+            pv = await client.get("persistentvolumes", c["spec"]["volumeName"])
+            term = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]
+            where[name.removeprefix("data-")] = term["matchExpressions"][0]["values"][0]
+        return where
+
+    volumes_on = await until(placement, timeout=30, what="3 claims bound to local volumes")
+    pods = log.pods("db")
+    assert {f"db-{i}": p["spec"]["nodeName"] for i, p in pods.items()} == volumes_on
+    # Recreated pods go back to the node that holds their data, every one of them.
+    for i in range(3):
+        await client.delete("pods", f"db-{i}", NS)
+
+    async def back() -> bool:
+        now = log.pods("db")
+        if len(now) != 3 or not all(_ready(p) for p in now.values()):
+            return False
+        uids = {p["metadata"]["uid"] for p in now.values()}
+        return not uids & {p["metadata"]["uid"] for p in pods.values()}
+
+    await until(back, timeout=30, what="3 recreated pods")
+    assert {f"db-{i}": p["spec"]["nodeName"] for i, p in log.pods("db").items()} == volumes_on
