@@ -93,3 +93,34 @@ def test_pick_prefers_upper_band_then_scans() -> None:
     got = allocators._pick(30016, 30099, allocators.port_key, used)
     assert got is None
     assert allocators._pick(30000, 30015, allocators.port_key, used) in range(30000, 30016)
+
+
+class _CountingEtcd:
+    def __init__(self, taken: list[str]) -> None:
+        self.taken = taken
+        self.reads = 0
+
+    async def range_all(self, prefix: str):  # type: ignore[no-untyped-def]
+        self.reads += 1
+
+        class KV:
+            def __init__(self, key: str) -> None:
+                self.key = key
+
+        return [KV(k) for k in self.taken if k.startswith(prefix)], 0
+
+
+async def test_picks_blind_until_conflicts_then_reads() -> None:
+    etcd = _CountingEtcd([allocators.port_key(p) for p in range(30000, 30099)])
+    allocator = allocators.ServiceAllocator(etcd, ServiceRanges.parse("10.0.0.0/24", PORTS))  # type: ignore[arg-type]
+    svc = {"metadata": {"name": "s"}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}}
+    await allocator.assign(svc, None)
+    assert etcd.reads == 0  # a sparse range: the write's transaction is the check
+    svc = {"metadata": {"name": "s"}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}}
+    avoid = {allocators.port_key(p) for p in (30100, 30101, 30102)}
+    await allocator.assign(svc, None, avoid)
+    assert etcd.reads == 1
+    assert svc["spec"]["ports"][0]["nodePort"] == 30099  # the only one left
+
+
+PORTS = "30000-30102"

@@ -12,8 +12,9 @@ ones users ask for by value (such as 10.96.0.10 for cluster DNS). The first addr
 never picked: it is the ``kubernetes`` Service's in every cluster.
 
 The synchronous part (:func:`normalize`, :func:`validate`) runs with defaulting and
-validation; :meth:`ServiceAllocator.assign` (which reads what is taken) runs just before
-the write.
+validation; :meth:`ServiceAllocator.assign` runs just before the write. It picks blind
+at first (the write's transaction refuses a taken value, and the Store picks again), and
+reads what is taken only after a few such refusals, so a sparse range costs no read.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ PORT_PREFIX = "/skiff/allocations/nodeports/"
 DEFAULT_CLUSTER_IP_RANGE = "10.96.0.0/12"
 DEFAULT_NODE_PORT_RANGE = "30000-32767"
 _TRIES = 32
+_BLIND_TRIES = 3
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -316,8 +318,17 @@ class ServiceAllocator:
         kvs, _ = await self.etcd.range_all(prefix)
         return {kv.key for kv in kvs}
 
+    async def _used(self, prefix: str, avoid: set[str]) -> set[str]:
+        """What to avoid: first only the values found taken by earlier attempts (the
+        transaction itself refuses a taken one, so a sparse range costs no read); after a
+        few such conflicts, everything taken under ``prefix``."""
+        mine = {k for k in avoid if k.startswith(prefix)}
+        if len(mine) < _BLIND_TRIES:
+            return mine
+        return await self._taken(prefix) | mine
+
     async def _free_ip(self, avoid: set[str]) -> str:
-        used = await self._taken(IP_PREFIX) | avoid
+        used = await self._used(IP_PREFIX, avoid)
         first, last = self.ranges.ip_offsets()
         size = last - first + 1
         band = min(max(16, size // 16), 256)
@@ -335,7 +346,7 @@ class ServiceAllocator:
         return str(net.network_address + offset)
 
     async def _free_port(self, avoid: set[str]) -> int:
-        used = await self._taken(PORT_PREFIX) | avoid
+        used = await self._used(PORT_PREFIX, avoid)
         lo, hi = self.ranges.node_port_first, self.ranges.node_port_last
         band = min(max(16, (hi - lo + 1) // 32), 128)
         port = _pick(lo + band, hi, port_key, used) or _pick(lo, lo + band - 1, port_key, used)

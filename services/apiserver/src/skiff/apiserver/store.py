@@ -550,7 +550,7 @@ class Store:
             key = info.etcd_key(meta.get("namespace"), meta["name"])
             unassigned = copy.deepcopy(obj) if info is SERVICES else obj
             avoid: set[str] = set()
-            for _attempt in range(8):
+            for _attempt in range(16):
                 picked: set[str] = set()
                 if info is SERVICES:
                     obj = copy.deepcopy(unassigned)
