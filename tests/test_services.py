@@ -8,9 +8,11 @@ and every allocation key in etcd must belong to exactly one Service.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 
 import orjson
@@ -278,3 +280,41 @@ def test_official_client_sees_the_assignment(cluster: Cluster) -> None:
         core.delete_namespaced_service("py", NS)
     keys = asyncio.run(allocation_keys(cluster))
     assert not any(v["name"] == "py" for v in keys.values())
+
+
+def test_kubernetes_endpoints_list_the_live_apiservers(cluster: Cluster) -> None:
+    def endpoints() -> tuple[list[str], list[str]]:
+        ep = json.loads(
+            kubectl(cluster, "get", "endpoints", "kubernetes", "-n", "default", "-o", "json").stdout
+        )
+        sl = json.loads(
+            kubectl(
+                cluster, "get", "endpointslice", "kubernetes", "-n", "default", "-o", "json"
+            ).stdout
+        )
+        ips = [a["ip"] for s in ep.get("subsets") or [] for a in s.get("addresses") or []]
+        slice_ips = [a for e in sl.get("endpoints") or [] for a in e["addresses"]]
+        return ips, slice_ips
+
+    def wait_for(want: list[str]) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                if endpoints() == (want, want):
+                    return
+            time.sleep(0.5)
+        raise AssertionError(f"kubernetes endpoints never became {want}: {endpoints()}")
+
+    wait_for(["127.0.0.1"])  # both apiservers listen on loopback: one address
+    port = json.loads(
+        kubectl(cluster, "get", "endpoints", "kubernetes", "-n", "default", "-o", "json").stdout
+    )["subsets"][0]["ports"][0]
+    assert port["name"] == "https" and port["port"] in cluster.api_ports
+    # A second address joins, and leaves at once when that apiserver stops.
+    env = {"SKIFF_SERVICE_CLUSTER_IP_RANGE": RANGE, "SKIFF_SERVICE_NODE_PORT_RANGE": PORTS}
+    cluster.apiservers[1].stop()
+    cluster.start_apiserver(1, env=env | {"SKIFF_ADVERTISE_ADDRESS": "127.0.0.2"})
+    wait_for(["127.0.0.1", "127.0.0.2"])
+    cluster.apiservers[1].stop()
+    wait_for(["127.0.0.1"])
+    cluster.start_apiserver(1, env=env)

@@ -69,6 +69,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         default=_env("SKIFF_SERVICE_NODE_PORT_RANGE", d.service_node_port_range),
         help="first-last port for NodePort Services (env SKIFF_SERVICE_NODE_PORT_RANGE)",
     )
+    p.add_argument(
+        "--advertise-address",
+        default=_env("SKIFF_ADVERTISE_ADDRESS", d.advertise_address),
+        help="address published in the kubernetes Service's endpoints (default: the bind "
+        "address, or this host's address when binding all)",
+    )
     p.add_argument("--no-pump", action="store_true", help="do not campaign to run the event pump")
     p.add_argument("--log-level", default=_env("SKIFF_LOG_LEVEL", "info"))
     a = p.parse_args(argv)
@@ -88,6 +94,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         run_pump=not a.no_pump,
         service_cluster_ip_range=a.service_cluster_ip_range,
         service_node_port_range=a.service_node_port_range,
+        advertise_address=a.advertise_address,
     )
 
 

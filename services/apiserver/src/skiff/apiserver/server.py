@@ -23,6 +23,7 @@ from .allocators import (
     ServiceRanges,
 )
 from .grpc_api import set_serving, start_grpc
+from .masterleases import MasterLeases, advertise_address
 from .pump import EventPump
 from .rest import RestApi
 from .store import Store, WriteOptions
@@ -54,6 +55,8 @@ class Settings:
     run_pump: bool = True
     service_cluster_ip_range: str = DEFAULT_CLUSTER_IP_RANGE
     service_node_port_range: str = DEFAULT_NODE_PORT_RANGE
+    advertise_address: str = ""
+    """Where other members reach this apiserver; "" picks one (``advertise_address``)."""
 
 
 class ApiServer:
@@ -121,7 +124,7 @@ class ApiServer:
     async def _kubernetes_service(self) -> None:
         """``default/kubernetes`` on the service range's first address, as every cluster has.
 
-        Its endpoints (the apiservers' addresses) are not maintained yet.
+        Its endpoints are the live apiservers (:mod:`.masterleases`).
         """
         assert self.store is not None
         info = REGISTRY.by_path("", "v1", "services")
@@ -160,6 +163,9 @@ class ApiServer:
             self._spawn(self.pump.run(), "event-pump")
         self._spawn(self._compactor(), "compactor")
         self._spawn(self._bootstrap(), "bootstrap")
+        address = self.settings.advertise_address or advertise_address(self.settings.bind_address)
+        leases = MasterLeases(self.etcd, self.store, address, self.settings.port)
+        self._spawn(leases.run(), "master-leases")
         app = RestApi(self.store, is_ready=self.ready)
         config = uvicorn.Config(
             app,
