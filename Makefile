@@ -53,6 +53,7 @@ bench: deps
 	$(PY) bench/scheduler.py --profile 20
 	$(PY) bench/kubelet.py
 	$(PY) bench/controllers.py
+	$(PY) bench/services.py
 	$(PY) bench/compose.py
 
 # Regenerate the Python code for our .proto files (committed, so installs need no protoc).

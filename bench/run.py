@@ -144,17 +144,27 @@ async def bench_etcd_baseline(c: Cluster, total: int, conc: int) -> dict:
     }
 
 
-async def bench_creates(c: Cluster, total: int, conc: int, start: int = 0) -> dict:
+async def bench_creates(
+    c: Cluster,
+    total: int,
+    conc: int,
+    start: int = 0,
+    *,
+    plural: str = "pods",
+    body=None,  # type: ignore[no-untyped-def]
+) -> dict:
+    """``total`` creates of core/v1 ``plural`` by ``conc`` concurrent clients (pods by default)."""
     clients = [RawHttp(c.url) for _ in range(conc)]
     free = list(clients)
     failures = 0
-    path = f"/api/v1/namespaces/{NS}/pods"
+    path = f"/api/v1/namespaces/{NS}/{plural}"
+    make = body or (lambda i: pod(f"p{i}"))
 
     async def one(i: int) -> None:
         nonlocal failures
         client = free.pop()
         try:
-            status, _ = await client.request("POST", path, orjson.dumps(pod(f"p{start + i}")))
+            status, _ = await client.request("POST", path, orjson.dumps(make(start + i)))
         finally:
             free.append(client)
         if status != 201:
