@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ DEFAULT_CLUSTER_IP_RANGE = "10.96.0.0/12"
 DEFAULT_NODE_PORT_RANGE = "30000-32767"
 _TRIES = 32
 _BLIND_TRIES = 3
+_VIEW_TTL = 1.0  # seconds a read of the taken values is reused for
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -232,6 +234,7 @@ class ServiceAllocator:
     def __init__(self, etcd: Backend, ranges: ServiceRanges | None = None) -> None:
         self.etcd = etcd
         self.ranges = ranges or ServiceRanges()
+        self._views: dict[str, tuple[float, set[str]]] = {}  # prefix → (read at, taken)
 
     async def assign(
         self, obj: dict[str, Any], old: dict[str, Any] | None, avoid: Iterable[str] = ()
@@ -320,12 +323,26 @@ class ServiceAllocator:
 
     async def _used(self, prefix: str, avoid: set[str]) -> set[str]:
         """What to avoid: first only the values found taken by earlier attempts (the
-        transaction itself refuses a taken one, so a sparse range costs no read); after a
-        few such conflicts, everything taken under ``prefix``."""
+        transaction itself refuses a taken one, so a sparse range costs no read) and what a
+        recent read saw; after a few conflicts, everything taken under ``prefix``, read
+        again at most once per ``_VIEW_TTL`` and kept up to date with this process' picks
+        (so concurrent creates here stop colliding with each other)."""
         mine = {k for k in avoid if k.startswith(prefix)}
+        view = self._views.get(prefix)
+        fresh = view is not None and time.monotonic() - view[0] <= _VIEW_TTL
         if len(mine) < _BLIND_TRIES:
-            return mine
-        return await self._taken(prefix) | mine
+            return mine | view[1] if fresh and view is not None else mine
+        if not fresh:
+            view = (time.monotonic(), await self._taken(prefix))
+            self._views[prefix] = view
+        assert view is not None
+        return view[1] | mine
+
+    def _note(self, key: str) -> None:
+        """A value just picked: later picks in this process avoid it."""
+        prefix = IP_PREFIX if key.startswith(IP_PREFIX) else PORT_PREFIX
+        if (view := self._views.get(prefix)) is not None:
+            view[1].add(key)
 
     async def _free_ip(self, avoid: set[str]) -> str:
         used = await self._used(IP_PREFIX, avoid)
@@ -343,6 +360,7 @@ class ServiceAllocator:
         )
         if offset is None:
             raise errors.internal("failed to allocate a serviceIP: range is full")
+        self._note(key(offset))
         return str(net.network_address + offset)
 
     async def _free_port(self, avoid: set[str]) -> int:
@@ -352,6 +370,7 @@ class ServiceAllocator:
         port = _pick(lo + band, hi, port_key, used) or _pick(lo, lo + band - 1, port_key, used)
         if port is None:
             raise errors.internal("failed to allocate a nodePort: range is full")
+        self._note(port_key(port))
         return port
 
     def _ip_out_of_range(self, ip: str) -> str:
