@@ -223,3 +223,27 @@ async def test_leader_failover_without_double_binding(
             "pods", names[0], "binding", {"target": {"name": "small-0"}}, NS
         )
     assert e.value.code == 409
+
+
+async def test_preemption_evicts_lower_priority_pods(client: ApiClient, nodes: None) -> None:
+    for name, value in (("bulk", 10), ("vip", 1000)):
+        await client.create("priorityclasses", {"metadata": {"name": name}, "value": value})
+    pin = {"nodeSelector": {"kubernetes.io/hostname": "small-1"}}
+    await client.create("pods", pod("filler", cpu="1500m", priorityClassName="bulk", **pin), NS)
+    assert await node_of(client, "filler") == "small-1"
+    filler = await client.get("pods", "filler", NS)
+    await client.create("pods", pod("urgent", cpu="1500m", priorityClassName="vip", **pin), NS)
+    # The scheduler evicts the lower-priority pod and the preemptor takes its place.
+    assert await node_of(client, "urgent", timeout=30) == "small-1"
+    with pytest.raises(ApiError) as gone:
+        await client.get("pods", "filler", NS)
+    assert gone.value.code == 404
+    events = await client.list(
+        "events", NS, field_selector="involvedObject.name=filler,reason=Preempted"
+    )
+    assert events["items"], "no Preempted event"
+    urgent = await client.get("pods", "urgent", NS)
+    assert events["items"][0]["message"] == (
+        f"Preempted by pod {urgent['metadata']['uid']} on node small-1"
+    )
+    assert filler["metadata"]["uid"] != urgent["metadata"]["uid"]

@@ -691,6 +691,19 @@ def test_preemption_proposes_lowest_priority_victims() -> None:
     )
 
 
+def test_nominated_pod_waits_for_terminating_victims() -> None:
+    going = make_pod("low", cpu="1500m", node="n1", priority=1)
+    going["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    snapshot = Snapshot([make_node("n1", cpu="2")], [going])
+    pod = make_pod("p", cpu="1", priority=10)
+    pod["status"] = {"nominatedNodeName": "n1"}
+    result = schedule(snapshot, pod)
+    assert not result.victims
+    assert result.message.endswith(
+        "preemption: not eligible due to a terminating pod on the nominated node."
+    )
+
+
 def test_default_binder_calls_binder() -> None:
     calls: list[tuple[str, str]] = []
 

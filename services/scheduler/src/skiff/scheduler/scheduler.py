@@ -30,7 +30,7 @@ from skiff.log import get_logger
 
 from .framework import CycleState, Framework, Profile
 from .queue import QueuedPod, SchedulingQueue
-from .types import Snapshot
+from .types import PodInfo, Snapshot
 
 log = get_logger(__name__)
 _tracer = tracing.tracer("skiff.scheduler")
@@ -47,6 +47,7 @@ ALGORITHM = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
 PENDING = Gauge("scheduler_pending_pods", "Pods waiting to be scheduled", ["queue"])
+PREEMPTION_VICTIMS = Counter("scheduler_preemption_victims", "Pods evicted by preemption")
 
 
 def _now() -> str:
@@ -210,6 +211,8 @@ class Scheduler:
                 self.queue.failed(qp, unschedulable=unschedulable)
                 log.info("pod unschedulable", pod=qp.key, message=result.message)
                 await self._report_failure(pod, result.message)
+                if result.nominated_node_name and result.victims:
+                    await self._preempt(pod, result.nominated_node_name, result.victims)
                 return
             self.queue.done(qp)
         task = asyncio.create_task(self._bind(qp, state, pod, node), name=f"bind-{qp.key}")
@@ -261,6 +264,62 @@ class Scheduler:
             return  # gone, or bound by someone else: the informer will tell us
         log.warning("binding failed; will retry", pod=qp.key, node=node, error=status.message())
         self.queue.retry(qp)
+
+    async def _preempt(self, pod: dict[str, Any], node: str, victims: list[PodInfo]) -> None:
+        """Carry out a preemption (``prepareCandidate``): evict the victims, nominate the node.
+
+        Each victim gets the ``DisruptionTarget`` condition and a ``Preempted`` event, then
+        a graceful delete; the preemptor's ``status.nominatedNodeName`` reserves the room,
+        and the victims' deletions requeue it.
+        """
+        meta = pod["metadata"]
+        why = f"Preempted by pod {meta.get('uid')} on node {node}"
+        for victim in victims:
+            v = victim.pod
+            vmeta = v["metadata"]
+            with contextlib.suppress(ApiError):
+                await self.client.patch(
+                    "pods",
+                    vmeta["name"],
+                    {
+                        "status": {
+                            "conditions": [
+                                {
+                                    "type": "DisruptionTarget",
+                                    "status": "True",
+                                    "reason": "PreemptionByScheduler",
+                                    "message": f"{self.name}: {why}",
+                                    "lastTransitionTime": _now(),
+                                }
+                            ]
+                        }
+                    },
+                    vmeta.get("namespace"),
+                    type="strategic",
+                    subresource="status",
+                )
+            try:
+                await self.client.delete("pods", vmeta["name"], vmeta.get("namespace"))
+            except ApiError as e:
+                if e.code != 404:
+                    log.warning("cannot evict a preemption victim", pod=victim.key, error=e.message)
+                    return
+            self.events.emit(v, "Normal", "Preempted", why, "Preempting")
+            PREEMPTION_VICTIMS.inc()
+        with contextlib.suppress(ApiError):
+            await self.client.patch(
+                "pods",
+                meta["name"],
+                {"status": {"nominatedNodeName": node}},
+                meta.get("namespace"),
+                subresource="status",
+            )
+        log.info(
+            "preempted",
+            pod=f"{meta.get('namespace')}/{meta['name']}",
+            node=node,
+            victims=[v.key for v in victims],
+        )
 
     async def _report_failure(self, pod: dict[str, Any], message: str) -> None:
         """FailedScheduling event (aggregated like Kubernetes') and PodScheduled=False."""

@@ -3,10 +3,11 @@
 For every node where removing lower-priority pods could help (its Filter status is
 Unschedulable, not UnschedulableAndUnresolvable), a dry run removes all of them, checks
 that the pod then fits, and adds back as many as still fit, most important first. The
-node needing the least disruption is proposed (nominated node and victims); evicting the
-victims is up to the caller. When no node qualifies the status explains why, as
-``preemption: 0/N nodes are available: ...``. PodDisruptionBudgets and nominated pods are
-not considered.
+node needing the least disruption is proposed (nominated node and victims); the scheduler
+evicts the victims and sets the pod's ``nominatedNodeName``. A nominated pod whose node
+still has lower-priority pods terminating does not preempt again. When no node qualifies
+the status explains why, as ``preemption: 0/N nodes are available: ...``.
+PodDisruptionBudgets and other pods' nominations are not considered.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ NAME = "DefaultPreemption"
 NOT_HELPFUL = "Preemption is not helpful for scheduling"
 NO_VICTIMS = "No preemption victims found for incoming pod"
 NOT_ELIGIBLE_NEVER = "not eligible due to preemptionPolicy=Never."
+NOT_ELIGIBLE_TERMINATING = "not eligible due to a terminating pod on the nominated node."
 
 _INT32_OFFSET = 2**31
 
@@ -65,6 +67,15 @@ class DefaultPreemption:
         assert pi is not None
         if (pod.get("spec") or {}).get("preemptionPolicy") == "Never":
             return None, Status.unschedulable(f"preemption: {NOT_ELIGIBLE_NEVER}", plugin=NAME)
+        # Already nominated, and lower-priority pods there are still terminating: the room
+        # is on its way; preempting again would evict more (PodEligibleToPreemptOthers).
+        nominated = (pod.get("status") or {}).get("nominatedNodeName")
+        if nominated and (info := snapshot.get(nominated)) is not None:
+            for other in info.pod_infos.values():
+                if other.pod["metadata"].get("deletionTimestamp") and other.priority < pi.priority:
+                    return None, Status.unschedulable(
+                        f"preemption: {NOT_ELIGIBLE_TERMINATING}", plugin=NAME
+                    )
         nodes = snapshot.node_infos
         if not nodes:
             return None, Status.as_error("no nodes available", plugin=NAME)
