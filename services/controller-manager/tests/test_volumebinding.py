@@ -226,6 +226,9 @@ async def test_wait_for_first_consumer_provisions_on_the_pods_node() -> None:
         c = await e.fake.create("pvc", claim("data", cls="local"), NS)
         await e.drain()
         assert list(e.fake.store("pv").values()) == []  # no consumer yet: nothing provisioned
+        await e.c.events.flush()
+        reasons = {ev.get("reason") for ev in e.fake.store("events").values()}
+        assert "WaitForFirstConsumer" in reasons
         await e.fake.create("pods", pod_using("p", "data"), NS)  # not scheduled yet
         await e.fake.settle(e.c.pods)
         await e.drain()

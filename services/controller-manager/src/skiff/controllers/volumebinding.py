@@ -263,6 +263,12 @@ class PersistentVolumeBinder(Controller):
             if sc is not None and sc.get("volumeBindingMode") == WAIT:
                 node = self._selected_node(claim)
                 if node is None:
+                    self.events.emit(
+                        self._claim_about(claim),
+                        "Normal",
+                        "WaitForFirstConsumer",
+                        "waiting for first consumer to be created before binding",
+                    )
                     return  # waits for its first consumer to be scheduled
             pv = self._find_volume(claim, local=node is not None)
             if pv is None:
