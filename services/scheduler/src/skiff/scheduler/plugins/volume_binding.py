@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from skiff.api.nodeselector import NodeSelectorTerm
 from skiff.scheduler.framework import CycleState, Handle, PreFilterResult, Status
-from skiff.scheduler.plugins.node_affinity import NodeSelectorTerm
 from skiff.scheduler.types import NodeInfo, Snapshot
 
 NAME = "VolumeBinding"
