@@ -274,3 +274,25 @@ async def test_default_class_created_once() -> None:
         await e.fake.settle(e.c.storage_classes)
         await e.c.ensure_default_class()
         assert len(list(e.fake.store("storageclasses").values())) == 1
+
+
+async def test_wait_for_first_consumer_binds_a_local_volume_of_its_node() -> None:
+    async with env() as e:
+        await e.fake.create("storageclasses", storage_class("local", "WaitForFirstConsumer"))
+        for n in ("n1", "n2"):
+            await e.fake.create(
+                "nodes", {"metadata": {"name": n, "labels": {"kubernetes.io/hostname": n}}}
+            )
+        term = {"key": "kubernetes.io/hostname", "operator": "In", "values": ["n1"]}
+        affinity = {"required": {"nodeSelectorTerms": [{"matchExpressions": [term]}]}}
+        await e.fake.create("pv", volume("disk-n1", "5Gi", cls="local", nodeAffinity=affinity))
+        await e.drain()  # the volume becomes Available first
+        await e.fake.create("pvc", claim("on-n2", cls="local"), NS)
+        await e.fake.create("pvc", claim("on-n1", cls="local"), NS)
+        await e.fake.create("pods", pod_using("p2", "on-n2", node="n2"), NS)
+        await e.fake.create("pods", pod_using("p1", "on-n1", node="n1"), NS)
+        await e.fake.settle(e.c.pods, e.c.nodes)
+        await e.drain()
+        assert (await e.claim("on-n1"))["spec"]["volumeName"] == "disk-n1"
+        other = (await e.claim("on-n2"))["spec"]["volumeName"]
+        assert other.startswith("pvc-")  # n2 is not admitted by disk-n1: provisioned there

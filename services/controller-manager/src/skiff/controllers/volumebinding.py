@@ -21,8 +21,9 @@ A much reduced ``persistentvolume-binder-controller`` (``pkg/controller/volume/p
 * Storage classes: a claim whose StorageClass has ``volumeBindingMode:
   WaitForFirstConsumer`` is left alone until a pod using it is scheduled (or the
   scheduler's ``volume.kubernetes.io/selected-node`` annotation names a node); it is then
-  bound to a volume without node affinity or provisioned *on that node*: the volume gets a
-  required node affinity on the node's ``kubernetes.io/hostname``, so the scheduler sends
+  bound to an existing volume whose node affinity admits that node, or provisioned *on
+  that node*: the volume gets a required node affinity on the node's
+  ``kubernetes.io/hostname``, so the scheduler sends
   every later pod of the claim back to the node that holds the data (as k3s's and kind's
   local-path provisioners do). A class whose provisioner is not ours is left to its
   provisioner; a claim naming a class that does not exist is provisioned as before.
@@ -40,6 +41,7 @@ from typing import ClassVar
 
 from skiff.api.defaults import parse_quantity
 from skiff.api.errors import ApiError
+from skiff.api.nodeselector import node_matches
 from skiff.api.selectors import selector_from_dict
 from skiff.client.informer import key_of, wait_synced
 from skiff.client.rest import Obj
@@ -270,7 +272,7 @@ class PersistentVolumeBinder(Controller):
                         "waiting for first consumer to be created before binding",
                     )
                     return  # waits for its first consumer to be scheduled
-            pv = self._find_volume(claim, local=node is not None)
+            pv = self._find_volume(claim, node)
             if pv is None:
                 if not self._provisionable(claim, sc):
                     return  # waits for a volume to appear
@@ -316,12 +318,17 @@ class PersistentVolumeBinder(Controller):
         pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         return pods[0]["spec"]["nodeName"] if pods else None
 
-    def _find_volume(self, claim: Obj, *, local: bool = False) -> Obj | None:
+    def _find_volume(self, claim: Obj, node: str | None = None) -> Obj | None:
         """A volume for an unbound claim: its own (by uid), pre-bound, or the smallest fit.
 
-        ``local``: the claim is bound where its pod runs; volumes tied to nodes are not
-        matched here (only its own, or ones without node affinity).
+        ``node``: the claim is bound where its pod runs, so a volume with node affinity
+        must admit that node.
         """
+        labels: dict[str, str] = {}
+        if node is not None:
+            known = self.nodes.get(node)
+            labels = dict((known or {}).get("metadata", {}).get("labels") or {})
+            labels.setdefault(HOSTNAME_LABEL, node)
         mine = [pv for pv in self._volumes_of(claim) if not pv["metadata"].get("deletionTimestamp")]
         if mine:
             return mine[0]
@@ -330,8 +337,10 @@ class PersistentVolumeBinder(Controller):
             spec = pv.get("spec") or {}
             if pv["metadata"].get("deletionTimestamp"):
                 continue
-            if local and spec.get("nodeAffinity"):
-                continue
+            required = (spec.get("nodeAffinity") or {}).get("required")
+            if node is not None and required is not None:
+                if not node_matches(required.get("nodeSelectorTerms") or [], labels, node):
+                    continue
             if (pv.get("status") or {}).get("phase") in ("Released", "Failed"):
                 continue
             ref = spec.get("claimRef")
