@@ -405,6 +405,27 @@ async def test_kubectl_logs_and_exec(node: Node, kubeconfig: Path) -> None:
         await node.client.delete("pods", name, "default")
 
 
+async def test_kubectl_run_interactive_attaches(node: Node, kubeconfig: Path) -> None:
+    """``kubectl run -i --rm``: pods/attach relays the container's own stdin and stdout."""
+    overrides = json.dumps({"spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 1}})
+    res = await kubectl(
+        kubeconfig, "run", "reader", "-i", "--rm", "--restart=Never", "--image=busybox",
+        f"--overrides={overrides}", "--", "sh", "-c", "read line; echo got:$line",
+        input="hello\n", timeout=90,
+    )  # fmt: skip
+    assert "got:hello" in res.stdout, res
+    assert 'pod "reader" deleted' in res.stdout + res.stderr
+
+    async def gone() -> bool:
+        try:
+            await node.client.get("pods", "reader", "default")
+        except ApiError as e:
+            return e.code == 404
+        return False
+
+    await _until(gone, 30)
+
+
 async def test_port_forward_and_pod_to_pod(node: Node, kubeconfig: Path) -> None:
     client = node.client
     await client.create(

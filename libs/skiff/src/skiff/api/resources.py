@@ -119,6 +119,7 @@ RESOURCES: tuple[ResourceInfo, ...] = (
             "binding",
             "log",
             "exec",
+            "attach",
             "portforward",
             "eviction",
             "ephemeralcontainers",

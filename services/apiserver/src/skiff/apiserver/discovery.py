@@ -26,6 +26,7 @@ _SUB_VERBS = {
     "finalize": ["update"],
     "log": ["get"],
     "exec": ["create", "get"],
+    "attach": ["create", "get"],
     "portforward": ["create", "get"],
     "proxy": ["create", "delete", "get", "patch", "update"],
     "ephemeralcontainers": ["get", "patch", "update"],

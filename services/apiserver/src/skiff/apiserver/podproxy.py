@@ -1,4 +1,5 @@
-"""``pods/log``, ``pods/exec`` and ``pods/portforward``: proxied to the pod's kubelet.
+"""``pods/log``, ``pods/exec``, ``pods/attach`` and ``pods/portforward``: proxied to the
+pod's kubelet.
 
 The kubelet is found as the real API server finds it: the pod's ``spec.nodeName``, that
 Node's ``InternalIP`` (else ``Hostname``) address and ``daemonEndpoints.kubeletEndpoint``.
@@ -153,11 +154,12 @@ class PodProxy:
 
     # -- exec ----------------------------------------------------------------------------
 
-    async def exec(self, ws: WebSocket, namespace: str, name: str) -> None:
+    async def exec(self, ws: WebSocket, namespace: str, name: str, kind: str = "exec") -> None:
+        """``pods/exec`` (or, with ``kind="attach"``, ``pods/attach``) relayed to the kubelet."""
         offered = list(ws.scope.get("subprotocols") or [])
         chosen = next((p for p in offered if p in EXEC_PROTOCOLS), None)
         if chosen is None:
-            await ws.close(1002, "exec needs one of the channel.k8s.io WebSocket protocols")
+            await ws.close(1002, f"{kind} needs one of the channel.k8s.io WebSocket protocols")
             return
         q = ws.query_params
         try:
@@ -167,7 +169,7 @@ class PodProxy:
             await send_channel_status(ws, chosen, e.status())
             return
         params = [(k, v) for k, v in q.multi_items() if k != "container"]
-        url = f"wss://{kubelet}/exec/{namespace}/{name}/{container}?{urlencode(params)}"
+        url = f"wss://{kubelet}/{kind}/{namespace}/{name}/{container}?{urlencode(params)}"
         try:
             up = await websockets.connect(
                 url,

@@ -270,10 +270,12 @@ class RestApi:
         return resp
 
     async def _websocket(self, ws: WebSocket) -> None:
-        """WebSocket requests: exec and port-forward, relayed to the pod's kubelet."""
+        """WebSocket requests: exec, attach and port-forward, relayed to the pod's kubelet."""
         t = parse_path(ws.url.path)
         if t is None or t.info.plural != "pods" or not t.name or t.namespace is None:
-            await ws.close(1008, "WebSocket is only served for pods/exec and pods/portforward")
+            await ws.close(
+                1008, "WebSocket is only served for pods/exec, pods/attach and pods/portforward"
+            )
             return
         with _tracer.start_as_current_span(
             f"WEBSOCKET {ws.url.path}",
@@ -282,8 +284,8 @@ class RestApi:
             attributes={"http.target": ws.url.path},
         ):
             try:
-                if t.subresource == "exec":
-                    await self.pod_proxy.exec(ws, t.namespace, t.name)
+                if t.subresource in ("exec", "attach"):
+                    await self.pod_proxy.exec(ws, t.namespace, t.name, t.subresource)
                 elif t.subresource == "portforward":
                     await self.pod_proxy.port_forward(ws, t.namespace, t.name)
                 else:

@@ -1,6 +1,7 @@
-"""The kubelet's HTTPS API (port 10250): health, pods, container logs, exec, port-forward.
+"""The kubelet's HTTPS API (port 10250): health, pods, logs, exec, attach, port-forward.
 
-The API server proxies ``pods/log``, ``pods/exec`` and ``pods/portforward`` here.
+The API server proxies ``pods/log``, ``pods/exec``, ``pods/attach`` and
+``pods/portforward`` here.
 Exec and port-forward go on to the runtime's streaming server (CRI ``Exec`` and
 ``PortForward`` return its URL) over the Kubernetes WebSocket channel protocol:
 stream 0 is stdin, 1 stdout, 2 stderr, 3 the error/exit status, 4 terminal resize;
@@ -71,6 +72,7 @@ class KubeletServer:
                 Route("/pods", self.pods),
                 Route("/containerLogs/{namespace}/{pod}/{container}", self.logs),
                 WebSocketRoute("/exec/{namespace}/{pod}/{container}", self.exec),
+                WebSocketRoute("/attach/{namespace}/{pod}/{container}", self.attach),
                 WebSocketRoute("/portForward/{namespace}/{pod}", self.port_forward),
             ]
         )
@@ -174,6 +176,13 @@ class KubeletServer:
     # -- exec ----------------------------------------------------------------------------
 
     async def exec(self, ws: WebSocket) -> None:
+        await self._stream(ws, attach=False)
+
+    async def attach(self, ws: WebSocket) -> None:
+        """``kubectl attach`` / ``run -it``: the container's own stdio (CRI ``Attach``)."""
+        await self._stream(ws, attach=True)
+
+    async def _stream(self, ws: WebSocket, *, attach: bool) -> None:
         p = ws.path_params
         offered = list(ws.scope.get("subprotocols") or [])
         chosen = next((s for s in offered if s in CHANNEL_PROTOCOLS), None)
@@ -186,20 +195,22 @@ class KubeletServer:
             await ws.close(1002, "no supported channel protocol offered")
             return
         cid, why = await self._running(p["namespace"], p["pod"], p["container"])
-        if not command:
+        if not command and not attach:
             why = "you must specify at least one command for the container"
         if not cid or why:
             await send_channel_status(ws, chosen, _failure(why))
             return
+        streams = {
+            "tty": tty,
+            "stdin": flags["stdin"],
+            "stdout": flags["stdout"],
+            "stderr": flags["stderr"] and not tty,
+        }
         try:
-            url = await self.kubelet.cri.exec(
-                cid,
-                command,
-                tty=tty,
-                stdin=flags["stdin"],
-                stdout=flags["stdout"],
-                stderr=flags["stderr"] and not tty,
-            )
+            if attach:
+                url = await self.kubelet.cri.attach(cid, **streams)
+            else:
+                url = await self.kubelet.cri.exec(cid, command, **streams)
         except CriError as e:
             await send_channel_status(ws, chosen, _failure(e.message))
             return
