@@ -212,8 +212,8 @@ def held(obj: dict[str, Any]) -> dict[str, bytes]:
         for ip in cluster_ips(spec):
             if _is_ip(ip):
                 keys[ip_key(ip)] = owner
-    for np in _node_ports(spec):
-        keys[port_key(np)] = owner
+    for key in _port_keys(spec):
+        keys[key] = owner
     hc = spec.get("healthCheckNodePort")
     if isinstance(hc, int) and hc > 0:
         keys[port_key(hc)] = owner
@@ -287,7 +287,7 @@ class ServiceAllocator:
                     # Ports with the same number (TCP and UDP) share one node port.
                     np = by_port.get(p.get("port"))
                     if np is None:
-                        np = await self._free_port(avoid | picked | _used(spec))
+                        np = await self._free_port(avoid | picked | _port_keys(spec))
                         picked.add(port_key(np))
                         by_port[p.get("port")] = np
                     p["nodePort"] = np
@@ -414,7 +414,8 @@ def _node_ports(spec: dict[str, Any]) -> set[int]:
     return {np for np in ports if isinstance(np, int) and np > 0}
 
 
-def _used(spec: dict[str, Any]) -> set[str]:
+def _port_keys(spec: dict[str, Any]) -> set[str]:
+    """The allocation keys of the node ports a Service spec names."""
     return {port_key(np) for np in _node_ports(spec)}
 
 
