@@ -59,6 +59,13 @@ def manifest(name: str, **spec: object) -> str:
     )
 
 
+def refused(c: Cluster, name: str, **spec: object) -> str:
+    """Apply a Service that must be refused; kubectl's error output."""
+    res = kubectl(c, "apply", "-f", "-", input=manifest(name, **spec), check=False)
+    assert res.returncode != 0, res
+    return res.stderr
+
+
 async def allocation_keys(c: Cluster) -> dict[str, dict]:
     async with EtcdBackend(c.etcd_endpoint) as etcd:
         kvs, _ = await etcd.range_all("/skiff/allocations/")
@@ -101,59 +108,29 @@ def test_cluster_ip_and_node_port_assigned(cluster: Cluster) -> None:
 def test_requested_values_once_each(cluster: Cluster) -> None:
     kubectl(cluster, "apply", "-f", "-", input=manifest("dns", clusterIP="10.100.0.10"))
     assert service(cluster, "dns")["spec"]["clusterIP"] == "10.100.0.10"
-    twin = kubectl(
-        cluster, "apply", "-f", "-", input=manifest("dns2", clusterIP="10.100.0.10"), check=False
-    )
-    assert twin.returncode != 0
     assert (
         'spec.clusterIPs: Invalid value: []string{"10.100.0.10"}: failed to allocate IP '
-        "10.100.0.10: provided IP is already allocated" in twin.stderr
-    )
-    outside = kubectl(
-        cluster, "apply", "-f", "-", input=manifest("far", clusterIP="10.0.0.5"), check=False
+        "10.100.0.10: provided IP is already allocated"
+        in refused(cluster, "dns2", clusterIP="10.100.0.10")
     )
     assert (
         "the provided IP (10.0.0.5) is not in the valid range. The range of valid IPs is "
-        f"{RANGE}" in outside.stderr
+        f"{RANGE}" in refused(cluster, "far", clusterIP="10.0.0.5")
     )
 
     np = manifest("fixed", type="NodePort", ports=[{"port": 80, "nodePort": 30005}])
     kubectl(cluster, "apply", "-f", "-", input=np)
-    taken = kubectl(
-        cluster,
-        "apply",
-        "-f",
-        "-",
-        check=False,
-        input=manifest("fixed2", type="NodePort", ports=[{"port": 80, "nodePort": 30005}]),
-    )
     assert (
         "spec.ports[0].nodePort: Invalid value: 30005: provided port is already allocated"
-        in taken.stderr
-    )
-    low = kubectl(
-        cluster,
-        "apply",
-        "-f",
-        "-",
-        check=False,
-        input=manifest("low", type="NodePort", ports=[{"port": 80, "nodePort": 80}]),
+        in refused(cluster, "fixed2", type="NodePort", ports=[{"port": 80, "nodePort": 30005}])
     )
     assert (
         "provided port is not in the valid range. The range of valid ports is "
-        f"{PORTS}" in low.stderr
-    )
-    forbidden = kubectl(
-        cluster,
-        "apply",
-        "-f",
-        "-",
-        check=False,
-        input=manifest("cip", ports=[{"port": 80, "nodePort": 30050}]),
+        f"{PORTS}" in refused(cluster, "low", type="NodePort", ports=[{"port": 80, "nodePort": 80}])
     )
     assert (
         "spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"
-        in forbidden.stderr
+        in refused(cluster, "cip", ports=[{"port": 80, "nodePort": 30050}])
     )
 
     # Deleting the holder frees the value for the next one.
