@@ -9,6 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+DEFAULT_STORAGE_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+"""Marks the StorageClass that claims naming no class get (``"true"``)."""
+
+
+def is_default_storage_class(sc: dict) -> bool:
+    """Whether a StorageClass is marked as the default one."""
+    annotations = (sc.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(DEFAULT_STORAGE_CLASS_ANNOTATION) == "true"
+
+
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 

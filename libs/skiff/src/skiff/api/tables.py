@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from skiff.api import errors, schema
-from skiff.api.resources import ResourceInfo
+from skiff.api.resources import ResourceInfo, is_default_storage_class
 
 INCLUDE_NONE = "None"
 INCLUDE_METADATA = "Metadata"
@@ -696,14 +696,9 @@ def _print_priority_class(obj: dict, now: float) -> Cells:
     ]
 
 
-DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
-
-
 def _print_storage_class(obj: dict, now: float) -> Cells:
     name = _name(obj)
-    if ((obj.get("metadata") or {}).get("annotations") or {}).get(
-        DEFAULT_CLASS_ANNOTATION
-    ) == "true":
+    if is_default_storage_class(obj):
         name += " (default)"
     return [
         name,

@@ -26,7 +26,7 @@ from skiff.api import apply as ssa
 from skiff.api import errors
 from skiff.api import patch as patching
 from skiff.api.errors import ApiError, Cause
-from skiff.api.resources import REGISTRY, ResourceInfo
+from skiff.api.resources import REGISTRY, ResourceInfo, is_default_storage_class
 from skiff.api.selectors import (
     FieldSelector,
     LabelSelector,
@@ -60,7 +60,6 @@ PRIORITY_CLASSES = REGISTRY.by_path("scheduling.k8s.io", "v1", "priorityclasses"
 SERVICES = REGISTRY.by_path("", "v1", "services")
 CLAIMS = REGISTRY.by_path("", "v1", "persistentvolumeclaims")
 STORAGE_CLASSES = REGISTRY.by_path("storage.k8s.io", "v1", "storageclasses")
-DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 
 PATCH_JSON = "application/json-patch+json"
 PATCH_MERGE = "application/merge-patch+json"
@@ -466,11 +465,8 @@ class Store:
         spec = claim.setdefault("spec", {})
         if spec.get("storageClassName") is not None:
             return
-        defaults = [
-            c
-            for c in self.cache.of(STORAGE_CLASSES).objects.values()
-            if (c["metadata"].get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true"
-        ]
+        classes = self.cache.of(STORAGE_CLASSES).objects.values()
+        defaults = [c for c in classes if is_default_storage_class(c)]
         if defaults:
             newest = max(
                 defaults,

@@ -42,6 +42,7 @@ from typing import ClassVar
 from skiff.api.defaults import parse_quantity
 from skiff.api.errors import ApiError
 from skiff.api.nodeselector import node_matches
+from skiff.api.resources import DEFAULT_STORAGE_CLASS_ANNOTATION, is_default_storage_class
 from skiff.api.selectors import selector_from_dict
 from skiff.client.informer import key_of, wait_synced
 from skiff.client.rest import Obj
@@ -61,7 +62,6 @@ CLAIM_PREFIX, VOLUME_PREFIX = "claim:", "volume:"
 CLAIM_POD_INDEX = "scheduled-claims"
 """Index of scheduled pods by the ``<namespace>/<claim>`` of their PVC volumes."""
 ANN_SELECTED_NODE = "volume.kubernetes.io/selected-node"
-ANN_DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 DEFAULT_CLASS = "standard"
 WAIT = "WaitForFirstConsumer"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
@@ -192,11 +192,13 @@ class PersistentVolumeBinder(Controller):
 
     async def ensure_default_class(self) -> None:
         """Create ``standard`` when no StorageClass is the default."""
-        for sc in self.storage_classes.list():
-            if (sc["metadata"].get("annotations") or {}).get(ANN_DEFAULT_CLASS) == "true":
-                return
+        if any(is_default_storage_class(sc) for sc in self.storage_classes.list()):
+            return
         body: Obj = {
-            "metadata": {"name": DEFAULT_CLASS, "annotations": {ANN_DEFAULT_CLASS: "true"}},
+            "metadata": {
+                "name": DEFAULT_CLASS,
+                "annotations": {DEFAULT_STORAGE_CLASS_ANNOTATION: "true"},
+            },
             "provisioner": PROVISIONER,
             "reclaimPolicy": "Delete",
             "volumeBindingMode": WAIT,
