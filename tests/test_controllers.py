@@ -248,9 +248,11 @@ async def test_adoption_and_release(env: tuple[ApiClient, PodTracker], health_po
         return not pod["metadata"].get("ownerReferences")
 
     await until(released, what="orphan-0 released")
+    # The status said 3 ready before the release too: wait for the replacement itself.
+    await until(lambda: len(tracker.created[uid]) >= 2, what="a replacement for the released pod")
     await until(
         status_is(client, "replicasets", "adopt", replicas=3, readyReplicas=3),
-        what="a replacement for the released pod",
+        what="3 ready replicas again",
     )
     assert len(tracker.created[uid]) == 2
     assert "orphan-0" not in {
