@@ -13,6 +13,7 @@ The reference figures (k3s, k0s) are published numbers, not measured here.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -26,7 +27,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 from run import write_result  # noqa: E402
 
 PROJECT = "skiff-bench"
-DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
 # Each image and the image it starts from (None: the imported Debian base itself).
 IMAGES: dict[str, str | None] = {
     "skiff/debian:bookworm": None,
@@ -39,6 +39,12 @@ IMAGES: dict[str, str | None] = {
     "skiff/node": "skiff/python",
 }
 CONTROL_PLANE = ("etcd", "nats", "apiserver", "scheduler", "controller-manager")
+
+
+@functools.cache
+def docker() -> str:
+    """The engine's own client, resolved by compose.sh after it installed docker.io."""
+    return _run(str(ROOT / "scripts/compose.sh"), "client").strip()
 
 
 def _run(*cmd: str, env: dict[str, str] | None = None, input: str | None = None) -> str:
@@ -54,7 +60,7 @@ def _tagged(image: str, tag: str) -> str:
 def image_sizes(tag: str) -> tuple[dict[str, float], float]:
     """Every image's size in MB, and the MB all of them take on disk together."""
     sizes = {
-        name: int(_run(DOCKER, "image", "inspect", "-f", "{{.Size}}", _tagged(name, tag))) / 1e6
+        name: int(_run(docker(), "image", "inspect", "-f", "{{.Size}}", _tagged(name, tag))) / 1e6
         for name in IMAGES
     }
     total = sum(
@@ -129,14 +135,14 @@ def main() -> None:
         results["up_to_running_pod_s"] = round(time.monotonic() - t0, 1)
         _run(*kc, "delete", "pod", "bench", "--wait=true")
         time.sleep(a.settle)
-        ids = _run(DOCKER, "ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}")
+        ids = _run(docker(), "ps", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}")
         memory: dict[str, float] = {}
         for line in _run(
-            DOCKER, "stats", "--no-stream", "--format", "{{.ID}}\t{{.MemUsage}}", *ids.split()
+            docker(), "stats", "--no-stream", "--format", "{{.ID}}\t{{.MemUsage}}", *ids.split()
         ).splitlines():
             cid, usage = line.split("\t")
             service = _run(
-                DOCKER,
+                docker(),
                 "inspect",
                 "-f",
                 '{{index .Config.Labels "com.docker.compose.service"}}',

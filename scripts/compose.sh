@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The docker compose deployment (issue 6): `make images`, `make compose-up`, `make compose-down`.
 #   deps     install docker.io, docker-compose and debootstrap (Debian) when missing
+#   client   deps, then print the engine's own docker client that the other actions use
 #   dockerd  start dockerd in the background (log .skiff/dockerd.log) unless a daemon answers
 #   base     build the local Debian base image (debootstrap -> docker import) unless present
 #   images   all of the above, then build every Skiff image
@@ -17,9 +18,11 @@ CA_BUNDLE=${SKIFF_CA_BUNDLE:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-skiff}
 export SKIFF_IMAGE_TAG=$TAG
 export SKIFF_COMPOSE_OUT=$STATE/compose
-# The engine's own client (Debian's): BuildKit (build secrets) needs it.
-DOCKER=${DOCKER:-/usr/bin/docker}
-[ -x "$DOCKER" ] || DOCKER=docker
+# The engine's own client (Debian's docker.io): BuildKit (build secrets) needs it. It is
+# resolved only after `deps` has installed it (engine_client): a fresh machine may have
+# another `docker` first on PATH (a newer CLI without buildx, which fails every build).
+ENGINE_CLIENT=${SKIFF_ENGINE_DOCKER:-/usr/bin/docker}
+DOCKER=${DOCKER:-}
 export DOCKER_BUILDKIT=1
 COMPOSE=(docker-compose -f "$ROOT/compose.yaml")
 # TRACING=1: the `tracing` profile (Jaeger; the components export to it once it resolves).
@@ -28,6 +31,11 @@ if [ "${TRACING:-0}" = 1 ]; then PROFILES=(--profile tracing); fi
 KUBECTL=${KUBECTL:-kubectl}
 
 log() { echo "[compose] $*"; }
+
+engine_client() {
+  if [ -n "$DOCKER" ]; then return; fi
+  if [ -x "$ENGINE_CLIENT" ]; then DOCKER=$ENGINE_CLIENT; else DOCKER=docker; fi
+}
 
 deps() {
   local missing=""
@@ -89,6 +97,7 @@ build() { # image, dockerfile
 images() {
   mkdir -p "$STATE"
   deps
+  engine_client
   dockerd_start
   base
   build "skiff/etcd:$TAG" docker/etcd/Dockerfile
@@ -136,6 +145,7 @@ MSG
 }
 
 down() {
+  engine_client
   if command -v docker-compose >/dev/null && "$DOCKER" info >/dev/null 2>&1; then
     # Anonymous volumes (containerd's data of each node) that a recreated container left
     # behind are not removed by `down -v`: note every volume of the project's containers.
@@ -151,10 +161,11 @@ down() {
 
 case "${1:-}" in
   deps) deps ;;
-  dockerd) mkdir -p "$STATE"; dockerd_start ;;
-  base) mkdir -p "$STATE"; dockerd_start; base ;;
+  client) deps >&2; engine_client; echo "$DOCKER" ;;
+  dockerd) mkdir -p "$STATE"; deps; engine_client; dockerd_start ;;
+  base) mkdir -p "$STATE"; deps; engine_client; dockerd_start; base ;;
   images) images ;;
   up) up ;;
   down) down ;;
-  *) echo "usage: $0 deps|dockerd|base|images|up|down" >&2; exit 2 ;;
+  *) echo "usage: $0 deps|client|dockerd|base|images|up|down" >&2; exit 2 ;;
 esac

@@ -7,6 +7,10 @@ touch a `make compose-up` cluster.
 It runs with the ``tracing`` profile. Jaeger's public image cannot be pulled where no
 registry is reachable; unless it is already loaded, ``otlp_sink`` (an OTLP receiver that
 answers Jaeger's ``/api/services``) stands in for it, in an image built on skiff/python.
+
+Every step runs with a ``docker`` first on PATH that fails as a fresh machine's other
+Docker CLI does, so the test proves that compose.sh installs and uses the engine's own
+client (on a machine without docker.io, this run is the fresh path).
 """
 
 from __future__ import annotations
@@ -32,7 +36,11 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "skiff-test"
-DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
+# A fresh machine's other docker CLI (no buildx): first on PATH in every step of this test.
+FAILING_DOCKER = """#!/bin/sh
+echo "ERROR: BuildKit is enabled but the buildx component is missing or broken." >&2
+exit 1
+"""
 JAEGER = "jaegertracing/all-in-one:1.62.0"
 SINK = "skiff/otlp-sink:test"
 SINK_DOCKERFILE = """
@@ -73,6 +81,14 @@ spec:
 """
 
 
+_engine_client: list[str] = []
+
+
+def docker() -> str:
+    """The engine's own client, as ``compose.sh client`` resolved it in the fixture."""
+    return _engine_client[0]
+
+
 def _env(state: Path) -> dict[str, str]:
     return {
         **os.environ,
@@ -86,13 +102,13 @@ def _env(state: Path) -> dict[str, str]:
 
 def _jaeger_image(env: dict[str, str]) -> str:
     """Jaeger when it is loaded, else the OTLP sink built on skiff/python."""
-    have = subprocess.run([DOCKER, "image", "inspect", JAEGER], capture_output=True)
+    have = subprocess.run([docker(), "image", "inspect", JAEGER], capture_output=True)
     if have.returncode == 0:
         return JAEGER
     tag = env.get("SKIFF_IMAGE_TAG", "dev")
     subprocess.run(
         [
-            DOCKER,
+            docker(),
             "build",
             "-q",
             "-t",
@@ -114,9 +130,9 @@ def _jaeger_image(env: dict[str, str]) -> str:
 
 def _project_objects(kind: str) -> list[str]:
     out = subprocess.run(
-        [DOCKER, kind, "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"]
+        [docker(), kind, "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"]
         if kind != "container"
-        else [DOCKER, "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+        else [docker(), "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
         capture_output=True,
         text=True,
         check=True,
@@ -128,8 +144,19 @@ def _project_objects(kind: str) -> list[str]:
 def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = tmp_path_factory.mktemp("compose")
     env = _env(state)
+    stubs = state / "stub-bin"
+    stubs.mkdir()
+    (stubs / "docker").write_text(FAILING_DOCKER)
+    (stubs / "docker").chmod(0o755)
+    env["PATH"] = f"{stubs}:{env['PATH']}"
+    client = subprocess.run(
+        [str(ROOT / "scripts/compose.sh"), "client"], env=env, capture_output=True, text=True
+    )
+    assert client.returncode == 0, client.stderr
+    _engine_client[:] = [client.stdout.strip()]
+    assert Path(docker()).is_absolute(), docker()  # not the stub, not a bare "docker"
     # compose.sh starts a dockerd when none answers: stop that one (only) at the end.
-    own_dockerd = subprocess.run([DOCKER, "info"], capture_output=True).returncode != 0
+    own_dockerd = subprocess.run([docker(), "info"], capture_output=True).returncode != 0
     try:
         try:
             subprocess.run([str(ROOT / "scripts/compose.sh"), "images"], env=env, check=True)
@@ -197,7 +224,7 @@ def test_apiserver_crash_recovers(compose: dict[str, str]) -> None:
     before = sorted(kubectl(compose, "get", "pods,deploy", "-A", "-o", "name").split())
     cid = subprocess.run(
         [
-            DOCKER,
+            docker(),
             "ps",
             "-q",
             "--filter",
@@ -210,7 +237,7 @@ def test_apiserver_crash_recovers(compose: dict[str, str]) -> None:
         check=True,
     ).stdout.strip()
     pid = subprocess.run(
-        [DOCKER, "inspect", "-f", "{{.State.Pid}}", cid],
+        [docker(), "inspect", "-f", "{{.State.Pid}}", cid],
         capture_output=True,
         text=True,
         check=True,
