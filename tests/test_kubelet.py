@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -424,6 +425,42 @@ async def test_kubectl_run_interactive_attaches(node: Node, kubeconfig: Path) ->
         return False
 
     await _until(gone, 30)
+
+
+async def test_exec_stdin_end_reaches_the_container(
+    node: Node, kubeconfig: Path, tmp_path: Path
+) -> None:
+    """The end of kubectl's stdin ends the container's (v5 close channel → SPDY FIN):
+    ``exec -i`` with piped input, ``kubectl cp`` both ways, ``run -i`` with ``cat``."""
+    await node.client.create("pods", busybox_pod("copier", "exec sleep 3600"), "default")
+    await wait_pod(node.client, "copier", _running)
+    res = await kubectl(kubeconfig, "exec", "-i", "copier", "--", "cat", input="hello\n")
+    assert res.stdout == "hello\n"
+    big = "".join(f"line {i:06d}\n" for i in range(30_000))  # 360 kB, past any window
+    res = await kubectl(kubeconfig, "exec", "-i", "copier", "--", "wc", "-c", input=big)
+    assert res.stdout.split() == [str(len(big))]
+    res = await kubectl(
+        kubeconfig, "exec", "-i", "copier", "--", "sh", "-c", "cat >/dev/null; exit 3",
+        input="x\n", check=False,
+    )  # fmt: skip
+    assert res.returncode == 3, res
+
+    local = tmp_path / "payload.txt"
+    local.write_text(big)
+    await kubectl(kubeconfig, "cp", str(local), "copier:/tmp/payload.txt")
+    res = await kubectl(kubeconfig, "exec", "copier", "--", "md5sum", "/tmp/payload.txt")
+    assert res.stdout.split()[0] == hashlib.md5(big.encode()).hexdigest()
+    back = tmp_path / "back.txt"
+    await kubectl(kubeconfig, "cp", "copier:/tmp/payload.txt", str(back))
+    assert back.read_text() == big
+
+    overrides = json.dumps({"spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 1}})
+    res = await kubectl(
+        kubeconfig, "run", "catter", "-i", "--rm", "--restart=Never", "--image=busybox",
+        f"--overrides={overrides}", "--", "cat", input="first\nsecond\n", timeout=90,
+    )  # fmt: skip
+    assert "first\nsecond\n" in res.stdout, res
+    await node.client.delete("pods", "copier", "default")
 
 
 async def test_port_forward_and_pod_to_pod(node: Node, kubeconfig: Path) -> None:

@@ -560,3 +560,46 @@ async def test_port_forward_refused_port_reports_on_error_stream() -> None:
     assert bad in client.rst and bad not in client.replies
     await client.close_transport()
     await asyncio.wait_for(serving, 5)
+
+
+async def test_client_session_opens_streams_and_keeps_data_sent_before_a_reset() -> None:
+    """The client role (the kubelet toward the runtime's streaming server): SYN_STREAM with
+    odd ids, SYN_REPLY awaited, FIN on our stream reads as EOF on the server, and data the
+    server wrote just before resetting the stream (client-go's Close) stays readable."""
+    up: asyncio.Queue[bytes | None] = asyncio.Queue()
+    down: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def put(q: asyncio.Queue[bytes | None], data: bytes) -> None:
+        q.put_nowait(data)
+
+    client = SpdySession(down.get, lambda d: put(up, d), client=True)
+    server = SpdySession(up.get, lambda d: put(down, d))
+
+    async def serve(stream: Stream) -> None:
+        if stream.header("streamtype") == "stdin":
+            got = await stream.read_all()  # ends at the client's FIN
+            await results.put(got)
+        else:
+            await stream.reply()
+            await results.put(b"")
+            await stream.write(b'{"status":"Success"}')
+            await stream.reset(CANCEL)
+
+    results: asyncio.Queue[bytes] = asyncio.Queue()
+    tasks = [asyncio.create_task(client.run()), asyncio.create_task(server.serve(serve))]
+    try:
+        error = await client.open_stream({"streamType": "error"})
+        stdin = await client.open_stream({"streamType": "stdin"}, wait_reply=False)
+        assert (error.id, stdin.id) == (1, 3)
+        assert await results.get() == b""
+        await stdin.write(b"hello")
+        await stdin.close()
+        assert await results.get() == b"hello"
+        assert await error.read_all() == b'{"status":"Success"}'
+        assert error.is_reset and error.reset_by_peer
+    finally:
+        await client.close()
+        await server.close()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,8 +1,10 @@
-"""SPDY/3.1 framing and a server-side session over an abstract byte transport.
+"""SPDY/3.1 framing and a session over an abstract byte transport, either side.
 
-Written from the SPDY protocol drafts 3 and 3.1 for the one peer that still speaks
-it: kubectl (client-go's ``httpstream/spdy`` on top of ``moby/spdystream``), which
-tunnels a SPDY session through a WebSocket for ``port-forward`` since Kubernetes 1.31.
+Written from the SPDY protocol drafts 3 and 3.1 for the peers that still speak it:
+kubectl (client-go's ``httpstream/spdy`` on top of ``moby/spdystream``), which tunnels a
+SPDY session through a WebSocket for ``port-forward`` since Kubernetes 1.31 (we serve it),
+and the container runtime's streaming server for exec and attach, the one way to half-close
+a container's stdin (we are its client).
 
 The transport is two callables: ``recv()`` returns the next chunk of the peer's byte
 stream (``None`` once the transport is closed; chunk boundaries mean nothing) and
@@ -276,6 +278,10 @@ def encode_header_block(headers: Mapping[str, HeaderValues]) -> bytes:
     return bytes(out)
 
 
+def _values(value: HeaderValues) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
 def decode_header_block(raw: bytes) -> dict[str, list[str]]:
     """Parse an uncompressed header block into ``{name: [values]}``."""
     try:
@@ -329,7 +335,7 @@ class HeaderDecompressor:
 
 
 class Stream:
-    """One SPDY stream opened by the peer (the client)."""
+    """One SPDY stream, opened by the peer or by us (``SpdySession.open_stream``)."""
 
     def __init__(
         self,
@@ -357,6 +363,8 @@ class Stream:
         self._replied = False
         self._send_window = session.peer_initial_window
         self._unacked = 0
+        self._reply_received = asyncio.Event()  # set on SYN_REPLY, and on reset
+        self._peer_replied = False
 
     def __repr__(self) -> str:
         return f"<Stream {self.id} {self.headers}>"
@@ -471,23 +479,27 @@ class Stream:
             self._remote_closed = True
         self._readable.set()
 
-    def _mark_reset(self, status: int | None, *, by_peer: bool) -> None:
+    def _mark_reset(self, status: int | None, *, by_peer: bool, keep_unread: bool = False) -> None:
         self._reset = True
         self.reset_status = status
         self.reset_by_peer = by_peer
-        dropped = len(self._buf)
-        self._buf.clear()
+        dropped = 0 if keep_unread else len(self._buf)
+        if not keep_unread:
+            self._buf.clear()
         self._readable.set()
+        self._reply_received.set()
         self._drained.set()
         self._session._window_changed.set()
         self._session._forget(self, dropped)
 
 
 class SpdySession:
-    """Server side of a SPDY/3.1 session: the peer opens streams, we answer them.
+    """A SPDY/3.1 session. As a server the peer opens streams and we answer them; as a
+    client (``client=True``) we open streams with ``open_stream``.
 
     Run ``run()`` (the frame reader) concurrently with ``accept_stream()`` / ``accept()``,
     or use ``serve(handler)``, which does both and runs ``handler(stream)`` per stream.
+    When the transport ends cleanly, data already received stays readable.
     """
 
     def __init__(
@@ -497,7 +509,10 @@ class SpdySession:
         *,
         send_flow_control: bool = False,
         max_buffer: int = 1 << 20,
+        client: bool = False,
     ) -> None:
+        self.client = client
+        self._next_stream_id = 1 if client else 2
         self._recv = recv
         self._send = send
         self.send_flow_control = send_flow_control
@@ -558,7 +573,31 @@ class SpdySession:
             with contextlib.suppress(Exception):
                 await self._send_raw(encode_goaway(self._last_stream_id, GOAWAY_PROTOCOL_ERROR))
         finally:
-            self._shutdown()
+            # What the peer sent before the transport ended stays readable (after our own
+            # close() the streams are already gone).
+            self._shutdown(keep_unread=True)
+
+    async def open_stream(
+        self, headers: Mapping[str, HeaderValues], *, fin: bool = False, wait_reply: bool = True
+    ) -> Stream:
+        """Open a stream (SYN_STREAM); by default wait for the peer's SYN_REPLY."""
+        if self._closed or self._goaway_received:
+            raise StreamClosedError("session closed")
+        stream_id = self._next_stream_id
+        self._next_stream_id += 2
+        stream = Stream(self, stream_id, {k.lower(): _values(v) for k, v in headers.items()})
+        stream._replied = True  # the opener never sends SYN_REPLY
+        stream._local_closed = fin
+        self._streams[stream_id] = stream
+        await self._send_header_frame(
+            lambda block: encode_syn_stream(block, stream_id, flags=FLAG_FIN if fin else 0),
+            headers,
+        )
+        if wait_reply:
+            await stream._reply_received.wait()
+            if not stream._peer_replied:
+                raise StreamClosedError(f"stream {stream_id} was refused ({stream.reset_status})")
+        return stream
 
     async def accept_stream(self) -> Stream | None:
         """The next stream the peer opened; None once no more can come."""
@@ -618,12 +657,12 @@ class SpdySession:
             log.exception("spdy stream handler failed", stream=stream.id)
             await stream.reset(INTERNAL_ERROR)
 
-    def _shutdown(self) -> None:
+    def _shutdown(self, *, keep_unread: bool = False) -> None:
         if self._closed:
             return
         self._closed = True
         for stream in list(self._streams.values()):
-            stream._mark_reset(None, by_peer=False)
+            stream._mark_reset(None, by_peer=False, keep_unread=keep_unread)
         self._streams.clear()
         self._accepted.put_nowait(None)
         self._window_changed.set()
@@ -733,7 +772,9 @@ class SpdySession:
         stream_id &= 0x7FFFFFFF
         # Always inflate, even for a stream we refuse: the zlib context is per session.
         headers = self._decompressor.decompress(frame.payload[10:])
-        if stream_id == 0 or stream_id % 2 == 0 or stream_id <= self._last_stream_id:
+        # The peer's streams have odd ids when it is the client, even ones when we are.
+        theirs = stream_id % 2 == (0 if self.client else 1)
+        if stream_id == 0 or not theirs or stream_id <= self._last_stream_id:
             await self._send_rst(stream_id, PROTOCOL_ERROR)
             return
         self._last_stream_id = stream_id
@@ -754,8 +795,19 @@ class SpdySession:
         self._accepted.put_nowait(stream)
 
     async def _on_syn_reply(self, frame: ControlFrame) -> None:
-        # We open no streams, but the block must still go through the inflater.
-        self._decompressor.decompress(frame.payload[4:])
+        (stream_id,) = parse_u32s(frame.payload, 1)
+        # Even for a stream we do not know, the block must go through the inflater.
+        headers = self._decompressor.decompress(frame.payload[4:])
+        stream = self._streams.get(stream_id & 0x7FFFFFFF)
+        if stream is None:
+            return
+        for name, values in headers.items():
+            stream.headers.setdefault(name, []).extend(values)
+        stream._peer_replied = True
+        stream._reply_received.set()
+        if frame.flags & FLAG_FIN:
+            stream._deliver(b"", True)
+            self._maybe_forget(stream)
 
     async def _on_headers(self, frame: ControlFrame) -> None:
         (stream_id,) = parse_u32s(frame.payload, 1)
@@ -773,7 +825,9 @@ class SpdySession:
         stream_id, status = parse_u32s(frame.payload, 2)
         stream = self._streams.get(stream_id & 0x7FFFFFFF)
         if stream is not None:
-            stream._mark_reset(status, by_peer=True)
+            # client-go's connection.Close() resets every stream right after the last
+            # data (an exec's exit status): what arrived before the reset stays readable.
+            stream._mark_reset(status, by_peer=True, keep_unread=True)
 
     async def _on_settings(self, frame: ControlFrame) -> None:
         (count,) = parse_u32s(frame.payload, 1)
@@ -789,7 +843,7 @@ class SpdySession:
 
     async def _on_ping(self, frame: ControlFrame) -> None:
         (ping_id,) = parse_u32s(frame.payload, 1)
-        if ping_id % 2 == 1:  # client-initiated: echo it; even ids would answer our own
+        if ping_id % 2 == (0 if self.client else 1):  # the peer's: echo; others answer ours
             with contextlib.suppress(StreamClosedError):
                 await self._send_frame(encode_ping(ping_id))
 

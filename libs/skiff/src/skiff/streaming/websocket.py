@@ -51,12 +51,9 @@ async def send_channel_status(ws: WebSocket, protocol: str, status: dict[str, An
     await ws.close(1000)
 
 
-async def relay(ws: WebSocket, upstream: Any, *, drop_close_signals: bool = False) -> None:
+async def relay(ws: WebSocket, upstream: Any) -> None:
     """Pipe an ASGI WebSocket and a ``websockets`` connection, message for message, until
     either side ends; then close the ASGI side.
-
-    ``drop_close_signals``: swallow v5.channel.k8s.io stream-close messages (channel 255)
-    for an upstream that speaks v4.
     """
 
     async def down() -> None:
@@ -72,10 +69,7 @@ async def relay(ws: WebSocket, upstream: Any, *, drop_close_signals: bool = Fals
             if msg["type"] == "websocket.disconnect":
                 return
             if msg.get("bytes") is not None:
-                data = msg["bytes"]
-                if drop_close_signals and data[:1] == b"\xff":
-                    continue
-                await upstream.send(data)
+                await upstream.send(msg["bytes"])
             elif msg.get("text") is not None:
                 await upstream.send(msg["text"])
 

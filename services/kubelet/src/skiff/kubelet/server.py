@@ -2,11 +2,12 @@
 
 The API server proxies ``pods/log``, ``pods/exec``, ``pods/attach`` and
 ``pods/portforward`` here.
-Exec and port-forward go on to the runtime's streaming server (CRI ``Exec`` and
-``PortForward`` return its URL) over the Kubernetes WebSocket channel protocol:
-stream 0 is stdin, 1 stdout, 2 stderr, 3 the error/exit status, 4 terminal resize;
-``v5.channel.k8s.io`` adds 255 (close a stream), which containerd 1.6 does not speak, so
-v5 sessions are carried as v4 (a client's stdin close is not passed on).
+Exec, attach and port-forward go on to the runtime's streaming server (CRI ``Exec``,
+``Attach`` and ``PortForward`` return its URL). Toward the API server they are the
+Kubernetes WebSocket channel protocol: stream 0 is stdin, 1 stdout, 2 stderr, 3 the
+error/exit status, 4 terminal resize, and ``v5.channel.k8s.io`` adds 255 (close a stream).
+Exec and attach reach the runtime over SPDY (``remotecommand``), the one way to pass a
+client's stdin close on; port-forward over its WebSocket.
 
 ``/portForward/{ns}/{pod}?port=N`` is Skiff's own: one WebSocket per connection, binary
 messages are the connection's bytes both ways, a text message is an error.
@@ -34,9 +35,10 @@ from skiff.api.errors import ApiError, Reason
 from skiff.cri.client import CriError, pb
 from skiff.log import get_logger
 from skiff.pki import ensure_serving_cert
-from skiff.streaming.websocket import relay, send_channel_status
+from skiff.streaming.websocket import send_channel_status
 
 from .logs import read_log
+from .remotecommand import relay_remote_command
 
 if TYPE_CHECKING:
     from .kubelet import Kubelet
@@ -214,8 +216,7 @@ class KubeletServer:
         except CriError as e:
             await send_channel_status(ws, chosen, _failure(e.message))
             return
-        upstream = "v4.channel.k8s.io" if chosen == "v5.channel.k8s.io" else chosen
-        await _relay(ws, url, upstream, drop_close_signals=chosen == "v5.channel.k8s.io")
+        await relay_remote_command(ws, url, chosen, **streams)
 
     # -- port forward --------------------------------------------------------------------
 
@@ -300,21 +301,6 @@ async def _first(*coros: Any) -> None:
             and not isinstance(exc, (WebSocketDisconnect, websockets.ConnectionClosed))
         ):
             log.debug("stream relay ended with an error", error=str(exc))
-
-
-async def _relay(ws: WebSocket, url: str, protocol: str, *, drop_close_signals: bool) -> None:
-    """Pipe a client WebSocket to the runtime's streaming server, message for message."""
-    try:
-        async with websockets.connect(
-            url.replace("http://", "ws://", 1),
-            subprotocols=[protocol],  # type: ignore[list-item]
-            max_size=None,
-        ) as up:
-            await relay(ws, up, drop_close_signals=drop_close_signals)
-    except (OSError, websockets.WebSocketException) as e:
-        log.warning("exec stream failed", error=str(e))
-        with contextlib.suppress(Exception):
-            await ws.close(1000)
 
 
 def _failure(message: str) -> dict[str, Any]:

@@ -1,0 +1,223 @@
+"""Exec and attach with the runtime's streaming server, over SPDY/3.1.
+
+CRI ``Exec`` and ``Attach`` return a URL on the runtime's streaming server (containerd
+vendors the kubelet's ``cri/streaming`` package). It speaks the remote command protocol
+over WebSocket and over SPDY, but only SPDY can end a container's stdin: a stream
+half-closed with FIN reads as EOF in the container, while containerd 1.6's WebSocket side
+predates ``v5.channel.k8s.io`` and its close channel. So the kubelet is a SPDY client of
+the runtime, as kubectl used to be of the kubelet.
+
+Toward the API server the session stays a WebSocket channel protocol: binary messages
+(or base64 text for the ``base64`` variants) whose first byte is the channel; 0 stdin,
+1 stdout, 2 stderr, 3 the error/exit ``Status``, 4 terminal resize, and on v5 255 with a
+channel number to close it. Stdin closed by the client (v5's close message) becomes FIN on
+the stdin stream, so ``kubectl cp`` into a pod and ``echo x | kubectl exec -i`` end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.websockets import WebSocket
+
+from skiff.log import get_logger
+from skiff.streaming.spdy import SpdySession, Stream, StreamClosedError
+from skiff.streaming.websocket import send_channel_status
+
+log = get_logger(__name__)
+
+# The SPDY protocol spoken upstream for each WebSocket protocol a client may choose.
+SPDY_PROTOCOL = {
+    "v5.channel.k8s.io": "v4.channel.k8s.io",
+    "v4.channel.k8s.io": "v4.channel.k8s.io",
+    "v4.base64.channel.k8s.io": "v4.channel.k8s.io",
+    "channel.k8s.io": "channel.k8s.io",
+    "base64.channel.k8s.io": "channel.k8s.io",
+}
+STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+STREAM_TIMEOUT = 30.0  # how long the runtime may take to answer the upgrade and each stream
+
+
+class UpgradeError(Exception):
+    """The streaming server did not switch to SPDY (an expired or unknown session)."""
+
+
+async def connect_spdy(
+    url: str, protocol: str
+) -> tuple[SpdySession, asyncio.Task[None], asyncio.StreamWriter]:
+    """Upgrade an HTTP connection to ``url`` to SPDY/3.1; the session runs in the task."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise UpgradeError(f"unsupported streaming URL {url!r}")
+    port = parts.port or 80
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(parts.hostname, port), STREAM_TIMEOUT
+    )
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: Upgrade\r\n"
+        f"Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: {protocol}\r\n"
+        "Content-Length: 0\r\n\r\n"
+    )
+    try:
+        writer.write(request.encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), STREAM_TIMEOUT)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        fields = status_line.split(" ", 2)
+        if len(fields) < 2 or fields[1] != "101":
+            headers = dict(
+                (k.strip().lower(), v.strip())
+                for k, _, v in (line.partition(":") for line in header_lines if line)
+            )
+            length = int(headers.get("content-length") or 0)
+            body = await asyncio.wait_for(reader.read(min(length, 4096)), 5) if length else b""
+            why = body.decode(errors="replace").strip() or status_line
+            raise UpgradeError(f"the runtime's streaming server answered: {why}")
+    except BaseException:
+        writer.close()
+        raise
+
+    async def recv() -> bytes | None:
+        try:
+            data = await reader.read(65536)
+        except OSError:  # a reset after the runtime's last frames: those stay readable
+            return None
+        return data or None
+
+    async def send(data: bytes) -> None:
+        writer.write(data)
+        await writer.drain()
+
+    session = SpdySession(recv, send, client=True)
+    task = asyncio.create_task(session.run(), name="spdy-session")
+    return session, task, writer
+
+
+class _Channels:
+    """The WebSocket side: channel framing in binary or base64 text messages."""
+
+    def __init__(self, ws: WebSocket, protocol: str) -> None:
+        self.ws = ws
+        self.base64 = "base64" in protocol
+        self.lock = asyncio.Lock()
+
+    async def send(self, channel: int, data: bytes) -> None:
+        async with self.lock:
+            if self.base64:
+                await self.ws.send_text(str(channel) + base64.b64encode(data).decode())
+            else:
+                await self.ws.send_bytes(bytes([channel]) + data)
+
+    async def receive(self) -> tuple[int, bytes] | None:
+        """The next (channel, data); None once the client is gone."""
+        while True:
+            msg = await self.ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return None
+            if (raw := msg.get("bytes")) is not None:
+                if raw:
+                    return raw[0], raw[1:]
+            elif text := msg.get("text"):
+                if self.base64 and text[0].isdigit():
+                    return int(text[0]), base64.b64decode(text[1:])
+                return ord(text[0]), text[1:].encode()
+
+
+async def relay_remote_command(
+    ws: WebSocket,
+    url: str,
+    protocol: str,
+    *,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    tty: bool,
+) -> None:
+    """Carry an accepted channel-protocol WebSocket to the runtime's session at ``url``.
+
+    Ends when the runtime ends the session (the command exited: its ``Status`` went out
+    on the error channel) or the client goes away; then the WebSocket is closed.
+    """
+    channels = _Channels(ws, protocol)
+    spdy_protocol = SPDY_PROTOCOL[protocol]
+    try:
+        session, runner, writer = await connect_spdy(url, spdy_protocol)
+    except (TimeoutError, OSError, UpgradeError) as e:
+        log.warning("exec stream failed", error=str(e))
+        await _failed(ws, protocol, f"cannot reach the runtime's streaming server: {e}")
+        return
+    try:
+        try:
+            # channel.k8s.io (v1) has no resize stream.
+            resize = tty and spdy_protocol != "channel.k8s.io"
+            opening = _open_streams(session, stdin, stdout, stderr and not tty, resize)
+            streams = await asyncio.wait_for(opening, STREAM_TIMEOUT)
+        except (TimeoutError, StreamClosedError) as e:
+            await _failed(ws, protocol, f"the runtime refused the stream: {e}")
+            return
+        outputs = [
+            asyncio.create_task(_copy_out(streams[name], channels, channel))
+            for name, channel in (("stdout", STDOUT), ("stderr", STDERR))
+            if name in streams
+        ]
+        error = asyncio.create_task(streams["error"].read_all())
+        upward = asyncio.create_task(_copy_in(channels, streams))
+        finished = asyncio.gather(error, *outputs)
+        await asyncio.wait([finished, upward], return_when=asyncio.FIRST_COMPLETED)
+        if finished.done():
+            status = error.result()
+            if status:
+                with contextlib.suppress(Exception):
+                    await channels.send(ERROR, status)
+        upward.cancel()
+        finished.cancel()
+        await asyncio.gather(upward, finished, return_exceptions=True)
+    finally:
+        await session.close()
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        writer.close()
+        with contextlib.suppress(Exception):
+            await ws.close(1000)
+
+
+async def _open_streams(
+    session: SpdySession, stdin: bool, stdout: bool, stderr: bool, resize: bool
+) -> dict[str, Stream]:
+    """Open the streams in client-go's order: error, stdin, stdout, stderr, resize."""
+    flags = {"stdin": stdin, "stdout": stdout, "stderr": stderr, "resize": resize}
+    wanted = ["error", *(name for name, on in flags.items() if on)]
+    return {name: await session.open_stream({"streamType": name}) for name in wanted}
+
+
+async def _copy_out(stream: Stream, channels: _Channels, channel: int) -> None:
+    while chunk := await stream.read():
+        await channels.send(channel, chunk)
+
+
+async def _copy_in(channels: _Channels, streams: dict[str, Stream]) -> None:
+    """Client messages to the runtime; a v5 close of stdin becomes FIN on its stream."""
+    targets = {STDIN: streams.get("stdin"), RESIZE: streams.get("resize")}
+    while (msg := await channels.receive()) is not None:
+        channel, data = msg
+        if channel == CLOSE:
+            if data[:1] == bytes([STDIN]) and (stdin := targets[STDIN]) is not None:
+                await stdin.close()
+            continue
+        stream = targets.get(channel)
+        if stream is None or not data:
+            continue
+        try:
+            await stream.write(data)
+        except StreamClosedError:
+            log.debug("client data after the stream closed", channel=channel)
+
+
+async def _failed(ws: WebSocket, protocol: str, message: str) -> None:
+    status: dict[str, Any] = {"metadata": {}, "status": "Failure", "message": message}
+    with contextlib.suppress(Exception):
+        await send_channel_status(ws, protocol, status)
