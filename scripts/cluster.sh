@@ -15,7 +15,16 @@ API_PORT=${SKIFF_API_PORT:-6443}
 SCHEDULER_PORT=${SKIFF_SCHEDULER_PORT:-10259}
 CONTROLLER_MANAGER_PORT=${SKIFF_CONTROLLER_MANAGER_PORT:-10257}
 
-running() { [ -f "$PIDS/$1.pid" ] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
+# A process that exited but was not reaped yet (where PID 1 does not reap, as in some
+# containers) is a zombie: kill -0 still succeeds, yet it has stopped.
+alive() { # pid
+  kill -0 "$1" 2>/dev/null || return 1
+  local stat; stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
+running() { [ -f "$PIDS/$1.pid" ] && alive "$(cat "$PIDS/$1.pid")"; }
 
 start_bg() { # name, command...
   local name=$1; shift
@@ -106,25 +115,31 @@ stop_one() {
   local name=$1
   if [ -f "$PIDS/$name.pid" ]; then
     local pid; pid=$(cat "$PIDS/$name.pid")
-    if kill -0 "$pid" 2>/dev/null; then
+    if alive "$pid"; then
       kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
+      alive "$pid" && kill -9 "$pid" 2>/dev/null || true
       echo "  stopped $name (pid $pid)"
     fi
     rm -f "$PIDS/$name.pid"
   fi
 }
 
+# `make down` stops pods as `kind delete` does, without waiting out their grace periods:
+# each container gets SIGTERM, then SIGKILL after SKIFF_DOWN_GRACE seconds (default 1).
 down() {
-  echo "Stopping Skiff"
+  local start=$SECONDS
+  echo "Stopping Skiff (pods get ${SKIFF_DOWN_GRACE:-1} s after SIGTERM, as with kind delete)"
   stop_one hollow-nodes
   stop_one kubelet
   if running containerd; then
-    "$VENV/bin/python" -m skiff.kubelet.runtime cleanup --dir "$STATE/containerd" \
-      && echo "  removed pods, their network namespaces, the bridge and CNI chains"
+    local out
+    out=$("$VENV/bin/python" -m skiff.kubelet.runtime cleanup --dir "$STATE/containerd" \
+      --grace "${SKIFF_DOWN_GRACE:-1}") \
+      && echo "  $out; removed their network namespaces, the bridge and CNI chains"
   fi
   for name in containerd controller-manager scheduler apiserver nats etcd; do stop_one "$name"; done
+  echo "Stopped in $((SECONDS - start)) s"
 }
 
 case "${1:-}" in

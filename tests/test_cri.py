@@ -7,6 +7,7 @@ that writes to its CRI log, ExecSync into it, stop and removal.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from runtime import containerd_available, start_containerd
 
 from skiff.cri.client import CriClient, pb
 from skiff.kubelet.images import BUSYBOX_NAME, PAUSE_NAME
+from skiff.kubelet.runtime import DOWN_GRACE_SECONDS, remove_sandboxes
 
 pytestmark = pytest.mark.skipif(not containerd_available(), reason="containerd not installed")
 
@@ -93,3 +95,55 @@ async def test_pod_lifecycle(cri: CriClient, tmp_path: Path) -> None:
     await cri.stop_pod_sandbox(sandbox)
     await cri.remove_pod_sandbox(sandbox)
     assert not [s for s in await cri.list_pod_sandbox() if s.id == sandbox]
+
+
+class _Recording:
+    """The real client, noting when each StopContainer ran and with which grace period."""
+
+    def __init__(self, cri: CriClient) -> None:
+        self.cri = cri
+        self.stops: list[tuple[float, float, int]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.cri, name)
+
+    async def stop_container(self, container_id: str, grace_period: int) -> None:
+        start = time.monotonic()
+        await self.cri.stop_container(container_id, grace_period=grace_period)
+        self.stops.append((start, time.monotonic(), grace_period))
+
+
+async def test_down_stops_every_pod_at_once_with_a_short_grace(
+    cri: CriClient, tmp_path: Path
+) -> None:
+    """``make down`` (runtime cleanup): containers that ignore SIGTERM are stopped all
+    together with the short grace period, not one after another with the pod's."""
+    for i in range(3):
+        config = pb.PodSandboxConfig(
+            metadata=pb.PodSandboxMetadata(name=f"down-{i}", namespace="default", uid=f"d{i}"),
+            log_directory=str(tmp_path),
+            linux=pb.LinuxPodSandboxConfig(
+                security_context=pb.LinuxSandboxSecurityContext(
+                    namespace_options=pb.NamespaceOption(network=pb.NODE)
+                )
+            ),
+        )
+        sandbox = await cri.run_pod_sandbox(config)
+        container = await cri.create_container(
+            sandbox,
+            pb.ContainerConfig(
+                metadata=pb.ContainerMetadata(name="stubborn", attempt=0),
+                image=pb.ImageSpec(image="busybox"),
+                command=["sh", "-c", "trap '' TERM; while :; do sleep 1; done"],
+                log_path=f"down-{i}.log",
+            ),
+            config,
+        )
+        await cri.start_container(container)
+    recording = _Recording(cri)
+    await remove_sandboxes(recording, await cri.list_pod_sandbox(), grace=DOWN_GRACE_SECONDS)
+    assert await cri.list_pod_sandbox() == []
+    assert len(recording.stops) == 3
+    assert {grace for _, _, grace in recording.stops} == {DOWN_GRACE_SECONDS} == {1}
+    # All three waited out their grace period at the same time.
+    assert max(start for start, _, _ in recording.stops) < min(end for _, end, _ in recording.stops)

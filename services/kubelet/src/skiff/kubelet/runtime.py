@@ -23,6 +23,8 @@ from typing import Any
 from .images import PAUSE_NAME, busybox_image, pause_image, write_oci_tar
 
 CNI_BIN_DIR = "/usr/lib/cni"
+# `make down`: seconds each container gets between SIGTERM and SIGKILL (kind delete: none).
+DOWN_GRACE_SECONDS = 1
 
 
 @dataclass(slots=True)
@@ -213,27 +215,32 @@ def containerd_command(paths: RuntimePaths) -> list[str]:
 
 
 async def remove_sandboxes(cri: Any, sandboxes: list[Any], *, grace: int = 5) -> None:
-    """Stop and remove pod sandboxes with their containers (and so their CNI attachment)."""
+    """Stop and remove pod sandboxes with their containers (and so their CNI attachment),
+    all at once: each container gets SIGTERM, then SIGKILL after ``grace`` seconds."""
     from skiff.cri.client import pb
 
-    for sb in sandboxes:
-        for c in await cri.list_containers(pod_sandbox_id=sb.id):
-            if c.state == pb.CONTAINER_RUNNING:
-                await cri.stop_container(c.id, grace_period=grace)
+    async def remove(sb: Any) -> None:
+        containers = await cri.list_containers(pod_sandbox_id=sb.id)
+        running = [c for c in containers if c.state == pb.CONTAINER_RUNNING]
+        await asyncio.gather(*(cri.stop_container(c.id, grace_period=grace) for c in running))
+        for c in containers:
             await cri.remove_container(c.id)
         await cri.stop_pod_sandbox(sb.id)
         await cri.remove_pod_sandbox(sb.id)
 
+    await asyncio.gather(*(remove(sb) for sb in sandboxes))
 
-async def remove_all_pods(paths: RuntimePaths) -> int:
-    """Remove every pod sandbox of the node's containerd (``make down``)."""
+
+async def remove_all_pods(paths: RuntimePaths, *, grace: int = DOWN_GRACE_SECONDS) -> int:
+    """Remove every pod sandbox of the node's containerd (``make down``), with a short
+    grace period as ``kind delete`` (which removes its node containers at once)."""
     from skiff.cri.client import CriClient
 
     if not paths.socket.exists():
         return 0
     async with CriClient(paths.endpoint) as cri:
         sandboxes = await cri.list_pod_sandbox()
-        await remove_sandboxes(cri, sandboxes)
+        await remove_sandboxes(cri, sandboxes, grace=grace)
         return len(sandboxes)
 
 
@@ -242,13 +249,20 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m skiff.kubelet.runtime")
     p.add_argument("action", choices=("config", "images", "cleanup"))
     p.add_argument("--bridge", default="skiff0")
+    p.add_argument(
+        "--grace",
+        type=int,
+        default=DOWN_GRACE_SECONDS,
+        help="cleanup: seconds each container has between SIGTERM and SIGKILL",
+    )
     p.add_argument("--dir", type=Path, default=Path(os.environ.get("SKIFF_RUNTIME_DIR", ".")))
     a = p.parse_args(argv)
     paths = RuntimePaths(a.dir.resolve())
     if a.action == "config":
         print(write_config(paths))
     elif a.action == "cleanup":
-        asyncio.run(remove_all_pods(paths))
+        count = asyncio.run(remove_all_pods(paths, grace=a.grace))
+        print(f"stopped {count} pods (grace period {a.grace} s)")
         teardown_network(a.bridge)
     else:
         wait_for_socket(paths.socket)
