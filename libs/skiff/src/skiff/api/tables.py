@@ -17,6 +17,7 @@ from typing import Any
 
 from skiff.api import errors, schema
 from skiff.api.resources import ResourceInfo, is_default_storage_class
+from skiff.api.timestamps import parse_time, rfc3339
 
 INCLUDE_NONE = "None"
 INCLUDE_METADATA = "Metadata"
@@ -65,15 +66,7 @@ def human_duration(seconds: float) -> str:
     return f"{hours // 24 // 365}y"
 
 
-@functools.lru_cache(maxsize=8192)
-def _parse_ts(value: str) -> float | None:
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+_parse_ts = functools.lru_cache(maxsize=8192)(parse_time)
 
 
 def _ts(value: Any) -> float | None:
@@ -875,7 +868,7 @@ def _created_at(obj: dict) -> str:
     ts = _ts((obj.get("metadata") or {}).get("creationTimestamp"))
     if ts is None:
         return "0001-01-01T00:00:00Z"
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(int(ts))
 
 
 def _print_default(obj: dict, now: float) -> Cells:

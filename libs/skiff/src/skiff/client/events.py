@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from skiff.api.errors import ApiError
+from skiff.api.timestamps import rfc3339
 from skiff.log import get_logger
 
 from .rest import ApiClient
@@ -25,10 +25,6 @@ log = get_logger(__name__)
 _MAX_REMEMBERED = 10_000
 SPAM_BURST = 25
 SPAM_REFILL_S = 300.0
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class EventRecorder:
@@ -76,7 +72,7 @@ class EventRecorder:
         meta = obj.get("metadata") or {}
         ns = meta.get("namespace") or "default"
         key = (meta.get("uid") or meta.get("name", ""), type_, reason, message)
-        now = _now()
+        now = rfc3339()
         previous = self._seen.get(key)
         try:
             if previous is not None:

@@ -16,18 +16,14 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from skiff.api.errors import ApiError
+from skiff.api.timestamps import micro_time
 from skiff.log import get_logger
 
 log = get_logger(__name__)
 LEASES = "leases.coordination.k8s.io"
-
-
-def _micro_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def default_identity() -> str:
@@ -109,7 +105,7 @@ class LeaderElector:
                 return
 
     async def _try_acquire_or_renew(self) -> bool:
-        now = _micro_now()
+        now = micro_time()
         try:
             lease = await self.client.get(LEASES, self.name, self.namespace)
         except ApiError as e:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from skiff.api.errors import ApiError
+from skiff.api.timestamps import micro_time
 
 LEASE_NS = "kube-node-lease"
 LEASES = "leases.coordination.k8s.io"
 LEASE_DURATION = 40
-
-
-def _micro_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class NodeLease:
@@ -27,7 +23,7 @@ class NodeLease:
 
     async def renew(self) -> None:
         if self._lease is not None:
-            self._lease["spec"]["renewTime"] = _micro_now()
+            self._lease["spec"]["renewTime"] = micro_time()
             try:
                 self._lease = await self.client.update(LEASES, self._lease, LEASE_NS)
                 return
@@ -36,7 +32,7 @@ class NodeLease:
                     raise
         try:
             lease = await self.client.get(LEASES, self.node_name, LEASE_NS)
-            lease["spec"]["renewTime"] = _micro_now()
+            lease["spec"]["renewTime"] = micro_time()
             lease["spec"]["holderIdentity"] = self.node_name
             self._lease = await self.client.update(LEASES, lease, LEASE_NS)
         except ApiError as e:
@@ -49,7 +45,7 @@ class NodeLease:
                     "spec": {
                         "holderIdentity": self.node_name,
                         "leaseDurationSeconds": LEASE_DURATION,
-                        "renewTime": _micro_now(),
+                        "renewTime": micro_time(),
                     },
                 },
                 LEASE_NS,

@@ -52,6 +52,7 @@ from skiff.api.cron import (
     parse_schedule,
 )
 from skiff.api.errors import ApiError, Reason
+from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.informer import key_of
 from skiff.client.rest import Obj
 
@@ -66,7 +67,6 @@ from .base import (
     writable,
 )
 from .job import OwnWrites, finished_condition, is_succeeded
-from .pods import parse_time
 from .replicaset import namespace_terminating
 
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
@@ -186,10 +186,6 @@ def job_ref(job: Obj) -> Obj:
         "apiVersion": "batch/v1",
         "resourceVersion": meta.get("resourceVersion"),
     }
-
-
-def _rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _rfc1123z(t: float) -> str:
@@ -485,7 +481,7 @@ class CronJobController(Controller):
         if job is None:
             return cj, base, next_schedule_delay(cj, now, schedule)
         cj["status"].setdefault("active", []).append(job_ref(job))
-        cj["status"]["lastScheduleTime"] = _rfc3339(scheduled)
+        cj["status"]["lastScheduleTime"] = rfc3339(scheduled)
         running = len(cj["status"]["active"])
         if running > self.active_jobs_warning:
             self.events.emit(

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from skiff.api.errors import ApiError
 from skiff.api.selectors import LabelSelector
+from skiff.api.timestamps import parse_time
 from skiff.client.informer import copy_object, key_of, split_key
 from skiff.client.rest import Obj
 
@@ -62,7 +63,7 @@ from .history import (
     template_patch,
     write_status,
 )
-from .pods import generate_name_prefix, is_available, is_ready, parse_time, pod_from_template
+from .pods import generate_name_prefix, is_available, is_ready, pod_from_template
 from .replicaset import namespace_terminating
 
 BURST_REPLICAS = 250

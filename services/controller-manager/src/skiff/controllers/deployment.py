@@ -42,11 +42,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from skiff.api.errors import ApiError, Reason
 from skiff.api.selectors import LabelSelector
+from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.informer import key_of
 from skiff.client.rest import ApiClient, Obj
 
@@ -67,7 +67,6 @@ from .base import (
     resolve_controller_ref,
     writable,
 )
-from .pods import parse_time
 from .replicaset import namespace_terminating
 
 # -- names Kubernetes uses ---------------------------------------------------------------
@@ -118,10 +117,6 @@ MINIMUM_REPLICAS_UNAVAILABLE = "MinimumReplicasUnavailable"
 
 _SAFE_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
 """``rand.SafeEncodeString``'s alphabet: no vowels, no look-alikes."""
-
-
-def rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- fields ------------------------------------------------------------------------------

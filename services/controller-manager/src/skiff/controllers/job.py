@@ -49,11 +49,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import ClassVar
 
 from skiff.api.errors import ApiError
 from skiff.api.selectors import LabelSelector
+from skiff.api.timestamps import rfc3339
 from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
 
@@ -113,10 +113,6 @@ DEADLINE_EXCEEDED = "DeadlineExceeded"
 COMPLETIONS_REACHED = "CompletionsReached"
 
 _UNKNOWN_INDEX = -1
-
-
-def rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- Job and pod helpers ---------------------------------------------------------------

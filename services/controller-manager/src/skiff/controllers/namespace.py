@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import ClassVar
 
 from skiff.api.errors import ApiError, Reason
 from skiff.api.resources import REGISTRY, ResourceInfo
+from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.rest import Obj
 
 from .base import NAMESPACE_INDEX, Controller, ControllerContext, namespace_index, writable
@@ -68,19 +68,6 @@ def deletable(info: ResourceInfo) -> bool:
     """Namespaced and deletable: content the controller removes."""
     verbs = set(info.verbs)
     return info.namespaced and "list" in verbs and bool(verbs & {"delete", "deletecollection"})
-
-
-def _now(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _ts(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 class ContentRemaining:
@@ -244,7 +231,7 @@ class NamespaceController(Controller):
     async def delete_all_content(self, ns: Obj) -> ContentRemaining:
         """Delete everything in ``ns``; report what is left (``deleteAllContent``)."""
         name = ns["metadata"]["name"]
-        deleted_at = _ts(ns["metadata"].get("deletionTimestamp")) or self.ctx.clock()
+        deleted_at = parse_time(ns["metadata"].get("deletionTimestamp")) or self.ctx.clock()
         left = ContentRemaining()
         results = await asyncio.gather(
             *(self._delete_resource(info, name, deleted_at, left) for info in self.resources),
@@ -341,7 +328,7 @@ class NamespaceController(Controller):
     async def _update_conditions(self, ns: Obj, left: ContentRemaining) -> None:
         status = ns.get("status") or {}
         current = status.get("conditions") or []
-        conditions = updated_conditions(current, left.conditions(), _now(self.ctx.clock()))
+        conditions = updated_conditions(current, left.conditions(), rfc3339(self.ctx.clock()))
         if conditions == current:
             return
         obj = writable(ns)

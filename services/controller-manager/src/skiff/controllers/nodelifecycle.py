@@ -48,16 +48,16 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import ClassVar
 
 from skiff.api.errors import ApiError
+from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
 
 from .base import Controller, ControllerContext, writable
-from .pods import is_ready, parse_time
+from .pods import is_ready
 
 LEASES = "leases.coordination.k8s.io"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
@@ -187,10 +187,6 @@ class LifecycleSettings:
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def condition(obj: Obj, ctype: str) -> Obj | None:

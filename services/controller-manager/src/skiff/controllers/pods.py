@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 
+from skiff.api.timestamps import parse_time
 from skiff.client.informer import copy_object
 from skiff.client.rest import Obj
 
@@ -18,16 +18,6 @@ DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 MAX_GENERATE_NAME_PREFIX = 58
 """63 characters of a name less the 5 random ones the server appends."""
 _PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
-
-
-def parse_time(value: str | None) -> float | None:
-    """Seconds since the epoch of an RFC 3339 timestamp (None when absent or malformed)."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def is_active(pod: Obj) -> bool:

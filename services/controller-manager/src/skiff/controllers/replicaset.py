@@ -11,11 +11,11 @@ does not act on a set again until its cache has seen them.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from skiff.api.errors import ApiError
 from skiff.api.selectors import LabelSelector, selector_from_dict, selector_from_map
+from skiff.api.timestamps import rfc3339
 from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
 
@@ -51,10 +51,6 @@ BURST_REPLICAS = 500
 """At most this many pods are created or deleted in one sync (``BurstReplicas``)."""
 SLOW_START_INITIAL_BATCH = 1
 REPLICA_FAILURE = "ReplicaFailure"
-
-
-def _now_rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def namespace_terminating(e: ApiError) -> bool:
@@ -327,7 +323,7 @@ class ReplicaSetController(Controller):
                 failure = {
                     "type": REPLICA_FAILURE,
                     "status": "True",
-                    "lastTransitionTime": _now_rfc3339(now),
+                    "lastTransitionTime": rfc3339(now),
                     "reason": reason,
                     "message": manage_error.message,
                 }

@@ -13,10 +13,10 @@ import asyncio
 import ipaddress
 import itertools
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from skiff.api.errors import ApiError
+from skiff.api.timestamps import rfc3339
 from skiff.client.informer import Informer
 from skiff.client.nodelease import NodeLease
 from skiff.client.rest import ApiClient
@@ -28,10 +28,6 @@ HOLLOW_LABEL = "skiff.io/hollow-node"
 # Addresses are data only: nothing ever sends traffic to them.
 NODE_NET = ipaddress.ip_network("198.18.0.0/16")
 POD_NET = ipaddress.ip_network("10.192.0.0/12")
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(slots=True)
@@ -86,7 +82,7 @@ class HollowNodes:
         }
         if s.gpus:
             capacity["nvidia.com/gpu"] = str(s.gpus)
-        now = _now()
+        now = rfc3339()
         conditions = [
             {
                 "type": t,
@@ -232,7 +228,7 @@ class HollowNodes:
             )
             return
         node = pod["spec"]["nodeName"]
-        now = _now()
+        now = rfc3339()
         containers = pod["spec"].get("containers") or []
         ready = [
             {"type": t, "status": "True", "lastTransitionTime": now}

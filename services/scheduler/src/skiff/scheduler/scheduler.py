@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
@@ -23,6 +22,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from skiff import tracing
 from skiff.api.errors import ApiError
+from skiff.api.timestamps import rfc3339
 from skiff.client.events import EventRecorder
 from skiff.client.informer import Informer
 from skiff.client.rest import ApiClient
@@ -48,10 +48,6 @@ ALGORITHM = Histogram(
 )
 PENDING = Gauge("scheduler_pending_pods", "Pods waiting to be scheduled", ["queue"])
 PREEMPTION_VICTIMS = Counter("scheduler_preemption_victims", "Pods evicted by preemption")
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _relevant_node_change(old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -289,7 +285,7 @@ class Scheduler:
                                     "status": "True",
                                     "reason": "PreemptionByScheduler",
                                     "message": f"{self.name}: {why}",
-                                    "lastTransitionTime": _now(),
+                                    "lastTransitionTime": rfc3339(),
                                 }
                             ]
                         }
@@ -325,7 +321,7 @@ class Scheduler:
         """FailedScheduling event (aggregated like Kubernetes') and PodScheduled=False."""
         meta = pod["metadata"]
         ns, name = meta.get("namespace"), meta["name"]
-        now = _now()
+        now = rfc3339()
         with contextlib.suppress(ApiError):
             await self.client.patch(
                 "pods",
