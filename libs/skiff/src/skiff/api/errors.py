@@ -88,6 +88,17 @@ class ApiError(Exception):
         return out
 
 
+NAMESPACE_TERMINATING_CAUSE = "NamespaceTerminating"
+"""The cause of a create refused in a namespace being deleted (``NamespaceTerminatingCause``)."""
+
+
+def namespace_terminating(e: ApiError) -> bool:
+    """Whether a create failed because its namespace is being deleted."""
+    if any(c.reason == NAMESPACE_TERMINATING_CAUSE for c in e.causes):
+        return True
+    return e.code == 403 and "because it is being terminated" in e.message
+
+
 def _qualified(resource: str, group: str) -> str:
     return f"{resource}.{group}" if group else resource
 

@@ -51,7 +51,7 @@ from skiff.api.cron import (
     local_time_zone,
     parse_schedule,
 )
-from skiff.api.errors import ApiError, Reason
+from skiff.api.errors import ApiError, Reason, namespace_terminating
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.informer import key_of
 from skiff.client.rest import Obj
@@ -67,7 +67,6 @@ from .base import (
     writable,
 )
 from .job import OwnWrites, finished_condition, is_succeeded
-from .replicaset import namespace_terminating
 
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 """Annotation on a created Job: its scheduled time, RFC 3339 in the CronJob's zone."""

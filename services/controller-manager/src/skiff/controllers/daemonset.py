@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from skiff.api.errors import ApiError
+from skiff.api.errors import ApiError, namespace_terminating
 from skiff.api.selectors import LabelSelector
 from skiff.api.timestamps import parse_time
 from skiff.client.informer import copy_object, key_of, split_key
@@ -64,7 +64,6 @@ from .history import (
     write_status,
 )
 from .pods import generate_name_prefix, is_available, is_ready, pod_from_template
-from .replicaset import namespace_terminating
 
 BURST_REPLICAS = 250
 """At most this many daemon pods are created or deleted in one sync (``BurstReplicas``)."""

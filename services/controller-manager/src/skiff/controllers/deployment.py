@@ -44,7 +44,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from skiff.api.errors import ApiError, Reason
+from skiff.api.errors import ApiError, Reason, namespace_terminating
 from skiff.api.selectors import LabelSelector
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.informer import key_of
@@ -67,7 +67,6 @@ from .base import (
     resolve_controller_ref,
     writable,
 )
-from .replicaset import namespace_terminating
 
 # -- names Kubernetes uses ---------------------------------------------------------------
 

@@ -26,14 +26,13 @@ import time
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from skiff.api.errors import ApiError
+from skiff.api.errors import ApiError, namespace_terminating
 from skiff.api.selectors import LabelSelector, selector_from_map
 from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
 
 from .base import NAMESPACE_INDEX, Controller, ControllerContext, namespace_index, writable
 from .pods import is_ready
-from .replicaset import namespace_terminating
 
 LABEL_MANAGED_BY = "endpoints.kubernetes.io/managed-by"
 CONTROLLER_NAME = "endpoint-controller"

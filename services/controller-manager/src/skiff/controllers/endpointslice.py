@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from skiff.api.errors import ApiError
+from skiff.api.errors import ApiError, namespace_terminating
 from skiff.api.selectors import LabelSelector
 from skiff.client.informer import split_key
 from skiff.client.rest import Obj
@@ -51,7 +51,6 @@ from .endpoints import (
     target_ref,
 )
 from .pods import generate_name_prefix, is_ready
-from .replicaset import namespace_terminating
 
 SLICES = "endpointslices.discovery.k8s.io"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"

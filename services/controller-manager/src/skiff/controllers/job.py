@@ -51,7 +51,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from skiff.api.errors import ApiError
+from skiff.api.errors import ApiError, namespace_terminating
 from skiff.api.selectors import LabelSelector
 from skiff.api.timestamps import rfc3339
 from skiff.client.informer import key_of, split_key
@@ -85,7 +85,6 @@ from .pods import (
     pod_from_template,
     pods_to_delete,
 )
-from .replicaset import namespace_terminating
 
 JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
-from skiff.api.errors import ApiError
+from skiff.api.errors import ApiError, namespace_terminating
 from skiff.api.selectors import LabelSelector, selector_from_dict, selector_from_map
 from skiff.api.timestamps import rfc3339
 from skiff.client.informer import key_of, split_key
@@ -51,13 +51,6 @@ BURST_REPLICAS = 500
 """At most this many pods are created or deleted in one sync (``BurstReplicas``)."""
 SLOW_START_INITIAL_BATCH = 1
 REPLICA_FAILURE = "ReplicaFailure"
-
-
-def namespace_terminating(e: ApiError) -> bool:
-    """Whether a create failed because its namespace is being deleted."""
-    if any(c.reason == "NamespaceTerminating" for c in e.causes):
-        return True
-    return e.code == 403 and "because it is being terminated" in e.message
 
 
 class ReplicaSetController(Controller):

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
-from skiff.api.errors import ApiError
+from skiff.api.errors import ApiError, namespace_terminating
 from skiff.client.rest import Obj
 
 from .base import Controller, ControllerContext
-from .replicaset import namespace_terminating
 
 DEFAULT_SERVICE_ACCOUNTS = ("default",)
 
