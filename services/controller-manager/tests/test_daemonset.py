@@ -14,7 +14,6 @@ from skiff.controllers.daemonset import (
     scaled_value,
     should_run,
     target_node,
-    tolerates,
 )
 from skiff.controllers.history import CONTROLLER_REVISION_HASH_LABEL
 from skiff.controllers.testing import FakeApi
@@ -157,10 +156,6 @@ def test_node_eligibility() -> None:
     assert not node_affinity_matches(required({}), n)  # an empty term matches nothing
 
     taint = {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}
-    assert tolerates({"key": "dedicated", "operator": "Equal", "value": "gpu"}, taint)
-    assert not tolerates({"key": "dedicated", "value": "cpu"}, taint)
-    assert tolerates({"operator": "Exists"}, taint)
-    assert not tolerates({"key": "dedicated", "operator": "Exists", "effect": "NoExecute"}, taint)
 
     ds = daemon_set("d")
     assert should_run(node("a", taints=[taint]), ds) == (False, True)

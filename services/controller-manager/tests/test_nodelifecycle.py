@@ -19,7 +19,6 @@ from skiff.controllers.nodelifecycle import (
     ZoneState,
     compute_zone_state,
     parse_duration,
-    tolerates,
 )
 from skiff.controllers.testing import FakeApi
 
@@ -207,15 +206,6 @@ def test_zone_states_and_rate_limiter() -> None:
     assert r.reserve(101.0) == pytest.approx(9.0)
     assert r.reserve(110.0) == 0
     assert RateLimiter(0).reserve(0) is None
-
-
-def test_tolerations() -> None:
-    taint = {"key": UNREACHABLE, "effect": "NoExecute"}
-    assert tolerates({"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}, taint)
-    assert tolerates({"operator": "Exists"}, taint)
-    assert not tolerates({"key": UNREACHABLE, "operator": "Exists", "effect": "NoSchedule"}, taint)
-    assert not tolerates({"key": UNREACHABLE, "value": "x"}, taint)
-    assert tolerates({"key": "k", "value": "v"}, {"key": "k", "value": "v", "effect": "NoSchedule"})
 
 
 # -- node lifecycle --------------------------------------------------------------------

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from skiff.api.errors import ApiError, namespace_terminating
 from skiff.api.selectors import LabelSelector
+from skiff.api.taints import tolerates
 from skiff.api.timestamps import parse_time
 from skiff.client.informer import copy_object, key_of, split_key
 from skiff.client.rest import Obj
@@ -116,20 +117,6 @@ def add_daemon_tolerations(spec: Obj) -> None:
         else:
             tolerations.append(t)
     spec["tolerations"] = tolerations
-
-
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """``Toleration.ToleratesTaint``."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    op = toleration.get("operator") or "Equal"
-    if op == "Exists":
-        return True
-    return op == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def _int(text: Any) -> int | None:

@@ -52,6 +52,7 @@ from enum import StrEnum
 from typing import ClassVar
 
 from skiff.api.errors import ApiError
+from skiff.api.taints import tolerates
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
@@ -223,22 +224,6 @@ def taints_of(node: Obj) -> list[Obj]:
 
 def no_execute_taints(node: Obj) -> list[Obj]:
     return [t for t in taints_of(node) if t.get("effect") == NO_EXECUTE]
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """``Toleration.ToleratesTaint``: an empty effect or key matches any; Exists any value."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    if operator == "Equal":
-        return (toleration.get("value") or "") == (taint.get("value") or "")
-    return False
 
 
 def _rv(obj: Obj) -> int:

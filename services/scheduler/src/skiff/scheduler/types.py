@@ -13,11 +13,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from skiff.api.defaults import parse_quantity
 from skiff.api.errors import ApiError
 from skiff.api.selectors import DOUBLE_EQUALS, EQUALS, IN, LabelSelector, selector_from_dict
+from skiff.api.taints import Taint, Toleration, parse_tolerations
 
 LABEL_HOSTNAME = "kubernetes.io/hostname"
 TAINT_NOT_READY = "node.kubernetes.io/not-ready"
@@ -177,52 +178,7 @@ def pod_requests(spec: Mapping[str, Any], *, non_missing: bool = False) -> dict[
 
 
 # ---------------------------------------------------------------------------
-# taints, tolerations, affinity terms
-
-
-class Taint(NamedTuple):
-    """A node taint (``key=value:effect``)."""
-
-    key: str
-    value: str
-    effect: str
-
-
-class Toleration(NamedTuple):
-    """A pod toleration; ``operator`` is ``Equal`` (also for "") or ``Exists``."""
-
-    key: str
-    operator: str
-    value: str
-    effect: str
-
-    def tolerates(self, taint: Taint) -> bool:
-        """``Toleration.ToleratesTaint``: empty effect/key match any; Exists ignores value."""
-        if self.effect and self.effect != taint.effect:
-            return False
-        if self.key and self.key != taint.key:
-            return False
-        if self.operator == "Exists":
-            return True
-        return self.operator in ("", "Equal") and self.value == taint.value
-
-
-def tolerates_taint(tolerations: Iterable[Toleration], taint: Taint) -> bool:
-    """Whether any toleration tolerates ``taint``."""
-    return any(t.tolerates(taint) for t in tolerations)
-
-
-def parse_tolerations(raw: Iterable[Mapping[str, Any]] | None) -> tuple[Toleration, ...]:
-    return tuple(
-        Toleration(
-            t.get("key") or "",
-            t.get("operator") or "",
-            t.get("value") or "",
-            t.get("effect") or "",
-        )
-        for t in raw or ()
-        if isinstance(t, Mapping)
-    )
+# affinity terms (taints and tolerations are skiff.api.taints)
 
 
 def exact_label(selector: LabelSelector) -> tuple[str, str] | None:
@@ -452,11 +408,7 @@ class NodeInfo:
         self.name = meta.get("name") or ""
         self.labels = meta.get("labels") or {}
         self.unschedulable = bool(spec.get("unschedulable"))
-        taints = [
-            Taint(t.get("key") or "", t.get("value") or "", t.get("effect") or "")
-            for t in spec.get("taints") or ()
-            if isinstance(t, Mapping)
-        ]
+        taints = [Taint.of(t) for t in spec.get("taints") or () if isinstance(t, Mapping)]
         synthetic = _ready_taint(node)
         if synthetic is not None and not any(t.key == synthetic.key for t in taints):
             taints.append(synthetic)

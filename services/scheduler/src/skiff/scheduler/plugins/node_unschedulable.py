@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from skiff.api.taints import Taint, tolerates_taint
 from skiff.scheduler.framework import CycleState, Handle, Status
-from skiff.scheduler.types import TAINT_UNSCHEDULABLE, NodeInfo, Taint, tolerates_taint
+from skiff.scheduler.types import TAINT_UNSCHEDULABLE, NodeInfo
 
 NAME = "NodeUnschedulable"
 ERR_REASON_UNSCHEDULABLE = "node(s) were unschedulable"

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from skiff.api.taints import Toleration
 from skiff.scheduler.framework import CycleState, Handle, Status, default_normalize_score
-from skiff.scheduler.types import NodeInfo, Toleration
+from skiff.scheduler.types import NodeInfo
 
 NAME = "TaintToleration"
 
