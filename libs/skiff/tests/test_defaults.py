@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from skiff.api.defaults import apply_defaults, parse_quantity, pod_qos_class
+from skiff.api.defaults import apply_defaults, pod_qos_class
+from skiff.api.quantity import parse_quantity
 from skiff.api.resources import REGISTRY, RESOURCES, ResourceInfo
 
 

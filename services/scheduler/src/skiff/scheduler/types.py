@@ -15,8 +15,8 @@ from decimal import ROUND_CEILING
 from functools import lru_cache
 from typing import Any
 
-from skiff.api.defaults import parse_quantity
 from skiff.api.errors import ApiError
+from skiff.api.quantity import parse_quantity
 from skiff.api.selectors import DOUBLE_EQUALS, EQUALS, IN, LabelSelector, selector_from_dict
 from skiff.api.taints import Taint, Toleration, parse_tolerations
 
