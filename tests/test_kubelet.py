@@ -699,6 +699,94 @@ def _netns() -> set[str]:
     return set(os.listdir("/var/run/netns")) if os.path.isdir("/var/run/netns") else set()
 
 
+async def test_claim_in_use_survives_its_delete(
+    node: Node, kubeconfig: Path, tmp_path: Path
+) -> None:
+    """A claim that a running pod mounts stays Terminating after ``kubectl delete pvc``
+    (``kubernetes.io/pvc-protection``) and its volume (reclaim policy Delete) stays Bound
+    with the pod's data; once the pod is gone, the claim goes and the volume is deleted."""
+    manager = Proc(
+        "controller-manager-storage",
+        [
+            str(VENV_BIN / "skiff-controller-manager"),
+            "--server", node.cluster.url, "--port", "0", "--leader-elect", "false",
+            "--controllers", "persistentvolume-binder,pvc-protection,pv-protection",
+        ],
+        node.base / "controller-manager-storage.log",
+    )  # fmt: skip
+    manager.start()
+    client = node.client
+    try:
+        await client.create(
+            "persistentvolumes",
+            {
+                "metadata": {"name": "kept-pv"},
+                "spec": {
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadWriteOnce"],
+                    "persistentVolumeReclaimPolicy": "Delete",
+                    "storageClassName": "",
+                    "hostPath": {"path": str(tmp_path), "type": "Directory"},
+                },
+            },
+        )
+        await client.create(
+            "persistentvolumeclaims",
+            {
+                "metadata": {"name": "kept"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": "",
+                    "volumeName": "kept-pv",
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+            "default",
+        )
+        pod = busybox_pod(
+            "claimant",
+            "echo precious > /data/f; exec sleep 3600",
+            container={"volumeMounts": [{"name": "d", "mountPath": "/data"}]},
+            volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "kept"}}],
+        )
+        await client.create("pods", pod, "default")
+        await wait_pod(client, "claimant", _running, timeout=60)
+        claim = await client.get("persistentvolumeclaims", "kept", "default")
+        assert claim["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+        assert claim["status"]["phase"] == "Bound"
+
+        await kubectl(kubeconfig, "delete", "pvc", "kept", "--wait=false")
+        res = await kubectl(kubeconfig, "get", "pvc", "kept", "--no-headers")
+        assert res.stdout.split()[1] == "Terminating", res.stdout
+        await asyncio.sleep(2)  # the protection controller has seen the delete by now
+        claim = await client.get("persistentvolumeclaims", "kept", "default")
+        assert claim["metadata"]["deletionTimestamp"]
+        volume = await client.get("persistentvolumes", "kept-pv")
+        assert volume["status"]["phase"] == "Bound"
+        assert volume["metadata"]["finalizers"] == ["kubernetes.io/pv-protection"]
+        res = await kubectl(kubeconfig, "exec", "claimant", "--", "cat", "/data/f")
+        assert res.stdout == "precious\n"
+
+        await client.delete("pods", "claimant", "default")
+
+        async def released() -> bool:
+            for res_, name, ns in (
+                ("persistentvolumeclaims", "kept", "default"),
+                ("persistentvolumes", "kept-pv", None),
+            ):
+                try:
+                    await client.get(res_, name, ns)
+                    return False
+                except ApiError as e:
+                    assert e.code == 404
+            return True
+
+        await _until(released, 60)
+        assert (tmp_path / "f").read_text() == "precious\n"  # Delete removes the object only
+    finally:
+        manager.stop()
+
+
 async def test_delete_leaves_nothing_behind(node: Node) -> None:
     client = node.client
     before = _netns()

@@ -707,3 +707,25 @@ def test_storage_class_marks_the_default() -> None:
         "AllowVolumeExpansion": False,
         "Age": "5m",
     }
+
+
+def test_claims_and_volumes_being_deleted_are_terminating() -> None:
+    meta = {"name": "data", "namespace": "default", "creationTimestamp": ago(minutes=5)}
+    pvc = {
+        "metadata": meta | {"finalizers": ["kubernetes.io/pvc-protection"]},
+        "spec": {"volumeName": "pv-1", "storageClassName": "standard"},
+        "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}},
+    }
+    claims = info("", "PersistentVolumeClaim")
+    assert row(claims, pvc)["Status"] == "Bound"
+    pvc["metadata"]["deletionTimestamp"] = ago(seconds=3)
+    assert row(claims, pvc)["Status"] == "Terminating"
+    pv = {
+        "metadata": {"name": "pv-1", "creationTimestamp": ago(minutes=5)},
+        "spec": {"capacity": {"storage": "1Gi"}, "claimRef": {"namespace": "default"}},
+        "status": {"phase": "Bound"},
+    }
+    volumes = info("", "PersistentVolume")
+    assert row(volumes, pv)["Status"] == "Bound"
+    pv["metadata"]["deletionTimestamp"] = ago(seconds=3)
+    assert row(volumes, pv)["Status"] == "Terminating"

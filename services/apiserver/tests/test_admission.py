@@ -1,11 +1,12 @@
-"""Garbage-collection finalizers a delete sets, as Kubernetes' generic registry does."""
+"""Garbage-collection finalizers a delete sets, as Kubernetes' generic registry does, and the
+StorageObjectInUseProtection finalizers of new claims and volumes."""
 
 from __future__ import annotations
 
 import pytest
 
 from skiff.api.resources import REGISTRY
-from skiff.apiserver.admission import gc_finalizers
+from skiff.apiserver.admission import gc_finalizers, storage_object_in_use_protection
 
 
 def info(group: str, version: str, plural: str):  # type: ignore[no-untyped-def]
@@ -35,3 +36,23 @@ def test_gc_finalizers(
     resource: tuple[str, str, str], before: list[str], policy: str | None, after: list[str]
 ) -> None:
     assert gc_finalizers(info(*resource), before, policy) == after
+
+
+@pytest.mark.parametrize(
+    ("plural", "before", "after"),
+    [
+        ("persistentvolumeclaims", None, ["kubernetes.io/pvc-protection"]),
+        ("persistentvolumeclaims", ["x"], ["x", "kubernetes.io/pvc-protection"]),
+        ("persistentvolumeclaims", ["kubernetes.io/pvc-protection"], None),
+        ("persistentvolumes", None, ["kubernetes.io/pv-protection"]),
+        ("persistentvolumes", ["kubernetes.io/pv-protection", "x"], None),
+        ("pods", None, None),
+        ("configmaps", ["x"], None),
+    ],
+)
+def test_storage_object_in_use_protection(
+    plural: str, before: list[str] | None, after: list[str] | None
+) -> None:
+    meta: dict = {"name": "o"} if before is None else {"name": "o", "finalizers": list(before)}
+    storage_object_in_use_protection(info("", "v1", plural), {"metadata": meta})
+    assert meta.get("finalizers") == (after if after is not None else before)

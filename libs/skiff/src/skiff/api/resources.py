@@ -19,6 +19,12 @@ def is_default_storage_class(sc: dict) -> bool:
     return annotations.get(DEFAULT_STORAGE_CLASS_ANNOTATION) == "true"
 
 
+PVC_PROTECTION_FINALIZER = "kubernetes.io/pvc-protection"
+"""Holds a PersistentVolumeClaim that a pod still uses (StorageObjectInUseProtection)."""
+PV_PROTECTION_FINALIZER = "kubernetes.io/pv-protection"
+"""Holds a PersistentVolume that is still Bound (StorageObjectInUseProtection)."""
+
+
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 

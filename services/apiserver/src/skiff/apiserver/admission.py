@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 from skiff.api import apply as ssa
 from skiff.api import cron, defaults, errors, validation
 from skiff.api.errors import Cause
-from skiff.api.resources import REGISTRY, ResourceInfo
+from skiff.api.resources import (
+    PV_PROTECTION_FINALIZER,
+    PVC_PROTECTION_FINALIZER,
+    REGISTRY,
+    ResourceInfo,
+)
 
 from . import allocators
 
@@ -324,6 +329,32 @@ def track_fields(
         now=_now(),
         subresource=subresource,
     )
+
+
+_PROTECTION_FINALIZERS = {
+    ("", "persistentvolumeclaims"): PVC_PROTECTION_FINALIZER,
+    ("", "persistentvolumes"): PV_PROTECTION_FINALIZER,
+}
+
+
+def storage_object_in_use_protection(info: ResourceInfo, obj: dict[str, Any]) -> None:
+    """StorageObjectInUseProtection admission (on create): a new PersistentVolumeClaim gets
+    the ``kubernetes.io/pvc-protection`` finalizer, a new PersistentVolume
+    ``kubernetes.io/pv-protection``, unless they already have it. A delete then only marks
+    the object; the pvc-protection and pv-protection controllers remove the finalizer once
+    no scheduled, unfinished pod uses the claim, or once the volume is no longer Bound.
+
+    Run after managedFields are recorded, as kube-apiserver runs mutating admission after
+    its field manager: the finalizer belongs to no field manager, so a later apply that
+    leaves it out does not remove it.
+    """
+    finalizer = _PROTECTION_FINALIZERS.get((info.group, info.plural))
+    if finalizer is None:
+        return
+    meta = obj["metadata"]
+    finalizers = list(meta.get("finalizers") or ())
+    if finalizer not in finalizers:
+        meta["finalizers"] = [*finalizers, finalizer]
 
 
 # Kinds whose dependents are orphaned when a delete names no policy (their

@@ -543,6 +543,7 @@ class Store:
                 self._admit_storage_class(obj)
             if not managed:
                 admission.track_fields(info, None, obj, opts, "")
+            admission.storage_object_in_use_protection(info, obj)
             key = info.etcd_key(meta.get("namespace"), meta["name"])
             unassigned = copy.deepcopy(obj) if info is SERVICES else obj
             avoid: set[str] = set()

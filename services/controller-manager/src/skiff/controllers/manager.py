@@ -35,6 +35,7 @@ from .replicaset import ReplicaSetController, ReplicationControllerController
 from .serviceaccount import ServiceAccountsController
 from .statefulset import StatefulSetController
 from .volumebinding import PersistentVolumeBinder
+from .volumeprotection import PvcProtectionController, PvProtectionController
 
 log = get_logger(__name__)
 
@@ -116,6 +117,18 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             PersistentVolumeBinder,
             workers=1,
             aliases=("persistentvolume-binder",),
+        ),
+        ControllerSpec(
+            "persistentvolumeclaim-protection-controller",
+            PvcProtectionController,
+            workers=1,
+            aliases=("pvc-protection",),
+        ),
+        ControllerSpec(
+            "persistentvolume-protection-controller",
+            PvProtectionController,
+            workers=1,
+            aliases=("pv-protection",),
         ),
         ControllerSpec(
             "endpoints-controller",

@@ -2,9 +2,11 @@
 
 ``FakeApi`` keeps objects per resource, assigns names (``generateName``), uids and
 resourceVersions, applies json and merge patches, and feeds informers through
-``list_all`` and ``watch``. ``hold()`` stops delivering watch events (a slow cache)
-until ``release()``; ``fail_creates`` makes the next creates fail. Every write is
-recorded in ``calls`` as ``(verb, resource, name)``.
+``list_all`` and ``watch``. With ``honor_finalizers`` a delete of an object with
+finalizers only sets its deletionTimestamp, and the write that removes the last one
+removes the object, as the apiserver does. ``hold()`` stops delivering watch events
+(a slow cache) until ``release()``; ``fail_creates`` makes the next creates fail. Every
+write is recorded in ``calls`` as ``(verb, resource, name)``.
 
 Not for tests that claim a feature works against the real apiserver.
 """
@@ -50,6 +52,8 @@ class FakeApi:
         """How many of the next pod creates fail with a 500."""
         self.graceful_pod_delete = False
         """Deleting a scheduled pod only sets deletionTimestamp (its kubelet finishes it)."""
+        self.honor_finalizers = False
+        """Objects with finalizers stay (with deletionTimestamp) until the last one goes."""
         self._rv = itertools.count(1)
         self.rv = 0
         self._log: list[tuple[int, str, str, Obj]] = []
@@ -175,9 +179,32 @@ class FakeApi:
         return copy_object(obj)
 
     def _put(self, plural: str, key: str, obj: Obj) -> Obj:
+        if self.honor_finalizers and (cur := self.objects[plural].get(key)) is not None:
+            self._check_finalizers(cur, obj)
+            meta = obj["metadata"]
+            if (
+                meta.get("deletionTimestamp")
+                and not meta.get("finalizers")
+                and not (plural == "pods" and (meta.get("deletionGracePeriodSeconds") or 0) > 0)
+            ):
+                del self.objects[plural][key]  # the last finalizer went: the object goes
+                self._publish(plural, "DELETED", self._bump(obj))
+                return copy_object(obj)
         self.objects[plural][key] = self._bump(obj)
         self._publish(plural, "MODIFIED", obj)
         return copy_object(obj)
+
+    @staticmethod
+    def _check_finalizers(cur: Obj, new: Obj) -> None:
+        """The apiserver's rules: deletionTimestamp is kept; none added while deleting."""
+        old_meta, meta = cur["metadata"], new["metadata"]
+        if not old_meta.get("deletionTimestamp"):
+            return
+        meta["deletionTimestamp"] = old_meta["deletionTimestamp"]
+        if set(meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ()):
+            raise ApiError(
+                422, Reason.INVALID, "no new finalizers can be added if the object is being deleted"
+            )
 
     async def update(
         self, res: Res, obj: Obj, namespace: str | None = None, *, subresource: str = "", **_: Any
@@ -247,6 +274,13 @@ class FakeApi:
         uid = (preconditions or {}).get("uid")
         if uid and uid != cur["metadata"]["uid"]:
             raise ApiError(409, Reason.CONFLICT, "Precondition failed: UID")
+        if self.honor_finalizers and cur["metadata"].get("finalizers"):
+            if cur["metadata"].get("deletionTimestamp"):
+                return copy_object(cur)
+            new = copy_object(cur)
+            new["metadata"]["deletionTimestamp"] = _now()
+            new["metadata"]["deletionGracePeriodSeconds"] = 0
+            return self._put(plural, key, new)
         if (
             plural == "pods"
             and self.graceful_pod_delete

@@ -16,7 +16,11 @@ A much reduced ``persistentvolume-binder-controller`` (``pkg/controller/volume/p
   finishes the binding (a provisioned volume is found again by the claim's uid).
 * A volume whose claim is gone is Released and, with reclaim policy Delete, deleted
   (the host directory stays: this controller does not run on the node that has it);
-  Retain keeps it Released. A bound claim whose volume vanished becomes Lost.
+  Retain keeps it Released. A bound claim whose volume vanished becomes Lost. A claim
+  being deleted still exists: held by ``kubernetes.io/pvc-protection`` while a pod uses
+  it, it keeps its volume Bound, so its data outlives the delete until the claim is
+  really gone (``volumeprotection.py``). A volume deleted while Bound stays (held by
+  ``kubernetes.io/pv-protection``) until its claim goes and it is Released.
 
 * Storage classes: a claim whose StorageClass has ``volumeBindingMode:
   WaitForFirstConsumer`` is left alone until a pod using it is scheduled (or the
@@ -504,9 +508,13 @@ class PersistentVolumeBinder(Controller):
     # -- volumes -------------------------------------------------------------------------
 
     async def sync_volume(self, name: str) -> None:
-        """Keep a volume's phase, release and reclaim it when its claim is gone."""
+        """Keep a volume's phase, release and reclaim it when its claim is gone.
+
+        A volume being deleted is still synced: it is held by ``kubernetes.io/pv-protection``
+        while Bound, and goes once it is Released (or Available).
+        """
         pv = self.volumes.get(name)
-        if pv is None or pv["metadata"].get("deletionTimestamp"):
+        if pv is None:
             return
         ref = (pv.get("spec") or {}).get("claimRef")
         if not ref or not ref.get("uid"):
@@ -545,6 +553,8 @@ class PersistentVolumeBinder(Controller):
         await self._set_phase(pv, "Released")
         policy = (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") or "Retain"
         about = {"kind": "PersistentVolume", "apiVersion": "v1", "metadata": meta}
+        if meta.get("deletionTimestamp"):
+            return  # already being deleted: Released lets pv-protection finish it
         if policy == "Delete":
             try:
                 await self.client.delete(
