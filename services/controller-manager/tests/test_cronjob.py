@@ -9,14 +9,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from skiff.controllers.base import ControllerContext, SharedInformers
+from skiff.controller.controller import ControllerContext
+from skiff.controller.fake import FakeApi
+from skiff.controller.informers import SharedInformers
 from skiff.controllers.cronjob import (
     SCHEDULED_TIMESTAMP,
     CronJobController,
     OffsetClock,
     new_cronjob_controller,
 )
-from skiff.controllers.testing import FakeApi
 
 NS = "ns"
 

@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from skiff.controllers.base import ControllerContext, SharedInformers
+from skiff.controller.controller import ControllerContext
+from skiff.controller.fake import FakeApi
+from skiff.controller.informers import SharedInformers
 from skiff.controllers.daemonset import (
     DaemonSetController,
     node_affinity_matches,
@@ -16,7 +18,6 @@ from skiff.controllers.daemonset import (
     target_node,
 )
 from skiff.controllers.history import CONTROLLER_REVISION_HASH_LABEL
-from skiff.controllers.testing import FakeApi
 
 NS = "ns"
 

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from skiff.api.errors import ApiError
-from skiff.controllers import testing
-from skiff.controllers.base import ControllerContext, SharedInformers, TerminalError
+from skiff.controller.controller import ControllerContext, TerminalError
+from skiff.controller.fake import FakeApi
+from skiff.controller.informers import SharedInformers
 from skiff.controllers.deployment import (
     DESIRED_REPLICAS,
     MAX_REPLICAS,
@@ -41,7 +42,6 @@ from skiff.controllers.deployment import (
     set_new_replica_set_annotations,
     unhealthy_cleanup_plan,
 )
-from skiff.controllers.testing import FakeApi
 
 NS = "ns"
 T0 = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
@@ -453,9 +453,8 @@ class Env:
 
 @contextlib.asynccontextmanager
 async def env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
-    fake = FakeApi()
     clock = Clock()
-    monkeypatch.setattr(testing, "_now", lambda: ts(clock.t))
+    fake = FakeApi(clock=clock)
     informers = SharedInformers(fake)  # type: ignore[arg-type]
     c = DeploymentController(ControllerContext(fake, informers, clock=clock))  # type: ignore[arg-type]
     informers.start()

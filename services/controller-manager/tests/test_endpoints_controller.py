@@ -6,7 +6,9 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from skiff.controllers.base import ControllerContext, SharedInformers
+from skiff.controller.controller import ControllerContext
+from skiff.controller.fake import FakeApi
+from skiff.controller.informers import SharedInformers
 from skiff.controllers.endpoints import (
     EndpointsController,
     find_port,
@@ -14,7 +16,6 @@ from skiff.controllers.endpoints import (
     truncate_subsets,
 )
 from skiff.controllers.endpointslice import SLICES, EndpointSliceController
-from skiff.controllers.testing import FakeApi
 
 NS = "ns"
 

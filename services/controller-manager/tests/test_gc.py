@@ -10,7 +10,9 @@ from typing import Any
 
 from skiff.client.informer import copy_object
 from skiff.client.rest import Obj, Res, resource
-from skiff.controllers.base import ControllerContext, SharedInformers
+from skiff.controller.controller import ControllerContext
+from skiff.controller.fake import FakeApi
+from skiff.controller.informers import SharedInformers
 from skiff.controllers.garbagecollector import (
     FOREGROUND,
     ORPHAN,
@@ -20,7 +22,6 @@ from skiff.controllers.garbagecollector import (
     Node,
     metadata_only,
 )
-from skiff.controllers.testing import FakeApi
 
 NS = "ns"
 

@@ -12,7 +12,9 @@ import pytest
 from skiff.api.errors import ApiError, Reason
 from skiff.client.informer import copy_object
 from skiff.client.rest import Obj, Res
-from skiff.controllers.base import ControllerContext, SharedInformers
+from skiff.controller.controller import ControllerContext
+from skiff.controller.fake import FakeApi
+from skiff.controller.informers import SharedInformers
 from skiff.controllers.job import (
     COMPLETION_INDEX,
     JOB_TRACKING_FINALIZER,
@@ -22,7 +24,6 @@ from skiff.controllers.job import (
     format_indexes,
     parse_indexes,
 )
-from skiff.controllers.testing import FakeApi
 
 NS = "ns"
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from skiff.controllers.manager import ControllerManager
-from skiff.controllers.testing import FakeApi
+import pytest
+
+from skiff.controller.controller import Controller
+from skiff.controller.fake import FakeApi
+from skiff.controllers.manager import ControllerManager, ControllerSpec, resolve_controllers
 
 
 async def test_runs_enabled_controllers_on_shared_informers() -> None:
@@ -53,3 +56,26 @@ async def test_run_again_starts_afresh() -> None:
     # New caches and new expectations: nothing carried over from the last term.
     assert built[0] is not built[1]
     assert built[0].informers[0] is not built[1].informers[0]
+
+
+def test_resolve_controllers() -> None:
+    registry = {
+        s.name: s
+        for s in (
+            ControllerSpec("a-controller", Controller, aliases=("a",)),
+            ControllerSpec("b-controller", Controller, aliases=("b",)),
+            ControllerSpec("c-controller", Controller, enabled_by_default=False),
+        )
+    }
+    assert resolve_controllers(["*"], registry) == ["a-controller", "b-controller"]
+    assert resolve_controllers(["*", "-a"], registry) == ["b-controller"]
+    assert resolve_controllers(["a-controller", "c-controller"], registry) == [
+        "a-controller",
+        "c-controller",
+    ]
+    # First match wins, as in kube-controller-manager.
+    assert resolve_controllers(["-a", "a", "*"], registry) == ["b-controller"]
+    assert resolve_controllers([], registry) == []
+    with pytest.raises(ValueError, match="not in the list of known controllers"):
+        resolve_controllers(["*", "-nope"], registry)
+    assert "replicaset-controller" in resolve_controllers(["*"])  # the real registry

@@ -13,7 +13,9 @@ import pytest
 from skiff.api.errors import ApiError, Cause, Reason
 from skiff.client.informer import copy_object
 from skiff.client.rest import Obj, Res, resource
-from skiff.controllers.base import ControllerContext, SharedInformers
+from skiff.controller.controller import ControllerContext
+from skiff.controller.fake import FakeApi
+from skiff.controller.informers import SharedInformers
 from skiff.controllers.namespace import (
     CONTENT_FAILURE,
     CONTENT_REMAINING,
@@ -22,7 +24,6 @@ from skiff.controllers.namespace import (
     updated_conditions,
 )
 from skiff.controllers.serviceaccount import ServiceAccountsController
-from skiff.controllers.testing import FakeApi
 
 NS = "doomed"
 

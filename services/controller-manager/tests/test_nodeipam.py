@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 
 from skiff.api.errors import ApiError
-from skiff.controllers.base import ControllerContext, SharedInformers
+from skiff.controller.controller import ControllerContext
+from skiff.controller.fake import FakeApi
+from skiff.controller.informers import SharedInformers
 from skiff.controllers.nodeipam import (
     CidrSet,
     CidrSetFullError,
     NodeIpamController,
     parse_cluster_cidrs,
 )
-from skiff.controllers.testing import FakeApi
 
 
 def node(name: str, **spec: Any) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from skiff.controllers.base import ControllerContext, SharedInformers
+from skiff.controller.controller import ControllerContext
+from skiff.controller.fake import FakeApi
+from skiff.controller.informers import SharedInformers
 from skiff.controllers.nodelifecycle import (
     LifecycleSettings,
     NodeLifecycleController,
@@ -20,7 +22,6 @@ from skiff.controllers.nodelifecycle import (
     compute_zone_state,
     parse_duration,
 )
-from skiff.controllers.testing import FakeApi
 
 LEASES = "leases.coordination.k8s.io"
 NS = "ns"

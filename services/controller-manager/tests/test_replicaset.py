@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from skiff.api.errors import ApiError
-from skiff.controllers.base import ControllerContext, SharedInformers, TerminalError
+from skiff.controller.controller import ControllerContext, TerminalError
+from skiff.controller.fake import FakeApi
+from skiff.controller.informers import SharedInformers
 from skiff.controllers.replicaset import ReplicaSetController, ReplicationControllerController
-from skiff.controllers.testing import FakeApi
 
 NS = "ns"
 

@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from skiff.controllers.base import ControllerContext, SharedInformers
+from skiff.controller.controller import ControllerContext
+from skiff.controller.fake import FakeApi
+from skiff.controller.informers import SharedInformers
 from skiff.controllers.history import HISTORY_HASH_LABEL, compute_hash, safe_encode
 from skiff.controllers.statefulset import (
     POD_INDEX_LABEL,
@@ -17,7 +19,6 @@ from skiff.controllers.statefulset import (
     claim_owner_refs,
     parent_and_ordinal,
 )
-from skiff.controllers.testing import FakeApi
 
 NS = "ns"
 

@@ -6,8 +6,9 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from skiff.controllers.base import ControllerContext, SharedInformers
-from skiff.controllers.testing import FakeApi
+from skiff.controller.controller import ControllerContext
+from skiff.controller.fake import FakeApi
+from skiff.controller.informers import SharedInformers
 from skiff.controllers.volumebinding import (
     ANN_BIND_COMPLETED,
     ANN_PROVISIONED_BY,

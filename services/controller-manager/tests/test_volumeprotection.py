@@ -11,9 +11,10 @@ import pytest
 
 from skiff.api.errors import ApiError
 from skiff.api.resources import PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER
-from skiff.controllers.base import Controller, ControllerContext, SharedInformers
+from skiff.controller.controller import Controller, ControllerContext
+from skiff.controller.fake import FakeApi
+from skiff.controller.informers import SharedInformers
 from skiff.controllers.manager import CONTROLLERS, resolve_controllers
-from skiff.controllers.testing import FakeApi
 from skiff.controllers.volumebinding import PersistentVolumeBinder
 from skiff.controllers.volumeprotection import (
     PvcProtectionController,

@@ -55,17 +55,15 @@ from skiff.api.errors import ApiError, Reason, namespace_terminating
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.informer import key_of
 from skiff.client.rest import Obj
-
-from .base import (
+from skiff.controller.controller import Controller, ControllerContext, writable
+from skiff.controller.owners import (
     CONTROLLER_INDEX,
-    Controller,
-    ControllerContext,
     controller_index,
     controller_ref,
     new_controller_ref,
     resolve_controller_ref,
-    writable,
 )
+
 from .job import OwnWrites, finished_condition, is_succeeded
 
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"

@@ -34,25 +34,23 @@ from skiff.api.taints import tolerates
 from skiff.api.timestamps import parse_time
 from skiff.client.informer import copy_object, key_of, split_key
 from skiff.client.rest import Obj
-
-from .base import (
+from skiff.controller.batch import slow_start_batch
+from skiff.controller.controller import Controller, ControllerContext, TerminalError
+from skiff.controller.expectations import Expectations
+from skiff.controller.owners import (
     CONTROLLER_INDEX,
     NAMESPACE_INDEX,
-    Controller,
-    ControllerContext,
     ControllerRefManager,
-    Expectations,
     OwnedPodEvents,
     SelectorCache,
-    TerminalError,
     controller_index,
     namespace_index,
     new_controller_ref,
     owned_and_orphans,
     owners_selecting,
     resolve_controller_ref,
-    slow_start_batch,
 )
+
 from .history import (
     CONTROLLER_REVISION_HASH_LABEL,
     create_revision,

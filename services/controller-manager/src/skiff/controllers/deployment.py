@@ -7,7 +7,7 @@ template equals the Deployment's (ignoring the hash) is the *new* one; the other
 *old*. A sync, as ``syncDeployment`` does it:
 
 1. claims the ReplicaSets (adopting matching orphans, releasing those that stopped
-   matching) through :class:`~.base.ControllerRefManager`;
+   matching) through :class:`~skiff.controller.owners.ControllerRefManager`;
 2. records ``DeploymentPaused`` / ``DeploymentResumed`` in the Progressing condition;
 3. paused, or scaled (``spec.replicas`` differs from a ReplicaSet's
    ``deployment.kubernetes.io/desired-replicas``): scales the ReplicaSets in proportion
@@ -49,15 +49,12 @@ from skiff.api.selectors import LabelSelector
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.informer import key_of
 from skiff.client.rest import ApiClient, Obj
-
-from .base import (
+from skiff.controller.controller import Controller, ControllerContext, TerminalError, writable
+from skiff.controller.owners import (
     CONTROLLER_INDEX,
     NAMESPACE_INDEX,
-    Controller,
-    ControllerContext,
     ControllerRefManager,
     SelectorCache,
-    TerminalError,
     controller_index,
     controller_ref,
     namespace_index,
@@ -65,7 +62,6 @@ from .base import (
     owned_and_orphans,
     owners_selecting,
     resolve_controller_ref,
-    writable,
 )
 
 # -- names Kubernetes uses ---------------------------------------------------------------

@@ -30,8 +30,9 @@ from skiff.api.errors import ApiError, namespace_terminating
 from skiff.api.selectors import LabelSelector, selector_from_map
 from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
+from skiff.controller.controller import Controller, ControllerContext, writable
+from skiff.controller.owners import NAMESPACE_INDEX, namespace_index
 
-from .base import NAMESPACE_INDEX, Controller, ControllerContext, namespace_index, writable
 from .pods import is_ready
 
 LABEL_MANAGED_BY = "endpoints.kubernetes.io/managed-by"

@@ -33,8 +33,8 @@ from skiff.api.errors import ApiError, namespace_terminating
 from skiff.api.selectors import LabelSelector
 from skiff.client.informer import split_key
 from skiff.client.rest import Obj
+from skiff.controller.controller import ControllerContext, writable
 
-from .base import ControllerContext, writable
 from .endpoints import (
     HEADLESS_LABEL,
     STALE_RETRY_SECONDS,

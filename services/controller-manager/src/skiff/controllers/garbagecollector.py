@@ -39,8 +39,8 @@ from skiff.api.errors import ApiError, Reason
 from skiff.api.resources import REGISTRY, ResourceInfo
 from skiff.client.informer import Informer
 from skiff.client.rest import ApiClient, Obj, Res
-
-from .base import Controller, ControllerContext, TerminalError, api_group
+from skiff.controller.controller import Controller, ControllerContext, TerminalError
+from skiff.controller.owners import api_group
 
 FOREGROUND = "foregroundDeletion"
 """``metav1.FinalizerDeleteDependents``."""

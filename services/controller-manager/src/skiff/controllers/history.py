@@ -19,8 +19,7 @@ from skiff.api.errors import ApiError, Reason
 from skiff.api.timestamps import parse_time
 from skiff.client.informer import copy_object
 from skiff.client.rest import ApiClient, Obj
-
-from .base import controller_ref, new_controller_ref
+from skiff.controller.owners import controller_ref, new_controller_ref
 
 CONTROLLER_REVISION_HASH_LABEL = "controller-revision-hash"
 """``apps.ControllerRevisionHashLabelKey``: the revision of a StatefulSet or DaemonSet pod."""

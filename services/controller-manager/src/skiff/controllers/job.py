@@ -56,16 +56,14 @@ from skiff.api.selectors import LabelSelector
 from skiff.api.timestamps import rfc3339
 from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
-
-from .base import (
+from skiff.controller.batch import slow_start_batch
+from skiff.controller.controller import Controller, ControllerContext, TerminalError, writable
+from skiff.controller.expectations import Expectations
+from skiff.controller.owners import (
     CONTROLLER_INDEX,
     NAMESPACE_INDEX,
-    Controller,
-    ControllerContext,
     ControllerRefManager,
-    Expectations,
     SelectorCache,
-    TerminalError,
     controller_index,
     controller_ref,
     namespace_index,
@@ -73,9 +71,8 @@ from .base import (
     owned_and_orphans,
     owners_selecting,
     resolve_controller_ref,
-    slow_start_batch,
-    writable,
 )
+
 from .pods import (
     MAX_GENERATE_NAME_PREFIX,
     generate_name_prefix,

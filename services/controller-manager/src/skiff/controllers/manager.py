@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from skiff.client.rest import ApiClient
+from skiff.controller.controller import Controller, ControllerContext
+from skiff.controller.informers import SharedInformers
 from skiff.log import get_logger
 
-from .base import Controller, ControllerContext, SharedInformers
 from .cronjob import new_cronjob_controller
 from .daemonset import DaemonSetController
 from .deployment import DeploymentController

@@ -26,8 +26,8 @@ from skiff.api.errors import ApiError, Reason
 from skiff.api.resources import REGISTRY, ResourceInfo
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.rest import Obj
-
-from .base import NAMESPACE_INDEX, Controller, ControllerContext, namespace_index, writable
+from skiff.controller.controller import Controller, ControllerContext, writable
+from skiff.controller.owners import NAMESPACE_INDEX, namespace_index
 
 FINALIZER = "kubernetes"
 """The namespace finalizer this controller owns (``spec.finalizers``)."""

@@ -25,8 +25,7 @@ from typing import ClassVar
 from skiff.api.errors import ApiError, Reason
 from skiff.client.informer import wait_synced
 from skiff.client.rest import Obj
-
-from .base import Controller, ControllerContext
+from skiff.controller.controller import Controller, ControllerContext
 
 CLUSTER_CIDR_ENV = "SKIFF_CLUSTER_CIDR"
 MASK_SIZE_ENV = "SKIFF_NODE_CIDR_MASK_SIZE"

@@ -56,8 +56,8 @@ from skiff.api.taints import tolerates
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
+from skiff.controller.controller import Controller, ControllerContext, writable
 
-from .base import Controller, ControllerContext, writable
 from .pods import is_ready
 
 LEASES = "leases.coordination.k8s.io"

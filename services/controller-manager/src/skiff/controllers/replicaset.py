@@ -4,8 +4,8 @@ Each keeps exactly ``spec.replicas`` active pods matching its selector: it claim
 its pods (adopting matching orphans, releasing pods that stopped matching), creates
 the missing ones from the template in slow-start batches, deletes the surplus in
 ``ActivePodsWithRanks`` order, and writes ``status`` through ``/status``. Creations
-and deletions are recorded in :class:`~.base.Expectations` first, so the controller
-does not act on a set again until its cache has seen them.
+and deletions are recorded in :class:`~skiff.controller.expectations.Expectations`
+first, so the controller does not act on a set again until its cache has seen them.
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ from skiff.api.selectors import LabelSelector, selector_from_dict, selector_from
 from skiff.api.timestamps import rfc3339
 from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
-
-from .base import (
+from skiff.controller.batch import slow_start_batch
+from skiff.controller.controller import Controller, ControllerContext, TerminalError, writable
+from skiff.controller.expectations import Expectations
+from skiff.controller.owners import (
     CONTROLLER_INDEX,
     NAMESPACE_INDEX,
-    Controller,
-    ControllerContext,
     ControllerRefManager,
-    Expectations,
     SelectorCache,
-    TerminalError,
     controller_index,
     controller_ref,
     namespace_index,
@@ -35,9 +33,8 @@ from .base import (
     owned_and_orphans,
     owners_selecting,
     resolve_controller_ref,
-    slow_start_batch,
-    writable,
 )
+
 from .pods import (
     available_at,
     generate_name_prefix,

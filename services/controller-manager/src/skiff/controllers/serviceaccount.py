@@ -13,8 +13,7 @@ from typing import ClassVar
 
 from skiff.api.errors import ApiError, namespace_terminating
 from skiff.client.rest import Obj
-
-from .base import Controller, ControllerContext
+from skiff.controller.controller import Controller, ControllerContext
 
 DEFAULT_SERVICE_ACCOUNTS = ("default",)
 

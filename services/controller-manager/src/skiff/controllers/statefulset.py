@@ -19,8 +19,9 @@ pods from the highest ordinal down to ``partition``, one at a time, each waiting
 its replacement to be Ready; ordinals below the partition keep the current revision.
 ``OnDelete`` only gives the new revision to pods created again after a deletion.
 
-Pod creations and deletions are recorded in :class:`~.base.Expectations`, so a slow
-cache never makes the controller act twice on the same observation.
+Pod creations and deletions are recorded in
+:class:`~skiff.controller.expectations.Expectations`, so a slow cache never makes the
+controller act twice on the same observation.
 """
 
 from __future__ import annotations
@@ -33,14 +34,13 @@ from skiff.api.errors import ApiError, Reason
 from skiff.api.selectors import LabelSelector
 from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
-
-from .base import (
+from skiff.controller.batch import slow_start_batch
+from skiff.controller.controller import Controller, ControllerContext, writable
+from skiff.controller.expectations import Expectations
+from skiff.controller.owners import (
     CONTROLLER_INDEX,
     NAMESPACE_INDEX,
-    Controller,
-    ControllerContext,
     ControllerRefManager,
-    Expectations,
     OwnedPodEvents,
     SelectorCache,
     controller_index,
@@ -50,9 +50,8 @@ from .base import (
     owned_and_orphans,
     owners_selecting,
     resolve_controller_ref,
-    slow_start_batch,
-    writable,
 )
+
 from .history import (
     CONTROLLER_REVISION_HASH_LABEL,
     HISTORY_HASH_LABEL,

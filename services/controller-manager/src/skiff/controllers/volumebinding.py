@@ -50,8 +50,7 @@ from skiff.api.resources import DEFAULT_STORAGE_CLASS_ANNOTATION, is_default_sto
 from skiff.api.selectors import selector_from_dict
 from skiff.client.informer import key_of, wait_synced
 from skiff.client.rest import Obj
-
-from .base import Controller, ControllerContext, TerminalError
+from skiff.controller.controller import Controller, ControllerContext, TerminalError
 
 PROVISIONER = "skiff.io/hostpath"
 DEFAULT_BASE_DIR = "/var/lib/skiff/pv"

@@ -21,7 +21,7 @@ apiserver then removes the object:
 
 Both add their finalizer to objects that lack it and are not being deleted (created
 before the admission step existed, or stripped by a client). Writes are JSON patches
-guarded by ``test`` operations (:func:`~skiff.controllers.base.set_finalizers`), so a
+guarded by ``test`` operations (:func:`~skiff.controller.finalizers.set_finalizers`), so a
 finalizer another party adds or removes meanwhile is never lost.
 """
 
@@ -32,15 +32,14 @@ from typing import ClassVar
 from skiff.api.resources import PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER
 from skiff.client.informer import key_of
 from skiff.client.rest import Obj
-
-from .base import (
-    Controller,
-    ControllerContext,
+from skiff.controller.controller import Controller, ControllerContext
+from skiff.controller.finalizers import (
     add_finalizer,
     is_deletion_candidate,
     needs_finalizer,
     remove_finalizer,
 )
+
 from .volumebinding import CLAIM_POD_INDEX, scheduled_claims_index
 
 CLAIMS = "persistentvolumeclaims"

@@ -1,4 +1,5 @@
-"""An in-memory API for controller unit tests: enough of :class:`~skiff.client.rest.ApiClient`.
+"""An in-memory API for unit tests of controllers and other clients: enough of
+:class:`~skiff.client.rest.ApiClient`.
 
 ``FakeApi`` keeps objects per resource, assigns names (``generateName``), uids and
 resourceVersions, applies json and merge patches, and feeds informers through
@@ -17,13 +18,14 @@ import asyncio
 import itertools
 import secrets
 import string
+import time
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from skiff.api import patch as patching
 from skiff.api.errors import ApiError, Reason
+from skiff.api.timestamps import rfc3339
 from skiff.client.informer import Informer, copy_object, key_of
 from skiff.client.rest import Obj, Res, _info
 
@@ -38,14 +40,12 @@ def _key(namespace: str | None, name: str) -> str:
     return f"{namespace}/{name}" if namespace else name
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class FakeApi:
     """A tiny API server in memory (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        """Wall-clock seconds for creation and deletion timestamps (tests pass their own)."""
         self.objects: dict[str, dict[str, Obj]] = {}
         self.calls: list[tuple[str, str, str]] = []
         self.fail_creates = 0
@@ -173,7 +173,7 @@ class FakeApi:
         store = self.store(res)
         if key in store:
             raise ApiError(409, Reason.ALREADY_EXISTS, f'{plural} "{meta["name"]}" already exists')
-        meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=rfc3339(self.clock()), generation=1)
         store[key] = self._bump(obj)
         self._publish(plural, "ADDED", obj)
         return copy_object(obj)
@@ -278,7 +278,7 @@ class FakeApi:
             if cur["metadata"].get("deletionTimestamp"):
                 return copy_object(cur)
             new = copy_object(cur)
-            new["metadata"]["deletionTimestamp"] = _now()
+            new["metadata"]["deletionTimestamp"] = rfc3339(self.clock())
             new["metadata"]["deletionGracePeriodSeconds"] = 0
             return self._put(plural, key, new)
         if (
@@ -289,7 +289,7 @@ class FakeApi:
             if cur["metadata"].get("deletionTimestamp"):
                 return copy_object(cur)
             new = copy_object(cur)
-            new["metadata"]["deletionTimestamp"] = _now()
+            new["metadata"]["deletionTimestamp"] = rfc3339(self.clock())
             new["metadata"]["deletionGracePeriodSeconds"] = 30
             return self._put(plural, key, new)
         del store[key]

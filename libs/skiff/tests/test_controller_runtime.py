@@ -1,25 +1,16 @@
-"""The controller framework: expectations, slow-start batches, workers, --controllers."""
+"""The controller runtime: expectations, slow-start batches, owner indexes, workers."""
 
 from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from skiff.api.errors import ApiError, Reason
-from skiff.controllers.base import (
-    Controller,
-    ControllerContext,
-    Expectations,
-    SharedInformers,
-    TerminalError,
-    batch_sizes,
-    controller_index,
-    controller_ref,
-    slow_start_batch,
-)
-from skiff.controllers.manager import ControllerSpec, resolve_controllers
-from skiff.controllers.testing import FakeApi
+from skiff.controller.batch import batch_sizes, slow_start_batch
+from skiff.controller.controller import Controller, ControllerContext, TerminalError
+from skiff.controller.expectations import Expectations
+from skiff.controller.fake import FakeApi
+from skiff.controller.informers import SharedInformers
+from skiff.controller.owners import controller_index, controller_ref
 
 
 class Clock:
@@ -115,29 +106,6 @@ def test_controller_ref_and_index() -> None:
     orphan = {"metadata": {"namespace": "ns", "name": "o"}}
     assert controller_ref(orphan) is None
     assert controller_index(orphan) == ["orphan:ns"]
-
-
-def test_resolve_controllers() -> None:
-    registry = {
-        s.name: s
-        for s in (
-            ControllerSpec("a-controller", Controller, aliases=("a",)),
-            ControllerSpec("b-controller", Controller, aliases=("b",)),
-            ControllerSpec("c-controller", Controller, enabled_by_default=False),
-        )
-    }
-    assert resolve_controllers(["*"], registry) == ["a-controller", "b-controller"]
-    assert resolve_controllers(["*", "-a"], registry) == ["b-controller"]
-    assert resolve_controllers(["a-controller", "c-controller"], registry) == [
-        "a-controller",
-        "c-controller",
-    ]
-    # First match wins, as in kube-controller-manager.
-    assert resolve_controllers(["-a", "a", "*"], registry) == ["b-controller"]
-    assert resolve_controllers([], registry) == []
-    with pytest.raises(ValueError, match="not in the list of known controllers"):
-        resolve_controllers(["*", "-nope"], registry)
-    assert "replicaset-controller" in resolve_controllers(["*"])  # the real registry
 
 
 class Recording(Controller):
