@@ -63,8 +63,9 @@ from skiff.controller.owners import (
     new_controller_ref,
     resolve_controller_ref,
 )
+from skiff.controller.ownwrites import OwnWrites
 
-from .job import OwnWrites, finished_condition, is_succeeded
+from .job import finished_condition, is_succeeded
 
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 """Annotation on a created Job: its scheduled time, RFC 3339 in the CronJob's zone."""
@@ -282,7 +283,7 @@ class CronJobController(Controller):
         if cached is None:
             self.own_writes.forget(key)
             return None
-        if self.own_writes.stale(key, cached):
+        if self.own_writes.pending(key, self.cronjobs.get):
             return None  # our last status write's event is on its way
         jobs = self.jobs.store.by_index(CONTROLLER_INDEX, f"uid:{cached['metadata']['uid']}")
         cj = writable(cached)
@@ -574,8 +575,8 @@ class CronJobController(Controller):
         """PUT the status (409 when our view is stale: the sync is retried)."""
         cj["status"] = _normalized(cj["status"])
         try:
-            await self.client.update("cronjobs", cj, subresource="status")
-            self.own_writes.wrote(key_of(cj), cj["metadata"]["resourceVersion"])
+            written = await self.client.update("cronjobs", cj, subresource="status")
+            self.own_writes.wrote(key_of(cj), written)
         except ApiError as e:
             if e.code != 404:
                 raise

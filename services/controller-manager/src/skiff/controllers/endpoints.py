@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import time
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -32,6 +31,7 @@ from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
 from skiff.controller.controller import Controller, ControllerContext, writable
 from skiff.controller.owners import NAMESPACE_INDEX, namespace_index
+from skiff.controller.ownwrites import OwnWrites
 
 from .pods import is_ready
 
@@ -42,8 +42,6 @@ OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"
 LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
 MAX_CAPACITY = 1000
 """Addresses one Endpoints object holds at most (``maxCapacity``)."""
-STALE_WRITE_SECONDS = 30.0
-"""After this long a write the cache never showed is no longer waited for."""
 STALE_RETRY_SECONDS = 1.0
 
 
@@ -163,14 +161,6 @@ def endpoint_fields(pod: Obj) -> tuple[Any, ...]:
         spec.get("subdomain"),
         spec.get("nodeName"),
     )
-
-
-def resource_version(obj: Obj | None) -> int:
-    """An object's resourceVersion as a number (0 when absent), to tell newer from older."""
-    try:
-        return int(((obj or {}).get("metadata") or {}).get("resourceVersion") or 0)
-    except (TypeError, ValueError):
-        return 0
 
 
 def target_ref(pod: Obj) -> Obj:
@@ -410,25 +400,7 @@ class EndpointsController(ServicePodsController):
             lambda _o, n: self._endpoints_changed(n),
             self._endpoints_changed,
         )
-        self._written: dict[str, tuple[int, float]] = {}
-        """key → (resourceVersion, when) of the Endpoints last written."""
-
-    def _cache_behind(self, key: str) -> bool:
-        """Whether the cache has not yet seen the Endpoints last written for ``key``.
-
-        Acting on an older copy would only earn a conflict; the Endpoints' own event
-        queues the key again when it arrives.
-        """
-        written = self._written.get(key)
-        if written is None:
-            return False
-        rv, at = written
-        if resource_version(self.endpoints.get(key)) >= rv or time.monotonic() - at > (
-            STALE_WRITE_SECONDS
-        ):
-            del self._written[key]
-            return False
-        return True
+        self.own_writes = OwnWrites()
 
     def _endpoints_changed(self, ep: Obj) -> None:
         if LEADER_ANNOTATION in (ep["metadata"].get("annotations") or {}):
@@ -502,7 +474,7 @@ class EndpointsController(ServicePodsController):
         selector = self.selector(svc)
         if selector is None:
             return None  # no selector (or ExternalName): not ours
-        if self._cache_behind(key):
+        if self.own_writes.pending(key, self.endpoints.get):
             return STALE_RETRY_SECONDS
         subsets = self.desired_subsets(svc, selector)
         truncated = truncate_subsets(subsets)
@@ -553,7 +525,7 @@ class EndpointsController(ServicePodsController):
                 message = f"Failed to update endpoint {key}: {e.message}"
                 self.events.emit(about, "Warning", "FailedToUpdateEndpoint", message)
             raise
-        self._written[key] = (resource_version(written), time.monotonic())
+        self.own_writes.wrote(key, written)
         self.log.debug(
             "endpoints written",
             service=key,

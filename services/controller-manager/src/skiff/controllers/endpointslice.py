@@ -24,27 +24,24 @@ collector would also remove them through their ownerReference).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from skiff.api.errors import ApiError, namespace_terminating
 from skiff.api.selectors import LabelSelector
-from skiff.client.informer import split_key
+from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
 from skiff.controller.controller import ControllerContext, writable
+from skiff.controller.ownwrites import OwnWrites
 
 from .endpoints import (
     HEADLESS_LABEL,
     STALE_RETRY_SECONDS,
-    STALE_WRITE_SECONDS,
     ServicePodsController,
     find_port,
     ip_family,
     is_headless,
     pod_ips,
-    resource_version,
     service_families,
     should_pod_be_in_endpoints,
     should_set_hostname,
@@ -136,54 +133,6 @@ class _Plan:
     delete: list[Obj] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class _Written:
-    rv: int | None
-    """The resourceVersion written; None for a deletion."""
-    at: float
-
-
-class SliceTracker:
-    """The slices written per Service, until the cache shows them (``EndpointSliceTracker``)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self._items: dict[str, dict[str, _Written]] = {}
-
-    def expect(self, service_key: str, slice_name: str, rv: int | None) -> None:
-        """Wait for ``slice_name`` at ``rv`` or later (gone when ``rv`` is None)."""
-        written = _Written(rv, self.clock())
-        self._items.setdefault(service_key, {})[slice_name] = written
-
-    def observed_deletion(self, service_key: str, slice_name: str) -> None:
-        items = self._items.get(service_key)
-        if items is not None:
-            items.pop(slice_name, None)
-
-    def forget(self, service_key: str) -> None:
-        self._items.pop(service_key, None)
-
-    def stale(self, service_key: str, get: Callable[[str], Obj | None]) -> bool:
-        """Whether the cache still lacks a write made for the Service."""
-        items = self._items.get(service_key)
-        if not items:
-            return False
-        ns, _ = split_key(service_key)
-        now = self.clock()
-        for name, w in list(items.items()):
-            cached = get(f"{ns}/{name}")
-            if w.rv is None:
-                done = cached is None
-            else:
-                done = cached is not None and resource_version(cached) >= w.rv
-            if done or now - w.at > STALE_WRITE_SECONDS:
-                del items[name]
-        if not items:
-            del self._items[service_key]
-            return False
-        return True
-
-
 class EndpointSliceController(ServicePodsController):
     """Keeps the EndpointSlices of every Service with a selector."""
 
@@ -201,7 +150,7 @@ class EndpointSliceController(ServicePodsController):
         ctx.informers.index(SLICES, SLICE_SERVICE_INDEX, slice_service_index)
         self.slices = self.watch(SLICES)
         self.nodes = self.watch("nodes")
-        self.tracker = SliceTracker()
+        self.own_writes = OwnWrites()
         self.slices.add_handler(
             self._slice_changed, lambda _o, n: self._slice_changed(n), self._slice_deleted
         )
@@ -214,7 +163,7 @@ class EndpointSliceController(ServicePodsController):
 
     def _slice_deleted(self, s: Obj) -> None:
         for key in slice_service_index(s):
-            self.tracker.observed_deletion(key, s["metadata"]["name"])
+            self.own_writes.observed_deletion(key, key_of(s))
             self.queue.add(key)
 
     # -- desired state -------------------------------------------------------------------
@@ -432,12 +381,12 @@ class EndpointSliceController(ServicePodsController):
         if svc is None:
             await self._apply(key, None, _Plan(delete=existing))
             if not existing:
-                self.tracker.forget(key)
+                self.own_writes.forget(key)
             return None
         selector = self.selector(svc)
         if selector is None:
             return None  # no selector (or ExternalName): not ours
-        if self.tracker.stale(key, self.slices.get):
+        if self.own_writes.pending(key, self.slices.get):
             return STALE_RETRY_SECONDS  # our last writes are not in the cache yet
         plan = self.plan(svc, selector, existing)
         try:
@@ -463,7 +412,7 @@ class EndpointSliceController(ServicePodsController):
                 if namespace_terminating(e):
                     return
                 raise
-            self.tracker.expect(key, created["metadata"]["name"], resource_version(created))
+            self.own_writes.wrote(key, created)
         for obj in plan.update:
             try:
                 updated = await self.client.update(SLICES, obj, ns)
@@ -471,7 +420,7 @@ class EndpointSliceController(ServicePodsController):
                 if e.code == 404:
                     continue
                 raise
-            self.tracker.expect(key, updated["metadata"]["name"], resource_version(updated))
+            self.own_writes.wrote(key, updated)
         for s in plan.delete:
             meta = s["metadata"]
             try:
@@ -481,7 +430,7 @@ class EndpointSliceController(ServicePodsController):
             except ApiError as e:
                 if e.code not in (404, 409):
                     raise
-            self.tracker.expect(key, meta["name"], None)
+            self.own_writes.wrote(key, s, deleted=True)
         if plan.create or plan.update or plan.delete:
             self.log.debug(
                 "endpoint slices written",

@@ -72,6 +72,7 @@ from skiff.controller.owners import (
     owners_selecting,
     resolve_controller_ref,
 )
+from skiff.controller.ownwrites import OwnWrites
 
 from .pods import (
     MAX_GENERATE_NAME_PREFIX,
@@ -281,33 +282,6 @@ def ensure_condition(
         conditions.append(new_condition(type_, status, reason, message, now))
         return True
     return False
-
-
-class OwnWrites:
-    """The resourceVersions our own writes replaced, per key.
-
-    While the cache still shows one of them it has not caught up with our write: acting
-    on it would only conflict (409). The write's watch event requeues the key anyway.
-    """
-
-    def __init__(self) -> None:
-        self._replaced: dict[str, set[str]] = {}
-
-    def wrote(self, key: str, replaced: str) -> None:
-        self._replaced.setdefault(key, set()).add(replaced)
-
-    def stale(self, key: str, cached: Obj) -> bool:
-        """Whether ``cached`` predates a write of ours (forgets them once it does not)."""
-        rvs = self._replaced.get(key)
-        if not rvs:
-            return False
-        if cached["metadata"].get("resourceVersion") in rvs:
-            return True
-        del self._replaced[key]
-        return False
-
-    def forget(self, key: str) -> None:
-        self._replaced.pop(key, None)
 
 
 # -- back-off --------------------------------------------------------------------------
@@ -565,7 +539,7 @@ class JobController(Controller):
             self.backoff.pop(key, None)
             self.own_writes.forget(key)
             return None
-        if self.own_writes.stale(key, cached):
+        if self.own_writes.pending(key, self.jobs.get):
             return None  # our last status write's event is on its way
         if managed_elsewhere(cached):
             return None
@@ -1184,7 +1158,7 @@ class JobController(Controller):
             if status.get(name) == 0:
                 del status[name]  # omitted when zero, as Kubernetes writes them
         written = await self.client.update("jobs", job, subresource="status")
-        self.own_writes.wrote(key_of(job), job["metadata"]["resourceVersion"])
+        self.own_writes.wrote(key_of(job), written)
         written.setdefault("status", {}).setdefault("uncountedTerminatedPods", {})
         return written
 

@@ -44,7 +44,6 @@ import asyncio
 import math
 import os
 import re
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -57,6 +56,7 @@ from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
 from skiff.controller.controller import Controller, ControllerContext, writable
+from skiff.controller.ownwrites import OwnWrites
 
 from .pods import is_ready
 
@@ -97,8 +97,6 @@ _BETA_ZONE_LABEL = "failure-domain.beta.kubernetes.io/zone"
 _BETA_REGION_LABEL = "failure-domain.beta.kubernetes.io/region"
 
 DISRUPTION_TARGET = "DisruptionTarget"
-STALE_WRITE_SECONDS = 30.0
-"""After this long a write the cache never showed is no longer waited for."""
 STALE_RETRY_SECONDS = 0.5
 MARK_PODS_CONCURRENCY = 16
 
@@ -226,13 +224,6 @@ def no_execute_taints(node: Obj) -> list[Obj]:
     return [t for t in taints_of(node) if t.get("effect") == NO_EXECUTE]
 
 
-def _rv(obj: Obj) -> int:
-    try:
-        return int(obj["metadata"].get("resourceVersion") or 0)
-    except (TypeError, ValueError):
-        return 0
-
-
 def _taint_id(t: Obj) -> tuple[str, str]:
     return (t.get("key") or "", t.get("effect") or "")
 
@@ -323,7 +314,7 @@ class NodeLifecycleController(Controller):
         self.health: dict[str, _Health] = {}
         self._acted_ready: dict[str, str | None] = {}
         """node → the Ready status whose consequences (events, pods) were last carried out."""
-        self._written: dict[str, tuple[int, float]] = {}
+        self.own_writes = OwnWrites()
         """node → (resourceVersion, when) of our last write to it."""
         self._marked: dict[str, set[str]] = {}
         """node → uids of the pods marked not ready since it stopped being ready."""
@@ -491,10 +482,10 @@ class NodeLifecycleController(Controller):
             self.health.pop(key, None)
             self._acted_ready.pop(key, None)
             self._marked.pop(key, None)
-            self._written.pop(key, None)
+            self.own_writes.forget(key)
             return None
         h = self.observe(node, now)
-        if self._cache_behind(key, node):
+        if self.own_writes.pending(key, self.nodes.get):
             return STALE_RETRY_SECONDS  # the node's own event brings it back sooner
         deadline = h.probe + self.grace_period(node)
         if now > deadline:
@@ -505,7 +496,7 @@ class NodeLifecycleController(Controller):
                     return None
                 self.log.info("node stopped posting status; marked Unknown", node=key)
                 node = updated
-                self._wrote(updated)
+                self.own_writes.wrote(key, updated)
                 self._zones_dirty = True
                 self.refresh_zones(now, written=node)
         status = ready_status(node)
@@ -517,20 +508,6 @@ class NodeLifecycleController(Controller):
         if status != "Unknown" and now <= deadline:
             waits.append(deadline - now + 0.01)
         return min(waits) if waits else None
-
-    def _wrote(self, node: Obj) -> None:
-        self._written[node["metadata"]["name"]] = (_rv(node), time.monotonic())
-
-    def _cache_behind(self, key: str, cached: Obj) -> bool:
-        """Whether the cache has not seen our last write to the node yet (acting on the
-        older copy would only earn a conflict)."""
-        written = self._written.get(key)
-        if written is None:
-            return False
-        if _rv(cached) >= written[0] or time.monotonic() - written[1] > STALE_WRITE_SECONDS:
-            del self._written[key]
-            return False
-        return True
 
     async def _write_conditions(self, node: Obj, conditions: list[Obj]) -> Obj | None:
         obj = writable(node)
@@ -669,7 +646,8 @@ class NodeLifecycleController(Controller):
         else:
             obj.get("spec", {}).pop("taints", None)
         try:
-            self._wrote(await self.client.update("nodes", obj))
+            written = await self.client.update("nodes", obj)
+            self.own_writes.wrote(key_of(written), written)
         except ApiError as e:
             if limiter is not None:
                 limiter.refund()
