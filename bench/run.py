@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from cluster import Cluster, start_cluster  # noqa: E402
-from skiff.storage.etcd import EtcdBackend  # noqa: E402
+from skiff.apiserver.storage.etcd import EtcdBackend  # noqa: E402
 
 NS = "bench"
 

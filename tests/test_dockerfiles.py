@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from skiff.api.schema import KUBERNETES_SCHEMA_VERSION
+from skiff.apiserver.schema import KUBERNETES_SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTROL_PLANE = ["apiserver", "scheduler", "controller-manager"]

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from cluster import Cluster, start_cluster, wait_until
-from skiff.storage.etcd import EtcdBackend, EventType
+from skiff.apiserver.storage.etcd import EtcdBackend, EventType
 
 NS = "fanout"
 PREFIX = f"/registry/core/configmaps/{NS}/"

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from cluster import Cluster
-from skiff.storage.etcd import EtcdBackend
+from skiff.apiserver.storage.etcd import EtcdBackend
 
 NS = "rest"
 CM = f"/api/v1/namespaces/{NS}/configmaps"

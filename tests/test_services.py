@@ -19,8 +19,8 @@ import orjson
 import pytest
 
 from cluster import Cluster, start_cluster
+from skiff.apiserver.storage.etcd import EtcdBackend
 from skiff.client.rest import ApiClient
-from skiff.storage.etcd import EtcdBackend
 
 RANGE = "10.100.0.0/26"
 PORTS = "30000-30099"

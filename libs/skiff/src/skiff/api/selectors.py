@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from skiff.api import errors
-from skiff.api.validation import is_qualified_name as qualified_name_errors
-from skiff.api.validation import is_valid_label_value as label_value_errors
+from skiff.api.names import is_qualified_name as qualified_name_errors
+from skiff.api.names import is_valid_label_value as label_value_errors
 
 _INT64_RE = re.compile(r"^[+-]?[0-9]+$")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1

@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from skiff.api import apply as ssa
-from skiff.api import cron, defaults, errors, validation
+from skiff.api import cron, defaults, errors, names
 from skiff.api.errors import Cause
 from skiff.api.resources import (
     PV_PROTECTION_FINALIZER,
@@ -19,6 +18,8 @@ from skiff.api.resources import (
     REGISTRY,
     ResourceInfo,
 )
+from skiff.apiserver import apply as ssa
+from skiff.apiserver import validation
 
 from . import allocators
 
@@ -88,7 +89,7 @@ def default_and_validate(
     defaults.apply_defaults(info, obj, create=old is None)
     meta = obj["metadata"]
     causes = validation.validate_object_meta(
-        meta, info.namespaced, validation.name_rule_for(info.plural, info.group)
+        meta, info.namespaced, names.name_rule_for(info.plural, info.group)
     )
     causes.extend(_validate_kind(info, obj, old))
     if causes:
@@ -301,7 +302,7 @@ def _validate_pod_spec(spec: dict[str, Any], path: str) -> list[Cause]:
             if not name:
                 causes.append(Cause(f"{where}.name", "Required value", "FieldValueRequired"))
             else:
-                for msg in validation.is_dns1123_label(name):
+                for msg in names.is_dns1123_label(name):
                     causes.append(Cause(f"{where}.name", f'Invalid value: "{name}": {msg}'))
                 if name in seen:
                     causes.append(

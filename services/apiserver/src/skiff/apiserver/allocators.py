@@ -3,7 +3,7 @@
 Every assigned value is a key in etcd (``/skiff/allocations/...``, outside ``/registry/``
 so that no watch sees it) written in the same transaction as the Service that holds it,
 and deleted in the same transaction that deletes the Service or stops using the value
-(:meth:`skiff.storage.etcd.EtcdBackend.write_claiming`). Two apiservers can therefore
+(:meth:`skiff.apiserver.storage.etcd.EtcdBackend.write_claiming`). Two apiservers can therefore
 never hand out the same IP or port, and nothing leaks when one crashes.
 
 As in Kubernetes (ServiceIPStaticSubrange, ServiceNodePortStaticSubrange), values are
@@ -30,7 +30,7 @@ import orjson
 
 from skiff.api import errors
 from skiff.api.errors import Cause
-from skiff.storage import Backend
+from skiff.apiserver.storage import Backend
 
 IP_PREFIX = "/skiff/allocations/serviceips/"
 PORT_PREFIX = "/skiff/allocations/nodeports/"

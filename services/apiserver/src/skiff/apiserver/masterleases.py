@@ -21,8 +21,8 @@ import orjson
 
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY
+from skiff.apiserver.storage.etcd import EtcdBackend, KeyExistsError, StorageError
 from skiff.log import get_logger
-from skiff.storage.etcd import EtcdBackend, KeyExistsError, StorageError
 
 from .store import Store, WriteOptions
 

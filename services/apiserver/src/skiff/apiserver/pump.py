@@ -23,8 +23,14 @@ from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 
 from skiff import tracing
+from skiff.apiserver.storage.etcd import (
+    CompactedError,
+    EtcdBackend,
+    EventType,
+    KeyExistsError,
+    StorageError,
+)
 from skiff.log import get_logger
-from skiff.storage.etcd import CompactedError, EtcdBackend, EventType, KeyExistsError, StorageError
 
 from . import events as ev
 

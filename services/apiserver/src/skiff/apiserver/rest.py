@@ -23,10 +23,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket
 
 from skiff import tracing
-from skiff.api import errors, openapi, protobuf, tables
+from skiff.api import errors
 from skiff.api import patch as patching
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY, ResourceInfo
+from skiff.apiserver import openapi, protobuf, tables
 from skiff.log import get_logger
 
 from . import discovery

@@ -11,8 +11,8 @@ import uvicorn
 
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY
+from skiff.apiserver.storage.etcd import EtcdBackend, StorageError
 from skiff.log import get_logger
-from skiff.storage.etcd import EtcdBackend, StorageError
 
 from . import events as ev
 from .admission import SYSTEM_PRIORITY_CLASSES

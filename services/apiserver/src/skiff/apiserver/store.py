@@ -22,7 +22,6 @@ import orjson
 from opentelemetry import trace
 
 from skiff import tracing
-from skiff.api import apply as ssa
 from skiff.api import errors
 from skiff.api import patch as patching
 from skiff.api.errors import ApiError, Cause
@@ -33,8 +32,8 @@ from skiff.api.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from skiff.log import get_logger
-from skiff.storage import (
+from skiff.apiserver import apply as ssa
+from skiff.apiserver.storage import (
     Backend,
     CompactedError,
     ConflictError,
@@ -42,6 +41,8 @@ from skiff.storage import (
     KeyValue,
     StorageError,
 )
+from skiff.apiserver.strategicpatch import strategic_merge_patch
+from skiff.log import get_logger
 
 from . import admission, allocators
 from .allocators import ServiceAllocator
@@ -802,7 +803,7 @@ class Store:
             elif patch_type == PATCH_MERGE:
                 out = patching.merge_patch(cur, body)
             elif patch_type == PATCH_STRATEGIC:
-                out = patching.strategic_merge_patch(cur, body, info.definition)
+                out = strategic_merge_patch(cur, body, info.definition)
             else:
                 raise errors.unsupported_media_type(patch_type)
             if not isinstance(out, dict):

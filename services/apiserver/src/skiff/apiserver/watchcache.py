@@ -25,8 +25,8 @@ from prometheus_client import Gauge
 from skiff import tracing
 from skiff.api.errors import gone
 from skiff.api.resources import REGISTRY, ResourceInfo
+from skiff.apiserver.storage import Backend
 from skiff.log import get_logger
-from skiff.storage import Backend
 
 from . import events as ev
 

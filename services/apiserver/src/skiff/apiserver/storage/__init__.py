@@ -1,7 +1,7 @@
 """Storage behind one narrow interface (the transaction shapes the API server needs).
 
 Every write returns the revision it committed at; that revision is the object's
-``resourceVersion``. :class:`~skiff.storage.etcd.EtcdBackend` is the implementation.
+``resourceVersion``. :class:`~skiff.apiserver.storage.etcd.EtcdBackend` is the implementation.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from skiff.api import openapi
 from skiff.api.resources import REGISTRY, RESOURCES
+from skiff.apiserver import openapi
 
 GROUP_VERSIONS = sorted({(r.group, r.version) for r in RESOURCES})
 

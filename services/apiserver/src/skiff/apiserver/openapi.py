@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
-from skiff.api import schema
 from skiff.api.resources import REGISTRY, ResourceInfo
+from skiff.apiserver import schema
 
 __all__ = ["document", "document_for_path", "hash_for_path", "hash_of", "index"]
 

@@ -8,14 +8,8 @@ from typing import Any
 import pytest
 
 from skiff.api.errors import ApiError, Reason
-from skiff.api.patch import (
-    MAX_JSON_PATCH_OPERATIONS,
-    PatchMeta,
-    json_patch,
-    merge_patch,
-    patch_meta,
-    strategic_merge_patch,
-)
+from skiff.api.patch import MAX_JSON_PATCH_OPERATIONS, json_patch, merge_patch
+from skiff.apiserver.strategicpatch import PatchMeta, patch_meta, strategic_merge_patch
 
 DEPLOYMENT = "io.k8s.api.apps.v1.Deployment"
 POD = "io.k8s.api.core.v1.Pod"

@@ -6,9 +6,9 @@ reports type errors (as :class:`~skiff.api.errors.Cause`) and unknown fields
 compiled once into a small tree of :class:`_Node` objects, so a walk never
 resolves a ``$ref`` again.
 
-The name and metadata checks mirror ``k8s.io/apimachinery/pkg/util/validation``
-and ``k8s.io/apimachinery/pkg/api/validation/objectmeta.go`` (Kubernetes 1.32),
-messages included.
+The metadata checks mirror ``k8s.io/apimachinery/pkg/api/validation/objectmeta.go``
+(Kubernetes 1.32), messages included; names and label values are
+:mod:`skiff.api.names`.
 """
 
 from __future__ import annotations
@@ -18,25 +18,21 @@ import functools
 import json
 import re
 import threading
-from collections.abc import Callable
 from typing import Any
 
-from skiff.api import schema
 from skiff.api.errors import Cause
+from skiff.api.names import (
+    NAME_RULES,
+    byte_length,
+    is_qualified_name,
+    is_valid_label_value,
+)
+from skiff.apiserver import schema
 
 __all__ = [
-    "NAME_RULES",
-    "is_dns1035_label",
-    "is_dns1123_label",
-    "is_dns1123_subdomain",
-    "is_qualified_name",
-    "is_valid_label_value",
-    "is_valid_path_segment_name",
-    "name_rule_for",
     "quantity_error",
     "required_causes",
     "unknown_field_messages",
-    "validate_name",
     "validate_object",
     "validate_object_meta",
 ]
@@ -397,205 +393,6 @@ def required_causes(obj: dict[str, Any], definition: str) -> list[Cause]:
     return out
 
 
-# --- names (k8s.io/apimachinery/pkg/util/validation) ---
-
-_DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_LABEL_MSG = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-    "and must start and end with an alphanumeric character"
-)
-_DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
-_DNS1123_SUBDOMAIN_MSG = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-    "'-' or '.', and must start and end with an alphanumeric character"
-)
-_DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
-_DNS1035_LABEL_MSG = (
-    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
-    "start with an alphabetic character, and end with an alphanumeric character"
-)
-_QNAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_QNAME_MSG = (
-    "must consist of alphanumeric characters, '-', '_' or '.', "
-    "and must start and end with an alphanumeric character"
-)
-_LABEL_VALUE_FMT = "(" + _QNAME_FMT + ")?"
-_LABEL_VALUE_MSG = (
-    "a valid label must be an empty string or consist of alphanumeric characters, "
-    "'-', '_' or '.', and must start and end with an alphanumeric character"
-)
-
-# Python's re is used with fullmatch: "$" would also match before a trailing newline.
-_DNS1123_LABEL_RE = re.compile(_DNS1123_LABEL_FMT)
-_DNS1123_SUBDOMAIN_RE = re.compile(_DNS1123_SUBDOMAIN_FMT)
-_DNS1035_LABEL_RE = re.compile(_DNS1035_LABEL_FMT)
-_QNAME_RE = re.compile(_QNAME_FMT)
-_LABEL_VALUE_RE = re.compile(_LABEL_VALUE_FMT)
-
-
-def _regex_error(msg: str, fmt: str, *examples: str) -> str:
-    # Exactly Go's validation.RegexError, including its "',  or '" spacing.
-    if not examples:
-        return f"{msg} (regex used for validation is '{fmt}')"
-    shown = " or ".join(f"'{e}', " for e in examples)
-    return f"{msg} (e.g. {shown}regex used for validation is '{fmt}')"
-
-
-def _max_len_error(length: int) -> str:
-    return f"must be no more than {length} characters"
-
-
-def _blen(value: str) -> int:
-    # Go measures strings in bytes.
-    return len(value) if value.isascii() else len(value.encode())
-
-
-def is_dns1123_label(value: str) -> list[str]:
-    """Errors for a DNS-1123 label (``my-name``; at most 63 characters)."""
-    errs = []
-    if _blen(value) > 63:
-        errs.append(_max_len_error(63))
-    if not _DNS1123_LABEL_RE.fullmatch(value):
-        if _DNS1123_SUBDOMAIN_RE.fullmatch(value):
-            errs.append("must not contain dots")
-        else:
-            errs.append(_regex_error(_DNS1123_LABEL_MSG, _DNS1123_LABEL_FMT, "my-name", "123-abc"))
-    return errs
-
-
-def is_dns1123_subdomain(value: str) -> list[str]:
-    """Errors for a DNS-1123 subdomain (``example.com``; at most 253 characters)."""
-    errs = []
-    if _blen(value) > 253:
-        errs.append(_max_len_error(253))
-    if not _DNS1123_SUBDOMAIN_RE.fullmatch(value):
-        errs.append(_regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return errs
-
-
-def is_dns1035_label(value: str) -> list[str]:
-    """Errors for a DNS-1035 label (starts with a letter; at most 63 characters)."""
-    errs = []
-    if _blen(value) > 63:
-        errs.append(_max_len_error(63))
-    if not _DNS1035_LABEL_RE.fullmatch(value):
-        errs.append(_regex_error(_DNS1035_LABEL_MSG, _DNS1035_LABEL_FMT, "my-name", "abc-123"))
-    return errs
-
-
-def is_qualified_name(value: str) -> list[str]:
-    """Errors for a qualified name: a label or annotation key (``example.com/MyName``)."""
-    errs: list[str] = []
-    parts = value.split("/")
-    if len(parts) == 1:
-        name = parts[0]
-    elif len(parts) == 2:
-        prefix, name = parts
-        if not prefix:
-            errs.append("prefix part must be non-empty")
-        else:
-            errs.extend("prefix part " + m for m in is_dns1123_subdomain(prefix))
-    else:
-        return [
-            "a qualified name "
-            + _regex_error(_QNAME_MSG, _QNAME_FMT, "MyName", "my.name", "123-abc")
-            + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-        ]
-    if not name:
-        errs.append("name part must be non-empty")
-    elif _blen(name) > 63:
-        errs.append("name part " + _max_len_error(63))
-    if not _QNAME_RE.fullmatch(name):
-        errs.append(
-            "name part " + _regex_error(_QNAME_MSG, _QNAME_FMT, "MyName", "my.name", "123-abc")
-        )
-    return errs
-
-
-def is_valid_label_value(value: str) -> list[str]:
-    """Errors for a label value (may be empty; at most 63 characters)."""
-    errs = []
-    if _blen(value) > 63:
-        errs.append(_max_len_error(63))
-    if not _LABEL_VALUE_RE.fullmatch(value):
-        errs.append(
-            _regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345")
-        )
-    return errs
-
-
-def is_valid_path_segment_name(value: str) -> list[str]:
-    """Errors for a name used as one URL path segment (RBAC objects, events)."""
-    if value in (".", ".."):
-        return [f"may not be '{value}'"]
-    return [f"may not contain '{c}'" for c in ("/", "%") if c in value]
-
-
-def _mask_trailing_dash(name: str) -> str:
-    # Mirrors apimachinery's maskTrailingDash, which drops two characters (sic).
-    if len(name) > 1 and name.endswith("-"):
-        return name[:-2] + "a"
-    return name
-
-
-def _name_is(check: Callable[[str], list[str]]) -> Callable[[str, bool], list[str]]:
-    def validate(name: str, prefix: bool) -> list[str]:
-        return check(_mask_trailing_dash(name) if prefix else name)
-
-    return validate
-
-
-def _path_segment(name: str, prefix: bool) -> list[str]:
-    if prefix:
-        return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
-    return is_valid_path_segment_name(name)
-
-
-def _cronjob_name(name: str, prefix: bool) -> list[str]:
-    errs = _name_is(is_dns1123_subdomain)(name, prefix)
-    # The controller appends an 11-character suffix and job names must fit a label.
-    if not prefix and _blen(name) > 52:
-        errs.append("must be no more than 52 characters")
-    return errs
-
-
-NAME_RULES: dict[str, Callable[[str, bool], list[str]]] = {
-    "subdomain": _name_is(is_dns1123_subdomain),
-    "label": _name_is(is_dns1123_label),
-    "dns1035": _name_is(is_dns1035_label),
-    "path": _path_segment,
-    "cronjob": _cronjob_name,
-}
-"""Name rule → ``fn(name, prefix) -> errors`` (``prefix`` for generateName)."""
-
-_NAME_RULE_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("", "namespaces"): "label",  # ValidateNamespaceName
-    ("", "services"): "dns1035",  # ValidateServiceName
-    ("", "events"): "path",  # core/v1 events skip ObjectMeta validation entirely
-    ("apps", "statefulsets"): "label",  # ValidateStatefulSetName
-    ("batch", "cronjobs"): "cronjob",  # ValidateCronJobCreate: <= 52 characters
-    ("rbac.authorization.k8s.io", "roles"): "path",  # ValidateRBACName
-    ("rbac.authorization.k8s.io", "rolebindings"): "path",
-    ("rbac.authorization.k8s.io", "clusterroles"): "path",
-    ("rbac.authorization.k8s.io", "clusterrolebindings"): "path",
-}
-
-
-def name_rule_for(resource_plural: str, group: str) -> str:
-    """The :data:`NAME_RULES` key Kubernetes applies to names of ``resource_plural.group``.
-
-    Most resources use ``"subdomain"``; namespaces and statefulsets ``"label"``,
-    services ``"dns1035"``, RBAC objects and core events ``"path"``, cronjobs
-    ``"cronjob"`` (a subdomain of at most 52 characters).
-    """
-    return _NAME_RULE_EXCEPTIONS.get((group, resource_plural), "subdomain")
-
-
-def validate_name(name: str, rule: str = "subdomain", prefix: bool = False) -> list[str]:
-    """Error strings for ``name`` under a :data:`NAME_RULES` rule (``prefix`` for generateName)."""
-    return NAME_RULES[rule](name, prefix)
-
-
 # --- ObjectMeta (k8s.io/apimachinery/pkg/api/validation/objectmeta.go) ---
 
 TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
@@ -624,7 +421,7 @@ def _validate_annotations(annotations: Any, path: str) -> list[Cause]:
             continue
         # Annotation keys are qualified names, except that case does not matter.
         out.extend(_invalid(path, key, m) for m in is_qualified_name(key.lower()))
-        total += _blen(key) + (_blen(value) if isinstance(value, str) else 0)
+        total += byte_length(key) + (byte_length(value) if isinstance(value, str) else 0)
     if total > TOTAL_ANNOTATION_SIZE_LIMIT:
         out.append(
             Cause(

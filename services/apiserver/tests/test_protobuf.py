@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from google.protobuf.message import Message
 
-from skiff.api import protobuf, schema
 from skiff.api.errors import ApiError
+from skiff.apiserver import protobuf, schema
 from skiff.k8spb import options_pb2
 from skiff.k8spb.api.apps.v1 import types_pb2 as apps
 from skiff.k8spb.api.core.v1 import types_pb2 as core

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from skiff.api import tables
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY, RESOURCES, ResourceInfo
-from skiff.api.tables import human_duration, table_for
+from skiff.apiserver import tables
+from skiff.apiserver.tables import human_duration, table_for
 
 NOW = datetime(2025, 1, 10, 12, 0, 0, tzinfo=UTC)
 

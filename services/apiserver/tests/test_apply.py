@@ -1,4 +1,4 @@
-"""Tests for server-side apply and managedFields tracking (skiff.api.apply)."""
+"""Tests for server-side apply and managedFields tracking (skiff.apiserver.apply)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from skiff.api.apply import (
+from skiff.api.errors import ApiError, Reason
+from skiff.apiserver.apply import (
     ANCIENT_CHANGES,
     LAST_APPLIED_ANNOTATION,
     MAX_UPDATE_MANAGERS,
@@ -19,7 +20,6 @@ from skiff.api.apply import (
     to_fields_v1,
     track_update,
 )
-from skiff.api.errors import ApiError, Reason
 
 DEPLOY = "io.k8s.api.apps.v1.Deployment"
 POD = "io.k8s.api.core.v1.Pod"

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from skiff.api import errors, schema
+from skiff.api import errors
 from skiff.api.resources import ResourceInfo, is_default_storage_class
 from skiff.api.timestamps import parse_time, rfc3339
+from skiff.apiserver import schema
 
 INCLUDE_NONE = "None"
 INCLUDE_METADATA = "Metadata"

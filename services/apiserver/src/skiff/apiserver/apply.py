@@ -12,7 +12,7 @@ field-manager stack kube-apiserver wraps around it:
   records the applier as an ``Apply`` manager.
 * :func:`track_update` records ``Update`` ownership for ordinary writes.
 
-Types come from the Kubernetes OpenAPI schemas (:mod:`skiff.api.schema`):
+Types come from the Kubernetes OpenAPI schemas (:mod:`skiff.apiserver.schema`):
 ``x-kubernetes-list-type``/``-list-map-keys`` (falling back to the strategic
 merge patch markers, as kube-openapi does), ``x-kubernetes-map-type``.
 Unknown definitions (custom resources) are "deduced": maps are granular, lists
@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from skiff.api import schema as _schema
 from skiff.api.errors import ApiError, Cause, Reason, bad_request
+from skiff.apiserver import schema as _schema
 
 __all__ = [
     "ANCIENT_CHANGES",
