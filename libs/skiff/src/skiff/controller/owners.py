@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from skiff.api.errors import ApiError, Reason
+from skiff.api.pods import is_ready
 from skiff.api.selectors import LabelSelector, selector_from_dict
 from skiff.client.informer import Informer, key_of
 from skiff.client.rest import ApiClient, Obj
@@ -229,19 +230,36 @@ def cache_conflict(message: str) -> ApiError:
     return ApiError(409, Reason.CONFLICT, message)
 
 
-class OwnedPodEvents:
-    """Pod event handlers of a controller whose pods carry its controller reference
-    (kube-controller-manager's addPod/updatePod/deletePod for DaemonSets and StatefulSets).
+MIN_READY_SKEW = 1.0
+"""Added to ``minReadySeconds`` when an owner is enqueued for its availability check, so
+that it runs after the pod became available (Kubernetes adds a second, too)."""
 
-    Owned pods enqueue their owner and feed its ``creations``/``deletions`` expectations;
-    an orphan enqueues every owner whose selector matches it (for adoption). The class
-    mixing this in provides ``_owner_of(obj, ref)`` and ``_sets_for_orphan(pod)``.
+
+class OwnedPodEvents:
+    """Pod event handlers of a controller whose pods carry its controller reference:
+    kube-controller-manager's addPod/updatePod/deletePod of ReplicaSets (and
+    ReplicationControllers), DaemonSets and StatefulSets.
+
+    An owned pod enqueues its owner and feeds its expectations: its addition is a
+    ``creations`` observation, its deletion, or the deletionTimestamp that starts it, a
+    ``deletions`` one (so a gracefully deleted pod is replaced at once). A pod whose
+    controller reference changed enqueues its previous owner too; an orphan enqueues every
+    owner whose selector matches it (for adoption) when it is added or its labels or
+    controller reference changed. A pod that turned Ready enqueues its owner again
+    ``minReadySeconds`` (plus :data:`MIN_READY_SKEW`) later, when it counts as available.
+
+    The class mixing this in (before :class:`~skiff.controller.controller.Controller`)
+    provides ``_owner_of(obj, ref)`` (the cached owner a controller reference resolves to,
+    None for a None ref) and ``_sets_for_orphan(pod)``, and the ``creations`` and
+    ``deletions`` expectations (one :class:`Expectations` may serve as both when a sync
+    never both creates and deletes).
     """
 
     creations: Expectations
     deletions: Expectations
     queue: WorkQueue[str]
     enqueue: Callable[[Obj], None]  # Controller's
+    enqueue_after: Callable[[Obj, float], None]  # Controller's
 
     def _owner_of(self, obj: Obj, ref: Obj | None) -> Obj | None:
         raise NotImplementedError
@@ -251,7 +269,8 @@ class OwnedPodEvents:
 
     def _pod_added(self, pod: Obj) -> None:
         if pod["metadata"].get("deletionTimestamp"):
-            self._pod_deleted(pod)  # first seen already terminating (a relist)
+            # First seen already terminating (a relist): a deletion, never a creation.
+            self._pod_deleted(pod)
             return
         ref = controller_ref(pod)
         if ref is not None:
@@ -261,29 +280,47 @@ class OwnedPodEvents:
                 self.creations.creation_observed(key)
                 self.queue.add(key)
             return
+        # An orphan: no owner waits for its creation, matching ones may adopt it.
         for owner in self._sets_for_orphan(pod):
             self.enqueue(owner)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         om, nm = old["metadata"], new["metadata"]
         if om.get("resourceVersion") == nm.get("resourceVersion"):
-            return
+            return  # a resync: nothing changed
+        labels_changed = (om.get("labels") or {}) != (nm.get("labels") or {})
         if nm.get("deletionTimestamp"):
+            # Graceful deletion: replace the pod now, not when its kubelet is done. As in
+            # Kubernetes, a label change makes the old pod's controller hear of it too
+            # (a deletionTimestamp is never unset, so the old pod needs no check).
             self._pod_deleted(new)
+            if labels_changed:
+                self._pod_deleted(old)
+            return
         old_ref, cur_ref = controller_ref(old), controller_ref(new)
-        if (old_ref or {}).get("uid") != (cur_ref or {}).get("uid") and old_ref is not None:
+        ref_changed = old_ref != cur_ref
+        if ref_changed and old_ref is not None:
             if (prev := self._owner_of(old, old_ref)) is not None:
                 self.enqueue(prev)
         if cur_ref is not None:
-            if (owner := self._owner_of(new, cur_ref)) is not None:
-                self.enqueue(owner)
+            owner = self._owner_of(new, cur_ref)
+            if owner is None:
+                return
+            self.enqueue(owner)
+            min_ready = int((owner.get("spec") or {}).get("minReadySeconds") or 0)
+            if min_ready > 0 and not is_ready(old) and is_ready(new):
+                # Its availability changes without an event of its own: look again then.
+                self.enqueue_after(owner, min_ready + MIN_READY_SKEW)
             return
-        if om.get("labels") != nm.get("labels") or old_ref is not None:
+        if labels_changed or ref_changed:
             for owner in self._sets_for_orphan(new):
                 self.enqueue(owner)
 
     def _pod_deleted(self, pod: Obj) -> None:
-        owner = self._owner_of(pod, controller_ref(pod))
+        ref = controller_ref(pod)
+        if ref is None:
+            return  # no controller cares about an orphan's deletion
+        owner = self._owner_of(pod, ref)
         if owner is None:
             return
         key = key_of(owner)

@@ -10,6 +10,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from skiff.api.pods import is_ready, ready_condition
 from skiff.api.timestamps import parse_time
 from skiff.client.informer import copy_object
 from skiff.client.rest import Obj
@@ -24,18 +25,6 @@ def is_active(pod: Obj) -> bool:
     """Counts toward replicas: not Succeeded or Failed, and not being deleted."""
     phase = (pod.get("status") or {}).get("phase")
     return phase not in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp")
-
-
-def ready_condition(pod: Obj) -> Obj | None:
-    for c in (pod.get("status") or {}).get("conditions") or ():
-        if c.get("type") == "Ready":
-            return c
-    return None
-
-
-def is_ready(pod: Obj) -> bool:
-    c = ready_condition(pod)
-    return c is not None and c.get("status") == "True"
 
 
 def ready_since(pod: Obj) -> float | None:

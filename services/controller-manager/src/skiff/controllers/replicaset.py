@@ -25,9 +25,9 @@ from skiff.controller.owners import (
     CONTROLLER_INDEX,
     NAMESPACE_INDEX,
     ControllerRefManager,
+    OwnedPodEvents,
     SelectorCache,
     controller_index,
-    controller_ref,
     namespace_index,
     new_controller_ref,
     owned_and_orphans,
@@ -50,7 +50,7 @@ SLOW_START_INITIAL_BATCH = 1
 REPLICA_FAILURE = "ReplicaFailure"
 
 
-class ReplicaSetController(Controller):
+class ReplicaSetController(OwnedPodEvents, Controller):
     """Keeps the pods of every ReplicaSet; subclassed for ReplicationControllers."""
 
     name: ClassVar[str] = "replicaset-controller"
@@ -78,6 +78,17 @@ class ReplicaSetController(Controller):
         self.sets.add_handler(self._set_added, self._set_updated, self._set_deleted)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
 
+    # A sync either creates or deletes pods, never both: one Expectations serves as the
+    # creations and the deletions OwnedPodEvents observes.
+
+    @property
+    def creations(self) -> Expectations:
+        return self.expectations
+
+    @property
+    def deletions(self) -> Expectations:
+        return self.expectations
+
     # -- selectors -----------------------------------------------------------------------
 
     def raw_selector(self, rs: Obj) -> Any:
@@ -90,7 +101,7 @@ class ReplicaSetController(Controller):
         """The parsed selector of ``rs`` (cached per uid); TerminalError when unusable."""
         return self._selectors.get(rs, self.raw_selector(rs))
 
-    def _sets_matching(self, pod: Obj) -> list[Obj]:
+    def _sets_for_orphan(self, pod: Obj) -> list[Obj]:
         """The sets in the pod's namespace whose selector selects it (for orphans)."""
         return [rs for rs, _ in owners_selecting(self.sets, pod, self.selector)]
 
@@ -115,56 +126,6 @@ class ReplicaSetController(Controller):
         self.expectations.delete(key_of(rs))
         self._selectors.pop(rs["metadata"].get("uid", ""), None)
         self.enqueue(rs)
-
-    def _pod_added(self, pod: Obj) -> None:
-        if pod["metadata"].get("deletionTimestamp"):
-            # Seen for the first time already terminating (a relist): counts as deleted.
-            self._pod_deleted(pod)
-            return
-        ref = controller_ref(pod)
-        if ref is not None:
-            rs = self._owner_of(pod, ref)
-            if rs is not None:
-                key = key_of(rs)
-                self.expectations.creation_observed(key)
-                self.queue.add(key)
-            return
-        for rs in self._sets_matching(pod):
-            self.enqueue(rs)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        om, nm = old["metadata"], new["metadata"]
-        if om.get("resourceVersion") == nm.get("resourceVersion"):
-            return  # a resync: nothing changed
-        labels_changed = om.get("labels") != nm.get("labels")
-        if nm.get("deletionTimestamp"):
-            # Graceful deletion: replace the pod now, not when its kubelet is done.
-            self._pod_deleted(new)
-            if labels_changed:
-                self._pod_deleted(old)
-            return
-        cur_ref, old_ref = controller_ref(new), controller_ref(old)
-        ref_changed = (cur_ref or {}).get("uid") != (old_ref or {}).get("uid")
-        if ref_changed and old_ref is not None:
-            prev = self._owner_of(old, old_ref)
-            if prev is not None:
-                self.enqueue(prev)
-        if cur_ref is not None:
-            rs = self._owner_of(new, cur_ref)
-            if rs is not None:
-                self.enqueue(rs)
-            return
-        if labels_changed or ref_changed:
-            for rs in self._sets_matching(new):
-                self.enqueue(rs)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        rs = self._owner_of(pod, controller_ref(pod))
-        if rs is None:
-            return
-        key = key_of(rs)
-        self.expectations.deletion_observed(key, key_of(pod))
-        self.queue.add(key)
 
     # -- reconcile -----------------------------------------------------------------------
 

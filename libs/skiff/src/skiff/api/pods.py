@@ -1,0 +1,20 @@
+"""Pod helpers every component reads pods with (``k8s.io/kubernetes/pkg/api/v1/pod``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+def ready_condition(pod: Obj) -> Obj | None:
+    for c in (pod.get("status") or {}).get("conditions") or ():
+        if c.get("type") == "Ready":
+            return c
+    return None
+
+
+def is_ready(pod: Obj) -> bool:
+    """The pod's ``Ready`` condition is ``True`` (``IsPodReady``)."""
+    c = ready_condition(pod)
+    return c is not None and c.get("status") == "True"
