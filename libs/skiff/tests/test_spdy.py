@@ -603,3 +603,34 @@ async def test_client_session_opens_streams_and_keeps_data_sent_before_a_reset()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_client_keeps_data_when_credit_cannot_be_sent_back() -> None:
+    """The peer wrote 100 KiB and hung up: reading it makes us send WINDOW_UPDATEs into a
+    broken transport, which must not drop what already arrived (kubectl cp from a pod)."""
+    from skiff.streaming.spdy import encode_syn_reply
+
+    incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
+    sent: list[bytes] = []
+
+    async def send(data: bytes) -> None:
+        if sent:
+            raise BrokenPipeError("the peer hung up")
+        sent.append(data)  # our SYN_STREAM goes out; nothing after it does
+
+    client = SpdySession(incoming.get, send, client=True)
+    runner = asyncio.create_task(client.run())
+    payload = bytes(range(256)) * 400
+    opening = asyncio.create_task(client.open_stream({"streamType": "stdout"}))
+    await asyncio.sleep(0)
+    incoming.put_nowait(encode_syn_reply(HeaderCompressor().compress({}), 1))
+    stream = await opening
+    for i in range(0, len(payload), 16 * KiB):
+        incoming.put_nowait(encode_data(1, payload[i : i + 16 * KiB]))
+    while not incoming.empty():  # every frame is in the stream's buffer; the session runs on
+        await asyncio.sleep(0)
+    got = await stream.read(len(payload) // 2)  # past the threshold: credit is sent, and fails
+    incoming.put_nowait(encode_rst_stream(1, CANCEL))
+    incoming.put_nowait(None)
+    await runner
+    assert got + await stream.read_all() == payload

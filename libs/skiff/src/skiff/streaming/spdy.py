@@ -573,9 +573,7 @@ class SpdySession:
             with contextlib.suppress(Exception):
                 await self._send_raw(encode_goaway(self._last_stream_id, GOAWAY_PROTOCOL_ERROR))
         finally:
-            # What the peer sent before the transport ended stays readable (after our own
-            # close() the streams are already gone).
-            self._shutdown(keep_unread=True)
+            self._shutdown()
 
     async def open_stream(
         self, headers: Mapping[str, HeaderValues], *, fin: bool = False, wait_reply: bool = True
@@ -640,7 +638,7 @@ class SpdySession:
                 await asyncio.wait_for(
                     self._send_raw(encode_goaway(self._last_stream_id, status)), 5
                 )
-        self._shutdown()
+        self._shutdown(keep_unread=False)
         task = self._run_task
         if task is not None and task is not asyncio.current_task() and not task.done():
             self._closing = True
@@ -657,7 +655,10 @@ class SpdySession:
             log.exception("spdy stream handler failed", stream=stream.id)
             await stream.reset(INTERNAL_ERROR)
 
-    def _shutdown(self, *, keep_unread: bool = False) -> None:
+    def _shutdown(self, *, keep_unread: bool = True) -> None:
+        """End the session. What the peer sent stays readable unless we close it ourselves
+        (``close()``): a transport that ends or breaks, even while we send a WINDOW_UPDATE
+        after the peer hung up, loses nothing that already arrived."""
         if self._closed:
             return
         self._closed = True
