@@ -28,7 +28,7 @@ from runtime import start_containerd  # noqa: E402
 from cluster import Proc, start_cluster  # noqa: E402
 from skiff.client.rest import ApiClient  # noqa: E402
 from skiff.cri.client import CriClient, pb  # noqa: E402
-from skiff.kubelet.runtime import (  # noqa: E402
+from skiff.kubelet.containerd_setup import (  # noqa: E402
     RuntimePaths,
     ensure_shared_netns_dir,
     teardown_network,

@@ -40,8 +40,8 @@ fix_cgroups() {
 }
 fix_cgroups
 
-python3 -m skiff.kubelet.runtime config --dir "$DIR" >/dev/null
+python3 -m skiff.kubelet.containerd_setup config --dir "$DIR" >/dev/null
 containerd --config "$DIR/containerd.toml" >>"$DIR/../containerd.log" 2>&1 &
-python3 -m skiff.kubelet.runtime images --dir "$DIR" >/dev/null
+python3 -m skiff.kubelet.containerd_setup images --dir "$DIR" >/dev/null
 exec python3 -m skiff.kubelet --runtime-dir "$DIR" --node-ip "$NODE_IP" --address 0.0.0.0 \
   --pod-manifest-path "${SKIFF_POD_MANIFEST_PATH:-/etc/skiff/manifests}" "$@"

@@ -65,9 +65,9 @@ up() {
     --kubeconfig "$STATE/kubeconfig" --port "$CONTROLLER_MANAGER_PORT"
   wait_for "controller-manager /healthz" \
     curl -sf "http://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz"
-  "$VENV/bin/python" -m skiff.kubelet.runtime config --dir "$STATE/containerd" >/dev/null
+  "$VENV/bin/python" -m skiff.kubelet.containerd_setup config --dir "$STATE/containerd" >/dev/null
   start_bg containerd containerd --config "$STATE/containerd/containerd.toml"
-  "$VENV/bin/python" -m skiff.kubelet.runtime images --dir "$STATE/containerd" >/dev/null
+  "$VENV/bin/python" -m skiff.kubelet.containerd_setup images --dir "$STATE/containerd" >/dev/null
   mkdir -p "$STATE/manifests"
   start_bg kubelet "$VENV/bin/skiff-kubelet" --kubeconfig "$STATE/kubeconfig" \
     --runtime-dir "$STATE/containerd" --pod-manifest-path "$STATE/manifests"
@@ -134,7 +134,7 @@ down() {
   stop_one kubelet
   if running containerd; then
     local out
-    out=$("$VENV/bin/python" -m skiff.kubelet.runtime cleanup --dir "$STATE/containerd" \
+    out=$("$VENV/bin/python" -m skiff.kubelet.containerd_setup cleanup --dir "$STATE/containerd" \
       --grace "${SKIFF_DOWN_GRACE:-1}") \
       && echo "  $out; removed their network namespaces, the bridge and CNI chains"
   fi

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from cluster import Proc
-from skiff.kubelet.runtime import (
+from skiff.kubelet.containerd_setup import (
     RuntimePaths,
     containerd_command,
     import_images,

@@ -16,7 +16,7 @@ import pytest
 from runtime import containerd_available, start_containerd
 
 from skiff.cri.client import CriClient, pb
-from skiff.kubelet.runtime import (
+from skiff.kubelet.containerd_setup import (
     RuntimePaths,
     ensure_shared_netns_dir,
     teardown_network,

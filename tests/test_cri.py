@@ -15,8 +15,8 @@ import pytest
 from runtime import containerd_available, start_containerd
 
 from skiff.cri.client import CriClient, pb
-from skiff.kubelet.images import BUSYBOX_NAME, PAUSE_NAME
-from skiff.kubelet.runtime import DOWN_GRACE_SECONDS, remove_sandboxes
+from skiff.kubelet.containerd_setup import DOWN_GRACE_SECONDS, remove_sandboxes
+from skiff.kubelet.local_images import BUSYBOX_NAME, PAUSE_NAME
 
 pytestmark = pytest.mark.skipif(not containerd_available(), reason="containerd not installed")
 

@@ -23,7 +23,7 @@ from cluster import VENV_BIN, Cluster, Proc
 from skiff.api.errors import ApiError
 from skiff.client.rest import ApiClient
 from skiff.cri.client import CriClient
-from skiff.kubelet.runtime import (
+from skiff.kubelet.containerd_setup import (
     RuntimePaths,
     ensure_shared_netns_dir,
     teardown_network,

@@ -15,8 +15,8 @@ from skiff.cri.client import CriClient
 from skiff.log import get_logger, setup_logging
 from skiff.tracing import setup_tracing
 
+from .containerd_setup import RuntimePaths, ensure_shared_netns_dir, write_cni_config
 from .kubelet import Kubelet
-from .runtime import RuntimePaths, ensure_shared_netns_dir, write_cni_config
 from .server import start_server
 
 log = get_logger(__name__)

@@ -1,4 +1,8 @@
-"""The node's own containerd instance: its configuration, start-up and local images.
+"""Setting up the node's own containerd: its configuration, start-up and local images.
+
+``python -m skiff.kubelet.containerd_setup config|images|cleanup`` is what ``make up``,
+``make down`` and the node image run; the kubelet itself only talks CRI to it (through
+``skiff.cri.client``).
 
 Skiff runs a containerd of its own (own config, root, state, socket and runc root), so
 it never collides with another containerd on the machine (two cannot share a root).
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .images import PAUSE_NAME, busybox_image, pause_image, write_oci_tar
+from .local_images import PAUSE_NAME, busybox_image, pause_image, write_oci_tar
 
 CNI_BIN_DIR = "/usr/lib/cni"
 # `make down`: seconds each container gets between SIGTERM and SIGKILL (kind delete: none).
@@ -245,8 +249,8 @@ async def remove_all_pods(paths: RuntimePaths, *, grace: int = DOWN_GRACE_SECOND
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m skiff.kubelet.runtime config|images --dir DIR``: used by ``make up``."""
-    p = argparse.ArgumentParser(prog="python -m skiff.kubelet.runtime")
+    """``python -m skiff.kubelet.containerd_setup config|images --dir DIR``: used by ``make up``."""
+    p = argparse.ArgumentParser(prog="python -m skiff.kubelet.containerd_setup")
     p.add_argument("action", choices=("config", "images", "cleanup"))
     p.add_argument("--bridge", default="skiff0")
     p.add_argument(

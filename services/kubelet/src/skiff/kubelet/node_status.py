@@ -1,0 +1,232 @@
+"""The kubelet's Node, as kubelet_node_status.go: registration (capacity, node info,
+addresses, the kubelet endpoint), conditions (Ready from the runtime; memory, disk and PID
+pressure from eviction-style thresholds), the Lease and status heartbeats, and following
+the ``spec.podCIDR`` a controller assigns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from skiff.api.errors import ApiError
+from skiff.client.nodelease import NodeLease
+from skiff.client.rest import ApiClient
+from skiff.cri.client import CriClient, CriError
+from skiff.log import get_logger
+
+from .pod_context import utc_now
+
+log = get_logger(__name__)
+
+
+def host_capacity(root: Path = Path("/")) -> dict[str, str]:
+    mem_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kib = int(line.split()[1])
+    return {
+        "cpu": str(os.cpu_count() or 1),
+        "memory": f"{mem_kib}Ki",
+        "pods": "110",
+        "ephemeral-storage": f"{shutil.disk_usage(root).total // 1024}Ki",
+    }
+
+
+def host_pressure(root: Path) -> dict[str, bool]:
+    """Eviction-style signals: memory.available < 100Mi, nodefs.available < 10 %,
+    pid.available < 10 %."""
+    available_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            available_kib = int(line.split()[1])
+    try:
+        usage = shutil.disk_usage(root if root.exists() else Path("/"))
+        disk = usage.free / usage.total < 0.10
+    except OSError:
+        disk = False
+    try:
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+        procs = sum(1 for p in os.listdir("/proc") if p.isdigit())
+        pids = (pid_max - procs) / pid_max < 0.10
+    except (OSError, ValueError):
+        pids = False
+    return {
+        "MemoryPressure": available_kib < 100 * 1024,
+        "DiskPressure": disk,
+        "PIDPressure": pids,
+    }
+
+
+def condition_list(
+    conditions: dict[str, tuple[str, str, str]], old: dict[str, dict[str, Any]], now: str
+) -> list[dict[str, Any]]:
+    """Node conditions (type → status, reason, message) as the API holds them, keeping the
+    transition time of those whose status did not change."""
+    out = []
+    for ctype, (value, reason, message) in conditions.items():
+        prev = old.get(ctype) or {}
+        cond = {
+            "type": ctype,
+            "status": value,
+            "reason": reason,
+            "lastHeartbeatTime": now,
+            "lastTransitionTime": prev.get("lastTransitionTime")
+            if prev.get("status") == value
+            else now,
+        }
+        if message:
+            cond["message"] = message
+        out.append(cond)
+    return out
+
+
+def _os_image() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+class NodeStatusMixin:
+    """Registers the Node and keeps its Lease and status current."""
+
+    # Set up by Kubelet.__init__.
+    client: ApiClient
+    cri: CriClient
+    node_name: str
+    node_ip: str
+    kubelet_port: int
+    root: Path
+    lease: NodeLease
+    lease_period: float
+    status_period: float
+    pod_cidr: str
+    on_pod_cidr: Callable[[str], None] | None
+    _node: dict[str, Any] | None
+    _status_sent: float
+
+    async def register(self) -> None:
+        version = await self.cri.version()
+        uname = platform.uname()
+        capacity = host_capacity()
+        now = utc_now()
+        status: dict[str, Any] = {
+            "capacity": capacity,
+            "allocatable": dict(capacity),
+            "conditions": condition_list(await self._node_conditions(), {}, now),
+            "addresses": [
+                {"type": "InternalIP", "address": self.node_ip},
+                {"type": "Hostname", "address": self.node_name},
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
+            "nodeInfo": {
+                "kernelVersion": uname.release,
+                "osImage": _os_image(),
+                "containerRuntimeVersion": f"{version.runtime_name}://{version.runtime_version}",
+                "kubeletVersion": "v1.32.0-skiff",
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
+            },
+        }
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": self.node_name,
+                "labels": {
+                    "kubernetes.io/hostname": self.node_name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                },
+            },
+            "status": status,
+        }
+        try:
+            self._node = await self.client.create("nodes", node)
+        except ApiError as e:
+            if e.code != 409:
+                raise
+            current = await self.client.get("nodes", self.node_name)
+            current["status"] = status
+            self._node = await self.client.update("nodes", current, subresource="status")
+        self._status_sent = time.monotonic()
+        self._follow_pod_cidr(self._node)
+        await self.lease.renew()
+
+    async def _heartbeat(self) -> None:
+        """Renew the Lease every ``lease_period``; check the status every ``status_period``."""
+        next_status = time.monotonic() + self.status_period
+        while True:
+            await asyncio.sleep(self.lease_period)
+            try:
+                await self.lease.renew()
+                if time.monotonic() >= next_status:
+                    next_status = time.monotonic() + self.status_period
+                    await self.update_node_status()
+            except ApiError as e:
+                log.warning("node heartbeat failed", error=e.message)
+
+    def _follow_pod_cidr(self, node: dict[str, Any] | None) -> None:
+        """Use ``spec.podCIDR`` once the controller assigns one (it wins over the flag)."""
+        cidr = ((node or {}).get("spec") or {}).get("podCIDR") or ""
+        if cidr and cidr != self.pod_cidr:
+            log.info("pod CIDR assigned", pod_cidr=cidr, previous=self.pod_cidr)
+            self.pod_cidr = cidr
+            if self.on_pod_cidr is not None:
+                self.on_pod_cidr(cidr)
+
+    async def _node_conditions(self) -> dict[str, tuple[str, str, str]]:
+        """type → (status, reason, message), from the host and the runtime."""
+        out: dict[str, tuple[str, str, str]] = {}
+        try:
+            await self.cri.status()
+            out["Ready"] = ("True", "KubeletReady", "kubelet is posting ready status")
+        except CriError as e:
+            out["Ready"] = ("False", "KubeletNotReady", f"container runtime is down: {e.message}")
+        pressure = host_pressure(self.root)
+        for ctype, (low, high) in {
+            "MemoryPressure": ("KubeletHasSufficientMemory", "KubeletHasInsufficientMemory"),
+            "DiskPressure": ("KubeletHasNoDiskPressure", "KubeletHasDiskPressure"),
+            "PIDPressure": ("KubeletHasSufficientPID", "KubeletHasInsufficientPID"),
+        }.items():
+            hit = pressure[ctype]
+            out[ctype] = ("True" if hit else "False", high if hit else low, "")
+        return out
+
+    async def update_node_status(self, *, force: bool = False) -> None:
+        """Post conditions when one changes, else a heartbeat every minute."""
+        conditions = await self._node_conditions()
+        current = {t: v[0] for t, v in conditions.items()}
+        stale = time.monotonic() - self._status_sent > 60
+        node = await self.client.get("nodes", self.node_name)
+        self._node = node
+        self._follow_pod_cidr(node)
+        old = {c["type"]: c for c in (node.get("status") or {}).get("conditions") or []}
+        # Compare with what the API holds, not with what we last sent: the node lifecycle
+        # controller may have marked us Unknown meanwhile (Kubernetes' shouldPatchNodeStatus).
+        posted = {t: c.get("status") for t, c in old.items()}
+        if all(posted.get(t) == v for t, v in current.items()) and not stale and not force:
+            return
+        body = condition_list(conditions, old, utc_now())
+        await self.client.patch(
+            "nodes",
+            self.node_name,
+            {"status": {"conditions": body}},
+            type="strategic",
+            subresource="status",
+        )
+        self._status_sent = time.monotonic()
