@@ -18,7 +18,8 @@ import orjson
 import pytest
 
 from cluster import Cluster, start_cluster, wait_until
-from skiff.apiserver.storage.etcd import EtcdBackend, EventType
+from skiff.apiserver.storage import EventType
+from skiff.apiserver.storage.etcd import EtcdBackend
 
 NS = "fanout"
 PREFIX = f"/registry/core/configmaps/{NS}/"

@@ -21,7 +21,7 @@ import orjson
 
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY
-from skiff.apiserver.storage.etcd import EtcdBackend, KeyExistsError, StorageError
+from skiff.apiserver.storage import Backend, KeyExistsError, StorageError
 from skiff.log import get_logger
 
 from .store import Store, WriteOptions
@@ -53,7 +53,7 @@ def advertise_address(bind_address: str) -> str:
 class MasterLeases:
     """This apiserver's lease key, and the reconciler of the kubernetes endpoints."""
 
-    def __init__(self, etcd: EtcdBackend, store: Store, address: str, port: int) -> None:
+    def __init__(self, etcd: Backend, store: Store, address: str, port: int) -> None:
         self.etcd = etcd
         self.store = store
         self.address = address

@@ -23,9 +23,9 @@ from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 
 from skiff import tracing
-from skiff.apiserver.storage.etcd import (
+from skiff.apiserver.storage import (
+    Backend,
     CompactedError,
-    EtcdBackend,
     EventType,
     KeyExistsError,
     StorageError,
@@ -47,7 +47,7 @@ IS_LEADER = Gauge("skiff_pump_leader", "1 while this process is the event pump l
 class EventPump:
     """Leader-elected publisher of etcd changes to the event stream."""
 
-    def __init__(self, etcd: EtcdBackend, nc: NATS, *, identity: str | None = None) -> None:
+    def __init__(self, etcd: Backend, nc: NATS, *, identity: str | None = None) -> None:
         self.etcd = etcd
         self.nc = nc
         self.js = nc.jetstream()

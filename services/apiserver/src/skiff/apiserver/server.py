@@ -11,7 +11,8 @@ import uvicorn
 
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY
-from skiff.apiserver.storage.etcd import EtcdBackend, StorageError
+from skiff.apiserver.storage import StorageError
+from skiff.apiserver.storage.etcd import EtcdBackend
 from skiff.log import get_logger
 
 from . import events as ev

@@ -16,11 +16,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 
 import grpc
 from aetcd import rpc
+
+from .interface import (
+    CompactedError,
+    ConflictError,
+    EventType,
+    KeyExistsError,
+    KeyValue,
+    StorageError,
+    WatchEvent,
+    prefix_end,
+)
 
 # etcd's default request limit is 1.5 MiB; range pages are kept well below gRPC's 4 MiB.
 _GRPC_OPTIONS = (
@@ -30,71 +39,8 @@ _GRPC_OPTIONS = (
 )
 
 
-class StorageError(Exception):
-    """The backend could not be reached or answered with an error."""
-
-
-class KeyExistsError(StorageError):
-    """Create found the key already present (``key``: which one)."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(f"key exists: {key}")
-        self.key = key
-
-
-class ConflictError(StorageError):
-    """A compare-and-swap found a different revision than expected."""
-
-    def __init__(self, key: str, current: KeyValue | None) -> None:
-        super().__init__(f"revision mismatch on {key}")
-        self.current = current
-
-
-class CompactedError(StorageError):
-    """The revision asked for has been compacted away."""
-
-    def __init__(self, compacted_revision: int) -> None:
-        super().__init__(f"required revision has been compacted (now {compacted_revision})")
-        self.compacted_revision = compacted_revision
-
-
-class EventType(StrEnum):
-    PUT = "PUT"
-    DELETE = "DELETE"
-
-
-@dataclass(slots=True, frozen=True)
-class KeyValue:
-    key: str
-    value: bytes
-    mod_revision: int
-    create_revision: int
-    lease: int = 0
-
-
-@dataclass(slots=True, frozen=True)
-class WatchEvent:
-    """One change. For a delete, ``value`` holds the value before the delete."""
-
-    type: EventType
-    key: str
-    value: bytes
-    revision: int
-    created: bool
-
-
 def _kv(kv: rpc.KeyValue) -> KeyValue:
     return KeyValue(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision, kv.lease)
-
-
-def prefix_end(prefix: str) -> bytes:
-    """The ``range_end`` that selects every key starting with ``prefix``."""
-    b = bytearray(prefix.encode())
-    for i in range(len(b) - 1, -1, -1):
-        if b[i] < 0xFF:
-            b[i] += 1
-            return bytes(b[: i + 1])
-    return b"\0"
 
 
 class EtcdBackend:
