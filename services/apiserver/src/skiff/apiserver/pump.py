@@ -32,7 +32,7 @@ from skiff.apiserver.storage import (
 )
 from skiff.log import get_logger
 
-from . import events as ev
+from . import eventstream as ev
 
 LEADER_KEY = "/registry/skiff.io/leader/event-pump"
 LEASE_TTL = 5

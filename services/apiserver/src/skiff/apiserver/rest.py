@@ -31,7 +31,7 @@ from skiff.apiserver import openapi, protobuf, tables
 from skiff.log import get_logger
 
 from . import discovery
-from . import events as ev
+from . import eventstream as ev
 from .podproxy import PodProxy
 from .store import DeleteOptions, ListOptions, Store, WriteOptions, now_rfc3339
 from .watchcache import Event

@@ -15,7 +15,7 @@ from skiff.apiserver.storage import StorageError
 from skiff.apiserver.storage.etcd import EtcdBackend
 from skiff.log import get_logger
 
-from . import events as ev
+from . import eventstream as ev
 from .admission import SYSTEM_PRIORITY_CLASSES
 from .allocators import (
     DEFAULT_CLUSTER_IP_RANGE,

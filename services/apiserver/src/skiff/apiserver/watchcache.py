@@ -28,7 +28,7 @@ from skiff.api.resources import REGISTRY, ResourceInfo
 from skiff.apiserver.storage import Backend
 from skiff.log import get_logger
 
-from . import events as ev
+from . import eventstream as ev
 
 log = get_logger(__name__)
 _tracer = tracing.tracer("skiff.apiserver.watchcache")
