@@ -71,6 +71,9 @@ class ApiServer:
         self.store: Store | None = None
         self.pump: EventPump | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.failed: asyncio.Future[BaseException] | None = None
+        """Set when a long-lived task dies or ends: the apiserver stops (fail fast)."""
+        self._stopping = False
         self._uvicorn: uvicorn.Server | None = None
         self._grpc = None
         self.bootstrapped = False
@@ -151,6 +154,7 @@ class ApiServer:
                 log.warning("cannot create the kubernetes Service", error=e.message)
 
     async def start(self) -> None:
+        self.failed = asyncio.get_running_loop().create_future()
         await self.etcd.connect()
         self.nc = await ev.connect(self.settings.nats, "skiff-apiserver")
         self.cache = WatchCache(self.etcd, self.nc, window=self.settings.watch_window)
@@ -163,7 +167,7 @@ class ApiServer:
             self.pump = EventPump(self.etcd, self.nc)
             self._spawn(self.pump.run(), "event-pump")
         self._spawn(self._compactor(), "compactor")
-        self._spawn(self._bootstrap(), "bootstrap")
+        self._spawn(self._bootstrap(), "bootstrap", forever=False)
         address = self.settings.advertise_address or advertise_address(self.settings.bind_address)
         leases = MasterLeases(self.etcd, self.store, address, self.settings.port)
         self._spawn(leases.run(), "master-leases")
@@ -199,17 +203,23 @@ class ApiServer:
                 await asyncio.sleep(1)
             set_serving(health, False)
 
-    def _spawn(self, coro, name: str) -> None:  # type: ignore[no-untyped-def]
+    def _spawn(self, coro, name: str, *, forever: bool = True) -> None:  # type: ignore[no-untyped-def]
+        """Run a named task; if it fails (or, when ``forever``, ends) the apiserver stops."""
         task = asyncio.create_task(coro, name=name)
-        task.add_done_callback(self._task_done)
+        task.add_done_callback(lambda t: self._task_done(t, forever))
         self._tasks.append(task)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
+    def _task_done(self, task: asyncio.Task[None], forever: bool) -> None:
+        if task.cancelled() or self._stopping:
             return
         exc = task.exception()
-        if exc is not None:
-            log.error("task failed", task=task.get_name(), error=repr(exc))
+        if exc is None and not forever:
+            return
+        if exc is None:
+            exc = RuntimeError(f"task {task.get_name()} ended")
+        log.error("task failed; stopping", task=task.get_name(), error=repr(exc))
+        if self.failed is not None and not self.failed.done():
+            self.failed.set_result(exc)
 
     async def _compactor(self) -> None:
         """Compact etcd history older than ``compaction_keep`` revisions, periodically."""
@@ -236,6 +246,7 @@ class ApiServer:
             await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
         if self._grpc is not None:
@@ -256,6 +267,12 @@ class ApiServer:
             loop.add_signal_handler(sig, stop.set)
         await self.start()
         log.info("apiserver serving", address=self.settings.bind_address, port=self.settings.port)
-        await stop.wait()
+        assert self.failed is not None
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([stopping, self.failed], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
         log.info("apiserver stopping")
         await self.stop()
+        if self.failed.done():
+            # A supervisor (compose's restart policy, systemd) starts a fresh one.
+            raise SystemExit(f"apiserver stopped: {self.failed.result()!r}")
