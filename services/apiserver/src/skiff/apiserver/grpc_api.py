@@ -248,7 +248,7 @@ class ObjectService(pb_grpc.ObjectServiceServicer):
                 for item in items:
                     yield item
                 if not items and request.allow_bookmarks and watch.caught_up():
-                    rv = str(self.store.cache.revision)
+                    rv = str(self.store.revision)
                     yield pb.WatchEvent(
                         type="BOOKMARK",
                         object=orjson.dumps(
@@ -260,7 +260,7 @@ class ObjectService(pb_grpc.ObjectServiceServicer):
                         ),
                     )
         finally:
-            self.store.cache.unwatch(info, watch)
+            self.store.unwatch(info, watch)
 
 
 def _list_opts(request) -> ListOptions:  # type: ignore[no-untyped-def]

@@ -16,7 +16,6 @@ import contextlib
 import os
 import socket
 
-import orjson
 from nats.aio.client import Client as NATS
 from nats.js.errors import APIError
 from opentelemetry import trace
@@ -30,6 +29,7 @@ from skiff.apiserver.storage import (
     KeyExistsError,
     StorageError,
 )
+from skiff.apiserver.storage.codec import trace_of
 from skiff.log import get_logger
 
 from . import eventstream as ev
@@ -142,7 +142,7 @@ class EventPump:
             ev.H_EXPECTED_SEQ: str(seq),
         }
         parent = None
-        trace_headers = _trace_of(event.value)
+        trace_headers = trace_of(event.value)
         if trace_headers:
             parent = tracing.extract(trace_headers)
         with _tracer.start_as_current_span(
@@ -183,13 +183,3 @@ class EventPump:
                     await asyncio.sleep(0.2)
                     continue
                 raise
-
-
-def _trace_of(value: bytes) -> dict[str, str] | None:
-    """The trace context stored beside an object (see ``store.TRACE_FIELD``)."""
-    if not value or b'"__trace"' not in value:
-        return None
-    try:
-        return orjson.loads(value).get("__trace")
-    except orjson.JSONDecodeError:
-        return None

@@ -475,7 +475,6 @@ class RestApi:
         as_table = _wants_table(request)
         include = q.get("includeObject", "Metadata")
         info = t.info
-        cache = self.store.cache
 
         def line(etype: str, obj: dict[str, Any]) -> bytes:
             if as_table:
@@ -533,9 +532,9 @@ class RestApi:
                     if items:
                         yield b"".join(items)
                     elif bookmarks and watch.caught_up():
-                        yield bookmark(cache.revision)
+                        yield bookmark(self.store.revision)
             finally:
-                cache.unwatch(info, watch)
+                self.store.unwatch(info, watch)
 
         ct = TABLE_CT if as_table else JSON
         return StreamingResponse(

@@ -40,18 +40,19 @@ from skiff.apiserver.storage import (
     KeyExistsError,
     KeyValue,
     StorageError,
+    codec,
 )
+from skiff.apiserver.storage.codec import decode
 from skiff.apiserver.strategicpatch import strategic_merge_patch
 from skiff.log import get_logger
 
 from . import admission, allocators
 from .allocators import ServiceAllocator
-from .watchcache import Render, Watch, WatchCache, decode
+from .watchcache import Render, Watch, WatchCache
 
 log = get_logger(__name__)
 _tracer = tracing.tracer("skiff.apiserver.store")
 
-TRACE_FIELD = "__trace"
 MAX_OBJECT_BYTES = 1536 * 1024  # etcd's request limit, as kube-apiserver enforces
 CONSISTENT_READ_WAIT = 3.0
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
@@ -119,26 +120,9 @@ class ListResult:
     remaining: int | None = None
 
 
-def _encode(obj: dict[str, Any]) -> bytes:
-    """Stored form: the object without resourceVersion, plus the writer's trace context."""
-    meta = obj["metadata"]
-    rv = meta.pop("resourceVersion", None)
-    carrier: dict[str, str] = {}
-    if trace.get_current_span().get_span_context().is_valid:
-        tracing.inject(carrier)
-    if carrier:
-        obj[TRACE_FIELD] = carrier
-    try:
-        return orjson.dumps(obj)
-    finally:
-        obj.pop(TRACE_FIELD, None)
-        if rv is not None:
-            meta["resourceVersion"] = rv
-
-
 def _encode_limited(obj: dict[str, Any]) -> bytes:
-    """:func:`_encode`, refusing (413) what etcd would refuse as too large."""
-    value = _encode(obj)
+    """:func:`codec.encode`, refusing (413) what etcd would refuse as too large."""
+    value = codec.encode(obj)
     if len(value) > MAX_OBJECT_BYTES:
         raise errors.too_large(
             f"object is too large: {len(value)} bytes, the limit is {MAX_OBJECT_BYTES}"
@@ -237,28 +221,12 @@ class Store:
         revision = await self._wait_cache(opts.resource_version)
         if revision is None:
             return await self._list_etcd(info, namespace, opts, matches)
-        rc = self.cache.of(info)
-        prefix = info.etcd_prefix(namespace)
         name = opts.field_selector.single_value("metadata.name") if opts.field_selector else None
-        if name is not None:
-            obj = (
-                rc.objects.get(info.etcd_key(namespace, name))
-                if namespace or not info.namespaced
-                else None
-            )
-            candidates = (
-                [obj]
-                if obj is not None
-                else [
-                    o
-                    for k, o in rc.objects.items()
-                    if k.startswith(prefix) and o["metadata"].get("name") == name
-                ]
-            )
+        if name is not None and (namespace or not info.namespaced):
+            obj = self.cache.get(info, namespace, name)
+            candidates = [obj] if obj is not None else []
         else:
-            candidates = [
-                rc.objects[k] for k in sorted(k for k in rc.objects if k.startswith(prefix))
-            ]
+            candidates = self.cache.list(info, namespace)
         items = [o for o in candidates if matches(o)]
         return ListResult(items, self.cache.revision)
 
@@ -358,10 +326,7 @@ class Store:
         if rv in ("", "0") or send_initial:
             if rv == "" or send_initial:
                 await self._wait_cache("")
-            rc = self.cache.of(info)
-            prefix = info.etcd_prefix(namespace)
-            keys = sorted(k for k in rc.objects if k.startswith(prefix))
-            initial = [rc.objects[k] for k in keys if matches(rc.objects[k])]
+            initial = [o for o in self.cache.list(info, namespace) if matches(o)]
             since = self.cache.revision
         else:
             try:
@@ -382,6 +347,15 @@ class Store:
         )
         return self.cache.watch(info, since, key, matches, render), initial, since
 
+    def unwatch(self, info: ResourceInfo, watch: Watch) -> None:
+        """Close a watch opened with :meth:`watch`."""
+        self.cache.unwatch(info, watch)
+
+    @property
+    def revision(self) -> int:
+        """The revision the watch cache has reached (for bookmarks)."""
+        return self.cache.revision
+
     # -- writes ------------------------------------------------------------------------
 
     async def _check_namespace(self, info: ResourceInfo, namespace: str | None, name: str) -> None:
@@ -390,7 +364,7 @@ class Store:
             return
         assert NAMESPACES is not None
         key = NAMESPACES.etcd_key(None, namespace or "")
-        ns = self.cache.of(NAMESPACES).objects.get(key)
+        ns = self.cache.get(NAMESPACES, None, namespace or "")
         if ns is None:
             kv = await self.etcd.get(key)
             ns = decode(kv.value, kv.mod_revision) if kv else None
@@ -419,10 +393,9 @@ class Store:
         assert PRIORITY_CLASSES is not None
         spec = pod.setdefault("spec", {})
         name = spec.get("priorityClassName")
-        classes = self.cache.of(PRIORITY_CLASSES).objects
         pc: dict[str, Any] | None = None
         if name:
-            pc = classes.get(PRIORITY_CLASSES.etcd_key(None, name))
+            pc = self.cache.get(PRIORITY_CLASSES, None, name)
             if pc is None:
                 kv = await self.etcd.get(PRIORITY_CLASSES.etcd_key(None, name))
                 pc = decode(kv.value, kv.mod_revision) if kv else None
@@ -436,7 +409,8 @@ class Store:
                     name=pod["metadata"]["name"],
                 )
         else:
-            pc = next((c for c in classes.values() if c.get("globalDefault")), None)
+            classes = self.cache.list(PRIORITY_CLASSES)
+            pc = next((c for c in classes if c.get("globalDefault")), None)
         value = int(pc.get("value") or 0) if pc else 0
         given = spec.get("priority")
         if given is not None and given != value:
@@ -466,7 +440,7 @@ class Store:
         spec = claim.setdefault("spec", {})
         if spec.get("storageClassName") is not None:
             return
-        classes = self.cache.of(STORAGE_CLASSES).objects.values()
+        classes = self.cache.list(STORAGE_CLASSES)
         defaults = [c for c in classes if is_default_storage_class(c)]
         if defaults:
             newest = max(
@@ -909,7 +883,7 @@ class Store:
                     return obj, False  # already terminating as asked: no write, no event
                 try:
                     if graceful:
-                        value = _encode(obj)
+                        value = codec.encode(obj)
                         rev = await self.etcd.update(kv.key, value, kv.mod_revision)
                         meta["resourceVersion"] = str(rev)
                         return obj, False

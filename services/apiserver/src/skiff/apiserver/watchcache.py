@@ -26,6 +26,7 @@ from skiff import tracing
 from skiff.api.errors import gone
 from skiff.api.resources import REGISTRY, ResourceInfo
 from skiff.apiserver.storage import Backend
+from skiff.apiserver.storage.codec import decode
 from skiff.log import get_logger
 
 from . import eventstream as ev
@@ -38,15 +39,6 @@ WATCHERS = Gauge("skiff_watchers", "Open watches served from the cache")
 
 Filter = Callable[[dict[str, Any]], bool]
 Render = Callable[["Event"], Any]
-
-
-def decode(value: bytes, revision: int) -> dict[str, Any]:
-    """A stored object with its resourceVersion set to the etcd revision."""
-    obj = orjson.loads(value)
-    obj.pop("__trace", None)
-    meta = obj.setdefault("metadata", {})
-    meta["resourceVersion"] = str(revision)
-    return obj
 
 
 @dataclass(slots=True)
@@ -258,6 +250,16 @@ class WatchCache:
 
     def of(self, info: ResourceInfo) -> ResourceCache:
         return self.resources[info]
+
+    def get(self, info: ResourceInfo, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """One cached object (shared: never change it)."""
+        return self.resources[info].objects.get(info.etcd_key(namespace, name))
+
+    def list(self, info: ResourceInfo, namespace: str | None = None) -> list[dict[str, Any]]:
+        """The cached objects of ``info`` in ``namespace`` (None: all), in key order."""
+        objects = self.resources[info].objects
+        prefix = info.etcd_prefix(namespace)
+        return [objects[k] for k in sorted(k for k in objects if k.startswith(prefix))]
 
     async def run(self) -> None:
         """Fill the cache and keep it current; relist when the stream says so."""
