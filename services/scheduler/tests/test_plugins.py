@@ -12,9 +12,11 @@ from skiff.scheduler import (
     Code,
     CycleState,
     Framework,
+    Handle,
     NodeInfo,
     PodInfo,
     Profile,
+    SharedListers,
     Snapshot,
     Status,
 )
@@ -31,7 +33,7 @@ from skiff.scheduler.plugins import (
     TaintToleration,
     VolumeBinding,
 )
-from skiff.scheduler.testing import make_node, make_pod
+from skiff.scheduler.testing import DictLister, make_node, make_pod
 
 
 def run_filter(
@@ -40,9 +42,10 @@ def run_filter(
     node: dict[str, Any] | NodeInfo,
     snapshot: Snapshot | None = None,
     args: dict[str, Any] | None = None,
+    handle: Handle | None = None,
 ) -> Status | None:
     """PreFilter (if any; SKIP means the filter passes) then Filter on one node."""
-    plugin = plugin_cls(args or {}, None)
+    plugin = plugin_cls(args or {}, handle)
     info = node if isinstance(node, NodeInfo) else None
     if snapshot is None:
         snapshot = Snapshot([node] if isinstance(node, dict) else [])
@@ -704,16 +707,35 @@ def test_nominated_pod_waits_for_terminating_victims() -> None:
     )
 
 
-def test_default_binder_calls_binder() -> None:
-    calls: list[tuple[str, str]] = []
+def test_default_binder_posts_binding_through_the_handle() -> None:
+    calls: list[tuple[str, str, str, dict[str, Any], str | None]] = []
 
-    async def binder(pod: dict[str, Any], node: str) -> None:
-        calls.append((pod["metadata"]["name"], node))
+    class Client:
+        async def create_subresource(
+            self, res: str, name: str, sub: str, body: dict[str, Any], ns: str | None = None
+        ) -> dict[str, Any]:
+            calls.append((res, name, sub, body, ns))
+            return body
 
-    plugin = DefaultBinder({"binder": binder}, None)
-    assert asyncio.run(plugin.bind(CycleState(), make_pod("p"), "n1")) is None
-    assert calls == [("p", "n1")]
-    missing = asyncio.run(DefaultBinder({}, None).bind(CycleState(), make_pod("p"), "n1"))
+    handle = Framework(Profile(plugins=[]), client=Client())  # type: ignore[arg-type]
+    pod = make_pod("p", uid="u1")
+    assert asyncio.run(DefaultBinder({}, handle).bind(CycleState(), pod, "n1")) is None
+    assert calls == [
+        (
+            "pods",
+            "p",
+            "binding",
+            {
+                "apiVersion": "v1",
+                "kind": "Binding",
+                "metadata": {"name": "p", "namespace": "default", "uid": "u1"},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"},
+            },
+            "default",
+        )
+    ]
+    no_client = Framework(Profile(plugins=[]))
+    missing = asyncio.run(DefaultBinder({}, no_client).bind(CycleState(), pod, "n1"))
     assert missing is not None and missing.code is Code.ERROR
 
 
@@ -744,7 +766,14 @@ CLASSES = {
     "standard": {"volumeBindingMode": "WaitForFirstConsumer"},
     "fast": {"volumeBindingMode": "Immediate"},
 }
-ARGS = {"claims": CLAIMS.get, "volumes": VOLUMES.get, "classes": CLASSES.get}
+HANDLE = Framework(
+    Profile(plugins=[]),
+    listers=SharedListers(
+        persistent_volume_claims=DictLister(CLAIMS),
+        persistent_volumes=DictLister(VOLUMES),
+        storage_classes=DictLister(CLASSES),
+    ),
+)
 
 
 def pod_with(*claims: str) -> dict[str, Any]:
@@ -759,29 +788,31 @@ def test_bound_local_volume_only_fits_its_node() -> None:
     n1 = make_node("n1", labels={HOST: "n1"})
     n2 = make_node("n2", labels={HOST: "n2"})
     pod = pod_with("local-bound", "plain-bound")
-    assert run_filter(VolumeBinding, pod, n1, args=ARGS) is None
-    status = run_filter(VolumeBinding, pod, n2, args=ARGS)
+    assert run_filter(VolumeBinding, pod, n1, handle=HANDLE) is None
+    status = run_filter(VolumeBinding, pod, n2, handle=HANDLE)
     assert code(status) is Code.UNSCHEDULABLE
     assert reasons(status) == ["node(s) had volume node affinity conflict"]
 
 
 def test_unbound_claims() -> None:
     node = make_node("n1", labels={HOST: "n1"})
-    assert run_filter(VolumeBinding, pod_with("waiting"), node, args=ARGS) is None
-    status = run_filter(VolumeBinding, pod_with("immediate"), node, args=ARGS)
+    assert run_filter(VolumeBinding, pod_with("waiting"), node, handle=HANDLE) is None
+    status = run_filter(VolumeBinding, pod_with("immediate"), node, handle=HANDLE)
     assert code(status) is Code.UNSCHEDULABLE_AND_UNRESOLVABLE
     assert reasons(status) == ["pod has unbound immediate PersistentVolumeClaims"]
 
 
 def test_missing_or_deleted_claims() -> None:
     node = make_node("n1")
-    status = run_filter(VolumeBinding, pod_with("nope"), node, args=ARGS)
+    status = run_filter(VolumeBinding, pod_with("nope"), node, handle=HANDLE)
     assert reasons(status) == ['persistentvolumeclaim "nope" not found']
-    status = run_filter(VolumeBinding, pod_with("going"), node, args=ARGS)
+    status = run_filter(VolumeBinding, pod_with("going"), node, handle=HANDLE)
     assert reasons(status) == ['persistentvolumeclaim "going" is being deleted']
 
 
 def test_pods_without_claims_or_lookups_are_skipped() -> None:
     node = make_node("n1")
-    assert run_filter(VolumeBinding, make_pod("p"), node, args=ARGS) is None
+    assert run_filter(VolumeBinding, make_pod("p"), node, handle=HANDLE) is None
     assert run_filter(VolumeBinding, pod_with("nope"), node) is None
+    no_listers = Framework(Profile(plugins=[]))
+    assert run_filter(VolumeBinding, pod_with("nope"), node, handle=no_listers) is None

@@ -3,7 +3,7 @@
 Typical use by the scheduler service::
 
     snapshot = Snapshot(nodes, bound_pods)           # kept current from informer events
-    framework = Framework(default_profile(plugin_args={"DefaultBinder": {"binder": bind}}))
+    framework = Framework(default_profile(), client=api_client, snapshot=snapshot)
     state = CycleState()
     result = framework.schedule(state, pod, snapshot)  # assumes the pod on success
     if result.success:
@@ -12,6 +12,10 @@ Typical use by the scheduler service::
             framework.forget(state, pod, result.node_name, snapshot)
     else:
         ...  # FailedScheduling event with result.message
+
+Plugins get the API client, the informers' listers, the snapshot and the event recorder
+through the framework's :class:`Handle` (``framework.interface``); ``plugin_args`` carry
+configuration values only.
 """
 
 from skiff.scheduler.framework import (
@@ -27,6 +31,7 @@ from skiff.scheduler.framework import (
     FilterPlugin,
     Framework,
     Handle,
+    Lister,
     NodeToStatus,
     Plugin,
     PluginFactory,
@@ -42,6 +47,7 @@ from skiff.scheduler.framework import (
     ScheduleResult,
     ScoreExtensions,
     ScorePlugin,
+    SharedListers,
     Status,
     default_normalize_score,
     default_profile,
@@ -63,6 +69,7 @@ __all__ = [
     "FilterPlugin",
     "Framework",
     "Handle",
+    "Lister",
     "NodeInfo",
     "NodeToStatus",
     "Plugin",
@@ -81,6 +88,7 @@ __all__ = [
     "ScheduleResult",
     "ScoreExtensions",
     "ScorePlugin",
+    "SharedListers",
     "Snapshot",
     "Status",
     "default_normalize_score",

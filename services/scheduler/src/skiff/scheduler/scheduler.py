@@ -28,7 +28,7 @@ from skiff.client.informer import Informer
 from skiff.client.rest import ApiClient
 from skiff.log import get_logger
 
-from .framework import CycleState, Framework, Profile
+from .framework import CycleState, Framework, Profile, SharedListers
 from .queue import QueuedPod, SchedulingQueue
 from .types import PodInfo, Snapshot
 
@@ -81,7 +81,6 @@ class Scheduler:
     ) -> None:
         self.client = client
         profile = profile or Profile()
-        profile.plugin_args.setdefault("DefaultBinder", {})["binder"] = self._post_binding
         self.name = profile.scheduler_name
         self.snapshot = Snapshot()
         self.queue = SchedulingQueue()
@@ -91,9 +90,6 @@ class Scheduler:
         self.claims = Informer(client, "persistentvolumeclaims")
         self.volumes = Informer(client, "persistentvolumes")
         self.classes = Informer(client, "storageclasses")
-        profile.plugin_args.setdefault("VolumeBinding", {}).update(
-            claims=self.claims.get, volumes=self.volumes.get, classes=self.classes.get
-        )
         for inf, why in (
             (self.claims, "PvcChange"),
             (self.volumes, "PvChange"),
@@ -104,12 +100,26 @@ class Scheduler:
                 lambda _o, _n, why=why: self.queue.move_all(why),
                 lambda _o: None,
             )
-        self.framework = Framework(profile)
+        self.events = EventRecorder(client, self.name)
+        # The plugins' Handle: the API client (DefaultBinder's pods/binding), the
+        # informers' caches (VolumeBinding), the snapshot and the event recorder.
+        self.framework = Framework(
+            profile,
+            client=client,
+            listers=SharedListers(
+                nodes=self.nodes,
+                pods=self.pods,
+                persistent_volume_claims=self.claims,
+                persistent_volumes=self.volumes,
+                storage_classes=self.classes,
+            ),
+            snapshot=self.snapshot,
+            event_recorder=self.events,
+        )
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.nodes.add_handler(self._node_added, self._node_updated, self._node_deleted)
         self._binds: set[asyncio.Task[None]] = set()
         self._bind_slots = asyncio.Semaphore(bind_concurrency)
-        self.events = EventRecorder(client, self.name)
 
     # -- informer handlers (synchronous: only bookkeeping and queueing) -----------------
 
@@ -214,26 +224,6 @@ class Scheduler:
         task = asyncio.create_task(self._bind(qp, state, pod, node), name=f"bind-{qp.key}")
         self._binds.add(task)
         task.add_done_callback(self._binds.discard)
-
-    async def _post_binding(self, pod: dict[str, Any], node: str) -> None:
-        """The DefaultBinder's way to the API: POST pods/<name>/binding."""
-        meta = pod["metadata"]
-        await self.client.create_subresource(
-            "pods",
-            meta["name"],
-            "binding",
-            {
-                "apiVersion": "v1",
-                "kind": "Binding",
-                "metadata": {
-                    "name": meta["name"],
-                    "namespace": meta.get("namespace"),
-                    "uid": meta.get("uid"),
-                },
-                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
-            },
-            meta.get("namespace"),
-        )
 
     async def _bind(self, qp: QueuedPod, state: CycleState, pod: dict[str, Any], node: str) -> None:
         """The binding cycle, off the scheduling loop (as kube-scheduler's goroutine)."""

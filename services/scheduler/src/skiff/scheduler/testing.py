@@ -1,8 +1,9 @@
-"""Builders of Node and Pod dicts for tests (like kube-scheduler's ``st.MakePod()``)."""
+"""Test helpers: Node and Pod builders (like kube-scheduler's ``st.MakePod()``), listers."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from typing import Any
 
 _uids = itertools.count(1)
@@ -105,3 +106,16 @@ def make_pod(
         "spec": pod_spec,
         "status": {"phase": "Running" if node else "Pending"},
     }
+
+
+class DictLister:
+    """A :class:`~skiff.scheduler.framework.interface.Lister` over fixed objects by key."""
+
+    def __init__(self, objects: Mapping[str, dict[str, Any]]) -> None:
+        self._objects = dict(objects)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._objects.get(key)
+
+    def list(self) -> list[dict[str, Any]]:
+        return list(self._objects.values())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from skiff.scheduler.framework import Registry
+from skiff.scheduler.framework.interface import Registry
 from skiff.scheduler.plugins.default_binder import DefaultBinder
 from skiff.scheduler.plugins.default_preemption import DefaultPreemption
 from skiff.scheduler.plugins.inter_pod_affinity import InterPodAffinity

@@ -1,31 +1,49 @@
 """DefaultBinder: bind the pod by creating its ``pods/binding`` (``plugins/defaultbinder``).
 
-The API call itself is the service's: the plugin awaits the ``binder`` callable from its
-args, ``async binder(pod, node_name)``, which raises on failure.
+The API call goes through the framework handle's client (``handle.client_set()``), as
+kube's ``Pods(ns).Bind(ctx, binding)``; a failed call raises, which the framework turns
+into an ERROR status.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from skiff.scheduler.framework import CycleState, Handle, Status
+from skiff.scheduler.framework.interface import CycleState, Handle, Status
 
 NAME = "DefaultBinder"
 
-Binder = Callable[[dict[str, Any], str], Awaitable[None]]
+
+def binding(pod: dict[str, Any], node_name: str) -> dict[str, Any]:
+    """The ``Binding`` object that assigns ``pod`` to ``node_name``."""
+    meta = pod["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+        },
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node_name},
+    }
 
 
 class DefaultBinder:
-    """Bind through the injected ``binder`` callable."""
+    """Bind through the API client of the framework handle."""
 
     name = NAME
 
     def __init__(self, args: Mapping[str, Any], handle: Handle) -> None:
-        self._binder: Binder | None = args.get("binder")
+        self._handle = handle
 
     async def bind(self, state: CycleState, pod: dict[str, Any], node_name: str) -> Status | None:
-        if self._binder is None:
-            return Status.as_error("DefaultBinder has no binder configured", plugin=NAME)
-        await self._binder(pod, node_name)
+        client = self._handle.client_set() if self._handle is not None else None
+        if client is None:
+            return Status.as_error("DefaultBinder has no API client", plugin=NAME)
+        meta = pod["metadata"]
+        await client.create_subresource(
+            "pods", meta["name"], "binding", binding(pod, node_name), meta.get("namespace")
+        )
         return None

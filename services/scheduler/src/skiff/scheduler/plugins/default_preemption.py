@@ -16,7 +16,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from skiff.scheduler.framework import (
+from skiff.scheduler.framework.interface import (
     Code,
     CycleState,
     Handle,
@@ -51,7 +51,7 @@ class DefaultPreemption:
         self._handle = handle
         self._min_percentage = int(args.get("minCandidateNodesPercentage", 10))
         self._min_absolute = int(args.get("minCandidateNodesAbsolute", 100))
-        self._rng: random.Random = args.get("rng") or random.Random()
+        self._rng = random.Random()
 
     def _num_candidates(self, num_nodes: int) -> int:
         return min(max(num_nodes * self._min_percentage // 100, self._min_absolute), num_nodes)

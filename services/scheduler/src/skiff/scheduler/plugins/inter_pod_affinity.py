@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from skiff.scheduler.framework import CycleState, Handle, PreFilterResult, Status
+from skiff.scheduler.framework.interface import CycleState, Handle, PreFilterResult, Status
 from skiff.scheduler.types import LABEL_HOSTNAME, AffinityTerm, NodeInfo, PodInfo, Snapshot
 
 NAME = "InterPodAffinity"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from skiff.api.nodeselector import NodeSelectorTerm
-from skiff.scheduler.framework import (
+from skiff.scheduler.framework.interface import (
     CycleState,
     Handle,
     PreFilterResult,

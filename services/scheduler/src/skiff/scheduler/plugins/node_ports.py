@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from skiff.scheduler.framework import CycleState, Handle, PreFilterResult, Status
+from skiff.scheduler.framework.interface import CycleState, Handle, PreFilterResult, Status
 from skiff.scheduler.types import NodeInfo, Snapshot
 
 NAME = "NodePorts"

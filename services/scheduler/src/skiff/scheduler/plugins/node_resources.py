@@ -13,7 +13,13 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from skiff.scheduler.framework import MAX_NODE_SCORE, CycleState, Handle, PreFilterResult, Status
+from skiff.scheduler.framework.interface import (
+    MAX_NODE_SCORE,
+    CycleState,
+    Handle,
+    PreFilterResult,
+    Status,
+)
 from skiff.scheduler.types import NodeInfo, PodInfo, Snapshot
 
 FIT_NAME = "NodeResourcesFit"

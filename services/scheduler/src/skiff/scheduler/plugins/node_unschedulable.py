@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from skiff.api.taints import Taint, tolerates_taint
-from skiff.scheduler.framework import CycleState, Handle, Status
+from skiff.scheduler.framework.interface import CycleState, Handle, Status
 from skiff.scheduler.types import TAINT_UNSCHEDULABLE, NodeInfo
 
 NAME = "NodeUnschedulable"

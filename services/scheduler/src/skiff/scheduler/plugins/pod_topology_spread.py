@@ -18,7 +18,13 @@ from typing import Any
 
 from skiff.api.errors import ApiError
 from skiff.api.selectors import IN, LabelSelector, Requirement, selector_from_dict
-from skiff.scheduler.framework import MAX_NODE_SCORE, CycleState, Handle, PreFilterResult, Status
+from skiff.scheduler.framework.interface import (
+    MAX_NODE_SCORE,
+    CycleState,
+    Handle,
+    PreFilterResult,
+    Status,
+)
 from skiff.scheduler.plugins.node_affinity import RequiredNodeAffinity
 from skiff.scheduler.types import (
     LABEL_HOSTNAME,

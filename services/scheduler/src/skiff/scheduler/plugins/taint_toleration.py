@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from skiff.api.taints import Toleration
-from skiff.scheduler.framework import CycleState, Handle, Status, default_normalize_score
+from skiff.scheduler.framework.interface import CycleState, Handle, Status, default_normalize_score
 from skiff.scheduler.types import NodeInfo
 
 NAME = "TaintToleration"

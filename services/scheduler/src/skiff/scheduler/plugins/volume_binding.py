@@ -10,26 +10,31 @@ The part of kube-scheduler's ``plugins/volumebinding`` that local volumes need:
   volume controller provisions it where the pod lands); any other unbound claim makes the
   pod wait for the binding ("pod has unbound immediate PersistentVolumeClaims").
 
-The claims, volumes and classes come from the service's informers, passed as look-up
-callables in the plugin args (``claims``: ``"ns/name"`` → claim, ``volumes`` and
-``classes``: name → object); without them the plugin does nothing.
+The claims, volumes and classes come from the scheduler's informers, read through the
+framework handle's listers (``handle.shared_listers()``); without the claim and volume
+listers the plugin does nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from skiff.api.nodeselector import NodeSelectorTerm
-from skiff.scheduler.framework import CycleState, Handle, PreFilterResult, Status
+from skiff.scheduler.framework.interface import (
+    CycleState,
+    Handle,
+    Lister,
+    PreFilterResult,
+    SharedListers,
+    Status,
+)
 from skiff.scheduler.types import NodeInfo, Snapshot
 
 NAME = "VolumeBinding"
 ERR_NODE_CONFLICT = "node(s) had volume node affinity conflict"
 ERR_UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
 WAIT = "WaitForFirstConsumer"
-
-Lookup = Callable[[str], "dict[str, Any] | None"]
 
 
 class VolumeBinding:
@@ -38,9 +43,10 @@ class VolumeBinding:
     name = NAME
 
     def __init__(self, args: Mapping[str, Any], handle: Handle) -> None:
-        self._claims: Lookup | None = args.get("claims")
-        self._volumes: Lookup | None = args.get("volumes")
-        self._classes: Lookup | None = args.get("classes")
+        listers = handle.shared_listers() if handle is not None else SharedListers()
+        self._claims: Lister | None = listers.persistent_volume_claims
+        self._volumes: Lister | None = listers.persistent_volumes
+        self._classes: Lister | None = listers.storage_classes
 
     def pre_filter(
         self, state: CycleState, pod: dict[str, Any], snapshot: Snapshot
@@ -55,7 +61,7 @@ class VolumeBinding:
         ns = pod["metadata"].get("namespace") or "default"
         affinities: list[tuple[NodeSelectorTerm, ...]] = []
         for name in names:
-            claim = self._claims(f"{ns}/{name}")
+            claim = self._claims.get(f"{ns}/{name}")
             if claim is None:
                 return None, Status.unresolvable(
                     f'persistentvolumeclaim "{name}" not found', plugin=NAME
@@ -66,7 +72,7 @@ class VolumeBinding:
                 )
             spec = claim.get("spec") or {}
             if volume_name := spec.get("volumeName"):
-                pv = self._volumes(volume_name)
+                pv = self._volumes.get(volume_name)
                 if pv is None:
                     return None, Status.unresolvable(
                         "pvc(s) bound to non-existent pv(s)", plugin=NAME
@@ -81,7 +87,7 @@ class VolumeBinding:
                     )
                 continue
             cls = spec.get("storageClassName") or ""
-            sc = self._classes(cls) if cls and self._classes is not None else None
+            sc = self._classes.get(cls) if cls and self._classes is not None else None
             if (sc or {}).get("volumeBindingMode") != WAIT:
                 return None, Status.unresolvable(ERR_UNBOUND_IMMEDIATE, plugin=NAME)
         if not affinities:

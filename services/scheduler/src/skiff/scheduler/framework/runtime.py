@@ -1,30 +1,60 @@
-"""The scheduling framework: extension-point protocols, statuses, profiles and one cycle.
+"""The scheduling framework's runtime (kube's ``framework/runtime/framework.go``).
 
-Shaped after kube-scheduler's ``framework/interface.go`` and ``framework/runtime``: a plugin
-has a ``name`` and opts into an extension point (PreFilter, Filter, PostFilter, PreScore,
-Score, Reserve, Bind) by implementing that point's small protocol. Plugins are built by
-factories in a :data:`Registry` and enabled by a :class:`Profile`; :class:`Framework` runs
-a scheduling cycle over a :class:`~skiff.scheduler.types.Snapshot`.
+Owns the :class:`Framework`: it builds the plugins a :class:`~.profile.Profile` names from
+a :data:`~.interface.Registry`, passing itself as their :class:`~.interface.Handle` (with
+the API client, listers, snapshot and event recorder it was given), keeps the enabled
+plugins per extension point and runs them: one scheduling cycle over a
+:class:`~skiff.scheduler.types.Snapshot` (PreFilter, Filter over the nodes, stopping at
+kube-scheduler's adaptive percentage, PostFilter when none fits, PreScore/Score, score
+normalisation and weighting, host selection, Reserve), then Bind, or Unreserve and
+forget.
 
-Everything here is synchronous and pure except ``Framework.bind`` (the Bind plugins do I/O
-through an injected callable). A plugin method returns ``None`` for success, like Go's nil
-``*Status``; a raised exception is turned into a ``Code.ERROR`` status.
+Everything is synchronous and runs the plugins one after another (no parallelizer), except
+:meth:`Framework.bind` (the Bind plugins do I/O through the handle's API client).
 """
 
 from __future__ import annotations
 
-import enum
 import random
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
+from skiff.scheduler.framework.interface import (
+    MAX_NODE_SCORE,
+    MIN_NODE_SCORE,
+    REJECTED_CODES,
+    SUCCESS,
+    BindPlugin,
+    Code,
+    CycleState,
+    Diagnosis,
+    ExtensionPoint,
+    FilterPlugin,
+    NodeScoreList,
+    NodeToStatus,
+    Plugin,
+    PostFilterPlugin,
+    PostFilterResult,
+    PreFilterExtensions,
+    PreFilterPlugin,
+    PreFilterResult,
+    PreScorePlugin,
+    Registry,
+    ReservePlugin,
+    ScheduleResult,
+    ScoreExtensions,
+    ScorePlugin,
+    SharedListers,
+    Status,
+    failure_message,
+    is_success,
+)
+from skiff.scheduler.framework.profile import Profile
 from skiff.scheduler.types import NodeInfo, PodInfo, Snapshot
 
-MAX_NODE_SCORE = 100
-MIN_NODE_SCORE = 0
-DEFAULT_SCHEDULER_NAME = "default-scheduler"
+if TYPE_CHECKING:
+    from skiff.client.events import EventRecorder
+    from skiff.client.rest import ApiClient
+
 NO_NODES_AVAILABLE = "no nodes available to schedule pods"
 
 # Adaptive percentageOfNodesToScore (schedule_one.go numFeasibleNodesToFind).
@@ -32,358 +62,8 @@ _MIN_FEASIBLE_NODES_TO_FIND = 100
 _MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
 
 
-class Code(enum.Enum):
-    """The outcome of running a plugin (``framework.Code``)."""
-
-    SUCCESS = "Success"
-    ERROR = "Error"
-    """An internal error: the cycle is aborted and the pod retried with back-off."""
-    UNSCHEDULABLE = "Unschedulable"
-    """The pod does not fit the node now; preemption might help."""
-    UNSCHEDULABLE_AND_UNRESOLVABLE = "UnschedulableAndUnresolvable"
-    """The pod can never fit the node as it is; preemption would not help."""
-    WAIT = "Wait"
-    """A Permit plugin holds the pod."""
-    SKIP = "Skip"
-    """PreFilter/PreScore: the plugin has nothing to do for this pod; Bind: not my pod."""
-    PENDING = "Pending"
-    """The pod waits for something outside the scheduler."""
-
-
-_REJECTED = frozenset({Code.UNSCHEDULABLE, Code.UNSCHEDULABLE_AND_UNRESOLVABLE})
-
-
-@dataclass(slots=True)
-class Status:
-    """The result of a plugin call: a code, human-readable reasons and the plugin's name."""
-
-    code: Code = Code.SUCCESS
-    reasons: list[str] = field(default_factory=list)
-    plugin: str = ""
-    error: BaseException | None = None
-
-    @classmethod
-    def unschedulable(cls, *reasons: str, plugin: str = "") -> Status:
-        return cls(Code.UNSCHEDULABLE, list(reasons), plugin)
-
-    @classmethod
-    def unresolvable(cls, *reasons: str, plugin: str = "") -> Status:
-        """An ``UNSCHEDULABLE_AND_UNRESOLVABLE`` status."""
-        return cls(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, list(reasons), plugin)
-
-    @classmethod
-    def skip(cls, plugin: str = "") -> Status:
-        return cls(Code.SKIP, [], plugin)
-
-    @classmethod
-    def as_error(cls, error: BaseException | str, plugin: str = "") -> Status:
-        """An ``ERROR`` status carrying an exception (or a message)."""
-        if isinstance(error, str):
-            return cls(Code.ERROR, [error], plugin, RuntimeError(error))
-        return cls(Code.ERROR, [str(error)], plugin, error)
-
-    def is_success(self) -> bool:
-        return self.code is Code.SUCCESS
-
-    def is_rejected(self) -> bool:
-        """Unschedulable or UnschedulableAndUnresolvable."""
-        return self.code in _REJECTED
-
-    def is_skip(self) -> bool:
-        return self.code is Code.SKIP
-
-    def message(self) -> str:
-        """The reasons joined by ", " (``Status.Message``)."""
-        return ", ".join(self.reasons)
-
-    def with_plugin(self, plugin: str) -> Status:
-        """This status attributed to ``plugin`` (a copy when it named another plugin)."""
-        if self.plugin == plugin:
-            return self
-        return Status(self.code, self.reasons, plugin, self.error)
-
-
-SUCCESS = Status()
-
-
-def is_success(status: Status | None) -> bool:
-    """Whether a plugin's return value means success (``None`` or a SUCCESS status)."""
-    return status is None or status.code is Code.SUCCESS
-
-
-class CycleState:
-    """Per-cycle storage shared by the plugins (``framework.CycleState``).
-
-    A mapping of plugin-chosen keys to data computed in PreFilter/PreScore and read in
-    Filter/Score. ``pod_info`` holds the precomputed data of the pod being scheduled and
-    ``snapshot`` the snapshot of the cycle; both are set by :meth:`Framework.schedule`.
-    """
-
-    __slots__ = ("_data", "pod_info", "skip_filter_plugins", "skip_score_plugins", "snapshot")
-
-    def __init__(self) -> None:
-        self._data: dict[str, Any] = {}
-        self.pod_info: PodInfo | None = None
-        self.snapshot: Snapshot | None = None
-        """The snapshot being scheduled against (kube-scheduler's shared lister)."""
-        self.skip_filter_plugins: set[str] = set()
-        self.skip_score_plugins: set[str] = set()
-
-    def read(self, key: str) -> Any:
-        """The value stored under ``key``; raises ``KeyError`` if none."""
-        return self._data[key]
-
-    def write(self, key: str, value: Any) -> None:
-        self._data[key] = value
-
-    def delete(self, key: str) -> None:
-        self._data.pop(key, None)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._data.get(key, default)
-
-    __getitem__ = read
-    __setitem__ = write
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
-
-    def clone(self) -> CycleState:
-        """A copy for dry runs: values with a ``clone()`` method are cloned, others shared."""
-        c = CycleState()
-        c._data = {k: v.clone() if hasattr(v, "clone") else v for k, v in self._data.items()}
-        c.pod_info = self.pod_info
-        c.snapshot = self.snapshot
-        c.skip_filter_plugins = set(self.skip_filter_plugins)
-        c.skip_score_plugins = set(self.skip_score_plugins)
-        return c
-
-
-@dataclass(slots=True)
-class PreFilterResult:
-    """Nodes a PreFilter plugin restricts the cycle to; ``None`` means every node."""
-
-    node_names: frozenset[str] | None = None
-
-    def merge(self, other: PreFilterResult | None) -> PreFilterResult:
-        if other is None or other.node_names is None:
-            return self
-        if self.node_names is None:
-            return other
-        return PreFilterResult(self.node_names & other.node_names)
-
-
-@dataclass(slots=True)
-class PostFilterResult:
-    """What a PostFilter plugin proposes: a node to nominate and the pods to evict there."""
-
-    nominated_node_name: str | None = None
-    victims: list[PodInfo] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class NodeToStatus:
-    """Failing statuses of the nodes that were filtered out, and the one of absent nodes.
-
-    Absent nodes are those a PreFilter plugin excluded (or every node when PreFilter
-    rejected the pod); they all share ``absent``.
-    """
-
-    statuses: dict[str, Status] = field(default_factory=dict)
-    absent: Status = field(default_factory=lambda: Status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE))
-
-    def get(self, node_name: str) -> Status:
-        return self.statuses.get(node_name, self.absent)
-
-    def __len__(self) -> int:
-        return len(self.statuses)
-
-
-@dataclass(slots=True)
-class Diagnosis:
-    """Why a pod did not fit: per-node statuses and the messages of PreFilter/PostFilter."""
-
-    node_to_status: NodeToStatus = field(default_factory=NodeToStatus)
-    unschedulable_plugins: set[str] = field(default_factory=set)
-    pre_filter_msg: str = ""
-    post_filter_msg: str = ""
-
-
-@dataclass(slots=True)
-class ScheduleResult:
-    """The outcome of :meth:`Framework.schedule`.
-
-    On success ``node_name`` is set and ``assumed_pod`` is the pod as assumed onto that
-    node in the snapshot (bind it, or :meth:`Framework.forget` it). On failure
-    ``node_name`` is None, ``message`` is the complete FailedScheduling text (with the
-    PreFilter and preemption parts) and ``diagnosis`` says which plugins rejected the pod
-    on which node; ``nominated_node_name``/``victims`` carry a PostFilter (preemption)
-    proposal.
-    """
-
-    status: Status
-    node_name: str | None = None
-    num_all_nodes: int = 0
-    evaluated_nodes: int = 0
-    feasible_nodes: int = 0
-    message: str = ""
-    diagnosis: Diagnosis | None = None
-    assumed_pod: PodInfo | None = None
-    nominated_node_name: str | None = None
-    victims: list[PodInfo] = field(default_factory=list)
-
-    @property
-    def success(self) -> bool:
-        return self.status.code is Code.SUCCESS
-
-    @property
-    def unschedulable(self) -> bool:
-        """The pod fits no node (as opposed to an internal error): retry on cluster events."""
-        return self.status.code in _REJECTED
-
-    @property
-    def statuses(self) -> dict[str, Status]:
-        """Node name -> the status that rejected the pod there (explicitly filtered nodes)."""
-        return self.diagnosis.node_to_status.statuses if self.diagnosis is not None else {}
-
-    @property
-    def error(self) -> str | None:
-        """The error message when the cycle failed with an internal error."""
-        return self.message if self.status.code is Code.ERROR else None
-
-
 # ---------------------------------------------------------------------------
-# extension points
-
-
-@runtime_checkable
-class Plugin(Protocol):
-    """Every plugin has a name, unique in a profile."""
-
-    name: str
-
-
-@runtime_checkable
-class PreFilterPlugin(Plugin, Protocol):
-    """Runs once per cycle before filtering; may restrict the nodes, reject or skip."""
-
-    def pre_filter(
-        self, state: CycleState, pod: dict[str, Any], snapshot: Snapshot
-    ) -> tuple[PreFilterResult | None, Status | None]: ...
-
-
-@runtime_checkable
-class PreFilterExtensions(Protocol):
-    """Lets a PreFilter plugin update its cycle state when a dry run adds/removes a pod."""
-
-    def add_pod(
-        self, state: CycleState, pod: PodInfo, pod_to_add: PodInfo, node_info: NodeInfo
-    ) -> Status | None: ...
-
-    def remove_pod(
-        self, state: CycleState, pod: PodInfo, pod_to_remove: PodInfo, node_info: NodeInfo
-    ) -> Status | None: ...
-
-
-@runtime_checkable
-class FilterPlugin(Plugin, Protocol):
-    """Decides whether the pod fits one node."""
-
-    def filter(
-        self, state: CycleState, pod: dict[str, Any], node_info: NodeInfo
-    ) -> Status | None: ...
-
-
-@runtime_checkable
-class PostFilterPlugin(Plugin, Protocol):
-    """Runs when no node fits (preemption)."""
-
-    def post_filter(
-        self,
-        state: CycleState,
-        pod: dict[str, Any],
-        snapshot: Snapshot,
-        statuses: NodeToStatus,
-    ) -> tuple[PostFilterResult | None, Status | None]: ...
-
-
-@runtime_checkable
-class PreScorePlugin(Plugin, Protocol):
-    """Runs once per cycle before scoring, with the feasible nodes; may skip."""
-
-    def pre_score(
-        self, state: CycleState, pod: dict[str, Any], nodes: list[NodeInfo]
-    ) -> Status | None: ...
-
-
-@runtime_checkable
-class ScorePlugin(Plugin, Protocol):
-    """Ranks a feasible node; the score is 0-100 after the optional normalization."""
-
-    def score(self, state: CycleState, pod: dict[str, Any], node_info: NodeInfo) -> int: ...
-
-
-@runtime_checkable
-class ScoreExtensions(Protocol):
-    """Rescales a Score plugin's raw scores, in place, to 0-100 (``NormalizeScore``).
-
-    ``scores`` is aligned with the node list passed to PreScore.
-    """
-
-    def normalize_scores(
-        self, state: CycleState, pod: dict[str, Any], scores: list[int]
-    ) -> Status | None: ...
-
-
-@runtime_checkable
-class ReservePlugin(Plugin, Protocol):
-    """Reserves node-side state for the chosen node; ``unreserve`` undoes it."""
-
-    def reserve(self, state: CycleState, pod: dict[str, Any], node_name: str) -> Status | None: ...
-
-    def unreserve(self, state: CycleState, pod: dict[str, Any], node_name: str) -> None: ...
-
-
-@runtime_checkable
-class BindPlugin(Plugin, Protocol):
-    """Binds the pod to the node; returns a SKIP status to let the next Bind plugin do it."""
-
-    async def bind(
-        self, state: CycleState, pod: dict[str, Any], node_name: str
-    ) -> Status | None: ...
-
-
-class Handle(Protocol):
-    """What plugins may call back into: the framework running them."""
-
-    def run_filter_plugins(
-        self, state: CycleState, pod: dict[str, Any], node_info: NodeInfo
-    ) -> Status | None: ...
-
-    def run_pre_filter_extension_add_pod(
-        self, state: CycleState, pod: PodInfo, pod_to_add: PodInfo, node_info: NodeInfo
-    ) -> Status | None: ...
-
-    def run_pre_filter_extension_remove_pod(
-        self, state: CycleState, pod: PodInfo, pod_to_remove: PodInfo, node_info: NodeInfo
-    ) -> Status | None: ...
-
-
-PluginFactory = Callable[[Mapping[str, Any], Handle], Plugin]
-"""Builds a plugin from its args (``Profile.plugin_args[name]``) and the framework handle."""
-
-Registry = dict[str, PluginFactory]
-"""Plugin name -> factory."""
-
-
-class ExtensionPoint(enum.Enum):
-    PRE_FILTER = "preFilter"
-    FILTER = "filter"
-    POST_FILTER = "postFilter"
-    PRE_SCORE = "preScore"
-    SCORE = "score"
-    RESERVE = "reserve"
-    BIND = "bind"
+# the plugins of a profile
 
 
 _POINT_PROTOCOLS: dict[ExtensionPoint, type] = {
@@ -396,120 +76,6 @@ _POINT_PROTOCOLS: dict[ExtensionPoint, type] = {
     ExtensionPoint.BIND: BindPlugin,
 }
 
-# kube-scheduler 1.32's default multi-point plugins (apis/config/v1/default_plugins.go),
-# less the ones for volume limits and zones, images and queueing, in the same order.
-DEFAULT_PLUGINS: tuple[str, ...] = (
-    "NodeUnschedulable",
-    "NodeName",
-    "TaintToleration",
-    "NodeAffinity",
-    "NodePorts",
-    "NodeResourcesFit",
-    "VolumeBinding",
-    "PodTopologySpread",
-    "InterPodAffinity",
-    "DefaultPreemption",
-    "NodeResourcesBalancedAllocation",
-    "DefaultBinder",
-)
-DEFAULT_SCORE_WEIGHTS: dict[str, int] = {
-    "TaintToleration": 3,
-    "NodeAffinity": 2,
-    "PodTopologySpread": 2,
-    "InterPodAffinity": 2,
-    "NodeResourcesFit": 1,
-    "NodeResourcesBalancedAllocation": 1,
-}
-
-
-@dataclass(slots=True)
-class Profile:
-    """A scheduler profile (``KubeSchedulerProfile``).
-
-    ``plugins`` are enabled, in order, at every extension point they implement (like
-    ``multiPoint``), except where ``disabled[point]`` names them (or ``"*"``);
-    ``enabled[point]`` adds plugins to one point only.
-    """
-
-    scheduler_name: str = DEFAULT_SCHEDULER_NAME
-    plugins: list[str] = field(default_factory=lambda: list(DEFAULT_PLUGINS))
-    enabled: dict[ExtensionPoint, list[str]] = field(default_factory=dict)
-    disabled: dict[ExtensionPoint, set[str]] = field(default_factory=dict)
-    score_weights: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SCORE_WEIGHTS))
-    plugin_args: dict[str, dict[str, Any]] = field(default_factory=dict)
-    percentage_of_nodes_to_score: int | None = None
-    """Stop filtering once this % of the nodes fit (0/None: adaptive, 50% - n/125, >= 5%)."""
-
-
-def default_profile(**changes: Any) -> Profile:
-    """kube-scheduler's default profile (with ``changes`` applied to its fields)."""
-    return Profile(**changes)
-
-
-def default_normalize_score(
-    scores: list[int], *, reverse: bool, max_priority: int = MAX_NODE_SCORE
-) -> None:
-    """Scale scores in place so the highest becomes ``max_priority`` (reversed: the lowest).
-
-    ``helper.DefaultNormalizeScore``; with every score 0, reverse makes them all the maximum.
-    """
-    highest = max(scores, default=0)
-    if highest == 0:
-        if reverse:
-            scores[:] = [max_priority] * len(scores)
-        return
-    for i, s in enumerate(scores):
-        s = max_priority * s // highest
-        scores[i] = max_priority - s if reverse else s
-
-
-# ---------------------------------------------------------------------------
-# FitError message
-
-
-def failure_message(
-    num_nodes: int,
-    statuses: Mapping[str, Status] | Iterable[Status] | NodeToStatus,
-    *,
-    pre_filter_msg: str = "",
-    post_filter_msg: str = "",
-) -> str:
-    """The FailedScheduling message, as ``FitError.Error`` writes it.
-
-    ``0/N nodes are available: <PreFilter msg>. <count reason, ... sorted>. <PostFilter msg>``;
-    reasons are counted over the nodes (absent nodes of a NodeToStatus count with its
-    ``absent`` status) and sorted as strings, count first.
-    """
-    msg = f"0/{num_nodes} nodes are available:"
-    if pre_filter_msg:
-        msg += f" {pre_filter_msg}."
-    else:
-        counts: Counter[str] = Counter()
-        absent: Status | None = None
-        if isinstance(statuses, NodeToStatus):
-            absent = statuses.absent
-            values: Iterable[Status] = statuses.statuses.values()
-            explicit = len(statuses.statuses)
-        elif isinstance(statuses, Mapping):
-            values = statuses.values()
-            explicit = len(statuses)
-        else:
-            values = list(statuses)
-            explicit = len(values)  # type: ignore[arg-type]
-        for status in values:
-            for reason in status.reasons:
-                counts[reason] += 1
-        if absent is not None and explicit < num_nodes:
-            for reason in absent.reasons:
-                counts[reason] += num_nodes - explicit
-        parts = sorted(f"{n} {reason}" for reason, n in counts.items())
-        if parts:
-            msg += " " + ", ".join(parts) + "."
-    if post_filter_msg:
-        msg += " " + post_filter_msg
-    return msg
-
-
 # ---------------------------------------------------------------------------
 # the framework
 
@@ -521,7 +87,10 @@ class _CycleError(Exception):
 
 
 class Framework:
-    """Runs the plugins of one profile (``frameworkImpl``) and one scheduling cycle."""
+    """Runs the plugins of one profile and one scheduling cycle (``frameworkImpl``).
+
+    It is also the plugins' :class:`~.interface.Handle`.
+    """
 
     def __init__(
         self,
@@ -529,7 +98,15 @@ class Framework:
         registry: Registry | None = None,
         *,
         rng: random.Random | None = None,
+        client: ApiClient | None = None,
+        listers: SharedListers | None = None,
+        snapshot: Snapshot | None = None,
+        event_recorder: EventRecorder | None = None,
     ) -> None:
+        """Build the profile's plugins; ``client``, ``listers``, ``snapshot`` and
+        ``event_recorder`` are what the plugins get through the :class:`Handle`
+        (kube's ``WithClientSet``, ``WithInformerFactory``, ``WithSnapshotSharedLister``,
+        ``WithEventRecorder``)."""
         if registry is None:
             from skiff.scheduler.plugins import default_registry
 
@@ -537,6 +114,10 @@ class Framework:
         self.profile = profile if profile is not None else Profile()
         self._rng = rng if rng is not None else random.Random()
         self._next_start_node_index = 0
+        self._client = client
+        self._listers = listers if listers is not None else SharedListers()
+        self._snapshot = snapshot
+        self._event_recorder = event_recorder
         self.plugins: dict[str, Plugin] = {}
 
         points: dict[ExtensionPoint, list[Plugin]] = {p: [] for p in ExtensionPoint}
@@ -581,6 +162,21 @@ class Framework:
     def scheduler_name(self) -> str:
         return self.profile.scheduler_name
 
+    # -- the Handle given to plugins ---------------------------------------
+
+    def client_set(self) -> ApiClient | None:
+        return self._client
+
+    def shared_listers(self) -> SharedListers:
+        return self._listers
+
+    def snapshot_shared_lister(self) -> Snapshot | None:
+        """The snapshot of the running (or last) cycle, else the one given at construction."""
+        return self._snapshot
+
+    def event_recorder(self) -> EventRecorder | None:
+        return self._event_recorder
+
     # -- the cycle ---------------------------------------------------------
 
     def schedule(
@@ -595,7 +191,7 @@ class Framework:
         """
         if state.pod_info is None or state.pod_info.pod is not pod:
             state.pod_info = PodInfo.of(pod)
-        state.snapshot = snapshot
+        state.snapshot = self._snapshot = snapshot
         num_all = len(snapshot.node_infos)
         if num_all == 0:
             status = Status.unresolvable(NO_NODES_AVAILABLE)
@@ -729,7 +325,7 @@ class Framework:
                 for name, run in filters:
                     st = run(state, pod, info)
                     if st is not None and st.code is not Code.SUCCESS:
-                        if st.code not in _REJECTED:
+                        if st.code not in REJECTED_CODES:
                             raise _CycleError(
                                 _wrap_error(st.with_plugin(name), f"running {name!r} filter plugin")
                             )
@@ -751,6 +347,7 @@ class Framework:
     def _prioritize(
         self, state: CycleState, pod: dict[str, Any], nodes: list[NodeInfo]
     ) -> list[int]:
+        """PreScore, Score, normalize and weight: each node's total score."""
         status = self.run_pre_score_plugins(state, pod, nodes)
         if not is_success(status):
             assert status is not None
@@ -914,12 +511,12 @@ class Framework:
 
     def run_score_plugins(
         self, state: CycleState, pod: dict[str, Any], nodes: list[NodeInfo]
-    ) -> dict[str, list[int]]:
+    ) -> dict[str, NodeScoreList]:
         """PreScore and Score every node: plugin name -> normalized (unweighted) scores."""
         status = self.run_pre_score_plugins(state, pod, nodes)
         if not is_success(status):
             raise RuntimeError(status.message() if status else "")
-        out: dict[str, list[int]] = {}
+        out: dict[str, NodeScoreList] = {}
         for plugin in self.score_plugins:
             if plugin.name in state.skip_score_plugins:
                 continue

@@ -1,0 +1,97 @@
+"""The scheduling framework, cut as kube-scheduler's: interfaces apart from the runtime.
+
+* :mod:`.interface`: what plugins are written against (``Status``/``Code``,
+  ``CycleState``, one Protocol per extension point, the ``Handle``, the registry types,
+  score normalisation and the FitError message);
+* :mod:`.profile`: ``Profile`` and kube-scheduler's default plugins and weights;
+* :mod:`.runtime`: the ``Framework`` that builds a profile's plugins and runs a cycle.
+
+Everything is re-exported here, so ``from skiff.scheduler.framework import X`` works for
+every public name of the three modules.
+"""
+
+from skiff.scheduler.framework.interface import (
+    MAX_NODE_SCORE,
+    MIN_NODE_SCORE,
+    REJECTED_CODES,
+    SUCCESS,
+    BindPlugin,
+    Code,
+    CycleState,
+    Diagnosis,
+    ExtensionPoint,
+    FilterPlugin,
+    Handle,
+    Lister,
+    NodeScoreList,
+    NodeToStatus,
+    Plugin,
+    PluginFactory,
+    PluginsRunner,
+    PostFilterPlugin,
+    PostFilterResult,
+    PreFilterExtensions,
+    PreFilterPlugin,
+    PreFilterResult,
+    PreScorePlugin,
+    Registry,
+    ReservePlugin,
+    ScoreExtensions,
+    ScorePlugin,
+    SharedListers,
+    Status,
+    default_normalize_score,
+    failure_message,
+    is_success,
+)
+from skiff.scheduler.framework.profile import (
+    DEFAULT_PLUGINS,
+    DEFAULT_SCHEDULER_NAME,
+    DEFAULT_SCORE_WEIGHTS,
+    Profile,
+    default_profile,
+)
+from skiff.scheduler.framework.runtime import NO_NODES_AVAILABLE, Framework, ScheduleResult
+
+__all__ = [
+    "DEFAULT_PLUGINS",
+    "DEFAULT_SCHEDULER_NAME",
+    "DEFAULT_SCORE_WEIGHTS",
+    "MAX_NODE_SCORE",
+    "MIN_NODE_SCORE",
+    "NO_NODES_AVAILABLE",
+    "REJECTED_CODES",
+    "SUCCESS",
+    "BindPlugin",
+    "Code",
+    "CycleState",
+    "Diagnosis",
+    "ExtensionPoint",
+    "FilterPlugin",
+    "Framework",
+    "Handle",
+    "Lister",
+    "NodeScoreList",
+    "NodeToStatus",
+    "Plugin",
+    "PluginFactory",
+    "PluginsRunner",
+    "PostFilterPlugin",
+    "PostFilterResult",
+    "PreFilterExtensions",
+    "PreFilterPlugin",
+    "PreFilterResult",
+    "PreScorePlugin",
+    "Profile",
+    "Registry",
+    "ReservePlugin",
+    "ScheduleResult",
+    "ScoreExtensions",
+    "ScorePlugin",
+    "SharedListers",
+    "Status",
+    "default_normalize_score",
+    "default_profile",
+    "failure_message",
+    "is_success",
+]
