@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
-import time
+import threading
 from pathlib import Path
 
 import pytest
 
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -38,6 +40,30 @@ spec:
         image: busybox
         command: ["sleep", "3600"]
 """
+
+
+def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str | None]:
+    """The lines a running kubectl prints, as they come (None at its end)."""
+    out: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip():
+                out.put(line.rstrip("\n"))
+        out.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return out
+
+
+def _next_line(lines: queue.Queue[str | None], what: str, timeout: float = 30) -> str:
+    try:
+        line = lines.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"kubectl printed no {what} within {timeout} s") from None
+    assert line is not None, f"kubectl ended before printing {what}"
+    return line
 
 
 def kubectl(
@@ -70,10 +96,20 @@ def ns(kubeconfig: Path) -> str:
 
 
 def test_create_namespace_and_objects_typed(kubeconfig: Path) -> None:
-    """Typed ``kubectl create`` commands send protobuf bodies."""
+    """Typed ``kubectl create`` commands send protobuf bodies, which the server decodes."""
     out = kubectl(kubeconfig, "create", "namespace", "typed").stdout
     assert "namespace/typed created" in out
-    kubectl(kubeconfig, "-n", "typed", "create", "configmap", "c", "--from-literal=a=b")
+    # -v=8 logs the request headers kubectl sent.
+    proc = kubectl(
+        kubeconfig, "-n", "typed", "create", "configmap", "c", "--from-literal=a=b", "-v=8"
+    )
+    sent, in_request = [], False
+    for line in proc.stderr.splitlines():
+        if "Request Headers:" in line or "Response Headers:" in line:
+            in_request = "Request Headers:" in line
+        elif in_request and "Content-Type:" in line:
+            sent.append(line.split("Content-Type:")[1].strip())
+    assert sent == [PROTOBUF], proc.stderr
     kubectl(
         kubeconfig, "-n", "typed", "create", "deployment", "d", "--image=busybox", "--replicas=2"
     )
@@ -178,8 +214,9 @@ def test_get_watch_sees_change(kubeconfig: Path, ns: str) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    lines = _lines(proc)
     try:
-        time.sleep(1.5)
+        first = json.loads(_next_line(lines, "the initial ADDED event"))
         kubectl(
             kubeconfig,
             "-n",
@@ -191,13 +228,12 @@ def test_get_watch_sees_change(kubeconfig: Path, ns: str) -> None:
             "-p",
             '{"data":{"a":"2"}}',
         )
-        time.sleep(1.5)
+        second = json.loads(_next_line(lines, "the MODIFIED event"))
     finally:
         proc.terminate()
-        out, err = proc.communicate(timeout=10)
-    events = [json.loads(line) for line in out.splitlines() if line.strip()]
-    assert [e["type"] for e in events] == ["ADDED", "MODIFIED"], (out, err)
-    assert events[1]["object"]["data"] == {"a": "2"}
+        proc.communicate(timeout=10)
+    assert [first["type"], second["type"]] == ["ADDED", "MODIFIED"]
+    assert second["object"]["data"] == {"a": "2"}
 
 
 def test_get_watch_table(kubeconfig: Path, ns: str) -> None:
@@ -207,15 +243,17 @@ def test_get_watch_table(kubeconfig: Path, ns: str) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    lines = _lines(proc)
     try:
-        time.sleep(1.5)
+        header = _next_line(lines, "the table header")
+        assert header.split()[:2] == ["NAME", "DATA"], header
         kubectl(kubeconfig, "-n", ns, "create", "configmap", "tabled", "--from-literal=x=1")
-        time.sleep(1.5)
+        while "tabled" not in (row := _next_line(lines, "the row of the new ConfigMap")):
+            pass  # rows of ConfigMaps already there
+        assert row.split()[:2] == ["tabled", "1"]
     finally:
         proc.terminate()
-        out, err = proc.communicate(timeout=10)
-    assert "NAME" in out and "DATA" in out, (out, err)
-    assert "tabled" in out
+        proc.communicate(timeout=10)
 
 
 def test_delete_waits_until_gone(kubeconfig: Path, ns: str) -> None:
@@ -231,7 +269,10 @@ def test_delete_pod_unscheduled(kubeconfig: Path, ns: str) -> None:
     out = kubectl(kubeconfig, "-n", ns, "get", "pods").stdout
     assert out.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert "Pending" in out
-    kubectl(kubeconfig, "-n", ns, "delete", "pod", "lonely")
+    out = kubectl(kubeconfig, "-n", ns, "delete", "pod", "lonely").stdout
+    assert 'pod "lonely" deleted' in out
+    proc = kubectl(kubeconfig, "-n", ns, "get", "pod", "lonely", check=False)
+    assert proc.returncode != 0 and 'pods "lonely" not found' in proc.stderr
 
 
 def test_apply_server_side(kubeconfig: Path, ns: str) -> None:
@@ -272,7 +313,9 @@ def test_bad_input_is_a_status(kubeconfig: Path, ns: str) -> None:
         check=False,
     )
     assert proc.returncode != 0
-    assert "Error from server" in proc.stderr or "error" in proc.stderr.lower()
+    assert "Error from server (BadRequest)" in proc.stderr
+    assert 'Deployment in version "v1" cannot be handled as a Deployment' in proc.stderr
+    assert "spec.replicas in body must be of type integer" in proc.stderr
     unknown = DEPLOYMENT.format(image="busybox").replace("replicas: 2", "replicas: 2\n  bogus: 1")
     proc = kubectl(
         kubeconfig,

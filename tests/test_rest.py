@@ -411,12 +411,12 @@ def test_table_for_list_and_watch(http: httpx.Client) -> None:
         headers={"Accept": accept},
     ) as s:
         http.post(CM, json={"metadata": {"name": "tw"}, "data": {"a": "b"}})
-        for line in s.iter_lines():
-            if line:
-                ev = orjson.loads(line)
-                assert ev["type"] == "ADDED" and ev["object"]["kind"] == "Table"
-                assert ev["object"]["rows"][0]["cells"][0] == "tw"
-                break
+        events = [orjson.loads(line) for line in s.iter_lines() if line]
+    # The stream ends at timeoutSeconds: the event must have come before that.
+    assert events, "no watch event arrived"
+    ev = events[0]
+    assert ev["type"] == "ADDED" and ev["object"]["kind"] == "Table"
+    assert ev["object"]["rows"][0]["cells"][0] == "tw"
 
 
 def test_discovery_and_openapi(http: httpx.Client) -> None:
