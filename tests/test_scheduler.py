@@ -189,6 +189,24 @@ async def test_pending_until_a_node_fits(client: ApiClient, sc: Cluster, nodes: 
         assert await node_of(client, "huge") == "huge-0"
 
 
+async def scheduled_by(client: ApiClient, names: list[str]) -> set[str]:
+    """The reportingInstance of the Scheduled events of these pods (once all have one)."""
+    wanted = set(names)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 30
+    while True:
+        events = (await client.list("events", NS))["items"]
+        found = {
+            e["involvedObject"]["name"]: e.get("reportingInstance")
+            for e in events
+            if e.get("reason") == "Scheduled" and e["involvedObject"]["name"] in wanted
+        }
+        if len(found) == len(wanted):
+            return set(found.values())
+        assert loop.time() < end, f"no Scheduled event for {sorted(wanted - set(found))[:5]}"
+        await asyncio.sleep(0.2)
+
+
 async def test_leader_failover_without_double_binding(
     client: ApiClient, sc: Cluster, nodes: None
 ) -> None:
@@ -202,6 +220,10 @@ async def test_leader_failover_without_double_binding(
     await asyncio.gather(*(create(n) for n in names[:75]))
     lease = await client.get("leases.coordination.k8s.io", "skiff-scheduler", "kube-system")
     holder = lease["spec"]["holderIdentity"]
+    for n in names[:75]:
+        assert await node_of(client, n, timeout=30), f"{n} was never bound"
+    # Only the leader acted: every pod's Scheduled event names it as the reporter.
+    assert await scheduled_by(client, names[:75]) == {holder}
     pid = int(holder.rsplit("_", 1)[1])
     leader = next(p for p in sc.schedulers if p.popen and p.popen.pid == pid)
     leader.kill(signal.SIGKILL)
@@ -216,6 +238,7 @@ async def test_leader_failover_without_double_binding(
         await asyncio.sleep(0.2)
     for n in names:
         assert await node_of(client, n, timeout=30), f"{n} was never bound"
+    assert await scheduled_by(client, names[75:]) == {lease["spec"]["holderIdentity"]}
     # A pod bound twice would have two bindings accepted; the API refuses the second (409),
     # and every pod carries exactly one node.
     with pytest.raises(ApiError) as e:

@@ -30,10 +30,14 @@ SPAM_REFILL_S = 300.0
 class EventRecorder:
     """Writes Events about objects on behalf of ``component`` (e.g. ``kubelet``)."""
 
-    def __init__(self, client: ApiClient, component: str, host: str = "") -> None:
+    def __init__(
+        self, client: ApiClient, component: str, host: str = "", instance: str = ""
+    ) -> None:
         self.client = client
         self.component = component
         self.host = host
+        self.instance = instance
+        """``reportingInstance``: which replica of the component wrote (default: host)."""
         self._seen: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._buckets: dict[str, tuple[float, float]] = {}  # object → (tokens, at)
@@ -108,7 +112,7 @@ class EventRecorder:
                     "type": type_,
                     "source": source,
                     "reportingComponent": self.component,
-                    "reportingInstance": self.host or self.component,
+                    "reportingInstance": self.instance or self.host or self.component,
                     "action": action or reason,
                     "firstTimestamp": now,
                     "lastTimestamp": now,

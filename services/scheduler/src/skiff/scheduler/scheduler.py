@@ -25,6 +25,7 @@ from skiff.api.errors import ApiError
 from skiff.api.timestamps import rfc3339
 from skiff.client.events import EventRecorder
 from skiff.client.informer import Informer
+from skiff.client.leaderelection import default_identity
 from skiff.client.rest import ApiClient
 from skiff.log import get_logger
 
@@ -100,7 +101,9 @@ class Scheduler:
                 lambda _o, _n, why=why: self.queue.move_all(why),
                 lambda _o: None,
             )
-        self.events = EventRecorder(client, self.name)
+        # reportingInstance names this replica (its leader-election identity), so that
+        # the Scheduled events tell which of several schedulers acted.
+        self.events = EventRecorder(client, self.name, instance=default_identity())
         # The plugins' Handle: the API client (DefaultBinder's pods/binding), the
         # informers' caches (VolumeBinding), the snapshot and the event recorder.
         self.framework = Framework(
