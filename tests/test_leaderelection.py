@@ -22,6 +22,16 @@ async def _elect(client: ApiClient, ident: str, log: list[str]) -> LeaderElector
     )
 
 
+async def until(check, what: str, timeout: float = 10.0) -> float:  # type: ignore[no-untyped-def]
+    """Wait for ``check()``; returns the seconds it took."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not check():
+        assert loop.time() - start < timeout, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+    return loop.time() - start
+
+
 async def test_one_leader_and_handover(cluster: Cluster) -> None:
     async with ApiClient(cluster.url) as client:
         leading: list[str] = []
@@ -36,18 +46,15 @@ async def test_one_leader_and_handover(cluster: Cluster) -> None:
         a = await _elect(client, "a", leading)
         b = await _elect(client, "b", leading)
         ta = asyncio.create_task(a.run(work("a")))
-        await asyncio.sleep(0.5)
+        await until(lambda: a.is_leader, "a to lead")
         tb = asyncio.create_task(b.run(work("b")))
-        await asyncio.sleep(1.0)
+        await until(lambda: b.observed_holder == "a", "b to see a's lease")
         assert leading == ["a"] and a.is_leader and not b.is_leader
         # A clean stop releases the lease: b takes over at its next try.
         ta.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ta
-        for _ in range(30):
-            if b.is_leader:
-                break
-            await asyncio.sleep(0.1)
+        await until(lambda: b.is_leader, "b to take over", timeout=3)
         assert leading == ["a", "b"]
         lease = await client.get("leases.coordination.k8s.io", "le-test", "default")
         assert lease["spec"]["holderIdentity"] == "b"
@@ -86,19 +93,15 @@ async def test_crashed_leader_is_replaced_after_lease_duration(cluster: Cluster)
 
         a._release = no_release  # type: ignore[method-assign]
         ta = asyncio.create_task(a.run(forever))
-        await asyncio.sleep(0.5)
+        await until(lambda: a.is_leader, "a to lead")
         tb = asyncio.create_task(b.run(forever))
-        await asyncio.sleep(0.5)
+        await until(lambda: b.observed_holder == "a", "b to see a's lease")
         assert a.is_leader and not b.is_leader
         ta.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ta
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        while not b.is_leader and loop.time() - t0 < 10:
-            await asyncio.sleep(0.1)
-        assert b.is_leader
-        assert loop.time() - t0 >= 1.0  # it waited for the lease to expire
+        waited = await until(lambda: b.is_leader, "b to take over")
+        assert waited >= 1.0  # it waited for the 2 s lease to expire
         tb.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await tb

@@ -55,6 +55,11 @@ class LeaderElector:
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0
 
+    @property
+    def observed_holder(self) -> str | None:
+        """The holder this elector last saw in the Lease (None before its first look)."""
+        return self._observed[0] if self._observed is not None else None
+
     async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
         """Campaign forever; while leader, run ``lead()`` (cancelled on losing the lease)."""
         while True:
