@@ -281,68 +281,106 @@ def _child(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _walk(node: _Node, value: Any, path: str, errs: list[Cause], unknown: list[str]) -> None:
-    kind = node.kind
-    t = type(value)
-    if kind == _OBJECT:
-        if t is not dict:
-            errs.append(_type_cause(path, kind, value))
-            return
-        props = node.props
-        additional = node.additional
-        for key, sub in value.items():
-            if sub is None:
-                continue
-            child = props.get(key) if props is not None else None
+Errs = list[Cause]
+
+
+def _walk(node: _Node, value: Any, path: str, errs: Errs, unknown: list[str]) -> None:
+    """Check ``value`` against ``node``: type errors into ``errs``, unknown field paths
+    into ``unknown``; one small checker per schema kind."""
+    _WALKERS[node.kind](node, value, path, errs, unknown)
+
+
+def _walk_object(node: _Node, value: Any, path: str, errs: Errs, unknown: list[str]) -> None:
+    if type(value) is not dict:
+        errs.append(_type_cause(path, node.kind, value))
+        return
+    props = node.props
+    additional = node.additional
+    for key, sub in value.items():
+        if sub is None:
+            continue
+        child = props.get(key) if props is not None else None
+        if child is None:
+            child = additional
             if child is None:
-                child = additional
-                if child is None:
-                    if not node.open:
-                        unknown.append(_child(path, key))
-                    continue
-            if child.kind != _ANY:
-                _walk(child, sub, _child(path, key), errs, unknown)
-    elif kind == _ARRAY:
-        if t is not list:
-            errs.append(_type_cause(path, kind, value))
-            return
-        items = node.items
-        if items is not None and items.kind != _ANY:
-            for i, sub in enumerate(value):
-                if sub is not None:
-                    _walk(items, sub, f"{path}[{i}]", errs, unknown)
-    elif kind == _STRING:
-        if t is not str:
-            errs.append(_type_cause(path, kind, value))
-        elif node.fmt and not _format_ok(node.fmt, value):
-            errs.append(
-                _invalid(
-                    path, value, f"{path} in body must be of type {node.fmt}: {_fmt_value(value)}"
-                )
-            )
-    elif kind == _INTEGER:
-        if t is int:
-            _check_int(node, value, path, errs)
-        elif t is float and value.is_integer():
-            _check_int(node, int(value), path, errs)
-        else:
-            errs.append(_type_cause(path, kind, value))
-    elif kind == _BOOLEAN:
-        if t is not bool:
-            errs.append(_type_cause(path, kind, value))
-    elif kind == _NUMBER:
-        if t is not int and t is not float:
-            errs.append(_type_cause(path, kind, value))
-    elif kind == _INT_OR_STRING:
-        if not (t is str or t is int or (t is float and value.is_integer())):
-            errs.append(_type_cause(path, kind, value))
-    elif kind == _QUANTITY:
-        if t is str:
-            why = quantity_error(value)
-            if why is not None:
-                errs.append(_invalid(path, value, why))
-        elif t is not int and t is not float:
-            errs.append(_type_cause(path, kind, value))
+                if not node.open:
+                    unknown.append(_child(path, key))
+                continue
+        if child.kind != _ANY:
+            _walk(child, sub, _child(path, key), errs, unknown)
+
+
+def _walk_array(node: _Node, value: Any, path: str, errs: Errs, unknown: list[str]) -> None:
+    if type(value) is not list:
+        errs.append(_type_cause(path, node.kind, value))
+        return
+    items = node.items
+    if items is not None and items.kind != _ANY:
+        for i, sub in enumerate(value):
+            if sub is not None:
+                _walk(items, sub, f"{path}[{i}]", errs, unknown)
+
+
+def _walk_string(node: _Node, value: Any, path: str, errs: Errs, _unknown: list[str]) -> None:
+    if type(value) is not str:
+        errs.append(_type_cause(path, node.kind, value))
+    elif node.fmt and not _format_ok(node.fmt, value):
+        message = f"{path} in body must be of type {node.fmt}: {_fmt_value(value)}"
+        errs.append(_invalid(path, value, message))
+
+
+def _walk_integer(node: _Node, value: Any, path: str, errs: Errs, _unknown: list[str]) -> None:
+    t = type(value)
+    if t is int:
+        _check_int(node, value, path, errs)
+    elif t is float and value.is_integer():
+        _check_int(node, int(value), path, errs)
+    else:
+        errs.append(_type_cause(path, node.kind, value))
+
+
+def _walk_boolean(node: _Node, value: Any, path: str, errs: Errs, _unknown: list[str]) -> None:
+    if type(value) is not bool:
+        errs.append(_type_cause(path, node.kind, value))
+
+
+def _walk_number(node: _Node, value: Any, path: str, errs: Errs, _unknown: list[str]) -> None:
+    if type(value) is not int and type(value) is not float:
+        errs.append(_type_cause(path, node.kind, value))
+
+
+def _walk_int_or_string(
+    node: _Node, value: Any, path: str, errs: Errs, _unknown: list[str]
+) -> None:
+    t = type(value)
+    if not (t is str or t is int or (t is float and value.is_integer())):
+        errs.append(_type_cause(path, node.kind, value))
+
+
+def _walk_quantity(node: _Node, value: Any, path: str, errs: Errs, _unknown: list[str]) -> None:
+    t = type(value)
+    if t is str:
+        why = quantity_error(value)
+        if why is not None:
+            errs.append(_invalid(path, value, why))
+    elif t is not int and t is not float:
+        errs.append(_type_cause(path, node.kind, value))
+
+
+def _walk_any(_node: _Node, _value: Any, _path: str, _errs: Errs, _unknown: list[str]) -> None:
+    pass
+
+
+_WALKERS = {
+    _OBJECT: _walk_object,
+    _ARRAY: _walk_array,
+    _STRING: _walk_string,
+    _INTEGER: _walk_integer,
+    _BOOLEAN: _walk_boolean,
+    _NUMBER: _walk_number,
+    _INT_OR_STRING: _walk_int_or_string,
+    _QUANTITY: _walk_quantity,
+}
 
 
 def validate_object(obj: dict[str, Any], definition: str) -> tuple[list[Cause], list[str]]:
