@@ -56,10 +56,14 @@ bench: deps
 	$(PY) bench/services.py
 	$(PY) bench/compose.py
 
-# Regenerate the Python code for our .proto files (committed, so installs need no protoc).
+# Regenerate the Python code for our .proto files (committed, so installs need no protoc);
+# the CRI's goes to the kubelet, its only user.
 proto: py-deps
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=libs/skiff/src --pyi_out=libs/skiff/src \
-	  --grpc_python_out=libs/skiff/src proto/skiff/rpc/v1/objects.proto proto/skiff/cri/v1/api.proto
+	  --grpc_python_out=libs/skiff/src proto/skiff/rpc/v1/objects.proto
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=services/kubelet/src \
+	  --pyi_out=services/kubelet/src --grpc_python_out=services/kubelet/src \
+	  proto/skiff/cri/v1/api.proto
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=libs/skiff/src --pyi_out=libs/skiff/src \
 	  $$(find proto/skiff/k8spb -name '*.proto')
 

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 from skiff.api.errors import ApiError, Reason
 from skiff.controller.batch import batch_sizes, slow_start_batch
-from skiff.controller.controller import Controller, ControllerContext, TerminalError
+from skiff.controller.controller import (
+    Controller,
+    ControllerContext,
+    Reconciler,
+    TerminalError,
+)
 from skiff.controller.expectations import Expectations
 from skiff.controller.fake import FakeApi
 from skiff.controller.informers import SharedInformers
@@ -156,6 +163,52 @@ async def test_worker_outcomes() -> None:
         assert c.seen.count("ns/retry") > 1  # retried with back-off
         assert c.seen.count("ns/later") >= 2  # requeued after 50 ms
         assert c.queue.num_requeues("ns/ok") == 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class Bare(Reconciler):
+    """A reconciler without a ControllerContext, with its own span and retry log."""
+
+    name = "bare"
+
+    def __init__(self, outcomes: dict[str, object]) -> None:
+        super().__init__(workers=2)
+        self.outcomes = outcomes
+        self.seen: list[str] = []
+        self.spans: list[str] = []
+        self.retried: list[tuple[str, str]] = []
+
+    async def reconcile(self, key: str) -> float | None:
+        self.seen.append(key)
+        out = self.outcomes.get(key)
+        if isinstance(out, BaseException):
+            raise out
+        return out  # type: ignore[return-value]
+
+    @contextlib.contextmanager
+    def reconcile_span(self, key: str) -> Iterator[None]:
+        self.spans.append(key)
+        yield
+
+    def log_retry(self, key: str, error: Exception) -> None:
+        self.retried.append((key, type(error).__name__))
+
+
+async def test_reconciler_without_a_controller_context() -> None:
+    r = Bare({"a": ValueError("flaky"), "b": TerminalError("bad"), "c": 0.05})
+    assert r.queue.name == "bare" and r.workers == 2
+    task = asyncio.create_task(r.run())  # no informers: the workers start at once
+    try:
+        for k in ("a", "b", "c", "d"):
+            r.queue.add(k)
+        await asyncio.sleep(0.2)
+        assert r.spans.count("a") == r.seen.count("a") > 1  # hooks around every reconcile
+        assert ("a", "ValueError") in r.retried and r.queue.num_requeues("a") > 1
+        assert r.seen.count("b") == 1 and ("b", "TerminalError") not in r.retried
+        assert r.seen.count("c") >= 2  # requeued after 50 ms
+        assert r.seen.count("d") == 1  # None: done until added again
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

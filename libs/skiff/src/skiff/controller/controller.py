@@ -21,6 +21,10 @@ A controller is an informer-fed work queue of keys and a level-triggered
 Event handlers only turn objects into keys. A key is never reconciled by two workers
 at once; a failure is retried with per-key exponential back-off (and a global token
 bucket), a :class:`TerminalError` is logged and dropped.
+
+:class:`Reconciler` is that queue and its workers alone, for a component that reconciles
+keys without a :class:`ControllerContext` (the kubelet's pod workers); :class:`Controller`
+is a Reconciler built from one.
 """
 
 from __future__ import annotations
@@ -84,27 +88,21 @@ class ControllerContext:
         return rec
 
 
-class Controller(ABC):
-    """Work queue workers around :meth:`reconcile`; subclasses set :attr:`name`."""
+class Reconciler(ABC):
+    """A work queue of keys and the workers that take them to :meth:`reconcile`.
 
-    name: ClassVar[str] = "controller"
+    Subclasses set :attr:`name` and add to :attr:`informers` what must sync before the
+    workers start; :meth:`reconcile_span` and :meth:`log_retry` may be overridden.
+    """
 
-    def __init__(self, ctx: ControllerContext, *, workers: int = 5) -> None:
-        self.ctx = ctx
-        self.client = ctx.client
+    name: ClassVar[str] = "reconciler"
+
+    def __init__(self, *, workers: int = 5) -> None:
         self.workers = max(1, workers)
         self.queue: WorkQueue[str] = WorkQueue(self.name)
         self.informers: list[Informer] = []
         self.log = log.bind(controller=self.name)
-        self.events = ctx.recorder(self.name)
         QUEUE_DEPTH.labels(self.name).set_function(lambda: len(self.queue))
-
-    def watch(self, res: str) -> Informer:
-        """The shared informer of ``res``, which must sync before the workers start."""
-        inf = self.ctx.informers.get(res)
-        if inf not in self.informers:
-            self.informers.append(inf)
-        return inf
 
     @abstractmethod
     async def reconcile(self, key: str) -> float | None:
@@ -114,13 +112,22 @@ class Controller(ABC):
         retried with back-off.
         """
 
-    # -- queueing (what event handlers call) ---------------------------------------------
+    def reconcile_span(self, key: str) -> contextlib.AbstractContextManager[object]:
+        """The span around one :meth:`reconcile` of ``key``."""
+        return _tracer.start_as_current_span(
+            f"reconcile {self.name}",
+            kind=trace.SpanKind.INTERNAL,
+            attributes={"skiff.controller": self.name, "skiff.key": key},
+        )
 
-    def enqueue(self, obj: Obj) -> None:
-        self.queue.add(key_of(obj))
-
-    def enqueue_after(self, obj: Obj, delay: float) -> None:
-        self.queue.add_after(key_of(obj), delay)
+    def log_retry(self, key: str, error: Exception) -> None:
+        """Log a failure that will be retried (called while ``error`` is handled)."""
+        if isinstance(error, ApiError):
+            self.log.info(
+                "reconcile failed; retrying", key=key, code=error.code, error=error.message
+            )
+        else:
+            self.log.exception("reconcile failed; retrying", key=key)
 
     # -- running -------------------------------------------------------------------------
 
@@ -153,23 +160,15 @@ class Controller(ABC):
         t0 = time.perf_counter()
         result = "success"
         try:
-            with _tracer.start_as_current_span(
-                f"reconcile {self.name}",
-                kind=trace.SpanKind.INTERNAL,
-                attributes={"skiff.controller": self.name, "skiff.key": key},
-            ):
+            with self.reconcile_span(key):
                 requeue_after = await self.reconcile(key)
         except TerminalError as e:
             result = "terminal"
             self.queue.forget(key)
             self.log.error("reconcile failed; not retrying", key=key, error=str(e))
-        except ApiError as e:
+        except Exception as e:
             result = "error"
-            self.log.info("reconcile failed; retrying", key=key, code=e.code, error=e.message)
-            self.queue.add_rate_limited(key)
-        except Exception:
-            result = "error"
-            self.log.exception("reconcile failed; retrying", key=key)
+            self.log_retry(key, e)
             self.queue.add_rate_limited(key)
         else:
             self.queue.forget(key)
@@ -180,6 +179,33 @@ class Controller(ABC):
             self.queue.done(key)
             RECONCILE_SECONDS.labels(self.name).observe(time.perf_counter() - t0)
         RECONCILES.labels(self.name, result).inc()
+
+
+class Controller(Reconciler):
+    """A :class:`Reconciler` fed by shared informers; subclasses set :attr:`name`."""
+
+    name: ClassVar[str] = "controller"
+
+    def __init__(self, ctx: ControllerContext, *, workers: int = 5) -> None:
+        self.ctx = ctx
+        self.client = ctx.client
+        super().__init__(workers=workers)
+        self.events = ctx.recorder(self.name)
+
+    def watch(self, res: str) -> Informer:
+        """The shared informer of ``res``, which must sync before the workers start."""
+        inf = self.ctx.informers.get(res)
+        if inf not in self.informers:
+            self.informers.append(inf)
+        return inf
+
+    # -- queueing (what event handlers call) ---------------------------------------------
+
+    def enqueue(self, obj: Obj) -> None:
+        self.queue.add(key_of(obj))
+
+    def enqueue_after(self, obj: Obj, delay: float) -> None:
+        self.queue.add_after(key_of(obj), delay)
 
     async def stop(self) -> None:
         """Flush pending events (the workers stop when :meth:`run` is cancelled)."""

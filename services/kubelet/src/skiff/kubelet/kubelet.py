@@ -29,7 +29,6 @@ from skiff.client.events import EventRecorder
 from skiff.client.informer import Informer
 from skiff.client.nodelease import NodeLease
 from skiff.client.rest import ApiClient
-from skiff.client.workqueue import WorkQueue
 from skiff.cri.client import CriClient
 
 from .containers import ContainersMixin
@@ -75,6 +74,7 @@ class Kubelet(
         pod_cidr: str = "",
         on_pod_cidr: Callable[[str], None] | None = None,
     ) -> None:
+        super().__init__(workers=workers)  # the pod workers' queue (PodWorkersMixin)
         self.client = client
         self.cri = cri
         self.node_name = node_name
@@ -85,14 +85,13 @@ class Kubelet(
         self.lease_period = lease_period
         self.cluster_dns = cluster_dns or []
         self.cluster_domain = cluster_domain
-        self.queue: WorkQueue[str] = WorkQueue("pods")
         self.pods = Informer(client, "pods", field_selector=f"spec.nodeName={node_name}")
+        self.informers.append(self.pods)
         # Services for the containers' service variables, as the kubelet's service lister.
         self.services = Informer(client, "services")
         self.pods.add_handler(
             lambda p: self._enqueue(p), lambda _o, n: self._enqueue(n), lambda p: self._enqueue(p)
         )
-        self.workers = workers
         self.lease = NodeLease(client, node_name)
         self.events = EventRecorder(client, "kubelet", node_name)
         self.probes = ProbeManager(Prober(cri))
@@ -118,9 +117,8 @@ class Kubelet(
         if self.manifest_dir is not None:
             self._refresh_static()
         await self._remove_orphans()
-        tasks += [
-            asyncio.create_task(self._worker(), name=f"pod-worker-{i}") for i in range(self.workers)
-        ]
+        # The pod workers: Reconciler.run (PodWorkersMixin's base).
+        tasks.append(asyncio.create_task(super().run(), name="kubelet-pod-workers"))
         if self.manifest_dir is not None:
             tasks.append(asyncio.create_task(self._static_loop(), name="kubelet-static-pods"))
         try:

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from skiff.api.errors import ApiError
+from skiff.api.timestamps import rfc3339
 from skiff.client.nodelease import NodeLease
 from skiff.client.rest import ApiClient
 from skiff.cri.client import CriClient, CriError
 from skiff.log import get_logger
-
-from .pod_context import utc_now
 
 log = get_logger(__name__)
 
@@ -119,7 +118,7 @@ class NodeStatusMixin:
         version = await self.cri.version()
         uname = platform.uname()
         capacity = host_capacity()
-        now = utc_now()
+        now = rfc3339()
         status: dict[str, Any] = {
             "capacity": capacity,
             "allocatable": dict(capacity),
@@ -221,7 +220,7 @@ class NodeStatusMixin:
         posted = {t: c.get("status") for t, c in old.items()}
         if all(posted.get(t) == v for t, v in current.items()) and not stale and not force:
             return
-        body = condition_list(conditions, old, utc_now())
+        body = condition_list(conditions, old, rfc3339())
         await self.client.patch(
             "nodes",
             self.node_name,

@@ -1,13 +1,12 @@
 """What the parts of one pod sync share: the runtime labels that tie sandboxes and
 containers to their pod, :class:`PodContext` (what a sync learned about the pod, for its
-actions and its status), and the small helpers they share (``pod_ref``, timestamps, the
-restart and pull back-off).
+actions and its status), and the small helpers they share (``pod_ref``, the restart
+and pull back-off).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from skiff.cri.client import pb
@@ -26,10 +25,6 @@ def backoff_delay(restarts: int) -> float:
     if restarts <= 0:
         return 0.0
     return min(BACKOFF_INITIAL * 2 ** (restarts - 1), BACKOFF_MAX)
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pod_ref(pod: dict[str, Any]) -> str:

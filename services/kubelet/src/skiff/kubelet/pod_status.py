@@ -7,22 +7,21 @@ a pod's containers are gone.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from skiff.api.errors import ApiError
+from skiff.api.timestamps import rfc3339
 from skiff.client.rest import ApiClient
 from skiff.cri.client import pb
 
-from .pod_context import PodContext, utc_now
+from .pod_context import PodContext
 from .probes import READINESS, STARTUP, ProbeManager
 from .static import CONFIG_HASH
 
 
-def _ts(ns: int) -> str | None:
-    if not ns:
-        return None
-    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _cri_time(ns: int) -> str | None:
+    """``metav1.Time`` of a CRI timestamp (nanoseconds; 0 is unset)."""
+    return rfc3339(ns / 1e9) if ns else None
 
 
 class PodStatusMixin:
@@ -57,8 +56,8 @@ class PodStatusMixin:
             term: dict[str, Any] = {
                 "exitCode": st.exit_code,
                 "reason": st.reason or ("Completed" if st.exit_code == 0 else "Error"),
-                "startedAt": _ts(st.started_at),
-                "finishedAt": _ts(st.finished_at),
+                "startedAt": _cri_time(st.started_at),
+                "finishedAt": _cri_time(st.finished_at),
                 "containerID": f"containerd://{c.id}",
             }
             if st.message:
@@ -87,7 +86,7 @@ class PodStatusMixin:
             out["lastState"] = {"terminated": await terminated(previous)}
         if latest.state == pb.CONTAINER_RUNNING:
             st = await self._status(ctx, latest)
-            out["state"] = {"running": {"startedAt": _ts(st.started_at)}}
+            out["state"] = {"running": {"startedAt": _cri_time(st.started_at)}}
             startup = self.probes.result(latest.id, STARTUP)
             readiness = self.probes.result(latest.id, READINESS)
             out["started"] = startup is None or bool(startup.ok)
@@ -172,7 +171,7 @@ class PodStatusMixin:
         if phase == "Succeeded":
             reasons.pop("Initialized", None)
         old_conditions = {c.get("type"): c for c in old.get("conditions") or []}
-        now = utc_now()
+        now = rfc3339()
         conditions = []
         for ctype, ok in truth.items():
             value = "True" if ok else "False"

@@ -1,20 +1,21 @@
 """Pod workers, as pod_workers.go and the kubelet's ``syncPod``: pod keys on a work queue,
-the workers that take them (one key never in two workers; failures retried with back-off),
-the level-triggered ``sync(key)`` that walks one pod through volumes, sandbox, init and
-app containers and status (or termination), and the removal at start of what pods
-deleted while the kubelet was down left behind.
+the workers that take them (the controller runtime's :class:`Reconciler`: one key never in
+two workers; failures retried with back-off), the level-triggered ``sync(key)`` that walks
+one pod through volumes, sandbox, init and app containers and status (or termination),
+and the removal at start of what pods deleted while the kubelet was down left behind.
 """
 
 from __future__ import annotations
 
 import copy
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from skiff import tracing
 from skiff.api.errors import ApiError
 from skiff.client.events import EventRecorder
 from skiff.client.informer import Informer
-from skiff.client.workqueue import ShutDown, WorkQueue
+from skiff.controller.controller import Reconciler
 from skiff.cri.client import CriClient, CriError, pb
 from skiff.log import get_logger
 
@@ -27,13 +28,16 @@ log = get_logger(__name__)
 _tracer = tracing.tracer("skiff.kubelet")
 
 
-class PodWorkersMixin:
-    """The work queue of pod keys (``namespace/name/uid``) and what a worker does with one."""
+class PodWorkersMixin(Reconciler):
+    """The work queue of pod keys (``namespace/name/uid``) and what a worker does with one:
+    the controller runtime's queue and workers (:class:`Reconciler`) around :meth:`sync`.
+    """
+
+    name = "kubelet"
 
     # Set up by Kubelet.__init__.
     cri: CriClient
     node_ip: str
-    queue: WorkQueue[str]
     pods: Informer
     events: EventRecorder
     probes: ProbeManager
@@ -77,32 +81,25 @@ class PodWorkersMixin:
         for uid in self.volumes.known_pods() - known - seen:
             await self.volumes.teardown(uid)
 
-    async def _worker(self) -> None:
-        while True:
-            try:
-                key = await self.queue.get()
-            except ShutDown:
-                return
-            ns, name, _ = key.split("/", 2)
-            try:
-                with _tracer.start_as_current_span(
-                    "kubelet.SyncPod",
-                    # Linked to the trace of the write that created the pod.
-                    links=tracing.links_to(self.pods.trace_of(f"{ns}/{name}")),
-                    attributes={"k8s.pod": key},
-                ):
-                    requeue = await self.sync(key)
-                self.queue.forget(key)
-                if requeue:
-                    self.queue.add_after(key, requeue)
-            except (ApiError, CriError) as e:
-                log.warning("pod sync failed; retrying", pod=key, error=str(e))
-                self.queue.add_rate_limited(key)
-            except Exception:
-                log.exception("pod sync crashed; retrying", pod=key)
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
+    # -- the Reconciler's hooks: a worker's sync of one key -------------------------------
+
+    async def reconcile(self, key: str) -> float | None:
+        return await self.sync(key) or None  # 0: nothing to re-check
+
+    def reconcile_span(self, key: str) -> AbstractContextManager[object]:
+        ns, name, _ = key.split("/", 2)
+        return _tracer.start_as_current_span(
+            "kubelet.SyncPod",
+            # Linked to the trace of the write that created the pod.
+            links=tracing.links_to(self.pods.trace_of(f"{ns}/{name}")),
+            attributes={"k8s.pod": key},
+        )
+
+    def log_retry(self, key: str, error: Exception) -> None:
+        if isinstance(error, (ApiError, CriError)):
+            log.warning("pod sync failed; retrying", pod=key, error=str(error))
+        else:
+            log.exception("pod sync crashed; retrying", pod=key)
 
     async def sync(self, key: str) -> float:
         """Bring the runtime in line with the API for one pod; seconds until a re-check."""

@@ -14,7 +14,6 @@ import asyncio
 import copy
 import hashlib
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ import yaml
 from skiff.api.defaults import apply_defaults, pod_qos_class
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY
+from skiff.api.timestamps import micro_time
 from skiff.client.informer import Informer
 from skiff.client.rest import ApiClient
 from skiff.client.workqueue import WorkQueue
@@ -64,7 +64,7 @@ def load_manifest(path: Path, node_name: str) -> dict[str, Any]:
     annotations = meta.setdefault("annotations", {})
     annotations[CONFIG_SOURCE] = "file"
     annotations[CONFIG_HASH] = uid
-    annotations[CONFIG_SEEN] = datetime.now(UTC).isoformat()
+    annotations[CONFIG_SEEN] = micro_time()
     spec = pod.setdefault("spec", {})
     spec["nodeName"] = node_name
     # Static pods tolerate every NoExecute taint, as the kubelet makes them.
