@@ -43,9 +43,11 @@ unit: py-deps
 
 # Everything but the compose test, then the compose test (last: it starts dockerd, which
 # changes the host's iptables). SKIFF_SKIP_COMPOSE=1 leaves the compose test out.
+# SKIFF_REQUIRE_REAL_PARTS=1: every real part is installed by deps, so a test module whose
+# part is missing fails instead of skipping.
 test: deps
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -p no:cacheprovider
+	SKIFF_REQUIRE_REAL_PARTS=1 $(PY) -m pytest -q -p no:cacheprovider
 	@if [ "$${SKIFF_SKIP_COMPOSE:-0}" != 1 ]; then $(MAKE) --no-print-directory test-compose; fi
 
 bench: deps
@@ -86,4 +88,5 @@ compose-down:
 # logs/exec, apiserver crash, traces, 3 nodes + DaemonSet, down -v): pytest skips it
 # unless SKIFF_TEST_COMPOSE=1; installs Docker, docker-compose and debootstrap when missing.
 test-compose: py-deps
-	SKIFF_TEST_COMPOSE=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_compose.py
+	SKIFF_TEST_COMPOSE=1 SKIFF_REQUIRE_REAL_PARTS=1 $(PY) -m pytest -q -p no:cacheprovider \
+	  tests/test_compose.py

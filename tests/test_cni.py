@@ -7,13 +7,12 @@ reach each other. Traffic stays on that bridge; the bridge and CNI chains are re
 from __future__ import annotations
 
 import asyncio
-import shutil
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from runtime import containerd_available, start_containerd
+from runtime import CNI_PLUGINS, CONTAINERD, needs, start_containerd
 
 from skiff.cri.client import CriClient, pb
 from skiff.kubelet.containerd_setup import (
@@ -26,12 +25,7 @@ from skiff.kubelet.containerd_setup import (
 BRIDGE = "skifftest0"
 SUBNET = "10.244.250.0/24"
 
-pytestmark = pytest.mark.skipif(
-    not containerd_available()
-    or not shutil.which("iptables")
-    or not Path("/usr/lib/cni/bridge").exists(),
-    reason="containerd, iptables or the CNI plugins are not installed",
-)
+pytestmark = needs(*CONTAINERD, "iptables", paths=(CNI_PLUGINS / "bridge",))
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from runtime import containerd_available, start_containerd
+from runtime import CONTAINERD, needs, start_containerd
 
 from skiff.cri.client import CriClient, pb
 from skiff.kubelet.containerd_setup import DOWN_GRACE_SECONDS, remove_sandboxes
 from skiff.kubelet.local_images import BUSYBOX_NAME, PAUSE_NAME
 
-pytestmark = pytest.mark.skipif(not containerd_available(), reason="containerd not installed")
+pytestmark = needs(*CONTAINERD)
 
 
 @pytest.fixture(scope="module")

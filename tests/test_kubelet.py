@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -17,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from runtime import containerd_available, start_containerd
+from runtime import CNI_PLUGINS, CONTAINERD, needs, start_containerd
 
 from cluster import VENV_BIN, Cluster, Proc
 from skiff.api.errors import ApiError
@@ -33,10 +32,7 @@ from skiff.kubelet.containerd_setup import (
 BRIDGE = "skiffkl0"
 NODE = "kl-node"
 
-pytestmark = pytest.mark.skipif(
-    not containerd_available() or not shutil.which("iptables"),
-    reason="containerd or iptables not installed",
-)
+pytestmark = needs(*CONTAINERD, "iptables", paths=(CNI_PLUGINS / "bridge",))
 
 
 class Node:
@@ -373,16 +369,16 @@ async def test_kubectl_logs_and_exec(node: Node, kubeconfig: Path) -> None:
     assert res.stdout == "hi\n"
     res = await kubectl(kubeconfig, "exec", "talker", "--", "no-such-binary", check=False)
     assert res.returncode != 0
-    if shutil.which("script"):  # an interactive session on a real terminal: exec -it
-        cmd = f"{KUBECTL} --kubeconfig {kubeconfig} exec -it talker -- sh -c 'tty; exit 4'"
-        tty = await asyncio.to_thread(
-            subprocess.run,
-            ["script", "-qec", cmd, "/dev/null"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert tty.returncode == 4 and "/dev/pts/" in tty.stdout, tty
+    # An interactive session on a real terminal (script, from Debian's essential bsdutils).
+    cmd = f"{KUBECTL} --kubeconfig {kubeconfig} exec -it talker -- sh -c 'tty; exit 4'"
+    tty = await asyncio.to_thread(
+        subprocess.run,
+        ["script", "-qec", cmd, "/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert tty.returncode == 4 and "/dev/pts/" in tty.stdout, tty
     # follow a container to its end.
     await node.client.create(
         "pods",
