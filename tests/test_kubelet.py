@@ -56,7 +56,8 @@ class Node:
             "--lease-period", "1",
             "--pod-manifest-path", str(self.base / "manifests"),
             "--file-check-frequency", "0.5",
-            "--node-status-update-frequency", "2",
+            "--node-status-update-frequency", "1",
+            "--node-status-report-frequency", "2",
         ]  # fmt: skip
         self.proc = Proc("kubelet", args, self.base / "kubelet.log")
         self.proc.start()
@@ -237,12 +238,17 @@ async def test_env_sources_resources_and_config_errors(
     assert f"WEB_FRONT_PORT=tcp://{ip}:80" in out
     assert "KUBERNETES_SERVICE_HOST=10.96.0.1" in out
     await client.delete("services", "web-front", "default")
-    # The memory limit reached the container's cgroup.
-    limit = await cri.exec_sync(
-        cid, ["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"], timeout=10
+    # The memory and CPU limits reached the container's cgroup (v2 files, else v1's).
+    script = (
+        "if [ -f /sys/fs/cgroup/cpu.max ]; then cat /sys/fs/cgroup/memory.max "
+        "/sys/fs/cgroup/cpu.max; else cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+        "/sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us; fi"
     )
-    if limit.exit_code == 0:
-        assert int(limit.stdout) == 32 * 1024 * 1024
+    limits = await cri.exec_sync(cid, ["sh", "-c", script], timeout=10)
+    assert limits.exit_code == 0, limits
+    memory, quota, period = limits.stdout.split()
+    assert int(memory) == 32 * 1024 * 1024
+    assert int(quota) * 1000 // int(period) == 250  # 250m: a quarter of a core
     await client.delete("pods", "envy", "default")
 
     await client.create(
@@ -918,12 +924,31 @@ async def test_static_pod_is_mirrored(node: Node) -> None:
 
 
 async def test_node_status_heartbeat(node: Node) -> None:
+    """The real kubelet renews its Lease and reports its status again when nothing changed."""
     first = await node.client.get("nodes", NODE)
     beat = {c["type"]: c["lastHeartbeatTime"] for c in first["status"]["conditions"]}
     assert set(beat) == {"Ready", "MemoryPressure", "DiskPressure", "PIDPressure"}
     addresses = {a["type"]: a["address"] for a in first["status"]["addresses"]}
     assert addresses["InternalIP"] == "127.0.0.1"
     assert first["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] > 0
+    lease = await node.client.get("leases.coordination.k8s.io", NODE, "kube-node-lease")
+    assert lease["spec"]["holderIdentity"] == NODE
+
+    async def renewed() -> dict | None:
+        again = await node.client.get("leases.coordination.k8s.io", NODE, "kube-node-lease")
+        return again if again["spec"]["renewTime"] > lease["spec"]["renewTime"] else None
+
+    await _until(renewed, 10)  # --lease-period 1
+
+    async def reported() -> dict | None:
+        node_now = await node.client.get("nodes", NODE)
+        ready = next(c for c in node_now["status"]["conditions"] if c["type"] == "Ready")
+        return node_now if ready["lastHeartbeatTime"] > beat["Ready"] else None
+
+    later = await _until(reported, 15)  # --node-status-report-frequency 2 (whole seconds)
+    ready = next(c for c in later["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+    assert ready["lastTransitionTime"] <= beat["Ready"]  # a heartbeat, not a transition
 
 
 async def test_python_client_exec_stream(node: Node, kubeconfig: Path) -> None:

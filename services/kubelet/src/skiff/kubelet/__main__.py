@@ -60,6 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--file-check-frequency", type=float, default=5.0)
     p.add_argument("--node-status-update-frequency", type=float, default=10.0)
+    p.add_argument(
+        "--node-status-report-frequency",
+        type=float,
+        default=60.0,
+        help="seconds between Node status reports when no condition changed",
+    )
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "info"))
     return p.parse_args(argv)
 
@@ -86,6 +92,7 @@ async def run(a: argparse.Namespace) -> None:
             manifest_dir=a.pod_manifest_path,
             file_check_period=a.file_check_frequency,
             status_period=a.node_status_update_frequency,
+            report_period=a.node_status_report_frequency,
             pod_cidr=a.pod_cidr,
             on_pod_cidr=lambda cidr: write_cni_config(
                 paths, cidr, bridge=a.bridge, name=a.network_name

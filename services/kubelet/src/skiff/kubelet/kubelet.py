@@ -71,6 +71,7 @@ class Kubelet(
         manifest_dir: Path | None = None,
         file_check_period: float = 5.0,
         status_period: float = 10.0,
+        report_period: float = 60.0,
         pod_cidr: str = "",
         on_pod_cidr: Callable[[str], None] | None = None,
     ) -> None:
@@ -101,6 +102,7 @@ class Kubelet(
         self.file_check_period = file_check_period
         self.static_pods: dict[str, dict[str, Any]] = {}  # "namespace/name" → static pod
         self.status_period = status_period
+        self.report_period = report_period
         self.pod_cidr = pod_cidr
         self.on_pod_cidr = on_pod_cidr
         self._node: dict[str, Any] | None = None

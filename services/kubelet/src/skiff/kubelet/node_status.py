@@ -109,6 +109,7 @@ class NodeStatusMixin:
     lease: NodeLease
     lease_period: float
     status_period: float
+    report_period: float
     pod_cidr: str
     on_pod_cidr: Callable[[str], None] | None
     _node: dict[str, Any] | None
@@ -207,10 +208,10 @@ class NodeStatusMixin:
         return out
 
     async def update_node_status(self, *, force: bool = False) -> None:
-        """Post conditions when one changes, else a heartbeat every minute."""
+        """Post conditions when one changes, else a heartbeat every ``report_period``."""
         conditions = await self._node_conditions()
         current = {t: v[0] for t, v in conditions.items()}
-        stale = time.monotonic() - self._status_sent > 60
+        stale = time.monotonic() - self._status_sent > self.report_period
         node = await self.client.get("nodes", self.node_name)
         self._node = node
         self._follow_pod_cidr(node)
