@@ -7,6 +7,7 @@ reach each other. Traffic stays on that bridge; the bridge and CNI chains are re
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +25,8 @@ from skiff.kubelet.containerd_setup import (
 
 BRIDGE = "skifftest0"
 SUBNET = "10.244.250.0/24"
+GATEWAY = "10.244.250.1"  # the bridge's own address (isGateway)
+HOST_PORT = 30947
 
 pytestmark = needs(*CONTAINERD, "iptables", paths=(CNI_PLUGINS / "bridge",))
 
@@ -45,11 +48,19 @@ async def cri(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[CriClie
         teardown_network(BRIDGE)
 
 
-async def run_pod(cri: CriClient, name: str, logs: Path, command: list[str]) -> tuple[str, str]:
+async def run_pod(
+    cri: CriClient, name: str, logs: Path, command: list[str], host_port: int = 0
+) -> tuple[str, str]:
+    ports = (
+        [pb.PortMapping(protocol=pb.TCP, container_port=8080, host_port=host_port)]
+        if host_port
+        else []
+    )
     sandbox_config = pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name=name, namespace="default", uid=f"uid-{name}"),
         hostname=name,
         log_directory=str(logs / name),
+        port_mappings=ports,
     )
     sandbox = await cri.run_pod_sandbox(sandbox_config)
     config = pb.ContainerConfig(
@@ -64,14 +75,20 @@ async def run_pod(cri: CriClient, name: str, logs: Path, command: list[str]) -> 
     return container, status.status.network.ip
 
 
+def iptables(table: str) -> str:
+    return subprocess.run(
+        ["iptables-save", "-t", table], capture_output=True, text=True, check=True
+    ).stdout
+
+
 async def test_pods_get_ips_and_talk(cri: CriClient, tmp_path: Path) -> None:
     serve = ["sh", "-c", "echo hello-$(hostname) > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]
-    _, ip1 = await run_pod(cri, "web", tmp_path, serve)
+    _, ip1 = await run_pod(cri, "web", tmp_path, serve, host_port=HOST_PORT)
     c2, ip2 = await run_pod(cri, "client", tmp_path, ["sleep", "3600"])
     assert ip1.startswith("10.244.250.") and ip2.startswith("10.244.250.") and ip1 != ip2
 
-    def fetch() -> str:
-        with urllib.request.urlopen(f"http://{ip1}:8080/index.html", timeout=5) as r:
+    def fetch(url: str = f"http://{ip1}:8080/index.html") -> str:
+        with urllib.request.urlopen(url, timeout=5) as r:
             return r.read().decode()
 
     body = ""
@@ -87,3 +104,16 @@ async def test_pods_get_ips_and_talk(cri: CriClient, tmp_path: Path) -> None:
         c2, ["timeout", "5", "wget", "-qO-", f"http://{ip1}:8080/index.html"], timeout=15
     )
     assert result.exit_code == 0 and result.stdout.decode().strip() == "hello-web"
+    # portmap: the host port is DNAT'ed to the pod (reached here through the test's bridge).
+    nat = iptables("nat")
+    assert f"--dport {HOST_PORT} -j DNAT --to-destination {ip1}:8080" in nat, nat
+    via_host_port = await asyncio.to_thread(fetch, f"http://{GATEWAY}:{HOST_PORT}/index.html")
+    assert via_host_port.strip() == "hello-web"
+    # firewall: the pods' traffic is accepted in CNI-FORWARD (Docker's DROP policy aside).
+    assert f"-A CNI-FORWARD -d {ip1}/32" in iptables("filter")
+    # Removing the pods removes their CNI chains and rules.
+    for sb in await cri.list_pod_sandbox():
+        await cri.stop_pod_sandbox(sb.id)
+        await cri.remove_pod_sandbox(sb.id)
+    after = iptables("nat") + iptables("filter")
+    assert ip1 not in after and ip2 not in after and f"--dport {HOST_PORT} " not in after
