@@ -27,7 +27,7 @@ from skiff.api import errors
 from skiff.api import patch as patching
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY, ResourceInfo
-from skiff.apiserver import openapi, protobuf, tables
+from skiff.apiserver import openapi, printers, protobuf
 from skiff.log import get_logger
 
 from . import discovery
@@ -435,7 +435,7 @@ class RestApi:
         opts: WriteOptions | None = None,
     ) -> Response:
         if _wants_table(request):
-            body = tables.table_for(
+            body = printers.table_for(
                 info, [obj], include_object=request.query_params.get("includeObject", "Metadata")
             )
             resp = json_response(body, status, media_type=TABLE_CT)
@@ -450,7 +450,7 @@ class RestApi:
         if result.continue_token:
             meta["continue"] = result.continue_token
         if _wants_table(request):
-            body = tables.table_for(
+            body = printers.table_for(
                 t.info,
                 result.items,
                 include_object=request.query_params.get("includeObject", "Metadata"),
@@ -478,7 +478,7 @@ class RestApi:
 
         def line(etype: str, obj: dict[str, Any]) -> bytes:
             if as_table:
-                obj = tables.table_for(info, [obj], include_object=include)
+                obj = printers.table_for(info, [obj], include_object=include)
             return _dumps({"type": etype, "object": obj}) + b"\n"
 
         def render(e: Event) -> bytes:

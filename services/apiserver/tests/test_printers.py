@@ -9,8 +9,8 @@ import pytest
 
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY, RESOURCES, ResourceInfo
-from skiff.apiserver import tables
-from skiff.apiserver.tables import human_duration, table_for
+from skiff.apiserver import printers
+from skiff.apiserver.printers import human_duration, table_for
 
 NOW = datetime(2025, 1, 10, 12, 0, 0, tzinfo=UTC)
 
@@ -685,7 +685,7 @@ def test_many_pods_is_fast() -> None:
 
 def test_default_now_is_current_time() -> None:
     fresh = {"metadata": {"name": "x", "creationTimestamp": datetime.now(UTC).isoformat()}}
-    assert tables.table_for(POD, [fresh])["rows"][0]["cells"][4] in ("0s", "1s")
+    assert printers.table_for(POD, [fresh])["rows"][0]["cells"][4] in ("0s", "1s")
 
 
 def test_storage_class_marks_the_default() -> None:
