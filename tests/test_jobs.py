@@ -30,7 +30,7 @@ from skiff.hollownode.nodes import HollowNodes, NodeShape
 
 NS = "jobs"
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
-CONTROLLERS = "--controllers=job-controller,cronjob-controller"
+CONTROLLERS = "--controllers=job-controller,cronjob-controller,ttl-after-finished"
 FINALIZER = "batch.kubernetes.io/job-tracking"
 
 
@@ -343,15 +343,15 @@ async def test_ttl_after_finished_deletes_the_job(env: tuple[ApiClient, PodTrack
     pod = (await until(lambda: running(tracker, uid), timeout=30, what="pod"))[0]
     await finish(client, pod, "Succeeded")
 
-    async def gone() -> bool:
-        try:
-            await client.get("jobs", "ttl", NS)
-        except ApiError as e:
-            return e.code == 404
-        return False
+    async def deleted() -> dict[str, Any] | None:
+        obj = await client.get("jobs", "ttl", NS)
+        return obj if obj["metadata"].get("deletionTimestamp") else None
 
-    await until(gone, timeout=30, what="the Job deleted by its TTL")
-    # No garbage collector runs here: the pod stays, but nothing holds it any more.
+    # The ttl-after-finished controller deletes it in the foreground, as Kubernetes does.
+    gone = await until(deleted, timeout=30, what="the Job deleted by its TTL")
+    assert "foregroundDeletion" in gone["metadata"]["finalizers"]
+    # No garbage collector runs here to finish that: the Job stays Terminating and the
+    # pod stays, but the pod's tracking finalizer no longer holds it.
     await until(
         lambda: all(not p["metadata"].get("finalizers") for p in pods_of(tracker, uid)),
         what="the finalizer removed",

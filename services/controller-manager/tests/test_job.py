@@ -495,7 +495,7 @@ async def test_suspend_and_resume() -> None:
         assert {"Suspended", "Resumed", "SuccessfulDelete"} <= set(e.event_reasons())
 
 
-async def test_ttl_after_finished_deletes_the_job() -> None:
+async def test_a_finished_job_with_a_ttl_is_left_to_the_ttl_controller() -> None:
     async with env() as e:
         await e.create("t", ttlSecondsAfterFinished=5)
         await e.sync("t")
@@ -504,11 +504,12 @@ async def test_ttl_after_finished_deletes_the_job() -> None:
         await e.sync("t")
         await e.sync("t")
         assert e.conditions(await e.job("t"))["Complete"]["status"] == "True"
-        delay = await e.sync("t")
-        assert delay is not None and 5 <= delay <= 5.1
+        assert await e.sync("t") is None  # no requeue for the TTL
         e.clock.t += 5
         assert await e.sync("t") is None
-        assert e.fake.keys("jobs") == []
+        # Deleting it is the ttl-after-finished controller's (test_ttlafterfinished.py).
+        assert e.fake.keys("jobs") == [f"{NS}/t"]
+        assert e.fake.writes("delete", "jobs") == []
 
 
 async def test_orphan_pod_finalizer_is_removed_when_its_job_goes() -> None:

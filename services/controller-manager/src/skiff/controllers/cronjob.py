@@ -65,7 +65,7 @@ from skiff.controller.owners import (
 )
 from skiff.controller.ownwrites import OwnWrites
 
-from .job import finished_condition, is_succeeded
+from .job.util import finished_condition, is_succeeded
 
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 """Annotation on a created Job: its scheduled time, RFC 3339 in the CronJob's zone."""

@@ -35,6 +35,7 @@ from .nodelifecycle import NodeLifecycleController, TaintEvictionController
 from .replicaset import ReplicaSetController, ReplicationControllerController
 from .serviceaccount import ServiceAccountsController
 from .statefulset import StatefulSetController
+from .ttlafterfinished import TTLAfterFinishedController
 from .volumebinding import PersistentVolumeBinder
 from .volumeprotection import PvcProtectionController, PvProtectionController
 
@@ -169,6 +170,13 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             workers=5,
             flag="concurrent-job-syncs",
             aliases=("job",),
+        ),
+        ControllerSpec(
+            "ttl-after-finished-controller",
+            TTLAfterFinishedController,
+            workers=5,
+            flag="concurrent-ttl-after-finished-syncs",
+            aliases=("ttl-after-finished",),
         ),
         ControllerSpec(
             "cronjob-controller",
