@@ -778,28 +778,72 @@ class DaemonSetController(OwnedPodEvents, Controller):
         now = self.ctx.clock()
         nodes_by_name = {n["metadata"]["name"]: n for n in nodes}
         if max_surge == 0:
-            unavailable = 0
-            replace: list[Obj] = []
-            candidates: list[Obj] = []
-            for node_name in sorted(by_node):
-                new, old, ok = self._updated_pods_on_node(by_node[node_name], hash_)
-                if not ok or (new is None) == (old is None):
-                    unavailable += 1  # the manage loop creates or deletes here
-                elif new is not None:
-                    if not is_available(new, min_ready, now):
-                        unavailable += 1
-                elif old is not None:
-                    if not is_available(old, min_ready, now):
-                        replace.append(old)
-                    elif unavailable < max_unavailable:
-                        candidates.append(old)
-            remaining = min(max(max_unavailable - unavailable, 0), len(candidates))
-            victims = replace + candidates[:remaining]
+            victims = self._max_unavailable_victims(by_node, hash_, max_unavailable, min_ready, now)
             if victims:
                 self.log.info("rolling update", key=key, delete=len(victims), hash=hash_)
             await self.sync_nodes(ds, key, victims, [], hash_)
             return
 
+        old_to_delete, create_on = self._max_surge_plan(
+            ds, nodes_by_name, by_node, hash_, desired, max_surge, min_ready, now
+        )
+        if old_to_delete or create_on:
+            self.log.info(
+                "rolling update", key=key, delete=len(old_to_delete), surge=len(create_on)
+            )
+        await self.sync_nodes(ds, key, old_to_delete, create_on, hash_)
+
+    def _max_unavailable_victims(
+        self,
+        by_node: Mapping[str, list[Obj]],
+        hash_: str,
+        max_unavailable: int,
+        min_ready: int,
+        now: float,
+    ) -> list[Obj]:
+        """The maxSurge=0 pass: old pods to delete, at most maxUnavailable at a time.
+
+        A node with neither pod, both, or several of one kind counts as unavailable (the
+        manage loop acts there), as does one whose new pod is not yet available. Unavailable
+        old pods are always replaced; available ones only within the budget left.
+        """
+        unavailable = 0
+        replace: list[Obj] = []
+        candidates: list[Obj] = []
+        for node_name in sorted(by_node):
+            new, old, ok = self._updated_pods_on_node(by_node[node_name], hash_)
+            if not ok or (new is None) == (old is None):
+                unavailable += 1  # the manage loop creates or deletes here
+            elif new is not None:
+                if not is_available(new, min_ready, now):
+                    unavailable += 1
+            elif old is not None:
+                if not is_available(old, min_ready, now):
+                    replace.append(old)
+                elif unavailable < max_unavailable:
+                    candidates.append(old)
+        remaining = min(max(max_unavailable - unavailable, 0), len(candidates))
+        return replace + candidates[:remaining]
+
+    def _max_surge_plan(
+        self,
+        ds: Obj,
+        nodes_by_name: Mapping[str, Obj],
+        by_node: Mapping[str, list[Obj]],
+        hash_: str,
+        desired: int,
+        max_surge: int,
+        min_ready: int,
+        now: float,
+    ) -> tuple[list[Obj], list[str]]:
+        """The maxSurge>0 pass: (old pods to delete, nodes to surge a new pod onto).
+
+        An old pod goes once its node's new pod is available, or at once when it is
+        unavailable and its node no longer runs the set; an unavailable old pod gets a
+        new pod beside it regardless of the surge budget, an available one within it.
+        Available old pods on nodes that no longer run the set are deleted only while
+        more than ``desired`` pods stay available.
+        """
         old_to_delete: list[Obj] = []
         should_not_run: list[Obj] = []
         candidate_nodes: list[str] = []
@@ -835,12 +879,7 @@ class DaemonSetController(OwnedPodEvents, Controller):
         deletable = min(max(available - desired, 0), len(should_not_run))
         old_to_delete.extend(should_not_run[:deletable])
         remaining = min(max(max_surge - surged, 0), len(candidate_nodes))
-        create_on = allowed_nodes + candidate_nodes[:remaining]
-        if old_to_delete or create_on:
-            self.log.info(
-                "rolling update", key=key, delete=len(old_to_delete), surge=len(create_on)
-            )
-        await self.sync_nodes(ds, key, old_to_delete, create_on, hash_)
+        return old_to_delete, allowed_nodes + candidate_nodes[:remaining]
 
     # -- status --------------------------------------------------------------------------
 

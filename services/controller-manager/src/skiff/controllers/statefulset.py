@@ -272,6 +272,21 @@ def _same_refs(a: list[Obj], b: list[Obj]) -> bool:
     return sorted(r.get("uid", "") for r in a) == sorted(r.get("uid", "") for r in b)
 
 
+def split_replicas(pods: list[Obj], start: int, end: int) -> tuple[dict[int, Obj], list[Obj]]:
+    """``updateStatefulSet``'s split: the pods of ordinals ``start`` … ``end - 1`` by
+    ordinal, and the condemned others, highest ordinal first."""
+    replicas: dict[int, Obj] = {}
+    condemned: list[Obj] = []
+    for p in pods:
+        ordinal = ordinal_of(p)
+        if start <= ordinal < end:
+            replicas[ordinal] = p
+        else:
+            condemned.append(p)
+    condemned.sort(key=ordinal_of, reverse=True)
+    return replicas, condemned
+
+
 # -- the controller ------------------------------------------------------------------------
 
 
@@ -462,24 +477,59 @@ class StatefulSetController(OwnedPodEvents, Controller):
         monotonic = spec.get("podManagementPolicy") != PARALLEL
         min_ready = int(spec.get("minReadySeconds") or 0)
         now = self.ctx.clock()
-        slots: dict[int, Obj] = {}
-        condemned: list[Obj] = []
-        for p in pods:
-            ordinal = ordinal_of(p)
-            if start <= ordinal < end:
-                slots[ordinal] = p
-            else:
-                condemned.append(p)
-        condemned.sort(key=ordinal_of, reverse=True)
-        unhealthy = [slots[o] for o in sorted(slots) if not self._healthy(slots[o], min_ready, now)]
-        unhealthy += [p for p in reversed(condemned) if not self._healthy(p, min_ready, now)]
-        first_unhealthy = unhealthy[0] if unhealthy else None
+        replicas, condemned = split_replicas(pods, start, end)
+        first_unhealthy = self._first_unhealthy(replicas, condemned, min_ready, now)
 
+        to_create, to_delete, blocked = await self._process_replicas(
+            sts, replicas, start, end, monotonic, min_ready, now
+        )
+        if to_delete:
+            await self._recreate_finished(sts, key, to_delete)
+        if to_create:
+            await self._create_pods(sts, key, to_create, current, update)
+        if to_delete or to_create or (monotonic and blocked):
+            return
+        if await self._process_condemned(
+            sts, key, condemned, first_unhealthy, monotonic, min_ready, now
+        ):
+            return
+        await self._rolling_update(sts, key, replicas, start, end, update, min_ready, now)
+
+    def _first_unhealthy(
+        self, replicas: dict[int, Obj], condemned: list[Obj], min_ready: int, now: float
+    ) -> Obj | None:
+        """The lowest unhealthy replica, else the lowest unhealthy condemned pod.
+
+        ``OrderedReady`` only scales down past an unhealthy pod when it is this one.
+        """
+        unhealthy = [
+            replicas[o] for o in sorted(replicas) if not self._healthy(replicas[o], min_ready, now)
+        ]
+        unhealthy += [p for p in reversed(condemned) if not self._healthy(p, min_ready, now)]
+        return unhealthy[0] if unhealthy else None
+
+    async def _process_replicas(
+        self,
+        sts: Obj,
+        replicas: dict[int, Obj],
+        start: int,
+        end: int,
+        monotonic: bool,
+        min_ready: int,
+        now: float,
+    ) -> tuple[list[int], list[Obj], bool]:
+        """``processReplica`` over ordinals ``start`` … ``end - 1``, lowest first.
+
+        Returns the ordinals to create, the finished pods to delete (and create again)
+        and whether a pod blocks the pass: one being deleted, or, for ``OrderedReady``,
+        one not yet Running and available. Live pods get their invariants enforced;
+        ``OrderedReady`` stops at the first ordinal that needs anything.
+        """
         to_create: list[int] = []
         to_delete: list[Obj] = []
         blocked = False
         for ordinal in range(start, end):
-            pod = slots.get(ordinal)
+            pod = replicas.get(ordinal)
             if pod is None:
                 to_create.append(ordinal)
             elif is_terminating(pod):
@@ -493,43 +543,75 @@ class StatefulSetController(OwnedPodEvents, Controller):
                 blocked = True  # OrderedReady: wait for it to be Running and Ready
             if monotonic:
                 break
-        if to_delete:
-            for pod in to_delete:
-                name = pod["metadata"]["name"]
-                if (pod.get("status") or {}).get("phase") == "Failed":
-                    kind, reason, what = "Warning", "RecreatingFailedPod", "failed"
-                else:
-                    kind, reason, what = "Normal", "RecreatingTerminatedPod", "terminated"
-                self.events.emit(
-                    self._about(sts),
-                    kind,
-                    reason,
-                    f"StatefulSet {key} is recreating {what} Pod {name}",
-                )
-            await self._delete_pods(sts, key, to_delete)
-        if to_create:
-            await self._create_pods(sts, key, to_create, current, update)
-        if to_delete or to_create or (monotonic and blocked):
-            return
+        return to_create, to_delete, blocked
 
+    async def _recreate_finished(self, sts: Obj, key: str, pods: list[Obj]) -> None:
+        """Delete Failed and Succeeded pods so that they are created again."""
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            if (pod.get("status") or {}).get("phase") == "Failed":
+                kind, reason, what = "Warning", "RecreatingFailedPod", "failed"
+            else:
+                kind, reason, what = "Normal", "RecreatingTerminatedPod", "terminated"
+            self.events.emit(
+                self._about(sts),
+                kind,
+                reason,
+                f"StatefulSet {key} is recreating {what} Pod {name}",
+            )
+        await self._delete_pods(sts, key, pods)
+
+    async def _process_condemned(
+        self,
+        sts: Obj,
+        key: str,
+        condemned: list[Obj],
+        first_unhealthy: Obj | None,
+        monotonic: bool,
+        min_ready: int,
+        now: float,
+    ) -> bool:
+        """``processCondemned``: scale down from the highest ordinal.
+
+        ``OrderedReady`` deletes one pod, and waits while one is terminating or an
+        unhealthy pod other than ``first_unhealthy`` remains; ``Parallel`` deletes every
+        condemned pod not already terminating. Returns whether the pass stops here.
+        """
         for pod in condemned:  # highest ordinal first
             if is_terminating(pod):
                 if monotonic:
-                    return
+                    return True
                 continue
             if monotonic and not self._healthy(pod, min_ready, now) and pod is not first_unhealthy:
-                return
+                return True
             victims = [pod] if monotonic else [p for p in condemned if not is_terminating(p)]
             await self._delete_pods(sts, key, victims, scaled_down=True)
-            return
+            return True
+        return False
 
-        strategy = spec.get("updateStrategy") or {}
+    async def _rolling_update(
+        self,
+        sts: Obj,
+        key: str,
+        replicas: dict[int, Obj],
+        start: int,
+        end: int,
+        update: Obj,
+        min_ready: int,
+        now: float,
+    ) -> None:
+        """``RollingUpdate``: replace one out-of-date pod, from the highest ordinal down.
+
+        Ordinals below ``partition`` are left alone; the pass waits on a missing or
+        unhealthy pod. ``OnDelete`` does nothing here.
+        """
+        strategy = _spec(sts).get("updateStrategy") or {}
         if strategy.get("type") == ON_DELETE:
             return
         partition = int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
         update_name = update["metadata"]["name"]
         for ordinal in range(end - 1, max(partition, start) - 1, -1):
-            pod = slots.get(ordinal)
+            pod = replicas.get(ordinal)
             if pod is None:
                 return
             if revision_of(pod) != update_name and not is_terminating(pod):
