@@ -256,13 +256,18 @@ class ReplicaSetController(OwnedPodEvents, Controller):
                 if at is not None and at <= now:
                     available += 1
         status: Obj = dict(rs.get("status") or {})
-        status.update(
-            replicas=len(pods),
-            fullyLabeledReplicas=fully,
-            readyReplicas=ready,
-            availableReplicas=available,
-            observedGeneration=int(rs["metadata"].get("generation") or 0),
-        )
+        status["replicas"] = len(pods)
+        counts = {
+            "fullyLabeledReplicas": fully,
+            "readyReplicas": ready,
+            "availableReplicas": available,
+            "observedGeneration": int(rs["metadata"].get("generation") or 0),
+        }
+        for field, count in counts.items():  # zero counts are left out (Go's omitempty)
+            if count:
+                status[field] = count
+            else:
+                status.pop(field, None)
         conditions = [c for c in status.get("conditions") or () if c.get("type") != REPLICA_FAILURE]
         failure = next(
             (c for c in status.get("conditions") or () if c.get("type") == REPLICA_FAILURE), None
