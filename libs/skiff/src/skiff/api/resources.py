@@ -459,10 +459,6 @@ class Registry:
     def by_gvk(self, group: str, version: str, kind: str) -> ResourceInfo | None:
         return self._by_gvk.get((group, version, kind))
 
-    def by_api_version(self, api_version: str, kind: str) -> ResourceInfo | None:
-        group, _, version = api_version.rpartition("/")
-        return self._by_gvk.get((group, version, kind))
-
     def by_key(self, key: str) -> ResourceInfo | None:
         """The resource an etcd key belongs to (``/registry/apps/deployments/ns/x``)."""
         parts = key.split("/", 4)

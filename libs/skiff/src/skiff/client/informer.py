@@ -121,6 +121,8 @@ class Store:
         try:
             values = fn(obj)
         except Exception:
+            # Logged, not swallowed: the entry may now stay in the index.
+            log.exception("index function failed on removal", index=name, key=key)
             return
         index = self._indices[name]
         for v in values or ():
@@ -264,9 +266,6 @@ class Informer:
             for obj in self.store.list():
                 self._call(on_add, obj)
         return h
-
-    def remove_handler(self, handler: Handler) -> None:
-        self._handlers.remove(handler)
 
     async def wait_synced(self, timeout: float | None = None) -> None:
         await wait_synced(self, timeout=timeout)

@@ -367,10 +367,6 @@ def _walk_quantity(node: _Node, value: Any, path: str, errs: Errs, _unknown: lis
         errs.append(_type_cause(path, node.kind, value))
 
 
-def _walk_any(_node: _Node, _value: Any, _path: str, _errs: Errs, _unknown: list[str]) -> None:
-    pass
-
-
 _WALKERS = {
     _OBJECT: _walk_object,
     _ARRAY: _walk_array,

@@ -77,13 +77,6 @@ def revision_template(revision: Obj) -> Obj:
     return template
 
 
-def with_template(owner: Obj, revision: Obj) -> Obj:
-    """``ApplyRevision``: a copy of ``owner`` whose template is the revision's."""
-    out = copy_object(owner)
-    out.setdefault("spec", {})["template"] = revision_template(revision)
-    return out
-
-
 def revision_number(revision: Obj) -> int:
     return int(revision.get("revision") or 0)
 
