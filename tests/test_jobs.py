@@ -3,9 +3,11 @@
 Hollow nodes run pods but never finish them: the tests end a pod the way its kubelet
 would, by writing ``phase`` and a terminated container state through ``pods/status``.
 
-The CronJob controller reads its clock through ``SKIFF_CLOCK_OFFSET_FILE``: the tests
-move its "now" to just after a chosen minute instead of waiting for real minutes (the
-controller notices the jump within 0.2 s and syncs every CronJob).
+The controller manager runs on a clock moved by a file (``--clock-offset-file``): the
+tests move its "now" to just after a chosen minute instead of waiting for real minutes
+(the CronJob controller notices the jump within 0.2 s and syncs every CronJob). One
+test runs a CronJob on the real clock, in a cluster of its own, and waits for a real
+minute.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from skiff.client.rest import ApiClient
 from skiff.hollownode.nodes import HollowNodes, NodeShape
 
 NS = "jobs"
+SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
 CONTROLLERS = "--controllers=job-controller,cronjob-controller,ttl-after-finished"
 FINALIZER = "batch.kubernetes.io/job-tracking"
@@ -53,13 +56,11 @@ def clock_file(jc: Cluster) -> Path:
 @pytest.fixture(scope="module")
 def managers(jc: Cluster, clock_file: Path) -> Iterator[Managers]:
     m = Managers(jc)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SKIFF_CLOCK_OFFSET_FILE", str(clock_file))
-        m.start(CONTROLLERS)
-        try:
-            yield m
-        finally:
-            m.stop()
+    m.start(CONTROLLERS, f"--clock-offset-file={clock_file}")
+    try:
+        yield m
+    finally:
+        m.stop()
 
 
 @pytest.fixture(scope="module")
@@ -534,9 +535,7 @@ async def test_restart_creates_no_duplicates_and_one_catch_up_run(
     # While no controller runs: a pod ends, and five scheduled minutes pass.
     await finish(client, pods[0], "Succeeded")
     set_clock(clock_file, minute + 5 * 60 + 20)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SKIFF_CLOCK_OFFSET_FILE", str(clock_file))
-        managers.start(CONTROLLERS)
+    managers.start(CONTROLLERS, f"--clock-offset-file={clock_file}")
 
     # One catch-up run, for the most recent time (not five of them).
     await until(
@@ -559,6 +558,64 @@ async def test_restart_creates_no_duplicates_and_one_catch_up_run(
     assert await cron_jobs(client, strict) == [f"strict-{m}"]
     for name in ("every", "strict"):
         await client.delete("cronjobs", name, NS)
+
+
+async def _controller_manager_leads(client: ApiClient) -> bool:
+    try:
+        lease = await client.get(
+            "leases.coordination.k8s.io", "kube-controller-manager", "kube-system"
+        )
+    except ApiError:
+        return False
+    return bool((lease.get("spec") or {}).get("holderIdentity"))
+
+
+async def test_cronjob_runs_at_the_real_minute(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """No offset file: a ``*/1`` CronJob's Job comes at the next real minute boundary."""
+    c = start_cluster(tmp_path_factory.mktemp("jobs-real-clock"))
+    m = Managers(c)
+    try:
+        # The real clock, even where the environment would name an offset file.
+        m.start("--controllers=cronjob-controller", env={"SKIFF_CLOCK_OFFSET_FILE": ""})
+        async with ApiClient(c.url) as client:
+            await client.create("namespaces", {"metadata": {"name": NS}})
+            await until(lambda: _controller_manager_leads(client), timeout=30, what="a leader")
+            await asyncio.sleep(1)  # its informers sync
+            if time.time() % 60 > 55:  # leave the controller a few seconds before the minute
+                await asyncio.sleep(61 - time.time() % 60)
+            cj = await client.create("cronjobs", cronjob("minutely", "*/1 * * * *"), NS)
+            uid = cj["metadata"]["uid"]
+            created = datetime.fromisoformat(cj["metadata"]["creationTimestamp"]).timestamp()
+            boundary = (int(created) // 60 + 1) * 60
+            assert boundary - time.time() < 62
+
+            async def first_job() -> dict[str, Any] | None:
+                items, _ = await client.list_all("jobs", NS)
+                return next((j for j in items if _controlled_by(j, uid)), None)
+
+            job = await until(first_job, timeout=75, what="the CronJob's Job")
+            seen = time.time()
+        meta = job["metadata"]
+        scheduled = datetime.fromisoformat(meta["annotations"][SCHEDULED_TIMESTAMP]).timestamp()
+        assert scheduled % 60 == 0, meta["annotations"]
+        assert scheduled == boundary
+        assert meta["name"] == f"minutely-{boundary // 60}"
+        job_created = datetime.fromisoformat(meta["creationTimestamp"]).timestamp()
+        # Created at the boundary (timestamps are whole seconds), not early, not late.
+        assert scheduled <= job_created <= scheduled + 3, (scheduled, job_created)
+        assert seen - scheduled < 5, (scheduled, seen)
+    finally:
+        m.stop()
+        c.stop()
+
+
+def _controlled_by(obj: dict[str, Any], uid: str) -> bool:
+    return any(
+        r.get("uid") == uid and r.get("controller")
+        for r in obj["metadata"].get("ownerReferences") or ()
+    )
 
 
 async def test_invalid_schedule_is_refused(env: tuple[ApiClient, PodTracker]) -> None:

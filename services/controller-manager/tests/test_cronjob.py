@@ -12,12 +12,8 @@ from typing import Any
 from skiff.controller.controller import ControllerContext
 from skiff.controller.fake import FakeApi
 from skiff.controller.informers import SharedInformers
-from skiff.controllers.cronjob import (
-    SCHEDULED_TIMESTAMP,
-    CronJobController,
-    OffsetClock,
-    new_cronjob_controller,
-)
+from skiff.controllers.clock import OffsetClock
+from skiff.controllers.cronjob import SCHEDULED_TIMESTAMP, CronJobController
 
 NS = "ns"
 
@@ -391,16 +387,16 @@ async def test_missing_active_job_is_dropped() -> None:
         assert ("MissingJob", f"Active job went missing: {name}") in await e.events()
 
 
-async def test_offset_clock_and_jump_detection(tmp_path: Path, monkeypatch: Any) -> None:
+async def test_offset_clock_and_jump_detection(tmp_path: Path) -> None:
     offset = tmp_path / "offset"
     offset.write_text("0")
-    monkeypatch.setenv("SKIFF_CLOCK_OFFSET_FILE", str(offset))
     fake = FakeApi()
     informers = SharedInformers(fake)  # type: ignore[arg-type]
     base = Clock()
-    c = new_cronjob_controller(ControllerContext(fake, informers, clock=base))  # type: ignore[arg-type]
-    assert isinstance(c.clock, OffsetClock)
-    assert c.clock() == base.t
+    clock = OffsetClock(base, offset)
+    ctx = ControllerContext(fake, informers, clock=clock)  # type: ignore[arg-type]
+    c = CronJobController(ctx, clock_check_interval=0.2)
+    assert c.ctx.clock() == base.t
     informers.start()
     task = asyncio.create_task(c._watch_clock())
     try:
@@ -413,7 +409,7 @@ async def test_offset_clock_and_jump_detection(tmp_path: Path, monkeypatch: Any)
         async with asyncio.timeout(5):
             while not len(c.queue):
                 await asyncio.sleep(0.05)
-        assert c.clock() == base.t + 3600
+        assert c.ctx.clock() == base.t + 3600
         assert await c.queue.get() == f"{NS}/j"
     finally:
         task.cancel()

@@ -8,7 +8,10 @@ import pytest
 
 from skiff.controller.controller import Controller
 from skiff.controller.fake import FakeApi
+from skiff.controllers.config import ControllerManagerConfig
 from skiff.controllers.manager import ControllerManager, ControllerSpec, resolve_controllers
+from skiff.controllers.nodeipam import NodeIpamSettings
+from skiff.controllers.nodelifecycle import LifecycleSettings
 
 
 async def test_runs_enabled_controllers_on_shared_informers() -> None:
@@ -79,3 +82,39 @@ def test_resolve_controllers() -> None:
     with pytest.raises(ValueError, match="not in the list of known controllers"):
         resolve_controllers(["*", "-nope"], registry)
     assert "replicaset-controller" in resolve_controllers(["*"])  # the real registry
+
+
+def test_controllers_get_their_configuration() -> None:
+    fake = FakeApi()
+    config = ControllerManagerConfig(
+        node_lifecycle=LifecycleSettings(monitor_grace_period=5),
+        node_ipam=NodeIpamSettings(cluster_cidr="10.9.0.0/20", node_cidr_mask_size=26),
+        pv_hostpath_dir="/srv/pv/",
+        cronjob_clock_check_interval=0.2,
+    )
+    manager = ControllerManager(
+        fake,  # type: ignore[arg-type]
+        controllers=[
+            "nodelifecycle",
+            "tainteviction",
+            "nodeipam",
+            "persistentvolume-binder",
+            "cronjob",
+        ],
+        config=config,
+    )
+    c = manager.build()
+    assert c["node-lifecycle-controller"].settings.monitor_grace_period == 5  # type: ignore[attr-defined]
+    assert c["taint-eviction-controller"].settings is config.node_lifecycle  # type: ignore[attr-defined]
+    (cidrs,) = c["node-ipam-controller"].cidr_sets  # type: ignore[attr-defined]
+    assert (str(cidrs.cluster), cidrs.mask) == ("10.9.0.0/20", 26)
+    assert c["persistentvolume-binder-controller"].base_dir == "/srv/pv"  # type: ignore[attr-defined]
+    assert c["cronjob-controller"].clock_check_interval == 0.2  # type: ignore[attr-defined]
+
+
+def test_allocate_node_cidrs_false_turns_node_ipam_off() -> None:
+    config = ControllerManagerConfig(node_ipam=NodeIpamSettings(allocate_node_cidrs=False))
+    manager = ControllerManager(FakeApi(), config=config)  # type: ignore[arg-type]
+    assert "node-ipam-controller" not in manager.enabled
+    assert "node-lifecycle-controller" in manager.enabled
+    assert "node-ipam-controller" in ControllerManager(FakeApi()).enabled  # type: ignore[arg-type]

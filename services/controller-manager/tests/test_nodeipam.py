@@ -17,6 +17,7 @@ from skiff.controllers.nodeipam import (
     CidrSet,
     CidrSetFullError,
     NodeIpamController,
+    NodeIpamSettings,
     parse_cluster_cidrs,
 )
 
@@ -57,18 +58,22 @@ def test_cidr_set_rejects_bad_masks() -> None:
         CidrSet(ipaddress.ip_network("10.0.0.0/8"), 28)
 
 
-def test_settings_from_environment() -> None:
-    (v4,) = parse_cluster_cidrs({})
+def test_settings() -> None:
+    (v4,) = NodeIpamSettings().cidr_sets()
     assert (str(v4.cluster), v4.mask) == ("10.244.0.0/16", 24)
-    (v4,) = parse_cluster_cidrs(
-        {"SKIFF_CLUSTER_CIDR": "10.1.0.0/20", "SKIFF_NODE_CIDR_MASK_SIZE": "26"}
-    )
+    (v4,) = NodeIpamSettings(cluster_cidr="10.1.0.0/20", node_cidr_mask_size=26).cidr_sets()
     assert (str(v4.cluster), v4.mask, v4.size) == ("10.1.0.0/20", 26, 64)
-    v4, v6 = parse_cluster_cidrs({"SKIFF_CLUSTER_CIDR": "10.1.0.0/16,fd00:10::/56"})
+    v4, v6 = parse_cluster_cidrs("10.1.0.0/16,fd00:10::/56")
     assert (v4.mask, v6.mask) == (24, 64)
+    v4, v6 = parse_cluster_cidrs("10.1.0.0/16,fd00:10::/56", mask_size_ipv4=20, mask_size_ipv6=60)
+    assert (v4.mask, v6.mask) == (20, 60)
     for bad in ("10.1.0.0/33", "10.1.0.1/16", "10.0.0.0/16,10.1.0.0/16", "nope"):
-        with pytest.raises(ValueError):
-            parse_cluster_cidrs({"SKIFF_CLUSTER_CIDR": bad})
+        with pytest.raises(ValueError, match="--cluster-cidr"):
+            parse_cluster_cidrs(bad)
+    with pytest.raises(ValueError, match="single-stack"):
+        parse_cluster_cidrs("10.1.0.0/16,fd00:10::/56", mask_size=24)
+    with pytest.raises(ValueError, match="does not fit"):
+        parse_cluster_cidrs("10.1.0.0/16", mask_size=8)
 
 
 class Env:

@@ -189,12 +189,8 @@ def test_parse_duration_and_settings() -> None:
     for bad in ("", "4x", "s", "1m 2s"):
         with pytest.raises(ValueError):
             parse_duration(bad)
-    s = LifecycleSettings.from_env(
-        {"SKIFF_NODE_MONITOR_GRACE_PERIOD": "4s", "SKIFF_NODE_EVICTION_RATE": "1"}
-    )
-    assert (s.monitor_grace_period, s.eviction_rate, s.startup_grace_period) == (4, 1, 60)
-    with pytest.raises(ValueError, match="SKIFF_NODE_EVICTION_RATE"):
-        LifecycleSettings.from_env({"SKIFF_NODE_EVICTION_RATE": "-1"})
+    s = LifecycleSettings()
+    assert (s.monitor_grace_period, s.eviction_rate, s.startup_grace_period) == (40, 0.1, 60)
 
 
 def test_zone_states_and_rate_limiter() -> None:

@@ -22,25 +22,20 @@ next scheduled time. A sync:
 Schedules are read by :mod:`.cron` in ``spec.timeZone``, else in the controller's
 local zone, as Kubernetes does.
 
-**Time.** The controller reads the clock it is given (``ControllerContext.clock``). A
-background task notices when that clock jumps against the monotonic one (a wall clock
+**Time.** The controller reads only the clock it is given (``ControllerContext.clock``).
+A background task notices when that clock jumps against the monotonic one (a wall clock
 set by hand or NTP) and resyncs every CronJob at once, rather than at the times
-computed before the jump. For tests, :func:`new_cronjob_controller` (the registered
-factory) adds the number of seconds written in the file named by
-``SKIFF_CLOCK_OFFSET_FILE`` (re-read whenever it changes): writing the file moves this
-controller's "now", and the jump detection (every 0.2 s then) makes it act at once.
+computed before the jump. (Tests run the controller manager on a clock moved by a file,
+``--clock-offset-file``, and check for jumps every 0.2 s: see :mod:`.clock`.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from enum import Enum
-from pathlib import Path
 from typing import ClassVar
 
 from skiff.api.cron import (
@@ -76,7 +71,6 @@ ACTIVE_JOBS_WARNING = 10
 """More active Jobs than this for one CronJob is worth a ``TooManyActiveJobs`` warning."""
 CLOCK_JUMP = 1.0
 """A wall-clock jump (against the monotonic clock) larger than this resyncs everything."""
-CLOCK_OFFSET_FILE_ENV = "SKIFF_CLOCK_OFFSET_FILE"
 
 
 class Missed(Enum):
@@ -85,34 +79,6 @@ class Missed(Enum):
     NONE = "none"
     FEW = "few"
     MANY = "many"
-
-
-class OffsetClock:
-    """``base()`` plus a number of seconds read from a file (a test hook).
-
-    Every reading stats the file and re-reads it when it changed, so a test that
-    has rewritten the file (atomically, by rename) is sure the next reading sees it.
-    """
-
-    def __init__(self, base: Callable[[], float], path: str) -> None:
-        self.base = base
-        self.path = Path(path)
-        self.offset = 0.0
-        self._version: tuple[int, int, int] | None = None
-
-    def __call__(self) -> float:
-        try:
-            st = self.path.stat()
-        except OSError:
-            self._version, self.offset = None, 0.0
-        else:
-            version = (st.st_ino, st.st_mtime_ns, st.st_size)
-            if version != self._version:
-                with contextlib.suppress(OSError, ValueError):
-                    text = self.path.read_text().strip()
-                    self.offset = float(text) if text else 0.0
-                    self._version = version
-        return self.base() + self.offset
 
 
 # -- schedule arithmetic (utils.go) ----------------------------------------------------
@@ -211,13 +177,11 @@ class CronJobController(Controller):
         ctx: ControllerContext,
         *,
         workers: int = 5,
-        clock: Callable[[], float] | None = None,
         local_tz: tzinfo | None = None,
         active_jobs_warning: int = ACTIVE_JOBS_WARNING,
         clock_check_interval: float = 1.0,
     ) -> None:
         super().__init__(ctx, workers=workers)
-        self.clock = clock or ctx.clock
         self.local_tz = local_tz or local_time_zone()
         self.active_jobs_warning = active_jobs_warning
         self.clock_check_interval = clock_check_interval
@@ -241,10 +205,10 @@ class CronJobController(Controller):
 
     async def _watch_clock(self) -> None:
         """Resync every CronJob when the clock jumps (the requeue times are then wrong)."""
-        skew = self.clock() - time.monotonic()
+        skew = self.ctx.clock() - time.monotonic()
         while True:
             await asyncio.sleep(self.clock_check_interval)
-            now_skew = self.clock() - time.monotonic()
+            now_skew = self.ctx.clock() - time.monotonic()
             if abs(now_skew - skew) > CLOCK_JUMP:
                 self.log.info("the clock jumped: resyncing", seconds=round(now_skew - skew, 1))
                 for cj in self.cronjobs.list():
@@ -349,42 +313,75 @@ class CronJobController(Controller):
         to write, the status it is based on (a fresh read may replace a stale cached
         one), and the seconds until the next sync.
         """
-        now = self.clock()
-        about = self._about(cj)
-        children = {j["metadata"]["uid"] for j in jobs}
+        now = self.ctx.clock()
+        cj, base = await self.reconcile_jobs(cj, base, jobs, deleted)
+        if cj["metadata"].get("deletionTimestamp"):
+            return cj, base, None
+        schedule = self.schedule_of(cj)
+        if schedule is None:
+            return cj, base, None
+        try:
+            _, scheduled, missed = most_recent_schedule_time(
+                cj, now, schedule, include_starting_deadline=True
+            )
+        except ScheduleError as e:
+            text = (cj.get("spec") or {}).get("schedule") or ""
+            self.events.emit(
+                self._about(cj), "Warning", "InvalidSchedule", f"invalid schedule: {text} : {e}"
+            )
+            return cj, base, None
+        if scheduled is not None and self.should_start(cj, now, scheduled, missed):
+            await self.start_job(cj, scheduled)
+        return cj, base, next_schedule_delay(cj, now, schedule)
+
+    # -- the steps of a sync ---------------------------------------------------------------
+
+    async def reconcile_jobs(
+        self, cj: Obj, base: Obj, jobs: list[Obj], deleted: set[str]
+    ) -> tuple[Obj, Obj]:
+        """Reconcile ``status.active`` with the Jobs: drop finished and missing ones,
+        report unexpected ones, record ``lastSuccessfulTime``. Returns the CronJob and the
+        status it is based on (replaced by a fresh read when the cache was stale)."""
         for j in jobs:
-            uid = j["metadata"]["uid"]
-            found = _in_active(cj, uid)
-            finished = finished_condition(j)
-            if not found and finished is None and uid not in deleted:
-                # Our own status write may not be in the cache yet: ask the API.
-                fresh = await self._get_fresh(cj)
-                if fresh is not None and _in_active(fresh, uid):
-                    base = writable(fresh["status"])
-                    for gone in deleted:
-                        _remove_active(fresh, gone)
-                    cj = fresh
-                    continue
-                self.events.emit(
-                    about,
-                    "Warning",
-                    "UnexpectedJob",
-                    "Saw a job that the controller did not create or forgot: "
-                    + j["metadata"]["name"],
-                )
-            elif found and finished is not None:
-                _remove_active(cj, uid)
-                self.events.emit(
-                    about,
-                    "Normal",
-                    "SawCompletedJob",
-                    f"Saw completed job: {j['metadata']['name']}, condition: {finished['type']}",
-                )
-            if is_succeeded(j):
-                done = (j.get("status") or {}).get("completionTime")
-                last = cj["status"].get("lastSuccessfulTime")
-                if done and (last is None or (parse_time(done) or 0) > (parse_time(last) or 0)):
-                    cj["status"]["lastSuccessfulTime"] = done
+            cj, base = await self._account_job(cj, base, j, deleted)
+            _record_success(cj, j)
+        await self._drop_missing_active(cj, {j["metadata"]["uid"] for j in jobs})
+        return cj, base
+
+    async def _account_job(
+        self, cj: Obj, base: Obj, job: Obj, deleted: set[str]
+    ) -> tuple[Obj, Obj]:
+        """One Job of the CronJob against ``status.active``."""
+        uid = job["metadata"]["uid"]
+        found = _in_active(cj, uid)
+        finished = finished_condition(job)
+        if not found and finished is None and uid not in deleted:
+            # Our own status write may not be in the cache yet: ask the API.
+            fresh = await self._get_fresh(cj)
+            if fresh is not None and _in_active(fresh, uid):
+                base = writable(fresh["status"])
+                for gone in deleted:
+                    _remove_active(fresh, gone)
+                return fresh, base
+            self.events.emit(
+                self._about(cj),
+                "Warning",
+                "UnexpectedJob",
+                "Saw a job that the controller did not create or forgot: "
+                + job["metadata"]["name"],
+            )
+        elif found and finished is not None:
+            _remove_active(cj, uid)
+            self.events.emit(
+                self._about(cj),
+                "Normal",
+                "SawCompletedJob",
+                f"Saw completed job: {job['metadata']['name']}, condition: {finished['type']}",
+            )
+        return cj, base
+
+    async def _drop_missing_active(self, cj: Obj, children: set[str]) -> None:
+        """Drop the active Jobs that are neither in the cache nor in the API."""
         for ref in list(cj["status"].get("active") or ()):
             if ref.get("uid") in children:
                 continue
@@ -394,11 +391,17 @@ class CronJobController(Controller):
                 if e.code != 404:
                     raise
                 self.events.emit(
-                    about, "Normal", "MissingJob", f"Active job went missing: {ref['name']}"
+                    self._about(cj),
+                    "Normal",
+                    "MissingJob",
+                    f"Active job went missing: {ref['name']}",
                 )
                 _remove_active(cj, ref.get("uid", ""))
-        if cj["metadata"].get("deletionTimestamp"):
-            return cj, base, None
+
+    def schedule_of(self, cj: Obj) -> Schedule | None:
+        """The CronJob's schedule in its time zone; None when suspended or when the time
+        zone or the schedule is invalid (reported in an event)."""
+        about = self._about(cj)
         spec = cj.get("spec") or {}
         tz_name = spec.get("timeZone")
         tz = self.local_tz
@@ -409,9 +412,9 @@ class CronJobController(Controller):
                 self.events.emit(
                     about, "Warning", "UnknownTimeZone", f'invalid timeZone: "{tz_name}": {e}'
                 )
-                return cj, base, None
+                return None
         if spec.get("suspend"):
-            return cj, base, None
+            return None
         text = spec.get("schedule") or ""
         if "TZ" in text:
             self.events.emit(
@@ -424,21 +427,18 @@ class CronJobController(Controller):
             )
             tz = self.local_tz
         try:
-            schedule = parse_schedule(text, tz)
+            return parse_schedule(text, tz)
         except ScheduleError as e:
             self.events.emit(
                 about, "Warning", "UnparseableSchedule", f'unparseable schedule: "{text}" : {e}'
             )
-            return cj, base, None
-        try:
-            _, scheduled, missed = most_recent_schedule_time(
-                cj, now, schedule, include_starting_deadline=True
-            )
-        except ScheduleError as e:
-            self.events.emit(about, "Warning", "InvalidSchedule", f"invalid schedule: {text} : {e}")
-            return cj, base, None
-        if scheduled is None:
-            return cj, base, next_schedule_delay(cj, now, schedule)
+            return None
+
+    def should_start(self, cj: Obj, now: float, scheduled: float, missed: Missed) -> bool:
+        """Whether to start the Job of ``scheduled``: not past the starting deadline, not
+        started already, and not forbidden by ``concurrencyPolicy: Forbid``."""
+        about = self._about(cj)
+        spec = cj.get("spec") or {}
         if missed is Missed.MANY:
             self.events.emit(
                 about,
@@ -455,15 +455,14 @@ class CronJobController(Controller):
                 "MissSchedule",
                 f"Missed scheduled time to start a job: {_rfc1123z(scheduled)}",
             )
-            return cj, base, next_schedule_delay(cj, now, schedule)
+            return False
         name = job_name(cj, scheduled)
         active = cj["status"].get("active") or []
         if any(r.get("name") == name for r in active) or parse_time(
             cj["status"].get("lastScheduleTime")
         ) == float(int(scheduled)):
-            return cj, base, next_schedule_delay(cj, now, schedule)
-        policy = spec.get("concurrencyPolicy") or "Allow"
-        if policy == "Forbid" and active:
+            return False
+        if (spec.get("concurrencyPolicy") or "Allow") == "Forbid" and active:
             self.events.emit(
                 about,
                 "Normal",
@@ -471,19 +470,24 @@ class CronJobController(Controller):
                 "Not starting job because prior execution is running and concurrency policy "
                 "is Forbid",
             )
-            return cj, base, next_schedule_delay(cj, now, schedule)
-        if policy == "Replace":
-            for ref in list(active):
+            return False
+        return True
+
+    async def start_job(self, cj: Obj, scheduled: float) -> None:
+        """Replace the running Jobs under ``concurrencyPolicy: Replace``, create the Job of
+        ``scheduled`` and record it in the status (warning when too many are active)."""
+        if ((cj.get("spec") or {}).get("concurrencyPolicy") or "Allow") == "Replace":
+            for ref in list(cj["status"].get("active") or []):
                 await self._replace(cj, ref)
         job = await self.create_job(cj, scheduled)
         if job is None:
-            return cj, base, next_schedule_delay(cj, now, schedule)
+            return
         cj["status"].setdefault("active", []).append(job_ref(job))
         cj["status"]["lastScheduleTime"] = rfc3339(scheduled)
         running = len(cj["status"]["active"])
         if running > self.active_jobs_warning:
             self.events.emit(
-                about,
+                self._about(cj),
                 "Warning",
                 "TooManyActiveJobs",
                 f"More than {self.active_jobs_warning} jobs are active at once: jobs start "
@@ -491,7 +495,6 @@ class CronJobController(Controller):
                 "activeDeadlineSeconds in the job template",
             )
             self.log.warning("too many active jobs", cronjob=key_of(cj), active=running)
-        return cj, base, next_schedule_delay(cj, now, schedule)
 
     async def _replace(self, cj: Obj, ref: Obj) -> None:
         """concurrencyPolicy Replace: delete a still-running Job before the next starts."""
@@ -585,6 +588,16 @@ class CronJobController(Controller):
         return {"kind": self.kind, "apiVersion": self.api_version, "metadata": cj["metadata"]}
 
 
+def _record_success(cj: Obj, job: Obj) -> None:
+    """``lastSuccessfulTime``: the latest completion of a succeeded Job."""
+    if not is_succeeded(job):
+        return
+    done = (job.get("status") or {}).get("completionTime")
+    last = cj["status"].get("lastSuccessfulTime")
+    if done and (last is None or (parse_time(done) or 0) > (parse_time(last) or 0)):
+        cj["status"]["lastSuccessfulTime"] = done
+
+
 def _in_active(cj: Obj, uid: str) -> bool:
     return any(r.get("uid") == uid for r in (cj.get("status") or {}).get("active") or ())
 
@@ -598,13 +611,3 @@ def _remove_active(cj: Obj, uid: str) -> None:
     status = cj.setdefault("status", {})
     active = [r for r in status.get("active") or () if r.get("uid") != uid]
     status["active"] = active
-
-
-def new_cronjob_controller(ctx: ControllerContext, *, workers: int = 5) -> CronJobController:
-    """The registered factory: the context's clock, moved by ``SKIFF_CLOCK_OFFSET_FILE``."""
-    path = os.environ.get(CLOCK_OFFSET_FILE_ENV)
-    if not path:
-        return CronJobController(ctx, workers=workers)
-    return CronJobController(
-        ctx, workers=workers, clock=OffsetClock(ctx.clock, path), clock_check_interval=0.2
-    )

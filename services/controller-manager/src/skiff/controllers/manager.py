@@ -6,7 +6,9 @@ every controller until it is cancelled, when leadership is lost or at shutdown.
 
 Controllers are registered in :data:`CONTROLLERS`; ``--controllers`` picks them as
 kube-controller-manager does (``*`` for the defaults, ``name`` to enable, ``-name`` to
-disable, first match wins).
+disable, first match wins). Each controller is built from the shared
+:class:`~.config.ControllerManagerConfig` (its :attr:`ControllerSpec.options`); one whose
+configuration turns it off (``--allocate-node-cidrs=false``) is skipped.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from skiff.client.rest import ApiClient
 from skiff.controller.controller import Controller, ControllerContext
 from skiff.controller.informers import SharedInformers
 from skiff.log import get_logger
 
-from .cronjob import new_cronjob_controller
+from .config import ControllerManagerConfig
+from .cronjob import CronJobController
 from .daemonset import DaemonSetController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
@@ -42,18 +46,31 @@ from .volumeprotection import PvcProtectionController, PvProtectionController
 log = get_logger(__name__)
 
 
+def _no_options(_config: ControllerManagerConfig) -> dict[str, Any]:
+    return {}
+
+
+def _always(_config: ControllerManagerConfig) -> bool:
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class ControllerSpec:
     """How to build one controller, and its flags."""
 
     name: str
     factory: Callable[..., Controller]
-    """``factory(ctx, workers=n)``."""
+    """``factory(ctx, workers=n, **options(config))``."""
     workers: int = 5
     flag: str = ""
     """The ``--concurrent-*-syncs`` flag (without dashes) that sets ``workers``."""
     aliases: tuple[str, ...] = ()
     enabled_by_default: bool = True
+    options: Callable[[ControllerManagerConfig], dict[str, Any]] = _no_options
+    """The factory's settings from the configuration (kube's ``initFunc`` reading
+    ``ComponentConfig``)."""
+    runs: Callable[[ControllerManagerConfig], bool] = _always
+    """False when the configuration turns the controller off even if enabled."""
 
 
 CONTROLLERS: dict[str, ControllerSpec] = {
@@ -119,6 +136,7 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             PersistentVolumeBinder,
             workers=1,
             aliases=("persistentvolume-binder",),
+            options=lambda c: {"base_dir": c.pv_hostpath_dir},
         ),
         ControllerSpec(
             "persistentvolumeclaim-protection-controller",
@@ -151,18 +169,22 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             NodeLifecycleController,
             workers=5,
             aliases=("nodelifecycle",),
+            options=lambda c: {"settings": c.node_lifecycle},
         ),
         ControllerSpec(
             "taint-eviction-controller",
             TaintEvictionController,
             workers=8,
             aliases=("tainteviction",),
+            options=lambda c: {"settings": c.node_lifecycle},
         ),
         ControllerSpec(
             "node-ipam-controller",
             NodeIpamController,
             workers=5,
             aliases=("nodeipam",),
+            options=lambda c: {"settings": c.node_ipam},
+            runs=lambda c: c.node_ipam.allocate_node_cidrs,
         ),
         ControllerSpec(
             "job-controller",
@@ -180,10 +202,11 @@ CONTROLLERS: dict[str, ControllerSpec] = {
         ),
         ControllerSpec(
             "cronjob-controller",
-            new_cronjob_controller,
+            CronJobController,
             workers=5,
             flag="concurrent-cron-job-syncs",
             aliases=("cronjob",),
+            options=lambda c: {"clock_check_interval": c.cronjob_clock_check_interval},
         ),
     )
 }
@@ -242,13 +265,21 @@ class ControllerManager:
         controllers: Iterable[str] = ("*",),
         workers: Mapping[str, int] | None = None,
         clock: Callable[[], float] = time.time,
+        config: ControllerManagerConfig | None = None,
         registry: Mapping[str, ControllerSpec] = CONTROLLERS,
     ) -> None:
         self.client = client
         self.registry = registry
-        self.enabled = resolve_controllers(controllers, registry)
+        self.config = config or ControllerManagerConfig()
+        self.enabled: list[str] = []
+        for name in resolve_controllers(controllers, registry):
+            if registry[name].runs(self.config):
+                self.enabled.append(name)
+            else:
+                log.info("controller turned off by its configuration", controller=name)
         self.workers = dict(workers or {})
         self.clock = clock
+        """The process's clock, every controller's ``ctx.clock``."""
         self.controllers: dict[str, Controller] = {}
         self.informers: SharedInformers | None = None
         self.synced = asyncio.Event()
@@ -260,7 +291,9 @@ class ControllerManager:
         self.controllers = {}
         for name in self.enabled:
             spec = self.registry[name]
-            self.controllers[name] = spec.factory(ctx, workers=self.workers.get(name, spec.workers))
+            self.controllers[name] = spec.factory(
+                ctx, workers=self.workers.get(name, spec.workers), **spec.options(self.config)
+            )
         return self.controllers
 
     async def run(self) -> None:

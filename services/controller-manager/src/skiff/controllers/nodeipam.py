@@ -7,19 +7,20 @@ the allocator marks every range already held by a node (so a restart loses nothi
 and a range returns to the pool only when its node is deleted. Ranges outside the
 cluster CIDR (set by hand, or by a kubelet flag) are left as they are.
 
-Settings are read from the environment when the controller is built:
+Settings are a :class:`NodeIpamSettings`, which the controller manager fills from its
+flags (see ``__main__``):
 
-- ``SKIFF_CLUSTER_CIDR`` (``--cluster-cidr``): comma-separated, at most one per IP
-  family; default ``10.244.0.0/16``.
-- ``SKIFF_NODE_CIDR_MASK_SIZE`` (``--node-cidr-mask-size``, single-stack), or
-  ``SKIFF_NODE_CIDR_MASK_SIZE_IPV4`` / ``_IPV6``: default 24 and 64.
+- ``--cluster-cidr``: comma-separated, at most one per IP family; default
+  ``10.244.0.0/16``.
+- ``--node-cidr-mask-size`` (single-stack), or ``--node-cidr-mask-size-ipv4`` /
+  ``-ipv6``: default 24 and 64.
+- ``--allocate-node-cidrs``: the controller runs only when true (the default here).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import ClassVar
 
 from skiff.api.errors import ApiError, Reason
@@ -27,10 +28,6 @@ from skiff.client.informer import wait_synced
 from skiff.client.rest import Obj
 from skiff.controller.controller import Controller, ControllerContext
 
-CLUSTER_CIDR_ENV = "SKIFF_CLUSTER_CIDR"
-MASK_SIZE_ENV = "SKIFF_NODE_CIDR_MASK_SIZE"
-MASK_SIZE_IPV4_ENV = "SKIFF_NODE_CIDR_MASK_SIZE_IPV4"
-MASK_SIZE_IPV6_ENV = "SKIFF_NODE_CIDR_MASK_SIZE_IPV6"
 DEFAULT_CLUSTER_CIDR = "10.244.0.0/16"
 DEFAULT_MASK_IPV4 = 24
 DEFAULT_MASK_IPV6 = 64
@@ -115,10 +112,14 @@ class CidrSet:
             self._used.difference_update(indices)
 
 
-def parse_cluster_cidrs(env: Mapping[str, str] | None = None) -> list[CidrSet]:
-    """The cluster CIDRs (and node masks) the environment configures; ValueError if invalid."""
-    env = os.environ if env is None else env
-    raw = env.get(CLUSTER_CIDR_ENV) or DEFAULT_CLUSTER_CIDR
+def parse_cluster_cidrs(
+    cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
+    mask_size: int | None = None,
+    mask_size_ipv4: int | None = None,
+    mask_size_ipv6: int | None = None,
+) -> list[CidrSet]:
+    """The cluster CIDRs (comma-separated) and their node masks; ValueError if invalid."""
+    raw = cluster_cidr or DEFAULT_CLUSTER_CIDR
     nets: list[Network] = []
     for part in raw.split(","):
         part = part.strip()
@@ -127,25 +128,43 @@ def parse_cluster_cidrs(env: Mapping[str, str] | None = None) -> list[CidrSet]:
         try:
             nets.append(ipaddress.ip_network(part, strict=True))
         except ValueError as e:
-            raise ValueError(f"{CLUSTER_CIDR_ENV}: invalid CIDR {part!r}: {e}") from e
+            raise ValueError(f"--cluster-cidr: invalid CIDR {part!r}: {e}") from e
     if not nets:
-        raise ValueError(f"{CLUSTER_CIDR_ENV} names no CIDR")
+        raise ValueError("--cluster-cidr names no CIDR")
     if len(nets) > 2 or len({n.version for n in nets}) != len(nets):
-        raise ValueError(f"{CLUSTER_CIDR_ENV}: at most one CIDR per IP family, got {raw!r}")
-    single = env.get(MASK_SIZE_ENV)
-    if single and len(nets) > 1:
-        raise ValueError(f"{MASK_SIZE_ENV} is for single-stack clusters: use the _IPV4/_IPV6 ones")
+        raise ValueError(f"--cluster-cidr: at most one CIDR per IP family, got {raw!r}")
+    if mask_size is not None and len(nets) > 1:
+        raise ValueError(
+            "--node-cidr-mask-size is for single-stack clusters: "
+            "use --node-cidr-mask-size-ipv4/-ipv6"
+        )
     sets = []
     for net in nets:
-        own = MASK_SIZE_IPV4_ENV if net.version == 4 else MASK_SIZE_IPV6_ENV
+        own = mask_size_ipv4 if net.version == 4 else mask_size_ipv6
         default = DEFAULT_MASK_IPV4 if net.version == 4 else DEFAULT_MASK_IPV6
-        value = env.get(own) or single or str(default)
-        try:
-            mask = int(value)
-        except ValueError as e:
-            raise ValueError(f"node CIDR mask size must be a number, not {value!r}") from e
+        mask = own if own is not None else mask_size if mask_size is not None else default
         sets.append(CidrSet(net, mask))
     return sets
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIpamSettings:
+    """kube-controller-manager's node IPAM flags (``NodeIPAMControllerConfiguration``)."""
+
+    allocate_node_cidrs: bool = True
+    cluster_cidr: str = DEFAULT_CLUSTER_CIDR
+    node_cidr_mask_size: int | None = None
+    node_cidr_mask_size_ipv4: int | None = None
+    node_cidr_mask_size_ipv6: int | None = None
+
+    def cidr_sets(self) -> list[CidrSet]:
+        """Fresh allocation state for these CIDRs; ValueError if the settings are invalid."""
+        return parse_cluster_cidrs(
+            self.cluster_cidr,
+            self.node_cidr_mask_size,
+            self.node_cidr_mask_size_ipv4,
+            self.node_cidr_mask_size_ipv6,
+        )
 
 
 def node_pod_cidrs(node: Obj) -> list[str]:
@@ -167,10 +186,13 @@ class NodeIpamController(Controller):
         ctx: ControllerContext,
         *,
         workers: int = 5,
+        settings: NodeIpamSettings | None = None,
         cidr_sets: list[CidrSet] | None = None,
     ) -> None:
         super().__init__(ctx, workers=workers)
-        self.cidr_sets = cidr_sets if cidr_sets is not None else parse_cluster_cidrs()
+        if cidr_sets is None:
+            cidr_sets = (settings or NodeIpamSettings()).cidr_sets()
+        self.cidr_sets = cidr_sets
         self.nodes = self.watch("nodes")
         self.assigned: dict[str, tuple[str, list[Network]]] = {}
         """node name → (uid, ranges held in the sets for it): allocated here or occupied."""

@@ -31,21 +31,20 @@ them for ``tolerationSeconds`` when that time is up (counted from the taint's
 a ``DisruptionTarget`` condition (``DeletionByTaintManager``). Owners such as
 ReplicaSets then replace them elsewhere.
 
-Settings come from the environment when the controllers are built (durations as
-Go durations, ``40s``, or plain seconds): ``SKIFF_NODE_MONITOR_GRACE_PERIOD`` (40s),
-``SKIFF_NODE_STARTUP_GRACE_PERIOD`` (60s), ``SKIFF_NODE_EVICTION_RATE`` (0.1),
-``SKIFF_SECONDARY_NODE_EVICTION_RATE`` (0.01), ``SKIFF_LARGE_CLUSTER_SIZE_THRESHOLD``
-(50), ``SKIFF_UNHEALTHY_ZONE_THRESHOLD`` (0.55), ``SKIFF_POD_EVICTION_QPS`` (20).
+Settings are a :class:`LifecycleSettings`, which the controller manager fills from its
+flags (``--node-monitor-grace-period`` 40s, ``--node-startup-grace-period`` 60s,
+``--node-eviction-rate`` 0.1, ``--secondary-node-eviction-rate`` 0.01,
+``--large-cluster-size-threshold`` 50, ``--unhealthy-zone-threshold`` 0.55,
+``--skiff-pod-eviction-qps`` 20; see ``__main__``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import os
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
@@ -135,7 +134,7 @@ def parse_duration(text: str) -> float:
 
 @dataclass(frozen=True, slots=True)
 class LifecycleSettings:
-    """kube-controller-manager's node lifecycle flags."""
+    """kube-controller-manager's node lifecycle flags (``NodeLifecycleControllerConfiguration``)."""
 
     monitor_grace_period: float = 40.0
     startup_grace_period: float = 60.0
@@ -145,44 +144,6 @@ class LifecycleSettings:
     unhealthy_zone_threshold: float = 0.55
     pod_eviction_qps: float = 20.0
     pod_eviction_burst: int = 100
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> LifecycleSettings:
-        """The settings of the ``SKIFF_*`` environment variables (see the module docstring)."""
-        env = os.environ if env is None else env
-        d = cls()
-
-        def number(name: str, default: float, parse: Callable[[str], float] = float) -> float:
-            raw = env.get(name)
-            if not raw:
-                return default
-            try:
-                value = parse(raw)
-            except ValueError as e:
-                raise ValueError(f"{name}: {e}") from e
-            if value < 0:
-                raise ValueError(f"{name} must not be negative, got {raw!r}")
-            return value
-
-        return cls(
-            monitor_grace_period=number(
-                "SKIFF_NODE_MONITOR_GRACE_PERIOD", d.monitor_grace_period, parse_duration
-            ),
-            startup_grace_period=number(
-                "SKIFF_NODE_STARTUP_GRACE_PERIOD", d.startup_grace_period, parse_duration
-            ),
-            eviction_rate=number("SKIFF_NODE_EVICTION_RATE", d.eviction_rate),
-            secondary_eviction_rate=number(
-                "SKIFF_SECONDARY_NODE_EVICTION_RATE", d.secondary_eviction_rate
-            ),
-            large_cluster_threshold=int(
-                number("SKIFF_LARGE_CLUSTER_SIZE_THRESHOLD", d.large_cluster_threshold, int)
-            ),
-            unhealthy_zone_threshold=number(
-                "SKIFF_UNHEALTHY_ZONE_THRESHOLD", d.unhealthy_zone_threshold
-            ),
-            pod_eviction_qps=number("SKIFF_POD_EVICTION_QPS", d.pod_eviction_qps),
-        )
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -306,7 +267,7 @@ class NodeLifecycleController(Controller):
         settings: LifecycleSettings | None = None,
     ) -> None:
         super().__init__(ctx, workers=workers)
-        self.settings = settings or LifecycleSettings.from_env()
+        self.settings = settings or LifecycleSettings()
         ctx.informers.index("pods", POD_NODE_INDEX, pod_node_index)
         self.nodes = self.watch("nodes")
         self.leases = self.watch(LEASES)
@@ -679,7 +640,7 @@ class TaintEvictionController(Controller):
         settings: LifecycleSettings | None = None,
     ) -> None:
         super().__init__(ctx, workers=workers)
-        self.settings = settings or LifecycleSettings.from_env()
+        self.settings = settings or LifecycleSettings()
         ctx.informers.index("pods", POD_NODE_INDEX, pod_node_index)
         self.pods = self.watch("pods")
         self.nodes = self.watch("nodes")

@@ -7,9 +7,10 @@ A much reduced ``persistentvolume-binder-controller`` (``pkg/controller/volume/p
   least the requested capacity; a volume pre-bound to the claim first). When there is
   none and the claim names a storage class (any, or one of ``classes`` when given) it
   is *provisioned*: a PersistentVolume ``pvc-<claim uid>`` with a hostPath
-  ``<base>/<claim uid>`` (``DirectoryOrCreate``), the requested capacity, the claim's
-  access modes and reclaim policy Delete, created already bound to the claim
-  (``claimRef``). A claim with ``storageClassName: ""`` only binds to existing volumes.
+  ``<base>/<claim uid>`` (``DirectoryOrCreate``; ``<base>`` is ``--skiff-pv-hostpath-dir``,
+  ``/var/lib/skiff/pv`` by default), the requested capacity, the claim's access modes
+  and reclaim policy Delete, created already bound to the claim (``claimRef``). A claim
+  with ``storageClassName: ""`` only binds to existing volumes.
 * Binding sets the volume's ``claimRef`` and phase Bound, then the claim's
   ``spec.volumeName`` (with ``pv.kubernetes.io/bind-completed``) and its status: phase
   Bound, capacity and access modes. Each step is idempotent, so a restart mid-way
@@ -39,7 +40,6 @@ Keys are ``claim:<namespace>/<name>`` and ``volume:<name>`` in one queue.
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from typing import ClassVar
 
@@ -54,7 +54,6 @@ from skiff.controller.controller import Controller, ControllerContext, TerminalE
 
 PROVISIONER = "skiff.io/hostpath"
 DEFAULT_BASE_DIR = "/var/lib/skiff/pv"
-BASE_DIR_ENV = "SKIFF_PV_HOSTPATH_DIR"
 ANN_BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
 ANN_BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
 ANN_PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
@@ -165,7 +164,8 @@ class PersistentVolumeBinder(Controller):
         classes: frozenset[str] | None = None,
     ) -> None:
         super().__init__(ctx, workers=workers)
-        self.base_dir = (base_dir or os.environ.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR).rstrip("/")
+        self.base_dir = (base_dir or DEFAULT_BASE_DIR).rstrip("/")
+        """Where provisioned volumes live (``--skiff-pv-hostpath-dir``)."""
         self.classes = classes
         """Storage classes provisioned here (None: every non-empty class)."""
         self.volumes = ctx.informers.index("persistentvolumes", CLAIM_UID_INDEX, claim_uid_index)
