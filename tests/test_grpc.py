@@ -85,6 +85,80 @@ async def test_apply_over_grpc(target: str) -> None:
         assert out["metadata"]["managedFields"][0]["manager"] == "me"
 
 
+async def test_subresources_over_grpc(target: str) -> None:
+    """Scale a Deployment and bind a pod through gRPC, as kubectl scale and a scheduler
+    do over REST: the same registry handlers serve both doors."""
+    async with ObjectClient(target) as c:
+        dep = ref("deployments", group="apps", namespace="grpc", name="scaled")
+        await c.create(
+            ref("deployments", group="apps", namespace="grpc"),
+            {
+                "metadata": {"name": "scaled"},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": "scaled"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "scaled"}},
+                        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                    },
+                },
+            },
+        )
+        scale_ref = ref(
+            "deployments", group="apps", namespace="grpc", name="scaled", subresource="scale"
+        )
+        scale = await c.get(scale_ref)
+        assert scale["kind"] == "Scale" and scale["apiVersion"] == "autoscaling/v1"
+        assert scale["spec"]["replicas"] == 1 and scale["status"]["selector"] == "app=scaled"
+        scale["spec"]["replicas"] = 3
+        updated = await c.update(scale_ref, scale)
+        assert updated["kind"] == "Scale" and updated["spec"]["replicas"] == 3
+        patched = await c.patch(scale_ref, {"spec": {"replicas": 4}}, type="merge")
+        assert patched["spec"]["replicas"] == 4
+        assert (await c.get(dep))["spec"]["replicas"] == 4
+        assert (await c.get(scale_ref))["spec"]["replicas"] == 4
+        with pytest.raises(ApiError) as e:
+            await c.patch(scale_ref, {"spec": {"replicas": -1}}, type="merge")
+        assert e.value.code == 422 and e.value.causes[0].field == "spec.replicas"
+
+        # No scheduler picks this pod: only the binding below assigns it.
+        await c.create(
+            ref("pods", namespace="grpc"),
+            {
+                "metadata": {"name": "tobind"},
+                "spec": {
+                    "schedulerName": "nobody",
+                    "containers": [{"name": "c", "image": "busybox"}],
+                },
+            },
+        )
+        binding_ref = ref("pods", namespace="grpc", name="tobind", subresource="binding")
+        status = await c.create(
+            binding_ref,
+            {
+                "apiVersion": "v1",
+                "kind": "Binding",
+                "metadata": {"name": "tobind"},
+                "target": {"kind": "Node", "name": "n1"},
+            },
+        )
+        assert status["kind"] == "Status" and status["code"] == 201
+        pod = await c.get(ref("pods", namespace="grpc", name="tobind"))
+        assert pod["spec"]["nodeName"] == "n1"
+        conditions = {x["type"]: x["status"] for x in pod["status"]["conditions"]}
+        assert conditions["PodScheduled"] == "True"
+        with pytest.raises(ApiError) as e:
+            await c.create(binding_ref, {"target": {"name": "n2"}})
+        assert e.value.code == 409
+        # Binding is create-only; log is served over REST only.
+        with pytest.raises(ApiError) as e:
+            await c.get(binding_ref)
+        assert e.value.code == 405
+        with pytest.raises(ApiError) as e:
+            await c.get(ref("pods", namespace="grpc", name="tobind", subresource="log"))
+        assert e.value.code == 400
+
+
 async def test_health_and_reflection(target: str) -> None:
     async with grpc.aio.insecure_channel(target) as ch:
         health = health_pb2_grpc.HealthStub(ch)

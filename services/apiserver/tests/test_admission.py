@@ -1,41 +1,261 @@
-"""Garbage-collection finalizers a delete sets, as Kubernetes' generic registry does, and the
-StorageObjectInUseProtection finalizers of new claims and volumes."""
+"""The admission chain (order, enable/disable flags, unknown names) and each plugin, with
+an in-memory lister instead of the watch cache."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from skiff.api.resources import REGISTRY
-from skiff.apiserver.admission import gc_finalizers, storage_object_in_use_protection
+from skiff.api.errors import ApiError
+from skiff.api.resources import REGISTRY, ResourceInfo
+from skiff.apiserver.__main__ import parse_args
+from skiff.apiserver.admission import (
+    DEFAULT_ON_PLUGINS,
+    ORDERED_PLUGINS,
+    Attributes,
+    Chain,
+    Handler,
+    Operation,
+    enabled_plugins,
+    new_chain,
+)
+from skiff.apiserver.admission.defaultstorageclass import DefaultStorageClass
+from skiff.apiserver.admission.namespacelifecycle import NamespaceLifecycle
+from skiff.apiserver.admission.priority import Priority
+from skiff.apiserver.admission.storageobjectinuseprotection import StorageObjectInUseProtection
+from skiff.apiserver.server import Settings
+
+KUBE_ORDER = [
+    "NamespaceLifecycle",
+    "Priority",
+    "DefaultStorageClass",
+    "StorageObjectInUseProtection",
+]
 
 
-def info(group: str, version: str, plural: str):  # type: ignore[no-untyped-def]
+def info(group: str, version: str, plural: str) -> ResourceInfo:
     found = REGISTRY.by_path(group, version, plural)
     assert found is not None
     return found
 
 
+PODS = info("", "v1", "pods")
+CLAIMS = info("", "v1", "persistentvolumeclaims")
+CONFIGMAPS = info("", "v1", "configmaps")
+NAMESPACES = info("", "v1", "namespaces")
+PRIORITY_CLASSES = info("scheduling.k8s.io", "v1", "priorityclasses")
+STORAGE_CLASSES = info("storage.k8s.io", "v1", "storageclasses")
+
+
+class FakeLister:
+    """Objects by (resource, name); ``get`` counts look-ups."""
+
+    def __init__(self, *objects: tuple[ResourceInfo, dict[str, Any]]) -> None:
+        self.objects = [(i, o) for i, o in objects]
+        self.gets: list[str] = []
+
+    async def get(self, info: ResourceInfo, namespace: str | None, name: str) -> Any:
+        self.gets.append(name)
+        return next(
+            (o for i, o in self.objects if i is info and o["metadata"]["name"] == name), None
+        )
+
+    def list(self, info: ResourceInfo) -> list[dict[str, Any]]:
+        return [o for i, o in self.objects if i is info]
+
+
+def create(resource: ResourceInfo, obj: dict[str, Any], namespace: str | None = "ns") -> Attributes:
+    return Attributes(
+        Operation.CREATE, resource, obj, namespace=namespace, name=obj["metadata"]["name"]
+    )
+
+
+# -- the chain ---------------------------------------------------------------------------
+
+
+def test_plugins_are_kubes_and_all_on_by_default() -> None:
+    assert list(ORDERED_PLUGINS) == KUBE_ORDER
+    assert DEFAULT_ON_PLUGINS == set(KUBE_ORDER)
+    assert enabled_plugins() == KUBE_ORDER
+    assert new_chain(enabled_plugins(), FakeLister()).names == KUBE_ORDER
+
+
+def test_enable_and_disable() -> None:
+    assert enabled_plugins(disable="Priority, DefaultStorageClass") == [
+        "NamespaceLifecycle",
+        "StorageObjectInUseProtection",
+    ]
+    # Enabling one that is on by default changes nothing; the order is always kube's.
+    assert enabled_plugins(enable=["StorageObjectInUseProtection", "NamespaceLifecycle"]) == (
+        KUBE_ORDER
+    )
+    assert new_chain(reversed(KUBE_ORDER), FakeLister()).names == KUBE_ORDER
+    assert enabled_plugins(disable=KUBE_ORDER) == []
+
+
+def test_unknown_names_are_refused_naming_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown admission plugins: PodSecurity") as e:
+        enabled_plugins(enable="PodSecurity")
+    for name in KUBE_ORDER:
+        assert name in str(e.value)
+    with pytest.raises(ValueError, match="unknown admission plugins: Nope"):
+        new_chain(["Nope"], FakeLister())
+    with pytest.raises(ValueError, match="both enabled and disabled: Priority"):
+        enabled_plugins(enable="Priority", disable="Priority")
+
+
+def test_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = parse_args(["--disable-admission-plugins", "Priority,DefaultStorageClass"])
+    assert s.disable_admission_plugins == ("Priority", "DefaultStorageClass")
+    assert s.admission_plugins() == ["NamespaceLifecycle", "StorageObjectInUseProtection"]
+    monkeypatch.setenv("SKIFF_DISABLE_ADMISSION_PLUGINS", "NamespaceLifecycle")
+    assert parse_args([]).admission_plugins() == KUBE_ORDER[1:]
+    assert Settings().admission_plugins() == KUBE_ORDER
+    with pytest.raises(SystemExit):
+        parse_args(["--enable-admission-plugins", "AlwaysDeny"])
+
+
+class Mutator(Handler):
+    operations = frozenset({Operation.CREATE})
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name = name  # type: ignore[misc]
+        self.log = log
+
+    async def admit(self, attrs: Attributes) -> None:
+        self.log.append(f"admit {self.name}")
+
+
+class Validator(Handler):
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name = name  # type: ignore[misc]
+        self.log = log
+
+    async def validate(self, attrs: Attributes) -> None:
+        self.log.append(f"validate {self.name}")
+
+
+class Both(Mutator, Validator):
+    operations = frozenset(Operation)
+
+
+async def test_chain_runs_mutators_then_validators_in_order() -> None:
+    log: list[str] = []
+    chain = Chain([Validator("v1", log), Mutator("m1", log), Both("b", log), Mutator("m2", log)])
+    attrs = create(CONFIGMAPS, {"metadata": {"name": "x"}})
+    await chain.admit(attrs)
+    await chain.validate(attrs)
+    assert log == ["admit m1", "admit b", "admit m2", "validate v1", "validate b"]
+    log.clear()
+    attrs.operation = Operation.DELETE  # the Mutators handle CREATE only
+    await chain.admit(attrs)
+    assert log == ["admit b"]
+
+
+# -- NamespaceLifecycle ------------------------------------------------------------------
+
+
+async def test_namespace_lifecycle() -> None:
+    live = {"metadata": {"name": "ns"}}
+    gone = {"metadata": {"name": "old", "deletionTimestamp": "2024-01-01T00:00:00Z"}}
+    plugin = NamespaceLifecycle(FakeLister((NAMESPACES, live), (NAMESPACES, gone)))
+    await plugin.admit(create(CONFIGMAPS, {"metadata": {"name": "a"}}))
+    with pytest.raises(ApiError) as e:
+        await plugin.admit(create(CONFIGMAPS, {"metadata": {"name": "a"}}, "missing"))
+    assert e.value.code == 404
+    with pytest.raises(ApiError) as e:
+        await plugin.admit(create(CONFIGMAPS, {"metadata": {"name": "late"}}, "old"))
+    assert e.value.code == 403
+    assert e.value.message == (
+        'configmaps "late" is forbidden: unable to create new content in namespace old '
+        "because it is being terminated"
+    )
+    assert e.value.causes[0].reason == "NamespaceTerminating"
+    # Cluster-scoped objects have no namespace to check; only creates are checked.
+    await plugin.admit(create(NAMESPACES, {"metadata": {"name": "n"}}, None))
+    assert not plugin.handles(Operation.UPDATE) and not plugin.handles(Operation.DELETE)
+
+
+# -- Priority ----------------------------------------------------------------------------
+
+
+def _pod(**spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "p"}, "spec": spec}
+
+
+async def test_priority_from_the_named_class() -> None:
+    high = {"metadata": {"name": "high"}, "value": 1000, "preemptionPolicy": "Never"}
+    plugin = Priority(FakeLister((PRIORITY_CLASSES, high)))
+    pod = _pod(priorityClassName="high")
+    await plugin.admit(create(PODS, pod))
+    assert pod["spec"]["priority"] == 1000 and pod["spec"]["preemptionPolicy"] == "Never"
+    pod = _pod(priorityClassName="high", priority=1000)  # the same value may be given
+    await plugin.admit(create(PODS, pod))
+    with pytest.raises(ApiError) as e:
+        await plugin.admit(create(PODS, _pod(priorityClassName="high", priority=5)))
+    assert e.value.code == 403 and "priority admission controller computed 1000" in e.value.message
+    with pytest.raises(ApiError) as e:
+        await plugin.admit(create(PODS, _pod(priorityClassName="nope")))
+    assert e.value.code == 403 and "no PriorityClass with name nope was found" in e.value.message
+
+
+async def test_priority_global_default_or_zero() -> None:
+    pod = _pod()
+    await Priority(FakeLister()).admit(create(PODS, pod))
+    assert pod["spec"] == {"priority": 0}
+    default = {"metadata": {"name": "dflt"}, "value": 7, "globalDefault": True}
+    other = {"metadata": {"name": "other"}, "value": 9}
+    lister = FakeLister((PRIORITY_CLASSES, other), (PRIORITY_CLASSES, default))
+    pod = _pod()
+    await Priority(lister).admit(create(PODS, pod))
+    assert pod["spec"] == {
+        "priority": 7,
+        "priorityClassName": "dflt",
+        "preemptionPolicy": "PreemptLowerPriority",
+    }
+    cm = {"metadata": {"name": "c"}}
+    await Priority(lister).admit(create(CONFIGMAPS, cm))
+    assert cm == {"metadata": {"name": "c"}}
+
+
+# -- DefaultStorageClass -----------------------------------------------------------------
+
+
+def _sc(name: str, created: str, default: bool) -> dict[str, Any]:
+    annotations = {"storageclass.kubernetes.io/is-default-class": "true"} if default else {}
+    return {
+        "metadata": {"name": name, "creationTimestamp": created, "annotations": annotations},
+        "provisioner": "x",
+    }
+
+
 @pytest.mark.parametrize(
-    ("resource", "before", "policy", "after"),
+    ("spec", "want"),
     [
-        (("apps", "v1", "replicasets"), [], None, []),
-        (("apps", "v1", "replicasets"), [], "Orphan", ["orphan"]),
-        (("apps", "v1", "replicasets"), ["x"], "Foreground", ["x", "foregroundDeletion"]),
-        # An explicit policy replaces the other one; Background removes both.
-        (("apps", "v1", "replicasets"), ["orphan"], "Foreground", ["foregroundDeletion"]),
-        (("apps", "v1", "replicasets"), ["foregroundDeletion"], "Orphan", ["orphan"]),
-        (("apps", "v1", "replicasets"), ["orphan", "x"], "Background", ["x"]),
-        # No policy: what is there stays; else the kind's default.
-        (("apps", "v1", "replicasets"), ["orphan"], None, ["orphan"]),
-        (("", "v1", "replicationcontrollers"), [], None, ["orphan"]),
-        (("batch", "v1", "jobs"), [], None, ["orphan"]),
-        (("batch", "v1", "jobs"), [], "Background", []),
+        ({}, "newer"),
+        ({"storageClassName": ""}, ""),  # asks for no class
+        ({"storageClassName": "fast"}, "fast"),
     ],
 )
-def test_gc_finalizers(
-    resource: tuple[str, str, str], before: list[str], policy: str | None, after: list[str]
-) -> None:
-    assert gc_finalizers(info(*resource), before, policy) == after
+async def test_default_storage_class(spec: dict[str, Any], want: str) -> None:
+    lister = FakeLister(
+        (STORAGE_CLASSES, _sc("older", "2024-01-01T00:00:00Z", True)),
+        (STORAGE_CLASSES, _sc("newer", "2024-02-01T00:00:00Z", True)),
+        (STORAGE_CLASSES, _sc("plain", "2024-03-01T00:00:00Z", False)),
+    )
+    claim = {"metadata": {"name": "c"}, "spec": dict(spec)}
+    await DefaultStorageClass(lister).admit(create(CLAIMS, claim))
+    assert claim["spec"]["storageClassName"] == want
+
+
+async def test_no_default_storage_class_leaves_the_claim() -> None:
+    claim: dict[str, Any] = {"metadata": {"name": "c"}, "spec": {}}
+    await DefaultStorageClass(FakeLister()).admit(create(CLAIMS, claim))
+    assert "storageClassName" not in claim["spec"]
+
+
+# -- StorageObjectInUseProtection --------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -50,9 +270,9 @@ def test_gc_finalizers(
         ("configmaps", ["x"], None),
     ],
 )
-def test_storage_object_in_use_protection(
+async def test_storage_object_in_use_protection(
     plural: str, before: list[str] | None, after: list[str] | None
 ) -> None:
     meta: dict = {"name": "o"} if before is None else {"name": "o", "finalizers": list(before)}
-    storage_object_in_use_protection(info("", "v1", plural), {"metadata": meta})
+    await StorageObjectInUseProtection().admit(create(info("", "v1", plural), {"metadata": meta}))
     assert meta.get("finalizers") == (after if after is not None else before)

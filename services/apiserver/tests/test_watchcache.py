@@ -105,3 +105,29 @@ async def test_slow_watch_is_cut_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert slow.closed and not fast.closed
     assert len(group.items) < 10
     assert await slow.next(1) is None
+
+
+async def test_follow_feeds_the_cache_from_a_storage_backend() -> None:
+    from skiff.apiserver.storage.memory import MemoryBackend
+
+    backend = MemoryBackend()
+    key = PODS.etcd_key("ns", "a")
+    await backend.create(key, b'{"metadata": {"name": "a", "namespace": "ns"}}')
+    cache = WatchCache(backend, None)
+    feed = asyncio.create_task(cache.follow(backend))
+    try:
+        await cache.ready.wait()
+        assert [o["metadata"]["name"] for o in cache.list(PODS, "ns")] == ["a"]
+        w = cache.watch(PODS, cache.revision, ("k",), lambda o: True, lambda e: e.type)
+        rev = await backend.update(key, b'{"metadata": {"name": "a", "x": 1}}', cache.revision)
+        await backend.create("/skiff/elsewhere", b"{}")  # not a resource: revision only
+        await backend.delete(key, rev)
+        other = await backend.create(PODS.etcd_key("ns", "b"), b'{"metadata": {"name": "b"}}')
+        assert await cache.wait_for(other, 1)
+        assert await w.next(1) == ["MODIFIED", "DELETED", "ADDED"]
+        assert cache.get(PODS, "ns", "a") is None
+        assert cache.get(PODS, "ns", "b") == {
+            "metadata": {"name": "b", "resourceVersion": str(other)}
+        }
+    finally:
+        feed.cancel()

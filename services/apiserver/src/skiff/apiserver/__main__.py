@@ -10,6 +10,7 @@ import os
 from skiff.log import setup_logging
 from skiff.tracing import setup_tracing
 
+from .admission import ORDERED_PLUGINS, enabled_plugins
 from .allocators import ServiceRanges
 from .server import ApiServer, Settings
 
@@ -75,11 +76,29 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         help="address published in the kubernetes Service's endpoints (default: the bind "
         "address, or this host's address when binding all)",
     )
+    p.add_argument(
+        "--enable-admission-plugins",
+        default=_env("SKIFF_ENABLE_ADMISSION_PLUGINS", ",".join(d.enable_admission_plugins)),
+        help="comma-separated admission plugins to enable besides the default ones "
+        f"(default on: {', '.join(ORDERED_PLUGINS)}; env SKIFF_ENABLE_ADMISSION_PLUGINS)",
+    )
+    p.add_argument(
+        "--disable-admission-plugins",
+        default=_env("SKIFF_DISABLE_ADMISSION_PLUGINS", ",".join(d.disable_admission_plugins)),
+        help="comma-separated admission plugins to disable, default ones included "
+        "(env SKIFF_DISABLE_ADMISSION_PLUGINS)",
+    )
     p.add_argument("--no-pump", action="store_true", help="do not campaign to run the event pump")
     p.add_argument("--log-level", default=_env("SKIFF_LOG_LEVEL", "info"))
     a = p.parse_args(argv)
     try:
         ServiceRanges.parse(a.service_cluster_ip_range, a.service_node_port_range)
+    except ValueError as e:
+        p.error(str(e))
+    enable = _plugin_names(a.enable_admission_plugins)
+    disable = _plugin_names(a.disable_admission_plugins)
+    try:
+        enabled_plugins(enable, disable)
     except ValueError as e:
         p.error(str(e))
     setup_logging("apiserver", level=a.log_level)
@@ -95,7 +114,13 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         service_cluster_ip_range=a.service_cluster_ip_range,
         service_node_port_range=a.service_node_port_range,
         advertise_address=a.advertise_address,
+        enable_admission_plugins=enable,
+        disable_admission_plugins=disable,
     )
+
+
+def _plugin_names(value: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in value.split(",") if n.strip())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,6 +16,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import NotFoundError
 
 from skiff.api.resources import REGISTRY
+from skiff.apiserver.storage import EventType, WatchEvent
 from skiff.log import get_logger
 
 log = get_logger(__name__)
@@ -34,6 +35,13 @@ ADDED = "ADDED"
 MODIFIED = "MODIFIED"
 DELETED = "DELETED"
 RESET = "RESET"
+
+
+def type_of(event: WatchEvent) -> str:
+    """The watch event type of a storage change (a put that created the key: ADDED)."""
+    if event.type is EventType.DELETE:
+        return DELETED
+    return ADDED if event.created else MODIFIED
 
 
 @dataclass(slots=True, frozen=True)

@@ -74,11 +74,24 @@ def _named(info: ResourceInfo, ref: pb.ResourceRef) -> str:
         raise errors.bad_request("ref.name is required")
     if info.namespaced and not ref.namespace:
         raise errors.bad_request(f"ref.namespace is required for {info.plural}")
-    if ref.subresource and ref.subresource not in ("status",):
-        raise errors.bad_request(
-            f"subresource {ref.subresource!r} is not served over gRPC; use REST"
-        )
     return ref.name
+
+
+def _subresource(store: Store, info: ResourceInfo, ref: pb.ResourceRef) -> str:
+    """``ref.subresource``, if the registry serves it (status, scale, binding, eviction,
+    finalize); the streaming ones (log, exec, attach, portforward, proxy) are REST's."""
+    sub = ref.subresource
+    if not sub:
+        return ""
+    if sub not in info.subresources:
+        raise ApiError(
+            404,
+            errors.Reason.NOT_FOUND,
+            f"the server could not find the requested resource ({info.plural}/{sub})",
+        )
+    if store.subresource(info, sub) is None:
+        raise errors.bad_request(f"subresource {sub!r} is not served over gRPC; use REST")
+    return sub
 
 
 def _obj(raw: bytes) -> dict[str, Any]:
@@ -135,7 +148,9 @@ def _guard(fn):  # type: ignore[no-untyped-def]
 
 
 class ObjectService(pb_grpc.ObjectServiceServicer):
-    """Get, List, Create, Update, Patch, Delete and Watch on any served resource."""
+    """Get, List, Create, Update, Patch, Delete and Watch on any served resource, and
+    Get/Create/Update/Patch on the subresources the registry serves (``ref.subresource``:
+    status, scale, binding, eviction, finalize)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -143,7 +158,12 @@ class ObjectService(pb_grpc.ObjectServiceServicer):
     @_guard
     async def Get(self, request: pb.GetRequest, context) -> pb.ObjectReply:  # type: ignore[no-untyped-def]
         info = _info(request.ref)
-        obj = await self.store.get(info, _ns(info, request.ref), _named(info, request.ref))
+        obj = await self.store.get(
+            info,
+            _ns(info, request.ref),
+            _named(info, request.ref),
+            subresource=_subresource(self.store, info, request.ref),
+        )
         return pb.ObjectReply(object=orjson.dumps(obj))
 
     @_guard
@@ -162,7 +182,19 @@ class ObjectService(pb_grpc.ObjectServiceServicer):
         if info.namespaced and not request.ref.namespace:
             raise errors.bad_request(f"ref.namespace is required for {info.plural}")
         opts = _write_opts(request.options, context)
-        obj = await self.store.create(info, _ns(info, request.ref), _obj(request.object), opts)
+        sub = _subresource(self.store, info, request.ref)
+        if sub:
+            # POST to a subresource of the named object (pods/binding, pods/eviction).
+            obj = await self.store.create_subresource(
+                info,
+                _ns(info, request.ref),
+                _named(info, request.ref),
+                sub,
+                _obj(request.object),
+                opts,
+            )
+        else:
+            obj = await self.store.create(info, _ns(info, request.ref), _obj(request.object), opts)
         return pb.ObjectReply(object=orjson.dumps(obj), warnings=opts.warnings)
 
     @_guard
@@ -175,7 +207,7 @@ class ObjectService(pb_grpc.ObjectServiceServicer):
             _named(info, request.ref),
             _obj(request.object),
             opts,
-            subresource=request.ref.subresource,
+            subresource=_subresource(self.store, info, request.ref),
         )
         return pb.ObjectReply(object=orjson.dumps(obj), warnings=opts.warnings)
 
@@ -199,13 +231,15 @@ class ObjectService(pb_grpc.ObjectServiceServicer):
             patch_type,
             body,
             opts,
-            subresource=request.ref.subresource,
+            subresource=_subresource(self.store, info, request.ref),
         )
         return pb.ObjectReply(object=orjson.dumps(obj), warnings=opts.warnings)
 
     @_guard
     async def Delete(self, request: pb.DeleteRequest, context) -> pb.DeleteReply:  # type: ignore[no-untyped-def]
         info = _info(request.ref)
+        if sub := _subresource(self.store, info, request.ref):
+            raise errors.method_not_allowed(f"DELETE is not supported on {info.plural}/{sub}")
         opts = DeleteOptions(
             grace_period_seconds=request.grace_period_seconds
             if request.HasField("grace_period_seconds")

@@ -25,7 +25,6 @@ from skiff import tracing
 from skiff.apiserver.storage import (
     Backend,
     CompactedError,
-    EventType,
     KeyExistsError,
     StorageError,
 )
@@ -130,10 +129,7 @@ class EventPump:
                 await asyncio.sleep(0.2)
 
     async def _publish(self, event, seq: int) -> int:  # type: ignore[no-untyped-def]
-        if event.type is EventType.DELETE:
-            etype = ev.DELETED
-        else:
-            etype = ev.ADDED if event.created else ev.MODIFIED
+        etype = ev.type_of(event)
         headers = {
             ev.H_REV: str(event.revision),
             ev.H_KEY: event.key,

@@ -24,7 +24,6 @@ from starlette.websockets import WebSocket
 
 from skiff import tracing
 from skiff.api import errors
-from skiff.api import patch as patching
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY, ResourceInfo
 from skiff.apiserver import openapi, printers, protobuf
@@ -33,7 +32,8 @@ from skiff.log import get_logger
 from . import discovery
 from . import eventstream as ev
 from .podproxy import PodProxy
-from .store import DeleteOptions, ListOptions, Store, WriteOptions, now_rfc3339
+from .registry import Subresource
+from .store import DeleteOptions, ListOptions, Store, WriteOptions
 from .watchcache import Event
 
 log = get_logger(__name__)
@@ -386,16 +386,8 @@ class RestApi:
             raise ApiError(
                 404, errors.Reason.NOT_FOUND, "the server could not find the requested resource"
             )
-        if t.subresource == "scale":
-            return await self._scale(request, method, t)
-        if t.subresource in ("binding", "eviction"):
-            if method != "POST":
-                raise errors.method_not_allowed(f"{t.subresource} only supports POST")
-            return await (
-                self._binding(request, t)
-                if t.subresource == "binding"
-                else self._eviction(request, t)
-            )
+        if t.subresource and (handler := self.store.subresource(info, t.subresource)):
+            return await self._subresource(request, method, t, handler)
         if info.plural == "pods" and t.subresource == "log" and t.name:
             if method != "GET":
                 raise errors.method_not_allowed("pods/log only supports GET")
@@ -555,21 +547,10 @@ class RestApi:
         obj = _require_object(body)
         opts = _write_options(request)
         assert t.name is not None
-        if t.subresource == "finalize" and t.info.plural == "namespaces":
-            finalizers = (obj.get("spec") or {}).get("finalizers") or []
-
-            def set_finalizers(cur: dict[str, Any]) -> dict[str, Any]:
-                cur.setdefault("spec", {})["finalizers"] = finalizers
-                if not finalizers:
-                    cur["spec"].pop("finalizers")
-                return cur
-
-            updated = await self.store.update_with(t.info, None, t.name, set_finalizers, opts)
-            return self._object_response(request, t.info, updated, 200, opts)
         updated = await self.store.update(
             t.info, t.namespace, t.name, obj, opts, subresource=t.subresource
         )
-        return self._object_response(request, t.info, updated, 200, opts)
+        return self._reply(request, t, updated, opts)
 
     async def _patch(self, request: Request, t: Target) -> Response:
         body, media = await read_body(request)
@@ -590,7 +571,7 @@ class RestApi:
         updated = await self.store.patch(
             info, t.namespace, t.name, media, body, opts, subresource=t.subresource
         )
-        return self._object_response(request, info, updated, 200, opts)
+        return self._reply(request, t, updated, opts)
 
     async def _delete(self, request: Request, t: Target) -> Response:
         opts = await self._delete_options(request)
@@ -652,163 +633,41 @@ class RestApi:
             }
         )
 
-    async def _scale(self, request: Request, method: str, t: Target) -> Response:
-        info = t.info
+    async def _subresource(
+        self, request: Request, method: str, t: Target, handler: Subresource
+    ) -> Response:
+        """A subresource the registry serves (status, scale, binding, eviction, finalize)."""
+        verb = _SUBRESOURCE_VERBS.get(method, method.lower())
+        if verb not in handler.verbs:
+            raise handler.not_allowed(t.info, verb)
         assert t.name is not None
-        if method == "GET":
-            return json_response(_to_scale(await self.store.get(info, t.namespace, t.name)))
-        if method not in ("PUT", "PATCH"):
-            raise errors.method_not_allowed(f"{method} is not supported on {info.plural}/scale")
-        body, media = await read_body(request)
-        opts = _write_options(request)
-
-        def mutate(cur: dict[str, Any]) -> dict[str, Any]:
-            scale = _to_scale(cur)
-            if method == "PUT":
-                new_scale = _require_object(body)
-                rv = (new_scale.get("metadata") or {}).get("resourceVersion")
-                if rv and rv != cur["metadata"]["resourceVersion"]:
-                    raise errors.conflict(
-                        info.plural,
-                        t.name or "",
-                        info.group,
-                        "the object has been modified; please apply your "
-                        "changes to the latest version and try again",
-                    )
-            elif media == "application/json-patch+json":
-                new_scale = patching.json_patch(scale, body)
-            else:
-                new_scale = patching.merge_patch(scale, _require_object(body))
-            replicas = (new_scale.get("spec") or {}).get("replicas")
-            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-                raise errors.invalid(
-                    "Scale",
-                    t.name or "",
-                    "autoscaling",
-                    [
-                        errors.Cause(
-                            "spec.replicas",
-                            f"Invalid value: {replicas!r}: must be greater than or equal to 0",
-                        )
-                    ],
-                )
-            cur.setdefault("spec", {})["replicas"] = replicas
-            return cur
-
-        updated = await self.store.update_with(
-            info, t.namespace, t.name, mutate, opts, subresource="scale"
-        )
-        return json_response(_to_scale(updated))
-
-    async def _binding(self, request: Request, t: Target) -> Response:
-        body, _ = await read_body(request)
-        binding = _require_object(body)
-        node = ((binding.get("target") or {}).get("name")) or ""
-        if not node:
-            raise errors.invalid(
-                "Binding",
-                t.name or "",
-                "",
-                [errors.Cause("target.name", "Required value", "FieldValueRequired")],
+        if verb == "get":
+            obj = await self.store.get(t.info, t.namespace, t.name, subresource=t.subresource)
+            return self._reply(request, t, obj)
+        if verb == "create":
+            body, _ = await read_body(request)
+            obj = _require_object(body)
+            opts = _write_options(request)
+            created = await self.store.create_subresource(
+                t.info, t.namespace, t.name, t.subresource, obj, opts
             )
-        assert t.name is not None
+            return _with_warnings(json_response(created, 201), opts)
+        if verb == "update":
+            return await self._update(request, t)
+        return await self._patch(request, t)
 
-        def bind(cur: dict[str, Any]) -> dict[str, Any]:
-            spec = cur.setdefault("spec", {})
-            if cur["metadata"].get("deletionTimestamp"):
-                raise errors.conflict(
-                    "pods", t.name or "", "", "pod is being deleted, cannot be assigned to a host"
-                )
-            if spec.get("nodeName"):
-                raise errors.conflict(
-                    "pods/binding",
-                    t.name or "",
-                    "",
-                    f'pod {t.name} is already assigned to node "{spec["nodeName"]}"',
-                )
-            want_uid = (binding.get("metadata") or {}).get("uid")
-            if want_uid and want_uid != cur["metadata"].get("uid"):
-                raise errors.conflict(
-                    "pods/binding",
-                    t.name or "",
-                    "",
-                    f"Precondition failed: UID in precondition: {want_uid}, UID in object meta: "
-                    f"{cur['metadata'].get('uid')}",
-                )
-            spec["nodeName"] = node
-            # As kube-apiserver's binding: the pod is now scheduled.
-            status = cur.setdefault("status", {})
-            conditions = [
-                c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"
-            ]
-            conditions.append(
-                {
-                    "type": "PodScheduled",
-                    "status": "True",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": now_rfc3339(),
-                }
-            )
-            status["conditions"] = conditions
-            return cur
-
-        await self.store.update_with(
-            t.info, t.namespace, t.name, bind, _write_options(request), subresource="binding"
-        )
-        return json_response(
-            {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Success",
-                "code": 201,
-            },
-            201,
-        )
-
-    async def _eviction(self, request: Request, t: Target) -> Response:
-        body, _ = await read_body(request)
-        eviction = _require_object(body)
-        opts = DeleteOptions()
-        do = eviction.get("deleteOptions") or {}
-        if do.get("gracePeriodSeconds") is not None:
-            opts.grace_period_seconds = int(do["gracePeriodSeconds"])
-        assert t.name is not None
-        await self.store.delete(t.info, t.namespace, t.name, opts)
-        return json_response(
-            {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Success",
-                "code": 201,
-            },
-            201,
-        )
+    def _reply(
+        self, request: Request, t: Target, obj: dict[str, Any], opts: WriteOptions | None = None
+    ) -> Response:
+        """The object (or a subresource's own kind, such as a Scale) as a 200 response."""
+        handler = self.store.subresource(t.info, t.subresource) if t.subresource else None
+        if handler is not None and not handler.returns_parent:
+            resp = json_response(obj)
+            return _with_warnings(resp, opts) if opts else resp
+        return self._object_response(request, t.info, obj, 200, opts)
 
 
-def _to_scale(obj: dict[str, Any]) -> dict[str, Any]:
-    meta = obj["metadata"]
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    sel = spec.get("selector") or {}
-    if "matchLabels" in sel or "matchExpressions" in sel:
-        from skiff.api.selectors import selector_from_dict
-
-        selector = selector_from_dict(sel).to_string()
-    else:
-        selector = ",".join(f"{k}={v}" for k, v in sel.items())
-    return {
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            k: meta[k]
-            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-            if k in meta
-        },
-        "spec": {"replicas": spec.get("replicas", 0)},
-        "status": {"replicas": status.get("replicas", 0), "selector": selector},
-    }
+_SUBRESOURCE_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch"}
 
 
 def _verb(method: str, t: Target, request: Request) -> str:

@@ -16,7 +16,7 @@ from skiff.apiserver.storage.etcd import EtcdBackend
 from skiff.log import get_logger
 
 from . import eventstream as ev
-from .admission import SYSTEM_PRIORITY_CLASSES
+from .admission import enabled_plugins
 from .allocators import (
     DEFAULT_CLUSTER_IP_RANGE,
     DEFAULT_NODE_PORT_RANGE,
@@ -26,6 +26,7 @@ from .allocators import (
 from .grpc_api import set_serving, start_grpc
 from .masterleases import MasterLeases, advertise_address
 from .pump import EventPump
+from .registry.scheduling.priorityclass import SYSTEM_PRIORITY_CLASSES
 from .rest import RestApi
 from .store import Store, WriteOptions
 from .watchcache import WatchCache
@@ -58,6 +59,14 @@ class Settings:
     service_node_port_range: str = DEFAULT_NODE_PORT_RANGE
     advertise_address: str = ""
     """Where other members reach this apiserver; "" picks one (``advertise_address``)."""
+    enable_admission_plugins: tuple[str, ...] = ()
+    """Admission plugins to run besides the default ones (:mod:`.admission`)."""
+    disable_admission_plugins: tuple[str, ...] = ()
+    """Default admission plugins not to run."""
+
+    def admission_plugins(self) -> list[str]:
+        """The enabled admission plugins, in order (ValueError for unknown names)."""
+        return enabled_plugins(self.enable_admission_plugins, self.disable_admission_plugins)
 
 
 class ApiServer:
@@ -161,7 +170,12 @@ class ApiServer:
         ranges = ServiceRanges.parse(
             self.settings.service_cluster_ip_range, self.settings.service_node_port_range
         )
-        self.store = Store(self.etcd, self.cache, ServiceAllocator(self.etcd, ranges))
+        self.store = Store(
+            self.etcd,
+            self.cache,
+            ServiceAllocator(self.etcd, ranges),
+            admission_plugins=self.settings.admission_plugins(),
+        )
         self._spawn(self.cache.run(), "watch-cache")
         if self.settings.run_pump:
             self.pump = EventPump(self.etcd, self.nc)

@@ -1,7 +1,12 @@
-"""The generic registry: create, read, update, patch, delete, list and watch.
+"""The generic store: create, read, update, patch, delete, list and watch.
 
 Both the REST and the gRPC front ends call this one path, so admission,
 defaulting, validation and storage rules hold whichever door a request uses.
+What differs per resource is its strategy (:mod:`.registry`); the rules around
+every write are :mod:`.registry.generic`'s; admission plugins run after them
+(:mod:`.admission`). Subresources (status, scale, binding, eviction, finalize)
+are the registry's handlers, reached through :meth:`Store.get`,
+:meth:`Store.create_subresource`, :meth:`Store.update` and :meth:`Store.patch`.
 Reads of single objects and paginated lists go to etcd; other lists and all
 watches are served from the watch cache once it has reached the revision the
 request needs.
@@ -12,10 +17,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import secrets
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -24,8 +27,8 @@ from opentelemetry import trace
 from skiff import tracing
 from skiff.api import errors
 from skiff.api import patch as patching
-from skiff.api.errors import ApiError, Cause
-from skiff.api.resources import REGISTRY, ResourceInfo, is_default_storage_class
+from skiff.api.errors import ApiError
+from skiff.api.resources import ResourceInfo
 from skiff.api.selectors import (
     FieldSelector,
     LabelSelector,
@@ -46,51 +49,42 @@ from skiff.apiserver.storage.codec import decode
 from skiff.apiserver.strategicpatch import strategic_merge_patch
 from skiff.log import get_logger
 
-from . import admission, allocators
+from . import admission
+from .admission import Attributes, Operation
 from .allocators import ServiceAllocator
+from .registry import Strategy, Subresource, generic, strategy_for
+from .registry.options import (
+    PATCH_APPLY,
+    PATCH_JSON,
+    PATCH_MERGE,
+    PATCH_STRATEGIC,
+    DeleteOptions,
+    WriteOptions,
+    now_rfc3339,
+)
 from .watchcache import Render, Watch, WatchCache
+
+__all__ = [
+    "PATCH_APPLY",
+    "PATCH_JSON",
+    "PATCH_MERGE",
+    "PATCH_STRATEGIC",
+    "DeleteOptions",
+    "ListOptions",
+    "ListResult",
+    "Store",
+    "WriteOptions",
+    "now_rfc3339",
+]
 
 log = get_logger(__name__)
 _tracer = tracing.tracer("skiff.apiserver.store")
 
 MAX_OBJECT_BYTES = 1536 * 1024  # etcd's request limit, as kube-apiserver enforces
 CONSISTENT_READ_WAIT = 3.0
-_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-NAMESPACES = REGISTRY.by_path("", "v1", "namespaces")
-PODS = REGISTRY.by_path("", "v1", "pods")
-PRIORITY_CLASSES = REGISTRY.by_path("scheduling.k8s.io", "v1", "priorityclasses")
-SERVICES = REGISTRY.by_path("", "v1", "services")
-CLAIMS = REGISTRY.by_path("", "v1", "persistentvolumeclaims")
-STORAGE_CLASSES = REGISTRY.by_path("storage.k8s.io", "v1", "storageclasses")
-
-PATCH_JSON = "application/json-patch+json"
-PATCH_MERGE = "application/merge-patch+json"
-PATCH_STRATEGIC = "application/strategic-merge-patch+json"
-PATCH_APPLY = "application/apply-patch+yaml"
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(slots=True)
-class WriteOptions:
-    """Query options shared by create, update and patch."""
-
-    dry_run: bool = False
-    field_manager: str = ""
-    field_validation: str = "Strict"
-    force: bool = False
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class DeleteOptions:
-    grace_period_seconds: int | None = None
-    propagation_policy: str | None = None
-    precondition_uid: str | None = None
-    precondition_rv: str | None = None
-    dry_run: bool = False
+_MODIFIED = (
+    "the object has been modified; please apply your changes to the latest version and try again"
+)
 
 
 @dataclass(slots=True)
@@ -130,20 +124,6 @@ def _encode_limited(obj: dict[str, Any]) -> bytes:
     return value
 
 
-def _strip_for_compare(obj: dict[str, Any]) -> dict[str, Any]:
-    out = dict(obj)
-    meta = dict(out.get("metadata") or {})
-    for k in ("resourceVersion", "managedFields"):
-        meta.pop(k, None)
-    out["metadata"] = meta
-    return out
-
-
-def _spec_of(obj: dict[str, Any]) -> dict[str, Any]:
-    """Everything but metadata and status: a change here bumps metadata.generation."""
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
-
-
 def _encode_continue(revision: int, start: str) -> str:
     raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": start})
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -158,19 +138,49 @@ def _decode_continue(token: str) -> tuple[int, str]:
         raise errors.bad_request(f"continue key is not valid: {e}") from e
 
 
+class CachedLister:
+    """Reads for admission plugins: the watch cache first, then storage."""
+
+    def __init__(self, etcd: Backend, cache: WatchCache) -> None:
+        self.etcd = etcd
+        self.cache = cache
+
+    async def get(
+        self, info: ResourceInfo, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        obj = self.cache.get(info, namespace, name)
+        if obj is None:
+            kv = await self.etcd.get(info.etcd_key(namespace, name))
+            obj = decode(kv.value, kv.mod_revision) if kv else None
+        return obj
+
+    def list(self, info: ResourceInfo) -> list[dict[str, Any]]:
+        return self.cache.list(info)
+
+
 class Store:
     """Storage rules of the Kubernetes API, on etcd and the watch cache."""
 
     def __init__(
-        self, etcd: Backend, cache: WatchCache, services: ServiceAllocator | None = None
+        self,
+        etcd: Backend,
+        cache: WatchCache,
+        services: ServiceAllocator | None = None,
+        *,
+        admission_plugins: Sequence[str] | None = None,
     ) -> None:
+        """``admission_plugins``: the enabled admission plugins' names (None: the
+        defaults, :func:`.admission.enabled_plugins`)."""
         self.etcd = etcd
         self.cache = cache
         self.services = services or ServiceAllocator(etcd)
+        if admission_plugins is None:
+            admission_plugins = admission.enabled_plugins()
+        self.admission = admission.new_chain(admission_plugins, CachedLister(etcd, cache))
 
     async def _write(
         self,
-        info: ResourceInfo,
+        strategy: Strategy,
         key: str,
         value: bytes | None,
         expected_revision: int,
@@ -179,16 +189,17 @@ class Store:
     ) -> int:
         """Create (``expected_revision`` 0), replace or delete (``value`` None) one object.
 
-        A Service's IPs and node ports are claimed and released in the same transaction.
+        The other keys the object holds (a Service's IPs and node ports) are claimed and
+        released in the same transaction.
         """
-        if info is not SERVICES:
+        if not strategy.claims_keys:
             if value is None:
                 return await self.etcd.delete(key, expected_revision)
             if expected_revision == 0:
                 return await self.etcd.create(key, value)
             return await self.etcd.update(key, value, expected_revision)
-        before = allocators.held(old) if old is not None else {}
-        after = allocators.held(new) if new is not None and value is not None else {}
+        before = strategy.held(old) if old is not None else {}
+        after = strategy.held(new) if new is not None and value is not None else {}
         return await self.etcd.write_claiming(
             key,
             value,
@@ -208,7 +219,13 @@ class Store:
             raise errors.not_found(info.plural, name, info.group)
         return kv
 
-    async def get(self, info: ResourceInfo, namespace: str | None, name: str) -> dict[str, Any]:
+    async def get(
+        self, info: ResourceInfo, namespace: str | None, name: str, *, subresource: str = ""
+    ) -> dict[str, Any]:
+        """One object; with ``subresource``, what that subresource serves (e.g. a Scale)."""
+        if subresource:
+            handler = self._handler(info, subresource, "get")
+            return await handler.get(self, info, namespace, name)
         kv = await self._get_kv(info, namespace, name)
         return decode(kv.value, kv.mod_revision)
 
@@ -356,120 +373,44 @@ class Store:
         """The revision the watch cache has reached (for bookmarks)."""
         return self.cache.revision
 
+    # -- subresources ------------------------------------------------------------------
+
+    def subresource(self, info: ResourceInfo, name: str) -> Subresource | None:
+        """The registry's handler of ``info``'s subresource ``name`` (None: not one the
+        registry serves, such as pods/log)."""
+        return strategy_for(info).subresources.get(name)
+
+    def _handler(self, info: ResourceInfo, name: str, verb: str) -> Subresource:
+        handler = self.subresource(info, name)
+        if handler is None:
+            raise errors.ApiError(
+                404,
+                errors.Reason.NOT_FOUND,
+                f"the server could not find the requested resource ({info.plural}/{name})",
+            )
+        if verb not in handler.verbs:
+            raise handler.not_allowed(info, verb)
+        return handler
+
+    async def create_subresource(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        subresource: str,
+        body: dict[str, Any],
+        opts: WriteOptions,
+    ) -> dict[str, Any]:
+        """POST to a subresource of ``name`` (pods/binding, pods/eviction)."""
+        handler = self._handler(info, subresource, "create")
+        return await handler.create(self, info, namespace, name, body, opts)
+
     # -- writes ------------------------------------------------------------------------
 
-    async def _check_namespace(self, info: ResourceInfo, namespace: str | None, name: str) -> None:
-        """The namespace must exist and not be terminating (NamespaceLifecycle admission)."""
-        if not info.namespaced:
-            return
-        assert NAMESPACES is not None
-        key = NAMESPACES.etcd_key(None, namespace or "")
-        ns = self.cache.get(NAMESPACES, None, namespace or "")
-        if ns is None:
-            kv = await self.etcd.get(key)
-            ns = decode(kv.value, kv.mod_revision) if kv else None
-        if ns is None:
-            raise errors.not_found("namespaces", namespace or "")
-        if ns["metadata"].get("deletionTimestamp"):
-            raise errors.ApiError(
-                403,
-                errors.Reason.FORBIDDEN,
-                f'{info.plural} "{name}" is forbidden: unable to create new content in namespace '
-                f"{namespace} because it is being terminated",
-                kind=info.plural,
-                name=name,
-                group=info.group,
-                causes=[
-                    errors.Cause(
-                        "metadata.namespace",
-                        f"namespace {namespace} is being terminated",
-                        "NamespaceTerminating",
-                    )
-                ],
-            )
-
-    async def _admit_priority(self, pod: dict[str, Any]) -> None:
-        """The Priority admission plugin: spec.priority from the pod's PriorityClass."""
-        assert PRIORITY_CLASSES is not None
-        spec = pod.setdefault("spec", {})
-        name = spec.get("priorityClassName")
-        pc: dict[str, Any] | None = None
-        if name:
-            pc = self.cache.get(PRIORITY_CLASSES, None, name)
-            if pc is None:
-                kv = await self.etcd.get(PRIORITY_CLASSES.etcd_key(None, name))
-                pc = decode(kv.value, kv.mod_revision) if kv else None
-            if pc is None:
-                raise errors.ApiError(
-                    403,
-                    errors.Reason.FORBIDDEN,
-                    f'pods "{pod["metadata"]["name"]}" is forbidden: no PriorityClass with name '
-                    f"{name} was found",
-                    kind="pods",
-                    name=pod["metadata"]["name"],
-                )
-        else:
-            classes = self.cache.list(PRIORITY_CLASSES)
-            pc = next((c for c in classes if c.get("globalDefault")), None)
-        value = int(pc.get("value") or 0) if pc else 0
-        given = spec.get("priority")
-        if given is not None and given != value:
-            raise errors.ApiError(
-                403,
-                errors.Reason.FORBIDDEN,
-                f'pods "{pod["metadata"]["name"]}" is forbidden: the integer value of priority '
-                f"({given}) must not be provided in pod spec; priority admission controller "
-                f"computed {value} from the given PriorityClass name",
-                kind="pods",
-                name=pod["metadata"]["name"],
-            )
-        spec["priority"] = value
-        if pc is not None:
-            spec["priorityClassName"] = pc["metadata"]["name"]
-            spec.setdefault(
-                "preemptionPolicy", pc.get("preemptionPolicy") or "PreemptLowerPriority"
-            )
-
-    def _admit_storage_class(self, claim: dict[str, Any]) -> None:
-        """DefaultStorageClass admission: a claim that names no class gets the default one.
-
-        ``storageClassName: ""`` asks for no class and is kept. With several defaults the
-        newest wins, as in Kubernetes.
-        """
-        assert STORAGE_CLASSES is not None
-        spec = claim.setdefault("spec", {})
-        if spec.get("storageClassName") is not None:
-            return
-        classes = self.cache.list(STORAGE_CLASSES)
-        defaults = [c for c in classes if is_default_storage_class(c)]
-        if defaults:
-            newest = max(
-                defaults,
-                key=lambda c: (c["metadata"].get("creationTimestamp") or "", c["metadata"]["name"]),
-            )
-            spec["storageClassName"] = newest["metadata"]["name"]
-
-    def _prepare(self, info: ResourceInfo, obj: dict[str, Any], opts: WriteOptions) -> None:
-        """Decode-time checks: apiVersion/kind, unknown fields, types."""
-        api_version = obj.get("apiVersion")
-        kind = obj.get("kind")
-        if api_version and api_version != info.api_version:
-            raise errors.bad_request(
-                f"the API version in the data ({api_version}) does not match the expected API "
-                f"version ({info.api_version})"
-            )
-        if kind and kind != info.kind:
-            raise errors.bad_request(
-                f"the kind in the data ({kind}) does not match the expected kind ({info.kind})"
-            )
-        obj["apiVersion"] = info.api_version
-        obj["kind"] = info.kind
-        meta = obj.get("metadata")
-        if meta is None:
-            obj["metadata"] = meta = {}
-        elif not isinstance(meta, dict):
-            raise errors.bad_request("metadata must be an object")
-        admission.check_schema(info, obj, opts)
+    async def _admit(self, attrs: Attributes) -> None:
+        """The admission chain: every mutating plugin, then every validating one."""
+        await self.admission.admit(attrs)
+        await self.admission.validate(attrs)
 
     async def create(
         self,
@@ -480,73 +421,59 @@ class Store:
         *,
         managed: bool = False,
     ) -> dict[str, Any]:
+        """Create ``obj``; ``managed`` means managedFields were already set (apply)."""
         with _tracer.start_as_current_span(
             "store.create", attributes={"k8s.resource": info.plural}
         ):
-            self._prepare(info, obj, opts)
-            meta = obj["metadata"]
-            if info.namespaced:
-                ns = meta.get("namespace") or namespace
-                if namespace and meta.get("namespace") and meta["namespace"] != namespace:
-                    raise errors.bad_request(
-                        "the namespace of the provided object does not match the namespace "
-                        "sent on the request"
-                    )
-                meta["namespace"] = ns
-            else:
-                meta.pop("namespace", None)
-            if not meta.get("name") and meta.get("generateName"):
-                meta["name"] = meta["generateName"] + "".join(
-                    secrets.choice(_NAME_CHARS) for _ in range(5)
-                )
-            admission.prepare_create(info, obj, now_rfc3339())
-            meta["uid"] = str(uuid.uuid4())
-            meta["creationTimestamp"] = now_rfc3339()
-            meta["generation"] = 1
-            for k in (
-                "resourceVersion",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "selfLink",
-            ):
-                meta.pop(k, None)
-            admission.default_and_validate(info, obj, None, opts)
-            await self._check_namespace(info, meta.get("namespace"), meta["name"])
-            if info is PODS:
-                await self._admit_priority(obj)
-            elif info is CLAIMS:
-                self._admit_storage_class(obj)
+            strategy = strategy_for(info)
+            generic.decode(info, obj, opts)
+            generic.before_create(strategy, obj, namespace, opts)
             if not managed:
-                admission.track_fields(info, None, obj, opts, "")
-            admission.storage_object_in_use_protection(info, obj)
-            key = info.etcd_key(meta.get("namespace"), meta["name"])
-            unassigned = copy.deepcopy(obj) if info is SERVICES else obj
-            avoid: set[str] = set()
-            for _attempt in range(16):
-                picked: set[str] = set()
-                if info is SERVICES:
-                    obj = copy.deepcopy(unassigned)
-                    picked = await self.services.assign(obj, None, avoid)
-                value = _encode_limited(obj)
-                if opts.dry_run:
-                    return obj
-                try:
-                    with _tracer.start_as_current_span(
-                        "etcd.txn.create", kind=trace.SpanKind.CLIENT
-                    ):
-                        rev = await self._write(info, key, value, 0, None, obj)
-                except KeyExistsError as e:
-                    if e.key == key:
-                        raise errors.already_exists(info.plural, meta["name"], info.group) from e
-                    if e.key not in picked:
-                        raise self.services.taken(obj, e.key) from e
-                    avoid.add(e.key)  # another apiserver took what we picked: pick again
-                    continue
-                except StorageError as e:
-                    raise errors.unavailable(f"storage is unavailable: {e}") from e
-                obj["metadata"]["resourceVersion"] = str(rev)
+                generic.track_fields(info, None, obj, opts, "")
+            meta = obj["metadata"]
+            await self._admit(
+                Attributes(
+                    Operation.CREATE,
+                    info,
+                    obj,
+                    namespace=meta.get("namespace"),
+                    name=meta["name"],
+                    dry_run=opts.dry_run,
+                )
+            )
+            return await self._create_in_storage(strategy, obj, opts)
+
+    async def _create_in_storage(
+        self, strategy: Strategy, obj: dict[str, Any], opts: WriteOptions
+    ) -> dict[str, Any]:
+        info = strategy.info
+        meta = obj["metadata"]
+        key = info.etcd_key(meta.get("namespace"), meta["name"])
+        unassigned = copy.deepcopy(obj) if strategy.claims_keys else obj
+        avoid: set[str] = set()
+        for _attempt in range(16):
+            picked: set[str] = set()
+            if strategy.claims_keys:
+                obj = copy.deepcopy(unassigned)
+                picked = await strategy.assign(self, obj, None, avoid)
+            value = _encode_limited(obj)
+            if opts.dry_run:
                 return obj
-            raise errors.internal("too many allocation conflicts; try again")
+            try:
+                with _tracer.start_as_current_span("etcd.txn.create", kind=trace.SpanKind.CLIENT):
+                    rev = await self._write(strategy, key, value, 0, None, obj)
+            except KeyExistsError as e:
+                if e.key == key:
+                    raise errors.already_exists(info.plural, meta["name"], info.group) from e
+                if e.key not in picked:
+                    raise strategy.taken(self, obj, e.key) from e
+                avoid.add(e.key)  # another apiserver took what we picked: pick again
+                continue
+            except StorageError as e:
+                raise errors.unavailable(f"storage is unavailable: {e}") from e
+            obj["metadata"]["resourceVersion"] = str(rev)
+            return obj
+        raise errors.internal("too many allocation conflicts; try again")
 
     async def update(
         self,
@@ -558,7 +485,27 @@ class Store:
         *,
         subresource: str = "",
     ) -> dict[str, Any]:
-        self._prepare(info, obj, opts)
+        """Replace an object, or PUT to one of its subresources."""
+        if subresource:
+            handler = self._handler(info, subresource, "update")
+            return await handler.update(self, info, namespace, name, obj, opts)
+        return await self.update_object(info, namespace, name, obj, opts)
+
+    async def update_object(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        obj: dict[str, Any],
+        opts: WriteOptions,
+        *,
+        subresource: str = "",
+    ) -> dict[str, Any]:
+        """Replace with ``obj``; its resourceVersion, if any, is a precondition.
+
+        ``subresource`` selects the update rules (``status`` writes only status).
+        """
+        generic.decode(info, obj, opts)
         meta = obj["metadata"]
         if meta.get("name") and meta["name"] != name:
             raise errors.bad_request(
@@ -603,6 +550,7 @@ class Store:
         with _tracer.start_as_current_span(
             "store.update", attributes={"k8s.resource": info.plural, "k8s.subresource": subresource}
         ):
+            strategy = strategy_for(info)
             avoid: set[str] = set()
             for _attempt in range(16):
                 try:
@@ -615,130 +563,73 @@ class Store:
                     raise errors.not_found(info.plural, name, info.group)
                 old = decode(kv.value, kv.mod_revision)
                 if precondition_rv is not None and precondition_rv != str(kv.mod_revision):
-                    raise errors.conflict(
-                        info.plural,
-                        name,
-                        info.group,
-                        "the object has been modified; please apply your changes to the latest "
-                        "version and try again",
-                    )
+                    raise errors.conflict(info.plural, name, info.group, _MODIFIED)
                 new = mutate(copy.deepcopy(old))
                 if new.get("apiVersion") is None or new.get("metadata") is None:
-                    self._prepare(info, new, opts)
-                new = self._merge_update(info, old, new, subresource, opts, managed)
+                    generic.decode(info, new, opts)
+                new = generic.before_update(strategy, old, new, subresource, opts, managed)
                 if new is None:
                     return old  # nothing changed: no write, same resourceVersion
-                picked: set[str] = set()
-                if info is SERVICES:
-                    picked = await self.services.assign(new, old, avoid)
-                value = _encode_limited(new)
-                if opts.dry_run:
-                    return new
-                nm = new["metadata"]
-                try:
-                    if (
-                        nm.get("deletionTimestamp")
-                        and not nm.get("finalizers")
-                        and (
-                            info is not NAMESPACES or not (new.get("spec") or {}).get("finalizers")
-                        )
-                        and not _graceful_pending(info, new)
-                    ):
-                        with _tracer.start_as_current_span("etcd.txn.delete"):
-                            rev = await self._write(info, kv.key, None, kv.mod_revision, old, None)
-                    else:
-                        with _tracer.start_as_current_span(
-                            "etcd.txn.update", kind=trace.SpanKind.CLIENT
-                        ):
-                            rev = await self._write(info, kv.key, value, kv.mod_revision, old, new)
-                except KeyExistsError as e:
-                    if e.key not in picked:
-                        raise self.services.taken(new, e.key) from e
-                    avoid.add(e.key)
-                    continue
-                except ConflictError:
-                    if precondition_rv is not None:
-                        raise errors.conflict(
-                            info.plural,
-                            name,
-                            info.group,
-                            "the object has been modified; please apply your changes to the "
-                            "latest version and try again",
-                        ) from None
-                    continue
-                except StorageError as e:
-                    raise errors.unavailable(f"storage is unavailable: {e}") from e
-                nm["resourceVersion"] = str(rev)
-                return new
+                await self._admit(
+                    Attributes(
+                        Operation.UPDATE,
+                        info,
+                        new,
+                        old,
+                        namespace=namespace,
+                        name=name,
+                        subresource=subresource,
+                        dry_run=opts.dry_run,
+                    )
+                )
+                done = await self._commit_update(
+                    strategy, kv, old, new, opts, avoid, precondition_rv
+                )
+                if done is not None:
+                    return done
             raise errors.conflict(
                 info.plural, name, info.group, "too many concurrent updates; try again"
             )
 
-    def _merge_update(
+    async def _commit_update(
         self,
-        info: ResourceInfo,
+        strategy: Strategy,
+        kv: KeyValue,
         old: dict[str, Any],
         new: dict[str, Any],
-        subresource: str,
         opts: WriteOptions,
-        managed: bool = False,
+        avoid: set[str],
+        precondition_rv: str | None,
     ) -> dict[str, Any] | None:
-        """Apply update rules to ``new`` given ``old``; None when nothing would change."""
-        new["apiVersion"] = info.api_version
-        new["kind"] = info.kind
-        om, nm = old["metadata"], new.setdefault("metadata", {})
-        if not isinstance(nm, dict):
-            raise errors.bad_request("metadata must be an object")
-        if subresource == "status":
-            result = copy.deepcopy(old)
-            result["status"] = new.get("status")
-            if result["status"] is None:
-                result.pop("status")
-            new = result
-            nm = new["metadata"]
-        elif info.has_status and subresource == "":
-            if "status" in old:
-                new["status"] = old["status"]
+        """Write ``new`` over ``kv`` (or delete it, when nothing keeps a deleted object any
+        more); None when the write must be tried again."""
+        info = strategy.info
+        picked: set[str] = set()
+        if strategy.claims_keys:
+            picked = await strategy.assign(self, new, old, avoid)
+        value = _encode_limited(new)
+        if opts.dry_run:
+            return new
+        try:
+            if generic.ready_to_delete(strategy, new):
+                with _tracer.start_as_current_span("etcd.txn.delete"):
+                    rev = await self._write(strategy, kv.key, None, kv.mod_revision, old, None)
             else:
-                new.pop("status", None)
-        for k in (
-            "uid",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "name",
-            "namespace",
-            "generation",
-        ):
-            if k in om:
-                nm[k] = om[k]
-            else:
-                nm.pop(k, None)
-        nm.pop("selfLink", None)
-        if om.get("deletionTimestamp"):
-            # Finalizers may only be removed once deletion has started.
-            added = set(nm.get("finalizers") or ()) - set(om.get("finalizers") or ())
-            if added:
-                raise errors.invalid(
-                    info.kind,
-                    om["name"],
-                    info.group,
-                    [
-                        Cause(
-                            "metadata.finalizers",
-                            "Forbidden: no new finalizers can be added if the object is being "
-                            f"deleted, found new finalizers {sorted(added)!r}",
-                            "FieldValueForbidden",
-                        )
-                    ],
-                )
-        admission.default_and_validate(info, new, old, opts)
-        if _spec_of(new) != _spec_of(old):
-            nm["generation"] = int(om.get("generation") or 1) + 1
-        if not managed:
-            admission.track_fields(info, old, new, opts, subresource)
-        if _strip_for_compare(new) == _strip_for_compare(old):
+                with _tracer.start_as_current_span("etcd.txn.update", kind=trace.SpanKind.CLIENT):
+                    rev = await self._write(strategy, kv.key, value, kv.mod_revision, old, new)
+        except KeyExistsError as e:
+            if e.key not in picked:
+                raise strategy.taken(self, new, e.key) from e
+            avoid.add(e.key)
             return None
+        except ConflictError:
+            if precondition_rv is not None:
+                name = new["metadata"].get("name") or ""
+                raise errors.conflict(info.plural, name, info.group, _MODIFIED) from None
+            return None
+        except StorageError as e:
+            raise errors.unavailable(f"storage is unavailable: {e}") from e
+        new["metadata"]["resourceVersion"] = str(rev)
         return new
 
     async def patch(
@@ -752,7 +643,25 @@ class Store:
         *,
         subresource: str = "",
     ) -> dict[str, Any]:
-        """Apply a patch given by its media type (json, merge, strategic-merge, apply)."""
+        """Patch an object, or one of its subresources."""
+        if subresource:
+            handler = self._handler(info, subresource, "patch")
+            return await handler.patch(self, info, namespace, name, patch_type, body, opts)
+        return await self.patch_object(info, namespace, name, patch_type, body, opts)
+
+    async def patch_object(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        patch_type: str,
+        body: Any,
+        opts: WriteOptions,
+        *,
+        subresource: str = "",
+    ) -> dict[str, Any]:
+        """Apply a patch given by its media type (json, merge, strategic-merge, apply);
+        ``subresource`` selects the update rules (``status`` writes only status)."""
         if patch_type == PATCH_APPLY:
             return await self._apply(info, namespace, name, body, opts, subresource)
         precondition = None
@@ -765,13 +674,7 @@ class Store:
 
         def mutate(cur: dict[str, Any]) -> dict[str, Any]:
             if precondition and precondition != cur["metadata"]["resourceVersion"]:
-                raise errors.conflict(
-                    info.plural,
-                    name,
-                    info.group,
-                    "the object has been modified; please apply your changes to the latest "
-                    "version and try again",
-                )
+                raise errors.conflict(info.plural, name, info.group, _MODIFIED)
             if patch_type == PATCH_JSON:
                 out = patching.json_patch(cur, body)
             elif patch_type == PATCH_MERGE:
@@ -782,7 +685,7 @@ class Store:
                 raise errors.unsupported_media_type(patch_type)
             if not isinstance(out, dict):
                 raise errors.bad_request("the patch did not produce an object")
-            self._prepare(info, out, opts)
+            generic.decode(info, out, opts)
             return out
 
         return await self.update_with(info, namespace, name, mutate, opts, subresource=subresource)
@@ -810,7 +713,7 @@ class Store:
                 f"the name of the object ({applied_name}) does not match the name on the URL "
                 f"({name})"
             )
-        self._prepare(info, applied, opts)
+        generic.decode(info, applied, opts)
 
         def mutate(cur: dict[str, Any]) -> dict[str, Any]:
             return ssa.server_side_apply(
@@ -854,52 +757,54 @@ class Store:
         with _tracer.start_as_current_span(
             "store.delete", attributes={"k8s.resource": info.plural}
         ):
+            strategy = strategy_for(info)
             for _attempt in range(16):
                 kv = await self._get_kv(info, namespace, name)
                 obj = decode(kv.value, kv.mod_revision)
-                meta = obj["metadata"]
-                if opts.precondition_uid and opts.precondition_uid != meta.get("uid"):
-                    raise errors.conflict(
-                        info.plural,
-                        name,
-                        info.group,
-                        f"Precondition failed: UID in precondition: {opts.precondition_uid}, "
-                        f"UID in object meta: {meta.get('uid')}",
+                _check_delete_preconditions(info, name, obj["metadata"], opts)
+                await self._admit(
+                    Attributes(
+                        Operation.DELETE,
+                        info,
+                        None,
+                        obj,
+                        namespace=namespace,
+                        name=name,
+                        dry_run=opts.dry_run,
                     )
-                if opts.precondition_rv and opts.precondition_rv != meta["resourceVersion"]:
-                    raise errors.conflict(
-                        info.plural,
-                        name,
-                        info.group,
-                        f"Precondition failed: ResourceVersion in precondition: "
-                        f"{opts.precondition_rv}, ResourceVersion in object meta: "
-                        f"{meta['resourceVersion']}",
-                    )
-                before = copy.deepcopy(meta) if meta.get("deletionTimestamp") else None
-                graceful = admission.prepare_delete(info, obj, opts, now_rfc3339())
-                if opts.dry_run:
-                    return obj, not graceful
-                if graceful and before is not None and before == meta:
-                    return obj, False  # already terminating as asked: no write, no event
-                try:
-                    if graceful:
-                        value = codec.encode(obj)
-                        rev = await self.etcd.update(kv.key, value, kv.mod_revision)
-                        meta["resourceVersion"] = str(rev)
-                        return obj, False
-                    with _tracer.start_as_current_span(
-                        "etcd.txn.delete", kind=trace.SpanKind.CLIENT
-                    ):
-                        rev = await self._write(info, kv.key, None, kv.mod_revision, obj, None)
-                    meta["resourceVersion"] = str(rev)
-                    return obj, True
-                except ConflictError:
-                    continue
-                except StorageError as e:
-                    raise errors.unavailable(f"storage is unavailable: {e}") from e
+                )
+                done = await self._commit_delete(strategy, kv, obj, opts)
+                if done is not None:
+                    return done
             raise errors.conflict(
                 info.plural, name, info.group, "too many concurrent updates; try again"
             )
+
+    async def _commit_delete(
+        self, strategy: Strategy, kv: KeyValue, obj: dict[str, Any], opts: DeleteOptions
+    ) -> tuple[dict[str, Any], bool] | None:
+        """Mark or delete ``obj``; None when the write must be tried again."""
+        meta = obj["metadata"]
+        before = copy.deepcopy(meta) if meta.get("deletionTimestamp") else None
+        graceful = generic.before_delete(strategy, obj, opts, now_rfc3339())
+        if opts.dry_run:
+            return obj, not graceful
+        if graceful and before is not None and before == meta:
+            return obj, False  # already terminating as asked: no write, no event
+        try:
+            if graceful:
+                value = codec.encode(obj)
+                rev = await self.etcd.update(kv.key, value, kv.mod_revision)
+                meta["resourceVersion"] = str(rev)
+                return obj, False
+            with _tracer.start_as_current_span("etcd.txn.delete", kind=trace.SpanKind.CLIENT):
+                rev = await self._write(strategy, kv.key, None, kv.mod_revision, obj, None)
+            meta["resourceVersion"] = str(rev)
+            return obj, True
+        except ConflictError:
+            return None
+        except StorageError as e:
+            raise errors.unavailable(f"storage is unavailable: {e}") from e
 
     async def delete_collection(
         self,
@@ -935,11 +840,26 @@ class Store:
         return out
 
 
-def _graceful_pending(info: ResourceInfo, obj: dict[str, Any]) -> bool:
-    """A pod whose kubelet has not yet confirmed termination stays until it does."""
-    if info.plural != "pods" or info.group:
-        return False
-    return bool((obj["metadata"].get("deletionGracePeriodSeconds") or 0) > 0)
+def _check_delete_preconditions(
+    info: ResourceInfo, name: str, meta: dict[str, Any], opts: DeleteOptions
+) -> None:
+    if opts.precondition_uid and opts.precondition_uid != meta.get("uid"):
+        raise errors.conflict(
+            info.plural,
+            name,
+            info.group,
+            f"Precondition failed: UID in precondition: {opts.precondition_uid}, "
+            f"UID in object meta: {meta.get('uid')}",
+        )
+    if opts.precondition_rv and opts.precondition_rv != meta["resourceVersion"]:
+        raise errors.conflict(
+            info.plural,
+            name,
+            info.group,
+            f"Precondition failed: ResourceVersion in precondition: "
+            f"{opts.precondition_rv}, ResourceVersion in object meta: "
+            f"{meta['resourceVersion']}",
+        )
 
 
 def _matcher(info: ResourceInfo, opts: ListOptions, namespace: str | None = None):  # type: ignore[no-untyped-def]
@@ -964,7 +884,3 @@ def _matcher(info: ResourceInfo, opts: ListOptions, namespace: str | None = None
         return fs is None or fs.matches(obj)
 
     return matches
-
-
-def grace_deadline(seconds: int) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import gc
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from prometheus_client import Gauge
 from skiff import tracing
 from skiff.api.errors import gone
 from skiff.api.resources import REGISTRY, ResourceInfo
-from skiff.apiserver.storage import Backend
+from skiff.apiserver.storage import Backend, KeyValue, WatchEvent
 from skiff.apiserver.storage.codec import decode
 from skiff.log import get_logger
 
@@ -235,10 +235,12 @@ class ResourceCache:
 class WatchCache:
     """All resources' caches, kept current from the event stream."""
 
-    def __init__(self, etcd: Backend, nc: NATS, *, window: int = 10_000) -> None:
+    def __init__(self, etcd: Backend, nc: NATS | None, *, window: int = 10_000) -> None:
+        """``nc``: the NATS connection :meth:`run` consumes the event stream from (None for a
+        cache fed by :meth:`follow` or by hand)."""
         self.etcd = etcd
         self.nc = nc
-        self.js = nc.jetstream()
+        self.js = nc.jetstream() if nc is not None else None
         self.window = window
         self.resources = {info: ResourceCache(info, window) for info in REGISTRY.resources}
         self.revision = 0
@@ -263,6 +265,8 @@ class WatchCache:
 
     async def run(self) -> None:
         """Fill the cache and keep it current; relist when the stream says so."""
+        if self.js is None:
+            raise RuntimeError("the watch cache has no NATS connection; feed it with follow()")
         await ev.ensure_stream(self.js)
         while True:
             try:
@@ -280,9 +284,11 @@ class WatchCache:
                         await self._sub.unsubscribe()
                     self._sub = None
 
-    async def _sync(self) -> None:
-        self.ready.clear()
-        kvs, revision = await self.etcd.range_all("/registry/")
+    # -- feeding: a listing, then changes ----------------------------------------------
+
+    def load(self, kvs: Iterable[KeyValue], revision: int) -> None:
+        """Replace every resource's objects with a listing of ``/registry/`` at
+        ``revision`` (open watches are closed: they must start again)."""
         per: dict[ResourceInfo, dict[str, dict[str, Any]]] = {i: {} for i in self.resources}
         for kv in kvs:
             info = REGISTRY.by_key(kv.key)
@@ -291,6 +297,50 @@ class WatchCache:
         for info, rc in self.resources.items():
             rc.reset(per[info], revision)
         self._set_revision(revision)
+
+    def apply_change(
+        self,
+        info: ResourceInfo,
+        etype: str,
+        key: str,
+        value: bytes,
+        revision: int,
+        trace: dict[str, str] | None = None,
+    ) -> None:
+        """One change of ``key`` (ADDED, MODIFIED or DELETED; for a delete ``value`` is the
+        object before it) at ``revision``, after the cache's revision."""
+        obj = decode(value, revision)
+        self.resources[info].apply(Event(etype, obj, revision, key, trace=trace))
+        self._set_revision(revision)
+
+    def apply_storage_events(self, events: Iterable[WatchEvent]) -> None:
+        """Changes as the storage backend's watch reports them (what the pump publishes)."""
+        for e in events:
+            if e.revision <= self.revision:
+                continue  # already in the listing the cache started from
+            info = REGISTRY.by_key(e.key)
+            if info is None:
+                self._set_revision(e.revision)
+            else:
+                self.apply_change(info, ev.type_of(e), e.key, e.value, e.revision)
+
+    async def follow(self, backend: Backend, prefix: str = "/registry/") -> None:
+        """Fill the cache from ``backend`` and keep it current from the backend's own watch,
+        without the event stream (one process: unit tests with
+        :class:`~skiff.apiserver.storage.memory.MemoryBackend`)."""
+        kvs, revision = await backend.range_all(prefix)
+        self.load(kvs, revision)
+        self.ready.set()
+        async for batch in backend.watch(prefix, revision + 1):
+            self.apply_storage_events(batch)
+
+    # -- the event stream ------------------------------------------------------------
+
+    async def _sync(self) -> None:
+        assert self.js is not None
+        self.ready.clear()
+        kvs, revision = await self.etcd.range_all("/registry/")
+        self.load(kvs, revision)
         seq, first = await ev.first_seq_after(self.js, revision)
         if seq == first and first > 1:
             # The oldest event left in the stream is already after R: is anything missing?
@@ -328,20 +378,20 @@ class WatchCache:
             return  # already in the list we started from
         key = headers.get(ev.H_KEY, "")
         info = REGISTRY.by_key(key)
-        if info is not None:
-            ctx = tracing.extract(headers) if "traceparent" in headers else None
-            with _tracer.start_as_current_span(
-                "watchcache.apply",
-                context=ctx,
-                kind=trace.SpanKind.CONSUMER,
-                attributes={"skiff.revision": revision, "skiff.key": key},
-            ) as span:
-                obj = decode(msg.data, revision)
-                carrier: dict[str, str] = {}
-                if span.get_span_context().is_valid:
-                    tracing.inject(carrier)
-                self.resources[info].apply(Event(etype, obj, revision, key, trace=carrier or None))
-        self._set_revision(revision)
+        if info is None:
+            self._set_revision(revision)
+            return
+        ctx = tracing.extract(headers) if "traceparent" in headers else None
+        with _tracer.start_as_current_span(
+            "watchcache.apply",
+            context=ctx,
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"skiff.revision": revision, "skiff.key": key},
+        ) as span:
+            carrier: dict[str, str] = {}
+            if span.get_span_context().is_valid:
+                tracing.inject(carrier)
+            self.apply_change(info, etype, key, msg.data, revision, carrier or None)
 
     def _set_revision(self, revision: int) -> None:
         self.revision = revision

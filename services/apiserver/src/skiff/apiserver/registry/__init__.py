@@ -1,0 +1,52 @@
+"""The registry: one strategy per resource, by API group (kube's ``pkg/registry``).
+
+:func:`strategy_for` gives a resource's :class:`~.strategy.Strategy`; resources with
+nothing special get the default one. Adding a resource with rules of its own is adding
+its module under ``<group>/`` and one line to :data:`STRATEGIES`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from skiff.api.resources import ResourceInfo
+
+from .apps.workloads import ReplicationControllerStrategy, WorkloadStrategy
+from .batch.cronjob import CronJobStrategy
+from .batch.job import JobStrategy
+from .core.configmap import ConfigMapStrategy
+from .core.namespace import NamespaceStrategy
+from .core.node import NodeStrategy
+from .core.pod import PodStrategy
+from .core.service import ServiceStrategy
+from .scheduling.priorityclass import PriorityClassStrategy
+from .storage.storageclass import StorageClassStrategy
+from .strategy import GenericStore, Strategy, Subresource
+
+# (group, plural) → strategy class; any other resource uses Strategy itself.
+STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
+    ("", "configmaps"): ConfigMapStrategy,
+    ("", "namespaces"): NamespaceStrategy,
+    ("", "nodes"): NodeStrategy,
+    ("", "pods"): PodStrategy,
+    ("", "replicationcontrollers"): ReplicationControllerStrategy,
+    ("", "secrets"): ConfigMapStrategy,
+    ("", "services"): ServiceStrategy,
+    ("apps", "daemonsets"): WorkloadStrategy,
+    ("apps", "deployments"): WorkloadStrategy,
+    ("apps", "replicasets"): WorkloadStrategy,
+    ("apps", "statefulsets"): WorkloadStrategy,
+    ("batch", "cronjobs"): CronJobStrategy,
+    ("batch", "jobs"): JobStrategy,
+    ("scheduling.k8s.io", "priorityclasses"): PriorityClassStrategy,
+    ("storage.k8s.io", "storageclasses"): StorageClassStrategy,
+}
+
+
+@cache
+def strategy_for(info: ResourceInfo) -> Strategy:
+    """The strategy of ``info`` (one instance per resource)."""
+    return STRATEGIES.get((info.group, info.plural), Strategy)(info)
+
+
+__all__ = ["STRATEGIES", "GenericStore", "Strategy", "Subresource", "strategy_for"]

@@ -1,0 +1,213 @@
+"""Workloads with a pod template: Deployments, ReplicaSets, StatefulSets, DaemonSets
+(``apps``) and ReplicationControllers (core), as kube's ``pkg/registry/apps/*`` and
+``pkg/registry/core/replicationcontroller``, with the ``scale`` subresource
+(autoscaling/v1 ``Scale``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from skiff.api import errors
+from skiff.api import patch as patching
+from skiff.api.errors import Cause
+from skiff.api.resources import ResourceInfo
+from skiff.api.selectors import selector_from_dict
+
+from ..core.pod import validate_pod_spec
+from ..options import PATCH_JSON, WriteOptions
+from ..strategy import STATUS, GenericStore, Obj, Strategy, Subresource
+
+
+def to_scale(obj: Obj) -> Obj:
+    """The autoscaling/v1 Scale of a scalable object."""
+    meta = obj["metadata"]
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    sel = spec.get("selector") or {}
+    if "matchLabels" in sel or "matchExpressions" in sel:
+        selector = selector_from_dict(sel).to_string()
+    else:
+        selector = ",".join(f"{k}={v}" for k, v in sel.items())
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
+        "spec": {"replicas": spec.get("replicas", 0)},
+        "status": {"replicas": status.get("replicas", 0), "selector": selector},
+    }
+
+
+def _replicas_of(scale: Any, name: str) -> int:
+    replicas = ((scale if isinstance(scale, dict) else {}).get("spec") or {}).get("replicas")
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        raise errors.invalid(
+            "Scale",
+            name,
+            "autoscaling",
+            [
+                errors.Cause(
+                    "spec.replicas",
+                    f"Invalid value: {replicas!r}: must be greater than or equal to 0",
+                )
+            ],
+        )
+    return replicas
+
+
+def _require_object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise errors.bad_request(f"the request body must be an object, not {type(body).__name__}")
+    return body
+
+
+class ScaleREST(Subresource):
+    """``<workload>/scale``: read and set ``spec.replicas`` through a Scale."""
+
+    name = "scale"
+    verbs = frozenset({"get", "update", "patch"})
+    returns_parent = False
+
+    async def get(
+        self, store: GenericStore, info: ResourceInfo, namespace: str | None, name: str
+    ) -> Obj:
+        return to_scale(await store.get(info, namespace, name))
+
+    async def _set_replicas(
+        self,
+        store: GenericStore,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        new_scale,  # type: ignore[no-untyped-def]
+        opts: WriteOptions,
+    ) -> Obj:
+        """``new_scale(current object) -> the Scale asked for``; sets its replicas."""
+
+        def mutate(cur: Obj) -> Obj:
+            replicas = _replicas_of(new_scale(cur), name)
+            cur.setdefault("spec", {})["replicas"] = replicas
+            return cur
+
+        updated = await store.update_with(info, namespace, name, mutate, opts, subresource="scale")
+        return to_scale(updated)
+
+    async def update(
+        self,
+        store: GenericStore,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        body: Obj,
+        opts: WriteOptions,
+    ) -> Obj:
+        def replaced(cur: Obj) -> Obj:
+            scale = _require_object(body)
+            rv = (scale.get("metadata") or {}).get("resourceVersion")
+            if rv and rv != cur["metadata"]["resourceVersion"]:
+                raise errors.conflict(
+                    info.plural,
+                    name,
+                    info.group,
+                    "the object has been modified; please apply your "
+                    "changes to the latest version and try again",
+                )
+            return scale
+
+        return await self._set_replicas(store, info, namespace, name, replaced, opts)
+
+    async def patch(
+        self,
+        store: GenericStore,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        patch_type: str,
+        body: Any,
+        opts: WriteOptions,
+    ) -> Obj:
+        def patched(cur: Obj) -> Obj:
+            if patch_type == PATCH_JSON:
+                return patching.json_patch(to_scale(cur), body)
+            return patching.merge_patch(to_scale(cur), _require_object(body))
+
+        return await self._set_replicas(store, info, namespace, name, patched, opts)
+
+
+SCALE = ScaleREST()
+
+
+def _template_causes(spec: dict[str, Any], match: dict[str, Any]) -> list[Cause]:
+    """The template's labels must match the selector's; replicas must not be negative."""
+    causes: list[Cause] = []
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if any(labels.get(k) != v for k, v in match.items()):
+        causes.append(
+            Cause(
+                "spec.template.metadata.labels",
+                f"Invalid value: {labels!r}: `selector` does not match template `labels`",
+            )
+        )
+    replicas = spec.get("replicas")
+    if isinstance(replicas, int) and replicas < 0:
+        causes.append(
+            Cause("spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")
+        )
+    return causes
+
+
+def _pod_template_causes(spec: dict[str, Any]) -> list[Cause]:
+    template = spec.get("template") or {}
+    return validate_pod_spec(template.get("spec") or {}, "spec.template.spec")
+
+
+class WorkloadStrategy(Strategy):
+    """Deployments, ReplicaSets, StatefulSets and DaemonSets: a pod template chosen by a
+    required, immutable LabelSelector."""
+
+    def make_subresources(self) -> Iterable[Subresource]:
+        return (STATUS, SCALE)
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        spec = obj.get("spec") or {}
+        causes = _pod_template_causes(spec)
+        sel = spec.get("selector")
+        if not sel:
+            causes.append(Cause("spec.selector", "Required value", "FieldValueRequired"))
+        match = (sel or {}).get("matchLabels") or {}
+        if sel is not None and not (sel or {}).get("matchExpressions") and not match:
+            causes.append(
+                Cause(
+                    "spec.selector",
+                    'Invalid value: "null": empty selector is invalid for deployment',
+                    "FieldValueInvalid",
+                )
+            )
+        causes.extend(_template_causes(spec, match))
+        return causes
+
+    def validate_update(self, obj: Obj, old: Obj) -> list[Cause]:
+        causes = self.validate(obj)
+        sel = (obj.get("spec") or {}).get("selector")
+        if (old.get("spec") or {}).get("selector") != sel:
+            causes.append(Cause("spec.selector", f"Invalid value: {sel!r}: field is immutable"))
+        return causes
+
+
+class ReplicationControllerStrategy(Strategy):
+    """ReplicationControllers: a map selector; their dependents are orphaned by default."""
+
+    default_gc_policy = "Orphan"
+
+    def make_subresources(self) -> Iterable[Subresource]:
+        return (STATUS, SCALE)
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        spec = obj.get("spec") or {}
+        causes = _pod_template_causes(spec)
+        causes.extend(_template_causes(spec, spec.get("selector") or {}))
+        return causes

@@ -1,0 +1,28 @@
+"""Jobs (kube's ``pkg/registry/batch/job``): a pod template that may not restart
+always; their pods are orphaned by default."""
+
+from __future__ import annotations
+
+from skiff.api.errors import Cause
+
+from ..core.pod import validate_pod_spec
+from ..strategy import Obj, Strategy
+
+
+class JobStrategy(Strategy):
+    default_gc_policy = "Orphan"
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        template = (obj.get("spec") or {}).get("template") or {}
+        tspec = template.get("spec") or {}
+        causes = validate_pod_spec(tspec, "spec.template.spec")
+        if tspec.get("restartPolicy") not in ("OnFailure", "Never"):
+            causes.append(
+                Cause(
+                    "spec.template.spec.restartPolicy",
+                    f'Unsupported value: "{tspec.get("restartPolicy")}": supported '
+                    'values: "OnFailure", "Never"',
+                    "FieldValueNotSupported",
+                )
+            )
+        return causes
