@@ -208,27 +208,11 @@ async def track_status_and_remove_finalizers(
         if len(new_indexes) + n_uncounted >= MAX_UNCOUNTED_PODS:
             reached_max = True
             break
-    if indexed:
-        done = s.prev_succeeded_indexes | new_indexes
-        text = format_indexes(done)
-        if text != (status.get("completedIndexes") or ""):
-            needs_flush = True
-        status["succeeded"] = len(done)
-        status["completedIndexes"] = text
+    if indexed and _record_indexes(s, status, new_indexes):
+        needs_flush = True
     now = c.ctx.clock()
-    if s.finished is not None and s.finished["type"] == FAILURE_TARGET:
-        # Record the verdict before the finalizers (which hold the evidence) go.
-        if get_condition(status, FAILURE_TARGET) is None:
-            status.setdefault("conditions", []).append(s.finished)
-            needs_flush = True
-        s.finished = new_condition(FAILED, "True", s.finished["reason"], s.finished["message"], now)
-    elif s.finished is not None and s.finished["type"] == SUCCESS_CRITERIA_MET:
-        if get_condition(status, SUCCESS_CRITERIA_MET) is None:
-            status.setdefault("conditions", []).append(s.finished)
-            needs_flush = True
-        s.finished = new_condition(
-            COMPLETE, "True", s.finished["reason"], s.finished["message"], now
-        )
+    if _record_verdict(s, status, now):
+        needs_flush = True
     needs_flush = await _flush_and_remove_finalizers(c, s, to_remove, with_finalizer, needs_flush)
     finished = not reached_max and enact_finished(s, now)
     if finished:
@@ -237,6 +221,34 @@ async def track_status_and_remove_finalizers(
         s.job = await c.update_status(s.job)
         if finished:
             c.record_finished(s)
+
+
+def _record_indexes(s: JobSync, status: Obj, new_indexes: set[int]) -> bool:
+    """``status.succeeded`` and ``completedIndexes`` of an Indexed Job; True if changed."""
+    done = s.prev_succeeded_indexes | new_indexes
+    text = format_indexes(done)
+    changed = text != (status.get("completedIndexes") or "")
+    status["succeeded"] = len(done)
+    status["completedIndexes"] = text
+    return changed
+
+
+_FINAL = {FAILURE_TARGET: FAILED, SUCCESS_CRITERIA_MET: COMPLETE}
+
+
+def _record_verdict(s: JobSync, status: Obj, now: float) -> bool:
+    """Record a FailureTarget / SuccessCriteriaMet verdict before the finalizers (which hold
+    the evidence) go, and turn it into the final Failed / Complete; True if status changed."""
+    if s.finished is None or s.finished["type"] not in _FINAL:
+        return False
+    kind = s.finished["type"]
+    changed = get_condition(status, kind) is None
+    if changed:
+        status.setdefault("conditions", []).append(s.finished)
+    s.finished = new_condition(
+        _FINAL[kind], "True", s.finished["reason"], s.finished["message"], now
+    )
+    return changed
 
 
 def _can_remove_finalizer(s: JobSync, pod: Obj, failed: bool) -> bool:
