@@ -14,51 +14,42 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from clusterenv import HollowEnv, hollow_env, started_cluster
 from cmenv import Managers, PodTracker, until
 
-from cluster import Cluster, free_port, start_cluster
+from cluster import Cluster, free_port
 from skiff.client.rest import ApiClient
-from skiff.hollownode.nodes import HollowNodes, NodeShape
+from skiff.hollownode.nodes import NodeShape
 
 NS = "controllers"
 
 
 @pytest.fixture(scope="module")
 def cc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("controllers"))
-    try:
-        yield c
-    finally:
-        c.stop()
+    yield from started_cluster(tmp_path_factory, "controllers")
 
 
 @pytest.fixture(scope="module")
-def managers(cc: Cluster) -> Iterator[Managers]:
-    m = Managers(cc)
-    try:
-        yield m
-    finally:
-        m.stop()
+async def hollow(cc: Cluster) -> AsyncIterator[HollowEnv]:
+    async with hollow_env(
+        cc,
+        NS,
+        nodes=5,
+        prefix="cm-",
+        shape=NodeShape(cpu="4", memory="8Gi"),
+        watch=[lambda client: PodTracker(client, NS)],
+    ) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")
-async def env(cc: Cluster, managers: Managers) -> AsyncIterator[tuple[ApiClient, PodTracker]]:
-    async with ApiClient(cc.url) as client:
-        await client.create("namespaces", {"metadata": {"name": NS}})
-        nodes = HollowNodes(client, 5, prefix="cm-", shape=NodeShape(cpu="4", memory="8Gi"))
-        tracker = PodTracker(client, NS)
-        tasks = [
-            asyncio.create_task(nodes.run(), name="hollow-nodes"),
-            asyncio.create_task(tracker.informer.run(), name="tracker"),
-        ]
-        try:
-            cc.start_scheduler()
-            await tracker.informer.wait_synced(timeout=10)
-            yield client, tracker
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+def env(hollow: HollowEnv) -> tuple[ApiClient, PodTracker]:
+    return hollow.client, hollow.watchers[0]
+
+
+@pytest.fixture(scope="module")
+def managers(hollow: HollowEnv) -> Managers:
+    return hollow.managers
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-from cmenv import Managers, until
+from clusterenv import hollow_env, started_cluster
+from cmenv import until
 
-from cluster import Cluster, start_cluster
+from cluster import Cluster
 from skiff.client.informer import Informer
 from skiff.client.rest import ApiClient
 from skiff.hollownode.nodes import HollowNodes, NodeShape
@@ -70,35 +71,21 @@ class DaemonPods:
 
 @pytest.fixture(scope="module")
 def dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("daemonsets"))
-    try:
-        yield c
-    finally:
-        c.stop()
+    yield from started_cluster(tmp_path_factory, "daemonsets")
 
 
 @pytest.fixture(scope="module")
 async def env(dc: Cluster) -> AsyncIterator[tuple[ApiClient, DaemonPods]]:
-    managers = Managers(dc)
-    async with ApiClient(dc.url) as client:
-        await client.create("namespaces", {"metadata": {"name": NS}})
-        nodes = HollowNodes(client, 3, prefix="ds-a-", shape=NodeShape(cpu="4", memory="8Gi"))
-        pods = DaemonPods(client)
-        tasks = [
-            asyncio.create_task(nodes.run(), name="hollow-nodes"),
-            asyncio.create_task(pods.informer.run(), name="daemon-pods"),
-        ]
-        try:
-            dc.start_scheduler()
-            managers.start("--controllers=daemonset")
-            await pods.informer.wait_synced(timeout=10)
-            await until(lambda: _node_count(client, "ds-a-", 3), what="3 nodes")
-            yield client, pods
-        finally:
-            managers.stop()
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+    async with hollow_env(
+        dc,
+        NS,
+        nodes=3,
+        prefix="ds-a-",
+        shape=NodeShape(cpu="4", memory="8Gi"),
+        manager=("--controllers=daemonset",),
+        watch=[DaemonPods],
+    ) as env:
+        yield env.client, env.watchers[0]
 
 
 async def _node_count(client: ApiClient, prefix: str, want: int) -> bool:

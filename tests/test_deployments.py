@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clusterenv import HollowEnv, hollow_env, started_cluster
 from cmenv import Managers, until
 
-from cluster import Cluster, start_cluster
+from cluster import Cluster
 from skiff.client.informer import Informer
 from skiff.client.rest import ApiClient
-from skiff.hollownode.nodes import HollowNodes, NodeShape
+from skiff.hollownode.nodes import NodeShape
 
 NS = "deployments"
 KUBECTL = os.environ.get("KUBECTL", "kubectl")
@@ -103,41 +104,31 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 @pytest.fixture(scope="module")
 def dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("deployments"))
-    try:
-        yield c
-    finally:
-        c.stop()
+    yield from started_cluster(tmp_path_factory, "deployments")
 
 
 @pytest.fixture(scope="module")
-def managers(dc: Cluster) -> Iterator[Managers]:
-    m = Managers(dc)
-    try:
-        m.start(CONTROLLERS)
-        yield m
-    finally:
-        m.stop()
+async def hollow(dc: Cluster) -> AsyncIterator[HollowEnv]:
+    async with hollow_env(
+        dc,
+        NS,
+        nodes=4,
+        prefix="dep-",
+        shape=NodeShape(cpu="8", memory="16Gi"),
+        manager=(CONTROLLERS,),
+        watch=[Monitor],
+    ) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")
-async def env(dc: Cluster, managers: Managers) -> AsyncIterator[tuple[ApiClient, Monitor]]:
-    async with ApiClient(dc.url) as client:
-        await client.create("namespaces", {"metadata": {"name": NS}})
-        nodes = HollowNodes(client, 4, prefix="dep-", shape=NodeShape(cpu="8", memory="16Gi"))
-        monitor = Monitor(client)
-        tasks = [
-            asyncio.create_task(nodes.run(), name="hollow-nodes"),
-            asyncio.create_task(monitor.informer.run(), name="monitor"),
-        ]
-        try:
-            dc.start_scheduler()
-            await monitor.informer.wait_synced(timeout=10)
-            yield client, monitor
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+def env(hollow: HollowEnv) -> tuple[ApiClient, Monitor]:
+    return hollow.client, hollow.watchers[0]
+
+
+@pytest.fixture(scope="module")
+def managers(hollow: HollowEnv) -> Managers:
+    return hollow.managers
 
 
 @pytest.fixture(scope="module")

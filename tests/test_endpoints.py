@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cmenv import Managers, until
+from clusterenv import hollow_env, started_cluster
+from cmenv import until
 
-from cluster import Cluster, start_cluster
+from cluster import Cluster
 from skiff.api.errors import ApiError
 from skiff.client.rest import ApiClient
-from skiff.hollownode.nodes import HollowNodes, NodeShape
+from skiff.hollownode.nodes import NodeShape
 
 NS = "endpoints"
 SLICES = "endpointslices.discovery.k8s.io"
@@ -25,28 +26,20 @@ KUBECTL = shutil.which("kubectl")
 
 @pytest.fixture(scope="module")
 def ec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("endpoints"))
-    try:
-        yield c
-    finally:
-        c.stop()
+    yield from started_cluster(tmp_path_factory, "endpoints")
 
 
 @pytest.fixture(scope="module")
 async def client(ec: Cluster) -> AsyncIterator[ApiClient]:
-    managers = Managers(ec)
-    async with ApiClient(ec.url) as client:
-        await client.create("namespaces", {"metadata": {"name": NS}})
-        nodes = HollowNodes(client, 2, prefix="ep-", shape=NodeShape(cpu="4", memory="8Gi"))
-        task = asyncio.create_task(nodes.run(), name="hollow-nodes")
-        try:
-            ec.start_scheduler()
-            managers.start("--controllers=endpoints-controller,endpointslice-controller")
-            yield client
-        finally:
-            managers.stop()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    async with hollow_env(
+        ec,
+        NS,
+        nodes=2,
+        prefix="ep-",
+        shape=NodeShape(cpu="4", memory="8Gi"),
+        manager=("--controllers=endpoints-controller,endpointslice-controller",),
+    ) as env:
+        yield env.client
 
 
 def pod(name: str, labels: dict[str, str], ports: dict[str, int], **spec: Any) -> dict[str, Any]:

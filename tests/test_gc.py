@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clusterenv import HollowEnv, hollow_env, started_cluster
 from cmenv import Managers, until
 
-from cluster import Cluster, start_cluster
+from cluster import Cluster
 from skiff.api.errors import ApiError
 from skiff.client.informer import Informer
 from skiff.client.rest import ApiClient
-from skiff.hollownode.nodes import HollowNodes, NodeShape
+from skiff.hollownode.nodes import NodeShape
 
 NS = "gc"
 CONTROLLERS = "--controllers=garbagecollector,namespace,serviceaccount,replicaset-controller"
@@ -30,35 +31,30 @@ KUBECTL = "kubectl"
 
 @pytest.fixture(scope="module")
 def cc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("gc"))
-    try:
-        yield c
-    finally:
-        c.stop()
+    yield from started_cluster(tmp_path_factory, "gc")
 
 
 @pytest.fixture(scope="module")
-def managers(cc: Cluster) -> Iterator[Managers]:
-    m = Managers(cc)
-    try:
-        m.start(CONTROLLERS)
-        yield m
-    finally:
-        m.stop()
+async def hollow(cc: Cluster) -> AsyncIterator[HollowEnv]:
+    async with hollow_env(
+        cc,
+        NS,
+        nodes=3,
+        prefix="gc-",
+        shape=NodeShape(cpu="4", memory="8Gi"),
+        manager=(CONTROLLERS,),
+    ) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")
-async def client(cc: Cluster, managers: Managers) -> AsyncIterator[ApiClient]:
-    async with ApiClient(cc.url) as client:
-        await client.create("namespaces", {"metadata": {"name": NS}})
-        nodes = HollowNodes(client, 3, prefix="gc-", shape=NodeShape(cpu="4", memory="8Gi"))
-        task = asyncio.create_task(nodes.run(), name="hollow-nodes")
-        try:
-            cc.start_scheduler()
-            yield client
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+def client(hollow: HollowEnv) -> ApiClient:
+    return hollow.client
+
+
+@pytest.fixture(scope="module")
+def managers(hollow: HollowEnv) -> Managers:
+    return hollow.managers
 
 
 def replica_set(name: str, replicas: int) -> dict[str, Any]:

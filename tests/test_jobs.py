@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clusterenv import HollowEnv, hollow_env, started_cluster
 from cmenv import Managers, PodTracker, until
 
 from cluster import Cluster, start_cluster
 from skiff.api.errors import ApiError
 from skiff.client.rest import ApiClient
-from skiff.hollownode.nodes import HollowNodes, NodeShape
+from skiff.hollownode.nodes import NodeShape
 
 NS = "jobs"
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
@@ -39,11 +40,7 @@ FINALIZER = "batch.kubernetes.io/job-tracking"
 
 @pytest.fixture(scope="module")
 def jc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("jobs"))
-    try:
-        yield c
-    finally:
-        c.stop()
+    yield from started_cluster(tmp_path_factory, "jobs")
 
 
 @pytest.fixture(scope="module")
@@ -54,33 +51,27 @@ def clock_file(jc: Cluster) -> Path:
 
 
 @pytest.fixture(scope="module")
-def managers(jc: Cluster, clock_file: Path) -> Iterator[Managers]:
-    m = Managers(jc)
-    m.start(CONTROLLERS, f"--clock-offset-file={clock_file}")
-    try:
-        yield m
-    finally:
-        m.stop()
+async def hollow(jc: Cluster, clock_file: Path) -> AsyncIterator[HollowEnv]:
+    async with hollow_env(
+        jc,
+        NS,
+        nodes=3,
+        prefix="job-",
+        shape=NodeShape(cpu="8", memory="16Gi"),
+        manager=(CONTROLLERS, f"--clock-offset-file={clock_file}"),
+        watch=[lambda client: PodTracker(client, NS)],
+    ) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")
-async def env(jc: Cluster, managers: Managers) -> AsyncIterator[tuple[ApiClient, PodTracker]]:
-    async with ApiClient(jc.url) as client:
-        await client.create("namespaces", {"metadata": {"name": NS}})
-        nodes = HollowNodes(client, 3, prefix="job-", shape=NodeShape(cpu="8", memory="16Gi"))
-        tracker = PodTracker(client, NS)
-        tasks = [
-            asyncio.create_task(nodes.run(), name="hollow-nodes"),
-            asyncio.create_task(tracker.informer.run(), name="tracker"),
-        ]
-        try:
-            jc.start_scheduler()
-            await tracker.informer.wait_synced(timeout=10)
-            yield client, tracker
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+def env(hollow: HollowEnv) -> tuple[ApiClient, PodTracker]:
+    return hollow.client, hollow.watchers[0]
+
+
+@pytest.fixture(scope="module")
+def managers(hollow: HollowEnv) -> Managers:
+    return hollow.managers
 
 
 def now_rfc3339() -> str:

@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from clusterenv import HollowEnv, hollow_env, started_cluster
 from cmenv import Managers, until
 
-from cluster import Cluster, start_cluster
+from cluster import Cluster
 from skiff.api.errors import ApiError
 from skiff.client.rest import ApiClient
 from skiff.hollownode.nodes import HollowNodes, NodeShape
@@ -43,35 +44,32 @@ def start_manager(managers: Managers) -> None:
 
 @pytest.fixture(scope="module")
 def lc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("lifecycle"))
-    try:
-        yield c
-    finally:
-        c.stop()
+    yield from started_cluster(tmp_path_factory, "lifecycle")
 
 
 @pytest.fixture(scope="module")
-def managers(lc: Cluster) -> Iterator[Managers]:
-    m = Managers(lc)
-    try:
-        yield m
-    finally:
-        m.stop()
+async def hollow(lc: Cluster) -> AsyncIterator[HollowEnv]:
+    async with hollow_env(
+        lc,
+        NS,
+        nodes=3,
+        prefix="nl-",
+        shape=SHAPE,
+        lease_period=1.0,
+        manager=(CONTROLLERS,),
+        manager_env=SETTINGS,
+    ) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")
-async def client(lc: Cluster, managers: Managers) -> AsyncIterator[ApiClient]:
-    async with ApiClient(lc.url) as client:
-        await client.create("namespaces", {"metadata": {"name": NS}})
-        stable = HollowNodes(client, 3, prefix="nl-", shape=SHAPE, lease_period=1.0)
-        task = asyncio.create_task(stable.run(), name="hollow-nodes")
-        try:
-            lc.start_scheduler()
-            start_manager(managers)
-            yield client
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+def client(hollow: HollowEnv) -> ApiClient:
+    return hollow.client
+
+
+@pytest.fixture(scope="module")
+def managers(hollow: HollowEnv) -> Managers:
+    return hollow.managers
 
 
 def replica_set(name: str, replicas: int, prefer: str) -> dict[str, Any]:

@@ -3,73 +3,54 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from clusterenv import HollowEnv, NodeGroup, hollow_env, hollow_nodes, started_cluster
 
-from cluster import Cluster, start_cluster
+from cluster import Cluster
 from skiff.api.errors import ApiError
 from skiff.client.rest import ApiClient
-from skiff.hollownode.nodes import HollowNodes, NodeShape
+from skiff.hollownode.nodes import NodeShape
 
 NS = "sched"
 
 
 @pytest.fixture(scope="module")
 def sc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("sched"))
-    try:
-        yield c
-    finally:
-        c.stop()
+    yield from started_cluster(tmp_path_factory, "sched")
 
 
 @pytest.fixture(scope="module")
-async def client(sc: Cluster) -> AsyncIterator[ApiClient]:
-    async with ApiClient(sc.url) as c:
-        await c.create("namespaces", {"metadata": {"name": NS}})
-        yield c
-
-
-@contextlib.asynccontextmanager
-async def hollow(client: ApiClient, count: int, prefix: str, shape: NodeShape):  # type: ignore[no-untyped-def]
-    nodes = HollowNodes(client, count, prefix=prefix, shape=shape)
-    task = asyncio.create_task(nodes.run())
-    try:
-        yield nodes
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+async def hollow(sc: Cluster) -> AsyncIterator[HollowEnv]:
+    groups = [
+        NodeGroup(2, "small-", NodeShape(cpu="2", memory="4Gi")),
+        NodeGroup(1, "gpu-", NodeShape(cpu="8", gpus=2, labels={"accelerator": "nvidia"})),
+        NodeGroup(
+            1,
+            "infra-",
+            NodeShape(
+                cpu="8",
+                labels={"role": "infra"},
+                taints=[{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}],
+            ),
+        ),
+    ]
+    async with hollow_env(sc, NS, nodes=groups) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")
-async def nodes(client: ApiClient, sc: Cluster) -> AsyncIterator[None]:
-    async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(
-            hollow(client, 2, "small-", NodeShape(cpu="2", memory="4Gi"))
-        )
-        await stack.enter_async_context(
-            hollow(client, 1, "gpu-", NodeShape(cpu="8", gpus=2, labels={"accelerator": "nvidia"}))
-        )
-        await stack.enter_async_context(
-            hollow(
-                client,
-                1,
-                "infra-",
-                NodeShape(
-                    cpu="8",
-                    labels={"role": "infra"},
-                    taints=[{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}],
-                ),
-            )
-        )
-        sc.start_scheduler()
-        yield
+def client(hollow: HollowEnv) -> ApiClient:
+    return hollow.client
+
+
+@pytest.fixture(scope="module")
+def nodes(hollow: HollowEnv) -> None:
+    """The hollow nodes and the scheduler run (in ``hollow``)."""
 
 
 def pod(name: str, *, cpu: str = "100m", gpus: int = 0, **spec: Any) -> dict[str, Any]:
@@ -185,7 +166,7 @@ async def test_pending_until_a_node_fits(client: ApiClient, sc: Cluster, nodes: 
         timeout=30,
     )
     assert "FailedScheduling" in out.stdout and "Insufficient cpu" in out.stdout, out.stdout
-    async with hollow(client, 1, "huge-", NodeShape(cpu="64", memory="256Gi")):
+    async with hollow_nodes(client, 1, "huge-", NodeShape(cpu="64", memory="256Gi")):
         assert await node_of(client, "huge") == "huge-0"
 
 

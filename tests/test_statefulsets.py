@@ -9,17 +9,17 @@ the highest ordinal down.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-from cmenv import Managers, until
+from clusterenv import hollow_env, started_cluster
+from cmenv import until
 
-from cluster import Cluster, start_cluster
+from cluster import Cluster
 from skiff.client.informer import Informer
 from skiff.client.rest import ApiClient
-from skiff.hollownode.nodes import HollowNodes, NodeShape
+from skiff.hollownode.nodes import NodeShape
 
 NS = "stateful"
 REVISION = "controller-revision-hash"
@@ -88,34 +88,21 @@ class PodLog:
 
 @pytest.fixture(scope="module")
 def sc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("statefulsets"))
-    try:
-        yield c
-    finally:
-        c.stop()
+    yield from started_cluster(tmp_path_factory, "statefulsets")
 
 
 @pytest.fixture(scope="module")
 async def env(sc: Cluster) -> AsyncIterator[tuple[ApiClient, PodLog]]:
-    managers = Managers(sc)
-    async with ApiClient(sc.url) as client:
-        await client.create("namespaces", {"metadata": {"name": NS}})
-        nodes = HollowNodes(client, 3, prefix="sts-", shape=NodeShape(cpu="4", memory="8Gi"))
-        log = PodLog(client)
-        tasks = [
-            asyncio.create_task(nodes.run(), name="hollow-nodes"),
-            asyncio.create_task(log.informer.run(), name="pod-log"),
-        ]
-        try:
-            sc.start_scheduler()
-            managers.start("--controllers=statefulset,persistentvolume-binder")
-            await log.informer.wait_synced(timeout=10)
-            yield client, log
-        finally:
-            managers.stop()
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+    async with hollow_env(
+        sc,
+        NS,
+        nodes=3,
+        prefix="sts-",
+        shape=NodeShape(cpu="4", memory="8Gi"),
+        manager=("--controllers=statefulset,persistentvolume-binder",),
+        watch=[PodLog],
+    ) as env:
+        yield env.client, env.watchers[0]
 
 
 def stateful_set(name: str, replicas: int, *, claims: bool = True, **spec: Any) -> dict[str, Any]:

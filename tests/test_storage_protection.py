@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from cmenv import Managers, until
+from clusterenv import hollow_env, started_cluster
+from cmenv import until
 
-from cluster import Cluster, start_cluster
+from cluster import Cluster
 from skiff.api.errors import ApiError
 from skiff.client.rest import ApiClient
-from skiff.hollownode.nodes import HollowNodes, NodeShape
+from skiff.hollownode.nodes import NodeShape
 
 NS = "storage"
 CONTROLLERS = "--controllers=persistentvolume-binder,pvc-protection,pv-protection"
@@ -30,29 +31,22 @@ HOLD = 2.0
 
 @pytest.fixture(scope="module")
 def sp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("storage-protection"))
-    try:
-        yield c
-    finally:
-        c.stop()
+    yield from started_cluster(tmp_path_factory, "storage-protection")
 
 
 @pytest.fixture(scope="module")
 async def client(sp: Cluster) -> AsyncIterator[ApiClient]:
-    managers = Managers(sp)
-    async with ApiClient(sp.url) as client:
-        await client.create("namespaces", {"metadata": {"name": NS}})
-        nodes = HollowNodes(client, 2, prefix="sp-", shape=NodeShape(cpu="4", memory="8Gi"))
-        task = asyncio.create_task(nodes.run(), name="hollow-nodes")
-        try:
-            sp.start_scheduler()
-            managers.start(CONTROLLERS)
-            await until(lambda: _get(client, "storageclasses", "standard"), what="default class")
-            yield client
-        finally:
-            managers.stop()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    async with hollow_env(
+        sp,
+        NS,
+        nodes=2,
+        prefix="sp-",
+        shape=NodeShape(cpu="4", memory="8Gi"),
+        manager=(CONTROLLERS,),
+    ) as env:
+        client = env.client
+        await until(lambda: _get(client, "storageclasses", "standard"), what="default class")
+        yield client
 
 
 async def _get(client: ApiClient, res: str, name: str, ns: str | None = None) -> Any:
