@@ -595,8 +595,12 @@ async def test_client_session_opens_streams_and_keeps_data_sent_before_a_reset()
         await stdin.write(b"hello")
         await stdin.close()
         assert await results.get() == b"hello"
-        assert await error.read_all() == b'{"status":"Success"}'
+        reading = asyncio.create_task(error.read_all())
+        await asyncio.sleep(0.01)
         assert error.is_reset and error.reset_by_peer
+        assert not reading.done()  # data may still follow a reset from the runtime
+        down.put_nowait(None)  # the runtime ends the session
+        assert await asyncio.wait_for(reading, 1) == b'{"status":"Success"}'
     finally:
         await client.close()
         await server.close()
@@ -634,3 +638,31 @@ async def test_client_keeps_data_when_credit_cannot_be_sent_back() -> None:
     incoming.put_nowait(None)
     await runner
     assert got + await stream.read_all() == payload
+
+
+async def test_client_reads_data_that_arrives_after_the_peers_reset() -> None:
+    """spdystream writes RST_STREAM at once but queues DATA by priority: an exec's last
+    output (or its exit status) may follow the reset. The client reads it until the
+    runtime ends the session."""
+    from skiff.streaming.spdy import encode_syn_reply
+
+    incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def send(_data: bytes) -> None:
+        return None
+
+    client = SpdySession(incoming.get, send, client=True)
+    runner = asyncio.create_task(client.run())
+    opening = asyncio.create_task(client.open_stream({"streamType": "error"}))
+    await asyncio.sleep(0)
+    incoming.put_nowait(encode_syn_reply(HeaderCompressor().compress({}), 1))
+    stream = await opening
+    reading = asyncio.create_task(stream.read_all())
+    incoming.put_nowait(encode_data(1, b'{"status":'))
+    incoming.put_nowait(encode_rst_stream(1, CANCEL))
+    await asyncio.sleep(0.01)
+    assert not reading.done()  # a reset from the runtime is not the end yet
+    incoming.put_nowait(encode_data(1, b'"Failure"}'))
+    incoming.put_nowait(None)  # the runtime closes the connection
+    await runner
+    assert await asyncio.wait_for(reading, 1) == b'{"status":"Failure"}'

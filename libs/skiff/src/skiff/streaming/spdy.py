@@ -406,7 +406,7 @@ class Stream:
     async def read(self, max_bytes: int = 64 * 1024) -> bytes:
         """Up to ``max_bytes`` of data; ``b""`` at FIN, on reset and at session end."""
         while not self._buf:
-            if self._remote_closed or self._reset:
+            if self._remote_closed or (self._reset and not self._late_data_possible()):
                 return b""
             self._readable.clear()
             await self._readable.wait()
@@ -479,6 +479,13 @@ class Stream:
             self._remote_closed = True
         self._readable.set()
 
+    def _late_data_possible(self) -> bool:
+        """A stream the runtime reset may still get data: spdystream (the Go library of the
+        runtime's streaming server) queues DATA frames by priority but writes RST_STREAM at
+        once, so an exec's last output and its exit status can arrive *after* the reset.
+        As a client we keep reading such a stream until the runtime ends the session."""
+        return self.reset_by_peer and self._session.client and not self._session.closed
+
     def _mark_reset(self, status: int | None, *, by_peer: bool, keep_unread: bool = False) -> None:
         self._reset = True
         self.reset_status = status
@@ -490,7 +497,8 @@ class Stream:
         self._reply_received.set()
         self._drained.set()
         self._session._window_changed.set()
-        self._session._forget(self, dropped)
+        if not self._late_data_possible():
+            self._session._forget(self, dropped)
 
 
 class SpdySession:
@@ -755,7 +763,8 @@ class SpdySession:
 
     async def _on_data(self, frame: DataFrame) -> None:
         stream = self._streams.get(frame.stream_id)
-        if stream is None or stream._remote_closed or stream._reset:
+        late = stream is not None and stream._reset and stream._late_data_possible()
+        if stream is None or stream._remote_closed or (stream._reset and not late):
             # Late data for a stream we no longer track: drop it, but credit the session.
             await self._consumed(None, len(frame.data))
             return
