@@ -1,4 +1,4 @@
-"""Pod helpers: activity, availability, the deletion order, pods from templates."""
+"""Pod helpers: activity, availability, the deletion order."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from typing import Any
 from skiff.controllers.pods import (
     available_at,
     deletion_order_key,
-    generate_name_prefix,
     is_active,
     is_available,
-    pod_from_template,
     pods_to_delete,
 )
 
@@ -95,24 +93,3 @@ def test_deletion_order_cost_node_rank_and_restarts() -> None:
     order = [p["metadata"]["name"] for p in pods_to_delete([a, b, c, d], 4)]
     assert order == ["b", "d", "c", "a"]
     assert deletion_order_key(b, rank=2) < deletion_order_key(b, rank=1)
-
-
-def test_pod_from_template() -> None:
-    template = {
-        "metadata": {"labels": {"app": "web"}, "annotations": {"x": "y"}},
-        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
-    }
-    ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "u"}
-    p = pod_from_template(template, "ns", generate_name_prefix("web"), ref)
-    assert p["metadata"] == {
-        "generateName": "web-",
-        "namespace": "ns",
-        "labels": {"app": "web"},
-        "annotations": {"x": "y"},
-        "ownerReferences": [ref],
-    }
-    p["spec"]["containers"][0]["image"] = "changed"
-    p["metadata"]["labels"]["app"] = "changed"
-    assert template["spec"]["containers"][0]["image"] == "busybox"  # no sharing with the cache
-    assert template["metadata"]["labels"] == {"app": "web"}
-    assert len(generate_name_prefix("x" * 80)) == 58

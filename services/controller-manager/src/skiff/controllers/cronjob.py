@@ -50,15 +50,10 @@ from skiff.api.errors import ApiError, Reason, namespace_terminating
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.informer import key_of
 from skiff.client.rest import Obj
-from skiff.controller.controller import Controller, ControllerContext, writable
-from skiff.controller.owners import (
-    CONTROLLER_INDEX,
-    controller_index,
-    controller_ref,
-    new_controller_ref,
-    resolve_controller_ref,
-)
+from skiff.controller.controller import ControllerContext, writable
+from skiff.controller.owners import CONTROLLER_INDEX, controller_ref, new_controller_ref
 from skiff.controller.ownwrites import OwnWrites
+from skiff.controller.workload import WorkloadController
 
 from .job.util import finished_condition, is_succeeded
 
@@ -165,10 +160,11 @@ def _start_order(job: Obj) -> tuple[int, float, str]:
 # -- the controller --------------------------------------------------------------------
 
 
-class CronJobController(Controller):
+class CronJobController(WorkloadController):
     """Starts the Jobs of every CronJob on schedule (see the module docstring)."""
 
     name: ClassVar[str] = "cronjob-controller"
+    resource: ClassVar[str] = "cronjobs"
     api_version: ClassVar[str] = "batch/v1"
     kind: ClassVar[str] = "CronJob"
 
@@ -186,10 +182,8 @@ class CronJobController(Controller):
         self.active_jobs_warning = active_jobs_warning
         self.clock_check_interval = clock_check_interval
         self.own_writes = OwnWrites()
-        ctx.informers.index("jobs", CONTROLLER_INDEX, controller_index)
-        self.cronjobs = self.watch("cronjobs")
-        self.jobs = self.watch("jobs")
-        self.cronjobs.add_handler(self.enqueue, lambda _o, n: self.enqueue(n), self.enqueue)
+        self.cronjobs = self.watch_owners(adopts=False)
+        self.jobs = self.watch_dependents("jobs")
         self.jobs.add_handler(self._job_added, self._job_updated, self._job_deleted)
 
     # -- running ---------------------------------------------------------------------------
@@ -217,13 +211,6 @@ class CronJobController(Controller):
 
     # -- event handlers --------------------------------------------------------------------
 
-    def _owner_of(self, job: Obj, ref: Obj | None) -> Obj | None:
-        if ref is None:
-            return None
-        return resolve_controller_ref(
-            self.cronjobs, job["metadata"].get("namespace"), ref, self.kind, "batch"
-        )
-
     def _job_added(self, job: Obj) -> None:
         if (cj := self._owner_of(job, controller_ref(job))) is not None:
             self.enqueue(cj)
@@ -242,11 +229,10 @@ class CronJobController(Controller):
 
     # -- reconcile -------------------------------------------------------------------------
 
-    async def reconcile(self, key: str) -> float | None:
-        cached = self.cronjobs.get(key)
-        if cached is None:
-            self.own_writes.forget(key)
-            return None
+    def forget(self, key: str) -> None:
+        self.own_writes.forget(key)
+
+    async def sync_owner(self, key: str, cached: Obj) -> float | None:
         if self.own_writes.pending(key, self.cronjobs.get):
             return None  # our last status write's event is on its way
         jobs = self.jobs.store.by_index(CONTROLLER_INDEX, f"uid:{cached['metadata']['uid']}")
@@ -295,12 +281,12 @@ class CronJobController(Controller):
             if e.code in (404, 409):  # gone already (the cache lags), or a namesake
                 _remove_active(cj, meta["uid"])
                 return True
-            self.events.emit(self._about(cj), "Warning", "FailedDelete", f"Deleted job: {e}")
+            self.events.emit(self.about(cj), "Warning", "FailedDelete", f"Deleted job: {e}")
             self.log.warning("cannot delete job", job=key_of(job), error=e.message)
             return False
         _remove_active(cj, meta["uid"])
         self.events.emit(
-            self._about(cj), "Normal", "SuccessfulDelete", f"Deleted job {meta['name']}"
+            self.about(cj), "Normal", "SuccessfulDelete", f"Deleted job {meta['name']}"
         )
         return True
 
@@ -327,7 +313,7 @@ class CronJobController(Controller):
         except ScheduleError as e:
             text = (cj.get("spec") or {}).get("schedule") or ""
             self.events.emit(
-                self._about(cj), "Warning", "InvalidSchedule", f"invalid schedule: {text} : {e}"
+                self.about(cj), "Warning", "InvalidSchedule", f"invalid schedule: {text} : {e}"
             )
             return cj, base, None
         if scheduled is not None and self.should_start(cj, now, scheduled, missed):
@@ -364,7 +350,7 @@ class CronJobController(Controller):
                     _remove_active(fresh, gone)
                 return fresh, base
             self.events.emit(
-                self._about(cj),
+                self.about(cj),
                 "Warning",
                 "UnexpectedJob",
                 "Saw a job that the controller did not create or forgot: "
@@ -373,7 +359,7 @@ class CronJobController(Controller):
         elif found and finished is not None:
             _remove_active(cj, uid)
             self.events.emit(
-                self._about(cj),
+                self.about(cj),
                 "Normal",
                 "SawCompletedJob",
                 f"Saw completed job: {job['metadata']['name']}, condition: {finished['type']}",
@@ -391,7 +377,7 @@ class CronJobController(Controller):
                 if e.code != 404:
                     raise
                 self.events.emit(
-                    self._about(cj),
+                    self.about(cj),
                     "Normal",
                     "MissingJob",
                     f"Active job went missing: {ref['name']}",
@@ -401,7 +387,7 @@ class CronJobController(Controller):
     def schedule_of(self, cj: Obj) -> Schedule | None:
         """The CronJob's schedule in its time zone; None when suspended or when the time
         zone or the schedule is invalid (reported in an event)."""
-        about = self._about(cj)
+        about = self.about(cj)
         spec = cj.get("spec") or {}
         tz_name = spec.get("timeZone")
         tz = self.local_tz
@@ -437,7 +423,7 @@ class CronJobController(Controller):
     def should_start(self, cj: Obj, now: float, scheduled: float, missed: Missed) -> bool:
         """Whether to start the Job of ``scheduled``: not past the starting deadline, not
         started already, and not forbidden by ``concurrencyPolicy: Forbid``."""
-        about = self._about(cj)
+        about = self.about(cj)
         spec = cj.get("spec") or {}
         if missed is Missed.MANY:
             self.events.emit(
@@ -487,7 +473,7 @@ class CronJobController(Controller):
         running = len(cj["status"]["active"])
         if running > self.active_jobs_warning:
             self.events.emit(
-                self._about(cj),
+                self.about(cj),
                 "Warning",
                 "TooManyActiveJobs",
                 f"More than {self.active_jobs_warning} jobs are active at once: jobs start "
@@ -504,7 +490,7 @@ class CronJobController(Controller):
             if e.code == 404:
                 _remove_active(cj, ref.get("uid", ""))
                 return
-            self.events.emit(self._about(cj), "Warning", "FailedGet", f"Get job: {e}")
+            self.events.emit(self.about(cj), "Warning", "FailedGet", f"Get job: {e}")
             raise
         if not await self.delete_job(cj, job):
             raise ApiError(500, Reason.INTERNAL_ERROR, f"could not replace job {key_of(job)}")
@@ -544,7 +530,7 @@ class CronJobController(Controller):
                 raise
             if e.code != 409:
                 self.events.emit(
-                    self._about(cj), "Warning", "FailedCreate", f"Error creating job: {e}"
+                    self.about(cj), "Warning", "FailedCreate", f"Error creating job: {e}"
                 )
                 raise
             # Created before (then a crash, or a stale cache): ours if we control it.
@@ -558,7 +544,7 @@ class CronJobController(Controller):
                 return None
             self.log.info("job already exists", cronjob=key_of(cj), job=name)
             return existing
-        self.events.emit(self._about(cj), "Normal", "SuccessfulCreate", f"Created job {name}")
+        self.events.emit(self.about(cj), "Normal", "SuccessfulCreate", f"Created job {name}")
         return created
 
     async def _get_fresh(self, cj: Obj) -> Obj | None:
@@ -583,9 +569,6 @@ class CronJobController(Controller):
         except ApiError as e:
             if e.code != 404:
                 raise
-
-    def _about(self, cj: Obj) -> Obj:
-        return {"kind": self.kind, "apiVersion": self.api_version, "metadata": cj["metadata"]}
 
 
 def _record_success(cj: Obj, job: Obj) -> None:

@@ -22,34 +22,18 @@ available; ``OnDelete`` only updates pods that are deleted.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from skiff.api.errors import ApiError, namespace_terminating
-from skiff.api.selectors import LabelSelector
+from skiff.api.errors import ApiError
 from skiff.api.taints import tolerates
 from skiff.api.timestamps import parse_time
-from skiff.client.informer import copy_object, key_of, split_key
+from skiff.client.informer import copy_object, key_of
 from skiff.client.rest import Obj
-from skiff.controller.batch import slow_start_batch
-from skiff.controller.controller import Controller, ControllerContext, TerminalError
-from skiff.controller.expectations import Expectations
-from skiff.controller.owners import (
-    CONTROLLER_INDEX,
-    NAMESPACE_INDEX,
-    ControllerRefManager,
-    OwnedPodEvents,
-    SelectorCache,
-    controller_index,
-    namespace_index,
-    new_controller_ref,
-    owned_and_orphans,
-    owners_selecting,
-    resolve_controller_ref,
-)
+from skiff.controller.controller import ControllerContext, TerminalError
+from skiff.controller.workload import PodOwnerController
 
 from .history import (
     CONTROLLER_REVISION_HASH_LABEL,
@@ -59,10 +43,8 @@ from .history import (
     next_revision,
     revision_number,
     sort_revisions,
-    template_patch,
-    write_status,
 )
-from .pods import generate_name_prefix, is_available, is_ready, pod_from_template
+from .pods import is_available, is_ready
 
 BURST_REPLICAS = 250
 """At most this many daemon pods are created or deleted in one sync (``BurstReplicas``)."""
@@ -278,7 +260,7 @@ def _node_relevant(node: Obj) -> tuple[Any, ...]:
 # -- the controller ------------------------------------------------------------------------
 
 
-class DaemonSetController(OwnedPodEvents, Controller):
+class DaemonSetController(PodOwnerController):
     """Keeps one pod of every DaemonSet on each node that should run it."""
 
     name: ClassVar[str] = "daemonset-controller"
@@ -291,42 +273,16 @@ class DaemonSetController(OwnedPodEvents, Controller):
     ) -> None:
         super().__init__(ctx, workers=workers)
         self.burst_replicas = burst_replicas
-        self.creations = Expectations()
-        self.deletions = Expectations()
         self._failed_backoff: dict[tuple[str, str], tuple[float, float]] = {}
         """(DaemonSet uid, node) → (current delay, time the back-off ends)."""
-        ctx.informers.index(self.resource, NAMESPACE_INDEX, namespace_index)
-        ctx.informers.index("pods", CONTROLLER_INDEX, controller_index)
-        ctx.informers.index("controllerrevisions", CONTROLLER_INDEX, controller_index)
-        self.sets = self.watch(self.resource)
-        self.pods = self.watch("pods")
         self.nodes = self.watch("nodes")
-        self.revisions = self.watch("controllerrevisions")
-        self._selectors = SelectorCache()
-        self.sets.add_handler(self.enqueue, self._set_updated, self._set_deleted)
-        self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        self.revisions = self.watch_revisions()
         self.nodes.add_handler(
             lambda _n: self._enqueue_all(), self._node_updated, lambda _n: self._enqueue_all()
         )
-        self.revisions.add_handler(
-            self._revision_changed, lambda _o, n: self._revision_changed(n), self._revision_changed
-        )
-
-    # -- selectors -----------------------------------------------------------------------
-
-    def selector(self, ds: Obj) -> LabelSelector:
-        """The parsed selector of ``ds`` (cached per uid); TerminalError when unusable."""
-        return self._selectors.get(ds)
 
     def _sets_for_orphan(self, pod: Obj) -> list[Obj]:
-        return [ds for ds, sel in owners_selecting(self.sets, pod, self.selector) if not sel.empty]
-
-    def _owner_of(self, obj: Obj, ref: Obj | None) -> Obj | None:
-        if ref is None:
-            return None
-        return resolve_controller_ref(
-            self.sets, obj["metadata"].get("namespace"), ref, self.kind, "apps"
-        )
+        return [ds for ds, sel in self.owners_selecting(pod) if not sel.empty]
 
     # -- event handlers ------------------------------------------------------------------
 
@@ -338,33 +294,19 @@ class DaemonSetController(OwnedPodEvents, Controller):
         if _node_relevant(old) != _node_relevant(new):
             self._enqueue_all()
 
-    def _set_updated(self, old: Obj, new: Obj) -> None:
-        if old["metadata"].get("uid") != new["metadata"].get("uid"):
-            self._set_deleted(old)
-        self.enqueue(new)
-
-    def _set_deleted(self, ds: Obj) -> None:
-        key = key_of(ds)
-        self.creations.delete(key)
-        self.deletions.delete(key)
+    def _owner_deleted(self, ds: Obj) -> None:
+        super()._owner_deleted(ds)
         uid = ds["metadata"].get("uid", "")
-        self._selectors.pop(uid, None)
         for k in [k for k in self._failed_backoff if k[0] == uid]:
             del self._failed_backoff[k]
-        self.enqueue(ds)
 
     # -- reconcile -----------------------------------------------------------------------
 
-    async def reconcile(self, key: str) -> float | None:
-        ds = self.sets.get(key)
-        if ds is None:
-            self.creations.delete(key)
-            self.deletions.delete(key)
-            return None
+    async def sync_owner(self, key: str, ds: Obj) -> float | None:
         selector = self.selector(ds)
         if selector.empty:
             self.events.emit(
-                self._about(ds),
+                self.about(ds),
                 "Warning",
                 "SelectingAll",
                 "This daemon set is selecting all pods. A non-empty selector is required.",
@@ -373,19 +315,19 @@ class DaemonSetController(OwnedPodEvents, Controller):
         if ds["metadata"].get("deletionTimestamp"):
             return None
         nodes = self.nodes.list()
-        revisions = await self._claim(ds, selector, "controllerrevisions", self.revisions)
-        pods = await self._claim(ds, selector, "pods", self.pods)
+        revisions = await self.claim(ds, selector, self.revisions)
+        pods = await self.claim(ds, selector, self.pods)
         current, old, collisions = await self._sync_history(ds, revisions, pods)
         hash_ = (current["metadata"].get("labels") or {}).get(CONTROLLER_REVISION_HASH_LABEL, "")
-        synced = self._satisfied(key)
+        synced = self.satisfied(key)
         requeue: float | None = None
         if synced:
             requeue = await self.manage(ds, key, nodes, pods, hash_)
             strategy = (ds.get("spec") or {}).get("updateStrategy") or {}
             rolling = strategy.get("type", "RollingUpdate") == "RollingUpdate"
-            if rolling and self._satisfied(key):
+            if rolling and self.satisfied(key):
                 # The cache may have seen what manage did: look again.
-                pods = await self._claim(ds, selector, "pods", self.pods)
+                pods = await self.claim(ds, selector, self.pods)
                 await self.rolling_update(ds, key, nodes, pods, hash_)
             await self._cleanup_history(ds, pods, current, old)
         now = self.ctx.clock()
@@ -395,26 +337,6 @@ class DaemonSetController(OwnedPodEvents, Controller):
         if min_ready > 0 and status["numberReady"] != status["numberAvailable"]:
             requeue = min(requeue, float(min_ready)) if requeue is not None else float(min_ready)
         return requeue
-
-    def _satisfied(self, key: str) -> bool:
-        return self.creations.satisfied(key) and self.deletions.satisfied(key)
-
-    async def _claim(
-        self, ds: Obj, selector: LabelSelector, resource: str, informer: Any
-    ) -> list[Obj]:
-        refs = ControllerRefManager(
-            self.client,
-            ds,
-            selector,
-            owner_resource=self.resource,
-            owner_api_version=self.api_version,
-            owner_kind=self.kind,
-            resource=resource,
-        )
-        return await refs.claim(owned_and_orphans(informer, ds))
-
-    def _about(self, ds: Obj) -> Obj:
-        return {"kind": self.kind, "apiVersion": self.api_version, "metadata": ds["metadata"]}
 
     # -- history -------------------------------------------------------------------------
 
@@ -428,14 +350,8 @@ class DaemonSetController(OwnedPodEvents, Controller):
         """
         collisions = int((ds.get("status") or {}).get("collisionCount") or 0)
         template = ((ds.get("spec") or {}).get("template")) or {}
-        wanted = new_revision(
-            ds,
-            api_version=self.api_version,
-            kind=self.kind,
-            data=template_patch(ds),
-            revision=next_revision(revisions),
-            labels=dict((template.get("metadata") or {}).get("labels") or {}),
-        )
+        revision = next_revision(revisions)
+        wanted = new_revision(ds, api_version=self.api_version, kind=self.kind, revision=revision)
         ordered = sort_revisions(revisions)
         matching = [r for r in ordered if equal_revision(r, wanted)]
         old = [r for r in ordered if not equal_revision(r, wanted)]
@@ -591,7 +507,7 @@ class DaemonSetController(OwnedPodEvents, Controller):
                     continue
                 self._failed_backoff_next(ds, node_name, now)
                 self.events.emit(
-                    self._about(ds),
+                    self.about(ds),
                     "Warning",
                     "FailedDaemonPod",
                     f"Found failed daemon pod {key_of(pod)} on node {node_name}, "
@@ -664,69 +580,37 @@ class DaemonSetController(OwnedPodEvents, Controller):
         *,
         force: Sequence[Obj] = (),
     ) -> None:
-        """Create pods on ``create_on`` and delete ``delete`` (``syncNodes``), in bursts."""
+        """Create pods on ``create_on`` and delete ``delete`` (``syncNodes``), in bursts;
+        pods in ``force`` are deleted at once (no kubelet is left to finish them)."""
         create_on = create_on[: self.burst_replicas]
-        victims = [(p, False) for p in delete] + [(p, True) for p in force]
-        victims = victims[: self.burst_replicas]
+        victims = [*delete, *force][: self.burst_replicas]
         if not create_on and not victims:
             return
-        if create_on:
-            self.creations.expect_creations(key, len(create_on))
-        if victims:
-            self.deletions.expect_deletions(key, [key_of(p) for p, _ in victims])
-        ns, name = split_key(key)
-        assert ns is not None
+        forced = {key_of(p) for p in force}
         template = self.pod_template(ds, hash_)
-        ref = new_controller_ref(ds, self.api_version, self.kind)
-        prefix = generate_name_prefix(name)
-        about = self._about(ds)
+        about = self.about(ds)
         pending = list(create_on)
 
         async def create_one() -> None:
-            node = pending.pop(0)
-            pod = pod_from_template(template, ns, prefix, ref)
-            pin_to_node(pod["spec"], node)
-            try:
-                created = await self.client.create("pods", pod, ns)
-            except ApiError as e:
-                if namespace_terminating(e):
-                    return
-                self.events.emit(about, "Warning", "FailedCreate", f"Error creating: {e.message}")
-                raise
-            self.events.emit(
-                about, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}"
-            )
+            pinned = copy_object(template)
+            pin_to_node(pinned["spec"], pending.pop(0))
+            await self.pod_control.create_pod(about, pinned)
 
-        async def delete_one(pod: Obj, forced: bool) -> None:
-            meta = pod["metadata"]
-            try:
-                await self.client.delete(
-                    "pods",
-                    meta["name"],
-                    meta["namespace"],
-                    grace_period_seconds=0 if forced else None,
-                    preconditions={"uid": meta["uid"]},
-                )
-            except ApiError as e:
-                self.deletions.deletion_observed(key, key_of(pod))
-                if e.code in (404, 409):
-                    return
-                self.events.emit(about, "Warning", "FailedDelete", f"Error deleting: {e.message}")
-                raise
-            self.events.emit(about, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+        async def delete_one(pod: Obj) -> bool:
+            grace = 0 if key_of(pod) in forced else None
+            return await self.pod_control.delete_pod(about, pod, grace_period_seconds=grace)
 
         self.log.info("syncing nodes", key=key, create=len(create_on), delete=len(victims))
         error: BaseException | None = None
         if create_on:
-            successes, error = await slow_start_batch(len(create_on), 1, create_one)
-            if skipped := len(create_on) - successes:
-                self.creations.lower_creations(key, skipped)
-        results = await asyncio.gather(
-            *(delete_one(p, f) for p, f in victims), return_exceptions=True
-        )
-        for r in results:
-            if isinstance(r, BaseException) and error is None:
-                error = r
+            _, error = await self.pod_control.create_pods(
+                self.creations, key, len(create_on), create_one
+            )
+        if victims:
+            results = await self.pod_control.delete_pods(
+                about, victims, self.deletions, key, delete=delete_one
+            )
+            error = error or next((r for r in results if r is not None), None)
         if error is not None:
             raise error
 
@@ -929,7 +813,3 @@ class DaemonSetController(OwnedPodEvents, Controller):
         if collisions or "collisionCount" in status:
             status["collisionCount"] = collisions
         return status
-
-    async def update_status(self, ds: Obj, status: Obj) -> None:
-        """Write ``status`` through ``/status`` when it changed (one re-read on 409)."""
-        await write_status(self.client, self.resource, ds, status)

@@ -33,6 +33,7 @@ from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
 from skiff.controller.controller import ControllerContext, writable
 from skiff.controller.ownwrites import OwnWrites
+from skiff.controller.podcontrol import generate_name_prefix
 
 from .endpoints import (
     HEADLESS_LABEL,
@@ -47,7 +48,7 @@ from .endpoints import (
     should_set_hostname,
     target_ref,
 )
-from .pods import generate_name_prefix, is_ready
+from .pods import is_ready
 
 SLICES = "endpointslices.discovery.k8s.io"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"

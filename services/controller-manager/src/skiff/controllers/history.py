@@ -1,4 +1,4 @@
-"""ControllerRevisions (StatefulSet and DaemonSet template history) and status writes.
+"""ControllerRevisions: the StatefulSet and DaemonSet template history.
 
 What ``k8s.io/kubernetes/pkg/controller/history`` and the DaemonSet controller's
 ``controller_utils`` do. A revision snapshots ``spec.template`` as the patch that
@@ -105,26 +105,21 @@ def find_equal_revisions(revisions: Iterable[Obj], needle: Obj) -> list[Obj]:
     return [r for r in revisions if equal_revision(r, needle)]
 
 
-def new_revision(
-    owner: Obj,
-    *,
-    api_version: str,
-    kind: str,
-    data: Obj,
-    revision: int,
-    labels: dict[str, str],
-) -> Obj:
-    """An unnamed ControllerRevision of ``owner`` (``history.NewControllerRevision``)."""
+def new_revision(owner: Obj, *, api_version: str, kind: str, revision: int) -> Obj:
+    """An unnamed ControllerRevision of ``owner`` recording its pod template
+    (:func:`template_patch`), labelled as the template is (``history.NewControllerRevision``
+    as the StatefulSet's ``newRevision`` and the DaemonSet's ``snapshot`` call it)."""
     meta = owner["metadata"]
+    template = (owner.get("spec") or {}).get("template") or {}
     return {
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",
         "metadata": {
             "namespace": meta.get("namespace"),
-            "labels": dict(labels),
+            "labels": dict((template.get("metadata") or {}).get("labels") or {}),
             "ownerReferences": [new_controller_ref(owner, api_version, kind)],
         },
-        "data": data,
+        "data": template_patch(owner),
         "revision": revision,
     }
 
@@ -166,30 +161,3 @@ async def create_revision(
             return existing, count
         count += 1
     raise ApiError(409, Reason.CONFLICT, f"no free revision name for {meta['name']} after 64 tries")
-
-
-async def write_status(client: ApiClient, resource: str, owner: Obj, status: Obj) -> None:
-    """Write ``status`` through ``/status`` when it differs from the cached one.
-
-    The cache often lags the previous status write: on a conflict the object is read
-    again and the write retried once. A deleted (or replaced) object is left alone.
-    """
-    if status == (owner.get("status") or {}):
-        return
-    obj = copy_object(owner)
-    for attempt in range(2):
-        obj["status"] = status
-        try:
-            await client.update(resource, obj, subresource="status")
-            return
-        except ApiError as e:
-            if e.code == 404:
-                return
-            if e.code != 409 or attempt:
-                raise
-        meta = owner["metadata"]
-        obj = await client.get(resource, meta["name"], meta.get("namespace"))
-        if obj["metadata"].get("uid") != meta.get("uid"):
-            return
-        if (obj.get("status") or {}) == status:
-            return

@@ -1,7 +1,8 @@
 """Pod helpers shared by the workload controllers (``k8s.io/kubernetes/pkg/controller``).
 
-Activity, readiness and availability of a pod, the order in which a controller
-deletes surplus pods, and the pod a controller creates from its template.
+Activity, readiness and availability of a pod, and the order in which a controller
+deletes surplus pods. The pod a controller creates from its template, and creating and
+deleting pods, are :mod:`skiff.controller.podcontrol`'s.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ from collections.abc import Iterable, Sequence
 
 from skiff.api.pods import is_ready, ready_condition
 from skiff.api.timestamps import parse_time
-from skiff.client.informer import copy_object
 from skiff.client.rest import Obj
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
-MAX_GENERATE_NAME_PREFIX = 58
-"""63 characters of a name less the 5 random ones the server appends."""
 _PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
@@ -48,6 +46,19 @@ def available_at(pod: Obj, min_ready_seconds: int) -> float | None:
     if since is None:
         return -math.inf  # ready without a transition time: as Kubernetes, trust it
     return since + min_ready_seconds
+
+
+def next_availability(pods: Iterable[Obj], min_ready_seconds: int, now: float) -> float | None:
+    """Seconds until (just after) the next ready pod passes ``min_ready_seconds``: when its
+    owner is to look again (None: no pod waits for that)."""
+    if min_ready_seconds <= 0:
+        return None
+    waits = [
+        at - now
+        for p in pods
+        if (at := available_at(p, min_ready_seconds)) is not None and at > now
+    ]
+    return min(waits) + 0.05 if waits else None
 
 
 def is_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
@@ -114,33 +125,3 @@ def pods_to_delete(
     ranks = node_ranks(pods, pods if related is None else related)
     order = sorted(range(len(pods)), key=lambda i: deletion_order_key(pods[i], ranks[i]))
     return [pods[i] for i in order[:count]]
-
-
-def generate_name_prefix(owner_name: str) -> str:
-    """``<owner>-``, shortened so the generated name stays a valid name."""
-    return f"{owner_name}-"[:MAX_GENERATE_NAME_PREFIX]
-
-
-def pod_from_template(template: Obj, namespace: str, generate_name: str, owner_ref: Obj) -> Obj:
-    """The pod a controller creates from ``spec.template`` (``GetPodFromTemplate``).
-
-    The result shares nothing with ``template`` (a cached object).
-    """
-    template = copy_object(template)
-    tmeta = template.get("metadata") or {}
-    meta: Obj = {
-        "generateName": generate_name,
-        "namespace": namespace,
-        "labels": tmeta.get("labels") or {},
-        "ownerReferences": [owner_ref],
-    }
-    if tmeta.get("annotations"):
-        meta["annotations"] = tmeta["annotations"]
-    if tmeta.get("finalizers"):
-        meta["finalizers"] = tmeta["finalizers"]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta,
-        "spec": template.get("spec") or {},
-    }

@@ -10,48 +10,31 @@ first, so the controller does not act on a set again until its cache has seen th
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, ClassVar
 
-from skiff.api.errors import ApiError, namespace_terminating
+from skiff.api.errors import ApiError
 from skiff.api.selectors import LabelSelector, selector_from_dict, selector_from_map
 from skiff.api.timestamps import rfc3339
-from skiff.client.informer import key_of, split_key
+from skiff.client.informer import key_of
 from skiff.client.rest import Obj
-from skiff.controller.batch import slow_start_batch
-from skiff.controller.controller import Controller, ControllerContext, TerminalError, writable
+from skiff.controller.controller import ControllerContext, TerminalError
 from skiff.controller.expectations import Expectations
-from skiff.controller.owners import (
-    CONTROLLER_INDEX,
-    NAMESPACE_INDEX,
-    ControllerRefManager,
-    OwnedPodEvents,
-    SelectorCache,
-    controller_index,
-    namespace_index,
-    new_controller_ref,
-    owned_and_orphans,
-    owners_selecting,
-    resolve_controller_ref,
-)
+from skiff.controller.owners import SelectorCache
+from skiff.controller.workload import PodOwnerController
 
-from .pods import (
-    available_at,
-    generate_name_prefix,
-    is_active,
-    is_ready,
-    pod_from_template,
-    pods_to_delete,
-)
+from .pods import available_at, is_active, is_ready, next_availability, pods_to_delete
 
 BURST_REPLICAS = 500
 """At most this many pods are created or deleted in one sync (``BurstReplicas``)."""
-SLOW_START_INITIAL_BATCH = 1
 REPLICA_FAILURE = "ReplicaFailure"
 
 
-class ReplicaSetController(OwnedPodEvents, Controller):
-    """Keeps the pods of every ReplicaSet; subclassed for ReplicationControllers."""
+class ReplicaSetController(PodOwnerController):
+    """Keeps the pods of every ReplicaSet; subclassed for ReplicationControllers.
+
+    A sync either creates or deletes pods, never both: one :class:`Expectations`
+    (:attr:`expectations`) serves as the creations and the deletions.
+    """
 
     name: ClassVar[str] = "replicaset-controller"
     resource: ClassVar[str] = "replicasets"
@@ -66,28 +49,15 @@ class ReplicaSetController(OwnedPodEvents, Controller):
         burst_replicas: int = BURST_REPLICAS,
         expectations: Expectations | None = None,
     ) -> None:
-        super().__init__(ctx, workers=workers)
-        self.burst_replicas = burst_replicas
         self.expectations = expectations or Expectations()
-        self.group = self.api_version.rpartition("/")[0]
-        ctx.informers.index(self.resource, NAMESPACE_INDEX, namespace_index)
-        ctx.informers.index("pods", CONTROLLER_INDEX, controller_index)
-        self.sets = self.watch(self.resource)
-        self.pods = self.watch("pods")
-        self._selectors = SelectorCache(self.parse_selector, allow_empty=False)
-        self.sets.add_handler(self._set_added, self._set_updated, self._set_deleted)
-        self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
-
-    # A sync either creates or deletes pods, never both: one Expectations serves as the
-    # creations and the deletions OwnedPodEvents observes.
-
-    @property
-    def creations(self) -> Expectations:
-        return self.expectations
-
-    @property
-    def deletions(self) -> Expectations:
-        return self.expectations
+        super().__init__(
+            ctx,
+            workers=workers,
+            selectors=SelectorCache(self.parse_selector, allow_empty=False),
+            creations=self.expectations,
+            deletions=self.expectations,
+        )
+        self.burst_replicas = burst_replicas
 
     # -- selectors -----------------------------------------------------------------------
 
@@ -99,53 +69,14 @@ class ReplicaSetController(OwnedPodEvents, Controller):
 
     def selector(self, rs: Obj) -> LabelSelector:
         """The parsed selector of ``rs`` (cached per uid); TerminalError when unusable."""
-        return self._selectors.get(rs, self.raw_selector(rs))
-
-    def _sets_for_orphan(self, pod: Obj) -> list[Obj]:
-        """The sets in the pod's namespace whose selector selects it (for orphans)."""
-        return [rs for rs, _ in owners_selecting(self.sets, pod, self.selector)]
-
-    def _owner_of(self, pod: Obj, ref: Obj | None) -> Obj | None:
-        if ref is None:
-            return None
-        return resolve_controller_ref(
-            self.sets, pod["metadata"].get("namespace"), ref, self.kind, self.group
-        )
-
-    # -- event handlers ------------------------------------------------------------------
-
-    def _set_added(self, rs: Obj) -> None:
-        self.enqueue(rs)
-
-    def _set_updated(self, old: Obj, new: Obj) -> None:
-        if old["metadata"].get("uid") != new["metadata"].get("uid"):
-            self._set_deleted(old)
-        self.enqueue(new)
-
-    def _set_deleted(self, rs: Obj) -> None:
-        self.expectations.delete(key_of(rs))
-        self._selectors.pop(rs["metadata"].get("uid", ""), None)
-        self.enqueue(rs)
+        return self.selectors.get(rs, self.raw_selector(rs))
 
     # -- reconcile -----------------------------------------------------------------------
 
-    async def reconcile(self, key: str) -> float | None:
-        rs = self.sets.get(key)
-        if rs is None:
-            self.expectations.delete(key)
-            return None
+    async def sync_owner(self, key: str, rs: Obj) -> float | None:
         needs_sync = self.expectations.satisfied(key)
         selector = self.selector(rs)
-        candidates = [p for p in owned_and_orphans(self.pods, rs) if is_active(p)]
-        refs = ControllerRefManager(
-            self.client,
-            rs,
-            selector,
-            owner_resource=self.resource,
-            owner_api_version=self.api_version,
-            owner_kind=self.kind,
-        )
-        pods = await refs.claim(candidates)
+        pods = await self.claim(rs, selector, self.pods, keep=is_active)
         manage_error: ApiError | None = None
         if needs_sync and not rs["metadata"].get("deletionTimestamp"):
             try:
@@ -157,7 +88,8 @@ class ReplicaSetController(OwnedPodEvents, Controller):
         await self.update_status(rs, status)
         if manage_error is not None:
             raise manage_error
-        return self._next_availability(rs, pods, now)
+        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+        return next_availability(pods, min_ready, now)
 
     async def manage_replicas(self, rs: Obj, pods: list[Obj]) -> None:
         """Create or delete pods so that ``len(pods) == spec.replicas``."""
@@ -170,60 +102,24 @@ class ReplicaSetController(OwnedPodEvents, Controller):
             await self._delete(rs, key, pods, min(diff, self.burst_replicas))
 
     async def _create(self, rs: Obj, key: str, count: int) -> None:
-        ns, name = split_key(key)
-        assert ns is not None
         template = (rs.get("spec") or {}).get("template") or {}
-        ref = new_controller_ref(rs, self.api_version, self.kind)
-        prefix = generate_name_prefix(name)
-        about = self._about(rs)
-        self.expectations.expect_creations(key, count)
+        about = self.about(rs)
         self.log.info("creating pods", key=key, count=count)
 
         async def create_one() -> None:
-            pod = pod_from_template(template, ns, prefix, ref)
-            try:
-                created = await self.client.create("pods", pod, ns)
-            except ApiError as e:
-                if namespace_terminating(e):
-                    return
-                self.events.emit(about, "Warning", "FailedCreate", f"Error creating: {e.message}")
-                raise
-            self.events.emit(
-                about, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}"
-            )
+            await self.pod_control.create_pod(about, template)
 
-        successes, error = await slow_start_batch(count, SLOW_START_INITIAL_BATCH, create_one)
-        if skipped := count - successes:
-            # Failed or never tried: the cache will never show these.
-            self.expectations.lower_creations(key, skipped)
+        _, error = await self.pod_control.create_pods(self.expectations, key, count, create_one)
         if error is not None:
             raise error
 
     async def _delete(self, rs: Obj, key: str, pods: list[Obj], count: int) -> None:
         victims = pods_to_delete(pods, count, self.related_pods(rs, pods))
-        self.expectations.expect_deletions(key, [key_of(p) for p in victims])
         self.log.info("deleting pods", key=key, count=len(victims))
-        about = self._about(rs)
-
-        async def delete_one(pod: Obj) -> None:
-            meta = pod["metadata"]
-            try:
-                await self.client.delete(
-                    "pods", meta["name"], meta["namespace"], preconditions={"uid": meta["uid"]}
-                )
-            except ApiError as e:
-                # The cache will never show this deletion from us.
-                self.expectations.deletion_observed(key, key_of(pod))
-                if e.code in (404, 409):
-                    return  # gone already, or another pod of the same name
-                self.events.emit(about, "Warning", "FailedDelete", f"Error deleting: {e.message}")
-                raise
-            self.events.emit(about, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
-
-        results = await asyncio.gather(*(delete_one(p) for p in victims), return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
+        about = self.about(rs)
+        for error in await self.pod_control.delete_pods(about, victims, self.expectations, key):
+            if error is not None:
+                raise error
 
     def related_pods(self, rs: Obj, pods: list[Obj]) -> list[Obj]:
         """Pods whose nodes rank deletion (sharing a node with more of them goes first).
@@ -232,9 +128,6 @@ class ReplicaSetController(OwnedPodEvents, Controller):
         Deployment-aware subclass can override this.
         """
         return pods
-
-    def _about(self, rs: Obj) -> Obj:
-        return {"kind": self.kind, "apiVersion": self.api_version, "metadata": rs["metadata"]}
 
     # -- status --------------------------------------------------------------------------
 
@@ -289,42 +182,6 @@ class ReplicaSetController(OwnedPodEvents, Controller):
         else:
             status.pop("conditions", None)
         return status
-
-    async def update_status(self, rs: Obj, status: Obj) -> None:
-        """Write ``status`` through ``/status`` when it differs from the cached one.
-
-        The cache often lags our own previous status write: on a conflict the object is
-        read again and the write retried once, as ``updateReplicaSetStatus`` does.
-        """
-        if status == (rs.get("status") or {}):
-            return
-        obj = writable(rs)
-        for attempt in range(2):
-            obj["status"] = status
-            try:
-                await self.client.update(self.resource, obj, subresource="status")
-                return
-            except ApiError as e:
-                if e.code == 404:
-                    return  # deleted meanwhile
-                if e.code != 409 or attempt:
-                    raise
-            meta = rs["metadata"]
-            obj = await self.client.get(self.resource, meta["name"], meta.get("namespace"))
-            if obj["metadata"].get("uid") != meta.get("uid"):
-                return  # replaced by a namesake: its own events requeue it
-            if (obj.get("status") or {}) == status:
-                return
-
-    def _next_availability(self, rs: Obj, pods: list[Obj], now: float) -> float | None:
-        """Seconds until the next ready pod passes minReadySeconds (None: none waiting)."""
-        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
-        if min_ready <= 0:
-            return None
-        waits = [
-            at - now for p in pods if (at := available_at(p, min_ready)) is not None and at > now
-        ]
-        return min(waits) + 0.05 if waits else None
 
 
 class ReplicationControllerController(ReplicaSetController):

@@ -26,31 +26,15 @@ controller act twice on the same observation.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from skiff.api.errors import ApiError, Reason
-from skiff.api.selectors import LabelSelector
-from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
-from skiff.controller.batch import slow_start_batch
-from skiff.controller.controller import Controller, ControllerContext, writable
-from skiff.controller.expectations import Expectations
-from skiff.controller.owners import (
-    CONTROLLER_INDEX,
-    NAMESPACE_INDEX,
-    ControllerRefManager,
-    OwnedPodEvents,
-    SelectorCache,
-    controller_index,
-    controller_ref,
-    namespace_index,
-    new_controller_ref,
-    owned_and_orphans,
-    owners_selecting,
-    resolve_controller_ref,
-)
+from skiff.controller.controller import ControllerContext, writable
+from skiff.controller.owners import SelectorCache, controller_ref, new_controller_ref
+from skiff.controller.podcontrol import PodControl, pod_from_template
+from skiff.controller.workload import PodOwnerController
 
 from .history import (
     CONTROLLER_REVISION_HASH_LABEL,
@@ -61,10 +45,8 @@ from .history import (
     next_revision,
     revision_template,
     sort_revisions,
-    template_patch,
-    write_status,
 )
-from .pods import available_at, is_ready, pod_from_template
+from .pods import available_at, is_ready, next_availability
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
@@ -290,105 +272,53 @@ def split_replicas(pods: list[Obj], start: int, end: int) -> tuple[dict[int, Obj
 # -- the controller ------------------------------------------------------------------------
 
 
-class StatefulSetController(OwnedPodEvents, Controller):
+class StatefulPodControl(PodControl):
+    """Pod events worded as the StatefulSet controller words them (``recordPodEvent``)."""
+
+    def message(self, verb: str, owner: Obj, pod_name: str, error: ApiError | None) -> str:
+        what = f"{verb.lower()} Pod {pod_name} in StatefulSet {owner['metadata']['name']}"
+        if error is not None:
+            return f"{what} failed error: {error.message}"
+        return f"{what} successful"
+
+
+class StatefulSetController(PodOwnerController):
     """Keeps the ordered pods and claims of every StatefulSet."""
 
     name: ClassVar[str] = "statefulset-controller"
     resource: ClassVar[str] = "statefulsets"
     api_version: ClassVar[str] = "apps/v1"
     kind: ClassVar[str] = "StatefulSet"
+    pod_control_type: ClassVar[type[PodControl]] = StatefulPodControl
 
     def __init__(self, ctx: ControllerContext, *, workers: int = 5) -> None:
-        super().__init__(ctx, workers=workers)
-        self.creations = Expectations()
-        self.deletions = Expectations()
-        ctx.informers.index(self.resource, NAMESPACE_INDEX, namespace_index)
-        ctx.informers.index("pods", CONTROLLER_INDEX, controller_index)
-        ctx.informers.index("controllerrevisions", CONTROLLER_INDEX, controller_index)
-        self.sets = self.watch(self.resource)
-        self.pods = self.watch("pods")
-        self.revisions = self.watch("controllerrevisions")
+        super().__init__(ctx, workers=workers, selectors=SelectorCache(allow_empty=False))
+        self.revisions = self.watch_revisions()
         self.claims = self.watch("persistentvolumeclaims")
-        self._selectors = SelectorCache(allow_empty=False)
-        self.sets.add_handler(self.enqueue, self._set_updated, self._set_deleted)
-        self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
-        self.revisions.add_handler(
-            self._revision_changed, lambda _o, n: self._revision_changed(n), self._revision_changed
-        )
-
-    # -- selectors -----------------------------------------------------------------------
-
-    def selector(self, sts: Obj) -> LabelSelector:
-        """The parsed selector of ``sts`` (cached per uid); TerminalError when unusable."""
-        return self._selectors.get(sts)
 
     def _sets_for_orphan(self, pod: Obj) -> list[Obj]:
-        matching = owners_selecting(self.sets, pod, self.selector)
-        return [sts for sts, _ in matching if is_member(sts, pod)]
-
-    def _owner_of(self, obj: Obj, ref: Obj | None) -> Obj | None:
-        if ref is None:
-            return None
-        return resolve_controller_ref(
-            self.sets, obj["metadata"].get("namespace"), ref, self.kind, "apps"
-        )
-
-    # -- event handlers ------------------------------------------------------------------
-
-    def _set_updated(self, old: Obj, new: Obj) -> None:
-        if old["metadata"].get("uid") != new["metadata"].get("uid"):
-            self._set_deleted(old)
-        self.enqueue(new)
-
-    def _set_deleted(self, sts: Obj) -> None:
-        key = key_of(sts)
-        self.creations.delete(key)
-        self.deletions.delete(key)
-        self._selectors.pop(sts["metadata"].get("uid", ""), None)
-        self.enqueue(sts)
+        return [sts for sts, _ in self.owners_selecting(pod) if is_member(sts, pod)]
 
     # -- reconcile -----------------------------------------------------------------------
 
-    async def reconcile(self, key: str) -> float | None:
-        sts = self.sets.get(key)
-        if sts is None:
-            self.creations.delete(key)
-            self.deletions.delete(key)
-            return None
+    async def sync_owner(self, key: str, sts: Obj) -> float | None:
         selector = self.selector(sts)
-        revisions = await self._claim(sts, selector, "controllerrevisions", self.revisions)
-        pods = await self._claim(sts, selector, "pods", self.pods)
+        revisions = await self.claim(sts, selector, self.revisions)
+        pods = await self.claim(sts, selector, self.pods, keep=lambda p: self._candidate(sts, p))
         pods = [p for p in pods if is_member(sts, p)]
         current, update, collisions = await self._sync_revisions(sts, revisions)
-        if not sts["metadata"].get("deletionTimestamp") and self._satisfied(key):
+        if not sts["metadata"].get("deletionTimestamp") and self.satisfied(key):
             await self.manage(sts, key, pods, current, update)
         now = self.ctx.clock()
         status = self.calculate_status(sts, pods, current, update, collisions, now)
         await self.update_status(sts, status)
         await self._truncate_history(sts, pods, [*revisions, current, update], current, update)
-        return self._next_availability(sts, pods, now)
+        return next_availability(pods, int(_spec(sts).get("minReadySeconds") or 0), now)
 
-    def _satisfied(self, key: str) -> bool:
-        return self.creations.satisfied(key) and self.deletions.satisfied(key)
-
-    async def _claim(
-        self, sts: Obj, selector: LabelSelector, resource: str, informer: Any
-    ) -> list[Obj]:
-        candidates = owned_and_orphans(informer, sts)
-        if resource == "pods":
-            candidates = [
-                p for p in candidates if controller_ref(p) is not None or is_member(sts, p)
-            ]
-        refs = ControllerRefManager(
-            self.client,
-            sts,
-            selector,
-            owner_resource=self.resource,
-            owner_api_version=self.api_version,
-            owner_kind=self.kind,
-            resource=resource,
-        )
-        return await refs.claim(candidates)
+    @staticmethod
+    def _candidate(sts: Obj, pod: Obj) -> bool:
+        """A pod the set may claim: controlled by someone, or an orphan named as its own."""
+        return controller_ref(pod) is not None or is_member(sts, pod)
 
     # -- revisions -----------------------------------------------------------------------
 
@@ -401,16 +331,8 @@ class StatefulSetController(OwnedPodEvents, Controller):
         revisions = sort_revisions(revisions)
         status = sts.get("status") or {}
         collisions = int(status.get("collisionCount") or 0)
-        template = _spec(sts).get("template") or {}
-        labels = dict((template.get("metadata") or {}).get("labels") or {})
-        wanted = new_revision(
-            sts,
-            api_version=self.api_version,
-            kind=self.kind,
-            data=template_patch(sts),
-            revision=next_revision(revisions),
-            labels=labels,
-        )
+        revision = next_revision(revisions)
+        wanted = new_revision(sts, api_version=self.api_version, kind=self.kind, revision=revision)
         equal = find_equal_revisions(revisions, wanted)
         if equal and equal[-1] is revisions[-1]:
             update = equal[-1]
@@ -554,7 +476,7 @@ class StatefulSetController(OwnedPodEvents, Controller):
             else:
                 kind, reason, what = "Normal", "RecreatingTerminatedPod", "terminated"
             self.events.emit(
-                self._about(sts),
+                self.about(sts),
                 kind,
                 reason,
                 f"StatefulSet {key} is recreating {what} Pod {name}",
@@ -640,37 +562,28 @@ class StatefulSetController(OwnedPodEvents, Controller):
     async def _create_pods(
         self, sts: Obj, key: str, ordinals: list[int], current: Obj, update: Obj
     ) -> None:
-        ns, set_name = split_key(key)
+        about = self.about(sts)
         pending = list(ordinals)
-        self.creations.expect_creations(key, len(pending))
 
         async def create_one() -> None:
+            # Not PodControl.create_pod: the claims come first, and a pod of a set has
+            # its own name (``CreateStatefulPod``).
             ordinal = pending.pop(0)
             template, revision = self._template_for(sts, ordinal, current, update)
             pod = new_pod(sts, template, ordinal, revision)
             name = pod["metadata"]["name"]
             try:
                 await self._create_claims(sts, ordinal, name)
-                await self.client.create("pods", pod, ns)
+                await self.client.create("pods", pod, pod["metadata"]["namespace"])
             except ApiError as e:
-                self.events.emit(
-                    self._about(sts),
-                    "Warning",
-                    "FailedCreate",
-                    f"create Pod {name} in StatefulSet {set_name} failed error: {e.message}",
-                )
+                self.pod_control.record("Create", about, name, e)
                 raise
-            self.events.emit(
-                self._about(sts),
-                "Normal",
-                "SuccessfulCreate",
-                f"create Pod {name} in StatefulSet {set_name} successful",
-            )
+            self.pod_control.record("Create", about, name)
 
         self.log.info("creating pods", key=key, ordinals=ordinals)
-        successes, error = await slow_start_batch(len(ordinals), 1, create_one)
-        if skipped := len(ordinals) - successes:
-            self.creations.lower_creations(key, skipped)
+        _, error = await self.pod_control.create_pods(
+            self.creations, key, len(ordinals), create_one
+        )
         if error is not None:
             raise error
 
@@ -693,7 +606,7 @@ class StatefulSetController(OwnedPodEvents, Controller):
                 if e.code == 409 and e.reason == Reason.ALREADY_EXISTS:
                     continue  # our cache is behind
                 self.events.emit(
-                    self._about(sts),
+                    self.about(sts),
                     "Warning",
                     "FailedCreate",
                     f"create Claim {cmeta['name']} for Pod {pod} in StatefulSet {set_name} "
@@ -701,7 +614,7 @@ class StatefulSetController(OwnedPodEvents, Controller):
                 )
                 raise
             self.events.emit(
-                self._about(sts),
+                self.about(sts),
                 "Normal",
                 "SuccessfulCreate",
                 f"create Claim {cmeta['name']} Pod {pod} in StatefulSet {set_name} success",
@@ -721,12 +634,7 @@ class StatefulSetController(OwnedPodEvents, Controller):
                 {"metadata": {"labels": identity_labels(sts, ordinal)}},
                 meta["namespace"],
             )
-            self.events.emit(
-                self._about(sts),
-                "Normal",
-                "SuccessfulUpdate",
-                f"update Pod {meta['name']} in StatefulSet {sts['metadata']['name']} successful",
-            )
+            self.pod_control.record("Update", self.about(sts), meta["name"])
         if not _spec(sts).get("volumeClaimTemplates"):
             return
         pending = (pod.get("status") or {}).get("phase", "Pending") == "Pending"
@@ -768,42 +676,11 @@ class StatefulSetController(OwnedPodEvents, Controller):
         if scaled_down and _spec(sts).get("volumeClaimTemplates"):
             for pod in pods:
                 await self._update_claim_owners(sts, pod, ordinal_of(pod), scaled_down=True)
-        self.deletions.expect_deletions(key, [key_of(p) for p in pods])
-        set_name = sts["metadata"]["name"]
-
-        async def delete_one(pod: Obj) -> None:
-            meta = pod["metadata"]
-            try:
-                await self.client.delete(
-                    "pods", meta["name"], meta["namespace"], preconditions={"uid": meta["uid"]}
-                )
-            except ApiError as e:
-                self.deletions.deletion_observed(key, key_of(pod))
-                if e.code in (404, 409):
-                    return
-                self.events.emit(
-                    self._about(sts),
-                    "Warning",
-                    "FailedDelete",
-                    f"delete Pod {meta['name']} in StatefulSet {set_name} failed error: "
-                    f"{e.message}",
-                )
-                raise
-            self.events.emit(
-                self._about(sts),
-                "Normal",
-                "SuccessfulDelete",
-                f"delete Pod {meta['name']} in StatefulSet {set_name} successful",
-            )
-
         self.log.info("deleting pods", key=key, pods=[p["metadata"]["name"] for p in pods])
-        results = await asyncio.gather(*(delete_one(p) for p in pods), return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
-
-    def _about(self, sts: Obj) -> Obj:
-        return {"kind": self.kind, "apiVersion": self.api_version, "metadata": sts["metadata"]}
+        results = await self.pod_control.delete_pods(self.about(sts), pods, self.deletions, key)
+        for error in results:
+            if error is not None:
+                raise error
 
     # -- status --------------------------------------------------------------------------
 
@@ -841,16 +718,3 @@ class StatefulSetController(OwnedPodEvents, Controller):
             status["currentReplicas"] = updated
             status["currentRevision"] = update_name
         return status
-
-    async def update_status(self, sts: Obj, status: Obj) -> None:
-        """Write ``status`` through ``/status`` when it changed (one re-read on 409)."""
-        await write_status(self.client, self.resource, sts, status)
-
-    def _next_availability(self, sts: Obj, pods: list[Obj], now: float) -> float | None:
-        min_ready = int(_spec(sts).get("minReadySeconds") or 0)
-        if min_ready <= 0:
-            return None
-        waits = [
-            at - now for p in pods if (at := available_at(p, min_ready)) is not None and at > now
-        ]
-        return min(waits) + 0.05 if waits else None

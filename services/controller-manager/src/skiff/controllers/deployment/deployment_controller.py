@@ -14,21 +14,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from skiff.api.selectors import LabelSelector
 from skiff.client.rest import Obj
-from skiff.controller.controller import Controller, ControllerContext, TerminalError, writable
-from skiff.controller.owners import (
-    CONTROLLER_INDEX,
-    NAMESPACE_INDEX,
-    ControllerRefManager,
-    SelectorCache,
-    controller_index,
-    controller_ref,
-    namespace_index,
-    owned_and_orphans,
-    owners_selecting,
-    resolve_controller_ref,
-)
+from skiff.controller.controller import ControllerContext, TerminalError, writable
+from skiff.controller.owners import CONTROLLER_INDEX, controller_ref, resolve_controller_ref
+from skiff.controller.workload import WorkloadController
 
 from .recreate import rollout_recreate
 from .rolling import rollout_rolling
@@ -36,53 +25,26 @@ from .sync import DeploymentSync
 from .util import RECREATE, ROLLING_UPDATE, is_rolling_update
 
 
-class DeploymentController(Controller):
+class DeploymentController(WorkloadController):
     """Rolls Deployments out through their ReplicaSets (see :mod:`skiff.controllers.deployment`)."""
 
     name: ClassVar[str] = "deployment-controller"
+    resource: ClassVar[str] = "deployments"
+    api_version: ClassVar[str] = "apps/v1"
+    kind: ClassVar[str] = "Deployment"
 
     def __init__(self, ctx: ControllerContext, *, workers: int = 5) -> None:
         super().__init__(ctx, workers=workers)
-        ctx.informers.index("deployments", NAMESPACE_INDEX, namespace_index)
-        ctx.informers.index("replicasets", CONTROLLER_INDEX, controller_index)
-        ctx.informers.index("pods", CONTROLLER_INDEX, controller_index)
-        self.deployments = self.watch("deployments")
-        self.rss = self.watch("replicasets")
-        self.pods = self.watch("pods")
-        self._selectors = SelectorCache()
-        self.deployments.add_handler(
-            self.enqueue, self._deployment_updated, self._deployment_deleted
-        )
+        self.deployments = self.watch_owners()
+        self.rss = self.watch_dependents("replicasets")
+        self.pods = self.watch_dependents("pods")
         self.rss.add_handler(self._rs_added, self._rs_updated, self._rs_deleted)
         self.pods.add_handler(on_delete=self._pod_deleted)
 
-    # -- selectors -------------------------------------------------------------------------
-
-    def selector(self, d: Obj) -> LabelSelector:
-        """The Deployment's parsed selector (cached per uid); TerminalError when invalid."""
-        return self._selectors.get(d)
-
     def _deployments_matching(self, rs: Obj) -> list[Obj]:
-        matching = owners_selecting(self.deployments, rs, self.selector)
-        return [d for d, sel in matching if not sel.empty]
-
-    def _owner_of(self, rs: Obj, ref: Obj | None) -> Obj | None:
-        if ref is None:
-            return None
-        return resolve_controller_ref(
-            self.deployments, rs["metadata"].get("namespace"), ref, "Deployment", "apps"
-        )
+        return [d for d, sel in self.owners_selecting(rs) if not sel.empty]
 
     # -- event handlers --------------------------------------------------------------------
-
-    def _deployment_updated(self, old: Obj, new: Obj) -> None:
-        if old["metadata"].get("uid") != new["metadata"].get("uid"):
-            self._deployment_deleted(old)
-        self.enqueue(new)
-
-    def _deployment_deleted(self, d: Obj) -> None:
-        self._selectors.pop(d["metadata"].get("uid", ""), None)
-        self.enqueue(d)
 
     def _rs_added(self, rs: Obj) -> None:
         if rs["metadata"].get("deletionTimestamp"):
@@ -133,10 +95,7 @@ class DeploymentController(Controller):
 
     # -- reconcile -------------------------------------------------------------------------
 
-    async def reconcile(self, key: str) -> float | None:
-        cached = self.deployments.get(key)
-        if cached is None:
-            return None
+    async def sync_owner(self, key: str, cached: Obj) -> float | None:
         d = writable(cached)
         d.setdefault("status", {})
         now = self.ctx.clock()
@@ -160,7 +119,7 @@ class DeploymentController(Controller):
         if not selector.matches(template_labels):
             raise TerminalError("spec.selector does not match the template labels")
 
-        claimed = await self._claim(d, selector)
+        claimed = await self.claim(d, selector, self.rss)
         if any(controller_ref(rs) is None for rs in claimed):
             return None  # adopted just now: the adoptions' events bring the fresh objects
         rss = [writable(rs) for rs in claimed]
@@ -184,19 +143,6 @@ class DeploymentController(Controller):
         if strategy == ROLLING_UPDATE:
             return await rollout_rolling(sync)
         raise TerminalError(f"unexpected deployment strategy type: {strategy}")
-
-    async def _claim(self, d: Obj, selector: LabelSelector) -> list[Obj]:
-        """The ReplicaSets this Deployment controls, after adoption and release."""
-        refs = ControllerRefManager(
-            self.client,
-            d,
-            selector,
-            owner_resource="deployments",
-            owner_api_version="apps/v1",
-            owner_kind="Deployment",
-            resource="replicasets",
-        )
-        return await refs.claim(owned_and_orphans(self.rss, d))
 
     def _pods_by_rs(self, rss: list[Obj]) -> dict[str, list[Obj]]:
         """The cached pods of each ReplicaSet, terminating ones included."""

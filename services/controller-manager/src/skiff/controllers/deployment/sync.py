@@ -234,8 +234,7 @@ class DeploymentSync:
     # -- writes ------------------------------------------------------------------------
 
     def event(self, type_: str, reason: str, message: str) -> None:
-        about = {"kind": "Deployment", "apiVersion": "apps/v1", "metadata": self.d["metadata"]}
-        self.c.events.emit(about, type_, reason, message)
+        self.c.events.emit(self.c.about(self.d), type_, reason, message)
 
     async def write_status(self) -> None:
         """PUT ``d.status`` through ``/status``.

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from skiff.client.rest import Obj
+from skiff.controller.podcontrol import MAX_GENERATE_NAME_PREFIX
 
-from ..pods import MAX_GENERATE_NAME_PREFIX, pods_to_delete
+from ..pods import pods_to_delete
 
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 """Annotation (and label) with an Indexed Job pod's completion index."""

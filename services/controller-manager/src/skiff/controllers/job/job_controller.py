@@ -17,29 +17,17 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from skiff.api.errors import ApiError
-from skiff.api.selectors import LabelSelector
 from skiff.api.timestamps import rfc3339
 from skiff.client.informer import key_of
 from skiff.client.rest import Obj
-from skiff.controller.controller import Controller, ControllerContext, TerminalError, writable
+from skiff.controller.controller import ControllerContext, TerminalError, writable
 from skiff.controller.expectations import Expectations
-from skiff.controller.owners import (
-    CONTROLLER_INDEX,
-    NAMESPACE_INDEX,
-    SelectorCache,
-    controller_index,
-    controller_ref,
-    namespace_index,
-    owned_and_orphans,
-    owners_selecting,
-    resolve_controller_ref,
-)
+from skiff.controller.owners import CONTROLLER_INDEX, SelectorCache, controller_ref
 from skiff.controller.ownwrites import OwnWrites
+from skiff.controller.podcontrol import PodControl
+from skiff.controller.workload import WorkloadController
 
-from ..pods import (
-    is_active,
-    is_ready,
-)
+from ..pods import is_active, is_ready
 from .backoff import (
     DEFAULT_POD_FAILURE_BACKOFF,
     MAX_POD_FAILURE_BACKOFF,
@@ -109,12 +97,14 @@ class JobSync:
     requeue: list[float] = field(default_factory=list)
 
 
-class JobController(Controller):
+class JobController(WorkloadController):
     """Runs the pods of every Job (see :mod:`skiff.controllers.job`)."""
 
     name: ClassVar[str] = "job-controller"
+    resource: ClassVar[str] = "jobs"
     api_version: ClassVar[str] = "batch/v1"
     kind: ClassVar[str] = "Job"
+    ref_manager = JobRefManager
 
     def __init__(
         self,
@@ -125,36 +115,22 @@ class JobController(Controller):
         pod_failure_backoff: float = DEFAULT_POD_FAILURE_BACKOFF,
         max_pod_failure_backoff: float = MAX_POD_FAILURE_BACKOFF,
     ) -> None:
-        super().__init__(ctx, workers=workers)
+        super().__init__(ctx, workers=workers, selectors=SelectorCache(allow_empty=False))
         self.expectations = expectations or Expectations()
         self.pod_failure_backoff = pod_failure_backoff
         self.max_pod_failure_backoff = max_pod_failure_backoff
         self.finalizer_expectations = FinalizerExpectations()
         self.backoff: dict[str, BackoffRecord] = {}
         self.own_writes = OwnWrites()
-        ctx.informers.index("jobs", NAMESPACE_INDEX, namespace_index)
-        ctx.informers.index("pods", CONTROLLER_INDEX, controller_index)
-        self.jobs = self.watch("jobs")
-        self.pods = self.watch("pods")
-        self._selectors = SelectorCache(allow_empty=False)
-        self.jobs.add_handler(self._job_added, self._job_updated, self._job_deleted)
+        self.pod_control = PodControl(self.client, self.events)
+        self.jobs = self.watch_owners()
+        self.pods = self.watch_dependents("pods")
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_final_delete)
 
     # -- lookups -------------------------------------------------------------------------
 
-    def selector(self, job: Obj) -> LabelSelector:
-        """The parsed selector of ``job`` (cached per uid); TerminalError when unusable."""
-        return self._selectors.get(job)
-
     def _jobs_matching(self, pod: Obj) -> list[Obj]:
-        return [job for job, _ in owners_selecting(self.jobs, pod, self.selector)]
-
-    def _job_of(self, pod: Obj, ref: Obj | None) -> Obj | None:
-        if ref is None:
-            return None
-        return resolve_controller_ref(
-            self.jobs, pod["metadata"].get("namespace"), ref, self.kind, "batch"
-        )
+        return [job for job, _ in self.owners_selecting(pod)]
 
     @staticmethod
     def _is_job_ref(ref: Obj) -> bool:
@@ -173,19 +149,13 @@ class JobController(Controller):
             if has_tracking_finalizer(pod):
                 self._enqueue_orphan(pod)
 
-    def _job_added(self, job: Obj) -> None:
-        self.enqueue(job)
-
-    def _job_updated(self, old: Obj, new: Obj) -> None:
-        if old["metadata"].get("uid") != new["metadata"].get("uid"):
-            self._job_deleted(old)
-        self.enqueue(new)
+    def _owner_updated(self, old: Obj, new: Obj) -> None:
+        super()._owner_updated(old, new)
         if is_finished(new):
             self._cleanup_pod_finalizers(new)
 
-    def _job_deleted(self, job: Obj) -> None:
-        self.enqueue(job)
-        self._selectors.pop(job["metadata"].get("uid", ""), None)
+    def _owner_deleted(self, job: Obj) -> None:
+        super()._owner_deleted(job)
         self._cleanup_pod_finalizers(job)
 
     def _pod_added(self, pod: Obj) -> None:
@@ -195,7 +165,7 @@ class JobController(Controller):
             return
         ref = controller_ref(pod)
         if ref is not None:
-            job = self._job_of(pod, ref)
+            job = self._owner_of(pod, ref)
             if job is None:
                 if has_tracking_finalizer(pod) and self._is_job_ref(ref):
                     self._enqueue_orphan(pod)  # its Job went away (maybe while we were down)
@@ -220,13 +190,13 @@ class JobController(Controller):
         cur_ref, old_ref = controller_ref(new), controller_ref(old)
         ref_changed = cur_ref != old_ref
         if ref_changed and old_ref is not None:
-            prev = self._job_of(old, old_ref)
+            prev = self._owner_of(old, old_ref)
             if prev is not None:
                 if finalizer_removed:
                     self._finalizer_removal_observed(key_of(prev), nm.get("uid", ""))
                 self.enqueue(prev)
         if cur_ref is not None:
-            job = self._job_of(new, cur_ref)
+            job = self._owner_of(new, cur_ref)
             if job is None:
                 if not finalizer_removed and self._is_job_ref(cur_ref):
                     self._enqueue_orphan(new)
@@ -251,7 +221,7 @@ class JobController(Controller):
             if finalizer and not final:
                 self._enqueue_orphan(pod)
             return
-        job = self._job_of(pod, ref)
+        job = self._owner_of(pod, ref)
         if job is None or is_finished(job):
             if finalizer and not final and self._is_job_ref(ref):
                 self._enqueue_orphan(pod)
@@ -271,13 +241,15 @@ class JobController(Controller):
         if key.startswith(ORPHAN_PREFIX):
             await self.sync_orphan_pod(key[len(ORPHAN_PREFIX) :])
             return None
-        cached = self.jobs.get(key)
-        if cached is None:
-            self.expectations.delete(key)
-            self.finalizer_expectations.delete(key)
-            self.backoff.pop(key, None)
-            self.own_writes.forget(key)
-            return None
+        return await super().reconcile(key)
+
+    def forget(self, key: str) -> None:
+        self.expectations.delete(key)
+        self.finalizer_expectations.delete(key)
+        self.backoff.pop(key, None)
+        self.own_writes.forget(key)
+
+    async def sync_owner(self, key: str, cached: Obj) -> float | None:
         if self.own_writes.pending(key, self.jobs.get):
             return None  # our last status write's event is on its way
         if managed_elsewhere(cached):
@@ -437,15 +409,7 @@ class JobController(Controller):
 
     async def pods_for_job(self, job: Obj) -> list[Obj]:
         """The Job's pods (adopting matching orphans, releasing those that stopped matching)."""
-        refs = JobRefManager(
-            self.client,
-            job,
-            self.selector(job),
-            owner_resource="jobs",
-            owner_api_version=self.api_version,
-            owner_kind=self.kind,
-        )
-        pods = await refs.claim(owned_and_orphans(self.pods, job))
+        pods = await self.claim(job, self.selector(job), self.pods)
         uid = job["metadata"]["uid"]
         out = []
         for p in pods:
@@ -504,7 +468,7 @@ class JobController(Controller):
         if ref is not None:
             if not self._is_job_ref(ref):
                 return  # another owner's finalizer business
-            job = self._job_of(pod, ref)
+            job = self._owner_of(pod, ref)
             if job is not None and (managed_elsewhere(job) or not is_finished(job)):
                 return
         try:
@@ -512,7 +476,3 @@ class JobController(Controller):
         except ApiError as e:
             if e.code != 404:
                 raise
-
-    def about(self, job: Obj) -> Obj:
-        """What events about ``job`` are recorded against."""
-        return {"kind": self.kind, "apiVersion": self.api_version, "metadata": job["metadata"]}

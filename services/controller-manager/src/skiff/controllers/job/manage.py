@@ -9,18 +9,13 @@ index). Creations and deletions are announced to the controller's expectations f
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from skiff.api.errors import ApiError, namespace_terminating
-from skiff.client.informer import key_of, split_key
+from skiff.api.errors import ApiError
 from skiff.client.rest import Obj
-from skiff.controller.batch import slow_start_batch
 from skiff.controller.controller import writable
-from skiff.controller.owners import new_controller_ref
 
-from ..pods import generate_name_prefix, is_ready, pod_from_template, pods_to_delete
+from ..pods import is_ready, pods_to_delete
 from .indexed import (
     add_completion_index,
     first_pending_indexes,
@@ -34,7 +29,8 @@ if TYPE_CHECKING:
     from .job_controller import JobController, JobSync
 
 MAX_POD_CREATE_DELETE_PER_SYNC = 500
-SLOW_START_INITIAL_BATCH = 1
+ONLY_NOT_FOUND = (404,)
+"""The delete errors that mean a Job's pod went already (a 409 is a failure here)."""
 
 
 async def manage_job(c: JobController, s: JobSync) -> tuple[int, Exception | None]:
@@ -113,38 +109,22 @@ async def create_pods(
     c: JobController, job: Obj, key: str, count: int, indexes: list[int]
 ) -> tuple[int, Exception | None]:
     """Create ``count`` pods in slow-start batches: (how many were, the first error)."""
-    ns, name = split_key(key)
-    assert ns is not None
-    ref = new_controller_ref(job, c.api_version, c.kind)
+    name = job["metadata"]["name"]
     about = c.about(job)
     pending = list(indexes)
     plain = pod_template(job, None) if not indexes else None
-    c.expectations.expect_creations(key, count)
     c.log.info("creating pods", key=key, count=count, indexes=indexes or None)
 
     async def create_one() -> None:
         if pending:
             ix = pending.pop(0)
-            template = pod_template(job, ix)
-            prefix = indexed_generate_name(name, ix)
+            template, prefix = pod_template(job, ix), indexed_generate_name(name, ix)
         else:
             assert plain is not None
-            template, prefix = plain, generate_name_prefix(name)
-        pod = pod_from_template(template, ns, prefix, ref)
-        try:
-            created = await c.client.create("pods", pod, ns)
-        except ApiError as e:
-            if namespace_terminating(e):
-                return
-            c.events.emit(about, "Warning", "FailedCreate", f"Error creating: {e.message}")
-            raise
-        c.events.emit(
-            about, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}"
-        )
+            template, prefix = plain, None
+        await c.pod_control.create_pod(about, template, generate_name=prefix)
 
-    successes, error = await slow_start_batch(count, SLOW_START_INITIAL_BATCH, create_one)
-    if skipped := count - successes:
-        c.expectations.lower_creations(key, skipped)
+    successes, error = await c.pod_control.create_pods(c.expectations, key, count, create_one)
     if error is not None and not isinstance(error, Exception):
         raise error
     return successes, error
@@ -157,25 +137,20 @@ async def delete_job_pods(
 
     Returns (ready pods deleted, pods deleted, the first error).
     """
-    c.expectations.expect_deletions(key, [key_of(p) for p in pods])
     about = c.about(job)
 
-    async def delete_one(pod: Obj) -> None:
-        meta = pod["metadata"]
+    async def delete_one(pod: Obj) -> bool:
         try:
             await remove_tracking_finalizer(c.client, pod)
-            await c.client.delete(
-                "pods", meta["name"], meta["namespace"], preconditions={"uid": meta["uid"]}
-            )
         except ApiError as e:
-            c.expectations.deletion_observed(key, key_of(pod))
             if e.code == 404:
-                return
-            c.events.emit(about, "Warning", "FailedDelete", f"Error deleting: {e.message}")
+                return False
+            c.pod_control.record("Delete", about, pod["metadata"]["name"], e)
             raise
-        c.events.emit(about, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+        return await c.pod_control.delete_pod(about, pod, gone=ONLY_NOT_FOUND)
 
-    return await _delete_all(pods, delete_one)
+    results = await c.pod_control.delete_pods(about, pods, c.expectations, key, delete=delete_one)
+    return _deleted(pods, results)
 
 
 async def delete_active_pods(
@@ -185,31 +160,20 @@ async def delete_active_pods(
     failed. Returns (ready pods deleted, pods deleted, the first error)."""
     about = c.about(job)
 
-    async def delete_one(pod: Obj) -> None:
-        meta = pod["metadata"]
-        try:
-            await c.client.delete(
-                "pods", meta["name"], meta["namespace"], preconditions={"uid": meta["uid"]}
-            )
-        except ApiError as e:
-            if e.code == 404:
-                return
-            c.events.emit(about, "Warning", "FailedDelete", f"Error deleting: {e.message}")
-            raise
-        c.events.emit(about, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+    async def delete_one(pod: Obj) -> bool:
+        return await c.pod_control.delete_pod(about, pod, gone=ONLY_NOT_FOUND)
 
-    return await _delete_all(pods, delete_one)
+    return _deleted(pods, await c.pod_control.delete_pods(about, pods, delete=delete_one))
 
 
-async def _delete_all(
-    pods: list[Obj], fn: Callable[[Obj], Awaitable[None]]
+def _deleted(
+    pods: list[Obj], results: list[BaseException | None]
 ) -> tuple[int, int, Exception | None]:
-    """Run ``fn`` on every pod at once: (ready pods done, pods done, the first error)."""
-    results = await asyncio.gather(*(fn(p) for p in pods), return_exceptions=True)
+    """(ready pods done, pods done, the first error) of deleting ``pods``."""
     ready = done = 0
     error: Exception | None = None
     for p, r in zip(pods, results, strict=True):
-        if isinstance(r, BaseException):
+        if r is not None:
             if not isinstance(r, Exception):
                 raise r
             error = error or r
