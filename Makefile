@@ -89,4 +89,4 @@ compose-down:
 # unless SKIFF_TEST_COMPOSE=1; installs Docker, docker-compose and debootstrap when missing.
 test-compose: py-deps
 	SKIFF_TEST_COMPOSE=1 SKIFF_REQUIRE_REAL_PARTS=1 $(PY) -m pytest -q -p no:cacheprovider \
-	  tests/test_compose.py
+	  tests/e2e/test_compose.py

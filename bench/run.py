@@ -33,7 +33,7 @@ import httpx
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from cluster import Cluster, start_cluster  # noqa: E402
 from skiff.apiserver.storage.etcd import EtcdBackend  # noqa: E402

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = [ROOT / "libs/skiff", *sorted(p for p in (ROOT / "services").iterdir() if p.is_dir())]
 APISERVER_ONLY = {"aetcd", "nats-py", "kubernetes-validate"}
 

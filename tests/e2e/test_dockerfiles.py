@@ -9,7 +9,7 @@ import pytest
 
 from skiff.apiserver.schema import KUBERNETES_SCHEMA_VERSION
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONTROL_PLANE = ["apiserver", "scheduler", "controller-manager"]
 
 

@@ -33,7 +33,7 @@ pytestmark = [
     pytest.mark.timeout(1200),
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "skiff-test"
 # A fresh machine's other docker CLI (no buildx): first on PATH in every step of this test.
 FAILING_DOCKER = """#!/bin/sh
@@ -116,7 +116,7 @@ def _jaeger_image(env: dict[str, str]) -> str:
             f"PYTHON_IMAGE=skiff/python:{tag}",
             "-f",
             "-",
-            str(ROOT / "tests"),
+            str(ROOT / "tests" / "e2e"),
         ],
         input=SINK_DOCKERFILE,
         text=True,

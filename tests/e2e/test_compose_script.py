@@ -13,7 +13,7 @@ import os
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 FAILING_DOCKER = """#!/bin/sh
 echo "$0 $*" >> "{log}"
