@@ -140,6 +140,14 @@ class Recording(Controller):
             self.running.discard(key)
 
 
+async def until(check, what: str, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not check():
+        assert loop.time() < end, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
 async def test_worker_outcomes() -> None:
     fake = FakeApi()
     ctx = ControllerContext(fake, SharedInformers(fake))  # type: ignore[arg-type]
@@ -156,7 +164,10 @@ async def test_worker_outcomes() -> None:
         for k in ("ns/ok", "ns/terminal", "ns/retry", "ns/later"):
             c.queue.add(k)
         c.queue.add("ns/ok")  # de-duplicated or re-queued, never two workers at once
-        await asyncio.sleep(0.3)
+        await until(
+            lambda: c.seen.count("ns/retry") > 1 and c.seen.count("ns/later") >= 2,
+            "a retry after back-off and a requeue after 50 ms",
+        )
         assert not c.overlap
         assert c.seen.count("ns/terminal") == 1  # not retried
         assert c.queue.num_requeues("ns/terminal") == 0
@@ -203,7 +214,10 @@ async def test_reconciler_without_a_controller_context() -> None:
     try:
         for k in ("a", "b", "c", "d"):
             r.queue.add(k)
-        await asyncio.sleep(0.2)
+        await until(
+            lambda: r.seen.count("a") > 1 and r.seen.count("c") >= 2 and "d" in r.seen,
+            "retries, a requeue and a plain success",
+        )
         assert r.spans.count("a") == r.seen.count("a") > 1  # hooks around every reconcile
         assert ("a", "ValueError") in r.retried and r.queue.num_requeues("a") > 1
         assert r.seen.count("b") == 1 and ("b", "TerminalError") not in r.retried

@@ -672,15 +672,13 @@ def test_unknown_resource_falls_back_to_name_and_age() -> None:
     assert r == {"Name": "w", "Age": "7s"}
 
 
-def test_many_pods_is_fast() -> None:
-    import time
-
+def test_many_pods() -> None:
+    """Their speed is measured in bench/run.py (the 5,000-pod list), not asserted here."""
     status = {"phase": "Running", "containerStatuses": [running(restarts=1)]}
     pods = [pod(status, name=f"p{i}") for i in range(5000)]
-    start = time.perf_counter()
     table = table_for(POD, pods, now=NOW)
     assert len(table["rows"]) == 5000
-    assert time.perf_counter() - start < 2.0
+    assert {r["cells"][3] for r in table["rows"]} == {"1"}  # RESTARTS
 
 
 def test_default_now_is_current_time() -> None:
