@@ -17,6 +17,18 @@ from typing import Any
 Obj = dict[str, Any]
 
 
+def new_condition(
+    type_: str, status: str, reason: str, message: str, at: str, *, stamped: str = ""
+) -> Obj:
+    """A condition that transitioned at ``at``; ``stamped`` names the API's other time
+    field (``lastUpdateTime`` for Deployments, ``lastProbeTime`` for Jobs), also ``at``."""
+    cond: Obj = {"type": type_, "status": status}
+    if stamped:
+        cond[stamped] = at
+    cond.update(lastTransitionTime=at, reason=reason, message=message)
+    return cond
+
+
 def get_condition(status: Obj | None, type_: str) -> Obj | None:
     """The condition of ``type_`` in ``status``, or None."""
     for c in (status or {}).get("conditions") or ():

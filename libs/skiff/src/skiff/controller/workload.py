@@ -34,9 +34,10 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from skiff.api.errors import ApiError
+from skiff.api.resources import REGISTRY
 from skiff.api.selectors import LabelSelector
 from skiff.client.informer import Informer, copy_object, key_of
 from skiff.client.rest import Obj
@@ -66,6 +67,9 @@ class WorkloadController(Controller):
     :meth:`sync_owner`, and extend :meth:`forget` when they keep anything per owner.
     """
 
+    owner_type: ClassVar[tuple[str, str, str]]
+    """The owners' (group, version, plural); ``resource``, ``api_version`` and ``kind``
+    come from the API registry."""
     resource: ClassVar[str]
     api_version: ClassVar[str]
     kind: ClassVar[str]
@@ -73,6 +77,15 @@ class WorkloadController(Controller):
     """What :meth:`claim` adopts and releases with."""
 
     owners: Informer
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        owner_type = cls.__dict__.get("owner_type")
+        if owner_type is not None:
+            info = REGISTRY.by_path(*owner_type)
+            if info is None:
+                raise TypeError(f"{cls.__name__}: unknown resource {owner_type}")
+            cls.resource, cls.api_version, cls.kind = info.plural, info.api_version, info.kind
 
     def __init__(
         self, ctx: ControllerContext, *, workers: int = 5, selectors: SelectorCache | None = None

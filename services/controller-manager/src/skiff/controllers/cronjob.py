@@ -164,9 +164,7 @@ class CronJobController(WorkloadController):
     """Starts the Jobs of every CronJob on schedule (see the module docstring)."""
 
     name: ClassVar[str] = "cronjob-controller"
-    resource: ClassVar[str] = "cronjobs"
-    api_version: ClassVar[str] = "batch/v1"
-    kind: ClassVar[str] = "CronJob"
+    owner_type: ClassVar[tuple[str, str, str]] = ("batch", "v1", "cronjobs")
 
     def __init__(
         self,

@@ -264,9 +264,7 @@ class DaemonSetController(PodOwnerController):
     """Keeps one pod of every DaemonSet on each node that should run it."""
 
     name: ClassVar[str] = "daemonset-controller"
-    resource: ClassVar[str] = "daemonsets"
-    api_version: ClassVar[str] = "apps/v1"
-    kind: ClassVar[str] = "DaemonSet"
+    owner_type: ClassVar[tuple[str, str, str]] = ("apps", "v1", "daemonsets")
 
     def __init__(
         self, ctx: ControllerContext, *, workers: int = 2, burst_replicas: int = BURST_REPLICAS

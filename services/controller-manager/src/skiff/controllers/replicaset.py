@@ -37,9 +37,7 @@ class ReplicaSetController(PodOwnerController):
     """
 
     name: ClassVar[str] = "replicaset-controller"
-    resource: ClassVar[str] = "replicasets"
-    api_version: ClassVar[str] = "apps/v1"
-    kind: ClassVar[str] = "ReplicaSet"
+    owner_type: ClassVar[tuple[str, str, str]] = ("apps", "v1", "replicasets")
 
     def __init__(
         self,
@@ -188,9 +186,7 @@ class ReplicationControllerController(ReplicaSetController):
     """The same controller for core/v1 ReplicationControllers (a plain map selector)."""
 
     name: ClassVar[str] = "replicationcontroller-controller"
-    resource: ClassVar[str] = "replicationcontrollers"
-    api_version: ClassVar[str] = "v1"
-    kind: ClassVar[str] = "ReplicationController"
+    owner_type: ClassVar[tuple[str, str, str]] = ("", "v1", "replicationcontrollers")
 
     def parse_selector(self, raw: Any) -> LabelSelector:
         if raw is not None and not isinstance(raw, dict):

@@ -286,9 +286,7 @@ class StatefulSetController(PodOwnerController):
     """Keeps the ordered pods and claims of every StatefulSet."""
 
     name: ClassVar[str] = "statefulset-controller"
-    resource: ClassVar[str] = "statefulsets"
-    api_version: ClassVar[str] = "apps/v1"
-    kind: ClassVar[str] = "StatefulSet"
+    owner_type: ClassVar[tuple[str, str, str]] = ("apps", "v1", "statefulsets")
     pod_control_type: ClassVar[type[PodControl]] = StatefulPodControl
 
     def __init__(self, ctx: ControllerContext, *, workers: int = 5) -> None:

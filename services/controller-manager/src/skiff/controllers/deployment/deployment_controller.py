@@ -29,9 +29,7 @@ class DeploymentController(WorkloadController):
     """Rolls Deployments out through their ReplicaSets (see :mod:`skiff.controllers.deployment`)."""
 
     name: ClassVar[str] = "deployment-controller"
-    resource: ClassVar[str] = "deployments"
-    api_version: ClassVar[str] = "apps/v1"
-    kind: ClassVar[str] = "Deployment"
+    owner_type: ClassVar[tuple[str, str, str]] = ("apps", "v1", "deployments")
 
     def __init__(self, ctx: ControllerContext, *, workers: int = 5) -> None:
         super().__init__(ctx, workers=workers)

@@ -2,9 +2,8 @@
 the fields read off Deployments and ReplicaSets, maxSurge and maxUnavailable, pod
 template hashes, revisions and the annotations that carry them, finding the new and the
 old ReplicaSets, how many replicas each may have, and the Deployment flavour of a
-status condition (with ``lastUpdateTime``; :mod:`skiff.api.conditions` sets them).
-
-Pure functions of the objects: nothing here talks to the API.
+status condition (with ``lastUpdateTime``; :mod:`skiff.api.conditions` sets them). None of
+it talks to the API.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from skiff.api import conditions
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.rest import Obj
 from skiff.controller.controller import TerminalError
@@ -408,12 +408,6 @@ def progress_deadline(d: Obj) -> int | None:
 
 def new_condition(type_: str, status: str, reason: str, message: str, now: float) -> Obj:
     """A Deployment condition (``NewDeploymentCondition``): updated and transitioned now."""
-    t = rfc3339(now)
-    return {
-        "type": type_,
-        "status": status,
-        "lastUpdateTime": t,
-        "lastTransitionTime": t,
-        "reason": reason,
-        "message": message,
-    }
+    return conditions.new_condition(
+        type_, status, reason, message, rfc3339(now), stamped="lastUpdateTime"
+    )

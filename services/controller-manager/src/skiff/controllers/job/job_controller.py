@@ -101,9 +101,7 @@ class JobController(WorkloadController):
     """Runs the pods of every Job (see :mod:`skiff.controllers.job`)."""
 
     name: ClassVar[str] = "job-controller"
-    resource: ClassVar[str] = "jobs"
-    api_version: ClassVar[str] = "batch/v1"
-    kind: ClassVar[str] = "Job"
+    owner_type: ClassVar[tuple[str, str, str]] = ("batch", "v1", "jobs")
     ref_manager = JobRefManager
 
     def __init__(

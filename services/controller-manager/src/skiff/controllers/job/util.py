@@ -11,6 +11,7 @@ Pure functions of the objects: nothing here talks to the API.
 
 from __future__ import annotations
 
+from skiff.api import conditions
 from skiff.api.conditions import get_condition, set_condition
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.rest import Obj
@@ -101,15 +102,9 @@ def is_pod_failed(pod: Obj, job: Obj) -> bool:
 
 def new_condition(type_: str, status: str, reason: str, message: str, now: float) -> Obj:
     """A Job condition, probed and transitioned now."""
-    ts = rfc3339(now)
-    return {
-        "type": type_,
-        "status": status,
-        "lastProbeTime": ts,
-        "lastTransitionTime": ts,
-        "reason": reason,
-        "message": message,
-    }
+    return conditions.new_condition(
+        type_, status, reason, message, rfc3339(now), stamped="lastProbeTime"
+    )
 
 
 def ensure_condition(
