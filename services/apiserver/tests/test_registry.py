@@ -84,6 +84,7 @@ def _pod(node: str = "", phase: str = "Running", grace: int | None = None) -> di
     [
         (_pod("n1"), DeleteOptions(), True, 30),
         (_pod("n1", grace=10), DeleteOptions(), True, 10),
+        (_pod("n1", grace=0), DeleteOptions(), False, None),  # 0 is none, not unset
         (_pod("n1"), DeleteOptions(grace_period_seconds=3), True, 3),
         (_pod("n1"), DeleteOptions(grace_period_seconds=0), False, None),
         (_pod(), DeleteOptions(), False, None),  # no kubelet runs it

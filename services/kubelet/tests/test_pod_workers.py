@@ -70,3 +70,11 @@ async def test_sync_results_become_requeues_and_retries(
     spans = exporter.get_finished_spans()
     assert {s.name for s in spans} == {"kubelet.SyncPod"}
     assert {s.attributes["k8s.pod"] for s in spans if s.attributes} == set(outcomes)
+
+
+def test_grace_period_zero_is_none_not_unset() -> None:
+    from skiff.kubelet.pod_context import grace_period
+
+    assert grace_period({"spec": {"terminationGracePeriodSeconds": 0}}) == 0
+    assert grace_period({"spec": {"terminationGracePeriodSeconds": 5}}) == 5
+    assert grace_period({"spec": {}}) == 30

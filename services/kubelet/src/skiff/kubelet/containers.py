@@ -16,7 +16,15 @@ from skiff.client.informer import Informer
 from skiff.cri.client import CriClient, CriError, pb
 
 from .images import ImageManager
-from .pod_context import BACKOFF_MAX, CONTAINER_NAME, POD_UID, PodContext, backoff_delay, pod_ref
+from .pod_context import (
+    BACKOFF_MAX,
+    CONTAINER_NAME,
+    POD_UID,
+    PodContext,
+    backoff_delay,
+    grace_period,
+    pod_ref,
+)
 from .podspec import ConfigError, container_env, expand, linux_resources, service_env
 from .probes import LIVENESS, READINESS, STARTUP, ProbeManager
 from .security import container_security
@@ -194,7 +202,7 @@ class ContainersMixin:
                 "Killing",
                 f"Container {spec['name']} failed {kind} probe, will be restarted",
             )
-            grace = int(pod["spec"].get("terminationGracePeriodSeconds") or 30)
+            grace = grace_period(pod)
             await self._stop_container(pod, spec, c.id, grace=grace)
             self.probes.stop({c.id})
             ctx.after(0.1)

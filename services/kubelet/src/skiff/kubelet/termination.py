@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from skiff.client.events import EventRecorder
 from skiff.cri.client import CriClient, CriError, pb
 
-from .pod_context import CONTAINER_NAME
+from .pod_context import CONTAINER_NAME, grace_period
 from .probes import ProbeManager
 from .volumes import VolumeManager
 
@@ -115,16 +115,14 @@ class TerminationMixin:
         if pod is not None:
             meta = pod["metadata"]
             value = meta.get("deletionGracePeriodSeconds")
-            if value is None:
-                value = pod["spec"].get("terminationGracePeriodSeconds")
-            grace = 30 if value is None else int(value)
+            grace = grace_period(pod) if value is None else int(value)
         await self._remove_sandboxes(pod, sandboxes, grace)
         self.probes.stop_pod(uid)
         await self.volumes.teardown(uid)
 
     async def _stop_finished(self, pod: dict[str, Any], sandboxes: list[pb.PodSandbox]) -> None:
         """A Succeeded/Failed pod: nothing runs, the network is released, logs are kept."""
-        grace = int(pod["spec"].get("terminationGracePeriodSeconds") or 30)
+        grace = grace_period(pod)
         for sb in sandboxes:
             if sb.state == pb.SANDBOX_READY:
                 await self._stop_sandbox_containers(pod, sb.id, grace)

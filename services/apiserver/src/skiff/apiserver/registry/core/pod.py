@@ -180,7 +180,9 @@ class PodStrategy(Strategy):
         spec = obj.get("spec") or {}
         grace = opts.grace_period_seconds
         if grace is None:
-            grace = int(spec.get("terminationGracePeriodSeconds") or DEFAULT_GRACE_PERIOD)
+            # 0 in the spec is a grace period of none (deleted at once), not "unset".
+            value = spec.get("terminationGracePeriodSeconds")
+            grace = DEFAULT_GRACE_PERIOD if value is None else int(value)
         phase = (obj.get("status") or {}).get("phase")
         # An unscheduled or finished pod has no kubelet to wait for.
         if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
