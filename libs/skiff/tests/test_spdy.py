@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from skiff.streaming.portforward import serve_port_forward
-from skiff.streaming.spdy import (
+from skiff.streaming.spdy import SpdySession, Stream, StreamClosedError
+from skiff.streaming.spdyframes import (
     CANCEL,
     DEFAULT_WINDOW,
     FLAG_FIN,
@@ -29,9 +30,6 @@ from skiff.streaming.spdy import (
     FrameReader,
     HeaderCompressor,
     HeaderDecompressor,
-    SpdySession,
-    Stream,
-    StreamClosedError,
     encode_data,
     encode_goaway,
     encode_ping,
@@ -612,7 +610,7 @@ async def test_client_session_opens_streams_and_keeps_data_sent_before_a_reset()
 async def test_client_keeps_data_when_credit_cannot_be_sent_back() -> None:
     """The peer wrote 100 KiB and hung up: reading it makes us send WINDOW_UPDATEs into a
     broken transport, which must not drop what already arrived (kubectl cp from a pod)."""
-    from skiff.streaming.spdy import encode_syn_reply
+    from skiff.streaming.spdyframes import encode_syn_reply
 
     incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
     sent: list[bytes] = []
@@ -644,7 +642,7 @@ async def test_client_reads_data_that_arrives_after_the_peers_reset() -> None:
     """spdystream writes RST_STREAM at once but queues DATA by priority: an exec's last
     output (or its exit status) may follow the reset. The client reads it until the
     runtime ends the session."""
-    from skiff.streaming.spdy import encode_syn_reply
+    from skiff.streaming.spdyframes import encode_syn_reply
 
     incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
 
