@@ -18,7 +18,7 @@ import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from cmenv import Managers, PodTracker, until
 
 from cluster import Cluster, start_cluster
 from skiff.api.errors import ApiError
+from skiff.api.timestamps import rfc3339
 from skiff.client.rest import ApiClient
 from skiff.hollownode.nodes import NodeShape
 
@@ -72,10 +73,6 @@ def env(hollow: HollowEnv) -> tuple[ApiClient, PodTracker]:
 @pytest.fixture(scope="module")
 def managers(hollow: HollowEnv) -> Managers:
     return hollow.managers
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pod_template(**spec: Any) -> dict[str, Any]:
@@ -127,7 +124,7 @@ def running(tracker: PodTracker, uid: str) -> list[dict[str, Any]]:
 
 async def finish(client: ApiClient, pod: dict[str, Any], phase: str) -> None:
     """End a running pod as its kubelet would (exit code 0 or 1)."""
-    when = now_rfc3339()
+    when = rfc3339()
     code = 0 if phase == "Succeeded" else 1
     status = {
         "phase": phase,
@@ -462,10 +459,6 @@ async def test_cronjob_runs_on_schedule_and_keeps_history(
     # successfulJobsHistoryLimit 1: the first Job is deleted.
     await until(jobs_are(client, uid, [names[1]]), timeout=20, what="history limit")
     await client.delete("cronjobs", "tick", NS)
-
-
-def rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def _has_job(client: ApiClient, uid: str, name: str) -> bool:

@@ -35,6 +35,7 @@ from skiff.api.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
+from skiff.api.timestamps import rfc3339
 from skiff.apiserver import apply as ssa
 from skiff.apiserver.storage import (
     Backend,
@@ -60,7 +61,6 @@ from .registry.options import (
     PATCH_STRATEGIC,
     DeleteOptions,
     WriteOptions,
-    now_rfc3339,
 )
 from .watchcache import Render, Watch, WatchCache
 
@@ -74,7 +74,6 @@ __all__ = [
     "ListResult",
     "Store",
     "WriteOptions",
-    "now_rfc3339",
 ]
 
 log = get_logger(__name__)
@@ -722,7 +721,7 @@ class Store:
                 manager=opts.field_manager,
                 force=opts.force,
                 definition=info.definition,
-                now=now_rfc3339(),
+                now=rfc3339(),
             )
 
         async def create() -> dict[str, Any]:
@@ -732,7 +731,7 @@ class Store:
                 manager=opts.field_manager,
                 force=opts.force,
                 definition=info.definition,
-                now=now_rfc3339(),
+                now=rfc3339(),
             )
             obj.setdefault("metadata", {})["name"] = name
             return await self.create(info, namespace, obj, opts, managed=True)
@@ -786,7 +785,7 @@ class Store:
         """Mark or delete ``obj``; None when the write must be tried again."""
         meta = obj["metadata"]
         before = copy.deepcopy(meta) if meta.get("deletionTimestamp") else None
-        graceful = generic.before_delete(strategy, obj, opts, now_rfc3339())
+        graceful = generic.before_delete(strategy, obj, opts, rfc3339())
         if opts.dry_run:
             return obj, not graceful
         if graceful and before is not None and before == meta:

@@ -18,10 +18,11 @@ from typing import Any
 from skiff.api import defaults, errors, names
 from skiff.api.errors import Cause
 from skiff.api.resources import ResourceInfo
+from skiff.api.timestamps import rfc3339
 from skiff.apiserver import apply as ssa
 from skiff.apiserver import validation
 
-from .options import DeleteOptions, WriteOptions, now_rfc3339
+from .options import DeleteOptions, WriteOptions
 from .strategy import Strategy
 
 Obj = dict[str, Any]
@@ -144,7 +145,7 @@ def before_create(strategy: Strategy, obj: Obj, namespace: str | None, opts: Wri
         meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
     strategy.prepare_for_create(obj)
     meta["uid"] = str(uuid.uuid4())
-    meta["creationTimestamp"] = now_rfc3339()
+    meta["creationTimestamp"] = rfc3339()
     meta["generation"] = 1
     for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
         meta.pop(k, None)
@@ -232,7 +233,7 @@ def track_fields(
         new,
         manager=opts.field_manager or "unknown",
         definition=info.definition,
-        now=now_rfc3339(),
+        now=rfc3339(),
         subresource=subresource,
     )
 

@@ -9,8 +9,9 @@ from typing import Any
 from skiff.api import errors, names
 from skiff.api.errors import Cause
 from skiff.api.resources import ResourceInfo
+from skiff.api.timestamps import rfc3339
 
-from ..options import DeleteOptions, WriteOptions, now_rfc3339
+from ..options import DeleteOptions, WriteOptions
 from ..strategy import STATUS, GenericStore, Obj, Strategy, Subresource
 
 DEFAULT_GRACE_PERIOD = 30
@@ -93,7 +94,7 @@ class BindingREST(Subresource):
                     "type": "PodScheduled",
                     "status": "True",
                     "lastProbeTime": None,
-                    "lastTransitionTime": now_rfc3339(),
+                    "lastTransitionTime": rfc3339(),
                 }
             )
             status["conditions"] = conditions
