@@ -155,6 +155,16 @@ def invalid(kind: str, name: str, group: str, causes: list[Cause]) -> ApiError:
     )
 
 
+OPTIMISTIC_LOCK_MESSAGE = (
+    "the object has been modified; please apply your changes to the latest version and try again"
+)
+
+
+def modified(resource: str, name: str, group: str = "") -> ApiError:
+    """409 for a write whose resourceVersion is stale (``OptimisticLockErrorMsg``)."""
+    return conflict(resource, name, group, OPTIMISTIC_LOCK_MESSAGE)
+
+
 def gone(message: str) -> ApiError:
     return ApiError(410, Reason.EXPIRED, message)
 

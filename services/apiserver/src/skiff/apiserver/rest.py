@@ -33,6 +33,7 @@ from . import discovery
 from . import eventstream as ev
 from .podproxy import PodProxy
 from .registry import Subresource
+from .registry.options import require_object
 from .store import DeleteOptions, ListOptions, Store, WriteOptions
 from .watchcache import Event
 
@@ -155,12 +156,6 @@ async def read_body(request: Request) -> tuple[Any, str]:
             raise errors.bad_request("the request body must hold exactly one YAML document")
         return docs[0], media
     raise errors.unsupported_media_type(media)
-
-
-def _require_object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise errors.bad_request(f"the request body must be an object, not {type(body).__name__}")
-    return body
 
 
 def _write_options(request: Request) -> WriteOptions:
@@ -535,7 +530,7 @@ class RestApi:
 
     async def _create(self, request: Request, t: Target) -> Response:
         body, _ = await read_body(request)
-        obj = _require_object(body)
+        obj = require_object(body)
         opts = _write_options(request)
         if t.subresource:
             raise errors.method_not_allowed(f"POST is not supported on {t.subresource}")
@@ -544,7 +539,7 @@ class RestApi:
 
     async def _update(self, request: Request, t: Target) -> Response:
         body, _ = await read_body(request)
-        obj = _require_object(body)
+        obj = require_object(body)
         opts = _write_options(request)
         assert t.name is not None
         updated = await self.store.update(
@@ -558,14 +553,14 @@ class RestApi:
         info = t.info
         assert t.name is not None
         if media == "application/apply-patch+yaml":
-            _require_object(body)
+            require_object(body)
             if not request.query_params.get("fieldManager"):
                 opts.field_manager = ""  # apply needs an explicit manager; the store says so
         elif media == "application/json-patch+json":
             if not isinstance(body, list):
                 raise errors.bad_request("a json patch must be a list of operations")
         elif media in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
-            _require_object(body)
+            require_object(body)
         else:
             raise errors.unsupported_media_type(media)
         updated = await self.store.patch(
@@ -646,7 +641,7 @@ class RestApi:
             return self._reply(request, t, obj)
         if verb == "create":
             body, _ = await read_body(request)
-            obj = _require_object(body)
+            obj = require_object(body)
             opts = _write_options(request)
             created = await self.store.create_subresource(
                 t.info, t.namespace, t.name, t.subresource, obj, opts

@@ -81,9 +81,6 @@ _tracer = tracing.tracer("skiff.apiserver.store")
 
 MAX_OBJECT_BYTES = 1536 * 1024  # etcd's request limit, as kube-apiserver enforces
 CONSISTENT_READ_WAIT = 3.0
-_MODIFIED = (
-    "the object has been modified; please apply your changes to the latest version and try again"
-)
 
 
 @dataclass(slots=True)
@@ -562,7 +559,7 @@ class Store:
                     raise errors.not_found(info.plural, name, info.group)
                 old = decode(kv.value, kv.mod_revision)
                 if precondition_rv is not None and precondition_rv != str(kv.mod_revision):
-                    raise errors.conflict(info.plural, name, info.group, _MODIFIED)
+                    raise errors.modified(info.plural, name, info.group)
                 new = mutate(copy.deepcopy(old))
                 if new.get("apiVersion") is None or new.get("metadata") is None:
                     generic.decode(info, new, opts)
@@ -624,7 +621,7 @@ class Store:
         except ConflictError:
             if precondition_rv is not None:
                 name = new["metadata"].get("name") or ""
-                raise errors.conflict(info.plural, name, info.group, _MODIFIED) from None
+                raise errors.modified(info.plural, name, info.group) from None
             return None
         except StorageError as e:
             raise errors.unavailable(f"storage is unavailable: {e}") from e
@@ -673,7 +670,7 @@ class Store:
 
         def mutate(cur: dict[str, Any]) -> dict[str, Any]:
             if precondition and precondition != cur["metadata"]["resourceVersion"]:
-                raise errors.conflict(info.plural, name, info.group, _MODIFIED)
+                raise errors.modified(info.plural, name, info.group)
             if patch_type == PATCH_JSON:
                 out = patching.json_patch(cur, body)
             elif patch_type == PATCH_MERGE:

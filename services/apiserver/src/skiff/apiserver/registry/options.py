@@ -4,6 +4,9 @@ front ends (kube's ``metav1.CreateOptions``/``UpdateOptions``/``DeleteOptions``)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from skiff.api import errors
 
 PATCH_JSON = "application/json-patch+json"
 PATCH_MERGE = "application/merge-patch+json"
@@ -29,3 +32,10 @@ class DeleteOptions:
     precondition_uid: str | None = None
     precondition_rv: str | None = None
     dry_run: bool = False
+
+
+def require_object(body: Any) -> dict[str, Any]:
+    """A request body that must be a JSON object (400 otherwise)."""
+    if not isinstance(body, dict):
+        raise errors.bad_request(f"the request body must be an object, not {type(body).__name__}")
+    return body

@@ -15,7 +15,7 @@ from skiff.api.resources import ResourceInfo
 from skiff.api.selectors import selector_from_dict
 
 from ..core.pod import validate_pod_spec
-from ..options import PATCH_JSON, WriteOptions
+from ..options import PATCH_JSON, WriteOptions, require_object
 from ..strategy import STATUS, GenericStore, Obj, Strategy, Subresource
 
 
@@ -59,12 +59,6 @@ def _replicas_of(scale: Any, name: str) -> int:
     return replicas
 
 
-def _require_object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise errors.bad_request(f"the request body must be an object, not {type(body).__name__}")
-    return body
-
-
 class ScaleREST(Subresource):
     """``<workload>/scale``: read and set ``spec.replicas`` through a Scale."""
 
@@ -106,16 +100,10 @@ class ScaleREST(Subresource):
         opts: WriteOptions,
     ) -> Obj:
         def replaced(cur: Obj) -> Obj:
-            scale = _require_object(body)
+            scale = require_object(body)
             rv = (scale.get("metadata") or {}).get("resourceVersion")
             if rv and rv != cur["metadata"]["resourceVersion"]:
-                raise errors.conflict(
-                    info.plural,
-                    name,
-                    info.group,
-                    "the object has been modified; please apply your "
-                    "changes to the latest version and try again",
-                )
+                raise errors.modified(info.plural, name, info.group)
             return scale
 
         return await self._set_replicas(store, info, namespace, name, replaced, opts)
@@ -133,7 +121,7 @@ class ScaleREST(Subresource):
         def patched(cur: Obj) -> Obj:
             if patch_type == PATCH_JSON:
                 return patching.json_patch(to_scale(cur), body)
-            return patching.merge_patch(to_scale(cur), _require_object(body))
+            return patching.merge_patch(to_scale(cur), require_object(body))
 
         return await self._set_replicas(store, info, namespace, name, patched, opts)
 

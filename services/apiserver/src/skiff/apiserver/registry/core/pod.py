@@ -52,15 +52,21 @@ def _success() -> Obj:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
 
-class BindingREST(Subresource):
-    """``pods/binding``: assign a pod to a node, once (409 if it already has one)."""
+class _PostOnly(Subresource):
+    """A subresource that is only ever POSTed (a Binding, an Eviction) and answers with a
+    Status, not the pod."""
 
-    name = "binding"
     verbs = frozenset({"create"})
     returns_parent = False
 
     def not_allowed(self, info: ResourceInfo, verb: str) -> errors.ApiError:
         return errors.method_not_allowed(f"{self.name} only supports POST")
+
+
+class BindingREST(_PostOnly):
+    """``pods/binding``: assign a pod to a node, once (409 if it already has one)."""
+
+    name = "binding"
 
     async def create(
         self,
@@ -124,18 +130,13 @@ def _check_bindable(cur: Obj, name: str, want_uid: str | None) -> None:
         )
 
 
-class EvictionREST(Subresource):
+class EvictionREST(_PostOnly):
     """``pods/eviction``: delete the pod with the eviction's grace period.
 
     Skiff serves no PodDisruptionBudgets, so no budget is consulted.
     """
 
     name = "eviction"
-    verbs = frozenset({"create"})
-    returns_parent = False
-
-    def not_allowed(self, info: ResourceInfo, verb: str) -> errors.ApiError:
-        return errors.method_not_allowed(f"{self.name} only supports POST")
 
     async def create(
         self,
