@@ -73,7 +73,7 @@ async def test_sync_results_become_requeues_and_retries(
 
 
 def test_grace_period_zero_is_none_not_unset() -> None:
-    from skiff.kubelet.pod_context import grace_period
+    from skiff.api.pods import grace_period
 
     assert grace_period({"spec": {"terminationGracePeriodSeconds": 0}}) == 0
     assert grace_period({"spec": {"terminationGracePeriodSeconds": 5}}) == 5

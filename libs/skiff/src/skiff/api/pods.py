@@ -18,3 +18,13 @@ def is_ready(pod: Obj) -> bool:
     """The pod's ``Ready`` condition is ``True`` (``IsPodReady``)."""
     c = ready_condition(pod)
     return c is not None and c.get("status") == "True"
+
+
+DEFAULT_GRACE_PERIOD = 30
+"""Seconds a pod gets between SIGTERM and SIGKILL when its spec names none."""
+
+
+def grace_period(pod: Obj) -> int:
+    """The pod's ``terminationGracePeriodSeconds``: 0 is none (not unset), 30 when absent."""
+    value = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+    return DEFAULT_GRACE_PERIOD if value is None else int(value)

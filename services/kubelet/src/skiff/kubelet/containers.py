@@ -11,6 +11,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from skiff.api.pods import grace_period
 from skiff.client.events import EventRecorder
 from skiff.client.informer import Informer
 from skiff.cri.client import CriClient, CriError, pb
@@ -22,7 +23,6 @@ from .pod_context import (
     POD_UID,
     PodContext,
     backoff_delay,
-    grace_period,
     pod_ref,
 )
 from .podspec import ConfigError, container_env, expand, linux_resources, service_env

@@ -52,12 +52,3 @@ class PodContext:
         """Ask for a re-sync in ``seconds`` (the soonest request wins)."""
         seconds = max(seconds, 0.05)
         self.requeue = seconds if not self.requeue else min(self.requeue, seconds)
-
-
-DEFAULT_GRACE_PERIOD = 30
-
-
-def grace_period(pod: dict[str, Any]) -> int:
-    """The pod's ``terminationGracePeriodSeconds`` (0 is none, not unset; 30 when absent)."""
-    value = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
-    return DEFAULT_GRACE_PERIOD if value is None else int(value)

@@ -10,10 +10,11 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from skiff.api.pods import grace_period
 from skiff.client.events import EventRecorder
 from skiff.cri.client import CriClient, CriError, pb
 
-from .pod_context import CONTAINER_NAME, grace_period
+from .pod_context import CONTAINER_NAME
 from .probes import ProbeManager
 from .volumes import VolumeManager
 

@@ -8,13 +8,12 @@ from typing import Any
 
 from skiff.api import errors, names
 from skiff.api.errors import Cause
+from skiff.api.pods import grace_period
 from skiff.api.resources import ResourceInfo
 from skiff.api.timestamps import rfc3339
 
 from ..options import DeleteOptions, WriteOptions
 from ..strategy import STATUS, GenericStore, Obj, Strategy, Subresource
-
-DEFAULT_GRACE_PERIOD = 30
 
 
 def validate_pod_spec(spec: dict[str, Any], path: str) -> list[Cause]:
@@ -182,9 +181,7 @@ class PodStrategy(Strategy):
         spec = obj.get("spec") or {}
         grace = opts.grace_period_seconds
         if grace is None:
-            # 0 in the spec is a grace period of none (deleted at once), not "unset".
-            value = spec.get("terminationGracePeriodSeconds")
-            grace = DEFAULT_GRACE_PERIOD if value is None else int(value)
+            grace = grace_period(obj)
         phase = (obj.get("status") or {}).get("phase")
         # An unscheduled or finished pod has no kubelet to wait for.
         if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
