@@ -250,15 +250,6 @@ class ApiServer:
             except StorageError as e:
                 log.warning("compaction failed", error=str(e))
 
-    async def wait_started(self, timeout: float = 30) -> None:
-        assert self._uvicorn is not None
-        loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
-        while not self._uvicorn.started:
-            if loop.time() > end:
-                raise TimeoutError("apiserver did not start listening")
-            await asyncio.sleep(0.02)
-
     async def stop(self) -> None:
         self._stopping = True
         if self._uvicorn is not None:

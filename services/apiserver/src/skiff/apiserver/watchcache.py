@@ -207,9 +207,6 @@ class ResourceCache:
         """Events after this revision are all in :attr:`events` (older ones: 410)."""
         self.groups: dict[tuple[Any, ...], WatchGroup] = {}
 
-    def watch_count(self) -> int:
-        return sum(len(g.members) for g in self.groups.values())
-
     def reset(self, objects: dict[str, dict[str, Any]], revision: int) -> None:
         self.objects = objects
         self.events.clear()
