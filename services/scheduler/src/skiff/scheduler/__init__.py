@@ -54,7 +54,8 @@ from skiff.scheduler.framework import (
     failure_message,
     is_success,
 )
-from skiff.scheduler.types import NodeInfo, PodInfo, Resource, Snapshot
+from skiff.scheduler.snapshot import Snapshot
+from skiff.scheduler.types import NodeInfo, PodInfo, Resource
 
 __all__ = [
     "DEFAULT_PLUGINS",

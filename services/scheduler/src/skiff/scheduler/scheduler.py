@@ -31,7 +31,8 @@ from skiff.log import get_logger
 
 from .framework import CycleState, Framework, Profile, SharedListers
 from .queue import QueuedPod, SchedulingQueue
-from .types import PodInfo, Snapshot
+from .snapshot import Snapshot
+from .types import PodInfo
 
 log = get_logger(__name__)
 _tracer = tracing.tracer("skiff.scheduler")

@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from skiff.scheduler.types import NodeInfo, PodInfo, Snapshot
+from skiff.scheduler.snapshot import Snapshot
+from skiff.scheduler.types import NodeInfo, PodInfo
 
 if TYPE_CHECKING:
     from skiff.client.events import EventRecorder

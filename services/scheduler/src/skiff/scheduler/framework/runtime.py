@@ -49,7 +49,8 @@ from skiff.scheduler.framework.interface import (
     is_success,
 )
 from skiff.scheduler.framework.profile import Profile
-from skiff.scheduler.types import NodeInfo, PodInfo, Snapshot
+from skiff.scheduler.snapshot import Snapshot
+from skiff.scheduler.types import NodeInfo, PodInfo
 
 if TYPE_CHECKING:
     from skiff.client.events import EventRecorder

@@ -26,7 +26,8 @@ from skiff.scheduler.framework.interface import (
     failure_message,
     is_success,
 )
-from skiff.scheduler.types import NodeInfo, PodInfo, Snapshot
+from skiff.scheduler.snapshot import Snapshot
+from skiff.scheduler.types import NodeInfo, PodInfo
 
 NAME = "DefaultPreemption"
 NOT_HELPFUL = "Preemption is not helpful for scheduling"

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skiff.scheduler.framework.interface import CycleState, Handle, PreFilterResult, Status
-from skiff.scheduler.types import LABEL_HOSTNAME, AffinityTerm, NodeInfo, PodInfo, Snapshot
+from skiff.scheduler.snapshot import Snapshot
+from skiff.scheduler.types import LABEL_HOSTNAME, AffinityTerm, NodeInfo, PodInfo
 
 NAME = "InterPodAffinity"
 ERR_REASON_EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules"

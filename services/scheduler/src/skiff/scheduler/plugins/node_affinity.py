@@ -19,7 +19,8 @@ from skiff.scheduler.framework.interface import (
     Status,
     default_normalize_score,
 )
-from skiff.scheduler.types import NodeInfo, Snapshot
+from skiff.scheduler.snapshot import Snapshot
+from skiff.scheduler.types import NodeInfo
 
 NAME = "NodeAffinity"
 ERR_REASON_POD = "node(s) didn't match Pod's node affinity/selector"

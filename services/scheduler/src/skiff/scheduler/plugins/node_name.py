@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from skiff.scheduler.framework.interface import CycleState, Handle, PreFilterResult, Status
-from skiff.scheduler.types import NodeInfo, Snapshot
+from skiff.scheduler.snapshot import Snapshot
+from skiff.scheduler.types import NodeInfo
 
 NAME = "NodeName"
 ERR_REASON = "node(s) didn't match the requested node name"

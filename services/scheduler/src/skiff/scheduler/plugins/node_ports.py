@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from skiff.scheduler.framework.interface import CycleState, Handle, PreFilterResult, Status
-from skiff.scheduler.types import NodeInfo, Snapshot
+from skiff.scheduler.snapshot import Snapshot
+from skiff.scheduler.types import NodeInfo
 
 NAME = "NodePorts"
 ERR_REASON = "node(s) didn't have free ports for the requested pod ports"

@@ -20,7 +20,8 @@ from skiff.scheduler.framework.interface import (
     PreFilterResult,
     Status,
 )
-from skiff.scheduler.types import NodeInfo, PodInfo, Snapshot
+from skiff.scheduler.snapshot import Snapshot
+from skiff.scheduler.types import NodeInfo, PodInfo
 
 FIT_NAME = "NodeResourcesFit"
 BALANCED_NAME = "NodeResourcesBalancedAllocation"

@@ -26,14 +26,8 @@ from skiff.scheduler.framework.interface import (
     Status,
 )
 from skiff.scheduler.plugins.node_affinity import RequiredNodeAffinity
-from skiff.scheduler.types import (
-    LABEL_HOSTNAME,
-    NodeInfo,
-    PodInfo,
-    Snapshot,
-    Toleration,
-    exact_label,
-)
+from skiff.scheduler.snapshot import Snapshot
+from skiff.scheduler.types import LABEL_HOSTNAME, NodeInfo, PodInfo, Toleration, exact_label
 
 NAME = "PodTopologySpread"
 ERR_REASON_CONSTRAINTS_NOT_MATCH = "node(s) didn't match pod topology spread constraints"

@@ -29,7 +29,8 @@ from skiff.scheduler.framework.interface import (
     SharedListers,
     Status,
 )
-from skiff.scheduler.types import NodeInfo, Snapshot
+from skiff.scheduler.snapshot import Snapshot
+from skiff.scheduler.types import NodeInfo
 
 NAME = "VolumeBinding"
 ERR_NODE_CONFLICT = "node(s) had volume node affinity conflict"
