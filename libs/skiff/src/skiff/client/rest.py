@@ -16,22 +16,18 @@ connection while they stream.
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import ssl
-import tempfile
-from collections.abc import AsyncIterator, Iterable
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any, NamedTuple, TypeAlias
 from urllib.parse import quote
 
 import httpx
 import orjson
-import yaml
 
 from skiff import tracing
 from skiff.api.errors import ApiError, Cause, Reason, unavailable
 from skiff.api.resources import REGISTRY, ResourceInfo
+from skiff.client.kubeconfig import load_kubeconfig
 from skiff.log import get_logger
 
 log = get_logger(__name__)
@@ -170,30 +166,6 @@ def _transport_error(e: httpx.TransportError, method: str, url: str) -> ApiError
     return unavailable(f"{method} {url}: {type(e).__name__}: {str(e) or 'connection failed'}")
 
 
-# -- kubeconfig ----------------------------------------------------------------------
-
-
-def _kubeconfig_paths(path: str | None) -> list[Path]:
-    if path:
-        return [Path(path).expanduser()]
-    env = os.environ.get("KUBECONFIG")
-    if env:
-        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-    return [Path("~/.kube/config").expanduser()]
-
-
-def _named(
-    entries: Iterable[Any] | None, key: str, out: dict[str, tuple[Obj, Path]], base: Path
-) -> None:
-    for e in entries or ():
-        if isinstance(e, dict) and "name" in e:
-            out.setdefault(e["name"], (e.get(key) or {}, base))
-
-
-def _resolve(base: Path, p: str) -> str:
-    return str((base / Path(p).expanduser()).resolve())
-
-
 class ApiClient:
     """Asyncio client for the Kubernetes REST API; use as an async context manager.
 
@@ -238,48 +210,12 @@ class ApiClient:
     def from_kubeconfig(
         cls, path: str | None = None, context: str | None = None, **kwargs: Any
     ) -> ApiClient:
-        """A client for ``context`` (default: current-context) of a kubeconfig file.
+        """A client for ``context`` of a kubeconfig; see :func:`.kubeconfig.load_kubeconfig`.
 
-        Reads ``path``, else the files in ``KUBECONFIG``, else ``~/.kube/config``; the
-        first file that sets a name wins. Supports ``server``, CA file/data,
-        ``insecure-skip-tls-verify``, bearer ``token``/``tokenFile`` and client
-        certificate and key (paths or inline data). ``kwargs`` go to the constructor.
+        ``kwargs`` go to the constructor.
         """
-        clusters: dict[str, tuple[Obj, Path]] = {}
-        users: dict[str, tuple[Obj, Path]] = {}
-        contexts: dict[str, tuple[Obj, Path]] = {}
-        current = ""
-        found = False
-        for p in _kubeconfig_paths(path):
-            if not p.is_file():
-                continue
-            found = True
-            doc = yaml.safe_load(p.read_text()) or {}
-            base = p.parent
-            _named(doc.get("clusters"), "cluster", clusters, base)
-            _named(doc.get("users"), "user", users, base)
-            _named(doc.get("contexts"), "context", contexts, base)
-            current = current or doc.get("current-context") or ""
-        if not found:
-            raise ValueError(f"no kubeconfig found (looked at {path or 'KUBECONFIG, ~/.kube'})")
-        name = context or current
-        if name not in contexts:
-            raise ValueError(f"kubeconfig has no context {name!r}")
-        ctx = contexts[name][0]
-        if ctx.get("cluster") not in clusters:
-            raise ValueError(f"kubeconfig context {name!r} names unknown cluster")
-        cluster, cbase = clusters[ctx["cluster"]]
-        user, ubase = users.get(ctx.get("user", ""), ({}, cbase))
-        server = cluster.get("server")
-        if not server:
-            raise ValueError(f"kubeconfig cluster {ctx['cluster']!r} has no server")
-        token = user.get("token")
-        if not token and user.get("tokenFile"):
-            token = Path(_resolve(ubase, user["tokenFile"])).read_text().strip()
-        ssl_context = None
-        if server.startswith("https://"):
-            ssl_context = _ssl_context(cluster, cbase, user, ubase)
-        return cls(server, token=token, ssl_context=ssl_context, **kwargs)
+        cfg = load_kubeconfig(path, context)
+        return cls(cfg.server, token=cfg.token, ssl_context=cfg.ssl_context, **kwargs)
 
     async def __aenter__(self) -> ApiClient:
         return self
@@ -629,29 +565,3 @@ def _event(line: bytes) -> WatchEvent:
     if etype == "ERROR":
         raise status_error(obj if isinstance(obj, dict) else {})
     return WatchEvent(etype, obj, ev.get("traceparent"))
-
-
-def _ssl_context(cluster: Obj, cbase: Path, user: Obj, ubase: Path) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    if cluster.get("insecure-skip-tls-verify"):
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    elif cluster.get("certificate-authority-data"):
-        ctx.load_verify_locations(
-            cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
-        )
-    elif cluster.get("certificate-authority"):
-        ctx.load_verify_locations(cafile=_resolve(cbase, cluster["certificate-authority"]))
-    cert = user.get("client-certificate")
-    key = user.get("client-key")
-    if cert and key:
-        ctx.load_cert_chain(_resolve(ubase, cert), _resolve(ubase, key))
-    elif user.get("client-certificate-data") and user.get("client-key-data"):
-        # ssl loads certificates from files only; the files live just long enough.
-        with tempfile.TemporaryDirectory() as d:
-            cf, kf = Path(d, "cert.pem"), Path(d, "key.pem")
-            cf.write_bytes(base64.b64decode(user["client-certificate-data"]))
-            kf.touch(0o600)
-            kf.write_bytes(base64.b64decode(user["client-key-data"]))
-            ctx.load_cert_chain(str(cf), str(kf))
-    return ctx
