@@ -20,6 +20,10 @@ spdystream, and so kubectl, implements SPDY/3 without flow control: it never sen
 a WINDOW_UPDATE, so a sender that waits for one stalls after 64 KiB.  Without
 flow control from the peer, the session stops reading the transport while a
 stream holds more than ``max_buffer`` unread bytes (transport back-pressure).
+
+Why one module of over 600 lines: ``Stream`` and ``SpdySession`` are one state machine
+(a stream's half-closes, resets and windows are the session's frames, and the session's
+reader is the only thing that moves a stream's state), so they stay side by side.
 """
 
 from __future__ import annotations
