@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,21 @@ def resolve_port(port: Any, container: dict[str, Any]) -> int:
     raise ValueError(f"unknown port name {port!r}")
 
 
+def dial_error(host: str, port: int, e: OSError) -> str:
+    """Go's wording for a failed connect, which probe failure events carry in Kubernetes."""
+    why = os.strerror(e.errno).lower() if e.errno else str(e) or type(e).__name__
+    return f"dial tcp {host}:{port}: connect: {why}"
+
+
+async def _connect(
+    host: str, port: int, timeout: float, ssl_context: ssl.SSLContext | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        return await asyncio.wait_for(asyncio.open_connection(host, port, ssl=ssl_context), timeout)
+    except ConnectionError as e:
+        raise ConnectionError(dial_error(host, port, e)) from e
+
+
 async def http_get(
     host: str, port: int, path: str, *, https: bool, headers: list[dict[str, str]], timeout: float
 ) -> tuple[bool, str]:
@@ -61,7 +77,7 @@ async def http_get(
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=ctx), timeout)
+    reader, writer = await _connect(host, port, timeout, ctx)
     try:
         names = {h["name"].lower() for h in headers}
         lines = [f"GET {path or '/'} HTTP/1.1"]
@@ -136,9 +152,7 @@ class Prober:
                 )
             if tcp := probe.get("tcpSocket"):
                 port = resolve_port(tcp["port"], container)
-                _, writer = await asyncio.wait_for(
-                    asyncio.open_connection(tcp.get("host") or pod_ip, port), timeout
-                )
+                _, writer = await _connect(tcp.get("host") or pod_ip, port, timeout)
                 writer.close()
                 return True, ""
             if g := probe.get("grpc"):
@@ -146,7 +160,7 @@ class Prober:
         except TimeoutError:
             return False, f"probe timed out after {timeout:g}s"
         except CriError as e:
-            if e.deadline_exceeded():
+            if e.deadline_exceeded:
                 return False, f"command timed out after {timeout:g}s"
             return False, e.message
         except (OSError, ValueError) as e:
@@ -157,8 +171,16 @@ class Prober:
 class ProbeManager:
     """One asyncio task per (container id, probe kind); results read by the pod worker."""
 
-    def __init__(self, prober: Prober) -> None:
+    def __init__(
+        self,
+        prober: Prober,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.prober = prober
+        self._clock = clock
+        self._sleep = sleep
         self._workers: dict[tuple[str, str], _Worker] = {}
 
     def result(self, container_id: str, kind: str) -> ProbeResult | None:
@@ -215,16 +237,16 @@ class ProbeManager:
         period = max(1.0, float(probe.get("periodSeconds") or 10))
         success_threshold = int(probe.get("successThreshold") or 1)
         failure_threshold = int(probe.get("failureThreshold") or 3)
-        delay = float(probe.get("initialDelaySeconds") or 0) - (time.time() - started_at)
+        delay = float(probe.get("initialDelaySeconds") or 0) - (self._clock() - started_at)
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
         me = self._workers[(container_id, kind)].result
         successes = failures = 0
         while True:
             if kind != STARTUP:
                 startup = self.result(container_id, STARTUP)
                 if startup is not None and not startup.ok:
-                    await asyncio.sleep(min(period, 1.0))
+                    await self._sleep(min(period, 1.0))
                     continue
             ok, message = await self.prober.run(probe, container, container_id, pod_ip)
             if ok:
@@ -253,4 +275,4 @@ class ProbeManager:
                 return  # done: succeeded, or failed and the container is being restarted
             if kind == LIVENESS and me.ok is False:
                 return  # the container is about to be restarted; a new task follows
-            await asyncio.sleep(period)
+            await self._sleep(period)
