@@ -1,0 +1,162 @@
+"""The Kubernetes REST API over HTTP (what kubectl and client libraries speak).
+
+Routing is done here rather than with a route table: Kubernetes paths are
+regular (``/api/v1[/namespaces/{ns}]/{resource}[/{name}[/{subresource}]]`` and
+the same under ``/apis/{group}/{version}``) and one parser serves them all.
+
+:class:`RestApi` is the ASGI application: tracing and request metrics around every
+request, WebSocket upgrades (pods/exec, attach, portforward) and the routing itself.
+The rest is cut as kube-apiserver's ``endpoints`` package is:
+
+- :mod:`.routes`: the paths that are not resources (health, version, metrics, OpenAPI,
+  discovery), kube's ``server/routes``;
+- :mod:`.request`: the resource path, request bodies, the options of writes, lists and
+  deletes;
+- :mod:`.response`: JSON and Table responses (content negotiation), Status errors,
+  warnings;
+- :mod:`.handlers`: the verbs on resources and subresources, kube's
+  ``handlers/{get,create,update,patch,delete}.go``;
+- :mod:`.watch`: watch streams, kube's ``handlers/watch.go``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from opentelemetry import trace
+from prometheus_client import Counter, Histogram
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from skiff import tracing
+from skiff.api import errors
+from skiff.api.errors import ApiError
+from skiff.log import get_logger
+
+from ..podproxy import PodProxy
+from ..store import Store
+from . import routes
+from .handlers import ResourceHandlers
+from .request import Target, parse_path
+from .response import error_response
+
+__all__ = ["RestApi"]
+
+log = get_logger(__name__)
+_tracer = tracing.tracer("skiff.apiserver.rest")
+
+REQUESTS = Counter("apiserver_request_total", "API requests", ["verb", "resource", "code"])
+LATENCY = Histogram(
+    "apiserver_request_duration_seconds",
+    "API request latency",
+    ["verb", "resource"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+class RestApi(ResourceHandlers):
+    """Request handlers for resource paths, discovery and health."""
+
+    def __init__(self, store: Store, *, is_ready) -> None:  # type: ignore[no-untyped-def]
+        self.store = store
+        self.is_ready = is_ready
+        self.pod_proxy = PodProxy(store)
+
+    # -- entry point -------------------------------------------------------------------
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] == "lifespan":
+            return
+        if scope["type"] == "websocket":
+            await self._websocket(WebSocket(scope, receive, send))
+            return
+        request = Request(scope, receive)
+        response = await self.dispatch(request)
+        await response(scope, receive, send)
+
+    async def dispatch(self, request: Request) -> Response:
+        path = request.url.path
+        method = request.method
+        ctx = tracing.extract(request.headers)
+        start = time.perf_counter()
+        verb, resource, code = method.lower(), "", 500
+        with _tracer.start_as_current_span(
+            f"{method} {path}",
+            context=ctx,
+            kind=trace.SpanKind.SERVER,
+            attributes={"http.method": method, "http.target": path},
+        ) as span:
+            try:
+                resp = await self._route(request, path, method)
+            except ApiError as e:
+                resp = error_response(e)
+            except Exception as e:  # never a traceback to the client
+                log.exception("request failed", path=path, method=method)
+                resp = error_response(errors.internal(f"an internal error occurred: {e}"))
+            code = resp.status_code
+            span.set_attribute("http.status_code", code)
+        parts = path.split("/")
+        resource = parts[-1] if len(parts) < 4 else ""
+        t: Target | None = getattr(request.state, "target", None)
+        if t is not None:
+            resource = t.info.plural + (f"/{t.subresource}" if t.subresource else "")
+            verb = _verb(method, t, request)
+        if verb != "watch":
+            LATENCY.labels(verb, resource).observe(time.perf_counter() - start)
+        REQUESTS.labels(verb, resource, str(code)).inc()
+        return resp
+
+    async def _websocket(self, ws: WebSocket) -> None:
+        """WebSocket requests: exec, attach and port-forward, relayed to the pod's kubelet."""
+        t = parse_path(ws.url.path)
+        if t is None or t.info.plural != "pods" or not t.name or t.namespace is None:
+            await ws.close(
+                1008, "WebSocket is only served for pods/exec, pods/attach and pods/portforward"
+            )
+            return
+        with _tracer.start_as_current_span(
+            f"WEBSOCKET {ws.url.path}",
+            context=tracing.extract(ws.headers),
+            kind=trace.SpanKind.SERVER,
+            attributes={"http.target": ws.url.path},
+        ):
+            try:
+                if t.subresource in ("exec", "attach"):
+                    await self.pod_proxy.exec(ws, t.namespace, t.name, t.subresource)
+                elif t.subresource == "portforward":
+                    await self.pod_proxy.port_forward(ws, t.namespace, t.name)
+                else:
+                    await ws.close(1008, f"pods/{t.subresource} is not served over WebSocket")
+            except Exception:
+                log.exception("websocket request failed", path=ws.url.path)
+                with contextlib.suppress(Exception):
+                    await ws.close(1011)
+
+    async def _route(self, request: Request, path: str, method: str) -> Response:
+        response = routes.nonresource(request, path, self.is_ready)
+        if response is not None:
+            return response
+        target = parse_path(path)
+        request.state.target = target  # for the request metrics, without parsing again
+        if target is None:
+            raise ApiError(
+                404,
+                errors.Reason.NOT_FOUND,
+                f"the server could not find the requested resource ({path})",
+            )
+        return await self._resource(request, method, target)
+
+
+def _verb(method: str, t: Target, request: Request) -> str:
+    if method == "GET":
+        if t.name is None:
+            return "watch" if request.query_params.get("watch") in ("true", "1") else "list"
+        return "get"
+    return {
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "patch",
+        "DELETE": "delete" if t.name else "deletecollection",
+    }.get(method, method.lower())

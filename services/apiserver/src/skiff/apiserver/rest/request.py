@@ -1,0 +1,200 @@
+"""What a REST request asks for: the resource path parsed into a :class:`Target` (resource,
+namespace, name, subresource), the body decoded by its media type (JSON, YAML, Kubernetes
+protobuf; size-limited), and the options of writes, lists and deletes (DeleteOptions
+from the query and the body).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import yaml
+from starlette.requests import Request
+
+from skiff.api import errors
+from skiff.api.errors import ApiError
+from skiff.api.resources import REGISTRY, ResourceInfo
+from skiff.apiserver import protobuf
+
+from ..store import DeleteOptions, ListOptions, WriteOptions
+from .response import JSON
+
+MAX_BODY = 3 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class Target:
+    """A parsed resource path."""
+
+    info: ResourceInfo
+    namespace: str | None
+    name: str | None
+    subresource: str
+
+
+def parse_path(path: str) -> Target | None:
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        return None
+    if parts[0] == "api" and len(parts) >= 3 and parts[1] == "v1":
+        group, version, rest = "", "v1", parts[2:]
+    elif parts[0] == "apis" and len(parts) >= 4:
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        # /namespaces/{ns}/{plural}... unless the third part is a namespace subresource
+        if REGISTRY.by_path(group, version, rest[2]) is not None:
+            namespace, rest = rest[1], rest[2:]
+    info = REGISTRY.by_path(group, version, rest[0])
+    if info is None:
+        raise ApiError(
+            404,
+            errors.Reason.NOT_FOUND,
+            f"the server could not find the requested resource ({rest[0]})",
+        )
+    if namespace is not None and not info.namespaced:
+        raise errors.ApiError(
+            404, errors.Reason.NOT_FOUND, "the server could not find the requested resource"
+        )
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else ""
+    if len(rest) > 3 or (sub and sub not in info.subresources):
+        raise ApiError(
+            404,
+            errors.Reason.NOT_FOUND,
+            f"the server could not find the requested resource ({info.plural}/{sub})",
+        )
+    return Target(info, namespace, name, sub)
+
+
+def _media(request: Request) -> str:
+    return (request.headers.get("content-type") or JSON).split(";")[0].strip().lower()
+
+
+async def read_body(request: Request) -> tuple[Any, str]:
+    """The decoded request body and its media type."""
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise errors.too_large(f"the request body is larger than the limit of {MAX_BODY} bytes")
+    media = _media(request)
+    if not raw.strip():
+        raise errors.bad_request("the request body is empty; send a JSON or YAML object")
+    if media in (
+        "application/json",
+        "application/merge-patch+json",
+        "application/json-patch+json",
+        "application/strategic-merge-patch+json",
+    ):
+        try:
+            return orjson.loads(raw), media
+        except orjson.JSONDecodeError as e:
+            raise errors.bad_request(f"the request body is not valid JSON: {e}") from e
+    if media == protobuf.CONTENT_TYPE:
+        return protobuf.decode(raw), media
+    if media in (
+        "application/yaml",
+        "application/apply-patch+yaml",
+        "text/yaml",
+        "application/x-yaml",
+    ):
+        try:
+            docs = list(yaml.safe_load_all(raw))
+        except yaml.YAMLError as e:
+            raise errors.bad_request(f"the request body is not valid YAML: {e}") from e
+        if len(docs) != 1:
+            raise errors.bad_request("the request body must hold exactly one YAML document")
+        return docs[0], media
+    raise errors.unsupported_media_type(media)
+
+
+def write_options(request: Request) -> WriteOptions:
+    q = request.query_params
+    fv = q.get("fieldValidation") or "Strict"
+    if fv not in ("Strict", "Warn", "Ignore"):
+        raise errors.bad_request(
+            f'fieldValidation must be one of "Ignore", "Warn" or "Strict", not "{fv}"'
+        )
+    manager = q.get("fieldManager") or _default_manager(request)
+    if len(manager) > 128:
+        raise errors.bad_request("fieldManager must be at most 128 characters long")
+    return WriteOptions(
+        dry_run=q.get("dryRun") == "All",
+        field_manager=manager,
+        field_validation=fv,
+        force=q.get("force") in ("true", "1"),
+    )
+
+
+def _default_manager(request: Request) -> str:
+    ua = request.headers.get("user-agent", "")
+    return ua.split("/")[0] if ua else "unknown"
+
+
+def int_param(q, name: str) -> int | None:  # type: ignore[no-untyped-def]
+    v = q.get(name)
+    if v is None or v == "":
+        return None
+    try:
+        return int(v)
+    except ValueError as e:
+        raise errors.bad_request(f"{name} must be an integer, not {v!r}") from e
+
+
+def list_options(request: Request) -> ListOptions:
+    q = request.query_params
+    return ListOptions.parse(
+        q.get("labelSelector") or "",
+        q.get("fieldSelector") or "",
+        limit=int_param(q, "limit") or 0,
+        continue_token=q.get("continue") or "",
+        resource_version=q.get("resourceVersion") or "",
+        resource_version_match=q.get("resourceVersionMatch") or "",
+    )
+
+
+async def delete_options(request: Request) -> DeleteOptions:
+    """DeleteOptions from the query and from the body, if any (JSON, YAML or protobuf)."""
+    q = request.query_params
+    opts = DeleteOptions(
+        grace_period_seconds=int_param(q, "gracePeriodSeconds"),
+        propagation_policy=q.get("propagationPolicy"),
+        dry_run=q.get("dryRun") == "All",
+    )
+    raw = await request.body()
+    if raw.strip():
+        try:
+            if _media(request) == protobuf.CONTENT_TYPE:
+                body = protobuf.decode(raw)
+            elif raw.lstrip()[:1] in (b"{", b"["):
+                body = orjson.loads(raw)
+            else:
+                body = yaml.safe_load(raw)
+        except ApiError:
+            raise
+        except Exception as e:
+            raise errors.bad_request(f"the DeleteOptions body is not valid: {e}") from e
+        if isinstance(body, dict):
+            if body.get("gracePeriodSeconds") is not None:
+                opts.grace_period_seconds = int(body["gracePeriodSeconds"])
+            if body.get("propagationPolicy"):
+                opts.propagation_policy = body["propagationPolicy"]
+            orphan = body.get("orphanDependents")
+            if orphan is not None and not opts.propagation_policy:
+                opts.propagation_policy = "Orphan" if orphan else "Background"
+            pre = body.get("preconditions") or {}
+            opts.precondition_uid = pre.get("uid")
+            opts.precondition_rv = pre.get("resourceVersion")
+            if body.get("dryRun") == ["All"]:
+                opts.dry_run = True
+    if opts.propagation_policy not in (None, "Orphan", "Background", "Foreground"):
+        raise errors.bad_request(
+            f'propagationPolicy must be one of "Orphan", "Background" or "Foreground", '
+            f'not "{opts.propagation_policy}"'
+        )
+    return opts

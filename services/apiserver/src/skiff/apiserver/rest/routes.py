@@ -1,0 +1,85 @@
+"""The paths of the REST API that are not resources (kube-apiserver's ``server/routes``):
+``/healthz``, ``/livez``, ``/readyz``, ``/version``, ``/metrics``, ``/openapi/v3``
+(``/openapi/v2`` answers 404), and discovery: ``/api``, ``/apis`` (aggregated discovery
+when the client asks for it), ``/api/v1``, ``/apis/<group>``, ``/apis/<group>/<version>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from skiff.api import errors
+from skiff.api.errors import ApiError
+from skiff.apiserver import openapi
+
+from .. import discovery
+from .response import JSON, error_response, json_response
+
+
+def nonresource(request: Request, path: str, is_ready: Callable[[], bool]) -> Response | None:
+    """The response for ``path`` when it is not a resource path, else None."""
+    if path in ("/healthz", "/livez"):
+        return Response(b"ok", media_type="text/plain")
+    if path == "/readyz":
+        if is_ready():
+            return Response(b"ok", media_type="text/plain")
+        return Response(
+            b"[-]watch-cache not ready\nreadyz check failed", 503, media_type="text/plain"
+        )
+    if path == "/version":
+        return json_response(discovery.KUBE_VERSION)
+    if path == "/metrics":
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if path.startswith("/openapi/v3"):
+        return _openapi(path)
+    if path == "/openapi/v2":
+        return error_response(
+            ApiError(
+                404, errors.Reason.NOT_FOUND, "the server serves OpenAPI v3 only (/openapi/v3)"
+            )
+        )
+    if path in ("/api", "/api/"):
+        return _discovery(request, core=True)
+    if path in ("/apis", "/apis/"):
+        return _discovery(request, core=False)
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["api"] and len(parts) == 2:
+        doc = discovery.resource_list("", parts[1])
+        return _or_404(doc)
+    if parts[:1] == ["apis"] and len(parts) == 2:
+        return _or_404(discovery.api_group(parts[1]))
+    if parts[:1] == ["apis"] and len(parts) == 3:
+        return _or_404(discovery.resource_list(parts[1], parts[2]))
+    return None
+
+
+def _or_404(doc: dict[str, Any] | None) -> Response:
+    if doc is None:
+        raise ApiError(
+            404, errors.Reason.NOT_FOUND, "the server could not find the requested resource"
+        )
+    return json_response(doc)
+
+
+def _openapi(path: str) -> Response:
+    rest = path[len("/openapi/v3") :].strip("/")
+    if not rest:
+        return json_response(openapi.index())
+    doc = openapi.document_for_path(rest)
+    if doc is None:
+        raise ApiError(404, errors.Reason.NOT_FOUND, f"no OpenAPI document for {rest}")
+    return Response(doc, media_type=JSON, headers={"Cache-Control": "public, immutable"})
+
+
+def _discovery(request: Request, core: bool) -> Response:
+    accept = request.headers.get("accept", "")
+    for v in ("v2", "v2beta1"):
+        if f"g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList" in accept.replace(" ", ""):
+            ct = f"application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"
+            return json_response(discovery.aggregated(core, v), media_type=ct)
+    return json_response(discovery.api_versions() if core else discovery.api_group_list())
