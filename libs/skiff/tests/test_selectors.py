@@ -5,15 +5,13 @@ from __future__ import annotations
 import pytest
 
 from skiff.api.errors import ApiError, Reason
+from skiff.api.fields import FieldSelector, field_value, parse_field_selector
 from skiff.api.selectors import (
     DOES_NOT_EXIST,
     EQUALS,
     EXISTS,
-    FieldSelector,
     LabelSelector,
     Requirement,
-    field_value,
-    parse_field_selector,
     parse_label_selector,
     selector_from_dict,
     selector_from_map,

@@ -13,13 +13,9 @@ from typing import Any
 import orjson
 
 from skiff.api import errors
+from skiff.api.fields import FieldSelector, parse_field_selector
 from skiff.api.resources import ResourceInfo
-from skiff.api.selectors import (
-    FieldSelector,
-    LabelSelector,
-    parse_field_selector,
-    parse_label_selector,
-)
+from skiff.api.selectors import LabelSelector, parse_label_selector
 from skiff.apiserver.storage import CompactedError, StorageError
 from skiff.apiserver.storage.codec import decode
 from skiff.log import get_logger
