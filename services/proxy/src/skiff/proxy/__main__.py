@@ -1,0 +1,105 @@
+"""``skiff-proxy``: route this node's Service traffic through iptables."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+
+from skiff.component import api_client, start
+from skiff.controller.controller import ControllerContext
+from skiff.controller.informers import SharedInformers
+from skiff.log import get_logger
+
+from .controller import ProxyController
+from .iptables.proxier import IptablesProxier
+from .iptables.runner import IptablesRunner
+from .server import server
+
+log = get_logger(__name__)
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="skiff-proxy", description=__doc__)
+    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    p.add_argument("--server", default=os.environ.get("SKIFF_SERVER"), help="API server URL")
+    p.add_argument(
+        "--hostname-override",
+        dest="node_name",
+        default=os.environ.get("SKIFF_NODE_NAME", socket.gethostname().lower()),
+        help="this node's name (its endpoints are the local ones)",
+    )
+    p.add_argument(
+        "--cluster-cidr",
+        default=os.environ.get("SKIFF_CLUSTER_CIDR", "10.244.0.0/16"),
+        help="the pods' range: traffic from outside it to a cluster IP is masqueraded",
+    )
+    p.add_argument("--sync-period", type=float, default=30.0, help="seconds between full syncs")
+    p.add_argument(
+        "--min-sync-period", type=float, default=1.0, help="least seconds between two syncs"
+    )
+    p.add_argument(
+        "--healthz-bind-address",
+        default=os.environ.get("SKIFF_PROXY_HEALTHZ", "0.0.0.0:10256"),
+        help="host:port for /healthz and /metrics (port 0: off)",
+    )
+    p.add_argument(
+        "--cleanup", action="store_true", help="remove every rule the proxy wrote, then exit"
+    )
+    p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "info"))
+    return p.parse_args(argv)
+
+
+async def _sysctls(runner: IptablesRunner) -> None:
+    # NodePorts on 127.0.0.1 (as kube-proxy), and bridged pod traffic through iptables.
+    for name in ("net.ipv4.conf.all.route_localnet", "net.ipv4.ip_forward"):
+        await runner.sysctl(name, "1")
+
+
+async def run(a: argparse.Namespace) -> None:
+    runner = IptablesRunner()
+    proxier = IptablesProxier(runner, node_name=a.node_name, cluster_cidr=a.cluster_cidr)
+    if a.cleanup:
+        await proxier.cleanup()
+        log.info("removed the proxy's rules")
+        return
+    await _sysctls(runner)
+    async with api_client(a, "skiff-proxy") as client:
+        informers = SharedInformers(client)
+        controller = ProxyController(
+            ControllerContext(client, informers),
+            proxier,
+            sync_period=a.sync_period,
+            min_sync_period=a.min_sync_period,
+        )
+        informers.start()
+        tasks = [asyncio.create_task(controller.run(), name="proxy")]
+        host, port = _host_port(a.healthz_bind_address)
+        http = server(controller, host, port) if port else None
+        if http is not None:
+            tasks.append(asyncio.create_task(http.serve(), name="healthz"))
+        main = asyncio.gather(*tasks)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, main.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await main
+        await informers.stop()
+        # Rules stay: traffic keeps flowing while the proxy restarts (as kube-proxy).
+        log.info("proxy stopped; rules left in place")
+
+
+def main(argv: list[str] | None = None) -> None:
+    start("proxy", parse_args(argv), run)
+
+
+if __name__ == "__main__":
+    main()
