@@ -664,3 +664,30 @@ async def test_client_reads_data_that_arrives_after_the_peers_reset() -> None:
     incoming.put_nowait(None)  # the runtime closes the connection
     await runner
     assert await asyncio.wait_for(reading, 1) == b'{"status":"Failure"}'
+
+
+async def test_client_without_receive_flow_control_sends_no_window_update() -> None:
+    """A peer that ignores WINDOW_UPDATE (the runtime's spdystream) must get none: left
+    unread in its socket when it closes, they turn its close into a TCP reset that throws
+    away the end of an exec's output (seen as ``kubectl cp``'s "unexpected EOF")."""
+    from skiff.streaming.spdyframes import encode_syn_reply
+
+    incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
+    sent: list[bytes] = []
+
+    async def send(data: bytes) -> None:
+        sent.append(data)
+
+    client = SpdySession(incoming.get, send, client=True, recv_flow_control=False)
+    runner = asyncio.create_task(client.run())
+    opening = asyncio.create_task(client.open_stream({"streamType": "stdout"}))
+    await asyncio.sleep(0)
+    incoming.put_nowait(encode_syn_reply(HeaderCompressor().compress({}), 1))
+    stream = await opening
+    blob = payload(300 * KiB)
+    for i in range(0, len(blob), 16 * KiB):
+        incoming.put_nowait(encode_data(1, blob[i : i + 16 * KiB], fin=i + 16 * KiB >= len(blob)))
+    assert await stream.read_all() == blob
+    assert len(sent) == 1  # the SYN_STREAM, and nothing after it
+    incoming.put_nowait(None)
+    await runner

@@ -20,6 +20,9 @@ spdystream, and so kubectl, implements SPDY/3 without flow control: it never sen
 a WINDOW_UPDATE, so a sender that waits for one stalls after 64 KiB.  Without
 flow control from the peer, the session stops reading the transport while a
 stream holds more than ``max_buffer`` unread bytes (transport back-pressure).
+``recv_flow_control=False`` sends no WINDOW_UPDATE at all, for a peer known to ignore
+them: a frame the peer never reads makes its kernel answer its close with a TCP reset,
+which throws away what it had written and we had not received yet.
 
 Why one module of over 600 lines: ``Stream`` and ``SpdySession`` are one state machine
 (a stream's half-closes, resets and windows are the session's frames, and the session's
@@ -266,10 +269,12 @@ class SpdySession:
         send: Send,
         *,
         send_flow_control: bool = False,
+        recv_flow_control: bool = True,
         max_buffer: int = 1 << 20,
         client: bool = False,
     ) -> None:
         self.client = client
+        self.recv_flow_control = recv_flow_control
         self._next_stream_id = 1 if client else 2
         self._recv = recv
         self._send = send
@@ -484,7 +489,7 @@ class SpdySession:
 
     async def _consumed(self, stream: Stream | None, n: int) -> None:
         """Give credit back for ``n`` bytes the application has taken."""
-        if self._closed or n <= 0:
+        if self._closed or n <= 0 or not self.recv_flow_control:
             return
         frames = []
         if stream is not None and not stream.remote_closed:

@@ -46,16 +46,81 @@ class UpgradeError(Exception):
     """The streaming server did not switch to SPDY (an expired or unknown session)."""
 
 
+class _ChunkProtocol(asyncio.Protocol):
+    """A TCP connection as a queue of received chunks, ``None`` at its end.
+
+    Not ``asyncio.StreamReader``: once a connection is reset, ``StreamReader.read`` raises
+    before it returns what it had already received, and the runtime resets the connection
+    as a matter of course (it closes its socket with our unread WINDOW_UPDATEs in it, so
+    the kernel sends RST): the end of an exec's output sat in that buffer and was lost.
+    Here every byte that arrived is delivered, then the end.
+    """
+
+    HIGH_WATER = 16
+
+    def __init__(self) -> None:
+        self.chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.transport: asyncio.Transport | None = None
+        self._paused = False
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.put_nowait(data)
+        if self.chunks.qsize() >= self.HIGH_WATER and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.chunks.put_nowait(None)
+        self._can_write.set()
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    async def recv(self) -> bytes | None:
+        chunk = await self.chunks.get()
+        if chunk is None:
+            self.chunks.put_nowait(None)  # every later call sees the end too
+        elif self._paused and self.chunks.qsize() < self.HIGH_WATER // 2:
+            self._paused = False
+            if self.transport is not None and not self.closed:
+                self.transport.resume_reading()
+        return chunk
+
+    async def send(self, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            raise ConnectionResetError("connection closed")
+        self.transport.write(data)
+        await self._can_write.wait()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
 async def connect_spdy(
     url: str, protocol: str
-) -> tuple[SpdySession, asyncio.Task[None], asyncio.StreamWriter]:
+) -> tuple[SpdySession, asyncio.Task[None], _ChunkProtocol]:
     """Upgrade an HTTP connection to ``url`` to SPDY/3.1; the session runs in the task."""
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise UpgradeError(f"unsupported streaming URL {url!r}")
     port = parts.port or 80
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(parts.hostname, port), STREAM_TIMEOUT
+    loop = asyncio.get_running_loop()
+    _, conn = await asyncio.wait_for(
+        loop.create_connection(_ChunkProtocol, parts.hostname, port), STREAM_TIMEOUT
     )
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     request = (
@@ -64,37 +129,48 @@ async def connect_spdy(
         "Content-Length: 0\r\n\r\n"
     )
     try:
-        writer.write(request.encode())
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), STREAM_TIMEOUT)
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        await conn.send(request.encode())
+        head, rest = await asyncio.wait_for(_response_head(conn), STREAM_TIMEOUT)
+        status_line = head.decode("latin-1").split("\r\n", 1)[0]
         fields = status_line.split(" ", 2)
         if len(fields) < 2 or fields[1] != "101":
-            headers = dict(
-                (k.strip().lower(), v.strip())
-                for k, _, v in (line.partition(":") for line in header_lines if line)
-            )
-            length = int(headers.get("content-length") or 0)
-            body = await asyncio.wait_for(reader.read(min(length, 4096)), 5) if length else b""
-            why = body.decode(errors="replace").strip() or status_line
+            why = rest[:4096].decode(errors="replace").strip() or status_line
             raise UpgradeError(f"the runtime's streaming server answered: {why}")
     except BaseException:
-        writer.close()
+        conn.close()
         raise
+    pending = [rest] if rest else []
 
     async def recv() -> bytes | None:
-        try:
-            data = await reader.read(65536)
-        except OSError:  # a reset after the runtime's last frames: those stay readable
-            return None
-        return data or None
+        if pending:
+            return pending.pop()
+        return await conn.recv()
 
-    async def send(data: bytes) -> None:
-        writer.write(data)
-        await writer.drain()
-
-    session = SpdySession(recv, send, client=True)
+    # spdystream ignores WINDOW_UPDATE; unread ones in its socket when the runtime closes
+    # the session (right after the exit status) turn its close into a TCP reset that
+    # discards the end of the output still in its send buffer. So none are sent.
+    session = SpdySession(recv, conn.send, client=True, recv_flow_control=False)
     task = asyncio.create_task(session.run(), name="spdy-session")
-    return session, task, writer
+    return session, task, conn
+
+
+async def _response_head(conn: _ChunkProtocol) -> tuple[bytes, bytes]:
+    """The HTTP response head, and what arrived after it (the first SPDY bytes, or an
+    error body: the streaming server answers errors with a short body and closes)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = await conn.recv()
+        if chunk is None:
+            raise UpgradeError("the runtime's streaming server closed the connection")
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 101") and not head.startswith(b"HTTP/1.0 101"):
+        # Read the (short) error body until the server closes.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                while len(rest) < 4096 and (chunk := await conn.recv()) is not None:
+                    rest += chunk
+    return head, rest
 
 
 class _Channels:
@@ -145,7 +221,7 @@ async def relay_remote_command(
     channels = _Channels(ws, protocol)
     spdy_protocol = SPDY_PROTOCOL[protocol]
     try:
-        session, runner, writer = await connect_spdy(url, spdy_protocol)
+        session, runner, conn = await connect_spdy(url, spdy_protocol)
     except (TimeoutError, OSError, UpgradeError) as e:
         log.warning("exec stream failed", error=str(e))
         await _failed(ws, protocol, f"cannot reach the runtime's streaming server: {e}")
@@ -180,7 +256,7 @@ async def relay_remote_command(
         await session.close()
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
-        writer.close()
+        conn.close()
         with contextlib.suppress(Exception):
             await ws.close(1000)
 
