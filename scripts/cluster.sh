@@ -14,6 +14,7 @@ NATS_PORT=${SKIFF_NATS_PORT:-4222}
 API_PORT=${SKIFF_API_PORT:-6443}
 SCHEDULER_PORT=${SKIFF_SCHEDULER_PORT:-10259}
 CONTROLLER_MANAGER_PORT=${SKIFF_CONTROLLER_MANAGER_PORT:-10257}
+PROXY_PORT=${SKIFF_PROXY_PORT:-10256}
 
 # A process that exited but was not reaped yet (where PID 1 does not reap, as in some
 # containers) is a zombie: kill -0 still succeeds, yet it has stopped.
@@ -72,13 +73,18 @@ up() {
   start_bg kubelet "$VENV/bin/skiff-kubelet" --kubeconfig "$STATE/kubeconfig" \
     --runtime-dir "$STATE/containerd" --pod-manifest-path "$STATE/manifests"
   wait_for "kubelet /healthz" curl -skf "https://127.0.0.1:10250/healthz"
+  # The Service proxy: a process next to the kubelet here (a DaemonSet in compose), as
+  # kube-proxy is. It writes this machine's iptables; `make down` removes its rules.
+  start_bg proxy "$VENV/bin/skiff-proxy" --kubeconfig "$STATE/kubeconfig" \
+    --healthz-bind-address "127.0.0.1:$PROXY_PORT"
+  wait_for "proxy /healthz" curl -sf "http://127.0.0.1:$PROXY_PORT/healthz"
   if [ "${SKIFF_HOLLOW_NODES:-0}" -gt 0 ]; then
     start_bg hollow-nodes "$VENV/bin/skiff-hollow-nodes" --kubeconfig "$STATE/kubeconfig" \
       --count "$SKIFF_HOLLOW_NODES"
   fi
   cat <<MSG
 
-Skiff is up (etcd, NATS, apiserver, scheduler, controller-manager, containerd, kubelet). Use it with kubectl:
+Skiff is up (etcd, NATS, apiserver, scheduler, controller-manager, containerd, kubelet, proxy). Use it with kubectl:
   export KUBECONFIG=$STATE/kubeconfig
   kubectl get namespaces
   kubectl run hello --image=busybox --restart=Never -- sh -c 'echo hello; sleep 3600'
@@ -131,6 +137,8 @@ down() {
   local start=$SECONDS
   echo "Stopping Skiff (pods get ${SKIFF_DOWN_GRACE:-1} s after SIGTERM, as with kind delete)"
   stop_one hollow-nodes
+  stop_one proxy
+  "$VENV/bin/skiff-proxy" --cleanup >/dev/null 2>&1 && echo "  removed the proxy's iptables rules"
   stop_one kubelet
   if running containerd; then
     local out

@@ -12,14 +12,18 @@ Nothing leaves the namespaces; removing them removes their rules, routes and lin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from runtime import needs
 
+from cluster import VENV_BIN, Cluster
+from skiff.client.rest import ApiClient
 from skiff.kubelet.containerd_setup import ensure_shared_netns_dir
 from skiff.proxy.iptables.proxier import IptablesProxier
 from skiff.proxy.iptables.runner import IptablesRunner
@@ -282,3 +286,184 @@ async def test_rules_stay_when_the_proxy_goes_and_are_adopted(proxier: IptablesP
     assert strip(after) == strip(before)
     # Jumps from the built-in chains are not duplicated.
     assert after.count("-A PREROUTING -m comment --comment") == 1
+
+
+# -- the skiff-proxy process against the real apiserver -------------------------------------
+
+HOST_END, NS_END = "192.168.76.1", "192.168.76.2"
+
+
+@contextlib.asynccontextmanager
+async def apiserver_door(cluster: Cluster) -> AsyncIterator[str]:
+    """A veth from the host into the node namespace and a TCP relay on its host end to
+    the cluster's apiserver (which listens on loopback only); yields the URL to use."""
+    sh("ip", "link", "del", "skpxh0", check=False)
+    sh("ip", "link", "add", "skpxh0", "type", "veth", "peer", "skpxh1", "netns", NODE)
+    try:
+        sh("ip", "addr", "add", f"{HOST_END}/30", "dev", "skpxh0")
+        sh("ip", "link", "set", "skpxh0", "up")
+        in_ns(NODE, "ip", "addr", "add", f"{NS_END}/30", "dev", "skpxh1")
+        in_ns(NODE, "ip", "link", "set", "skpxh1", "up")
+        target = int(cluster.url.rsplit(":", 1)[1])
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            w.close()
+
+        async def relay(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            ur, uw = await asyncio.open_connection("127.0.0.1", target)
+            await asyncio.gather(pipe(r, uw), pipe(ur, w))
+
+        server = await asyncio.start_server(relay, HOST_END, 0)
+        try:
+            yield f"http://{HOST_END}:{server.sockets[0].getsockname()[1]}"
+        finally:
+            server.close()
+    finally:
+        sh("ip", "link", "del", "skpxh0", check=False)
+
+
+async def aconnect(ns: str, host: str, port: int) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        sys.executable,
+        "-c",
+        CONNECT,
+        host,
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    return out.decode().strip()
+
+
+async def http_get_in_ns(ns: str, url: str) -> tuple[int, str]:
+    code = (
+        "import sys, urllib.request, urllib.error\n"
+        "try:\n    r = urllib.request.urlopen(sys.argv[1], timeout=3); print(r.status); "
+        "print(r.read().decode())\n"
+        "except urllib.error.HTTPError as e:\n    print(e.code); print(e.read().decode())\n"
+        "except OSError as e:\n    print(0); print(e)\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        sys.executable,
+        "-c",
+        code,
+        url,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    status, _, body = out.decode().partition("\n")
+    return int(status), body
+
+
+async def eventually(fn: Any, check: Any, timeout: float = 20.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await fn()
+        if check(value):
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"last value: {value!r}")
+        await asyncio.sleep(0.1)
+
+
+def start_proxy(url: str, log: Path) -> subprocess.Popen[bytes]:
+    args = [
+        "ip",
+        "netns",
+        "exec",
+        NODE,
+        str(VENV_BIN / "skiff-proxy"),
+        "--server",
+        url,
+        "--hostname-override",
+        "node-a",
+        "--cluster-cidr",
+        CLUSTER_CIDR,
+        "--min-sync-period",
+        "0.1",
+        "--sync-period",
+        "5",
+        "--healthz-bind-address",
+        "127.0.0.1:10256",
+    ]
+    with log.open("ab") as f:
+        return subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT)
+
+
+async def test_the_proxy_process_follows_the_api(
+    network: Any, cluster: Cluster, tmp_path: Path
+) -> None:
+    await wait_servers()
+    async with apiserver_door(cluster) as url, ApiClient(cluster.url) as api:
+        svc = await api.create(
+            "services",
+            {"metadata": {"name": "px"}, "spec": {"ports": [{"name": "http", "port": 80}]}},
+            "default",
+        )
+        ip = svc["spec"]["clusterIP"]
+        slice_ = endpoints("px", *PODS.values())
+        slice_ |= {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice"}
+        es = await api.create("endpointslices", slice_, "default")
+        proxy = start_proxy(url, tmp_path / "proxy.log")
+        try:
+            await eventually(lambda: aconnect(NODE, ip, 80), lambda out: out.startswith("skpx-"))
+            _, body = await eventually(
+                lambda: http_get_in_ns(NODE, "http://127.0.0.1:10256/healthz"),
+                lambda r: r[0] == 200,
+            )
+            assert "lastUpdated" in body
+            _, metrics = await http_get_in_ns(NODE, "http://127.0.0.1:10256/metrics")
+            assert "sync_proxy_rules_duration_seconds_count" in metrics
+            assert "network_programming_duration_seconds_count" in metrics
+
+            # Endpoints go: refused at once. They come back: served again.
+            es["endpoints"] = []
+            es = await api.update("endpointslices", es, "default")
+            await eventually(lambda: aconnect(NODE, ip, 80), lambda out: "ConnectionRefused" in out)
+            es["endpoints"] = endpoints("px", PODS["skpx-pod1"])["endpoints"]
+            es = await api.update("endpointslices", es, "default")
+            await eventually(
+                lambda: aconnect(NODE, ip, 80), lambda out: out.startswith("skpx-pod1")
+            )
+
+            # kill -9: the rules stay and traffic flows; a new process adopts them.
+            proxy.kill()
+            proxy.wait()
+            assert (await aconnect(NODE, ip, 80)).startswith("skpx-pod1")
+            proxy = start_proxy(url, tmp_path / "proxy.log")
+            await eventually(
+                lambda: http_get_in_ns(NODE, "http://127.0.0.1:10256/healthz"),
+                lambda r: r[0] == 200,
+            )
+            assert (await aconnect(NODE, ip, 80)).startswith("skpx-pod1")
+            nat = in_ns(NODE, "iptables-save", "-t", "nat").stdout
+            assert nat.count('-A PREROUTING -m comment --comment "kubernetes service') == 1
+
+            # The Service goes: its chains go with it.
+            await api.delete("services", "px", "default")
+            await eventually(
+                lambda: aconnect(NODE, ip, 80), lambda out: not out.startswith("skpx-")
+            )
+            assert "default/px" not in in_ns(NODE, "iptables-save", "-t", "nat").stdout
+        finally:
+            proxy.terminate()
+            proxy.wait()
+            with contextlib.suppress(Exception):
+                await api.delete("services", "px", "default")
+            with contextlib.suppress(Exception):
+                await api.delete("endpointslices", es["metadata"]["name"], "default")
+        # --cleanup removes every rule the proxy wrote.
+        in_ns(NODE, str(VENV_BIN / "skiff-proxy"), "--cleanup", "--server", url)
+        assert "KUBE-" not in in_ns(NODE, "iptables-save").stdout
