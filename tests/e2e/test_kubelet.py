@@ -43,13 +43,13 @@ class Node:
         self.proc: Proc | None = None
         self.containerd: Proc | None = None
 
-    def start(self) -> None:
+    def start(self, pod_cidr: str | None = "10.244.251.0/24") -> None:
         args = [
             sys.executable, "-m", "skiff.kubelet",
             "--server", self.cluster.url,
             "--node-name", NODE,
             "--runtime-dir", str(self.base),
-            "--pod-cidr", "10.244.251.0/24",
+            *(("--pod-cidr", pod_cidr) if pod_cidr else ()),
             "--bridge", BRIDGE,
             "--network-name", "skiffkl",
             "--port", "0",
@@ -842,6 +842,55 @@ async def test_kubelet_restart_adopts_running_pods(node: Node) -> None:
     )
     for name in ("steady", "after"):
         await client.delete("pods", name, "default")
+
+
+def _ready(node: dict) -> tuple[str, str]:
+    cond = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+    return cond["status"], cond.get("message", "")
+
+
+async def test_no_pod_starts_before_the_node_has_its_pod_cidr(node: Node) -> None:
+    """A kubelet without ``--pod-cidr`` waits for ``spec.podCIDR`` (node IPAM's): the node
+    is not Ready and a pod bound to it gets no sandbox, so no address from a range that is
+    not the node's, until the CIDR is there; then it runs with an address inside it."""
+    client = node.client
+    node.kill()
+    await asyncio.sleep(0.5)
+    await client.delete("nodes", NODE)  # a new node: no podCIDR yet
+    node.start(pod_cidr=None)
+    try:
+
+        async def waiting() -> bool:
+            with contextlib.suppress(ApiError):
+                status, message = _ready(await client.get("nodes", NODE))
+                return status == "False" and "NetworkReady=false" in message
+            return False
+
+        await _until(waiting)
+        await client.create("pods", busybox_pod("early", "exec sleep 3600"), "default")
+
+        async def warned() -> bool:
+            events, _ = await client.list_all(
+                "events", "default", field_selector="involvedObject.name=early"
+            )
+            return any(e["reason"] == "NetworkNotReady" for e in events)
+
+        await _until(warned)
+        pod = await client.get("pods", "early", "default")
+        assert not pod["status"].get("podIP")
+        assert not await node.cri.list_pod_sandbox(
+            label_selector={"io.kubernetes.pod.uid": pod["metadata"]["uid"]}
+        )
+        # The node IPAM controller's part, by hand.
+        await client.patch("nodes", NODE, {"spec": {"podCIDR": "10.244.251.0/24"}})
+        pod = await wait_pod(client, "early", _running)
+        assert pod["status"]["podIP"].startswith("10.244.251.")
+        assert _ready(await client.get("nodes", NODE))[0] == "True"
+        await client.delete("pods", "early", "default")
+    finally:
+        node.kill()
+        await asyncio.sleep(0.5)
+        node.start()
 
 
 async def test_containerd_restart_keeps_pods(node: Node) -> None:

@@ -15,8 +15,9 @@ from skiff.cri.client import CriClient
 from skiff.log import get_logger, setup_logging
 from skiff.tracing import setup_tracing
 
-from .containerd_setup import RuntimePaths, ensure_shared_netns_dir, write_cni_config
+from .containerd_setup import RuntimePaths, ensure_shared_netns_dir
 from .kubelet import Kubelet
+from .network import PodNetwork
 from .server import start_server
 
 log = get_logger(__name__)
@@ -35,7 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path(os.environ.get("SKIFF_RUNTIME_DIR", ".skiff/containerd")),
         help="the node's containerd folder (config, socket, CNI config)",
     )
-    p.add_argument("--pod-cidr", default=os.environ.get("SKIFF_POD_CIDR", "10.244.0.0/24"))
+    p.add_argument(
+        "--pod-cidr",
+        default=os.environ.get("SKIFF_POD_CIDR", ""),
+        help="this node's pod range when no controller assigns spec.podCIDR (standalone); "
+        "until one is known the node is not Ready and starts no pod",
+    )
     p.add_argument("--bridge", default=os.environ.get("SKIFF_BRIDGE", "skiff0"))
     p.add_argument("--network-name", default="skiff", help="the CNI network (IPAM) name")
     p.add_argument("--lease-period", type=float, default=10.0, help=argparse.SUPPRESS)
@@ -73,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def run(a: argparse.Namespace) -> None:
     paths = RuntimePaths(a.runtime_dir.resolve())
     ensure_shared_netns_dir()
-    write_cni_config(paths, a.pod_cidr, bridge=a.bridge, name=a.network_name)
+    network = PodNetwork(paths, bridge=a.bridge, name=a.network_name)
     if a.server:
         client = ApiClient(a.server, user_agent="skiff-kubelet")
     else:
@@ -94,9 +100,7 @@ async def run(a: argparse.Namespace) -> None:
             status_period=a.node_status_update_frequency,
             report_period=a.node_status_report_frequency,
             pod_cidr=a.pod_cidr,
-            on_pod_cidr=lambda cidr: write_cni_config(
-                paths, cidr, bridge=a.bridge, name=a.network_name
-            ),
+            network=network,
         )
         server, server_task, kubelet.kubelet_port = await start_server(
             kubelet, a.address, a.port, paths.base / "pki"

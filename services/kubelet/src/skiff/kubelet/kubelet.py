@@ -21,7 +21,6 @@ the image manager (``images``), probes and volumes are collaborators.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from skiff.cri.client import CriClient
 
 from .containers import ContainersMixin
 from .images import ImageManager
+from .network import PodNetwork
 from .node_status import NodeStatusMixin
 from .pod_status import PodStatusMixin
 from .pod_workers import PodWorkersMixin
@@ -73,7 +73,7 @@ class Kubelet(
         status_period: float = 10.0,
         report_period: float = 60.0,
         pod_cidr: str = "",
-        on_pod_cidr: Callable[[str], None] | None = None,
+        network: PodNetwork | None = None,
     ) -> None:
         super().__init__(workers=workers)  # the pod workers' queue (PodWorkersMixin)
         self.client = client
@@ -104,7 +104,8 @@ class Kubelet(
         self.status_period = status_period
         self.report_period = report_period
         self.pod_cidr = pod_cidr
-        self.on_pod_cidr = on_pod_cidr
+        self.network = network
+        """The node's pod network (None: not the kubelet's to manage, always ready)."""
         self._node: dict[str, Any] | None = None
         self._status_sent = 0.0
 

@@ -11,7 +11,6 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,10 @@ from skiff.api.errors import ApiError
 from skiff.api.timestamps import rfc3339
 from skiff.client.nodelease import NodeLease
 from skiff.client.rest import ApiClient
-from skiff.cri.client import CriClient, CriError
+from skiff.cri.client import CriClient, CriError, pb
 from skiff.log import get_logger
+
+from .network import PodNetwork
 
 log = get_logger(__name__)
 
@@ -111,7 +112,7 @@ class NodeStatusMixin:
     status_period: float
     report_period: float
     pod_cidr: str
-    on_pod_cidr: Callable[[str], None] | None
+    network: PodNetwork | None
     _node: dict[str, Any] | None
     _status_sent: float
 
@@ -164,30 +165,42 @@ class NodeStatusMixin:
             current["status"] = status
             self._node = await self.client.update("nodes", current, subresource="status")
         self._status_sent = time.monotonic()
-        self._follow_pod_cidr(self._node)
+        if await self._follow_pod_cidr(self._node):
+            await self.update_node_status(force=True)
         await self.lease.renew()
 
     async def _heartbeat(self) -> None:
         """Renew the Lease every ``lease_period``; check the status every ``status_period``."""
         next_status = time.monotonic() + self.status_period
         while True:
-            await asyncio.sleep(self.lease_period)
+            # Waiting for the pod network (for the node IPAM controller's podCIDR): look
+            # every second, so that the node turns Ready as soon as it can.
+            waiting = self.network is not None and not self.network.ready
+            await asyncio.sleep(min(self.lease_period, 1.0) if waiting else self.lease_period)
             try:
                 await self.lease.renew()
-                if time.monotonic() >= next_status:
+                if waiting or time.monotonic() >= next_status:
                     next_status = time.monotonic() + self.status_period
                     await self.update_node_status()
             except ApiError as e:
                 log.warning("node heartbeat failed", error=e.message)
 
-    def _follow_pod_cidr(self, node: dict[str, Any] | None) -> None:
-        """Use ``spec.podCIDR`` once the controller assigns one (it wins over the flag)."""
-        cidr = ((node or {}).get("spec") or {}).get("podCIDR") or ""
-        if cidr and cidr != self.pod_cidr:
-            log.info("pod CIDR assigned", pod_cidr=cidr, previous=self.pod_cidr)
+    async def _follow_pod_cidr(self, node: dict[str, Any] | None) -> bool:
+        """Configure the pod network for ``spec.podCIDR`` (it wins over ``--pod-cidr``), or
+        for the flag until the node IPAM controller assigns one; True when the network
+        became ready."""
+        cidr = ((node or {}).get("spec") or {}).get("podCIDR") or self.pod_cidr
+        if cidr != self.pod_cidr:
+            log.info("pod CIDR assigned", pod_cidr=cidr, previous=self.pod_cidr or None)
             self.pod_cidr = cidr
-            if self.on_pod_cidr is not None:
-                self.on_pod_cidr(cidr)
+        net = self.network
+        if net is None or not cidr or (net.ready and net.cidr == cidr):
+            return False
+        in_use = 0  # sandboxes with an address on the bridge (host-network ones have none)
+        for sb in await self.cri.list_pod_sandbox(state=pb.SANDBOX_READY):
+            status = (await self.cri.pod_sandbox_status(sb.id)).status
+            in_use += status.linux.namespaces.options.network != pb.NODE
+        return net.configure(cidr, in_use)
 
     async def _node_conditions(self) -> dict[str, tuple[str, str, str]]:
         """type → (status, reason, message), from the host and the runtime."""
@@ -197,6 +210,8 @@ class NodeStatusMixin:
             out["Ready"] = ("True", "KubeletReady", "kubelet is posting ready status")
         except CriError as e:
             out["Ready"] = ("False", "KubeletNotReady", f"container runtime is down: {e.message}")
+        if out["Ready"][0] == "True" and self.network is not None and not self.network.ready:
+            out["Ready"] = ("False", "KubeletNotReady", self.network.status_message())
         pressure = host_pressure(self.root)
         for ctype, (low, high) in {
             "MemoryPressure": ("KubeletHasSufficientMemory", "KubeletHasInsufficientMemory"),
@@ -214,7 +229,7 @@ class NodeStatusMixin:
         stale = time.monotonic() - self._status_sent > self.report_period
         node = await self.client.get("nodes", self.node_name)
         self._node = node
-        self._follow_pod_cidr(node)
+        await self._follow_pod_cidr(node)
         old = {c["type"]: c for c in (node.get("status") or {}).get("conditions") or []}
         # Compare with what the API holds, not with what we last sent: the node lifecycle
         # controller may have marked us Unknown meanwhile (Kubernetes' shouldPatchNodeStatus).

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from skiff.client.events import EventRecorder
 from skiff.cri.client import CriClient, CriError, pb
 
+from .network import PodNetwork
 from .pod_context import POD_NAME, POD_NS, POD_UID, PodContext
 
 _PROTOCOLS = {"TCP": pb.TCP, "UDP": pb.UDP, "SCTP": pb.SCTP}
@@ -27,6 +28,7 @@ class SandboxMixin:
     cluster_dns: list[str]
     cluster_domain: str
     events: EventRecorder
+    network: PodNetwork | None
 
     if TYPE_CHECKING:  # from the other parts of Kubelet
 
@@ -52,6 +54,18 @@ class SandboxMixin:
         if stale:
             await self._remove_sandboxes(pod, stale)
         if not ready:
+            net = self.network
+            if net is not None and not net.ready and not pod["spec"].get("hostNetwork"):
+                # As the kubelet: no sandbox (and so no address) before the node's network
+                # is configured for its own pod CIDR; host-network pods need none.
+                self.events.emit(
+                    pod,
+                    "Warning",
+                    "NetworkNotReady",
+                    f"network is not ready: {net.status_message()}",
+                )
+                ctx.after(2.0)
+                return False
             ctx.sandbox_config = self._sandbox_config(pod, attempt if sandboxes else 0)
             try:
                 ctx.sandbox_id = await self.cri.run_pod_sandbox(ctx.sandbox_config)
