@@ -1,0 +1,1 @@
+"""skiff-dns: the cluster DNS server (Kubernetes DNS-based service discovery)."""

@@ -1,0 +1,88 @@
+"""``skiff-dns``: the cluster's DNS server (Kubernetes DNS-based service discovery)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+from skiff.component import api_client, start
+from skiff.controller.controller import ControllerContext
+from skiff.controller.informers import SharedInformers
+from skiff.log import get_logger
+
+from .controller import DnsController
+from .forward import Forwarder, resolv_conf_nameservers, without_self
+from .handler import Handler
+from .health import server as health_server
+from .records import ClusterRecords
+from .server import Resolver, serve
+
+log = get_logger(__name__)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="skiff-dns", description=__doc__)
+    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    p.add_argument("--server", default=os.environ.get("SKIFF_SERVER"), help="API server URL")
+    p.add_argument(
+        "--cluster-domain", default=os.environ.get("SKIFF_CLUSTER_DOMAIN", "cluster.local")
+    )
+    p.add_argument("--bind-address", default=os.environ.get("SKIFF_DNS_ADDRESS", "0.0.0.0"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("SKIFF_DNS_PORT", "53")))
+    p.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        help="resolver for names outside the cluster, host[:port] (repeatable; "
+        "default: the nameservers of --resolv-conf)",
+    )
+    p.add_argument("--resolv-conf", default="/etc/resolv.conf")
+    p.add_argument("--ttl", type=int, default=5, help="TTL of the cluster's records")
+    p.add_argument(
+        "--health-port", type=int, default=int(os.environ.get("SKIFF_DNS_HEALTH_PORT", "8080"))
+    )
+    p.add_argument(
+        "--ready-port", type=int, default=int(os.environ.get("SKIFF_DNS_READY_PORT", "8181"))
+    )
+    p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "info"))
+    return p.parse_args(argv)
+
+
+async def run(a: argparse.Namespace) -> None:
+    upstreams = a.upstream or resolv_conf_nameservers(Path(a.resolv_conf))
+    targets = without_self(upstreams, (a.bind_address, a.port))
+    forwarder = Forwarder(targets) if targets else None
+    if forwarder is None:
+        log.warning("no upstream resolver: names outside the cluster are refused")
+    records = ClusterRecords(a.cluster_domain)
+    async with api_client(a, "skiff-dns") as client:
+        informers = SharedInformers(client)
+        controller = DnsController(ControllerContext(client, informers), records)
+        informers.start()
+        resolver = Resolver(Handler(records, forwarder, ttl=a.ttl), forwarder)
+        udp, tcp, port = await serve(resolver, a.bind_address, a.port)
+        log.info("serving DNS", address=a.bind_address, port=port, zone=records.zone)
+        tasks = [asyncio.create_task(controller.run(), name="dns")]
+        for hp in {a.health_port, a.ready_port} - {0}:
+            tasks.append(asyncio.create_task(health_server(controller, a.bind_address, hp).serve()))
+        main = asyncio.gather(*tasks)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, main.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await main
+        udp.close()
+        tcp.close()
+        await informers.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    start("dns", parse_args(argv), run)
+
+
+if __name__ == "__main__":
+    main()

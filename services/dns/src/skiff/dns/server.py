@@ -1,0 +1,162 @@
+"""DNS over UDP and TCP on asyncio, in front of a :class:`Handler`.
+
+UDP: answers from the zone (and from the cache) are written back inside
+``datagram_received``, with no task per query; only a forward upstream becomes a task.
+TCP (RFC 7766): two-byte length prefixes, several queries per connection, answered in
+order; an idle connection is closed after ``idle_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+import time
+
+from prometheus_client import Counter, Histogram
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+from skiff.dns.forward import Forwarder
+from skiff.dns.handler import Handler, to_wire, udp_limit
+from skiff.log import get_logger
+
+log = get_logger(__name__)
+
+REQUESTS = Counter("coredns_dns_requests_total", "DNS queries", ["proto", "type"])
+RESPONSES = Counter("coredns_dns_responses_total", "DNS answers", ["rcode"])
+DURATION = Histogram(
+    "coredns_dns_request_duration_seconds",
+    "Time to answer",
+    ["kind"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 2.5),
+)
+
+
+class Resolver:
+    """Handler + forwarder: the whole answer to one query."""
+
+    def __init__(self, handler: Handler, forwarder: Forwarder | None) -> None:
+        self.handler = handler
+        self.forwarder = forwarder
+
+    def quick(
+        self, wire: bytes, proto: str
+    ) -> tuple[bool, bytes | None, dns.message.Message | None]:
+        """(answered, the bytes to send, the query to forward when not answered)."""
+        t0 = time.perf_counter()
+        query, error = self.handler.parse(wire)
+        if query is None:
+            REQUESTS.labels(proto, "invalid").inc()
+            return True, error, None
+        REQUESTS.labels(proto, _type(query)).inc()
+        if self.forwarder is not None and self.forwarder.is_loop(query):
+            fail = dns.message.make_response(query)
+            fail.set_rcode(2)  # SERVFAIL
+            return True, fail.to_wire(), None
+        resp = self.handler.answer_local(query)
+        if resp is None and self.forwarder is not None:
+            resp = self.forwarder.cached(query)
+        if resp is None:
+            return False, None, query
+        RESPONSES.labels(dns.rcode.to_text(resp.rcode())).inc()
+        DURATION.labels("local").observe(time.perf_counter() - t0)
+        limit = udp_limit(query) if proto == "udp" else 65535
+        return True, to_wire(resp, limit), None
+
+    async def forwarded(self, query: dns.message.Message, proto: str) -> bytes | None:
+        assert self.forwarder is not None
+        t0 = time.perf_counter()
+        resp = await self.forwarder.forward(query)
+        if resp is None:
+            return None  # too many in flight: dropped
+        RESPONSES.labels(dns.rcode.to_text(resp.rcode())).inc()
+        DURATION.labels("forward").observe(time.perf_counter() - t0)
+        limit = udp_limit(query) if proto == "udp" else 65535
+        return to_wire(resp, limit)
+
+
+def _type(query: dns.message.Message) -> str:
+    t = query.question[0].rdtype
+    return dns.rdatatype.to_text(t) if t in _COMMON else "other"
+
+
+_COMMON = {1, 28, 5, 33, 12, 16, 6, 2, 255}
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
+        self.transport: asyncio.DatagramTransport | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            done, out, query = self.resolver.quick(data, "udp")
+        except Exception:  # never let one bad packet stop the server
+            log.exception("answering a query failed", client=addr[0])
+            return
+        if done:
+            if out is not None and self.transport is not None:
+                self.transport.sendto(out, addr)
+            return
+        assert query is not None
+        task = asyncio.ensure_future(self._forward(query, addr))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _forward(self, query: dns.message.Message, addr: tuple[str, int]) -> None:
+        try:
+            out = await self.resolver.forwarded(query, "udp")
+        except Exception:
+            log.exception("forwarding failed", name=str(query.question[0].name))
+            return
+        if out is not None and self.transport is not None:
+            self.transport.sendto(out, addr)
+
+
+async def _serve_tcp(
+    resolver: Resolver, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle: float
+) -> None:
+    try:
+        while True:
+            try:
+                head = await asyncio.wait_for(reader.readexactly(2), idle)
+                (length,) = struct.unpack("!H", head)
+                wire = await asyncio.wait_for(reader.readexactly(length), idle)
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                return
+            done, out, query = resolver.quick(wire, "tcp")
+            if not done and query is not None:
+                out = await resolver.forwarded(query, "tcp")
+            if out is None:
+                if not done:
+                    continue
+                return  # unparseable without a header: nothing sensible to say; hang up
+            writer.write(struct.pack("!H", len(out)) + out)
+            await writer.drain()
+    except Exception:
+        log.exception("TCP DNS connection failed")
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+async def serve(
+    resolver: Resolver, host: str, port: int, *, idle_timeout: float = 10.0
+) -> tuple[asyncio.DatagramTransport, asyncio.Server, int]:
+    """Listen on UDP and TCP ``host:port`` (port 0: one free port for both)."""
+    loop = asyncio.get_running_loop()
+    server = await asyncio.start_server(
+        lambda r, w: _serve_tcp(resolver, r, w, idle_timeout), host, port
+    )
+    bound = server.sockets[0].getsockname()[1]
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _Udp(resolver), local_addr=(host, bound)
+    )
+    return transport, server, bound

@@ -1,0 +1,6 @@
+"""The DNS tests share their example cluster (``test_records.cluster``)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
