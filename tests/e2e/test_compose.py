@@ -15,6 +15,7 @@ client (on a machine without docker.io, this run is the fresh path).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -293,6 +294,9 @@ def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
         env=compose,
         check=True,
     )
+    # At once, while the new nodes register: pods for them to take (a new node once
+    # handed out its first addresses from the first node's range).
+    kubectl(compose, "scale", "deploy/bb", "--replicas=8")
 
     def three_ready() -> bool:
         nodes = json.loads(kubectl(compose, "get", "nodes", "-o", "json"))["items"]
@@ -315,3 +319,19 @@ def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
         return len(running) == 3 and len({p["spec"]["nodeName"] for p in running}) == 3
 
     wait("a DaemonSet pod Running on each node", one_per_node, timeout=120)
+
+    def all_running() -> bool:
+        pods = json.loads(kubectl(compose, "get", "pods", "-l", "app=bb", "-o", "json"))["items"]
+        return len([p for p in pods if p["status"].get("phase") == "Running"]) == 8
+
+    wait("8 replicas Running", all_running, timeout=120)
+    # No two pods share an address, and each address is from its own node's range.
+    nodes = json.loads(kubectl(compose, "get", "nodes", "-o", "json"))["items"]
+    cidr = {n["metadata"]["name"]: ipaddress.ip_network(n["spec"]["podCIDR"]) for n in nodes}
+    pods = json.loads(kubectl(compose, "get", "pods", "-A", "-o", "json"))["items"]
+    ips = [p["status"]["podIP"] for p in pods if p["status"].get("podIP")]
+    assert len(ips) == len(set(ips)), sorted(ips)
+    for p in pods:
+        if p["status"].get("podIP") and not p["spec"].get("hostNetwork"):
+            node = p["spec"]["nodeName"]
+            assert ipaddress.ip_address(p["status"]["podIP"]) in cidr[node], (node, p["status"])
