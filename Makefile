@@ -56,6 +56,8 @@ bench: deps
 	$(PY) bench/kubelet.py
 	$(PY) bench/controllers.py
 	$(PY) bench/services.py
+	$(PY) bench/proxy.py
+	$(PY) bench/cluster_dns.py
 	$(PY) bench/compose.py
 
 # Regenerate the Python code for our .proto files (committed, so installs need no protoc);

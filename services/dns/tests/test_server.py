@@ -190,3 +190,11 @@ async def test_forwarding_loops_are_refused() -> None:
 @pytest.fixture(autouse=True)
 def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("http_proxy", raising=False)
+
+
+async def test_stored_answers_keep_the_client_s_id_and_letter_case() -> None:
+    async with dns_server() as (port, _):
+        for name in ("web.default.svc.cluster.local", "WeB.DeFault.svc.cluster.local") * 2:
+            resp = await udp(port, name)  # dnspython checks the id and the question
+            assert str(resp.question[0].name) == name + "."
+            assert [rd.to_text() for rd in resp.answer[0]] == ["10.96.0.20"]

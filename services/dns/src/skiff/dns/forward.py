@@ -111,7 +111,9 @@ class Forwarder:
             del self._cache[key]
             return None
         self.hits += 1
-        out = _answer(query, dns.message.from_wire(resp.to_wire()))
+        # The stored records are shared, not copied: their TTLs only ever go down to what
+        # is left, which is right for every later hit too.
+        out = _answer(query, resp)
         left = max(1, int(expires - now))
         for section in (out.answer, out.authority, out.additional):
             for rrset in section:

@@ -58,6 +58,8 @@ class ClusterRecords:
     """name → rdtype → records."""
     _parents: dict[str, int] = field(default_factory=dict)
     """Empty non-terminal names → how many names sit below them."""
+    generation: int = 0
+    """Bumped at every change (answer caches compare it)."""
 
     def __post_init__(self) -> None:
         self.zone = self.zone.strip(".").lower() + "."
@@ -68,6 +70,7 @@ class ClusterRecords:
         self, key: str, svc: Mapping[str, Any] | None, slices: Iterable[Mapping[str, Any]]
     ) -> None:
         """Replace the records of Service ``ns/name`` (``svc`` None: it is gone)."""
+        self.generation += 1
         for r in self._by_service.pop(key, ()):
             self._remove(r)
         records = service_records(svc, slices, self.zone) if svc is not None else []

@@ -35,11 +35,19 @@ DURATION = Histogram(
 
 
 class Resolver:
-    """Handler + forwarder: the whole answer to one query."""
+    """Handler + forwarder: the whole answer to one query.
+
+    Answers from the zone are kept as bytes per (name, type, class, flags, size limit)
+    until the records change: a repeated question costs a parse and a splice of the
+    client's id and question into the stored answer (the question keeps the client's
+    letter case, which some resolvers check).
+    """
 
     def __init__(self, handler: Handler, forwarder: Forwarder | None) -> None:
         self.handler = handler
         self.forwarder = forwarder
+        self._answers: dict[tuple[object, ...], bytes] = {}
+        self._generation = -1
 
     def quick(
         self, wire: bytes, proto: str
@@ -55,15 +63,31 @@ class Resolver:
             fail = dns.message.make_response(query)
             fail.set_rcode(2)  # SERVFAIL
             return True, fail.to_wire(), None
+        limit = udp_limit(query) if proto == "udp" else 65535
+        q = query.question[0]
+        key = (q.name.to_text().lower(), q.rdtype, q.rdclass, query.flags, query.edns, limit)
+        records = self.handler.records
+        if records.generation != self._generation:
+            self._answers.clear()
+            self._generation = records.generation
+        qlen = len(q.name.to_wire()) + 4
+        stored = self._answers.get(key)
+        if stored is not None and wire[12 : 12 + qlen].lower() == stored[12 : 12 + qlen].lower():
+            RESPONSES.labels("cached").inc()
+            DURATION.labels("local").observe(time.perf_counter() - t0)
+            return True, wire[:2] + stored[2:12] + wire[12 : 12 + qlen] + stored[12 + qlen :], None
         resp = self.handler.answer_local(query)
+        local = resp is not None
         if resp is None and self.forwarder is not None:
             resp = self.forwarder.cached(query)
         if resp is None:
             return False, None, query
         RESPONSES.labels(dns.rcode.to_text(resp.rcode())).inc()
         DURATION.labels("local").observe(time.perf_counter() - t0)
-        limit = udp_limit(query) if proto == "udp" else 65535
-        return True, to_wire(resp, limit), None
+        out = to_wire(resp, limit)
+        if local and len(self._answers) < 100_000:
+            self._answers[key] = out
+        return True, out, None
 
     async def forwarded(self, query: dns.message.Message, proto: str) -> bytes | None:
         assert self.forwarder is not None
