@@ -21,6 +21,7 @@ class Recorder:
         self.jumps: list[tuple[str, str, str]] = []
         self.nat_save = nat_save
         self.fail = False
+        self.builtin: dict[tuple[str, str], list[str]] = {}
 
     async def restore(self, data: bytes) -> None:
         if self.fail:
@@ -33,7 +34,16 @@ class Recorder:
 
     async def ensure_rule(self, table: str, chain: str, rule: str) -> bool:
         self.jumps.append((table, chain, rule))
+        self.builtin.setdefault((table, chain), []).insert(0, rule)
         return True
+
+    async def delete_rule(self, table: str, chain: str, rule: str) -> None:
+        rules = self.builtin.get((table, chain), [])
+        while rule in rules:
+            rules.remove(rule)
+
+    async def list_rules(self, table: str, chain: str) -> list[str]:
+        return list(self.builtin.get((table, chain), []))
 
 
 def service(name: str, ip: str) -> dict[str, Any]:
@@ -122,3 +132,22 @@ async def test_full_sync_deletes_leftovers_of_an_earlier_run() -> None:
     result = await p.sync()
     assert result.chains_deleted == 2
     assert "-X KUBE-SVC-AAAAAAAAAAAAAAAA" in rec.batches[-1]
+
+
+async def test_jumps_are_moved_back_in_front_of_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CNI firewall plugin puts its accepting chain first in FORWARD when the first
+    pod starts; behind it our REJECT for a Service without endpoints is never reached."""
+    from skiff.proxy.iptables import proxier as proxier_module
+
+    rec = Recorder()
+    p = IptablesProxier(rec, node_name="n1")  # type: ignore[arg-type]
+    await p.sync()
+    forward = rec.builtin[("filter", "FORWARD")]
+    ours = list(forward)
+    forward.insert(0, '-m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD')
+    await p.sync()  # within the check period: not looked at
+    assert forward[0].endswith("CNI-FORWARD")
+    monkeypatch.setattr(proxier_module, "JUMP_CHECK_PERIOD", 0.0)
+    await p.sync()
+    forward = rec.builtin[("filter", "FORWARD")]
+    assert forward[: len(ours)] == ours and forward[-1].endswith("CNI-FORWARD")

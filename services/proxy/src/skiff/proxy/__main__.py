@@ -59,8 +59,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def _sysctls(runner: IptablesRunner) -> None:
-    # NodePorts on 127.0.0.1 (as kube-proxy), and bridged pod traffic through iptables.
-    for name in ("net.ipv4.conf.all.route_localnet", "net.ipv4.ip_forward"):
+    # NodePorts on 127.0.0.1 (as kube-proxy); forwarding; and traffic between pods on one
+    # bridge through iptables, or a pod reaching a Service whose endpoint shares its
+    # bridge is never DNATed back (kubeadm checks for br_netfilter for the same reason).
+    await runner.modprobe("br_netfilter")
+    for name in (
+        "net.ipv4.conf.all.route_localnet",
+        "net.ipv4.ip_forward",
+        "net.bridge.bridge-nf-call-iptables",
+    ):
         await runner.sysctl(name, "1")
 
 

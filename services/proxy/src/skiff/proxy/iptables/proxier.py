@@ -15,6 +15,7 @@ sync writes the same differences again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,9 @@ from skiff.proxy.iptables.runner import IptablesRunner, chains_in
 from skiff.proxy.serviceport import ServicePort, service_ports
 
 log = get_logger(__name__)
+
+JUMP_CHECK_PERIOD = 5.0
+"""Seconds between checks that our jumps still come first in the built-in chains."""
 
 
 @dataclass(slots=True)
@@ -60,7 +64,7 @@ class IptablesProxier:
         self._written: dict[str, list[str]] = {}
         """nat service chain -> its rules as the last successful sync left them."""
         self._need_full = True
-        self._jumps_ok = False
+        self._jumps_checked = 0.0
 
     # -- changes (informer handlers) ------------------------------------------------------
 
@@ -95,7 +99,6 @@ class IptablesProxier:
 
     def request_full_sync(self) -> None:
         self._need_full = True
-        self._jumps_ok = False
 
     @property
     def pending(self) -> bool:
@@ -142,8 +145,8 @@ class IptablesProxier:
         self._dirty.clear()
         for key in changed:
             self._translate(key)
-        if full and not self._jumps_ok:
-            await self._ensure_jumps()
+        if full or time.monotonic() - self._jumps_checked > JUMP_CHECK_PERIOD:
+            await self._ensure_jumps(declare=full)
         nat, filt, chains = self._tables()
         written = {} if full else self._written
         to_write = [c for c, rules in chains.items() if written.get(c) != rules]
@@ -163,13 +166,31 @@ class IptablesProxier:
             changed_services=changed,
         )
 
-    async def _ensure_jumps(self) -> None:
-        # Our chains must exist before a built-in chain's rule can jump to them.
-        await self.runner.restore(_declare_only())
-        # Each is inserted first in its chain: going backwards leaves them in JUMPS' order.
-        for table, chain, rule in reversed(r.JUMPS):
-            await self.runner.ensure_rule(table, chain, rule)
-        self._jumps_ok = True
+    async def _ensure_jumps(self, *, declare: bool) -> None:
+        """Our jumps first in each built-in chain, in JUMPS' order.
+
+        Others insert at the top too: the CNI firewall plugin puts ``CNI-FORWARD`` (which
+        accepts pod traffic) first in FORWARD when a node's first pod starts. Behind it,
+        our REJECT for a Service without endpoints is never reached, and the connection
+        leaves through the default route instead of being refused. So the order is
+        checked, and ours moved back to the top when something got in front.
+        """
+        if declare:  # our chains must exist before a built-in chain can jump to them
+            await self.runner.restore(_declare_only())
+        chains: dict[tuple[str, str], list[str]] = {}
+        for table, chain, rule in r.JUMPS:
+            chains.setdefault((table, chain), []).append(rule)
+        for (table, chain), mine in chains.items():
+            current = await self.runner.list_rules(table, chain)
+            if current[: len(mine)] == mine:
+                continue
+            for rule in mine:
+                await self.runner.delete_rule(table, chain, rule)
+            for rule in reversed(mine):
+                await self.runner.ensure_rule(table, chain, rule)
+            if any(rule in current for rule in mine):
+                log.info("moved our jumps back to the top", table=table, chain=chain)
+        self._jumps_checked = time.monotonic()
 
     async def cleanup(self) -> None:
         """Remove everything the proxy wrote (``--cleanup``, and tests)."""

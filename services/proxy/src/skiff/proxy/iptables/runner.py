@@ -36,13 +36,16 @@ class IptablesRunner:
     save_cmd: str = "iptables-save"
 
     async def _run(self, *args: str, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
-        proc = await asyncio.create_subprocess_exec(
-            *self.prefix,
-            *args,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.prefix,
+                *args,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            return 127, b"", f"{(list(self.prefix) + list(args))[0]}: command not found".encode()
         out, err = await proc.communicate(stdin)
         return proc.returncode or 0, out, err
 
@@ -78,11 +81,25 @@ class IptablesRunner:
             raise RestoreError(f"adding to {table}/{chain}: {err.decode(errors='replace').strip()}")
         return True
 
+    async def list_rules(self, table: str, chain: str) -> list[str]:
+        """The rules of one chain as ``iptables -S`` prints them, without ``-A CHAIN``."""
+        rc, out, err = await self._run(self.iptables, "-w", "5", "-t", table, "-S", chain)
+        if rc != 0:
+            raise RestoreError(f"listing {table}/{chain}: {err.decode(errors='replace').strip()}")
+        prefix = f"-A {chain} "
+        return [ln[len(prefix) :] for ln in out.decode().splitlines() if ln.startswith(prefix)]
+
     async def sysctl(self, name: str, value: str) -> None:
         """Set a kernel parameter (of the namespace the commands run in)."""
         rc, _, err = await self._run("sysctl", "-q", "-w", f"{name}={value}")
         if rc != 0:
             log.warning("sysctl failed", name=name, error=err.decode(errors="replace").strip())
+
+    async def modprobe(self, module: str) -> None:
+        """Load a kernel module (best effort: it may be built in, or loaded by the host)."""
+        rc, _, err = await self._run("modprobe", module)
+        if rc != 0:
+            log.info("modprobe failed", module=module, error=err.decode(errors="replace").strip())
 
     async def delete_rule(self, table: str, chain: str, rule: str) -> None:
         """Remove every copy of ``rule`` from a chain (absent: nothing to do)."""
