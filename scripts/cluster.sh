@@ -15,6 +15,12 @@ API_PORT=${SKIFF_API_PORT:-6443}
 SCHEDULER_PORT=${SKIFF_SCHEDULER_PORT:-10259}
 CONTROLLER_MANAGER_PORT=${SKIFF_CONTROLLER_MANAGER_PORT:-10257}
 PROXY_PORT=${SKIFF_PROXY_PORT:-10256}
+KUBELET_PORT=${SKIFF_KUBELET_PORT:-10250}
+BRIDGE=${SKIFF_BRIDGE:-skiff0}
+DNS_PORT=${SKIFF_DNS_PORT:-1053}
+DNS_READY_PORT=${SKIFF_DNS_READY_PORT:-8181}
+CLUSTER_DNS=${SKIFF_CLUSTER_DNS:-10.96.0.10}
+NODE_NAME=${SKIFF_NODE_NAME:-$(hostname | tr '[:upper:]' '[:lower:]')}
 
 # A process that exited but was not reaped yet (where PID 1 does not reap, as in some
 # containers) is a zombie: kill -0 still succeeds, yet it has stopped.
@@ -71,20 +77,32 @@ up() {
   "$VENV/bin/python" -m skiff.kubelet.containerd_setup images --dir "$STATE/containerd" >/dev/null
   mkdir -p "$STATE/manifests"
   start_bg kubelet "$VENV/bin/skiff-kubelet" --kubeconfig "$STATE/kubeconfig" \
-    --runtime-dir "$STATE/containerd" --pod-manifest-path "$STATE/manifests"
-  wait_for "kubelet /healthz" curl -skf "https://127.0.0.1:10250/healthz"
+    --runtime-dir "$STATE/containerd" --pod-manifest-path "$STATE/manifests" \
+    --node-name "$NODE_NAME" --cluster-dns "$CLUSTER_DNS" --port "$KUBELET_PORT" --bridge "$BRIDGE"
+  wait_for "kubelet /healthz" curl -skf "https://127.0.0.1:$KUBELET_PORT/healthz"
   # The Service proxy: a process next to the kubelet here (a DaemonSet in compose), as
   # kube-proxy is. It writes this machine's iptables; `make down` removes its rules.
   start_bg proxy "$VENV/bin/skiff-proxy" --kubeconfig "$STATE/kubeconfig" \
     --healthz-bind-address "127.0.0.1:$PROXY_PORT"
   wait_for "proxy /healthz" curl -sf "http://127.0.0.1:$PROXY_PORT/healthz"
+  touch "$PIDS/proxy.started"
+  # Cluster DNS: a process here too, answering on every address of this machine, published
+  # as kube-system/kube-dns ($CLUSTER_DNS) with the node's pod gateway as its endpoint;
+  # names outside the cluster go to this machine's resolvers.
+  local upstream=()
+  if [ -n "${SKIFF_DNS_UPSTREAM:-}" ]; then upstream=(--upstream "$SKIFF_DNS_UPSTREAM"); fi
+  start_bg dns "$VENV/bin/skiff-dns" --kubeconfig "$STATE/kubeconfig" "${upstream[@]}" \
+    --bind-address 0.0.0.0 --port "$DNS_PORT" --health-port 0 --ready-port "$DNS_READY_PORT"
+  wait_for "dns /ready" curl -sf "http://127.0.0.1:$DNS_READY_PORT/ready"
+  "$VENV/bin/python" -m skiff.dns.publish --kubeconfig "$STATE/kubeconfig" --node "$NODE_NAME" \
+    --port "$DNS_PORT" --cluster-ip "$CLUSTER_DNS" | sed 's/^/  /'
   if [ "${SKIFF_HOLLOW_NODES:-0}" -gt 0 ]; then
     start_bg hollow-nodes "$VENV/bin/skiff-hollow-nodes" --kubeconfig "$STATE/kubeconfig" \
       --count "$SKIFF_HOLLOW_NODES"
   fi
   cat <<MSG
 
-Skiff is up (etcd, NATS, apiserver, scheduler, controller-manager, containerd, kubelet, proxy). Use it with kubectl:
+Skiff is up (etcd, NATS, apiserver, scheduler, controller-manager, containerd, kubelet, proxy, DNS). Use it with kubectl:
   export KUBECONFIG=$STATE/kubeconfig
   kubectl get namespaces
   kubectl run hello --image=busybox --restart=Never -- sh -c 'echo hello; sleep 3600'
@@ -137,12 +155,16 @@ down() {
   local start=$SECONDS
   echo "Stopping Skiff (pods get ${SKIFF_DOWN_GRACE:-1} s after SIGTERM, as with kind delete)"
   stop_one hollow-nodes
+  stop_one dns
   stop_one proxy
-  "$VENV/bin/skiff-proxy" --cleanup >/dev/null 2>&1 && echo "  removed the proxy's iptables rules"
+  if [ -f "$PIDS/proxy.started" ]; then
+    "$VENV/bin/skiff-proxy" --cleanup >/dev/null 2>&1 && echo "  removed the proxy's iptables rules"
+    rm -f "$PIDS/proxy.started"
+  fi
   stop_one kubelet
   if running containerd; then
     local out
-    out=$("$VENV/bin/python" -m skiff.kubelet.containerd_setup cleanup --dir "$STATE/containerd" \
+    out=$("$VENV/bin/python" -m skiff.kubelet.containerd_setup cleanup --dir "$STATE/containerd" --bridge "$BRIDGE" \
       --grace "${SKIFF_DOWN_GRACE:-1}") \
       && echo "  $out; removed their network namespaces, the bridge and CNI chains"
   fi

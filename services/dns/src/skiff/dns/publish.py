@@ -1,0 +1,126 @@
+"""Publish a DNS server that runs next to the node rather than in a pod (``make up`` runs
+skiff-dns as a process, as it runs the proxy) as the cluster's ``kube-system/kube-dns``
+Service: the tenth address of the service range (10.96.0.10, as kubeadm's), port 53 over
+UDP and TCP, and an EndpointSlice to the server's address and port.
+
+The address pods reach the node at is its pod bridge's gateway (the first address of its
+``spec.podCIDR``), so ``--node`` waits for the node IPAM controller to assign one.
+
+    python -m skiff.dns.publish --kubeconfig K --node NAME --port 1053
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import os
+from typing import Any
+
+from skiff.api.errors import ApiError
+from skiff.client.rest import ApiClient
+
+NAMESPACE, NAME = "kube-system", "kube-dns"
+MANAGED_BY = "skiff-dns"
+
+
+def service(cluster_ip: str, port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": NAME,
+            "namespace": NAMESPACE,
+            "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "skiff-dns"},
+        },
+        "spec": {
+            "clusterIP": cluster_ip,
+            "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": port},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": port},
+            ],
+        },
+    }
+
+
+def endpoint_slice(address: str, port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{NAME}-node",
+            "namespace": NAMESPACE,
+            "labels": {
+                "kubernetes.io/service-name": NAME,
+                "endpointslice.kubernetes.io/managed-by": MANAGED_BY,
+            },
+        },
+        "addressType": "IPv4",
+        "ports": [
+            {"name": "dns", "port": port, "protocol": "UDP"},
+            {"name": "dns-tcp", "port": port, "protocol": "TCP"},
+        ],
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+    }
+
+
+async def _apply(api: ApiClient, res: str, obj: dict[str, Any]) -> None:
+    name = obj["metadata"]["name"]
+    try:
+        current = await api.get(res, name, NAMESPACE)
+    except ApiError as e:
+        if e.code != 404:
+            raise
+        await api.create(res, obj, NAMESPACE)
+        return
+    obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    if res == "services":  # the cluster IP cannot change; keep what was allocated
+        obj["spec"]["clusterIP"] = current["spec"].get("clusterIP")
+    await api.update(res, obj, NAMESPACE)
+
+
+async def node_gateway(api: ApiClient, node: str, timeout: float = 60.0) -> str:
+    """The first address of the node's pod CIDR, once it has one."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                cidr = (await api.get("nodes", node)).get("spec", {}).get("podCIDR")
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+                cidr = None
+            if cidr:
+                return str(next(ipaddress.ip_network(cidr, strict=False).hosts()))
+            await asyncio.sleep(0.5)
+
+
+async def publish(api: ApiClient, address: str, port: int, cluster_ip: str) -> None:
+    await _apply(api, "services", service(cluster_ip, port))
+    await _apply(api, "endpointslices", endpoint_slice(address, port))
+
+
+async def _main(a: argparse.Namespace) -> None:
+    if a.server:
+        api = ApiClient(a.server, user_agent="skiff-dns-publish")
+    else:
+        api = ApiClient.from_kubeconfig(a.kubeconfig, user_agent="skiff-dns-publish")
+    async with api:
+        address = a.address or await node_gateway(api, a.node)
+        await publish(api, address, a.port, a.cluster_ip)
+        print(f"kube-system/kube-dns {a.cluster_ip}:53 -> {address}:{a.port}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m skiff.dns.publish", description=__doc__)
+    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    p.add_argument("--server", default=os.environ.get("SKIFF_SERVER"))
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--address", help="the DNS server's address, as pods reach it")
+    target.add_argument("--node", help="use this node's pod gateway address")
+    p.add_argument("--port", type=int, default=53)
+    p.add_argument("--cluster-ip", default="10.96.0.10")
+    asyncio.run(_main(p.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
