@@ -22,7 +22,16 @@ from runtime import CNI_PLUGINS, CONTAINERD, needs
 
 from cluster import ROOT, free_port
 
-pytestmark = needs(*CONTAINERD, "iptables", "etcd", "nats-server", paths=(CNI_PLUGINS / "bridge",))
+pytestmark = needs(
+    *CONTAINERD,
+    "iptables",
+    "etcd",
+    "etcdctl",
+    "nats-server",
+    "curl",
+    "kubectl",
+    paths=(CNI_PLUGINS / "bridge",),
+)
 
 BRIDGE = "skiffmu0"
 
