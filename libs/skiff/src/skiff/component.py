@@ -76,22 +76,29 @@ def api_client(a: argparse.Namespace, user_agent: str) -> ApiClient:
     return ApiClient.from_kubeconfig(a.kubeconfig, user_agent=user_agent)
 
 
-def health_server(host: str, port: int) -> uvicorn.Server:
-    """``/healthz`` and Prometheus ``/metrics``; the caller's loop owns signals."""
-    app = Starlette(
-        routes=[
-            Route("/healthz", lambda _r: PlainTextResponse("ok")),
-            Route(
-                "/metrics",
-                lambda _r: Response(generate_latest(), media_type=CONTENT_TYPE_LATEST),
-            ),
-        ]
-    )
+def http_server(app: Starlette, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server for a component's side port; the caller's loop owns signals."""
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
     )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     return server
+
+
+def metrics_response(_: object = None) -> Response:
+    """Prometheus' text exposition of this process's metrics."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def health_server(host: str, port: int) -> uvicorn.Server:
+    """``/healthz`` and Prometheus ``/metrics``; the caller's loop owns signals."""
+    app = Starlette(
+        routes=[
+            Route("/healthz", lambda _r: PlainTextResponse("ok")),
+            Route("/metrics", metrics_response),
+        ]
+    )
+    return http_server(app, host, port)
 
 
 async def run_component(

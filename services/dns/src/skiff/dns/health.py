@@ -4,12 +4,12 @@ caches are synced), and Prometheus ``/metrics`` on both."""
 from __future__ import annotations
 
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from skiff.component import http_server, metrics_response
 from skiff.dns.controller import DnsController
 
 
@@ -21,24 +21,14 @@ def app(controller: DnsController) -> Starlette:
         ok = controller.ready
         return PlainTextResponse("OK" if ok else "not synced", status_code=200 if ok else 503)
 
-    async def metrics(_: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
     return Starlette(
-        routes=[Route("/health", health), Route("/ready", ready), Route("/metrics", metrics)]
+        routes=[
+            Route("/health", health),
+            Route("/ready", ready),
+            Route("/metrics", metrics_response),
+        ]
     )
 
 
 def server(controller: DnsController, host: str, port: int) -> uvicorn.Server:
-    s = uvicorn.Server(
-        uvicorn.Config(
-            app(controller),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-    )
-    s.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    return s
+    return http_server(app(controller), host, port)

@@ -11,12 +11,12 @@ import time
 from datetime import UTC, datetime
 
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from skiff.component import http_server, metrics_response
 from skiff.proxy.controller import ProxyController
 
 
@@ -31,28 +31,14 @@ def app(controller: ProxyController) -> Starlette:
         body = {"lastUpdated": _iso(last) if last else "", "currentTime": _iso(now)}
         return JSONResponse(body, status_code=200 if controller.healthy() else 503)
 
-    async def metrics(_: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
     return Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/livez", healthz),
-            Route("/metrics", metrics),
+            Route("/metrics", metrics_response),
         ]
     )
 
 
 def server(controller: ProxyController, host: str, port: int) -> uvicorn.Server:
-    s = uvicorn.Server(
-        uvicorn.Config(
-            app(controller),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-    )
-    s.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    return s
+    return http_server(app(controller), host, port)
