@@ -18,12 +18,15 @@ from typing import Any
 from skiff.api.errors import ApiError
 from skiff.api.quantity import parse_quantity
 from skiff.api.selectors import DOUBLE_EQUALS, EQUALS, IN, LabelSelector, selector_from_dict
-from skiff.api.taints import Taint, Toleration, parse_tolerations
+from skiff.api.taints import (
+    TAINT_NOT_READY,
+    TAINT_UNREACHABLE,
+    Taint,
+    Toleration,
+    parse_tolerations,
+)
 
 LABEL_HOSTNAME = "kubernetes.io/hostname"
-TAINT_NOT_READY = "node.kubernetes.io/not-ready"
-TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
-TAINT_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
 
 # schedutil.DefaultMilliCPURequest / DefaultMemoryRequest: what a container without a
 # request counts as when scoring, so that many zero-request pods do not pile on one node.

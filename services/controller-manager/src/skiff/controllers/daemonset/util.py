@@ -15,20 +15,22 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from skiff.api.taints import tolerates
+from skiff.api.taints import (
+    TAINT_DISK_PRESSURE,
+    TAINT_MEMORY_PRESSURE,
+    TAINT_NETWORK_UNAVAILABLE,
+    TAINT_NOT_READY,
+    TAINT_PID_PRESSURE,
+    TAINT_UNREACHABLE,
+    TAINT_UNSCHEDULABLE,
+    tolerates,
+)
 from skiff.client.informer import copy_object
 from skiff.client.rest import Obj
 from skiff.controller.controller import TerminalError
 
 from ..history import CONTROLLER_REVISION_HASH_LABEL
 
-TAINT_NOT_READY = "node.kubernetes.io/not-ready"
-TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
-TAINT_DISK_PRESSURE = "node.kubernetes.io/disk-pressure"
-TAINT_MEMORY_PRESSURE = "node.kubernetes.io/memory-pressure"
-TAINT_PID_PRESSURE = "node.kubernetes.io/pid-pressure"
-TAINT_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
-TAINT_NETWORK_UNAVAILABLE = "node.kubernetes.io/network-unavailable"
 NO_SCHEDULE, NO_EXECUTE = "NoSchedule", "NoExecute"
 
 

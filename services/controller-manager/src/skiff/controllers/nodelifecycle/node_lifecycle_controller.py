@@ -21,6 +21,15 @@ from enum import StrEnum
 from typing import ClassVar
 
 from skiff.api.errors import ApiError
+from skiff.api.taints import (
+    TAINT_DISK_PRESSURE,
+    TAINT_MEMORY_PRESSURE,
+    TAINT_NETWORK_UNAVAILABLE,
+    TAINT_NOT_READY,
+    TAINT_PID_PRESSURE,
+    TAINT_UNREACHABLE,
+    TAINT_UNSCHEDULABLE,
+)
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.informer import key_of
 from skiff.client.rest import Obj
@@ -43,13 +52,6 @@ from .util import (
 LEASES = "leases.coordination.k8s.io"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 
-TAINT_NOT_READY = "node.kubernetes.io/not-ready"
-TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
-TAINT_UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
-TAINT_MEMORY_PRESSURE = "node.kubernetes.io/memory-pressure"
-TAINT_DISK_PRESSURE = "node.kubernetes.io/disk-pressure"
-TAINT_PID_PRESSURE = "node.kubernetes.io/pid-pressure"
-TAINT_NETWORK_UNAVAILABLE = "node.kubernetes.io/network-unavailable"
 
 CONDITION_TAINTS: dict[tuple[str, str], str] = {
     ("Ready", "False"): TAINT_NOT_READY,

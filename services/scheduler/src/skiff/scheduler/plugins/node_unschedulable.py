@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from skiff.api.taints import Taint, tolerates_taint
+from skiff.api.taints import TAINT_UNSCHEDULABLE, Taint, tolerates_taint
 from skiff.scheduler.framework.interface import CycleState, Handle, Status
-from skiff.scheduler.types import TAINT_UNSCHEDULABLE, NodeInfo
+from skiff.scheduler.types import NodeInfo
 
 NAME = "NodeUnschedulable"
 ERR_REASON_UNSCHEDULABLE = "node(s) were unschedulable"
