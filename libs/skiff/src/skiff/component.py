@@ -151,6 +151,16 @@ async def run_component(
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def until_signalled(tasks: list[asyncio.Task[None]]) -> None:
+    """Run ``tasks`` until SIGTERM or SIGINT (or until one fails); then they are cancelled."""
+    main = asyncio.gather(*tasks)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, main.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await main
+
+
 def start(
     name: str, a: argparse.Namespace, run: Callable[[argparse.Namespace], Awaitable[None]]
 ) -> None:

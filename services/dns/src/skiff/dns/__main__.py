@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import signal
 from pathlib import Path
 
-from skiff.component import api_client, start
+from skiff.component import api_client, start, until_signalled
 from skiff.controller.controller import ControllerContext
 from skiff.controller.informers import SharedInformers
 from skiff.log import get_logger
@@ -69,12 +67,7 @@ async def run(a: argparse.Namespace) -> None:
         tasks = [asyncio.create_task(controller.run(), name="dns")]
         for hp in {a.health_port, a.ready_port} - {0}:
             tasks.append(asyncio.create_task(health_server(controller, a.bind_address, hp).serve()))
-        main = asyncio.gather(*tasks)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, main.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await main
+        await until_signalled(tasks)
         udp.close()
         tcp.close()
         await informers.stop()

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import signal
 import socket
 
-from skiff.component import api_client, start
+from skiff.component import api_client, start, until_signalled
 from skiff.controller.controller import ControllerContext
 from skiff.controller.informers import SharedInformers
 from skiff.log import get_logger
@@ -93,12 +91,7 @@ async def run(a: argparse.Namespace) -> None:
         http = server(controller, host, port) if port else None
         if http is not None:
             tasks.append(asyncio.create_task(http.serve(), name="healthz"))
-        main = asyncio.gather(*tasks)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, main.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await main
+        await until_signalled(tasks)
         await informers.stop()
         # Rules stay: traffic keeps flowing while the proxy restarts (as kube-proxy).
         log.info("proxy stopped; rules left in place")
