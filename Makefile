@@ -8,7 +8,7 @@ UV := python3 -m uv
 # Trust the machine's certificate store (needed behind TLS-intercepting proxies).
 export UV_SYSTEM_CERTS := 1
 DEB_PACKAGES := etcd-server etcd-client nats-server curl ca-certificates python3-venv python3-pip \
-  containerd runc containernetworking-plugins busybox-static catatonit iptables iproute2
+  containerd runc containernetworking-plugins busybox-static catatonit iptables iproute2 conntrack
 
 .PHONY: deps deb-deps py-deps up down test unit lint bench proto clean \
   images compose-up compose-down test-compose

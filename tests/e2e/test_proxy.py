@@ -28,7 +28,7 @@ from skiff.kubelet.containerd_setup import ensure_shared_netns_dir
 from skiff.proxy.iptables.proxier import IptablesProxier
 from skiff.proxy.iptables.runner import IptablesRunner
 
-pytestmark = needs("iptables", "iptables-restore", "ip")
+pytestmark = needs("iptables", "iptables-restore", "ip", "conntrack")
 
 NODE, CLIENT = "skpx-node", "skpx-client"
 PODS = {"skpx-pod1": "10.244.0.5", "skpx-pod2": "10.244.0.6"}
@@ -37,7 +37,13 @@ CLUSTER_CIDR = "10.244.0.0/16"
 
 # Each pod answers a connection with its name and the address it saw the client at.
 SERVER = """
-import socket, sys
+import socket, sys, threading
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 5353))
+def udp():
+    while True:
+        _, peer = u.recvfrom(512)
+        u.sendto(sys.argv[1].encode(), peer)
+threading.Thread(target=udp, daemon=True).start()
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", 8080)); s.listen(64)
 while True:
@@ -286,6 +292,48 @@ async def test_rules_stay_when_the_proxy_goes_and_are_adopted(proxier: IptablesP
     assert strip(after) == strip(before)
     # Jumps from the built-in chains are not duplicated.
     assert after.count("-A PREROUTING -m comment --comment") == 1
+
+
+UDP_ASK = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[3]))); s.settimeout(2)
+s.sendto(b"ping", (sys.argv[1], int(sys.argv[2])))
+try:
+    print(s.recv(512).decode())
+except OSError as e:
+    print(f"error {type(e).__name__}")
+"""
+
+
+def udp_ask(ns: str, host: str, port: int, sport: int) -> str:
+    """One datagram from a fixed source port, so that every ask is the same UDP "flow"."""
+    args = (host, str(port), str(sport))
+    return in_ns(ns, sys.executable, "-c", UDP_ASK, *args).stdout.strip()
+
+
+async def test_udp_streams_follow_their_service_s_endpoints(proxier: IptablesProxier) -> None:
+    """A UDP client that keeps its source port keeps its conntrack entry, and with it the
+    endpoint it was first sent to; when that endpoint leaves the Service, the proxy
+    deletes the entry (at the next sync, whatever triggered it) and the stream moves."""
+    await wait_servers()
+    udp = service("dns", "10.96.0.80", ports=[{"name": "dns", "port": 53, "protocol": "UDP"}])
+    proxier.on_service(udp)
+    slice_ = endpoints("dns", PODS["skpx-pod1"])
+    slice_["ports"] = [{"name": "dns", "port": 5353, "protocol": "UDP"}]
+    proxier.on_slice(slice_)
+    await proxier.sync()
+    for _ in range(3):
+        assert udp_ask(NODE, "10.96.0.80", 53, 45000) == "skpx-pod1"
+    # pod1 still answers, but is no longer the Service's: the stream must move to pod2.
+    slice_["endpoints"][0]["addresses"] = [PODS["skpx-pod2"]]
+    proxier.on_slice(slice_)
+    result = await proxier.sync()
+    assert result.conntrack_deleted >= 1
+    assert udp_ask(NODE, "10.96.0.80", 53, 45000) == "skpx-pod2"
+    entries = in_ns(NODE, "conntrack", "-L", "-p", "udp").stdout
+    assert PODS["skpx-pod1"] not in entries
 
 
 # -- the skiff-proxy process against the real apiserver -------------------------------------

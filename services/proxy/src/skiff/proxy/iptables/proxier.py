@@ -23,6 +23,7 @@ from typing import Any
 from skiff.log import get_logger
 from skiff.proxy.endpoints import categorize, endpoints_by_port, slice_service
 from skiff.proxy.iptables import rules as r
+from skiff.proxy.iptables.conntrack import ConntrackCleaner
 from skiff.proxy.iptables.runner import IptablesRunner, chains_in
 from skiff.proxy.serviceport import ServicePort, service_ports
 
@@ -42,6 +43,7 @@ class SyncResult:
     chains_deleted: int
     bytes: int
     changed_services: set[str] = field(default_factory=set)
+    conntrack_deleted: int = 0
 
 
 class IptablesProxier:
@@ -65,6 +67,9 @@ class IptablesProxier:
         """nat service chain -> its rules as the last successful sync left them."""
         self._need_full = True
         self._jumps_checked = 0.0
+        self._udp: dict[str, dict[tuple[str, int], set[str]]] = {}
+        """Service key -> the UDP addresses clients send to -> its endpoints now."""
+        self.conntrack = ConntrackCleaner(runner)
 
     # -- changes (informer handlers) ------------------------------------------------------
 
@@ -108,6 +113,7 @@ class IptablesProxier:
 
     def _translate(self, key: str) -> None:
         ports = self._services.get(key)
+        self._udp.pop(key, None)
         if not ports:
             self._rules.pop(key, None)
             return
@@ -116,6 +122,14 @@ class IptablesProxier:
         for sp in ports:
             categorized = categorize(sp, eps.get((sp.port_name, sp.protocol), ()))
             rules.append((sp, r.service_rules(sp, categorized, self.cluster_cidr)))
+            if sp.protocol == "UDP":
+                targets = {e.address for e in categorized.all_usable}
+                udp = self._udp.setdefault(key, {})
+                for ip in (sp.cluster_ip, *sp.external_ips, *sp.load_balancer_ips):
+                    if ip:
+                        udp[(ip, sp.port)] = targets
+                if sp.node_port:
+                    udp[("*", sp.node_port)] = targets
         self._rules[key] = rules
 
     def _tables(self) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, list[str]]]:
@@ -157,6 +171,8 @@ class IptablesProxier:
         await self.runner.restore(payload)
         self._written = chains
         self._need_full = False
+        udp = {k: v for targets in self._udp.values() for k, v in targets.items()}
+        conntrack_deleted = await self.conntrack.reconcile(udp) if udp else 0
         return SyncResult(
             full=full,
             services=len(self._rules),
@@ -164,6 +180,7 @@ class IptablesProxier:
             chains_deleted=len(stale),
             bytes=len(payload),
             changed_services=changed,
+            conntrack_deleted=conntrack_deleted,
         )
 
     async def _ensure_jumps(self, *, declare: bool) -> None:

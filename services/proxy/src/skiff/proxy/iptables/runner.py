@@ -35,7 +35,8 @@ class IptablesRunner:
     restore_cmd: str = "iptables-restore"
     save_cmd: str = "iptables-save"
 
-    async def _run(self, *args: str, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
+    async def run(self, *args: str, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
+        """Run a command (after ``prefix``): its exit status, stdout and stderr."""
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.prefix,
@@ -51,7 +52,7 @@ class IptablesRunner:
 
     async def restore(self, data: bytes) -> None:
         """Apply a batch atomically (``--noflush``: chains not named are left alone)."""
-        rc, _, err = await self._run(self.restore_cmd, "--noflush", stdin=data)
+        rc, _, err = await self.run(self.restore_cmd, "--noflush", stdin=data)
         if rc != 0:
             message = err.decode(errors="replace").strip()
             line = ""
@@ -64,7 +65,7 @@ class IptablesRunner:
 
     async def save(self, table: str) -> str:
         """``iptables-save -t <table>``."""
-        rc, out, err = await self._run(self.save_cmd, "-t", table)
+        rc, out, err = await self.run(self.save_cmd, "-t", table)
         if rc != 0:
             raise RestoreError(err.decode(errors="replace").strip())
         return out.decode(errors="replace")
@@ -72,18 +73,18 @@ class IptablesRunner:
     async def ensure_rule(self, table: str, chain: str, rule: str, *, first: bool = True) -> bool:
         """Make sure ``rule`` is in a built-in chain; True when it had to be added."""
         args = _split(rule)
-        rc, _, _ = await self._run(self.iptables, "-w", "5", "-t", table, "-C", chain, *args)
+        rc, _, _ = await self.run(self.iptables, "-w", "5", "-t", table, "-C", chain, *args)
         if rc == 0:
             return False
         verb = ("-I", chain, "1") if first else ("-A", chain)
-        rc, _, err = await self._run(self.iptables, "-w", "5", "-t", table, *verb, *args)
+        rc, _, err = await self.run(self.iptables, "-w", "5", "-t", table, *verb, *args)
         if rc != 0:
             raise RestoreError(f"adding to {table}/{chain}: {err.decode(errors='replace').strip()}")
         return True
 
     async def list_rules(self, table: str, chain: str) -> list[str]:
         """The rules of one chain as ``iptables -S`` prints them, without ``-A CHAIN``."""
-        rc, out, err = await self._run(self.iptables, "-w", "5", "-t", table, "-S", chain)
+        rc, out, err = await self.run(self.iptables, "-w", "5", "-t", table, "-S", chain)
         if rc != 0:
             raise RestoreError(f"listing {table}/{chain}: {err.decode(errors='replace').strip()}")
         prefix = f"-A {chain} "
@@ -91,13 +92,13 @@ class IptablesRunner:
 
     async def sysctl(self, name: str, value: str) -> None:
         """Set a kernel parameter (of the namespace the commands run in)."""
-        rc, _, err = await self._run("sysctl", "-q", "-w", f"{name}={value}")
+        rc, _, err = await self.run("sysctl", "-q", "-w", f"{name}={value}")
         if rc != 0:
             log.warning("sysctl failed", name=name, error=err.decode(errors="replace").strip())
 
     async def modprobe(self, module: str) -> None:
         """Load a kernel module (best effort: it may be built in, or loaded by the host)."""
-        rc, _, err = await self._run("modprobe", module)
+        rc, _, err = await self.run("modprobe", module)
         if rc != 0:
             log.info("modprobe failed", module=module, error=err.decode(errors="replace").strip())
 
@@ -105,7 +106,7 @@ class IptablesRunner:
         """Remove every copy of ``rule`` from a chain (absent: nothing to do)."""
         args = _split(rule)
         while True:
-            rc, _, _ = await self._run(self.iptables, "-w", "5", "-t", table, "-D", chain, *args)
+            rc, _, _ = await self.run(self.iptables, "-w", "5", "-t", table, "-D", chain, *args)
             if rc != 0:
                 return
 
