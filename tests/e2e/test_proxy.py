@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -229,6 +230,24 @@ async def test_cluster_ip_node_port_and_refusal(proxier: IptablesProxier) -> Non
     result = await proxier.sync()
     assert result.chains_written >= 2 and not result.full
     assert connect(NODE, "10.96.0.50", 80).split()[0] == "skpx-pod2"
+
+
+async def test_load_balancer_address_on_the_node(proxier: IptablesProxier) -> None:
+    """ServiceLB publishes a LoadBalancer Service on the nodes' addresses; the proxy serves
+    its port there (masqueraded, as any external destination)."""
+    await wait_servers()
+    lb = service(
+        "lb",
+        "10.96.0.90",
+        type="LoadBalancer",
+        ports=[{"name": "http", "port": 8443, "nodePort": 30443}],
+    )
+    lb["status"] = {"loadBalancer": {"ingress": [{"ip": NODE_IP, "ipMode": "VIP"}]}}
+    proxier.on_service(lb)
+    proxier.on_slice(endpoints("lb", PODS["skpx-pod2"]))
+    await proxier.sync()
+    name, peer = connect(CLIENT, NODE_IP, 8443).split()
+    assert (name, peer) == ("skpx-pod2", "10.244.0.1")
 
 
 async def test_session_affinity_sticks(proxier: IptablesProxier) -> None:
@@ -498,6 +517,40 @@ async def test_the_proxy_process_follows_the_api(
             assert (await aconnect(NODE, ip, 80)).startswith("skpx-pod1")
             nat = in_ns(NODE, "iptables-save", "-t", "nat").stdout
             assert nat.count('-A PREROUTING -m comment --comment "kubernetes service') == 1
+
+            # externalTrafficPolicy Local: the health check node port (assigned by the
+            # apiserver) says whether this node has a local endpoint.
+            lb = await api.create(
+                "services",
+                {
+                    "metadata": {"name": "lbx"},
+                    "spec": {
+                        "type": "LoadBalancer",
+                        "externalTrafficPolicy": "Local",
+                        "ports": [{"name": "http", "port": 80}],
+                    },
+                },
+                "default",
+            )
+            hc = lb["spec"]["healthCheckNodePort"]
+            lbs = endpoints("lbx", PODS["skpx-pod1"])
+            lbs |= {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice"}
+            lbs = await api.create("endpointslices", lbs, "default")
+            _, body = await eventually(
+                lambda: http_get_in_ns(NODE, f"http://127.0.0.1:{hc}/"), lambda r: r[0] == 200
+            )
+            assert json.loads(body) == {
+                "service": {"namespace": "default", "name": "lbx"},
+                "localEndpoints": 1,
+                "serviceProxyHealthy": True,
+            }
+            lbs["endpoints"][0]["nodeName"] = "node-b"
+            await api.update("endpointslices", lbs, "default")
+            await eventually(
+                lambda: http_get_in_ns(NODE, f"http://127.0.0.1:{hc}/"), lambda r: r[0] == 503
+            )
+            await api.delete("services", "lbx", "default")
+            await api.delete("endpointslices", lbs["metadata"]["name"], "default")
 
             # The Service goes: its chains go with it.
             await api.delete("services", "px", "default")

@@ -295,3 +295,39 @@ def test_kubernetes_endpoints_list_the_live_apiservers(cluster: Cluster) -> None
     cluster.apiservers[1].stop()
     wait_for(["127.0.0.1"])
     cluster.start_apiserver(1, env=env)
+
+
+def test_health_check_node_port_for_local_load_balancers(cluster: Cluster) -> None:
+    """A LoadBalancer with externalTrafficPolicy Local gets a healthCheckNodePort from the
+    node port range (held like a node port), kept across updates, dropped when the policy
+    goes back to Cluster; a requested one outside the range is refused."""
+    kubectl(
+        cluster,
+        "apply",
+        "-f",
+        "-",
+        input=manifest("lb", type="LoadBalancer", externalTrafficPolicy="Local"),
+    )
+    spec = service(cluster, "lb")["spec"]
+    hc = spec["healthCheckNodePort"]
+    assert 30000 <= hc <= 30099 and hc != spec["ports"][0]["nodePort"]
+    kubectl(cluster, "label", "service", "lb", "touched=yes")
+    assert service(cluster, "lb")["spec"]["healthCheckNodePort"] == hc
+    kubectl(cluster, "patch", "service", "lb", "-p", '{"spec":{"externalTrafficPolicy":"Cluster"}}')
+    assert "healthCheckNodePort" not in service(cluster, "lb")["spec"]
+    bad = kubectl(
+        cluster,
+        "apply",
+        "-f",
+        "-",
+        check=False,
+        input=manifest(
+            "lb2", type="LoadBalancer", externalTrafficPolicy="Local", healthCheckNodePort=31999
+        ),
+    )
+    assert bad.returncode != 0
+    assert (
+        "spec.healthCheckNodePort: Invalid value: 31999: provided port is not in the valid range"
+        in bad.stderr
+    )
+    kubectl(cluster, "delete", "service", "lb")

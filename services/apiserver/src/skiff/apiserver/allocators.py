@@ -89,6 +89,12 @@ def needs_node_ports(spec: dict[str, Any]) -> bool:
     )
 
 
+def needs_health_check_node_port(spec: dict[str, Any]) -> bool:
+    """A LoadBalancer Service with ``externalTrafficPolicy: Local`` gets one (apiserver's
+    ``needsHCNodePort``): the load balancer asks it which nodes have local endpoints."""
+    return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
+
+
 def cluster_ips(spec: dict[str, Any]) -> list[str]:
     ips = spec.get("clusterIPs") or []
     if not ips and spec.get("clusterIP"):
@@ -123,6 +129,12 @@ def normalize(spec: dict[str, Any], old_spec: dict[str, Any] | None) -> None:
             if sorted(_node_ports(spec)) == sorted(_node_ports(old_spec)):
                 for p in _ports(spec):
                     p.pop("nodePort", None)
+        old_hc = old_spec.get("healthCheckNodePort")
+        if needs_health_check_node_port(old_spec) and needs_health_check_node_port(spec):
+            if not spec.get("healthCheckNodePort") and old_hc:
+                spec["healthCheckNodePort"] = old_hc
+        elif needs_health_check_node_port(old_spec) and spec.get("healthCheckNodePort") == old_hc:
+            spec.pop("healthCheckNodePort", None)
     ips = spec.get("clusterIPs")
     if spec.get("clusterIP") and not ips:
         spec["clusterIPs"] = [spec["clusterIP"]]
@@ -291,6 +303,19 @@ class ServiceAllocator:
                         picked.add(port_key(np))
                         by_port[p.get("port")] = np
                     p["nodePort"] = np
+        hc = spec.get("healthCheckNodePort")
+        if needs_health_check_node_port(spec) and not hc:
+            hc = await self._free_port(avoid | picked | _port_keys(spec))
+            picked.add(port_key(hc))
+            spec["healthCheckNodePort"] = hc
+        elif hc and port_key(hc) not in old_held and not self._port_in_range(hc):
+            causes.append(
+                Cause(
+                    "spec.healthCheckNodePort",
+                    f"Invalid value: {hc}: provided port is not in the valid range. "
+                    f"The range of valid ports is {self.ranges.port_text()}",
+                )
+            )
         if causes:
             raise errors.invalid("Service", name, "", causes)
         return picked

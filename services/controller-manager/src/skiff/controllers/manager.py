@@ -38,6 +38,7 @@ from .nodeipam import NodeIpamController
 from .nodelifecycle import NodeLifecycleController, TaintEvictionController
 from .replicaset import ReplicaSetController, ReplicationControllerController
 from .serviceaccount import ServiceAccountsController
+from .servicelb import ServiceLBController
 from .statefulset import StatefulSetController
 from .ttlafterfinished import TTLAfterFinishedController
 from .volumebinding import PersistentVolumeBinder
@@ -163,6 +164,12 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             workers=5,
             flag="concurrent-service-endpoint-syncs",
             aliases=("endpointslice",),
+        ),
+        ControllerSpec(
+            "service-lb-controller",
+            ServiceLBController,
+            workers=2,
+            aliases=("servicelb", "service-lb"),
         ),
         ControllerSpec(
             "node-lifecycle-controller",

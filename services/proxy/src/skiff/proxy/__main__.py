@@ -92,6 +92,7 @@ async def run(a: argparse.Namespace) -> None:
         if http is not None:
             tasks.append(asyncio.create_task(http.serve(), name="healthz"))
         await until_signalled(tasks)
+        await controller.health.close()
         await informers.stop()
         # Rules stay: traffic keeps flowing while the proxy restarts (as kube-proxy).
         log.info("proxy stopped; rules left in place")

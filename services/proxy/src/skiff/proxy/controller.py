@@ -17,6 +17,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from skiff.api.timestamps import parse_time
 from skiff.controller.controller import Controller, ControllerContext
+from skiff.proxy.healthcheck import HealthCheckServers
 from skiff.proxy.iptables.proxier import IptablesProxier
 from skiff.proxy.iptables.runner import RestoreError
 
@@ -56,9 +57,11 @@ class ProxyController(Controller):
         *,
         sync_period: float = 30.0,
         min_sync_period: float = 1.0,
+        health: HealthCheckServers | None = None,
     ) -> None:
         super().__init__(ctx, workers=1)
         self.proxier = proxier
+        self.health = health if health is not None else HealthCheckServers()
         self.sync_period = sync_period
         self.min_sync_period = min_sync_period
         self.last_sync = 0.0
@@ -111,6 +114,7 @@ class ProxyController(Controller):
             RESTORE_FAILURES.inc()
             self.log.error("iptables-restore failed", error=str(e), line=e.line)
             raise
+        await self.health.sync(self.proxier.health_check_ports())
         elapsed = time.perf_counter() - t0
         SYNC_SECONDS.observe(elapsed)
         LAST_SYNC.set(time.time())

@@ -67,6 +67,8 @@ class IptablesProxier:
         """nat service chain -> its rules as the last successful sync left them."""
         self._need_full = True
         self._jumps_checked = 0.0
+        self._health: dict[str, dict[int, tuple[str, str, int]]] = {}
+        """Service key -> health check node port -> (namespace, name, local endpoints)."""
         self._udp: dict[str, dict[tuple[str, int], set[str]]] = {}
         """Service key -> the UDP addresses clients send to -> its endpoints now."""
         self.conntrack = ConntrackCleaner(runner)
@@ -105,6 +107,10 @@ class IptablesProxier:
     def request_full_sync(self) -> None:
         self._need_full = True
 
+    def health_check_ports(self) -> dict[int, tuple[str, str, int]]:
+        """Health check node port -> (namespace, name, local endpoints), as last translated."""
+        return {p: t for ports in self._health.values() for p, t in ports.items()}
+
     @property
     def pending(self) -> bool:
         return bool(self._dirty) or self._need_full
@@ -114,6 +120,7 @@ class IptablesProxier:
     def _translate(self, key: str) -> None:
         ports = self._services.get(key)
         self._udp.pop(key, None)
+        self._health.pop(key, None)
         if not ports:
             self._rules.pop(key, None)
             return
@@ -122,6 +129,12 @@ class IptablesProxier:
         for sp in ports:
             categorized = categorize(sp, eps.get((sp.port_name, sp.protocol), ()))
             rules.append((sp, r.service_rules(sp, categorized, self.cluster_cidr)))
+            if sp.health_check_node_port and sp.external_local:
+                self._health.setdefault(key, {})[sp.health_check_node_port] = (
+                    sp.namespace,
+                    sp.name,
+                    len(categorized.local),
+                )
             if sp.protocol == "UDP":
                 targets = {e.address for e in categorized.all_usable}
                 udp = self._udp.setdefault(key, {})
