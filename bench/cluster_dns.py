@@ -42,6 +42,7 @@ def _free_port() -> int:
 
 
 async def serve_skiff(port: int, upstream: int) -> None:
+    from skiff.dns.autopath import PodIndex
     from skiff.dns.forward import Forwarder
     from skiff.dns.handler import Handler
     from skiff.dns.records import ClusterRecords
@@ -66,7 +67,11 @@ async def serve_skiff(port: int, upstream: int) -> None:
         ]
         records.set_service(f"bench/h{i}", svc, [{"endpoints": eps, "ports": []}])
     forwarder = Forwarder([("127.0.0.1", upstream)])
-    await serve(Resolver(Handler(records, forwarder), forwarder), "127.0.0.1", port)
+    pods = PodIndex()  # the load generator on 127.0.0.1 is a pod of "bench"; 127.0.0.2 is none
+    pods.set_pod(
+        {"metadata": {"name": "client", "namespace": "bench"}, "status": {"podIP": "127.0.0.1"}}
+    )
+    await serve(Resolver(Handler(records, forwarder), forwarder, pods), "0.0.0.0", port)
     print("ready", flush=True)
     await asyncio.Event().wait()
 
@@ -145,6 +150,50 @@ async def load(port: int, name: str, seconds: float, window: int) -> dict[str, f
     }
 
 
+async def resolve(
+    port: int, source: str, names: list[str], seconds: float, window: int
+) -> dict[str, float]:
+    """``window`` resolvers, each asking ``names`` in turn (a pod's search path) until one
+    has an answer: resolutions per second and their p99."""
+    import dns.asyncquery
+    import dns.message
+    import dns.rcode
+
+    latencies: list[float] = []
+    end = time.perf_counter() + seconds
+
+    async def one_resolver() -> None:
+        while time.perf_counter() < end:
+            t0 = time.perf_counter()
+            for name in names:
+                q = dns.message.make_query(name, "A")
+                r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, source=source, timeout=2)
+                if r.rcode() == dns.rcode.NOERROR and r.answer:
+                    break
+            latencies.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one_resolver() for _ in range(window)))
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "resolutions_per_s": round(len(latencies) / elapsed),
+        "p50_ms": round(statistics.median(latencies) * 1000, 3),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+        "queries_per_resolution": 1 if len(names) == 1 else len(names),
+    }
+
+
+def _resolve(port: int, source: str, names: list[str], seconds: float) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "resolve", str(port), source, str(seconds), *names],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
 def _start(*args: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -173,6 +222,10 @@ def main() -> None:
     if a.mode == "serve-bare":
         asyncio.run(serve_bare(int(a.args[0])))
         return
+    if a.mode == "resolve":
+        port, source, secs, *names = a.args
+        print(json.dumps(asyncio.run(resolve(int(port), source, names, float(secs), 16))))
+        return
     if a.mode == "load":
         print(json.dumps(asyncio.run(load(int(a.args[0]), a.args[1], float(a.args[2]), 64))))
         return
@@ -186,6 +239,22 @@ def main() -> None:
             "cluster_name": _load(skiff_port, "s1234.bench.svc.cluster.local", seconds),
             "headless_pod_name": _load(skiff_port, "h5-3.h5.bench.svc.cluster.local", seconds),
             "cached_external": _load(skiff_port, "example.test", seconds),
+            # An outside name from a pod: its resolver walks the search path (ndots:5)...
+            "external_via_search_path": _resolve(
+                skiff_port,
+                "127.0.0.2",
+                [
+                    "example.test.bench.svc.cluster.local",
+                    "example.test.svc.cluster.local",
+                    "example.test.cluster.local",
+                    "example.test",
+                ],
+                seconds,
+            ),
+            # ... or the server does (autopath): one round trip.
+            "external_with_autopath": _resolve(
+                skiff_port, "127.0.0.1", ["example.test.bench.svc.cluster.local"], seconds
+            ),
             "rss_mb": round(rss_mb(skiff.pid), 1),
             "records": "10,000 ClusterIP Services + 10,000 headless endpoints",
             "cpus": os.cpu_count(),

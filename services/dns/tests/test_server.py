@@ -198,3 +198,50 @@ async def test_stored_answers_keep_the_client_s_id_and_letter_case() -> None:
             resp = await udp(port, name)  # dnspython checks the id and the question
             assert str(resp.question[0].name) == name + "."
             assert [rd.to_text() for rd in resp.answer[0]] == ["10.96.0.20"]
+
+
+async def test_autopath_answers_a_pod_s_search_path_in_one_round_trip() -> None:
+    """From a pod of namespace "default" (its address is 127.0.0.1 here), the first
+    search-path name of an outside or shorter name is answered with a CNAME to the name
+    that exists; other clients, and names that exist as asked, get plain answers."""
+    from skiff.dns.autopath import PodIndex
+
+    loop = asyncio.get_running_loop()
+    up = Upstream()
+    up_transport, _ = await loop.create_datagram_endpoint(lambda: up, local_addr=("127.0.0.1", 0))
+    forwarder = Forwarder([("127.0.0.1", up_transport.get_extra_info("sockname")[1])])
+    pods = PodIndex()
+    pods.set_pod(
+        {
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {},
+            "status": {"podIP": "127.0.0.1"},
+        }
+    )
+    resolver = Resolver(Handler(cluster(), forwarder), forwarder, pods)
+    udp_t, tcp, port = await serve(resolver, "127.0.0.1", 0)
+    try:
+        resp = await udp(port, "example.org.default.svc.cluster.local")
+        assert resp.rcode() == dns.rcode.NOERROR
+        assert [(r.rdtype, {rd.to_text() for rd in r}) for r in resp.answer] == [
+            (dns.rdatatype.CNAME, {"example.org."}),
+            (dns.rdatatype.A, {"192.0.2.1"}),
+        ]
+        assert up.queries == ["example.org."]  # the shorter in-zone names never left
+        # A Service of another namespace, asked by its short name from "default".
+        resp = await udp(port, "ext.other.default.svc.cluster.local")
+        assert {rd.to_text() for rd in resp.answer[0]} == {"ext.other.svc.cluster.local."}
+        # Nothing anywhere: the asked name's own NXDOMAIN (with the SOA).
+        resp = await udp(port, "nothing.test.default.svc.cluster.local")
+        assert resp.rcode() == dns.rcode.NXDOMAIN and resp.authority
+        # A name that exists as asked: a plain answer.
+        resp = await udp(port, "web.default.svc.cluster.local")
+        assert [rd.to_text() for rd in resp.answer[0]] == ["10.96.0.20"]
+        # A client that is no pod: no rewriting.
+        pods.set_pod({"metadata": {"name": "p", "namespace": "default"}}, deleted=True)
+        resp = await udp(port, "example.org.default.svc.cluster.local")
+        assert resp.rcode() == dns.rcode.NXDOMAIN
+    finally:
+        udp_t.close()
+        tcp.close()
+        up_transport.close()

@@ -12,6 +12,7 @@ from skiff.controller.controller import ControllerContext
 from skiff.controller.informers import SharedInformers
 from skiff.log import get_logger
 
+from .autopath import PodIndex
 from .controller import DnsController
 from .forward import Forwarder, resolv_conf_nameservers, without_self
 from .handler import Handler
@@ -41,6 +42,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resolv-conf", default="/etc/resolv.conf")
     p.add_argument("--ttl", type=int, default=5, help="TTL of the cluster's records")
     p.add_argument(
+        "--autopath",
+        action="store_true",
+        default=os.environ.get("SKIFF_DNS_AUTOPATH") == "1",
+        help="answer pods' search-path fan-out on the server (watches pods for their namespaces)",
+    )
+    p.add_argument(
         "--health-port", type=int, default=int(os.environ.get("SKIFF_DNS_HEALTH_PORT", "8080"))
     )
     p.add_argument(
@@ -59,9 +66,10 @@ async def run(a: argparse.Namespace) -> None:
     records = ClusterRecords(a.cluster_domain)
     async with api_client(a, "skiff-dns") as client:
         informers = SharedInformers(client)
-        controller = DnsController(ControllerContext(client, informers), records)
+        pods = PodIndex() if a.autopath else None
+        controller = DnsController(ControllerContext(client, informers), records, pods=pods)
         informers.start()
-        resolver = Resolver(Handler(records, forwarder, ttl=a.ttl), forwarder)
+        resolver = Resolver(Handler(records, forwarder, ttl=a.ttl), forwarder, pods)
         udp, tcp, port = await serve(resolver, a.bind_address, a.port)
         log.info("serving DNS", address=a.bind_address, port=port, zone=records.zone)
         tasks = [asyncio.create_task(controller.run(), name="dns")]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from skiff.controller.controller import Controller, ControllerContext
+from skiff.dns.autopath import PodIndex
 from skiff.dns.records import ClusterRecords
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -23,9 +24,23 @@ class DnsController(Controller):
 
     name: ClassVar[str] = "skiff-dns"
 
-    def __init__(self, ctx: ControllerContext, records: ClusterRecords, workers: int = 2) -> None:
+    def __init__(
+        self,
+        ctx: ControllerContext,
+        records: ClusterRecords,
+        workers: int = 2,
+        pods: PodIndex | None = None,
+    ) -> None:
         super().__init__(ctx, workers=workers)
         self.records = records
+        self.pods = pods
+        if pods is not None:  # autopath: which namespace a client address belongs to
+            informer = self.watch("pods")
+            informer.add_handler(
+                pods.set_pod,
+                lambda _o, n: pods.set_pod(n),
+                lambda o: pods.set_pod(o, deleted=True),
+            )
         self.services = self.watch("services")
         self.slices = ctx.informers.index("endpointslices", "service", _slice_service)
         if self.slices not in self.informers:

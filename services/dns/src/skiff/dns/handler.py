@@ -106,6 +106,16 @@ class Handler:
                     self._add(resp.additional, extra)
         return resp
 
+    def cname_to(self, query: dns.message.Message, target: str) -> dns.message.Message:
+        """An answer to ``query`` that starts with a CNAME from its name to ``target``."""
+        resp = _response(query, dns.rcode.NOERROR)
+        name = query.question[0].name
+        resp.answer.append(dns.rrset.from_text(name, self.ttl, "IN", "CNAME", target))
+        return resp
+
+    def add_records(self, section: list[dns.rrset.RRset], records: list[Record]) -> None:
+        self._add(section, records)
+
     def _add(self, section: list[dns.rrset.RRset], records: list[Record]) -> None:
         by_key: dict[tuple[str, str], list[str]] = {}
         for r in records:

@@ -12,12 +12,15 @@ import asyncio
 import contextlib
 import struct
 import time
+from dataclasses import dataclass
 
 from prometheus_client import Counter, Histogram
 
+import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
+from skiff.dns.autopath import PodIndex, search_path
 from skiff.dns.forward import Forwarder
 from skiff.dns.handler import Handler, to_wire, udp_limit
 from skiff.log import get_logger
@@ -26,6 +29,9 @@ log = get_logger(__name__)
 
 REQUESTS = Counter("coredns_dns_requests_total", "DNS queries", ["proto", "type"])
 RESPONSES = Counter("coredns_dns_responses_total", "DNS answers", ["rcode"])
+AUTOPATH = Counter(
+    "coredns_autopath_success_total", "Search paths answered on the server", ["where"]
+)
 DURATION = Histogram(
     "coredns_dns_request_duration_seconds",
     "Time to answer",
@@ -43,16 +49,20 @@ class Resolver:
     letter case, which some resolvers check).
     """
 
-    def __init__(self, handler: Handler, forwarder: Forwarder | None) -> None:
+    def __init__(
+        self, handler: Handler, forwarder: Forwarder | None, autopath: PodIndex | None = None
+    ) -> None:
         self.handler = handler
         self.forwarder = forwarder
+        self.autopath = autopath
+        """Pod address → namespace, when the search path is answered on the server."""
         self._answers: dict[tuple[object, ...], bytes] = {}
         self._generation = -1
 
     def quick(
-        self, wire: bytes, proto: str
-    ) -> tuple[bool, bytes | None, dns.message.Message | None]:
-        """(answered, the bytes to send, the query to forward when not answered)."""
+        self, wire: bytes, proto: str, client: str | None = None
+    ) -> tuple[bool, bytes | None, Pending | None]:
+        """(answered, the bytes to send, what is left to do upstream when not answered)."""
         t0 = time.perf_counter()
         query, error = self.handler.parse(wire)
         if query is None:
@@ -65,13 +75,20 @@ class Resolver:
             return True, fail.to_wire(), None
         limit = udp_limit(query) if proto == "udp" else 65535
         q = query.question[0]
-        key = (q.name.to_text().lower(), q.rdtype, q.rdclass, query.flags, query.edns, limit)
+        name = q.name.to_text().lower()
         records = self.handler.records
+        key = (name, q.rdtype, q.rdclass, query.flags, query.edns, limit)
         if records.generation != self._generation:
             self._answers.clear()
             self._generation = records.generation
         qlen = len(q.name.to_wire()) + 4
         stored = self._answers.get(key)
+        nxdomain = stored is None or stored[3] & 0x0F == dns.rcode.NXDOMAIN
+        if self.autopath is not None and client is not None and nxdomain:
+            # Only a name that does not exist as asked can be a search-path step.
+            plan = self._plan(name, q.rdtype, client)
+            if plan:
+                return False, None, Pending(query, plan)
         if stored is not None and wire[12 : 12 + qlen].lower() == stored[12 : 12 + qlen].lower():
             RESPONSES.labels("cached").inc()
             DURATION.labels("local").observe(time.perf_counter() - t0)
@@ -81,7 +98,7 @@ class Resolver:
         if resp is None and self.forwarder is not None:
             resp = self.forwarder.cached(query)
         if resp is None:
-            return False, None, query
+            return False, None, Pending(query, [])
         RESPONSES.labels(dns.rcode.to_text(resp.rcode())).inc()
         DURATION.labels("local").observe(time.perf_counter() - t0)
         out = to_wire(resp, limit)
@@ -89,16 +106,70 @@ class Resolver:
             self._answers[key] = out
         return True, out, None
 
-    async def forwarded(self, query: dns.message.Message, proto: str) -> bytes | None:
-        assert self.forwarder is not None
+    def _plan(self, name: str, rdtype: int, client: str) -> list[str]:
+        assert self.autopath is not None
+        ns = self.autopath.namespace_of(client)
+        if ns is None:
+            return []
+        plan = search_path(name, ns, self.handler.records.zone)
+        if not plan or self.handler.records.lookup(name, dns.rdatatype.to_text(rdtype))[0]:
+            return []  # not the pod's first search domain, or the name exists as asked
+        return plan
+
+    async def forwarded(self, pending: Pending, proto: str) -> bytes | None:
         t0 = time.perf_counter()
-        resp = await self.forwarder.forward(query)
+        query = pending.query
+        if pending.plan:
+            resp = await self._autopath(query, pending.plan)
+        else:
+            assert self.forwarder is not None
+            resp = await self.forwarder.forward(query)
         if resp is None:
             return None  # too many in flight: dropped
         RESPONSES.labels(dns.rcode.to_text(resp.rcode())).inc()
         DURATION.labels("forward").observe(time.perf_counter() - t0)
         limit = udp_limit(query) if proto == "udp" else 65535
         return to_wire(resp, limit)
+
+    async def _autopath(
+        self, query: dns.message.Message, plan: list[str]
+    ) -> dns.message.Message | None:
+        """The first name of the search path that exists, as a CNAME from the asked one
+        and its records; the asked name's own negative answer when none does."""
+        q = query.question[0]
+        rdtype = dns.rdatatype.to_text(q.rdtype)
+        handler = self.handler
+        for candidate in plan:
+            if handler.records.in_zone(candidate):
+                _, found = handler.records.lookup(candidate, rdtype)
+                if not found:
+                    continue
+                resp = handler.cname_to(query, candidate)
+                handler.add_records(resp.answer, found)
+                AUTOPATH.labels("zone").inc()
+                return resp
+            if self.forwarder is None:
+                break
+            sub = dns.message.make_query(candidate, q.rdtype, q.rdclass)
+            upstream = await self.forwarder.forward(sub)
+            if upstream is None:
+                return None
+            if upstream.rcode() == dns.rcode.NOERROR and upstream.answer:
+                resp = handler.cname_to(query, candidate)
+                resp.flags &= ~dns.flags.AA
+                resp.answer.extend(upstream.answer)
+                AUTOPATH.labels("upstream").inc()
+                return resp
+        AUTOPATH.labels("miss").inc()
+        return handler.answer_local(query)
+
+
+@dataclass(slots=True)
+class Pending:
+    """A query the fast path could not answer: forward it, or walk ``plan`` (autopath)."""
+
+    query: dns.message.Message
+    plan: list[str]
 
 
 def _type(query: dns.message.Message) -> str:
@@ -120,7 +191,7 @@ class _Udp(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
-            done, out, query = self.resolver.quick(data, "udp")
+            done, out, pending = self.resolver.quick(data, "udp", addr[0])
         except Exception:  # never let one bad packet stop the server
             log.exception("answering a query failed", client=addr[0])
             return
@@ -128,16 +199,16 @@ class _Udp(asyncio.DatagramProtocol):
             if out is not None and self.transport is not None:
                 self.transport.sendto(out, addr)
             return
-        assert query is not None
-        task = asyncio.ensure_future(self._forward(query, addr))
+        assert pending is not None
+        task = asyncio.ensure_future(self._forward(pending, addr))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _forward(self, query: dns.message.Message, addr: tuple[str, int]) -> None:
+    async def _forward(self, pending: Pending, addr: tuple[str, int]) -> None:
         try:
-            out = await self.resolver.forwarded(query, "udp")
+            out = await self.resolver.forwarded(pending, "udp")
         except Exception:
-            log.exception("forwarding failed", name=str(query.question[0].name))
+            log.exception("forwarding failed", name=str(pending.query.question[0].name))
             return
         if out is not None and self.transport is not None:
             self.transport.sendto(out, addr)
@@ -154,9 +225,10 @@ async def _serve_tcp(
                 wire = await asyncio.wait_for(reader.readexactly(length), idle)
             except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                 return
-            done, out, query = resolver.quick(wire, "tcp")
-            if not done and query is not None:
-                out = await resolver.forwarded(query, "tcp")
+            peer = writer.get_extra_info("peername")
+            done, out, pending = resolver.quick(wire, "tcp", peer[0] if peer else None)
+            if not done and pending is not None:
+                out = await resolver.forwarded(pending, "tcp")
             if out is None:
                 if not done:
                     continue
