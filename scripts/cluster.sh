@@ -92,7 +92,8 @@ up() {
   local upstream=()
   if [ -n "${SKIFF_DNS_UPSTREAM:-}" ]; then upstream=(--upstream "$SKIFF_DNS_UPSTREAM"); fi
   start_bg dns "$VENV/bin/skiff-dns" --kubeconfig "$STATE/kubeconfig" "${upstream[@]}" \
-    --bind-address 0.0.0.0 --port "$DNS_PORT" --health-port 0 --ready-port "$DNS_READY_PORT"
+    --bind-address 0.0.0.0 --port "$DNS_PORT" --health-port 0 --ready-port "$DNS_READY_PORT" \
+    --autopath
   wait_for "dns /ready" curl -sf "http://127.0.0.1:$DNS_READY_PORT/ready"
   "$VENV/bin/python" -m skiff.dns.publish --kubeconfig "$STATE/kubeconfig" --node "$NODE_NAME" \
     --port "$DNS_PORT" --cluster-ip "$CLUSTER_DNS" | sed 's/^/  /'

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -156,6 +157,12 @@ def test_pods_find_services_by_name_and_reach_them(up: dict[str, str]) -> None:
         up, "exec", "client", "--", "ping", "-c1", "-W1", "kubernetes.default", check=False
     )
     assert "(10.96.0.1)" in ping, ping
+    # ... in one round trip: the DNS server walked the pod's search path (autopath).
+    metrics_url = f"http://127.0.0.1:{up['SKIFF_DNS_READY_PORT']}/metrics"
+    with urllib.request.urlopen(metrics_url, timeout=5) as r:
+        metrics = r.read().decode()
+    walked = [ln for ln in metrics.splitlines() if ln.startswith("coredns_autopath_success_total")]
+    assert any('where="zone"' in ln and float(ln.split()[-1]) >= 1 for ln in walked), walked
     # No endpoint left: refused at once, not a timeout.
     kubectl(up, "delete", "pod", "web", "--wait=true")
     got = eventually(lambda: http_get(up, "web"), lambda out: "refused" in out)
