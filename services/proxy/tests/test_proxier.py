@@ -151,3 +151,35 @@ async def test_jumps_are_moved_back_in_front_of_others(monkeypatch: pytest.Monke
     await p.sync()
     forward = rec.builtin[("filter", "FORWARD")]
     assert forward[: len(ours)] == ours and forward[-1].endswith("CNI-FORWARD")
+
+
+async def test_a_refused_batch_is_blamed_on_its_service() -> None:
+    """The Service whose rule iptables-restore named gets a FailedToProgram event."""
+    from skiff.controller.controller import ControllerContext
+    from skiff.controller.fake import FakeApi
+    from skiff.controller.informers import SharedInformers
+    from skiff.proxy.controller import ProxyController
+
+    fake = FakeApi()
+    svc = await fake.create("services", service("s0", "10.96.0.10"), "default")
+    informers = SharedInformers(fake)  # type: ignore[arg-type]
+    rec = Recorder()
+    c = ProxyController(
+        ControllerContext(fake, informers),  # type: ignore[arg-type]
+        IptablesProxier(rec, node_name="n1"),  # type: ignore[arg-type]
+    )
+    informers.start()
+    try:
+        await informers.wait_synced(timeout=5)
+        emitted: list[tuple[str, str]] = []
+        c.events.emit = lambda obj, type_, reason, message, action="": emitted.append(  # type: ignore[method-assign]
+            (obj["metadata"]["name"], reason)
+        )
+        rec.fail = True
+        line = '-A KUBE-SERVICES -d 10.96.0.10/32 -m comment --comment "default/s0 cluster IP" -j X'
+        error = RestoreError("iptables-restore: line 7 failed", line)
+        c._blame(error)
+        assert emitted == [("s0", "FailedToProgram")]
+        assert svc["metadata"]["name"] == "s0"
+    finally:
+        await informers.stop()

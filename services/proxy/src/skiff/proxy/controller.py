@@ -10,6 +10,7 @@ so the queue retries it with back-off; the kernel keeps the previous rules meanw
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, ClassVar
 
@@ -22,6 +23,7 @@ from skiff.proxy.iptables.proxier import IptablesProxier
 from skiff.proxy.iptables.runner import RestoreError
 
 SYNC_KEY, FULL_KEY = "sync", "full"
+_COMMENT = re.compile(r'--comment "(?:[a-z ]+ for )?([a-z0-9-]+/[a-z0-9.-]+)')
 TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
 
 SYNC_SECONDS = Histogram(
@@ -113,6 +115,7 @@ class ProxyController(Controller):
         except RestoreError as e:
             RESTORE_FAILURES.inc()
             self.log.error("iptables-restore failed", error=str(e), line=e.line)
+            self._blame(e)
             raise
         await self.health.sync(self.proxier.health_check_ports())
         elapsed = time.perf_counter() - t0
@@ -133,6 +136,15 @@ class ProxyController(Controller):
             seconds=round(elapsed, 4),
         )
         return self.sync_period if key == FULL_KEY else None
+
+    def _blame(self, e: RestoreError) -> None:
+        """An Event on the Service whose rule the kernel refused (named in its comment)."""
+        m = _COMMENT.search(e.line)
+        svc = self.services.get(m.group(1)) if m else None
+        if svc is not None:
+            self.events.emit(
+                svc, "Warning", "FailedToProgram", f"iptables-restore refused its rules: {e}"
+            )
 
     def healthy(self, now: float | None = None) -> bool:
         """kube-proxy's rule: rules were synced within twice the sync period, or nothing
