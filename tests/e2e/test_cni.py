@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -117,3 +118,65 @@ async def test_pods_get_ips_and_talk(cri: CriClient, tmp_path: Path) -> None:
         await cri.remove_pod_sandbox(sb.id)
     after = iptables("nat") + iptables("filter")
     assert ip1 not in after and ip2 not in after and f"--dport {HOST_PORT} " not in after
+
+
+TEARDOWN = """
+import sys
+from skiff.kubelet.containerd_setup import teardown_network
+teardown_network(sys.argv[1])
+"""
+
+
+def test_teardown_removes_only_its_own_network() -> None:
+    """Two CNI networks on one host (two clusters, or a cluster and the tests): tearing
+    one down leaves the other's rules, chains and the shared firewall chains in place."""
+    ns = "skiff-teardown-test"
+
+    def run(*a: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ip", "netns", "exec", ns, *a], check=True, capture_output=True, text=True
+        )
+
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for name, net in (("bra", "10.244.200"), ("brb", "10.244.201")):
+            run("ip", "link", "add", name, "type", "bridge")
+            run("ip", "addr", "add", f"{net}.1/24", "dev", name)
+        rules = "\n".join(
+            [
+                "*nat",
+                ":CNI-aaa - [0:0]",
+                ":CNI-bbb - [0:0]",
+                '-A POSTROUTING -s 10.244.200.5/32 -m comment --comment "name: \\"a\\"" -j CNI-aaa',
+                '-A POSTROUTING -s 10.244.201.5/32 -m comment --comment "name: \\"b\\"" -j CNI-bbb',
+                "-A CNI-aaa -d 10.244.200.0/24 -j ACCEPT",
+                "-A CNI-bbb -d 10.244.201.0/24 -j ACCEPT",
+                "COMMIT",
+                "*filter",
+                ":CNI-FORWARD - [0:0]",
+                ":CNI-ADMIN - [0:0]",
+                '-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD',
+                "-A CNI-FORWARD -j CNI-ADMIN",
+                "-A CNI-FORWARD -s 10.244.200.5/32 -j ACCEPT",
+                "-A CNI-FORWARD -s 10.244.201.5/32 -j ACCEPT",
+                "COMMIT",
+                "",
+            ]
+        )
+        subprocess.run(
+            ["ip", "netns", "exec", ns, "iptables-restore", "--noflush"],
+            input=rules,
+            text=True,
+            check=True,
+        )
+        run(sys.executable, "-c", TEARDOWN, "bra")
+        saved = run("iptables-save").stdout
+        assert "10.244.200." not in saved and "CNI-aaa" not in saved
+        assert "CNI-bbb" in saved and "-A CNI-FORWARD -s 10.244.201.5/32 -j ACCEPT" in saved
+        assert "-j CNI-FORWARD" in saved  # still used by the other network
+        assert "bra" not in run("ip", "-o", "link").stdout
+        run(sys.executable, "-c", TEARDOWN, "brb")
+        assert "CNI-" not in run("iptables-save").stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)

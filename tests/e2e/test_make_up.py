@@ -157,6 +157,11 @@ def test_pods_find_services_by_name_and_reach_them(up: dict[str, str]) -> None:
         up, "exec", "client", "--", "ping", "-c1", "-W1", "kubernetes.default", check=False
     )
     assert "(10.96.0.1)" in ping, ping
+    # A pod reaches the apiserver through its Service (as in-cluster clients do; the
+    # endpoint is the apiserver's loopback address, reached through route_localnet).
+    request = "printf 'GET /version HTTP/1.0\\r\\n\\r\\n' | nc -w 3 kubernetes.default 443"
+    version = kubectl(up, "exec", "client", "--", "sh", "-c", request, check=False)
+    assert '"gitVersion":"v1.32.0-skiff"' in version.replace(" ", ""), version
     # ... in one round trip: the DNS server walked the pod's search path (autopath).
     metrics_url = f"http://127.0.0.1:{up['SKIFF_DNS_READY_PORT']}/metrics"
     with urllib.request.urlopen(metrics_url, timeout=5) as r:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import os
 import shlex
@@ -155,26 +156,84 @@ def ensure_shared_netns_dir(path: Path = Path("/run/netns")) -> None:
 
 
 def teardown_network(bridge: str = "skiff0") -> None:
-    """Remove what the CNI plugins leave after the last pod: the bridge and CNI-* chains."""
+    """Remove what the CNI plugins leave after this bridge's last pod: the bridge, and the
+    iptables rules and chains of addresses in its subnet.
+
+    Only this network's: other CNI networks on the host (another cluster, the tests' own)
+    share the firewall plugin's ``CNI-FORWARD``/``CNI-ADMIN`` chains, which are removed
+    only once no other network's rule is left in them. Removing every ``CNI-`` chain used
+    to break the pods of a second cluster on the same machine (their plugin's DEL then
+    failed on a missing chain).
+    """
+    subnet = _bridge_subnet(bridge)
     subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+    if subnet is None:
+        return
     for table in ("filter", "nat"):
-        rules = subprocess.run(
-            ["iptables", "-t", table, "-S"], capture_output=True, text=True
-        ).stdout.splitlines()
-        for rule in rules:
-            parts = shlex.split(rule)  # comments in rules are quoted and hold spaces
-            if (
-                parts[:1] == ["-A"]
-                and "-j" in parts
-                and parts[parts.index("-j") + 1].startswith("CNI-")
-                and not parts[1].startswith("CNI-")
-            ):
-                subprocess.run(["iptables", "-t", table, "-D", *parts[1:]], capture_output=True)
-        chains = [r.split()[1] for r in rules if r.startswith("-N CNI-")]
-        for chain in chains:
+        rules = _rules(table)
+        mine = [r for r in rules if r[:1] == ["-A"] and _in_subnet(r, subnet)]
+        chains = {r[r.index("-j") + 1] for r in mine if "-j" in r}
+        owned = {c for c in chains if c.startswith("CNI-") and not c.startswith(_SHARED)}
+        for r in mine:
+            subprocess.run(["iptables", "-t", table, "-D", *r[1:]], capture_output=True)
+        for chain in owned:
             subprocess.run(["iptables", "-t", table, "-F", chain], capture_output=True)
-        for chain in chains:
             subprocess.run(["iptables", "-t", table, "-X", chain], capture_output=True)
+        _remove_shared_if_unused(table)
+
+
+_SHARED = ("CNI-FORWARD", "CNI-ADMIN", "CNI-HOSTPORT-")
+
+
+def _rules(table: str) -> list[list[str]]:
+    out = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True).stdout
+    return [shlex.split(line) for line in out.splitlines()]  # comments hold spaces
+
+
+def _bridge_subnet(bridge: str) -> ipaddress.IPv4Network | None:
+    out = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "dev", bridge], capture_output=True, text=True
+    ).stdout.split()
+    if "inet" not in out:
+        return None
+    return ipaddress.ip_network(out[out.index("inet") + 1], strict=False)  # type: ignore[return-value]
+
+
+def _in_subnet(rule: list[str], subnet: ipaddress.IPv4Network) -> bool:
+    for flag in ("-s", "-d"):
+        if flag in rule:
+            try:
+                if ipaddress.ip_network(rule[rule.index(flag) + 1], strict=False).subnet_of(subnet):
+                    return True
+            except (ValueError, TypeError, IndexError):
+                continue
+    return False
+
+
+def _remove_shared_if_unused(table: str) -> None:
+    rules = _rules(table)
+    shared = [r[1] for r in rules if r[:1] == ["-N"] and r[1].startswith(_SHARED)]
+    if not shared:
+        return
+
+    # A rule in a shared chain about one pod (an address, or a jump to a pod's own
+    # chain): another network's pods still use them. Their fixed rules (the mark, the
+    # masquerade, the jumps between them) say nothing.
+    def about_a_pod(r: list[str]) -> bool:
+        target = r[r.index("-j") + 1] if "-j" in r else ""
+        own_chain = target.startswith("CNI-") and target not in shared
+        return "-s" in r or "-d" in r or own_chain
+
+    inside = [r for r in rules if r[:1] == ["-A"] and r[1] in shared and about_a_pod(r)]
+    if inside:
+        return
+    for r in rules:
+        if r[:1] == ["-A"] and r[1] not in shared and "-j" in r and r[r.index("-j") + 1] in shared:
+            subprocess.run(["iptables", "-t", table, "-D", *r[1:]], capture_output=True)
+    for chain in shared:
+        subprocess.run(["iptables", "-t", table, "-F", chain], capture_output=True)
+    for chain in shared:
+        subprocess.run(["iptables", "-t", table, "-X", chain], capture_output=True)
 
 
 def wait_for_socket(path: Path, timeout: float = 30.0) -> None:
