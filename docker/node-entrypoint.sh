@@ -43,5 +43,12 @@ fix_cgroups
 python3 -m skiff.kubelet.containerd_setup config --dir "$DIR" >/dev/null
 containerd --config "$DIR/containerd.toml" >>"$DIR/../containerd.log" 2>&1 &
 python3 -m skiff.kubelet.containerd_setup images --dir "$DIR" >/dev/null
+# The Service proxy and the pod network agent (host-gw routes between the nodes, which
+# share one Docker network) run next to the kubelet; with the agent there, the bridge
+# does not masquerade pod traffic between nodes (the agent masquerades what leaves the
+# cluster).
+python3 -m skiff.proxy --healthz-bind-address 127.0.0.1:10256 >>"$DIR/../proxy.log" 2>&1 &
+python3 -m skiff.netagent >>"$DIR/../netagent.log" 2>&1 &
 exec python3 -m skiff.kubelet --runtime-dir "$DIR" --node-ip "$NODE_IP" --address 0.0.0.0 \
-  --pod-manifest-path "${SKIFF_POD_MANIFEST_PATH:-/etc/skiff/manifests}" "$@"
+  --pod-manifest-path "${SKIFF_POD_MANIFEST_PATH:-/etc/skiff/manifests}" \
+  --cluster-dns "${SKIFF_CLUSTER_DNS:-10.96.0.10}" --masquerade-pod-traffic false "$@"

@@ -106,6 +106,7 @@ images() {
   build "skiff/apiserver:$TAG" services/apiserver/Dockerfile
   build "skiff/scheduler:$TAG" services/scheduler/Dockerfile
   build "skiff/controller-manager:$TAG" services/controller-manager/Dockerfile
+  build "skiff/dns:$TAG" services/dns/Dockerfile
   build "skiff/node:$TAG" services/kubelet/Dockerfile
   "$DOCKER" images --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep '^skiff/' | sort
 }

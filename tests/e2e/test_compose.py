@@ -67,6 +67,35 @@ spec:
         command: [sh, -c, 'echo hello from $(hostname); sleep 3600']
 """
 
+WEB = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule,
+         labelSelector: {matchLabels: {app: web}}}
+      containers:
+      - name: web
+        image: busybox
+        command:
+        - sh
+        - -c
+        - mkdir -p /w && echo hello-from-web > /w/index.html && exec httpd -f -p 8080 -h /w
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
 DAEMONSET = """
 apiVersion: apps/v1
 kind: DaemonSet
@@ -97,6 +126,9 @@ def _env(state: Path) -> dict[str, str]:
         "SKIFF_API_PORT": os.environ.get("SKIFF_TEST_COMPOSE_API_PORT", "16443"),
         "SKIFF_JAEGER_UI_PORT": os.environ.get("SKIFF_TEST_COMPOSE_JAEGER_PORT", "26686"),
         "TRACING": "1",
+        # The cluster DNS forwards outside names to nothing (a port where no one listens):
+        # a test never sends a lookup off this machine.
+        "SKIFF_DNS_UPSTREAM": "127.0.0.1:9",
     }
 
 
@@ -335,3 +367,25 @@ def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
         if p["status"].get("podIP") and not p["spec"].get("hostNetwork"):
             node = p["spec"]["nodeName"]
             assert ipaddress.ip_address(p["status"]["podIP"]) in cidr[node], (node, p["status"])
+
+    # Services across nodes: a pod finds one by name (the cluster DNS, published as
+    # kube-dns) and reaches its endpoints on every node (each node's proxy, and the pod
+    # network agent's routes between nodes).
+    kubectl(compose, "apply", "-f", "-", input=WEB)
+    kubectl(compose, "wait", "--for=condition=Available", "deploy/web", "--timeout=120s")
+    web = json.loads(kubectl(compose, "get", "pods", "-l", "app=web", "-o", "json"))["items"]
+    assert len({p["spec"]["nodeName"] for p in web}) >= 2  # spread over several nodes
+    kubectl(compose, "run", "client", "--image=busybox", "--restart=Never", "--", "sleep", "3600")
+    kubectl(compose, "wait", "--for=condition=Ready", "pod/client", "--timeout=60s")
+    request = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web 80"
+
+    def served() -> bool:
+        return "hello-from-web" in kubectl(compose, "exec", "client", "--", "sh", "-c", request)
+
+    wait("the web Service by name from a pod", served, timeout=60)
+    answers = [kubectl(compose, "exec", "client", "--", "sh", "-c", request) for _ in range(12)]
+    assert all("hello-from-web" in a for a in answers), answers
+    # Every endpoint, on every node, answers by its pod IP from the client's node too.
+    for p in web:
+        direct = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {p['status']['podIP']} 8080"
+        assert "hello-from-web" in kubectl(compose, "exec", "client", "--", "sh", "-c", direct)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 from pathlib import Path
 
 from skiff.component import api_client, start, until_signalled
@@ -17,6 +18,7 @@ from .controller import DnsController
 from .forward import Forwarder, resolv_conf_nameservers, without_self
 from .handler import Handler
 from .health import server as health_server
+from .publish import publish, unpublish
 from .records import ClusterRecords
 from .server import Resolver, serve
 
@@ -35,9 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--upstream",
         action="append",
-        default=[],
+        default=[u for u in os.environ.get("SKIFF_DNS_UPSTREAM", "").split(",") if u],
         help="resolver for names outside the cluster, host[:port] (repeatable; "
-        "default: the nameservers of --resolv-conf)",
+        "env SKIFF_DNS_UPSTREAM, comma-separated; default: the nameservers of --resolv-conf)",
     )
     p.add_argument("--resolv-conf", default="/etc/resolv.conf")
     p.add_argument("--ttl", type=int, default=5, help="TTL of the cluster's records")
@@ -53,6 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--ready-port", type=int, default=int(os.environ.get("SKIFF_DNS_READY_PORT", "8181"))
     )
+    p.add_argument(
+        "--publish-as-kube-dns",
+        action="store_true",
+        default=os.environ.get("SKIFF_DNS_PUBLISH") == "1",
+        help="publish this server (its own address) as kube-system/kube-dns while it runs",
+    )
+    p.add_argument("--cluster-dns-ip", default="10.96.0.10", help="kube-dns' cluster IP")
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "info"))
     return p.parse_args(argv)
 
@@ -72,12 +81,19 @@ async def run(a: argparse.Namespace) -> None:
         resolver = Resolver(Handler(records, forwarder, ttl=a.ttl), forwarder, pods)
         udp, tcp, port = await serve(resolver, a.bind_address, a.port)
         log.info("serving DNS", address=a.bind_address, port=port, zone=records.zone)
+        slice_name = f"kube-dns-{socket.gethostname().lower()}"
+        if a.publish_as_kube_dns:
+            me = socket.gethostbyname(socket.gethostname())
+            await publish(client, me, port, a.cluster_dns_ip, slice_name)
+            log.info("published as kube-system/kube-dns", address=me, port=port)
         tasks = [asyncio.create_task(controller.run(), name="dns")]
         for hp in {a.health_port, a.ready_port} - {0}:
             tasks.append(asyncio.create_task(health_server(controller, a.bind_address, hp).serve()))
         await until_signalled(tasks)
         udp.close()
         tcp.close()
+        if a.publish_as_kube_dns:
+            await unpublish(client, slice_name)
         await informers.stop()
 
 

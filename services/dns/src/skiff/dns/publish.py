@@ -43,12 +43,12 @@ def service(cluster_ip: str, port: int) -> dict[str, Any]:
     }
 
 
-def endpoint_slice(address: str, port: int) -> dict[str, Any]:
+def endpoint_slice(address: str, port: int, name: str = f"{NAME}-node") -> dict[str, Any]:
     return {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
         "metadata": {
-            "name": f"{NAME}-node",
+            "name": name,
             "namespace": NAMESPACE,
             "labels": {
                 "kubernetes.io/service-name": NAME,
@@ -94,9 +94,21 @@ async def node_gateway(api: ApiClient, node: str, timeout: float = 60.0) -> str:
             await asyncio.sleep(0.5)
 
 
-async def publish(api: ApiClient, address: str, port: int, cluster_ip: str) -> None:
+async def publish(
+    api: ApiClient, address: str, port: int, cluster_ip: str, slice_name: str = f"{NAME}-node"
+) -> None:
+    """The kube-dns Service, and one EndpointSlice (``slice_name``) to ``address:port``."""
     await _apply(api, "services", service(cluster_ip, port))
-    await _apply(api, "endpointslices", endpoint_slice(address, port))
+    await _apply(api, "endpointslices", endpoint_slice(address, port, slice_name))
+
+
+async def unpublish(api: ApiClient, slice_name: str) -> None:
+    """Take one server's EndpointSlice back (it is stopping)."""
+    try:
+        await api.delete("endpointslices", slice_name, NAMESPACE)
+    except ApiError as e:
+        if e.code != 404:
+            raise
 
 
 async def _main(a: argparse.Namespace) -> None:

@@ -43,6 +43,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "until one is known the node is not Ready and starts no pod",
     )
     p.add_argument("--bridge", default=os.environ.get("SKIFF_BRIDGE", "skiff0"))
+    p.add_argument(
+        "--masquerade-pod-traffic",
+        default=os.environ.get("SKIFF_MASQUERADE_POD_TRAFFIC", "true"),
+        choices=("true", "false"),
+        help="NAT pod traffic leaving this node's pod subnet (false where the pod network "
+        "agent routes between nodes)",
+    )
     p.add_argument("--network-name", default="skiff", help="the CNI network (IPAM) name")
     p.add_argument("--lease-period", type=float, default=10.0, help=argparse.SUPPRESS)
     p.add_argument(
@@ -79,7 +86,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def run(a: argparse.Namespace) -> None:
     paths = RuntimePaths(a.runtime_dir.resolve())
     ensure_shared_netns_dir()
-    network = PodNetwork(paths, bridge=a.bridge, name=a.network_name)
+    network = PodNetwork(
+        paths,
+        bridge=a.bridge,
+        name=a.network_name,
+        masquerade=a.masquerade_pod_traffic == "true",
+    )
     if a.server:
         client = ApiClient(a.server, user_agent="skiff-kubelet")
     else:

@@ -108,10 +108,19 @@ state = "{paths.state}"
 
 
 def write_cni_config(
-    paths: RuntimePaths, subnet: str, *, bridge: str = "skiff0", name: str = "skiff"
+    paths: RuntimePaths,
+    subnet: str,
+    *,
+    bridge: str = "skiff0",
+    name: str = "skiff",
+    masquerade: bool = True,
 ) -> Path:
     """The pod network: a bridge with host-local IPAM, hostPort mappings, and the firewall
-    plugin (without it Docker's FORWARD DROP policy drops pod-to-pod traffic)."""
+    plugin (without it Docker's FORWARD DROP policy drops pod-to-pod traffic).
+
+    ``masquerade``: the bridge plugin NATs what leaves the node's subnet. Off where the
+    pod network agent routes between nodes and masquerades only what leaves the cluster
+    (pods on different nodes then see each other's own addresses)."""
     conflist = {
         "cniVersion": "1.0.0",
         "name": name,
@@ -120,7 +129,7 @@ def write_cni_config(
                 "type": "bridge",
                 "bridge": bridge,
                 "isGateway": True,
-                "ipMasq": True,
+                "ipMasq": masquerade,
                 "hairpinMode": True,
                 "ipam": {
                     "type": "host-local",

@@ -58,6 +58,8 @@ class PodNetwork:
     problem: str = NOT_INITIALIZED
     """Why the network is not ready ("" when it is)."""
     refused: set[str] = field(default_factory=set)
+    masquerade: bool = True
+    """The bridge plugin's ``ipMasq`` (off under the pod network agent)."""
 
     @property
     def ready(self) -> bool:
@@ -100,7 +102,9 @@ class PodNetwork:
             subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
             shutil.rmtree(self.paths.base / "cni" / "ipam", ignore_errors=True)
             log.info("bridge re-addressed", bridge=self.bridge, old=current, pod_cidr=cidr)
-        write_cni_config(self.paths, cidr, bridge=self.bridge, name=self.name)
+        write_cni_config(
+            self.paths, cidr, bridge=self.bridge, name=self.name, masquerade=self.masquerade
+        )
         previous, self.cidr, self.problem = self.cidr, cidr, ""
         log.info("pod network configured", pod_cidr=cidr, previous=previous or None)
         return True
