@@ -74,7 +74,9 @@ def test_images_uses_the_engine_client_installed_by_deps(tmp_path: Path) -> None
     calls = engine_log.read_text().splitlines()
     assert calls[0] == "info"
     builds = [c for c in calls if c.startswith("build")]
-    assert len(builds) == 7 and all("--secret id=ca" in b for b in builds)
+    # etcd, nats, python, apiserver, scheduler, controller-manager, dns, node
+    images = (ROOT / "scripts/compose.sh").read_text().count('\n  build "skiff/')
+    assert len(builds) == images == 8 and all("--secret id=ca" in b for b in builds)
     # `client` names the same engine client, for the tests that drive Docker themselves.
     client = subprocess.run(
         [str(ROOT / "scripts/compose.sh"), "client"], env=env, capture_output=True, text=True

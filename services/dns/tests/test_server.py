@@ -245,3 +245,33 @@ async def test_autopath_answers_a_pod_s_search_path_in_one_round_trip() -> None:
         udp_t.close()
         tcp.close()
         up_transport.close()
+
+
+async def test_autopath_stops_at_the_first_name_that_exists_even_without_data() -> None:
+    """AAAA for a Service's short name: the name exists (no IPv6 address): the walk ends
+    there with no data, and nothing is asked upstream."""
+    from skiff.dns.autopath import PodIndex
+
+    loop = asyncio.get_running_loop()
+    up = Upstream()
+    up_transport, _ = await loop.create_datagram_endpoint(lambda: up, local_addr=("127.0.0.1", 0))
+    forwarder = Forwarder([("127.0.0.1", up_transport.get_extra_info("sockname")[1])])
+    pods = PodIndex()
+    pods.set_pod(
+        {
+            "metadata": {"name": "p", "namespace": "other"},
+            "spec": {},
+            "status": {"podIP": "127.0.0.1"},
+        }
+    )
+    resolver = Resolver(Handler(cluster(), forwarder), forwarder, pods)
+    udp_t, tcp, port = await serve(resolver, "127.0.0.1", 0)
+    try:
+        resp = await udp(port, "web.default.other.svc.cluster.local", "AAAA")
+        assert resp.rcode() == dns.rcode.NOERROR
+        assert [r.rdtype for r in resp.answer] == [dns.rdatatype.CNAME]
+        assert resp.authority and up.queries == []
+    finally:
+        udp_t.close()
+        tcp.close()
+        up_transport.close()

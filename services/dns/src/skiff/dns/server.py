@@ -135,17 +135,21 @@ class Resolver:
         self, query: dns.message.Message, plan: list[str]
     ) -> dns.message.Message | None:
         """The first name of the search path that exists, as a CNAME from the asked one
-        and its records; the asked name's own negative answer when none does."""
+        and its records (none: no data); the asked name's own NXDOMAIN when none does."""
         q = query.question[0]
         rdtype = dns.rdatatype.to_text(q.rdtype)
         handler = self.handler
         for candidate in plan:
             if handler.records.in_zone(candidate):
-                _, found = handler.records.lookup(candidate, rdtype)
-                if not found:
+                exists, found = handler.records.lookup(candidate, rdtype)
+                if not exists:
                     continue
+                # The first name that exists ends the walk, with its records of this type
+                # or none (NODATA), as the resolver's own walk would end there.
                 resp = handler.cname_to(query, candidate)
                 handler.add_records(resp.answer, found)
+                if not found:
+                    resp.authority.append(handler.soa())
                 AUTOPATH.labels("zone").inc()
                 return resp
             if self.forwarder is None:
@@ -154,7 +158,7 @@ class Resolver:
             upstream = await self.forwarder.forward(sub)
             if upstream is None:
                 return None
-            if upstream.rcode() == dns.rcode.NOERROR and upstream.answer:
+            if upstream.rcode() == dns.rcode.NOERROR:
                 resp = handler.cname_to(query, candidate)
                 resp.flags &= ~dns.flags.AA
                 resp.answer.extend(upstream.answer)
