@@ -119,6 +119,124 @@ async def bench(services: int, per: int, rounds: int) -> dict[str, Any]:
     }
 
 
+POD_NS = "skpx-bench-pod"
+SERVER = """
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080)); s.listen(128)
+while True:
+    c, _ = s.accept()
+    while c.recv(1 << 20):
+        pass
+    c.close()
+"""
+CLIENT = """
+import json, socket, sys, time
+host, n, mb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+times = []
+for _ in range(n):
+    t0 = time.perf_counter()
+    c = socket.create_connection((host, int(sys.argv[4])))
+    times.append(time.perf_counter() - t0)
+    c.close()
+times.sort()
+c = socket.create_connection((host, int(sys.argv[4])))
+block = b"x" * (1 << 20)
+t0 = time.perf_counter()
+for _ in range(mb):
+    c.sendall(block)
+c.shutdown(socket.SHUT_WR); c.recv(1)
+elapsed = time.perf_counter() - t0
+print(json.dumps({"connect_p50_us": round(times[len(times) // 2] * 1e6),
+                  "connect_p99_us": round(times[int(len(times) * 0.99)] * 1e6),
+                  "throughput_mb_s": round(mb / elapsed)}))
+"""
+
+
+def datapath(connects: int = 2000, megabytes: int = 2000) -> dict[str, Any]:
+    """Connection set-up and throughput from the node to a pod: by pod IP, and through a
+    ClusterIP (the DNAT's cost), alternated and measured in the same run."""
+    import json
+
+    def sh(*args: str) -> None:
+        subprocess.run(args, check=True, capture_output=True)
+
+    for ns in (NS, POD_NS):
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        sh("ip", "netns", "add", ns)
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+    server = None
+    try:
+        sh(
+            "ip",
+            "link",
+            "add",
+            "skpxb0",
+            "netns",
+            NS,
+            "type",
+            "veth",
+            "peer",
+            "eth0",
+            "netns",
+            POD_NS,
+        )
+        sh("ip", "netns", "exec", NS, "ip", "addr", "add", "10.244.0.1/24", "dev", "skpxb0")
+        sh("ip", "netns", "exec", NS, "ip", "link", "set", "skpxb0", "up")
+        sh("ip", "netns", "exec", POD_NS, "ip", "addr", "add", "10.244.0.5/24", "dev", "eth0")
+        sh("ip", "netns", "exec", POD_NS, "ip", "link", "set", "eth0", "up")
+        sh("ip", "netns", "exec", NS, "ip", "route", "add", "10.96.0.0/12", "dev", "skpxb0")
+        server = subprocess.Popen(["ip", "netns", "exec", POD_NS, sys.executable, "-c", SERVER])
+        runner = IptablesRunner(prefix=["ip", "netns", "exec", NS])
+        proxier = IptablesProxier(runner, node_name="n1", cluster_cidr="10.244.0.0/16")
+        proxier.on_service(service(0))  # 10.96.0.1:80
+        proxier.on_slice(
+            {
+                **endpoints(0, 1),
+                "endpoints": [{"addresses": ["10.244.0.5"], "conditions": {"ready": True}}],
+            }
+        )
+        asyncio.run(proxier.sync())
+        time.sleep(0.5)
+        out: dict[str, Any] = {}
+        for label, host, port in (
+            ("pod_ip", "10.244.0.5", "8080"),
+            ("cluster_ip", "10.96.0.1", "80"),
+        ) * 2:
+            r = subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    NS,
+                    sys.executable,
+                    "-c",
+                    CLIENT,
+                    host,
+                    str(connects),
+                    str(megabytes),
+                    port,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            out[label] = json.loads(r.stdout)  # the second round, warm, is kept
+        out["connect_p50_ratio"] = round(
+            out["cluster_ip"]["connect_p50_us"] / out["pod_ip"]["connect_p50_us"], 2
+        )
+        out["throughput_ratio"] = round(
+            out["cluster_ip"]["throughput_mb_s"] / out["pod_ip"]["throughput_mb_s"], 2
+        )
+        return out
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+        for ns in (NS, POD_NS):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--services", type=int, default=1000)
@@ -131,6 +249,7 @@ def main() -> None:
         result = asyncio.run(bench(a.services, a.endpoints, a.rounds))
     finally:
         subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+    result["datapath"] = datapath()
     write_result(ROOT / "bench" / "results" / "proxy.json", result)
 
 
