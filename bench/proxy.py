@@ -22,6 +22,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from run import write_result  # noqa: E402
 
@@ -237,6 +238,94 @@ def datapath(connects: int = 2000, megabytes: int = 2000) -> dict[str, Any]:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
+def programming_latency_run() -> dict[str, Any]:
+    """A cluster and a namespace for :func:`programming_latency`, removed afterwards."""
+    import tempfile
+
+    from cluster import start_cluster
+
+    subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+    subprocess.run(["ip", "netns", "add", NS], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = start_cluster(Path(tmp))
+        try:
+            return asyncio.run(programming_latency(cluster.url))
+        finally:
+            cluster.stop()
+            subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+
+
+async def programming_latency(
+    url: str, services: int = 100, seconds: float = 20.0, rate: float = 20.0
+) -> dict[str, Any]:
+    """Network programming latency under churn, against a real apiserver: the proxy (on the
+    controller runtime, its rules in a namespace of its own) while endpoints change
+    ``rate`` times a second; each change carries the time it was written
+    (``endpoints.kubernetes.io/last-change-trigger-time``) and the proxy reports the time
+    from it to its rules being in place (``network_programming_duration_seconds``)."""
+    import contextlib
+    import random
+
+    from skiff.api.timestamps import micro_time
+    from skiff.client.rest import ApiClient
+    from skiff.controller.controller import ControllerContext
+    from skiff.controller.informers import SharedInformers
+    from skiff.proxy import controller as proxy_controller
+
+    seen: list[float] = []
+
+    class Collect:
+        def observe(self, value: float) -> None:
+            seen.append(value)
+
+    proxy_controller.PROGRAMMING_SECONDS = Collect()  # type: ignore[assignment]
+    async with ApiClient(url) as api:
+        with contextlib.suppress(Exception):
+            await api.create("namespaces", {"metadata": {"name": "bench"}})
+        slices = []
+        for i in range(services):
+            svc = {"metadata": {"name": f"s{i}"}, "spec": {"ports": [{"name": "http", "port": 80}]}}
+            await api.create("services", svc, "bench")
+            es = endpoints(i, 3) | {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice"}
+            slices.append(await api.create("endpointslices", es, "bench"))
+        informers = SharedInformers(api)
+        runner = IptablesRunner(prefix=["ip", "netns", "exec", NS])
+        proxier = IptablesProxier(runner, node_name="n1", cluster_cidr="10.64.0.0/10")
+        ctrl = proxy_controller.ProxyController(
+            ControllerContext(api, informers), proxier, min_sync_period=0.1
+        )
+        informers.start()
+        task = asyncio.create_task(ctrl.run())
+        while not ctrl.last_sync:
+            await asyncio.sleep(0.1)
+        seen.clear()
+        end = time.monotonic() + seconds
+        n = 0
+        while time.monotonic() < end:
+            k = random.randrange(services)
+            es = slices[k]
+            es["endpoints"] = endpoints(k, 3, shift=n + 1)["endpoints"]
+            annotations = es["metadata"].setdefault("annotations", {})
+            annotations["endpoints.kubernetes.io/last-change-trigger-time"] = micro_time()
+            slices[k] = await api.update("endpointslices", es, "bench")
+            n += 1
+            await asyncio.sleep(1 / rate)
+        await asyncio.sleep(2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await informers.stop()
+    seen.sort()
+    return {
+        "services": services,
+        "changes": n,
+        "changes_per_s": rate,
+        "min_sync_period_s": 0.1,
+        "programmed": len(seen),
+        "p50_ms": round(statistics.median(seen) * 1000, 1),
+        "p99_ms": round(seen[int(len(seen) * 0.99)] * 1000, 1),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--services", type=int, default=1000)
@@ -250,6 +339,7 @@ def main() -> None:
     finally:
         subprocess.run(["ip", "netns", "del", NS], capture_output=True)
     result["datapath"] = datapath()
+    result["programming_latency"] = programming_latency_run()
     write_result(ROOT / "bench" / "results" / "proxy.json", result)
 
 
