@@ -389,3 +389,58 @@ def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
     for p in web:
         direct = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {p['status']['podIP']} 8080"
         assert "hello-from-web" in kubectl(compose, "exec", "client", "--", "sh", "-c", direct)
+
+    # Two DNS replicas; one is killed (no clean shutdown): the survivor takes the dead
+    # one's EndpointSlice out (it stopped renewing), the proxies drop their UDP entries to
+    # it, and lookups go on.
+    compose_file = str(ROOT / "compose.yaml")
+    subprocess.run(
+        ["docker-compose", "-f", compose_file, "up", "-d", "--scale", "dns=2", "dns"],
+        env=compose,
+        check=True,
+    )
+
+    def dns_endpoints() -> list[str]:
+        items = json.loads(
+            kubectl(
+                compose,
+                "get",
+                "endpointslices",
+                "-n",
+                "kube-system",
+                "-o",
+                "json",
+                "-l",
+                "kubernetes.io/service-name=kube-dns",
+            )
+        )["items"]
+        return [a for es in items for ep in es.get("endpoints") or [] for a in ep["addresses"]]
+
+    wait("two DNS replicas published", lambda: len(dns_endpoints()) == 2, timeout=90)
+    victim = subprocess.run(
+        [
+            docker(),
+            "ps",
+            "-q",
+            "--filter",
+            f"label=com.docker.compose.project={PROJECT}",
+            "--filter",
+            "label=com.docker.compose.service=dns",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[0]
+    subprocess.run([docker(), "kill", victim], check=True, capture_output=True)
+    wait("the dead replica taken out", lambda: len(dns_endpoints()) == 1, timeout=60)
+    streak = {"n": 0}
+
+    def answering() -> bool:
+        try:
+            out = kubectl(compose, "exec", "client", "--", "sh", "-c", request)
+        except subprocess.CalledProcessError:
+            out = ""
+        streak["n"] = streak["n"] + 1 if "hello-from-web" in out else 0
+        return streak["n"] >= 8
+
+    wait("lookups answered by the surviving replica", answering, timeout=90)

@@ -18,7 +18,7 @@ from .controller import DnsController
 from .forward import Forwarder, resolv_conf_nameservers, without_self
 from .handler import Handler
 from .health import server as health_server
-from .publish import publish, unpublish
+from .publish import keep_published, unpublish
 from .records import ClusterRecords
 from .server import Resolver, serve
 
@@ -82,11 +82,16 @@ async def run(a: argparse.Namespace) -> None:
         udp, tcp, port = await serve(resolver, a.bind_address, a.port)
         log.info("serving DNS", address=a.bind_address, port=port, zone=records.zone)
         slice_name = f"kube-dns-{socket.gethostname().lower()}"
+        tasks = [asyncio.create_task(controller.run(), name="dns")]
         if a.publish_as_kube_dns:
             me = socket.gethostbyname(socket.gethostname())
-            await publish(client, me, port, a.cluster_dns_ip, slice_name)
-            log.info("published as kube-system/kube-dns", address=me, port=port)
-        tasks = [asyncio.create_task(controller.run(), name="dns")]
+            tasks.append(
+                asyncio.create_task(
+                    keep_published(client, me, port, a.cluster_dns_ip, slice_name),
+                    name="publish",
+                )
+            )
+            log.info("publishing as kube-system/kube-dns", address=me, port=port)
         for hp in {a.health_port, a.ready_port} - {0}:
             tasks.append(asyncio.create_task(health_server(controller, a.bind_address, hp).serve()))
         await until_signalled(tasks)

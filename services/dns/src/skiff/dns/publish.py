@@ -15,13 +15,20 @@ import argparse
 import asyncio
 import ipaddress
 import os
+import time
 from typing import Any
 
 from skiff.api.errors import ApiError
+from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.rest import ApiClient
+from skiff.log import get_logger
+
+log = get_logger(__name__)
 
 NAMESPACE, NAME = "kube-system", "kube-dns"
 MANAGED_BY = "skiff-dns"
+HEARTBEAT = "dns.skiff.io/heartbeat"
+"""Annotation each published server renews on its own EndpointSlice."""
 
 
 def service(cluster_ip: str, port: int) -> dict[str, Any]:
@@ -100,6 +107,48 @@ async def publish(
     """The kube-dns Service, and one EndpointSlice (``slice_name``) to ``address:port``."""
     await _apply(api, "services", service(cluster_ip, port))
     await _apply(api, "endpointslices", endpoint_slice(address, port, slice_name))
+
+
+async def keep_published(
+    api: ApiClient,
+    address: str,
+    port: int,
+    cluster_ip: str,
+    slice_name: str,
+    *,
+    period: float = 5.0,
+    stale_after: float = 15.0,
+) -> None:
+    """Publish, then renew this server's heartbeat every ``period`` seconds and delete the
+    slices of servers whose heartbeat is older than ``stale_after`` (a replica that was
+    killed cannot take its own slice back; the survivors do, so the Service stops sending
+    queries to it and the proxies clear their UDP entries to it)."""
+    while True:
+        try:
+            es = endpoint_slice(address, port, slice_name)
+            es["metadata"]["annotations"] = {HEARTBEAT: rfc3339(time.time())}
+            await _apply(api, "services", service(cluster_ip, port))
+            await _apply(api, "endpointslices", es)
+            await _remove_stale(api, slice_name, stale_after)
+        except ApiError as e:
+            log.warning("publishing kube-dns failed; retrying", error=e.message)
+        await asyncio.sleep(period)
+
+
+async def _remove_stale(api: ApiClient, mine: str, stale_after: float) -> None:
+    items, _ = await api.list_all(
+        "endpointslices",
+        NAMESPACE,
+        label_selector=f"endpointslice.kubernetes.io/managed-by={MANAGED_BY}",
+    )
+    now = time.time()
+    for es in items:
+        meta = es.get("metadata") or {}
+        beat = parse_time((meta.get("annotations") or {}).get(HEARTBEAT))
+        if meta.get("name") == mine or beat is None or now - beat <= stale_after:
+            continue
+        log.warning("removing a DNS server that stopped renewing", slice=meta.get("name"))
+        await unpublish(api, meta["name"])
 
 
 async def unpublish(api: ApiClient, slice_name: str) -> None:
