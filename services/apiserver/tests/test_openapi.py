@@ -259,3 +259,9 @@ def test_discovery_documents() -> None:
         body = openapi.document_for_path(f"apis/{group}")
         assert body is not None
         assert f"/apis/{group}/" in json.loads(body)["paths"]
+
+
+def test_every_group_is_in_the_discovery_order() -> None:
+    from skiff.api.resources import GROUP_ORDER
+
+    assert {g for g, _ in GROUP_VERSIONS} <= set(GROUP_ORDER)

@@ -24,6 +24,7 @@ from skiff.apiserver.printers import (
     core,
     discovery,
     events,
+    networking,
     pods,
     rbac,
     scheduling,
@@ -66,6 +67,7 @@ _PRINTERS: dict[tuple[str, str], TablePrinter] = {
     **rbac.PRINTERS,
     **coordination.PRINTERS,
     **scheduling.PRINTERS,
+    **networking.PRINTERS,
 }
 
 
