@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from skiff.api.endpointslices import MANAGED_BY_LABEL, SERVICE_NAME_LABEL
 from skiff.api.errors import ApiError, namespace_terminating
 from skiff.api.selectors import LabelSelector
 from skiff.client.informer import key_of, split_key
@@ -51,8 +52,6 @@ from .endpoints import (
 from .pods import is_ready
 
 SLICES = "endpointslices.discovery.k8s.io"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 MAX_ENDPOINTS_PER_SLICE = 100

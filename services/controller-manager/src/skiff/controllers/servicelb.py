@@ -15,17 +15,25 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from skiff.api.endpointslices import service_key
 from skiff.api.errors import ApiError
+from skiff.api.nodes import internal_ip
 from skiff.client.informer import key_of
 from skiff.client.rest import Obj
 from skiff.controller.controller import Controller, ControllerContext, writable
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+from .nodelifecycle import ready_status
 
 
 def wants_address(svc: Obj) -> bool:
     spec = svc.get("spec") or {}
     return spec.get("type") == "LoadBalancer" and not spec.get("loadBalancerClass")
+
+
+def _ours(svc: Obj) -> bool:
+    """A Service this controller publishes, or published (its ingress must go)."""
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+    return wants_address(svc) or bool(ingress)
 
 
 def _ports(svc: Obj) -> set[tuple[int, str]]:
@@ -36,17 +44,9 @@ def _ports(svc: Obj) -> set[tuple[int, str]]:
 
 
 def _ready_ip(node: Obj) -> str | None:
-    status = node.get("status") or {}
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or ()
-    )
-    if not ready or (node.get("spec") or {}).get("unschedulable"):
+    if ready_status(node) != "True" or (node.get("spec") or {}).get("unschedulable"):
         return None
-    for a in status.get("addresses") or ():
-        if a.get("type") == "InternalIP":
-            return a.get("address")
-    return None
+    return internal_ip(node)
 
 
 def _created(svc: Obj) -> tuple[str, str]:
@@ -72,15 +72,13 @@ class ServiceLBController(Controller):
         self.slices.add_handler(self._slice, lambda _o, n: self._slice(n), self._slice)
 
     def _service(self, svc: Obj) -> None:
-        if wants_address(svc) or (svc.get("status") or {}).get("loadBalancer", {}).get("ingress"):
+        if _ours(svc):
             self.enqueue(svc)
         self._all()  # a Service going away or changing ports may free a port for another
 
     def _slice(self, es: Obj) -> None:
-        meta = es.get("metadata") or {}
-        name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-        if name:
-            self.queue.add(f"{meta.get('namespace') or 'default'}/{name}")
+        if (key := service_key(es)) is not None:
+            self.queue.add(key)
 
     def _all(self) -> None:
         for svc in self.services.list():
@@ -102,9 +100,7 @@ class ServiceLBController(Controller):
         key = key_of(svc)
         out: set[str] = set()
         for es in self.slices.list():
-            meta = es.get("metadata") or {}
-            labels = meta.get("labels") or {}
-            if f"{meta.get('namespace') or 'default'}/{labels.get(SERVICE_NAME_LABEL)}" != key:
+            if service_key(es) != key:
                 continue
             for ep in es.get("endpoints") or ():
                 if (ep.get("conditions") or {}).get("ready") is not False and ep.get("nodeName"):

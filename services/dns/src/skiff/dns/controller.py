@@ -6,17 +6,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from skiff.api.endpointslices import service_key
 from skiff.controller.controller import Controller, ControllerContext
 from skiff.dns.autopath import PodIndex
 from skiff.dns.records import ClusterRecords
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-
 
 def _slice_service(es: dict[str, Any]) -> list[str]:
-    meta = es.get("metadata") or {}
-    name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-    return [f"{meta.get('namespace') or 'default'}/{name}"] if name else []
+    key = service_key(es)
+    return [key] if key else []
 
 
 class DnsController(Controller):

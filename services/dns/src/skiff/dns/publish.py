@@ -18,6 +18,7 @@ import os
 import time
 from typing import Any
 
+from skiff.api.endpointslices import MANAGED_BY_LABEL, SERVICE_NAME_LABEL
 from skiff.api.errors import ApiError
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.rest import ApiClient
@@ -58,8 +59,8 @@ def endpoint_slice(address: str, port: int, name: str = f"{NAME}-node") -> dict[
             "name": name,
             "namespace": NAMESPACE,
             "labels": {
-                "kubernetes.io/service-name": NAME,
-                "endpointslice.kubernetes.io/managed-by": MANAGED_BY,
+                SERVICE_NAME_LABEL: NAME,
+                MANAGED_BY_LABEL: MANAGED_BY,
             },
         },
         "addressType": "IPv4",
@@ -139,7 +140,7 @@ async def _remove_stale(api: ApiClient, mine: str, stale_after: float) -> None:
     items, _ = await api.list_all(
         "endpointslices",
         NAMESPACE,
-        label_selector=f"endpointslice.kubernetes.io/managed-by={MANAGED_BY}",
+        label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
     )
     now = time.time()
     for es in items:

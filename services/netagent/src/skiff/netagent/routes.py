@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from skiff.api.nodes import internal_ip
+
 Network = ipaddress.IPv4Network
 
 
@@ -22,13 +24,6 @@ class Plan:
     """pod CIDR → the node address to send it to."""
     problems: dict[str, str] = field(default_factory=dict)
     """node name → why it gets no route."""
-
-
-def _address(node: dict[str, Any]) -> str | None:
-    for a in (node.get("status") or {}).get("addresses") or ():
-        if a.get("type") == "InternalIP":
-            return a.get("address")
-    return None
 
 
 def _order(node: dict[str, Any]) -> tuple[str, str]:
@@ -60,7 +55,7 @@ def plan(nodes: Iterable[dict[str, Any]], me: str) -> Plan:
         claimed.append((net, name))
         if name == me:
             continue
-        via = _address(node)
+        via = internal_ip(node)
         if not via:
             continue
         out.routes[str(net)] = via

@@ -15,8 +15,6 @@ from typing import Any
 
 from skiff.proxy.serviceport import ServicePort
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
@@ -32,13 +30,6 @@ class Endpoint:
     @property
     def address(self) -> str:
         return f"{self.ip}:{self.port}"
-
-
-def slice_service(es: dict[str, Any]) -> str | None:
-    """``ns/name`` of the Service an EndpointSlice belongs to (None: not a Service's)."""
-    meta = es.get("metadata") or {}
-    name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-    return f"{meta.get('namespace') or 'default'}/{name}" if name else None
 
 
 def endpoints_by_port(

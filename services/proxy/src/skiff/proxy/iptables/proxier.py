@@ -20,8 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from skiff.api.endpointslices import service_key
 from skiff.log import get_logger
-from skiff.proxy.endpoints import categorize, endpoints_by_port, slice_service
+from skiff.proxy.endpoints import categorize, endpoints_by_port
 from skiff.proxy.iptables import rules as r
 from skiff.proxy.iptables.conntrack import ConntrackCleaner
 from skiff.proxy.iptables.runner import IptablesRunner, chains_in
@@ -90,7 +91,7 @@ class IptablesProxier:
 
     def on_slice(self, es: dict[str, Any], *, deleted: bool = False) -> str | None:
         """Record an EndpointSlice add/update/delete; returns its Service's key."""
-        key = slice_service(es)
+        key = service_key(es)
         if key is None:
             return None
         name = (es.get("metadata") or {}).get("name") or ""
