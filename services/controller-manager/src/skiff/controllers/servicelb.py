@@ -64,7 +64,7 @@ class ServiceLBController(Controller):
         self.services = self.watch("services")
         self.nodes = self.watch("nodes")
         self.slices = self.watch("endpointslices")
-        self.services.add_handler(self._service, lambda _o, n: self._service(n), self._service)
+        self.services.add_handler(self._service, self._service_updated, self._service)
         # Any node change can change every Service's addresses; port clashes depend on all.
         self.nodes.add_handler(
             lambda _n: self._all(), lambda _o, _n: self._all(), lambda _n: self._all()
@@ -72,9 +72,17 @@ class ServiceLBController(Controller):
         self.slices.add_handler(self._slice, lambda _o, n: self._slice(n), self._slice)
 
     def _service(self, svc: Obj) -> None:
+        """Added or deleted: a LoadBalancer Service coming or going takes or frees ports."""
         if _ours(svc):
             self.enqueue(svc)
-        self._all()  # a Service going away or changing ports may free a port for another
+            self._all()
+
+    def _service_updated(self, old: Obj, new: Obj) -> None:
+        if not (_ours(old) or _ours(new)):
+            return  # other Services neither hold nor free published ports
+        self.enqueue(new)
+        if wants_address(old) != wants_address(new) or _ports(old) != _ports(new):
+            self._all()  # ports taken or freed: others may clash or be free now
 
     def _slice(self, es: Obj) -> None:
         if (key := service_key(es)) is not None:
