@@ -6,9 +6,9 @@ agent lists and removes only its own) and the masquerade chain.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
+from skiff import command
 from skiff.log import get_logger
 
 log = get_logger(__name__)
@@ -23,15 +23,8 @@ class NodeNetwork:
         self.prefix = list(prefix)
 
     async def run(self, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            *self.prefix,
-            *args,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await proc.communicate(stdin)
-        return proc.returncode or 0, out.decode(), err.decode()
+        rc, out, err = await command.run(*self.prefix, *args, stdin=stdin)
+        return rc, out.decode(), err.decode()
 
     async def routes(self) -> dict[str, str]:
         """The agent's routes now: destination → gateway."""

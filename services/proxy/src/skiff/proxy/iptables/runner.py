@@ -7,11 +7,11 @@ built-in chains (which the proxy shares with others, so it never rewrites them w
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from skiff import command
 from skiff.log import get_logger
 
 log = get_logger(__name__)
@@ -37,18 +37,7 @@ class IptablesRunner:
 
     async def run(self, *args: str, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
         """Run a command (after ``prefix``): its exit status, stdout and stderr."""
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.prefix,
-                *args,
-                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except FileNotFoundError:
-            return 127, b"", f"{(list(self.prefix) + list(args))[0]}: command not found".encode()
-        out, err = await proc.communicate(stdin)
-        return proc.returncode or 0, out, err
+        return await command.run(*self.prefix, *args, stdin=stdin)
 
     async def restore(self, data: bytes) -> None:
         """Apply a batch atomically (``--noflush``: chains not named are left alone)."""
