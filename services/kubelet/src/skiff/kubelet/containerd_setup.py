@@ -199,13 +199,21 @@ def _rules(table: str) -> list[list[str]]:
     return [shlex.split(line) for line in out.splitlines()]  # comments hold spaces
 
 
-def _bridge_subnet(bridge: str) -> ipaddress.IPv4Network | None:
+def bridge_addresses(bridge: str) -> list[str]:
+    """The IPv4 addresses (``a.b.c.d/n``) on a link; ``[]`` when it does not exist."""
     out = subprocess.run(
         ["ip", "-4", "-o", "addr", "show", "dev", bridge], capture_output=True, text=True
-    ).stdout.split()
-    if "inet" not in out:
+    )
+    if out.returncode != 0:
+        return []
+    return [line.split()[3] for line in out.stdout.splitlines() if len(line.split()) > 3]
+
+
+def _bridge_subnet(bridge: str) -> ipaddress.IPv4Network | None:
+    addresses = bridge_addresses(bridge)
+    if not addresses:
         return None
-    return ipaddress.ip_network(out[out.index("inet") + 1], strict=False)  # type: ignore[return-value]
+    return ipaddress.ip_network(addresses[0], strict=False)  # type: ignore[return-value]
 
 
 def _in_subnet(rule: list[str], subnet: ipaddress.IPv4Network) -> bool:

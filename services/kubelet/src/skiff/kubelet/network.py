@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from skiff.log import get_logger
 
-from .containerd_setup import RuntimePaths, write_cni_config
+from .containerd_setup import RuntimePaths, bridge_addresses, write_cni_config
 
 log = get_logger(__name__)
 
@@ -34,16 +34,6 @@ def gateway(cidr: str) -> str:
     """The bridge's address for a pod CIDR (host-local's default gateway: the first host)."""
     net = ipaddress.ip_network(cidr, strict=False)
     return f"{next(net.hosts())}/{net.prefixlen}"
-
-
-def bridge_addresses(bridge: str) -> list[str]:
-    """The IPv4 addresses on a link (``[]`` when it does not exist)."""
-    out = subprocess.run(
-        ["ip", "-4", "-o", "addr", "show", "dev", bridge], capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        return []
-    return [line.split()[3] for line in out.stdout.splitlines() if len(line.split()) > 3]
 
 
 @dataclass
