@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from netns import connect, in_ns, remove, sh
 from runtime import needs
 
 from skiff.kubelet.containerd_setup import ensure_shared_netns_dir
@@ -33,31 +34,9 @@ while True:
     c, peer = s.accept(); c.sendall(f"{peer[0]}\\n".encode()); c.close()
 """
 
-CONNECT = """
-import socket, sys
-try:
-    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
-    print(c.makefile().readline().strip())
-except OSError as e:
-    print(f"error {type(e).__name__}")
-"""
-
-
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, check=check, capture_output=True, text=True)
-
-
-def in_ns(ns: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return sh("ip", "netns", "exec", ns, *args)
-
-
-def connect(ns: str, host: str, port: int) -> str:
-    return in_ns(ns, sys.executable, "-c", CONNECT, host, str(port)).stdout.strip()
-
 
 def _teardown() -> None:
-    for ns in (*NODES, *PODS):
-        sh("ip", "netns", "del", ns, check=False)
+    remove((*NODES, *PODS))
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from netns import CONNECT, connect, in_ns, remove, sh
 from runtime import needs
 
 from cluster import VENV_BIN, Cluster
@@ -53,17 +54,8 @@ while True:
 """
 
 
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, check=check, capture_output=True, text=True)
-
-
-def in_ns(ns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return sh("ip", "netns", "exec", ns, *args, check=check)
-
-
 def _teardown() -> None:
-    for ns in (NODE, CLIENT, *PODS):
-        sh("ip", "netns", "del", ns, check=False)
+    remove((NODE, CLIENT, *PODS))
 
 
 @pytest.fixture(scope="module")
@@ -166,21 +158,6 @@ def endpoints(name: str, *ips: str, node: str = "node-a") -> dict[str, Any]:
             {"addresses": [ip], "nodeName": node, "conditions": {"ready": True}} for ip in ips
         ],
     }
-
-
-CONNECT = """
-import socket, sys, time
-t0 = time.monotonic()
-try:
-    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
-    print(c.makefile().readline().strip())
-except OSError as e:
-    print(f"error {type(e).__name__} {time.monotonic() - t0:.2f}")
-"""
-
-
-def connect(ns: str, host: str, port: int) -> str:
-    return in_ns(ns, sys.executable, "-c", CONNECT, host, str(port)).stdout.strip()
 
 
 async def wait_servers() -> None:
