@@ -26,6 +26,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdatatype
 from skiff.log import get_logger
 
 log = get_logger(__name__)
@@ -160,7 +161,11 @@ class Forwarder:
             return
         ttls = [r.ttl for r in resp.answer]
         if not ttls:  # negative: the SOA's minimum (RFC 2308)
-            ttls = [min(r.ttl, r[0].minimum) for r in resp.authority if r.rdtype == 6 and r]
+            ttls = [
+                min(r.ttl, r[0].minimum)
+                for r in resp.authority
+                if r.rdtype == dns.rdatatype.SOA and r
+            ]
         ttl = min([*ttls, self.max_ttl]) if ttls else 0
         if ttl <= 0:
             return
@@ -179,5 +184,5 @@ def _answer(query: dns.message.Message, upstream: dns.message.Message) -> dns.me
     answer.set_rcode(upstream.rcode())
     answer.flags = (answer.flags & ~dns.flags.AA) | dns.flags.RA
     answer.answer, answer.authority = upstream.answer, upstream.authority
-    answer.additional = [r for r in upstream.additional if r.rdtype != 41]  # not its OPT
+    answer.additional = [r for r in upstream.additional if r.rdtype != dns.rdatatype.OPT]
     return answer

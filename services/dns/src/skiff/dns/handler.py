@@ -91,19 +91,19 @@ class Handler:
                 resp.set_rcode(dns.rcode.NXDOMAIN)
             resp.authority.append(self._soa)
             return resp
-        self._add(resp.answer, found)
+        self.add_records(resp.answer, found)
         if found[0].rdtype == CNAME:
             # An ExternalName's target: chase it in the zone (out of it, the client does).
             target = found[0].data
             if self.records.in_zone(target):
                 _, more = self.records.lookup(target, rdtype)
-                self._add(resp.answer, more)
+                self.add_records(resp.answer, more)
         elif found[0].rdtype == SRV:
             for r in found:
                 target = r.data.split()[-1]
                 for family in ("A", "AAAA"):
                     _, extra = self.records.lookup(target, family)
-                    self._add(resp.additional, extra)
+                    self.add_records(resp.additional, extra)
         return resp
 
     def cname_to(self, query: dns.message.Message, target: str) -> dns.message.Message:
@@ -114,9 +114,7 @@ class Handler:
         return resp
 
     def add_records(self, section: list[dns.rrset.RRset], records: list[Record]) -> None:
-        self._add(section, records)
-
-    def _add(self, section: list[dns.rrset.RRset], records: list[Record]) -> None:
+        """Append ``records`` to a message section, one RRset per name and type."""
         by_key: dict[tuple[str, str], list[str]] = {}
         for r in records:
             by_key.setdefault((r.name, r.rdtype), []).append(r.data)
