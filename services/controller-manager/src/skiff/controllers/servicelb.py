@@ -30,6 +30,14 @@ def wants_address(svc: Obj) -> bool:
     return spec.get("type") == "LoadBalancer" and not spec.get("loadBalancerClass")
 
 
+BY_SERVICE = "service-lb-by-service"
+
+
+def _by_service(es: Obj) -> list[str]:
+    key = service_key(es)
+    return [key] if key else []
+
+
 def _ours(svc: Obj) -> bool:
     """A Service this controller publishes, or published (its ingress must go)."""
     ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress")
@@ -63,7 +71,9 @@ class ServiceLBController(Controller):
         super().__init__(ctx, workers=workers)
         self.services = self.watch("services")
         self.nodes = self.watch("nodes")
-        self.slices = self.watch("endpointslices")
+        self.slices = ctx.informers.index("endpointslices", BY_SERVICE, _by_service)
+        if self.slices not in self.informers:
+            self.informers.append(self.slices)
         self.services.add_handler(self._service, self._service_updated, self._service)
         # Any node change can change every Service's addresses; port clashes depend on all.
         self.nodes.add_handler(
@@ -105,11 +115,8 @@ class ServiceLBController(Controller):
         return None
 
     def _local_nodes(self, svc: Obj) -> set[str]:
-        key = key_of(svc)
         out: set[str] = set()
-        for es in self.slices.list():
-            if service_key(es) != key:
-                continue
+        for es in self.slices.store.by_index(BY_SERVICE, key_of(svc)):
             for ep in es.get("endpoints") or ():
                 if (ep.get("conditions") or {}).get("ready") is not False and ep.get("nodeName"):
                     out.add(ep["nodeName"])
