@@ -28,7 +28,7 @@ from cluster import VENV_BIN, Cluster
 from skiff.client.rest import ApiClient
 from skiff.kubelet.containerd_setup import ensure_shared_netns_dir
 from skiff.proxy.iptables.proxier import IptablesProxier
-from skiff.proxy.iptables.runner import IptablesRunner
+from skiff.iptables import IptablesRunner
 
 pytestmark = needs("iptables", "iptables-restore", "ip", "conntrack")
 

@@ -9,14 +9,20 @@ from typing import Any
 
 import pytest
 
+from skiff.iptables import IptablesRunner, RestoreError
 from skiff.proxy.iptables.proxier import IptablesProxier
-from skiff.proxy.iptables.runner import RestoreError
 
 
-class Recorder:
-    """Stands in for IptablesRunner: keeps each batch; ``fail`` refuses the next one."""
+def _join(args: tuple[str, ...]) -> str:
+    return " ".join(f'"{a}"' if " " in a else a for a in args)
+
+
+class Recorder(IptablesRunner):
+    """Stands in for the iptables tools: keeps each batch and the built-in chains'
+    rules (``-S``, ``-C``, ``-I``, ``-D``); ``fail`` refuses the next batch."""
 
     def __init__(self, nat_save: str = "") -> None:
+        super().__init__()
         self.batches: list[str] = []
         self.jumps: list[tuple[str, str, str]] = []
         self.nat_save = nat_save
@@ -32,18 +38,24 @@ class Recorder:
     async def save(self, table: str) -> str:
         return self.nat_save if table == "nat" else ""
 
-    async def ensure_rule(self, table: str, chain: str, rule: str) -> bool:
-        self.jumps.append((table, chain, rule))
-        self.builtin.setdefault((table, chain), []).insert(0, rule)
-        return True
-
-    async def delete_rule(self, table: str, chain: str, rule: str) -> None:
-        rules = self.builtin.get((table, chain), [])
-        while rule in rules:
+    async def run(self, *args: str, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
+        assert args[:4] == ("iptables", "-w", "5", "-t"), args
+        table, verb, chain, *rest = args[4:]
+        rules = self.builtin.setdefault((table, chain), [])
+        if verb == "-S":
+            return 0, "".join(f"-A {chain} {r}\n" for r in rules).encode(), b""
+        if verb == "-I":
+            at = int(rest.pop(0)) - 1 if rest and rest[0].isdigit() else 0
+            rule = _join(tuple(rest))
+            self.jumps.append((table, chain, rule))
+            rules.insert(at, rule)
+            return 0, b"", b""
+        rule = _join(tuple(rest))
+        if rule not in rules:
+            return 1, b"", b"Bad rule"
+        if verb == "-D":
             rules.remove(rule)
-
-    async def list_rules(self, table: str, chain: str) -> list[str]:
-        return list(self.builtin.get((table, chain), []))
+        return 0, b"", b""
 
 
 def service(name: str, ip: str) -> dict[str, Any]:
@@ -151,6 +163,17 @@ async def test_jumps_are_moved_back_in_front_of_others(monkeypatch: pytest.Monke
     await p.sync()
     forward = rec.builtin[("filter", "FORWARD")]
     assert forward[: len(ours)] == ours and forward[-1].endswith("CNI-FORWARD")
+
+    # skiff-netagent's policy chain may stay in front: the two never take turns at the top.
+    policy = '-m comment --comment "network policy" -j SKIFF-NETPOL'
+    forward.insert(0, policy)
+    inserted = len(rec.jumps)
+    await p.sync()
+    assert rec.builtin[("filter", "FORWARD")][: len(ours) + 1] == [policy, *ours]
+    assert len(rec.jumps) == inserted
+    forward.insert(1, "-j CNI-FORWARD")
+    await p.sync()
+    assert rec.builtin[("filter", "FORWARD")][: len(ours) + 1] == [policy, *ours]
 
 
 async def test_a_refused_batch_is_blamed_on_its_service() -> None:

@@ -10,11 +10,11 @@ import socket
 from skiff.component import api_client, start, until_signalled
 from skiff.controller.controller import ControllerContext
 from skiff.controller.informers import SharedInformers
+from skiff.iptables import IptablesRunner
 from skiff.log import get_logger
 
 from .controller import ProxyController
 from .iptables.proxier import IptablesProxier
-from .iptables.runner import IptablesRunner
 from .server import server
 
 log = get_logger(__name__)

@@ -18,9 +18,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from skiff.api.timestamps import parse_time
 from skiff.controller.controller import Controller, ControllerContext
+from skiff.iptables import RestoreError
 from skiff.proxy.healthcheck import HealthCheckServers
 from skiff.proxy.iptables.proxier import IptablesProxier
-from skiff.proxy.iptables.runner import RestoreError
 
 SYNC_KEY, FULL_KEY = "sync", "full"
 _COMMENT = re.compile(r'--comment "(?:[a-z ]+ for )?([a-z0-9-]+/[a-z0-9.-]+)')

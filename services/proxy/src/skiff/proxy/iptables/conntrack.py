@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
+from skiff.iptables import IptablesRunner
 from skiff.log import get_logger
-from skiff.proxy.iptables.runner import IptablesRunner
 
 log = get_logger(__name__)
 

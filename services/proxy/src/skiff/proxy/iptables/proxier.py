@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skiff.api.endpointslices import service_key
+from skiff.iptables import IptablesRunner, chains_in
 from skiff.log import get_logger
 from skiff.proxy.endpoints import categorize, endpoints_by_port
 from skiff.proxy.iptables import rules as r
 from skiff.proxy.iptables.conntrack import ConntrackCleaner
-from skiff.proxy.iptables.runner import IptablesRunner, chains_in
 from skiff.proxy.serviceport import ServicePort, service_ports
 
 log = get_logger(__name__)
@@ -198,13 +198,12 @@ class IptablesProxier:
         )
 
     async def _ensure_jumps(self, *, declare: bool) -> None:
-        """Our jumps first in each built-in chain, in JUMPS' order.
+        """Our jumps first in each built-in chain, in JUMPS' order (behind only the
+        network policy chain: policy decides before a Service's rules accept).
 
-        Others insert at the top too: the CNI firewall plugin puts ``CNI-FORWARD`` (which
-        accepts pod traffic) first in FORWARD when a node's first pod starts. Behind it,
-        our REJECT for a Service without endpoints is never reached, and the connection
-        leaves through the default route instead of being refused. So the order is
-        checked, and ours moved back to the top when something got in front.
+        Behind the CNI firewall plugin's ``CNI-FORWARD`` (which accepts pod traffic), our
+        REJECT for a Service without endpoints is never reached, and the connection
+        leaves through the default route instead of being refused.
         """
         if declare:  # our chains must exist before a built-in chain can jump to them
             await self.runner.restore(_declare_only())
@@ -212,14 +211,7 @@ class IptablesProxier:
         for table, chain, rule in r.JUMPS:
             chains.setdefault((table, chain), []).append(rule)
         for (table, chain), mine in chains.items():
-            current = await self.runner.list_rules(table, chain)
-            if current[: len(mine)] == mine:
-                continue
-            for rule in mine:
-                await self.runner.delete_rule(table, chain, rule)
-            for rule in reversed(mine):
-                await self.runner.ensure_rule(table, chain, rule)
-            if any(rule in current for rule in mine):
+            if await self.runner.keep_first(table, chain, mine, behind=r.AHEAD_OF_US):
                 log.info("moved our jumps back to the top", table=table, chain=chain)
         self._jumps_checked = time.monotonic()
 

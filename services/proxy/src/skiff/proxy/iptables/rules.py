@@ -37,6 +37,10 @@ FILTER_CHAINS = (KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEP
 SERVICE_CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-SEP-")
 
 # Jumps from the built-in chains into ours: (table, chain, rule), kept by the proxier.
+AHEAD_OF_US = ("SKIFF-NETPOL",)
+"""Chains that may come before our jumps in the built-in chains: skiff-netagent's network
+policy (as Calico's and kube-router's chains come before kube-proxy's)."""
+
 JUMPS = (
     ("nat", "PREROUTING", '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES'),
     ("nat", "OUTPUT", '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES'),

@@ -1,6 +1,7 @@
 """Running the iptables tools: ``iptables-restore --noflush`` for a whole batch,
 ``iptables-save`` to see what is there, and ``iptables -C``/``-I`` for the jumps from the
-built-in chains (which the proxy shares with others, so it never rewrites them whole).
+built-in chains (which skiff-proxy and skiff-netagent share with others, so they never
+rewrite them whole).
 
 ``prefix`` runs every command through another one (``ip netns exec <ns>`` in tests).
 """
@@ -91,6 +92,36 @@ class IptablesRunner:
         if rc != 0:
             log.info("modprobe failed", module=module, error=err.decode(errors="replace").strip())
 
+    async def keep_first(
+        self, table: str, chain: str, mine: Sequence[str], *, behind: Sequence[str] = ()
+    ) -> bool:
+        """Keep ``mine`` at the top of a built-in chain, in order; True when they moved.
+
+        Others insert at the top too (the CNI firewall plugin puts its accepting chain
+        first in FORWARD when a node's first pod starts), so the order is checked, and
+        ours moved back up when something got in front. Rules jumping to a chain named in
+        ``behind`` may stay ahead of ours: the components agree on one order instead of
+        taking turns at the top.
+        """
+        current = await self.list_rules(table, chain)
+        skip = 0
+        while skip < len(current) and _target(current[skip]) in behind:
+            skip += 1
+        if current[skip : skip + len(mine)] == list(mine):
+            return False
+        for rule in mine:
+            await self.delete_rule(table, chain, rule)
+        position = str(skip + 1)
+        for rule in reversed(mine):
+            args = _split(rule)
+            rc, _, err = await self.run(
+                self.iptables, "-w", "5", "-t", table, "-I", chain, position, *args
+            )
+            if rc != 0:
+                message = err.decode(errors="replace").strip()
+                raise RestoreError(f"adding to {table}/{chain}: {message}")
+        return any(rule in current for rule in mine)
+
     async def delete_rule(self, table: str, chain: str, rule: str) -> None:
         """Remove every copy of ``rule`` from a chain (absent: nothing to do)."""
         args = _split(rule)
@@ -109,6 +140,12 @@ def _split(rule: str) -> list[str]:
         else:
             out.extend(part.split())
     return out
+
+
+def _target(rule: str) -> str:
+    """The chain or target a rule jumps to (``-j X``), or ``""``."""
+    parts = rule.split()
+    return parts[parts.index("-j") + 1] if "-j" in parts[:-1] else ""
 
 
 def chains_in(save_output: str) -> list[str]:
