@@ -10,9 +10,11 @@ import socket
 from skiff.component import api_client, start, until_signalled
 from skiff.controller.controller import ControllerContext
 from skiff.controller.informers import SharedInformers
+from skiff.iptables import IptablesRunner
 
 from .agent import NetAgent
 from .linux import NodeNetwork
+from .policy.controller import PolicyController
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,26 +27,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("SKIFF_NODE_NAME", socket.gethostname().lower()),
     )
     p.add_argument("--cluster-cidr", default=os.environ.get("SKIFF_CLUSTER_CIDR", "10.244.0.0/16"))
+    p.add_argument(
+        "--routes",
+        choices=("true", "false"),
+        default=os.environ.get("SKIFF_NETAGENT_ROUTES", "true"),
+        help="route other nodes' pod CIDRs and masquerade off-cluster traffic (host-gw)",
+    )
+    p.add_argument(
+        "--network-policy",
+        choices=("true", "false"),
+        default=os.environ.get("SKIFF_NETAGENT_POLICY", "true"),
+        help="enforce NetworkPolicies for this node's pods",
+    )
     p.add_argument("--cleanup", action="store_true", help="remove the agent's routes and rules")
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "info"))
     return p.parse_args(argv)
 
 
+async def _bridge_through_iptables(runner: IptablesRunner) -> None:
+    # Traffic between two pods on one bridge never reaches FORWARD without br_netfilter,
+    # so a policy could not see it.
+    await runner.modprobe("br_netfilter")
+    await runner.sysctl("net.bridge.bridge-nf-call-iptables", "1")
+
+
 async def run(a: argparse.Namespace) -> None:
     network = NodeNetwork()
+    runner = IptablesRunner()
     if a.cleanup:
         await network.cleanup()
+        await PolicyController.cleanup_tables(runner)
         return
     async with api_client(a, "skiff-netagent") as client:
         informers = SharedInformers(client)
-        agent = NetAgent(
-            ControllerContext(client, informers),
-            network,
-            node_name=a.node_name,
-            cluster_cidr=a.cluster_cidr,
-        )
+        ctx = ControllerContext(client, informers)
+        controllers: list[NetAgent | PolicyController] = []
+        if a.routes == "true":
+            controllers.append(
+                NetAgent(ctx, network, node_name=a.node_name, cluster_cidr=a.cluster_cidr)
+            )
+        if a.network_policy == "true":
+            await _bridge_through_iptables(runner)
+            controllers.append(PolicyController(ctx, runner, node_name=a.node_name))
         informers.start()
-        await until_signalled([asyncio.create_task(agent.run(), name="netagent")])
+        await until_signalled([asyncio.create_task(c.run(), name=c.name) for c in controllers])
+        for c in controllers:
+            await c.stop()
         await informers.stop()
 
 
