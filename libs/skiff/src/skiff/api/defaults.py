@@ -511,6 +511,16 @@ def _storage_class(obj: dict, create: bool) -> None:
     _fill(obj, {"reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"})
 
 
+def _network_policy(obj: dict, create: bool) -> None:
+    spec = _obj(obj, "spec")
+    for key in ("ingress", "egress"):
+        for rule in _items(spec, key):
+            for port in _items(rule, "ports"):
+                port.setdefault("protocol", "TCP")
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+
+
 _DEFAULTERS: dict[tuple[str, str], Callable[[dict, bool], None]] = {
     ("", "Pod"): _pod,
     ("", "Namespace"): _namespace,
@@ -530,6 +540,7 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[dict, bool], None]] = {
     ("discovery.k8s.io", "EndpointSlice"): _endpoint_slice,
     (_RBAC, "RoleBinding"): _binding,
     (_RBAC, "ClusterRoleBinding"): _binding,
+    ("networking.k8s.io", "NetworkPolicy"): _network_policy,
     ("storage.k8s.io", "StorageClass"): _storage_class,
 }
 

@@ -134,6 +134,23 @@ def is_valid_label_value(value: str) -> list[str]:
     return errs
 
 
+def is_valid_port_name(value: str) -> list[str]:
+    """Errors for a port name (an IANA_SVC_NAME: at most 15 characters, lower-case
+    letters, digits and single inner hyphens, at least one letter)."""
+    errs = []
+    if len(value) > 15:
+        errs.append("must be no more than 15 characters")
+    if not re.fullmatch(r"[-a-z0-9]+", value):
+        errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+    if not re.search(r"[a-z]", value):
+        errs.append("must contain at least one letter (a-z)")
+    if "--" in value:
+        errs.append("must not contain consecutive hyphens")
+    if value and (value[0] == "-" or value[-1] == "-"):
+        errs.append("must not begin or end with a hyphen")
+    return errs
+
+
 def is_valid_path_segment_name(value: str) -> list[str]:
     """Errors for a name used as one URL path segment (RBAC objects, events)."""
     if value in (".", ".."):

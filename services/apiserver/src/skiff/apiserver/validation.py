@@ -44,6 +44,7 @@ TYPE_INVALID = "FieldValueTypeInvalid"
 REQUIRED = "FieldValueRequired"
 FORBIDDEN = "FieldValueForbidden"
 TOO_LONG = "FieldValueTooLong"
+NOT_SUPPORTED = "FieldValueNotSupported"
 
 
 def _fmt_value(value: Any) -> str:
@@ -69,6 +70,18 @@ def _required(path: str, detail: str = "") -> Cause:
 
 def _forbidden(path: str, detail: str) -> Cause:
     return Cause(path, f"Forbidden: {detail}", FORBIDDEN)
+
+
+def not_supported(path: str, value: Any, supported: list[str]) -> Cause:
+    """``field.NotSupported``: the value and the values that are."""
+    listed = ", ".join(_fmt_value(v) for v in supported)
+    return Cause(
+        path, f"Unsupported value: {_fmt_value(value)}: supported values: {listed}", NOT_SUPPORTED
+    )
+
+
+# The field.Error constructors, for the registry's own rules.
+invalid, required, forbidden = _invalid, _required, _forbidden
 
 
 # --- schema compilation ---

@@ -19,6 +19,7 @@ from .core.namespace import NamespaceStrategy
 from .core.node import NodeStrategy
 from .core.pod import PodStrategy
 from .core.service import ServiceStrategy
+from .networking.networkpolicy import NetworkPolicyStrategy
 from .scheduling.priorityclass import PriorityClassStrategy
 from .storage.storageclass import StorageClassStrategy
 from .strategy import GenericStore, Strategy, Subresource
@@ -38,6 +39,7 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("apps", "statefulsets"): WorkloadStrategy,
     ("batch", "cronjobs"): CronJobStrategy,
     ("batch", "jobs"): JobStrategy,
+    ("networking.k8s.io", "networkpolicies"): NetworkPolicyStrategy,
     ("scheduling.k8s.io", "priorityclasses"): PriorityClassStrategy,
     ("storage.k8s.io", "storageclasses"): StorageClassStrategy,
 }
