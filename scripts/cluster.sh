@@ -15,6 +15,7 @@ API_PORT=${SKIFF_API_PORT:-6443}
 SCHEDULER_PORT=${SKIFF_SCHEDULER_PORT:-10259}
 CONTROLLER_MANAGER_PORT=${SKIFF_CONTROLLER_MANAGER_PORT:-10257}
 PROXY_PORT=${SKIFF_PROXY_PORT:-10256}
+NETAGENT_PORT=${SKIFF_NETAGENT_PORT:-9099}
 KUBELET_PORT=${SKIFF_KUBELET_PORT:-10250}
 BRIDGE=${SKIFF_BRIDGE:-skiff0}
 DNS_PORT=${SKIFF_DNS_PORT:-1053}
@@ -83,9 +84,16 @@ up() {
   # The Service proxy: a process next to the kubelet here (a DaemonSet in compose), as
   # kube-proxy is. It writes this machine's iptables; `make down` removes its rules.
   start_bg proxy "$VENV/bin/skiff-proxy" --kubeconfig "$STATE/kubeconfig" \
-    --healthz-bind-address "127.0.0.1:$PROXY_PORT"
+    --hostname-override "$NODE_NAME" --healthz-bind-address "127.0.0.1:$PROXY_PORT"
   wait_for "proxy /healthz" curl -sf "http://127.0.0.1:$PROXY_PORT/healthz"
   touch "$PIDS/proxy.started"
+  # The pod network agent, for NetworkPolicies only: one node needs no routes, and the
+  # kubelet's bridge masquerades. `make down` removes its chains.
+  start_bg netagent "$VENV/bin/skiff-netagent" --kubeconfig "$STATE/kubeconfig" \
+    --hostname-override "$NODE_NAME" --routes false \
+    --health-bind-address "127.0.0.1:$NETAGENT_PORT"
+  wait_for "netagent /healthz" curl -sf "http://127.0.0.1:$NETAGENT_PORT/healthz"
+  touch "$PIDS/netagent.started"
   # Cluster DNS: a process here too, answering on every address of this machine, published
   # as kube-system/kube-dns ($CLUSTER_DNS) with the node's pod gateway as its endpoint;
   # names outside the cluster go to this machine's resolvers.
@@ -103,7 +111,7 @@ up() {
   fi
   cat <<MSG
 
-Skiff is up (etcd, NATS, apiserver, scheduler, controller-manager, containerd, kubelet, proxy, DNS). Use it with kubectl:
+Skiff is up (etcd, NATS, apiserver, scheduler, controller-manager, containerd, kubelet, proxy, network agent, DNS). Use it with kubectl:
   export KUBECONFIG=$STATE/kubeconfig
   kubectl get namespaces
   kubectl run hello --image=busybox --restart=Never -- sh -c 'echo hello; sleep 3600'
@@ -161,6 +169,12 @@ down() {
   if [ -f "$PIDS/proxy.started" ]; then
     "$VENV/bin/skiff-proxy" --cleanup >/dev/null 2>&1 && echo "  removed the proxy's iptables rules"
     rm -f "$PIDS/proxy.started"
+  fi
+  stop_one netagent
+  if [ -f "$PIDS/netagent.started" ]; then
+    "$VENV/bin/skiff-netagent" --cleanup >/dev/null 2>&1 \
+      && echo "  removed the network agent's iptables rules"
+    rm -f "$PIDS/netagent.started"
   fi
   stop_one kubelet
   if running containerd; then

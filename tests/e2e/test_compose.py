@@ -96,6 +96,23 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 """
 
+WEB_POLICIES = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-deny}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-allow-client}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {run: client}}}]
+"""
+
 DAEMONSET = """
 apiVersion: apps/v1
 kind: DaemonSet
@@ -389,6 +406,22 @@ def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
     for p in web:
         direct = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {p['status']['podIP']} 8080"
         assert "hello-from-web" in kubectl(compose, "exec", "client", "--", "sh", "-c", direct)
+
+    # NetworkPolicy across nodes, enforced by the agent on the web pod's node: default
+    # deny for web, then the client allowed by its label.
+    client_node = json.loads(kubectl(compose, "get", "pod", "client", "-o", "json"))["spec"]
+    far = [p for p in web if p["spec"]["nodeName"] != client_node["nodeName"]] or web
+    to_far = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {far[0]['status']['podIP']} 8080; true"
+
+    def far_answers() -> bool:
+        return "hello-from-web" in kubectl(compose, "exec", "client", "--", "sh", "-c", to_far)
+
+    deny, allow = WEB_POLICIES.split("---")
+    kubectl(compose, "apply", "-f", "-", input=deny)
+    wait("the policy to deny the client", lambda: not far_answers(), timeout=60)
+    kubectl(compose, "apply", "-f", "-", input=allow)
+    wait("the policy to allow the client", far_answers, timeout=60)
+    kubectl(compose, "delete", "networkpolicy", "web-deny", "web-allow-client")
 
     # Two DNS replicas; one is killed (no clean shutdown): the survivor takes the dead
     # one's EndpointSlice out (it stopped renewing), the proxies drop their UDP entries to

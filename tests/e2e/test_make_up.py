@@ -1,7 +1,7 @@
 """``make up``'s cluster, as the README promises it (``scripts/cluster.sh up``, in a state
 folder and on ports of its own): a pod finds Services by name through the cluster DNS
-and reaches them through the proxy's rules; ``make down`` leaves no proxy rule, bridge or
-process behind.
+and reaches them through the proxy's rules; a NetworkPolicy denies, then allows; ``make
+down`` leaves no proxy or policy rule, bridge or process behind.
 
 It programs this machine's iptables (the proxy runs next to the kubelet, as kube-proxy
 does), so it stays away when another Skiff cluster uses the default ports here.
@@ -63,6 +63,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
                 "CONTROLLER_MANAGER",
                 "KUBELET",
                 "PROXY",
+                "NETAGENT",
                 "DNS",
                 "DNS_READY",
             )
@@ -174,9 +175,89 @@ def test_pods_find_services_by_name_and_reach_them(up: dict[str, str]) -> None:
     assert "refused" in got, got
 
 
+POLICY_PODS = """
+apiVersion: v1
+kind: Pod
+metadata: {name: np-server, labels: {app: np}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox
+    command: [sh, -c, "mkdir -p /w && echo np-hello > /w/index.html && exec httpd -f -p 8080 -h /w"]
+    ports: [{name: http, containerPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: np-friend, labels: {role: friend}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: busybox, command: [sleep, "3600"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: np-stranger}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: busybox, command: [sleep, "3600"]}
+"""
+
+DENY = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-np}
+spec:
+  podSelector: {matchLabels: {app: np}}
+  policyTypes: [Ingress]
+"""
+
+ALLOW_FRIENDS = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-friends}
+spec:
+  podSelector: {matchLabels: {app: np}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {role: friend}}}]
+    ports: [{port: http}]
+"""
+
+
+def test_network_policy_denies_then_allows(up: dict[str, str]) -> None:
+    def apply(doc: str) -> None:
+        subprocess.run(
+            ["kubectl", "apply", "-f", "-"], env=up, input=doc, text=True, check=True, timeout=60
+        )
+
+    apply(POLICY_PODS)
+    pods = ("pod/np-server", "pod/np-friend", "pod/np-stranger")
+    kubectl(up, "wait", "--for=condition=Ready", *pods, "--timeout=90s")
+    ip = json.loads(kubectl(up, "get", "pod", "np-server", "-o", "json"))["status"]["podIP"]
+
+    def get(pod: str) -> Callable[[], str]:
+        request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 8080"
+        return lambda: kubectl(up, "exec", pod, "--", "sh", "-c", request, check=False)
+
+    def allowed(out: str) -> bool:
+        return "np-hello" in out
+
+    assert allowed(eventually(get("np-stranger"), allowed))
+    apply(DENY)  # default deny for app=np: nobody gets in
+    assert not allowed(eventually(get("np-stranger"), lambda out: not allowed(out)))
+    assert not allowed(get("np-friend")())
+    apply(ALLOW_FRIENDS)  # friends, on the named port "http"
+    assert allowed(eventually(get("np-friend"), allowed))
+    assert not allowed(get("np-stranger")())
+    kubectl(up, "delete", "networkpolicy", "deny-np", "allow-friends")
+    assert allowed(eventually(get("np-stranger"), allowed))
+
+
 def test_make_down_leaves_nothing_behind(up: dict[str, str]) -> None:
     subprocess.run([str(ROOT / "scripts" / "cluster.sh"), "down"], env=up, check=True, timeout=120)
-    assert "KUBE-" not in subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    saved = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    assert "KUBE-" not in saved and "SKIFF-NETPOL" not in saved
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert BRIDGE not in links
     assert not list((Path(up["SKIFF_STATE"]) / "pids").glob("*.pid"))

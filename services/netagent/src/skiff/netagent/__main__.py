@@ -7,7 +7,7 @@ import asyncio
 import os
 import socket
 
-from skiff.component import api_client, start, until_signalled
+from skiff.component import api_client, health_server, start, until_signalled
 from skiff.controller.controller import ControllerContext
 from skiff.controller.informers import SharedInformers
 from skiff.iptables import IptablesRunner
@@ -38,6 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("true", "false"),
         default=os.environ.get("SKIFF_NETAGENT_POLICY", "true"),
         help="enforce NetworkPolicies for this node's pods",
+    )
+    p.add_argument(
+        "--health-bind-address",
+        default=os.environ.get("SKIFF_NETAGENT_HEALTH", "127.0.0.1:9099"),
+        help="host:port of /healthz and /metrics (port 0: none)",
     )
     p.add_argument("--cleanup", action="store_true", help="remove the agent's routes and rules")
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "info"))
@@ -70,7 +75,12 @@ async def run(a: argparse.Namespace) -> None:
             await _bridge_through_iptables(runner)
             controllers.append(PolicyController(ctx, runner, node_name=a.node_name))
         informers.start()
-        await until_signalled([asyncio.create_task(c.run(), name=c.name) for c in controllers])
+        tasks = [asyncio.create_task(c.run(), name=c.name) for c in controllers]
+        host, _, port = a.health_bind_address.rpartition(":")
+        if int(port):
+            server = health_server(host or "127.0.0.1", int(port))
+            tasks.append(asyncio.create_task(server.serve(), name="health"))
+        await until_signalled(tasks)
         for c in controllers:
             await c.stop()
         await informers.stop()
