@@ -91,3 +91,18 @@ def test_an_invalid_cidr_is_not_ready(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_gateway() -> None:
     assert gateway("10.244.3.0/24") == "10.244.3.1/24"
+
+
+def test_with_a_network_add_on_ready_only_once_its_configuration_appears(tmp_path: Path) -> None:
+    """``--network-plugin cni``: the kubelet writes nothing and waits for the add-on."""
+    conf = tmp_path / "etc-cni"
+    paths = RuntimePaths(tmp_path / "rt", conf)
+    net = PodNetwork(paths, plugin="cni")
+    assert not net.configure("10.244.3.0/24", 0) and net.problem == NOT_INITIALIZED
+    assert not conf.exists() or not any(conf.iterdir())  # nothing written by the kubelet
+    conf.mkdir()
+    (conf / ".10-skiff.conflist.tmp").write_text("{}")  # half-written: not a configuration
+    assert not net.configure("10.244.3.0/24", 0)
+    (conf / "10-skiff.conflist").write_text("{}")
+    assert net.configure("10.244.3.0/24", 0) and net.ready and net.cidr == "10.244.3.0/24"
+    assert paths.cni_conf_dir == conf

@@ -51,6 +51,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "agent routes between nodes)",
     )
     p.add_argument("--network-name", default="skiff", help="the CNI network (IPAM) name")
+    p.add_argument(
+        "--network-plugin",
+        choices=("kubenet", "cni"),
+        default=os.environ.get("SKIFF_NETWORK_PLUGIN", "kubenet"),
+        help="kubenet: the kubelet writes the bridge network's CNI configuration for the "
+        "pod CIDR; cni: a network add-on writes it (the node is not Ready until one does)",
+    )
+    p.add_argument(
+        "--cni-conf-dir",
+        type=Path,
+        default=os.environ.get("SKIFF_CNI_CONF_DIR") or None,
+        help="the runtime's CNI configuration folder (default: <runtime-dir>/cni/net.d)",
+    )
     p.add_argument("--lease-period", type=float, default=10.0, help=argparse.SUPPRESS)
     p.add_argument(
         "--node-ip",
@@ -84,13 +97,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def run(a: argparse.Namespace) -> None:
-    paths = RuntimePaths(a.runtime_dir.resolve())
+    paths = RuntimePaths(a.runtime_dir.resolve(), a.cni_conf_dir)
     ensure_shared_netns_dir()
     network = PodNetwork(
         paths,
         bridge=a.bridge,
         name=a.network_name,
         masquerade=a.masquerade_pod_traffic == "true",
+        plugin=a.network_plugin,
     )
     if a.server:
         client = ApiClient(a.server, user_agent="skiff-kubelet")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
-import json
 import os
 import shlex
 import shutil
@@ -24,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from skiff.cni import bridge_conflist, write_conflist
 
 from .local_images import PAUSE_NAME, busybox_image, pause_image, write_oci_tar
 
@@ -37,6 +38,9 @@ class RuntimePaths:
     """Everything the node's containerd keeps, under one folder."""
 
     base: Path
+    cni_conf: Path | None = None
+    """Where the CNI configuration lives (default: ``<base>/cni/net.d``); on a node whose
+    network add-on writes it, the conventional ``/etc/cni/net.d``."""
 
     @property
     def config(self) -> Path:
@@ -60,7 +64,7 @@ class RuntimePaths:
 
     @property
     def cni_conf_dir(self) -> Path:
-        return self.base / "cni" / "net.d"
+        return self.cni_conf or self.base / "cni" / "net.d"
 
     @property
     def images(self) -> Path:
@@ -115,37 +119,16 @@ def write_cni_config(
     name: str = "skiff",
     masquerade: bool = True,
 ) -> Path:
-    """The pod network: a bridge with host-local IPAM, hostPort mappings, and the firewall
-    plugin (without it Docker's FORWARD DROP policy drops pod-to-pod traffic).
-
-    ``masquerade``: the bridge plugin NATs what leaves the node's subnet. Off where the
-    pod network agent routes between nodes and masquerades only what leaves the cluster
-    (pods on different nodes then see each other's own addresses)."""
-    conflist = {
-        "cniVersion": "1.0.0",
-        "name": name,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": bridge,
-                "isGateway": True,
-                "ipMasq": masquerade,
-                "hairpinMode": True,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": subnet}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                    "dataDir": str(paths.base / "cni" / "ipam"),
-                },
-            },
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-            {"type": "firewall"},
-        ],
-    }
-    paths.cni_conf_dir.mkdir(parents=True, exist_ok=True)
-    out = paths.cni_conf_dir / "10-skiff.conflist"
-    out.write_text(json.dumps(conflist, indent=2))
-    return out
+    """The node's pod network for ``subnet`` (:func:`skiff.cni.bridge_conflist`), with its
+    IPAM leases under the runtime folder."""
+    conflist = bridge_conflist(
+        subnet,
+        ipam_dir=paths.base / "cni" / "ipam",
+        bridge=bridge,
+        name=name,
+        masquerade=masquerade,
+    )
+    return write_conflist(paths.cni_conf_dir, conflist)
 
 
 def ensure_shared_netns_dir(path: Path = Path("/run/netns")) -> None:
@@ -267,25 +250,17 @@ def wait_for_socket(path: Path, timeout: float = 30.0) -> None:
     raise TimeoutError(f"containerd did not open {path}")
 
 
+def import_archive(paths: RuntimePaths, tar: Path) -> None:
+    """Import an image archive (OCI, or ``docker save``'s) into the k8s.io namespace."""
+    ctr = ["ctr", "--address", str(paths.socket), "--namespace", "k8s.io"]
+    subprocess.run([*ctr, "images", "import", str(tar)], check=True, capture_output=True)
+
+
 def import_images(paths: RuntimePaths) -> list[str]:
     """Build busybox and the pause image and import them into the k8s.io namespace."""
     names = []
     for image, file in ((busybox_image(), "busybox.tar"), (pause_image(), "pause.tar")):
-        tar = write_oci_tar(image, paths.images / file)
-        subprocess.run(
-            [
-                "ctr",
-                "--address",
-                str(paths.socket),
-                "--namespace",
-                "k8s.io",
-                "images",
-                "import",
-                str(tar),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        import_archive(paths, write_oci_tar(image, paths.images / file))
         names.append(image.name)
     return names
 
@@ -336,8 +311,20 @@ def main(argv: list[str] | None = None) -> None:
         help="cleanup: seconds each container has between SIGTERM and SIGKILL",
     )
     p.add_argument("--dir", type=Path, default=Path(os.environ.get("SKIFF_RUNTIME_DIR", ".")))
+    p.add_argument(
+        "--cni-conf-dir",
+        type=Path,
+        default=os.environ.get("SKIFF_CNI_CONF_DIR") or None,
+        help="containerd's CNI configuration folder (default: <dir>/cni/net.d)",
+    )
+    p.add_argument(
+        "--image-dir",
+        type=Path,
+        default=os.environ.get("SKIFF_IMAGE_DIR") or None,
+        help="images: also import every image archive (*.tar) in this folder",
+    )
     a = p.parse_args(argv)
-    paths = RuntimePaths(a.dir.resolve())
+    paths = RuntimePaths(a.dir.resolve(), a.cni_conf_dir)
     if a.action == "config":
         print(write_config(paths))
     elif a.action == "cleanup":
@@ -348,6 +335,9 @@ def main(argv: list[str] | None = None) -> None:
         wait_for_socket(paths.socket)
         for name in import_images(paths):
             print(name)
+        for tar in sorted(a.image_dir.glob("*.tar")) if a.image_dir else ():
+            import_archive(paths, tar)
+            print(tar.name)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
-"""The node's pod network as the kubelet configures it (the role of kubenet, or of the
-CNI configuration a network add-on writes): a bridge network for the node's pod CIDR.
+"""The node's pod network as the kubelet configures it (the role of kubenet): a bridge
+network for the node's pod CIDR. Or, with ``--network-plugin cni``, as a network add-on
+configures it: the kubelet writes nothing and the network is ready once a CNI
+configuration appears in the runtime's folder (the add-on, skiff-netagent, writes it for
+the node's pod CIDR), as kubelets with a CNI add-on wait for one.
 
 The network is *ready* only once a pod CIDR is known and the CNI configuration is written
 for it. Until then the node is not Ready (``NetworkReady=false``, as the kubelet reports a
@@ -21,6 +24,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
+from skiff.cni import has_config
 from skiff.log import get_logger
 
 from .containerd_setup import RuntimePaths, bridge_addresses, write_cni_config
@@ -50,6 +54,8 @@ class PodNetwork:
     refused: set[str] = field(default_factory=set)
     masquerade: bool = True
     """The bridge plugin's ``ipMasq`` (off under the pod network agent)."""
+    plugin: str = "kubenet"
+    """``kubenet``: the kubelet writes the configuration; ``cni``: an add-on does."""
 
     @property
     def ready(self) -> bool:
@@ -74,6 +80,13 @@ class PodNetwork:
             self.problem = f"invalid pod CIDR {cidr!r}"
             return False
         if cidr == self.cidr and self.ready:
+            return True
+        if self.plugin == "cni":
+            if not has_config(self.paths.cni_conf_dir):
+                self.problem = NOT_INITIALIZED
+                return False
+            self.cidr, self.problem = cidr, ""
+            log.info("pod network configured by the add-on", pod_cidr=cidr)
             return True
         want = gateway(cidr)
         current = bridge_addresses(self.bridge)

@@ -117,7 +117,10 @@ class SandboxMixin:
             linux=pb.LinuxPodSandboxConfig(
                 cgroup_parent=cgroup,
                 security_context=pb.LinuxSandboxSecurityContext(
-                    namespace_options=self._namespaces(pod)
+                    namespace_options=self._namespaces(pod),
+                    # As the kubelet: the runtime refuses a privileged container in a
+                    # sandbox that is not privileged itself.
+                    privileged=_has_privileged_container(spec),
                 ),
             ),
         )
@@ -161,3 +164,8 @@ class SandboxMixin:
             else (pb.POD if spec.get("shareProcessNamespace") else pb.CONTAINER),
             ipc=pb.NODE if spec.get("hostIPC") else pb.POD,
         )
+
+
+def _has_privileged_container(spec: dict[str, Any]) -> bool:
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    return any(((c.get("securityContext") or {}).get("privileged")) for c in containers)
