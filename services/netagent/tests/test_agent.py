@@ -68,3 +68,64 @@ async def test_routes_follow_nodes_and_conflicts_are_reported() -> None:
         assert kernel.routes == {"10.244.1.0/25": "192.168.1.3"}  # c no longer overlaps
     finally:
         await informers.stop()
+
+
+class Bridge(Kernel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ports = 0
+        self.deleted: list[str] = []
+
+    async def bridge_ports(self, bridge: str) -> int:
+        return self.ports
+
+    async def delete_link(self, name: str) -> None:
+        self.deleted.append(name)
+
+
+async def test_the_add_on_writes_the_nodes_cni_configuration(tmp_path: Any) -> None:
+    """For the node's own pod CIDR; a CIDR change re-creates an unused bridge and is
+    refused (with an event) while pods still sit on it."""
+    from skiff.cni import configured_subnet
+    from skiff.netagent.cniconfig import CniConfig
+
+    fake = FakeApi()
+    informers = SharedInformers(fake)  # type: ignore[arg-type]
+    kernel = Bridge()
+    conf = tmp_path / "net.d"
+    cni = CniConfig(conf, network=kernel, ipam_dir=tmp_path / "ipam")  # type: ignore[arg-type]
+    agent = NetAgent(
+        ControllerContext(fake, informers),  # type: ignore[arg-type]
+        kernel,  # type: ignore[arg-type]
+        node_name="a",
+        cluster_cidr="10.244.0.0/16",
+        routes=False,
+        cni=cni,
+    )
+    events: list[str] = []
+    agent.events.emit = lambda obj, t, reason, msg, action="": events.append(reason)  # type: ignore[method-assign]
+    informers.start()
+    try:
+        await fake.create("nodes", {"metadata": {"name": "a"}, "spec": {}})
+        await informers.wait_synced(timeout=5)
+        await fake.settle(*agent.informers)
+        await agent.reconcile(KEY)
+        assert configured_subnet(conf) is None  # no CIDR yet: no configuration, not Ready
+        current = await fake.get("nodes", "a")
+        current["spec"]["podCIDR"] = "10.244.3.0/24"  # node IPAM assigns it
+        await fake.update("nodes", current)
+        await fake.settle(*agent.informers)
+        await agent.reconcile(KEY)
+        assert configured_subnet(conf) == "10.244.3.0/24" and kernel.routes == {}
+        current = await fake.get("nodes", "a")
+        current["spec"]["podCIDR"] = "10.244.7.0/24"
+        await fake.update("nodes", current)
+        await fake.settle(*agent.informers)
+        kernel.ports = 2
+        assert await agent.reconcile(KEY) == 5.0  # refused while pods use the bridge
+        assert configured_subnet(conf) == "10.244.3.0/24" and events == ["PodCIDRChangeRefused"]
+        kernel.ports = 0
+        await agent.reconcile(KEY)
+        assert configured_subnet(conf) == "10.244.7.0/24" and kernel.deleted == ["skiff0"]
+    finally:
+        await informers.stop()

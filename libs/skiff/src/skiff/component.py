@@ -70,9 +70,16 @@ def add_common_args(
 
 
 def api_client(a: argparse.Namespace, user_agent: str) -> ApiClient:
-    """A client from ``--server`` or else the kubeconfig."""
+    """A client from ``--server``, else the kubeconfig, else, inside a pod without either,
+    the in-cluster address (``KUBERNETES_SERVICE_HOST``/``_PORT``, which the kubelet
+    gives every pod: the ``kubernetes`` Service)."""
     if a.server:
         return ApiClient(a.server, user_agent=user_agent)
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    if not a.kubeconfig and not os.environ.get("KUBECONFIG") and host:
+        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+        # Plain HTTP until the apiserver serves TLS with service-account tokens.
+        return ApiClient(f"http://{host}:{port}", user_agent=user_agent)
     return ApiClient.from_kubeconfig(a.kubeconfig, user_agent=user_agent)
 
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import socket
+from pathlib import Path
 
 from skiff.component import api_client, health_server, start, until_signalled
 from skiff.controller.controller import ControllerContext
@@ -13,6 +14,7 @@ from skiff.controller.informers import SharedInformers
 from skiff.iptables import IptablesRunner
 
 from .agent import NetAgent
+from .cniconfig import CniConfig
 from .linux import NodeNetwork
 from .policy.controller import PolicyController
 
@@ -33,6 +35,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("SKIFF_NETAGENT_ROUTES", "true"),
         help="route other nodes' pod CIDRs and masquerade off-cluster traffic (host-gw)",
     )
+    p.add_argument(
+        "--cni-conf-dir",
+        type=Path,
+        default=os.environ.get("SKIFF_CNI_CONF_DIR") or None,
+        help="write this node's CNI configuration for its pod CIDR into this folder (the "
+        "kubelet then runs with --network-plugin cni)",
+    )
+    p.add_argument("--cni-ipam-dir", type=Path, default=Path("/var/lib/cni/networks"))
+    p.add_argument("--bridge", default=os.environ.get("SKIFF_BRIDGE", "skiff0"))
     p.add_argument(
         "--network-policy",
         choices=("true", "false"),
@@ -67,9 +78,21 @@ async def run(a: argparse.Namespace) -> None:
         informers = SharedInformers(client)
         ctx = ControllerContext(client, informers)
         controllers: list[NetAgent | PolicyController] = []
-        if a.routes == "true":
+        cni = None
+        if a.cni_conf_dir:
+            cni = CniConfig(
+                a.cni_conf_dir, network=network, ipam_dir=a.cni_ipam_dir, bridge=a.bridge
+            )
+        if a.routes == "true" or cni is not None:
             controllers.append(
-                NetAgent(ctx, network, node_name=a.node_name, cluster_cidr=a.cluster_cidr)
+                NetAgent(
+                    ctx,
+                    network,
+                    node_name=a.node_name,
+                    cluster_cidr=a.cluster_cidr,
+                    routes=a.routes == "true",
+                    cni=cni,
+                )
             )
         if a.network_policy == "true":
             await _bridge_through_iptables(runner)

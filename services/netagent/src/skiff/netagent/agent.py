@@ -1,12 +1,15 @@
 """The agent's loop on the shared controller runtime: a Node informer, one key (the whole
 node set decides every route), reconcile = plan + apply; a node refused a route gets a
-Warning event (``PodCIDRConflict``) once per reason."""
+Warning event (``PodCIDRConflict``) once per reason. With a CNI folder it also writes this
+node's CNI configuration for its own ``spec.podCIDR`` (the add-on's half of what the
+kubelet does with ``--network-plugin kubenet``)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from skiff.controller.controller import Controller, ControllerContext
+from skiff.netagent.cniconfig import CniConfig
 from skiff.netagent.linux import NodeNetwork
 from skiff.netagent.routes import plan
 
@@ -26,13 +29,18 @@ class NetAgent(Controller):
         node_name: str,
         cluster_cidr: str,
         resync: float = 60.0,
+        routes: bool = True,
+        cni: CniConfig | None = None,
     ) -> None:
         super().__init__(ctx, workers=1)
         self.network = network
         self.node_name = node_name
         self.cluster_cidr = cluster_cidr
         self.resync = resync
+        self.routes = routes
+        self.cni = cni
         self._reported: dict[str, str] = {}
+        self._cni_problem = ""
         self.nodes = self.watch("nodes")
         self.nodes.add_handler(
             lambda _n: self.queue.add(KEY),
@@ -43,12 +51,25 @@ class NetAgent(Controller):
 
     async def reconcile(self, key: str) -> float | None:
         nodes = self.nodes.list()
+        by_name = {n["metadata"]["name"]: n for n in nodes}
+        me = by_name.get(self.node_name)
+        retry = self.resync
+        if self.cni is not None and me is not None:
+            cidr = (me.get("spec") or {}).get("podCIDR") or ""
+            problem = await self.cni.ensure(cidr) if cidr else ""
+            if problem and problem != self._cni_problem:
+                self.log.error("pod network not configured", node=self.node_name, reason=problem)
+                self.events.emit(me, "Warning", "PodCIDRChangeRefused", problem)
+            self._cni_problem = problem
+            if problem:
+                retry = min(retry, 5.0)  # until the pods on the old range are gone
+        if not self.routes:
+            return retry
         p = plan(nodes, self.node_name)
         changed, removed = await self.network.sync_routes(p.routes)
         await self.network.sync_masquerade(self.cluster_cidr)
         if changed or removed:
             self.log.info("routes synced", routes=len(p.routes), changed=changed, removed=removed)
-        by_name = {n["metadata"]["name"]: n for n in nodes}
         for name, why in p.problems.items():
             if self._reported.get(name) != why and name in by_name:
                 self._reported[name] = why
@@ -57,4 +78,4 @@ class NetAgent(Controller):
         for name in list(self._reported):
             if name not in p.problems:
                 del self._reported[name]
-        return self.resync  # and now and then, in case someone removed a route
+        return retry  # and now and then, in case someone removed a route

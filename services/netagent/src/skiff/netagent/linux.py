@@ -79,6 +79,15 @@ class NodeNetwork:
         if rc != 0:
             await self.run("iptables", "-w", "5", jump[0], jump[1], "-I", *jump[2:])
 
+    async def bridge_ports(self, bridge: str) -> int:
+        """How many links (pods' veths) are attached to ``bridge``."""
+        rc, out, _ = await self.run("ip", "-o", "link", "show", "master", bridge)
+        return len(out.splitlines()) if rc == 0 else 0
+
+    async def delete_link(self, name: str) -> None:
+        """Remove a link if it is there."""
+        await self.run("ip", "link", "del", name)
+
     async def cleanup(self) -> None:
         await self.sync_routes({})
         await self.run("iptables", "-w", "5", "-t", "nat", "-D", "POSTROUTING", "-j", CHAIN)
