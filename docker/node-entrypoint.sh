@@ -1,6 +1,6 @@
 #!/bin/bash
 # The node container's entrypoint: containerd (the project's config), the busybox and pause
-# images, then the kubelet on this container's IP. catatonit is PID 1 (reaps shims' zombies).
+# images and the add-ons' images, then the kubelet on this container's IP. catatonit is PID 1 (reaps shims' zombies).
 set -euo pipefail
 DIR=${SKIFF_RUNTIME_DIR:-/var/lib/skiff/containerd}
 NODE_IP=${SKIFF_NODE_IP:-$(ip -4 -o route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')}
@@ -40,15 +40,19 @@ fix_cgroups() {
 }
 fix_cgroups
 
+# kube-proxy and the network add-on run unprivileged here (NET_ADMIN), and /proc/sys is
+# read-only in this container too: the sysctls they need come from compose.yaml's
+# `sysctls` (bridge-nf-call-iptables is on in a new network namespace). One iptables
+# lock file for every writer on the node.
+modprobe br_netfilter 2>/dev/null || true
+touch /run/xtables.lock
+
+# containerd's CNI folder is $SKIFF_CNI_CONF_DIR (/etc/cni/net.d), where the network
+# add-on (deploy/network.yaml) writes the configuration; the add-ons' images come from
+# $SKIFF_IMAGE_DIR. The kubelet (--network-plugin cni) is not Ready until the add-on runs.
 python3 -m skiff.kubelet.containerd_setup config --dir "$DIR" >/dev/null
 containerd --config "$DIR/containerd.toml" >>"$DIR/../containerd.log" 2>&1 &
 python3 -m skiff.kubelet.containerd_setup images --dir "$DIR" >/dev/null
-# The Service proxy and the pod network agent (host-gw routes between the nodes, which
-# share one Docker network) run next to the kubelet; with the agent there, the bridge
-# does not masquerade pod traffic between nodes (the agent masquerades what leaves the
-# cluster).
-python3 -m skiff.proxy --healthz-bind-address 127.0.0.1:10256 >>"$DIR/../proxy.log" 2>&1 &
-python3 -m skiff.netagent >>"$DIR/../netagent.log" 2>&1 &
 exec python3 -m skiff.kubelet --runtime-dir "$DIR" --node-ip "$NODE_IP" --address 0.0.0.0 \
   --pod-manifest-path "${SKIFF_POD_MANIFEST_PATH:-/etc/skiff/manifests}" \
-  --cluster-dns "${SKIFF_CLUSTER_DNS:-10.96.0.10}" --masquerade-pod-traffic false "$@"
+  --cluster-dns "${SKIFF_CLUSTER_DNS:-10.96.0.10}" "$@"

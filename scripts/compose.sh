@@ -91,6 +91,7 @@ build() { # image, dockerfile
   log "building $1"
   "$DOCKER" build -q -t "$1" -f "$ROOT/$2" \
     --build-arg BASE="$BASE_IMAGE" --build-arg PYTHON_IMAGE="skiff/python:$TAG" \
+    --build-arg NETTOOLS_IMAGE="skiff/nettools:$TAG" \
     --secret id=ca,src="$CA_BUNDLE" "$ROOT" >/dev/null
 }
 
@@ -107,8 +108,29 @@ images() {
   build "skiff/scheduler:$TAG" services/scheduler/Dockerfile
   build "skiff/controller-manager:$TAG" services/controller-manager/Dockerfile
   build "skiff/dns:$TAG" services/dns/Dockerfile
+  build "skiff/nettools:$TAG" docker/nettools/Dockerfile
   build "skiff/node:$TAG" services/kubelet/Dockerfile
+  # The node add-ons' images (deploy/*.yaml name them :dev), exported for the nodes'
+  # containerd: there is no registry for their kubelets to pull from.
+  build skiff/proxy:dev services/proxy/Dockerfile
+  build skiff/netagent:dev services/netagent/Dockerfile
+  export_node_images skiff/proxy:dev skiff/netagent:dev
   "$DOCKER" images --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep '^skiff/' | sort
+}
+
+# `docker save` of the node add-ons into $SKIFF_COMPOSE_OUT/images (mounted into every node, which
+# imports it at start); written again only when an image changed.
+export_node_images() { # image...
+  local dir=$SKIFF_COMPOSE_OUT/images ids
+  mkdir -p "$dir"
+  ids=$("$DOCKER" image inspect --format '{{.Id}}' "$@" | tr '\n' ' ')
+  if [ -s "$dir/node-addons.tar" ] && [ "$(cat "$dir/.ids" 2>/dev/null)" = "$ids" ]; then
+    return
+  fi
+  log "exporting $* for the nodes"
+  "$DOCKER" save -o "$dir/.node-addons.tar" "$@"
+  mv "$dir/.node-addons.tar" "$dir/node-addons.tar"
+  echo "$ids" >"$dir/.ids"
 }
 
 wait_ready() { # seconds

@@ -140,6 +140,9 @@ def _env(state: Path) -> dict[str, str]:
         **os.environ,
         "COMPOSE_PROJECT_NAME": PROJECT,
         "SKIFF_STATE": str(state),
+        # Where compose.sh puts the kubeconfig and the nodes' add-on images; the test's own
+        # docker-compose calls (scaling the nodes) must mount the same folder.
+        "SKIFF_COMPOSE_OUT": str(state / "compose"),
         "SKIFF_API_PORT": os.environ.get("SKIFF_TEST_COMPOSE_API_PORT", "16443"),
         "SKIFF_JAEGER_UI_PORT": os.environ.get("SKIFF_TEST_COMPOSE_JAEGER_PORT", "26686"),
         "TRACING": "1",
@@ -360,6 +363,16 @@ def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
         return len(ready) == 3 and len({n["spec"].get("podCIDR") for n in ready}) == 3
 
     wait("three Ready nodes with their own pod CIDRs", three_ready, timeout=180)
+
+    # The node add-ons are DaemonSets (deploy/, applied by the addons service): a
+    # kube-proxy and a skiff-network pod on every node, the latter having written the
+    # node's CNI configuration (without which the node would not be Ready).
+    def add_ons_everywhere() -> bool:
+        items = json.loads(kubectl(compose, "-n", "kube-system", "get", "ds", "-o", "json"))
+        ready = {d["metadata"]["name"]: d["status"].get("numberReady") for d in items["items"]}
+        return ready.get("kube-proxy") == 3 and ready.get("skiff-network") == 3
+
+    wait("kube-proxy and skiff-network on every node", add_ons_everywhere, timeout=120)
     kubectl(compose, "apply", "-f", "-", input=DAEMONSET)
 
     def one_per_node() -> bool:
@@ -374,11 +387,15 @@ def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
         return len([p for p in pods if p["status"].get("phase") == "Running"]) == 8
 
     wait("8 replicas Running", all_running, timeout=120)
-    # No two pods share an address, and each address is from its own node's range.
+    # No two pods on the pod network share an address, and each is from its node's range.
     nodes = json.loads(kubectl(compose, "get", "nodes", "-o", "json"))["items"]
     cidr = {n["metadata"]["name"]: ipaddress.ip_network(n["spec"]["podCIDR"]) for n in nodes}
     pods = json.loads(kubectl(compose, "get", "pods", "-A", "-o", "json"))["items"]
-    ips = [p["status"]["podIP"] for p in pods if p["status"].get("podIP")]
+    ips = [
+        p["status"]["podIP"]
+        for p in pods
+        if p["status"].get("podIP") and not p["spec"].get("hostNetwork")  # those share the node's
+    ]
     assert len(ips) == len(set(ips)), sorted(ips)
     for p in pods:
         if p["status"].get("podIP") and not p["spec"].get("hostNetwork"):

@@ -29,3 +29,29 @@ def test_control_plane_images_run_unprivileged_with_a_healthcheck(service: str) 
     # Dependencies come from skiff/python; only source is added here.
     assert re.search(r"^FROM \$\{PYTHON_IMAGE\}$", text, re.M)
     assert "uv sync" not in text and "pip install" not in text
+
+
+@pytest.mark.parametrize("service", ["proxy", "netagent"])
+def test_node_add_on_images_start_from_the_network_tools(service: str) -> None:
+    text = (ROOT / "services" / service / "Dockerfile").read_text()
+    assert re.search(r"^FROM \$\{NETTOOLS_IMAGE\}$", text, re.M)
+    assert "uv sync" not in text and "pip install" not in text
+    assert f"COPY services/{service}/src/ /opt/app/" in text
+
+
+def test_every_add_on_image_is_built_and_exported_for_the_nodes() -> None:
+    """The nodes cannot pull: each image deploy/ names must be one `make images` builds
+    and exports into the archive the nodes import."""
+    import yaml
+
+    script = (ROOT / "scripts" / "compose.sh").read_text()
+    exported = re.search(r"^\s*export_node_images (.+)$", script, re.M)
+    assert exported is not None
+    names = exported.group(1).split()
+    for manifest in sorted((ROOT / "deploy").glob("*.yaml")):
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            spec = ((doc or {}).get("spec") or {}).get("template", {}).get("spec") or {}
+            for c in spec.get("containers", []) + spec.get("initContainers", []):
+                assert c["image"] in names, (manifest.name, c["image"])
+                assert c.get("imagePullPolicy") == "Never", (manifest.name, c["name"])
+                assert re.search(rf"^\s*build {re.escape(c['image'])} ", script, re.M)

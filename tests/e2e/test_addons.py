@@ -1,0 +1,59 @@
+"""``python -m skiff.addons`` installs the add-on manifests of deploy/ through a real
+apiserver (as the compose deployment does at ``up``): they pass its validation, a second
+run changes nothing, and a manifest it cannot apply fails with one clear line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from cluster import ROOT, Cluster
+
+DEPLOY = ROOT / "deploy"
+
+
+def addons(c: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "skiff.addons", "--server", c.url, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def kubectl(c: Cluster, *args: str) -> str:
+    return subprocess.run(
+        ["kubectl", "--server", c.url, *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_the_add_ons_install_and_reinstall(cluster: Cluster, tmp_path: Path) -> None:
+    files = [str(DEPLOY / "kube-proxy.yaml"), str(DEPLOY / "network.yaml")]
+    try:
+        first = addons(cluster, "--control-plane-endpoint", "http://apiserver:6443", *files)
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.split("\n")[:3] == [
+            "configmaps/kube-proxy applied",
+            "daemonsets.apps/kube-proxy applied",
+            "daemonsets.apps/skiff-network applied",
+        ]
+        cm = json.loads(
+            kubectl(cluster, "-n", "kube-system", "get", "cm", "kube-proxy", "-o", "json")
+        )
+        assert "server: http://apiserver:6443" in cm["data"]["kubeconfig.conf"]
+        ds = json.loads(kubectl(cluster, "-n", "kube-system", "get", "ds", "-o", "json"))["items"]
+        generations = {d["metadata"]["name"]: d["metadata"]["generation"] for d in ds}
+        assert set(generations) >= {"kube-proxy", "skiff-network"}
+        again = addons(cluster, *files)
+        assert again.returncode == 0, again.stderr
+        ds = json.loads(kubectl(cluster, "-n", "kube-system", "get", "ds", "-o", "json"))["items"]
+        assert {d["metadata"]["name"]: d["metadata"]["generation"] for d in ds} == generations
+
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")
+        failed = addons(cluster, str(bad))
+        assert failed.returncode == 1
+        assert failed.stderr.strip() == (
+            "skiff.addons: ValueError: no resource for example.com/v1 Widget"
+        )
+    finally:
+        kubectl(cluster, "delete", "--ignore-not-found", *(f"-f={f}" for f in files))
+        kubectl(cluster, "-n", "kube-system", "delete", "cm", "kube-proxy", "--ignore-not-found")
