@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from run import write_result  # noqa: E402
 
-from skiff.proxy.iptables.proxier import IptablesProxier  # noqa: E402
 from skiff.iptables import IptablesRunner  # noqa: E402
+from skiff.proxy.iptables.proxier import IptablesProxier  # noqa: E402
 
 NS = "skpx-bench"
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from netns import in_ns, remove, sh
+from netns import in_ns, remove, two_nodes
 from runtime import needs
 
 from skiff.iptables import IptablesRunner
@@ -73,29 +73,9 @@ def cluster() -> Iterator[None]:
     _teardown()
     servers: list[subprocess.Popen[bytes]] = []
     try:
-        for ns in (*NODES, *PODS):
-            sh("ip", "netns", "add", ns)
-            in_ns(ns, "ip", "link", "set", "lo", "up")
-        sh("ip", "link", "add", "skpplan", "netns", "skpp-a", "type", "veth")
-        sh("ip", "-n", "skpp-a", "link", "set", "veth0", "netns", "skpp-b", "name", "skpplan")
-        for i, (node, (net, ip)) in enumerate(NODES.items()):
-            other_net, other_ip = list(NODES.values())[1 - i]
-            in_ns(node, "ip", "addr", "add", f"{ip}/24", "dev", "skpplan")
-            in_ns(node, "ip", "link", "set", "skpplan", "up")
-            in_ns(node, "ip", "link", "add", "skppbr", "type", "bridge")
-            in_ns(node, "ip", "addr", "add", f"{net}.1/24", "dev", "skppbr")
-            in_ns(node, "ip", "link", "set", "skppbr", "up")
-            in_ns(node, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-            in_ns(node, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1")
-            in_ns(node, "ip", "route", "add", f"{other_net}.0/24", "via", other_ip)
-        for pod, (node, ip, _labels) in PODS.items():
-            sh("ip", "link", "add", "skppv", "netns", node, "type", "veth", "peer", "eth0",
-               "netns", pod)  # fmt: skip
-            in_ns(node, "ip", "link", "set", "skppv", "name", f"v{pod[-2:]}")
-            in_ns(node, "ip", "link", "set", f"v{pod[-2:]}", "master", "skppbr", "up")
-            in_ns(pod, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
-            in_ns(pod, "ip", "link", "set", "eth0", "up")
-            in_ns(pod, "ip", "route", "add", "default", "via", f"{ip.rsplit('.', 1)[0]}.1")
+        pods = {name: (node, ip) for name, (node, ip, _labels) in PODS.items()}
+        two_nodes(NODES, pods, tag="skpp", routes=True)
+        for pod in PODS:
             servers.append(
                 subprocess.Popen(
                     ["ip", "netns", "exec", pod, sys.executable, "-c", SERVER]

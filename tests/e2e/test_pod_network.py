@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from netns import connect, in_ns, remove, sh
+from netns import connect, in_ns, remove, two_nodes
 from runtime import needs
 
 from skiff.kubelet.containerd_setup import ensure_shared_netns_dir
@@ -45,51 +45,8 @@ def nodes() -> Iterator[None]:
     _teardown()
     servers: list[subprocess.Popen[bytes]] = []
     try:
-        for ns in (*NODES, *PODS):
-            sh("ip", "netns", "add", ns)
-            in_ns(ns, "ip", "link", "set", "lo", "up")
-        sh(
-            "ip",
-            "link",
-            "add",
-            "skpnlan",
-            "netns",
-            "skpn-a",
-            "type",
-            "veth",
-            "peer",
-            "skpnlan",
-            "netns",
-            "skpn-b",
-        )
-        for node, (net, ip) in NODES.items():
-            in_ns(node, "ip", "addr", "add", f"{ip}/24", "dev", "skpnlan")
-            in_ns(node, "ip", "link", "set", "skpnlan", "up")
-            in_ns(node, "ip", "link", "add", "skpnbr", "type", "bridge")
-            in_ns(node, "ip", "addr", "add", f"{net}.1/24", "dev", "skpnbr")
-            in_ns(node, "ip", "link", "set", "skpnbr", "up")
-            in_ns(node, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        for pod, node in PODS.items():
-            net = NODES[node][0]
-            sh(
-                "ip",
-                "link",
-                "add",
-                "skpnv",
-                "netns",
-                node,
-                "type",
-                "veth",
-                "peer",
-                "eth0",
-                "netns",
-                pod,
-            )
-            in_ns(node, "ip", "link", "set", "skpnv", "name", f"v{pod[-2:]}")
-            in_ns(node, "ip", "link", "set", f"v{pod[-2:]}", "master", "skpnbr", "up")
-            in_ns(pod, "ip", "addr", "add", f"{net}.5/24", "dev", "eth0")
-            in_ns(pod, "ip", "link", "set", "eth0", "up")
-            in_ns(pod, "ip", "route", "add", "default", "via", f"{net}.1")
+        pods = {pod: (node, f"{NODES[node][0]}.5") for pod, node in PODS.items()}
+        two_nodes(NODES, pods, tag="skpn")
         servers.append(
             subprocess.Popen(
                 ["ip", "netns", "exec", "skpn-pb", sys.executable, "-c", SERVER, "0.0.0.0", "8080"]

@@ -26,9 +26,9 @@ from runtime import needs
 
 from cluster import VENV_BIN, Cluster
 from skiff.client.rest import ApiClient
+from skiff.iptables import IptablesRunner
 from skiff.kubelet.containerd_setup import ensure_shared_netns_dir
 from skiff.proxy.iptables.proxier import IptablesProxier
-from skiff.iptables import IptablesRunner
 
 pytestmark = needs("iptables", "iptables-restore", "ip", "conntrack")
 
