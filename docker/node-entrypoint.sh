@@ -47,6 +47,33 @@ fix_cgroups
 modprobe br_netfilter 2>/dev/null || true
 touch /run/xtables.lock
 
+# Docker's resolver answers at 127.0.0.11 inside this container's network namespace only.
+# Pods that use the node's resolvers (dnsPolicy Default: the cluster DNS itself, and the
+# host-network add-ons) get this node's address instead, through the kubelet's
+# --resolv-conf, and DNAT takes their queries on to Docker's resolver (kind does the same;
+# route_localnet lets routed packets reach 127.0.0.11).
+expose_docker_dns() {
+  grep -q '^nameserver 127\.0\.0\.11' /etc/resolv.conf || return 0
+  local rules udp tcp chain
+  rules=$(iptables-save -t nat)
+  udp=$(sed -n 's/.*-d 127\.0\.0\.11\/32 -p udp .*--to-destination 127\.0\.0\.11:\([0-9]*\).*/\1/p' <<<"$rules")
+  tcp=$(sed -n 's/.*-d 127\.0\.0\.11\/32 -p tcp .*--to-destination 127\.0\.0\.11:\([0-9]*\).*/\1/p' <<<"$rules")
+  if [ -z "$udp" ] || [ -z "$tcp" ]; then
+    echo "Docker's resolver ports not found: pods keep 127.0.0.11" >&2
+    return 0
+  fi
+  for chain in PREROUTING OUTPUT; do
+    iptables -w -t nat -A "$chain" -d "$NODE_IP/32" -p udp --dport 53 \
+      -j DNAT --to-destination "127.0.0.11:$udp"
+    iptables -w -t nat -A "$chain" -d "$NODE_IP/32" -p tcp --dport 53 \
+      -j DNAT --to-destination "127.0.0.11:$tcp"
+  done
+  mkdir -p /etc/skiff
+  sed "s/^nameserver 127\.0\.0\.11/nameserver $NODE_IP/" /etc/resolv.conf >/etc/skiff/resolv.conf
+  export SKIFF_RESOLV_CONF=/etc/skiff/resolv.conf
+}
+expose_docker_dns
+
 # containerd's CNI folder is $SKIFF_CNI_CONF_DIR (/etc/cni/net.d), where the network
 # add-on (deploy/network.yaml) writes the configuration; the add-ons' images come from
 # $SKIFF_IMAGE_DIR. The kubelet (--network-plugin cni) is not Ready until the add-on runs.

@@ -107,14 +107,14 @@ images() {
   build "skiff/apiserver:$TAG" services/apiserver/Dockerfile
   build "skiff/scheduler:$TAG" services/scheduler/Dockerfile
   build "skiff/controller-manager:$TAG" services/controller-manager/Dockerfile
-  build "skiff/dns:$TAG" services/dns/Dockerfile
   build "skiff/nettools:$TAG" docker/nettools/Dockerfile
   build "skiff/node:$TAG" services/kubelet/Dockerfile
-  # The node add-ons' images (deploy/*.yaml name them :dev), exported for the nodes'
+  # The add-ons' images (deploy/*.yaml name them :dev), exported for the nodes'
   # containerd: there is no registry for their kubelets to pull from.
   build skiff/proxy:dev services/proxy/Dockerfile
   build skiff/netagent:dev services/netagent/Dockerfile
-  export_node_images skiff/proxy:dev skiff/netagent:dev
+  build skiff/dns:dev services/dns/Dockerfile
+  export_node_images skiff/proxy:dev skiff/netagent:dev skiff/dns:dev
   "$DOCKER" images --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep '^skiff/' | sort
 }
 

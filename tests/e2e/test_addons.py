@@ -7,11 +7,24 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from cluster import ROOT, Cluster
+import pytest
+
+from cluster import ROOT, Cluster, start_cluster
 
 DEPLOY = ROOT / "deploy"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """An apiserver of its own: no node may start the add-ons' pods meanwhile."""
+    c = start_cluster(tmp_path_factory.mktemp("addons"))
+    try:
+        yield c
+    finally:
+        c.stop()
 
 
 def addons(c: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
@@ -26,34 +39,32 @@ def kubectl(c: Cluster, *args: str) -> str:
 
 
 def test_the_add_ons_install_and_reinstall(cluster: Cluster, tmp_path: Path) -> None:
-    files = [str(DEPLOY / "kube-proxy.yaml"), str(DEPLOY / "network.yaml")]
-    try:
-        first = addons(cluster, "--control-plane-endpoint", "http://apiserver:6443", *files)
-        assert first.returncode == 0, first.stderr
-        assert first.stdout.split("\n")[:3] == [
-            "configmaps/kube-proxy applied",
-            "daemonsets.apps/kube-proxy applied",
-            "daemonsets.apps/skiff-network applied",
-        ]
-        cm = json.loads(
-            kubectl(cluster, "-n", "kube-system", "get", "cm", "kube-proxy", "-o", "json")
-        )
-        assert "server: http://apiserver:6443" in cm["data"]["kubeconfig.conf"]
-        ds = json.loads(kubectl(cluster, "-n", "kube-system", "get", "ds", "-o", "json"))["items"]
-        generations = {d["metadata"]["name"]: d["metadata"]["generation"] for d in ds}
-        assert set(generations) >= {"kube-proxy", "skiff-network"}
-        again = addons(cluster, *files)
-        assert again.returncode == 0, again.stderr
-        ds = json.loads(kubectl(cluster, "-n", "kube-system", "get", "ds", "-o", "json"))["items"]
-        assert {d["metadata"]["name"]: d["metadata"]["generation"] for d in ds} == generations
+    files = [str(DEPLOY / n) for n in ("kube-proxy.yaml", "network.yaml", "dns.yaml")]
+    endpoint = ("--control-plane-endpoint", "http://apiserver:6443")
+    first = addons(cluster, *endpoint, "--dns-upstream", "127.0.0.1:9", *files)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split("\n")[:6] == [
+        "configmaps/kube-proxy applied",
+        "configmaps/skiff-dns applied",
+        "daemonsets.apps/kube-proxy applied",
+        "daemonsets.apps/skiff-network applied",
+        "services/kube-dns applied",
+        "deployments.apps/skiff-dns applied",
+    ]
+    cm = json.loads(kubectl(cluster, "-n", "kube-system", "get", "cm", "kube-proxy", "-o", "json"))
+    assert "server: http://apiserver:6443" in cm["data"]["kubeconfig.conf"]
+    ds = json.loads(kubectl(cluster, "-n", "kube-system", "get", "ds", "-o", "json"))["items"]
+    generations = {d["metadata"]["name"]: d["metadata"]["generation"] for d in ds}
+    assert set(generations) >= {"kube-proxy", "skiff-network"}
+    again = addons(cluster, *files)
+    assert again.returncode == 0, again.stderr
+    ds = json.loads(kubectl(cluster, "-n", "kube-system", "get", "ds", "-o", "json"))["items"]
+    assert {d["metadata"]["name"]: d["metadata"]["generation"] for d in ds} == generations
 
-        bad = tmp_path / "bad.yaml"
-        bad.write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")
-        failed = addons(cluster, str(bad))
-        assert failed.returncode == 1
-        assert failed.stderr.strip() == (
-            "skiff.addons: ValueError: no resource for example.com/v1 Widget"
-        )
-    finally:
-        kubectl(cluster, "delete", "--ignore-not-found", *(f"-f={f}" for f in files))
-        kubectl(cluster, "-n", "kube-system", "delete", "cm", "kube-proxy", "--ignore-not-found")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")
+    failed = addons(cluster, str(bad))
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == (
+        "skiff.addons: ValueError: no resource for example.com/v1 Widget"
+    )

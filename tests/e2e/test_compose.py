@@ -402,9 +402,9 @@ def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
             node = p["spec"]["nodeName"]
             assert ipaddress.ip_address(p["status"]["podIP"]) in cidr[node], (node, p["status"])
 
-    # Services across nodes: a pod finds one by name (the cluster DNS, published as
-    # kube-dns) and reaches its endpoints on every node (each node's proxy, and the pod
-    # network agent's routes between nodes).
+    # Services across nodes: a pod finds one by name (the cluster DNS behind kube-dns)
+    # and reaches its endpoints on every node (each node's proxy, and the pod network
+    # add-on's routes between nodes).
     kubectl(compose, "apply", "-f", "-", input=WEB)
     kubectl(compose, "wait", "--for=condition=Available", "deploy/web", "--timeout=120s")
     web = json.loads(kubectl(compose, "get", "pods", "-l", "app=web", "-o", "json"))["items"]
@@ -440,16 +440,10 @@ def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
     wait("the policy to allow the client", far_answers, timeout=60)
     kubectl(compose, "delete", "networkpolicy", "web-deny", "web-allow-client")
 
-    # Two DNS replicas; one is killed (no clean shutdown): the survivor takes the dead
-    # one's EndpointSlice out (it stopped renewing), the proxies drop their UDP entries to
-    # it, and lookups go on.
-    compose_file = str(ROOT / "compose.yaml")
-    subprocess.run(
-        ["docker-compose", "-f", compose_file, "up", "-d", "--scale", "dns=2", "dns"],
-        env=compose,
-        check=True,
-    )
-
+    # Cluster DNS is the skiff-dns Deployment (two replicas behind kube-dns, from
+    # deploy/dns.yaml). One replica's server is killed (SIGKILL, no clean shutdown): its
+    # pod turns not ready and leaves the Service's endpoints, the proxies drop their UDP
+    # entries to it, lookups go on, and the kubelet restarts it.
     def dns_endpoints() -> list[str]:
         items = json.loads(
             kubectl(
@@ -464,25 +458,27 @@ def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
                 "kubernetes.io/service-name=kube-dns",
             )
         )["items"]
-        return [a for es in items for ep in es.get("endpoints") or [] for a in ep["addresses"]]
+        return [
+            a
+            for es in items
+            for ep in es.get("endpoints") or []
+            if (ep.get("conditions") or {}).get("ready") is not False
+            for a in ep["addresses"]
+        ]
 
-    wait("two DNS replicas published", lambda: len(dns_endpoints()) == 2, timeout=90)
-    victim = subprocess.run(
-        [
-            docker(),
-            "ps",
-            "-q",
-            "--filter",
-            f"label=com.docker.compose.project={PROJECT}",
-            "--filter",
-            "label=com.docker.compose.service=dns",
-        ],
+    def dns_pods() -> list[dict]:
+        selector = ["-l", "k8s-app=kube-dns", "-o", "json"]
+        return json.loads(kubectl(compose, "-n", "kube-system", "get", "pods", *selector))["items"]
+
+    wait("two DNS replicas ready", lambda: len(dns_endpoints()) == 2, timeout=120)
+    node = dns_pods()[0]["spec"]["nodeName"]  # a node container's name is its hostname
+    pids = subprocess.run(
+        [docker(), "exec", node, "pgrep", "-f", "skiff.dns"],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.split()[0]
-    subprocess.run([docker(), "kill", victim], check=True, capture_output=True)
-    wait("the dead replica taken out", lambda: len(dns_endpoints()) == 1, timeout=60)
+    ).stdout.split()
+    subprocess.run([docker(), "exec", node, "kill", "-9", pids[0]], check=True)
     streak = {"n": 0}
 
     def answering() -> bool:
@@ -494,3 +490,12 @@ def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
         return streak["n"] >= 8
 
     wait("lookups answered by the surviving replica", answering, timeout=90)
+
+    def restarted() -> bool:
+        pods = dns_pods()
+        restarts = sum(
+            c.get("restartCount", 0) for p in pods for c in p["status"].get("containerStatuses", [])
+        )
+        return restarts >= 1 and len(dns_endpoints()) == 2
+
+    wait("the killed replica restarted and ready again", restarted, timeout=90)

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+ADD_ONS = ["skiff/proxy:dev", "skiff/netagent:dev", "skiff/dns:dev"]
 
 FAILING_DOCKER = """#!/bin/sh
 echo "$0 $*" >> "{log}"
@@ -24,6 +25,7 @@ ENGINE = """#!/bin/sh
 echo "$*" >> "{log}"
 case "$1" in
   images) printf 'skiff/etcd:dev\\t1MB\\n' ;;
+  save) touch "$3" ;;
 esac
 exit 0
 """
@@ -74,9 +76,15 @@ def test_images_uses_the_engine_client_installed_by_deps(tmp_path: Path) -> None
     calls = engine_log.read_text().splitlines()
     assert calls[0] == "info"
     builds = [c for c in calls if c.startswith("build")]
-    # etcd, nats, python, apiserver, scheduler, controller-manager, dns, node
-    images = (ROOT / "scripts/compose.sh").read_text().count('\n  build "skiff/')
-    assert len(builds) == images == 8 and all("--secret id=ca" in b for b in builds)
+    # etcd, nats, python, apiserver, scheduler, controller-manager, nettools, node, and
+    # the add-ons' proxy, netagent and dns, which are exported for the nodes
+    images = (ROOT / "scripts/compose.sh").read_text().count("\n  build ")
+    assert len(builds) == images == 11 and all("--secret id=ca" in b for b in builds)
+    saved = [c.split() for c in calls if c.startswith("save")]
+    assert saved == [
+        ["save", "-o", f"{state}/compose/images/.node-addons.tar", *ADD_ONS],
+    ]
+    assert (state / "compose/images/node-addons.tar").exists()
     # `client` names the same engine client, for the tests that drive Docker themselves.
     client = subprocess.run(
         [str(ROOT / "scripts/compose.sh"), "client"], env=env, capture_output=True, text=True

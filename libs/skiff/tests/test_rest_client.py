@@ -475,3 +475,22 @@ async def test_informer_resync_and_wait_synced_timeout() -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert all(resyncs)
+
+
+async def test_an_answer_that_is_not_the_apiservers_drops_kept_connections() -> None:
+    """A Service address dialled before kube-proxy's rules exist reaches whatever listens
+    behind the default route; its connection must not be reused for the retries."""
+    answers = [httpx.Response(404, text="Not Found"), httpx.Response(200, json={"items": []})]
+    c = client(lambda _r: answers.pop(0))
+    first = c._http
+    with pytest.raises(ApiError) as e:
+        await c.list("pods", "default")
+    assert e.value.code == 404 and c._http is not first  # a fresh pool
+    assert (await c.list("pods", "default"))["items"] == []
+    status = {"kind": "Status", "code": 404, "reason": "NotFound", "message": "nope"}
+    answers[:] = [httpx.Response(404, json=status)]
+    second = c._http
+    with pytest.raises(ApiError):
+        await c.get("pods", "x", "default")
+    assert c._http is second  # the apiserver's own 404: connections kept
+    await c.aclose()

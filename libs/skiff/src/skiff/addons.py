@@ -2,7 +2,8 @@
 kube-proxy and a user then ``kubectl apply``s the network add-on.
 
 It writes the ``kube-system/kube-proxy`` ConfigMap (``kubeconfig.conf`` naming the control
-plane's own address, ``--control-plane-endpoint``), then server-side applies every
+plane's own address, ``--control-plane-endpoint``) and the ``kube-system/skiff-dns`` one
+(``--dns-upstream``), then server-side applies every
 document of the given manifests (field manager ``skiff-addons``), so running it again
 changes only what the files changed. The compose deployment runs it once at ``up``.
 """
@@ -48,6 +49,17 @@ def proxy_config_map(endpoint: str) -> dict[str, Any]:
     }
 
 
+def dns_config_map(upstream: str) -> dict[str, Any]:
+    """The skiff-dns ConfigMap: where names outside the cluster go ("" : the node's
+    resolvers), as CoreDNS's Corefile ConfigMap holds its ``forward``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "skiff-dns", "namespace": "kube-system"},
+        "data": {"upstream": upstream},
+    }
+
+
 def documents(path: Path) -> list[dict[str, Any]]:
     """The objects of a manifest (empty documents skipped)."""
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
@@ -83,6 +95,8 @@ async def run(a: argparse.Namespace) -> None:
     async with ApiClient(a.server, user_agent=MANAGER) as client:
         await wait_ready(client, a.timeout)
         objects = [proxy_config_map(a.control_plane_endpoint)] if a.control_plane_endpoint else []
+        if a.dns_upstream is not None:
+            objects.append(dns_config_map(a.dns_upstream))
         for path in a.files:
             objects.extend(documents(path))
         for obj in objects:
@@ -96,6 +110,12 @@ def main(argv: list[str] | None = None) -> None:
         "--control-plane-endpoint",
         default="",
         help="the apiserver address written into the kube-proxy ConfigMap (none: no ConfigMap)",
+    )
+    p.add_argument(
+        "--dns-upstream",
+        default=None,
+        help="write the skiff-dns ConfigMap: upstream resolvers, host[:port] comma-separated "
+        "(empty: the nodes' own)",
     )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the apiserver")
     p.add_argument("files", nargs="*", type=Path, help="manifests to apply")

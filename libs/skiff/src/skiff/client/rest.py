@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple, TypeAlias
 from urllib.parse import quote
@@ -162,6 +163,15 @@ def _response_error(resp: httpx.Response) -> ApiError:
     return err
 
 
+def _is_status(resp: httpx.Response) -> bool:
+    """Whether an error response is the apiserver's (a ``Status`` object)."""
+    try:
+        body = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(body, dict) and body.get("kind") == "Status"
+
+
 def _transport_error(e: httpx.TransportError, method: str, url: str) -> ApiError:
     return unavailable(f"{method} {url}: {type(e).__name__}: {str(e) or 'connection failed'}")
 
@@ -196,7 +206,7 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {token}"
         # Watches hold a connection each for their whole life: no cap on connections,
         # or a component with many informers would starve its own requests.
-        self._http = httpx.AsyncClient(
+        self._new_http = lambda: httpx.AsyncClient(
             base_url=self.server,
             headers=headers,
             timeout=httpx.Timeout(timeout),
@@ -205,6 +215,8 @@ class ApiClient:
             transport=transport,
             trust_env=False,
         )
+        self._http = self._new_http()
+        self._reset_at = 0.0
 
     @classmethod
     def from_kubeconfig(
@@ -252,11 +264,30 @@ class ApiClient:
         except httpx.TransportError as e:
             raise _transport_error(e, method, path) from e
         if not 200 <= resp.status_code < 300:
-            raise _response_error(resp)
+            err = _response_error(resp)
+            if not _is_status(resp):
+                await self._drop_connections()
+            raise err
         if "warning" in resp.headers:
             for w in resp.headers.get_list("warning"):
                 log.warning("server warning", method=method, path=path, warning=w)
         return orjson.loads(resp.content) if resp.content else {}
+
+    async def _drop_connections(self) -> None:
+        """Forget every kept-alive connection (at most once a second).
+
+        An error that is not a Kubernetes ``Status`` came from something that is not an
+        apiserver: a Service address dialled before kube-proxy's rules were in place
+        reaches whatever listens behind the default route. Reused, that connection would
+        keep answering every retry; new ones follow the rules now in place.
+        """
+        now = time.monotonic()
+        if now - self._reset_at < 1.0:
+            return
+        self._reset_at = now
+        old, self._http = self._http, self._new_http()
+        log.warning("an answer that is not the apiserver's: reconnecting", server=self.server)
+        await old.aclose()
 
     @staticmethod
     def _namespace(info: ResourceInfo, namespace: str | None, obj: Obj | None = None) -> str | None:

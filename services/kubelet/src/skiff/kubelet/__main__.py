@@ -79,6 +79,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--cluster-domain", default="cluster.local")
     p.add_argument(
+        "--resolv-conf",
+        type=Path,
+        default=os.environ.get("SKIFF_RESOLV_CONF") or None,
+        help="the resolvers of dnsPolicy Default pods (none: the runtime copies the host's)",
+    )
+    p.add_argument(
         "--pod-manifest-path",
         type=Path,
         default=os.environ.get("SKIFF_POD_MANIFEST_PATH"),
@@ -120,6 +126,7 @@ async def run(a: argparse.Namespace) -> None:
             node_ip=a.node_ip,
             cluster_dns=[s for s in a.cluster_dns.split(",") if s],
             cluster_domain=a.cluster_domain,
+            resolv_conf=a.resolv_conf,
             lease_period=a.lease_period,
             manifest_dir=a.pod_manifest_path,
             file_check_period=a.file_check_frequency,

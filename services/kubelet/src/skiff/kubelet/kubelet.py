@@ -68,6 +68,7 @@ class Kubelet(
         workers: int = 4,
         cluster_dns: list[str] | None = None,
         cluster_domain: str = "cluster.local",
+        resolv_conf: Path | None = None,
         manifest_dir: Path | None = None,
         file_check_period: float = 5.0,
         status_period: float = 10.0,
@@ -86,6 +87,7 @@ class Kubelet(
         self.lease_period = lease_period
         self.cluster_dns = cluster_dns or []
         self.cluster_domain = cluster_domain
+        self.resolv_conf = resolv_conf
         self.pods = Informer(client, "pods", field_selector=f"spec.nodeName={node_name}")
         self.informers.append(self.pods)
         # Services for the containers' service variables, as the kubelet's service lister.

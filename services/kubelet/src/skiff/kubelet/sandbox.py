@@ -27,6 +27,7 @@ class SandboxMixin:
     log_root: Path
     cluster_dns: list[str]
     cluster_domain: str
+    resolv_conf: Path | None
     events: EventRecorder
     network: PodNetwork | None
 
@@ -145,6 +146,8 @@ class SandboxMixin:
             servers = list(self.cluster_dns)
             searches = [f"{ns}.svc.{d}", f"svc.{d}", d]
             options = ["ndots:5"]
+        elif self.resolv_conf is not None:  # Default: the node's resolvers, from --resolv-conf
+            servers, searches, options = read_resolv_conf(self.resolv_conf)
         elif not extra:
             return None  # the runtime copies the host's resolv.conf
         servers += extra.get("nameservers") or []
@@ -169,3 +172,25 @@ class SandboxMixin:
 def _has_privileged_container(spec: dict[str, Any]) -> bool:
     containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
     return any(((c.get("securityContext") or {}).get("privileged")) for c in containers)
+
+
+def read_resolv_conf(path: Path) -> tuple[list[str], list[str], list[str]]:
+    """Nameservers, search domains and options of a resolv.conf (missing: none)."""
+    servers: list[str] = []
+    searches: list[str] = []
+    options: list[str] = []
+    try:
+        text = path.read_text()
+    except OSError:
+        return servers, searches, options
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if len(fields) < 2:
+            continue
+        if fields[0] == "nameserver":
+            servers.append(fields[1])
+        elif fields[0] in ("search", "domain"):
+            searches = fields[1:]
+        elif fields[0] == "options":
+            options.extend(fields[1:])
+    return servers, searches, options
