@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from skiff.api.nodes import internal_ip
+
 pytestmark = [
     pytest.mark.skipif(
         os.environ.get("SKIFF_TEST_COMPOSE") != "1", reason="set SKIFF_TEST_COMPOSE=1"
@@ -94,6 +96,27 @@ metadata: {name: web}
 spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
+"""
+
+WEB_LB = """
+apiVersion: v1
+kind: Service
+metadata: {name: web-lb}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{port: 8088, targetPort: 8080}]
+"""
+
+NODE_RESOLVER = """
+apiVersion: v1
+kind: Pod
+metadata: {name: node-resolver}
+spec:
+  restartPolicy: Never
+  dnsPolicy: Default
+  containers:
+  - {name: c, image: busybox, command: [nslookup, -type=a, apiserver]}
 """
 
 WEB_POLICIES = """
@@ -424,6 +447,28 @@ def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
         direct = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {p['status']['podIP']} 8080"
         assert "hello-from-web" in kubectl(compose, "exec", "client", "--", "sh", "-c", direct)
 
+    # A LoadBalancer Service without a cloud (ServiceLB): the nodes' addresses are its
+    # ingress, and each serves the port, from this machine to the node containers.
+    kubectl(compose, "apply", "-f", "-", input=WEB_LB)
+    node_ips = {internal_ip(n) for n in nodes}
+
+    def lb_ingress() -> set[str]:
+        svc = json.loads(kubectl(compose, "get", "svc", "web-lb", "-o", "json"))
+        return {i["ip"] for i in svc["status"].get("loadBalancer", {}).get("ingress") or []}
+
+    wait("the LoadBalancer's ingress on every node", lambda: lb_ingress() == node_ips, timeout=60)
+    for ip in sorted(node_ips):
+
+        def lb_answers(ip: str = ip) -> bool:
+            try:
+                with urllib.request.urlopen(f"http://{ip}:8088/", timeout=3) as r:
+                    return b"hello-from-web" in r.read()
+            except OSError:
+                return False
+
+        wait(f"the LoadBalancer port on {ip}", lb_answers, timeout=30)
+    kubectl(compose, "delete", "svc", "web-lb")
+
     # NetworkPolicy across nodes, enforced by the agent on the web pod's node: default
     # deny for web, then the client allowed by its label.
     client_node = json.loads(kubectl(compose, "get", "pod", "client", "-o", "json"))["spec"]
@@ -499,3 +544,14 @@ def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
         return restarts >= 1 and len(dns_endpoints()) == 2
 
     wait("the killed replica restarted and ready again", restarted, timeout=90)
+
+    # A pod on its node's resolvers (dnsPolicy Default, as skiff-dns itself) reaches
+    # Docker's resolver through the node's address: a compose service's name resolves
+    # (Docker answers it itself: nothing leaves the machine).
+    kubectl(compose, "apply", "-f", "-", input=NODE_RESOLVER)
+
+    def resolved() -> bool:
+        phase = kubectl(compose, "get", "pod", "node-resolver", "-o", "jsonpath={.status.phase}")
+        return phase == "Succeeded" and "Address" in kubectl(compose, "logs", "node-resolver")
+
+    wait("a compose service name from a pod with dnsPolicy Default", resolved, timeout=60)
