@@ -57,6 +57,7 @@ bench: deps
 	$(PY) bench/controllers.py
 	$(PY) bench/services.py
 	$(PY) bench/proxy.py
+	$(PY) bench/netpol.py
 	$(PY) bench/cluster_dns.py
 	$(PY) bench/compose.py
 
