@@ -23,9 +23,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
+from proxy import Recording, raw_restore  # noqa: E402
 from run import write_result  # noqa: E402
 
-from skiff.iptables import IptablesRunner  # noqa: E402
 from skiff.netagent.policy.chains import PolicyTables, render  # noqa: E402
 from skiff.netagent.policy.model import compute  # noqa: E402
 
@@ -88,24 +88,6 @@ def policies(namespaces: int) -> list[dict[str, Any]]:
     return out
 
 
-class Recording(IptablesRunner):
-    """The real runner, keeping the last batch it applied."""
-
-    last: bytes = b""
-
-    async def restore(self, data: bytes) -> None:
-        self.last = data
-        await super().restore(data)
-
-
-def raw_restore(data: bytes) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(
-        ["ip", "netns", "exec", NS, "iptables-restore", "--noflush"], input=data, check=True
-    )
-    return time.perf_counter() - t0
-
-
 async def bench(total: int, namespaces: int, local: int, rounds: int) -> dict[str, Any]:
     pods = [pod(i, namespaces, local) for i in range(total)]
     spaces = [{"metadata": {"name": f"ns{n}", "labels": {}}} for n in range(namespaces)]
@@ -119,7 +101,7 @@ async def bench(total: int, namespaces: int, local: int, rounds: int) -> dict[st
     await tables.sync(chains, full=True)
     full_s = time.perf_counter() - t0
     full_batch = runner.last
-    raw_full = raw_restore(full_batch)
+    raw_full = raw_restore(full_batch, NS)
     partial, raw_partial, sizes, written = [], [], [], []
     for r in range(rounds):
         i = local + 3 * r + 2  # a remote server pod becomes a client: it joins one set
@@ -133,7 +115,7 @@ async def bench(total: int, namespaces: int, local: int, rounds: int) -> dict[st
         assert runner.last, "the change wrote nothing"
         sizes.append(len(runner.last))
         written.append(n)
-        raw_partial.append(raw_restore(runner.last))
+        raw_partial.append(raw_restore(runner.last, NS))
     return {
         "pods": total,
         "local_pods": local,

@@ -46,6 +46,36 @@ def _san(names: Iterable[str]) -> x509.SubjectAlternativeName:
     return x509.SubjectAlternativeName(entries)
 
 
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: PrivateKey, until: dt.datetime
+) -> x509.CertificateBuilder:
+    """A certificate's common part: names, key, serial and validity (from 5 minutes ago,
+    for clocks a little behind)."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+        .not_valid_after(until)
+    )
+
+
+def _key_usage(*, cert_sign: bool, encipherment: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        key_encipherment=encipherment,
+        key_cert_sign=cert_sign,
+        content_commitment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def _name(common_name: str, organizations: Sequence[str] = ()) -> x509.Name:
     attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
     return x509.Name([*attrs, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -100,32 +130,13 @@ class CertificateAuthority:
         cls, common_name: str, *, days: int = CA_DAYS, algorithm: Algorithm = "RSA-2048"
     ) -> CertificateAuthority:
         key = new_key(algorithm)
-        now = dt.datetime.now(dt.UTC)
         subject = _name(common_name)
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
         ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
         cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=days))
+            _builder(subject, subject, key, until)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_encipherment=True,
-                    key_cert_sign=True,
-                    content_commitment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(cert_sign=True, encipherment=True), critical=True)
             .add_extension(ski, critical=False)
             .sign(key, hashes.SHA256())
         )
@@ -144,35 +155,17 @@ class CertificateAuthority:
         """A certificate for ``common_name`` (a client's user; ``organizations`` its
         groups), with ``names`` (host names and addresses) as subject alternative names."""
         key = new_key(algorithm)
-        now = dt.datetime.now(dt.UTC)
         ekus = {
             "server": ExtendedKeyUsageOID.SERVER_AUTH,
             "client": ExtendedKeyUsageOID.CLIENT_AUTH,
         }
         issuer = self.pair.cert
+        until = min(dt.datetime.now(dt.UTC) + dt.timedelta(days=days), issuer.not_valid_after_utc)
+        rsa_key = isinstance(key, rsa.RSAPrivateKey)
         builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common_name, organizations))
-            .issuer_name(issuer.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(min(now + dt.timedelta(days=days), issuer.not_valid_after_utc))
+            _builder(_name(common_name, organizations), issuer.subject, key, until)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_encipherment=isinstance(key, rsa.RSAPrivateKey),
-                    key_cert_sign=False,
-                    content_commitment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(cert_sign=False, encipherment=rsa_key), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ekus[u] for u in usages]), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()),  # type: ignore[arg-type]
@@ -197,23 +190,18 @@ def spki_sha256(cert: x509.Certificate) -> str:
 def self_signed(common_name: str, names: list[str], days: int = 365) -> tuple[bytes, bytes]:
     """A self-signed serving certificate and its key, both PEM (as the kubelet makes one
     when no certificate is given)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
+    key = new_key("ECDSA-P256")
     subject = _name(common_name)
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
+        _builder(subject, subject, key, until)
         .add_extension(_san(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return KeyPair(cert, key).cert_pem, KeyPair(cert, key).key_pem
+    pair = KeyPair(cert, key)
+    return pair.cert_pem, pair.key_pem
 
 
 def ensure_serving_cert(folder: Path, common_name: str, names: list[str]) -> tuple[Path, Path]:
