@@ -6,8 +6,10 @@ CA does not."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +19,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from skiff.client.kubeconfig import load_kubeconfig
 from skiff.clusterpki import ADMINS, PkiConfig, write_cluster_pki
+from skiff.kubeconfigs import write_kubeconfigs
 from skiff.pki import CertificateAuthority, KeyPair, spki_sha256
 
 CFG = PkiConfig(node_name="cp-1", advertise_address="192.168.50.10", cert_sans=["api.example"])
@@ -160,3 +164,61 @@ def test_client_certificates_carry_user_and_groups(
     ca = CertificateAuthority.create("other", algorithm="ECDSA-P256")
     pair = ca.issue("x", usages=("client",), algorithm="ECDSA-P256")
     pair.cert.verify_directly_issued_by(ca.pair.cert)
+
+
+@pytest.fixture(scope="module")
+def kubeconfigs(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("kubernetes")
+    lines = write_kubeconfigs(folder, pki, "https://127.0.0.1:6443", "cp-1")
+    assert lines[1:] == [
+        '[kubeconfig] Writing "admin.conf" kubeconfig file',
+        '[kubeconfig] Writing "super-admin.conf" kubeconfig file',
+        '[kubeconfig] Writing "kubelet.conf" kubeconfig file',
+        '[kubeconfig] Writing "controller-manager.conf" kubeconfig file',
+        '[kubeconfig] Writing "scheduler.conf" kubeconfig file',
+    ]
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("file", "subject"),
+    [
+        ("admin.conf", {"organizationName": ADMINS, "commonName": "kubernetes-admin"}),
+        ("super-admin.conf", {"organizationName": "system:masters",
+                              "commonName": "kubernetes-super-admin"}),
+        ("kubelet.conf", {"organizationName": "system:nodes", "commonName": "system:node:cp-1"}),
+        ("scheduler.conf", {"commonName": "system:kube-scheduler"}),
+    ],
+)  # fmt: skip
+def test_kubeconfigs_present_their_identity(
+    kubeconfigs: Path, tls_server: tuple[int, list[dict]], file: str, subject: dict
+) -> None:
+    path = kubeconfigs / file
+    assert path.stat().st_mode & 0o777 == 0o600
+    cfg = load_kubeconfig(str(path))
+    assert cfg.server == "https://127.0.0.1:6443" and cfg.ssl_context is not None
+    port, peers = tls_server
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with cfg.ssl_context.wrap_socket(raw, server_hostname="kubernetes") as tls:
+            assert tls.recv(2) == b"ok"
+    assert dict(x[0] for x in peers[-1]["subject"]) == subject
+
+
+def test_kubeconfigs_read_by_kubectl_and_the_official_client(pki: Path, kubeconfigs: Path) -> None:
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+
+    conf = k8s_client.Configuration()
+    k8s_config.load_kube_config(
+        config_file=str(kubeconfigs / "admin.conf"), client_configuration=conf
+    )
+    assert conf.host == "https://127.0.0.1:6443" and conf.cert_file and conf.ssl_ca_cert
+    if shutil.which("kubectl"):
+        out = subprocess.run(
+            ["kubectl", "--kubeconfig", str(kubeconfigs / "admin.conf"), "config", "view",
+             "--minify", "-o", "jsonpath={.contexts[0].name}"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert out == "kubernetes-admin@kubernetes"
+    again = write_kubeconfigs(kubeconfigs, pki, "https://x:6443", "cp-1")
+    assert all("Using" in line for line in again)
