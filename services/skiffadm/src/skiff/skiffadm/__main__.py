@@ -1,0 +1,100 @@
+"""``skiffadm``: kubeadm's commands for Skiff. Available so far:
+
+skiffadm init phase certs all        the control plane's certificates (kubeadm's layout)
+skiffadm init phase kubeconfig all   the control plane's kubeconfig files
+skiffadm certs check-expiration      every certificate's expiry
+skiffadm token generate              a new bootstrap token
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from pathlib import Path
+
+from skiff.bootstrap import generate_token
+from skiff.clusterpki import PkiConfig, write_cluster_pki
+from skiff.kubeconfigs import write_kubeconfigs
+
+from .expiration import report
+
+PKI = Path("/etc/kubernetes/pki")
+KUBECONFIGS = Path("/etc/kubernetes")
+
+
+def _node_name() -> str:
+    return socket.gethostname().lower()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="skiffadm", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = p.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="set up a control plane (phases so far)")
+    phases = init.add_subparsers(dest="init_command", required=True)
+    phase = phases.add_parser("phase", help="run one phase of init")
+    which = phase.add_subparsers(dest="phase", required=True)
+    certs = which.add_parser("certs", help="certificates")
+    certs.add_argument("what", choices=["all"])
+    certs.add_argument("--cert-dir", type=Path, default=PKI)
+    certs.add_argument("--node-name", default=_node_name())
+    certs.add_argument("--apiserver-advertise-address", default="127.0.0.1")
+    certs.add_argument("--service-cidr", default="10.96.0.0/12")
+    certs.add_argument("--service-dns-domain", default="cluster.local")
+    certs.add_argument("--apiserver-cert-extra-sans", default="", help="comma-separated")
+    kubeconfig = which.add_parser("kubeconfig", help="kubeconfig files")
+    kubeconfig.add_argument("what", choices=["all"])
+    kubeconfig.add_argument("--cert-dir", type=Path, default=PKI)
+    kubeconfig.add_argument("--kubeconfig-dir", type=Path, default=KUBECONFIGS)
+    kubeconfig.add_argument("--node-name", default=_node_name())
+    kubeconfig.add_argument(
+        "--control-plane-endpoint", default="127.0.0.1:6443", help="host:port of the apiserver"
+    )
+
+    certs_cmd = sub.add_parser("certs", help="certificate commands")
+    certs_sub = certs_cmd.add_subparsers(dest="certs_command", required=True)
+    check = certs_sub.add_parser("check-expiration", help="every certificate's expiry")
+    check.add_argument("--cert-dir", type=Path, default=PKI)
+    check.add_argument("--kubeconfig-dir", type=Path, default=KUBECONFIGS)
+    check.add_argument("--node-name", default=_node_name())
+
+    token = sub.add_parser("token", help="bootstrap tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    token_sub.add_parser("generate", help="print a new random token")
+    return p.parse_args(argv)
+
+
+def run(a: argparse.Namespace) -> int:
+    if a.command == "init" and a.phase == "certs":
+        cfg = PkiConfig(
+            node_name=a.node_name,
+            advertise_address=a.apiserver_advertise_address,
+            service_subnet=a.service_cidr,
+            dns_domain=a.service_dns_domain,
+            cert_sans=[s for s in a.apiserver_cert_extra_sans.split(",") if s],
+        )
+        print(f'[certs] Using certificateDir folder "{a.cert_dir}"')
+        print("\n".join(write_cluster_pki(a.cert_dir, cfg)))
+    elif a.command == "init" and a.phase == "kubeconfig":
+        server = f"https://{a.control_plane_endpoint}"
+        print("\n".join(write_kubeconfigs(a.kubeconfig_dir, a.cert_dir, server, a.node_name)))
+    elif a.command == "certs":
+        sys.stdout.write(report(a.cert_dir, a.kubeconfig_dir, a.node_name))
+    elif a.command == "token":
+        print(generate_token())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parse_args(argv)
+    try:
+        sys.exit(run(a))
+    except (OSError, ValueError) as e:
+        print(f"error execution phase: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

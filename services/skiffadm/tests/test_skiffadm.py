@@ -1,0 +1,75 @@
+"""skiffadm's offline commands, run as a user runs them (the installed script): the
+certificates and kubeconfigs phases, check-expiration's tables, token generate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from skiff.bootstrap import parse_token
+from skiff.skiffadm.expiration import residual
+
+SKIFFADM = Path(sys.executable).parent / "skiffadm"
+
+
+def skiffadm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SKIFFADM), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_certs_kubeconfigs_and_their_expiry(tmp_path: Path) -> None:
+    pki, confs = tmp_path / "pki", tmp_path / "kubernetes"
+    certs = skiffadm(
+        "init", "phase", "certs", "all", "--cert-dir", str(pki), "--node-name", "cp-1",
+        "--apiserver-advertise-address", "192.168.50.10",
+        "--apiserver-cert-extra-sans", "api.example,10.1.2.3",
+    )  # fmt: skip
+    assert certs.returncode == 0, certs.stderr
+    lines = certs.stdout.splitlines()
+    assert lines[0] == f'[certs] Using certificateDir folder "{pki}"'
+    assert '[certs] Generating "ca" certificate and key' in lines
+    assert (
+        "[certs] apiserver serving cert is signed for DNS names and IPs [cp-1, kubernetes, "
+        "kubernetes.default, kubernetes.default.svc, kubernetes.default.svc.cluster.local, "
+        "10.96.0.1, 192.168.50.10, api.example, 10.1.2.3]"
+    ) in lines
+    confs_run = skiffadm(
+        "init", "phase", "kubeconfig", "all", "--cert-dir", str(pki),
+        "--kubeconfig-dir", str(confs), "--node-name", "cp-1",
+    )  # fmt: skip
+    assert confs_run.returncode == 0, confs_run.stderr
+    assert '[kubeconfig] Writing "admin.conf" kubeconfig file' in confs_run.stdout
+    (pki / "front-proxy-client.crt").unlink()
+    check = skiffadm(
+        "certs", "check-expiration", "--cert-dir", str(pki), "--kubeconfig-dir", str(confs),
+        "--node-name", "cp-1",
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    out = check.stdout.splitlines()
+    assert re.split(r"\s{2,}", out[0]) == [
+        "CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY", "EXTERNALLY MANAGED",
+    ]  # fmt: skip
+    rows = {re.split(r"\s{2,}", line)[0]: re.split(r"\s{2,}", line) for line in out[1:] if line}
+    assert rows["admin.conf"][2:] == ["364d", "ca", "no"]
+    assert rows["apiserver-etcd-client"][2:] == ["364d", "etcd/ca", "no"]
+    assert rows["front-proxy-client"][1] == "<missing>"
+    assert rows["etcd/ca"][2:] == ["9y", "no"]
+    assert {"ca", "front-proxy-ca", "etcd/ca"} <= rows.keys()
+
+
+def test_token_generate_and_bad_input() -> None:
+    out = skiffadm("token", "generate")
+    assert out.returncode == 0 and parse_token(out.stdout.strip())
+    bad = skiffadm("certs", "check-expiration", "--oops")
+    assert bad.returncode == 2 and "unrecognized arguments: --oops" in bad.stderr
+
+
+def test_residual_time_as_kubeadm_prints_it() -> None:
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    assert residual(now + dt.timedelta(days=3650), now) == "10y"
+    assert residual(now + dt.timedelta(days=364, hours=23), now) == "364d"
+    assert residual(now + dt.timedelta(hours=5, minutes=3), now) == "5h"
+    assert residual(now + dt.timedelta(minutes=7), now) == "7m"
+    assert residual(now - dt.timedelta(seconds=1), now) == "<invalid>"
