@@ -425,3 +425,23 @@ def test_every_resource_accepts_sparse_objects() -> None:
         again = copy.deepcopy(obj)
         apply_defaults(resource, again)
         assert again == obj, resource.kind
+
+
+def test_secret_string_data_is_merged_into_data() -> None:
+    """stringData is write-only: merged into data (base64), overwriting, then dropped."""
+    info = REGISTRY.by_path("", "v1", "secrets")
+    assert info is not None
+    secret = {
+        "metadata": {"name": "s"},
+        "data": {"a": "b2xk", "keep": "eA=="},
+        "stringData": {"a": "new", "token-id": "abcdef"},
+    }
+    apply_defaults(info, secret, create=True)
+    assert secret == {
+        "metadata": {"name": "s"},
+        "type": "Opaque",
+        "data": {"a": "bmV3", "keep": "eA==", "token-id": "YWJjZGVm"},
+    }
+    odd = {"metadata": {"name": "s"}, "stringData": {"n": 1}}
+    apply_defaults(info, odd, create=True)
+    assert odd["stringData"] == {"n": 1}  # not a string: left for validation to refuse

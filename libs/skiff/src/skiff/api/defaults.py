@@ -10,6 +10,7 @@ Objects are plain JSON dicts and are changed in place.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -459,6 +460,14 @@ def _namespace(obj: dict, create: bool) -> None:
 
 def _secret(obj: dict, create: bool) -> None:
     _fill(obj, {"type": "Opaque"})
+    # stringData is write-only: merged into data (base64), overwriting it, as Kubernetes
+    # does when it converts the object (a non-string value is left for validation).
+    string_data = obj.get("stringData")
+    if isinstance(string_data, dict) and all(isinstance(v, str) for v in string_data.values()):
+        del obj["stringData"]
+        data = _obj(obj, "data")
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(value.encode()).decode()
 
 
 def _pvc_spec(spec: dict) -> None:

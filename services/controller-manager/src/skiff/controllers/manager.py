@@ -25,6 +25,7 @@ from skiff.controller.controller import Controller, ControllerContext
 from skiff.controller.informers import SharedInformers
 from skiff.log import get_logger
 
+from .bootstraptokens import BootstrapSigner, TokenCleaner
 from .config import ControllerManagerConfig
 from .cronjob import CronJobController
 from .daemonset import DaemonSetController
@@ -164,6 +165,20 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             workers=5,
             flag="concurrent-service-endpoint-syncs",
             aliases=("endpointslice",),
+        ),
+        ControllerSpec(
+            "bootstrap-signer-controller",
+            BootstrapSigner,
+            workers=1,
+            aliases=("bootstrapsigner",),
+            enabled_by_default=False,
+        ),
+        ControllerSpec(
+            "token-cleaner-controller",
+            TokenCleaner,
+            workers=1,
+            aliases=("tokencleaner",),
+            enabled_by_default=False,
         ),
         ControllerSpec(
             "service-lb-controller",
