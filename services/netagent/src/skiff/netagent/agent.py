@@ -11,6 +11,7 @@ from typing import ClassVar
 from skiff.controller.controller import Controller, ControllerContext
 from skiff.netagent.cniconfig import CniConfig
 from skiff.netagent.linux import NodeNetwork
+from skiff.netagent.problems import ReportedProblems
 from skiff.netagent.routes import plan
 
 KEY = "routes"
@@ -39,8 +40,12 @@ class NetAgent(Controller):
         self.resync = resync
         self.routes = routes
         self.cni = cni
-        self._reported: dict[str, str] = {}
-        self._cni_problem = ""
+        self.conflicts = ReportedProblems(
+            self, reason="PodCIDRConflict", message="node left out of the pod network", field="node"
+        )
+        self.refusals = ReportedProblems(
+            self, reason="PodCIDRChangeRefused", message="pod network not configured", field="node"
+        )
         self.nodes = self.watch("nodes")
         self.nodes.add_handler(
             lambda _n: self.queue.add(KEY),
@@ -57,10 +62,7 @@ class NetAgent(Controller):
         if self.cni is not None and me is not None:
             cidr = (me.get("spec") or {}).get("podCIDR") or ""
             problem = await self.cni.ensure(cidr) if cidr else ""
-            if problem and problem != self._cni_problem:
-                self.log.error("pod network not configured", node=self.node_name, reason=problem)
-                self.events.emit(me, "Warning", "PodCIDRChangeRefused", problem)
-            self._cni_problem = problem
+            self.refusals.report({self.node_name: problem} if problem else {}, by_name)
             if problem:
                 retry = min(retry, 5.0)  # until the pods on the old range are gone
         if not self.routes:
@@ -70,12 +72,5 @@ class NetAgent(Controller):
         await self.network.sync_masquerade(self.cluster_cidr)
         if changed or removed:
             self.log.info("routes synced", routes=len(p.routes), changed=changed, removed=removed)
-        for name, why in p.problems.items():
-            if self._reported.get(name) != why and name in by_name:
-                self._reported[name] = why
-                self.log.error("node left out of the pod network", node=name, reason=why)
-                self.events.emit(by_name[name], "Warning", "PodCIDRConflict", why)
-        for name in list(self._reported):
-            if name not in p.problems:
-                del self._reported[name]
+        self.conflicts.report(p.problems, by_name)
         return retry  # and now and then, in case someone removed a route

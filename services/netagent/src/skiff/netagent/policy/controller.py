@@ -14,9 +14,11 @@ from typing import ClassVar
 
 from prometheus_client import Counter, Histogram
 
+from skiff.client.informer import key_of
 from skiff.controller.controller import Controller, ControllerContext
 from skiff.iptables import IptablesRunner
 
+from ..problems import ReportedProblems
 from .chains import PolicyTables, render
 from .model import compute
 
@@ -50,7 +52,12 @@ class PolicyController(Controller):
         self.node_name = node_name
         self.full_period = full_period
         self._last_full = -full_period
-        self._reported: dict[str, str] = {}
+        self.invalid = ReportedProblems(
+            self,
+            reason="InvalidNetworkPolicy",
+            message="network policy part not enforced",
+            field="policy",
+        )
         self.policies = self.watch("networkpolicies")
         self.pods = self.watch("pods")
         self.namespaces = self.watch("namespaces")
@@ -80,19 +87,8 @@ class PolicyController(Controller):
                 deleted=deleted,
                 full=full,
             )
-        self._report(policies, plan.problems)
+        self.invalid.report(plan.problems, {key_of(p): p for p in policies})
         return max(0.0, self._last_full + self.full_period - time.monotonic())
-
-    def _report(self, policies: list[dict], problems: dict[str, str]) -> None:
-        by_key = {f"{p['metadata'].get('namespace')}/{p['metadata']['name']}": p for p in policies}
-        for key, why in problems.items():
-            if self._reported.get(key) != why and key in by_key:
-                self._reported[key] = why
-                self.log.error("network policy part not enforced", policy=key, reason=why)
-                self.events.emit(by_key[key], "Warning", "InvalidNetworkPolicy", why)
-        for key in list(self._reported):
-            if key not in problems:
-                del self._reported[key]
 
     @staticmethod
     async def cleanup_tables(runner: IptablesRunner) -> None:
