@@ -146,14 +146,21 @@ def status_error(status: Obj, code: int | None = None) -> ApiError:
     )
 
 
-def _response_error(resp: httpx.Response) -> ApiError:
-    code = resp.status_code
+def _status_of(resp: httpx.Response) -> Obj | None:
+    """An error response's ``Status`` (None: the body is not one, so it is not the
+    apiserver's)."""
     try:
         body = orjson.loads(resp.content)
     except orjson.JSONDecodeError:
-        body = None
-    if isinstance(body, dict) and body.get("kind") == "Status":
-        err = status_error(body, code)
+        return None
+    return body if isinstance(body, dict) and body.get("kind") == "Status" else None
+
+
+def _response_error(resp: httpx.Response, status: Obj | None) -> ApiError:
+    """The error of a response whose ``Status`` (:func:`_status_of`) is ``status``."""
+    code = resp.status_code
+    if status is not None:
+        err = status_error(status, code)
         err.code = code
     else:
         text = resp.text.strip() or resp.reason_phrase
@@ -161,15 +168,6 @@ def _response_error(resp: httpx.Response) -> ApiError:
     if err.retry_after is None and (ra := resp.headers.get("retry-after", "")).isdigit():
         err.retry_after = int(ra)
     return err
-
-
-def _is_status(resp: httpx.Response) -> bool:
-    """Whether an error response is the apiserver's (a ``Status`` object)."""
-    try:
-        body = orjson.loads(resp.content)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(body, dict) and body.get("kind") == "Status"
 
 
 def _transport_error(e: httpx.TransportError, method: str, url: str) -> ApiError:
@@ -264,10 +262,10 @@ class ApiClient:
         except httpx.TransportError as e:
             raise _transport_error(e, method, path) from e
         if not 200 <= resp.status_code < 300:
-            err = _response_error(resp)
-            if not _is_status(resp):
+            status = _status_of(resp)
+            if status is None:
                 await self._drop_connections()
-            raise err
+            raise _response_error(resp, status)
         if "warning" in resp.headers:
             for w in resp.headers.get_list("warning"):
                 log.warning("server warning", method=method, path=path, warning=w)
@@ -550,7 +548,7 @@ class ApiClient:
             ) as resp:
                 if not 200 <= resp.status_code < 300:
                     await resp.aread()
-                    raise _response_error(resp)
+                    raise _response_error(resp, _status_of(resp))
                 async for line in _lines(resp.aiter_bytes()):
                     yield _event(line)
         except httpx.TransportError as e:
