@@ -79,9 +79,8 @@ class Leaf:
 CAS = (("ca", "kubernetes"), ("front-proxy-ca", "front-proxy-ca"), ("etcd/ca", "etcd-ca"))
 
 
-def leaves(cfg: PkiConfig) -> list[Leaf]:
-    """Every leaf certificate of a control plane, in kubeadm's order."""
-    node = cfg.node_name
+def leaves(node: str) -> list[Leaf]:
+    """Every leaf certificate of the control plane on ``node``, in kubeadm's order."""
     both: tuple[Usage, ...] = ("server", "client")
     return [
         Leaf("apiserver", "ca", "kube-apiserver", ("server",), names="apiserver"),
@@ -122,7 +121,7 @@ def write_cluster_pki(folder: Path, cfg: PkiConfig) -> list[str]:
         cas[path] = CertificateAuthority.create(cn)
         cas[path].pair.save(where, name)
         out.append(f'[certs] Generating "{path}" certificate and key')
-    for leaf in leaves(cfg):
+    for leaf in leaves(cfg.node_name):
         if _exists(folder, leaf.path):
             out.append(f"[certs] Using existing {leaf.path} certificate and key on disk")
             continue

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from cryptography import x509
 
-from skiff.clusterpki import CAS, PkiConfig, leaves
+from skiff.clusterpki import CAS, leaves
 from skiff.kubeconfigs import identities
 
 
@@ -61,8 +61,8 @@ def report(pki: Path, kubeconfigs: Path, node_name: str, now: dt.datetime | None
     found: list[tuple[str, x509.Certificate | None, str]] = []
     for file, _user, _groups in identities(node_name):
         found.append((file, _kubeconfig_cert(kubeconfigs / file), "ca"))
-    for leaf in leaves_of(node_name):
-        found.append((leaf[0], _load(pki / f"{leaf[0]}.crt"), leaf[1]))
+    for leaf in leaves(node_name):
+        found.append((leaf.path, _load(pki / f"{leaf.path}.crt"), leaf.ca))
     for name, cert, ca in sorted(found, key=lambda f: f[0]):
         if cert is None:
             rows.append([name, "<missing>", "", ca, "no"])
@@ -78,9 +78,3 @@ def report(pki: Path, kubeconfigs: Path, node_name: str, now: dt.datetime | None
             expires = cert.not_valid_after_utc
             cas.append([path, _when(expires), residual(expires, now), "no"])
     return "\n".join([*_table(rows), "", *_table(cas)]) + "\n"
-
-
-def leaves_of(node_name: str) -> list[tuple[str, str]]:
-    """(path, CA) of every leaf certificate in the PKI folder."""
-    cfg = PkiConfig(node_name=node_name, advertise_address="127.0.0.1")
-    return [(leaf.path, leaf.ca) for leaf in leaves(cfg)]
