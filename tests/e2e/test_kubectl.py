@@ -396,3 +396,20 @@ def test_network_policies_are_served(kubeconfig: Path, ns: str) -> None:
     )
     assert bad.returncode != 0 and "spec.ingress[0].ports[0].port" in bad.stderr
     kubectl(kubeconfig, "-n", ns, "delete", "netpol", "db-from-web")
+
+
+@pytest.mark.parametrize("apply", [["apply"], ["apply", "--server-side"]])
+def test_secret_string_data_is_stored_in_data(kubeconfig: Path, ns: str, apply: list[str]) -> None:
+    """stringData is write-only: stored base64 in data, overwriting what data had."""
+    name = "sd-" + ("ssa" if "--server-side" in apply else "csa")
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "data": {"a": "b2xk", "keep": "eA=="},
+        "stringData": {"a": "new", "token-id": "abcdef"},
+    }
+    kubectl(kubeconfig, "-n", ns, *apply, "-f", "-", input=json.dumps(doc))
+    got = json.loads(kubectl(kubeconfig, "-n", ns, "get", "secret", name, "-o", "json").stdout)
+    assert got["data"] == {"a": "bmV3", "keep": "eA==", "token-id": "YWJjZGVm"}
+    assert "stringData" not in got
