@@ -9,6 +9,7 @@ import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import dns.asyncquery
 import dns.flags
@@ -52,6 +53,29 @@ class Upstream(asyncio.DatagramProtocol):
                 dns.rrset.from_text("org.", 60, "IN", "SOA", "ns.org. h.org. 1 2 3 4 60")
             )
         self.transport.sendto(resp.to_wire(), addr)
+
+
+@asynccontextmanager
+async def autopath_server(namespace: str) -> AsyncIterator[tuple[int, Upstream, Any]]:
+    """A server with autopath on, one pod (127.0.0.1, this test's client) in ``namespace``,
+    forwarding to a recording upstream: (port, upstream, pod index)."""
+    from skiff.dns.autopath import PodIndex
+
+    loop = asyncio.get_running_loop()
+    up = Upstream()
+    up_transport, _ = await loop.create_datagram_endpoint(lambda: up, local_addr=("127.0.0.1", 0))
+    forwarder = Forwarder([("127.0.0.1", up_transport.get_extra_info("sockname")[1])])
+    pods = PodIndex()
+    pod = {"metadata": {"name": "p", "namespace": namespace}, "spec": {}}
+    pods.set_pod(pod | {"status": {"podIP": "127.0.0.1"}})
+    resolver = Resolver(Handler(cluster(), forwarder), forwarder, pods)
+    udp_t, tcp, port = await serve(resolver, "127.0.0.1", 0)
+    try:
+        yield port, up, pods
+    finally:
+        udp_t.close()
+        tcp.close()
+        up_transport.close()
 
 
 @asynccontextmanager
@@ -204,23 +228,7 @@ async def test_autopath_answers_a_pod_s_search_path_in_one_round_trip() -> None:
     """From a pod of namespace "default" (its address is 127.0.0.1 here), the first
     search-path name of an outside or shorter name is answered with a CNAME to the name
     that exists; other clients, and names that exist as asked, get plain answers."""
-    from skiff.dns.autopath import PodIndex
-
-    loop = asyncio.get_running_loop()
-    up = Upstream()
-    up_transport, _ = await loop.create_datagram_endpoint(lambda: up, local_addr=("127.0.0.1", 0))
-    forwarder = Forwarder([("127.0.0.1", up_transport.get_extra_info("sockname")[1])])
-    pods = PodIndex()
-    pods.set_pod(
-        {
-            "metadata": {"name": "p", "namespace": "default"},
-            "spec": {},
-            "status": {"podIP": "127.0.0.1"},
-        }
-    )
-    resolver = Resolver(Handler(cluster(), forwarder), forwarder, pods)
-    udp_t, tcp, port = await serve(resolver, "127.0.0.1", 0)
-    try:
+    async with autopath_server("default") as (port, up, pods):
         resp = await udp(port, "example.org.default.svc.cluster.local")
         assert resp.rcode() == dns.rcode.NOERROR
         assert [(r.rdtype, {rd.to_text() for rd in r}) for r in resp.answer] == [
@@ -241,37 +249,13 @@ async def test_autopath_answers_a_pod_s_search_path_in_one_round_trip() -> None:
         pods.set_pod({"metadata": {"name": "p", "namespace": "default"}}, deleted=True)
         resp = await udp(port, "example.org.default.svc.cluster.local")
         assert resp.rcode() == dns.rcode.NXDOMAIN
-    finally:
-        udp_t.close()
-        tcp.close()
-        up_transport.close()
 
 
 async def test_autopath_stops_at_the_first_name_that_exists_even_without_data() -> None:
     """AAAA for a Service's short name: the name exists (no IPv6 address): the walk ends
     there with no data, and nothing is asked upstream."""
-    from skiff.dns.autopath import PodIndex
-
-    loop = asyncio.get_running_loop()
-    up = Upstream()
-    up_transport, _ = await loop.create_datagram_endpoint(lambda: up, local_addr=("127.0.0.1", 0))
-    forwarder = Forwarder([("127.0.0.1", up_transport.get_extra_info("sockname")[1])])
-    pods = PodIndex()
-    pods.set_pod(
-        {
-            "metadata": {"name": "p", "namespace": "other"},
-            "spec": {},
-            "status": {"podIP": "127.0.0.1"},
-        }
-    )
-    resolver = Resolver(Handler(cluster(), forwarder), forwarder, pods)
-    udp_t, tcp, port = await serve(resolver, "127.0.0.1", 0)
-    try:
+    async with autopath_server("other") as (port, up, _pods):
         resp = await udp(port, "web.default.other.svc.cluster.local", "AAAA")
         assert resp.rcode() == dns.rcode.NOERROR
         assert [r.rdtype for r in resp.answer] == [dns.rdatatype.CNAME]
         assert resp.authority and up.queries == []
-    finally:
-        udp_t.close()
-        tcp.close()
-        up_transport.close()
