@@ -10,12 +10,19 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
+
+from skiff.clusterpki import PkiConfig, write_cluster_pki
+from skiff.kubeconfigs import kubeconfig
+from skiff.pki import CertificateAuthority, KeyPair
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -88,6 +95,10 @@ class Cluster:
     api_ports: list[int] = field(default_factory=list)
     grpc_ports: list[int] = field(default_factory=list)
     schedulers: list[Proc] = field(default_factory=list)
+    pki: Path | None = None
+    """With kubeadm's PKI here, apiservers serve HTTPS, authenticate client certificates
+    and service-account tokens (``sa.key``), and :meth:`kubeconfig` is the admin's."""
+    apiserver_args: list[str] = field(default_factory=list)
 
     @property
     def etcd_endpoint(self) -> str:
@@ -99,7 +110,25 @@ class Cluster:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.api_ports[0]}"
+        return self.url_of(0)
+
+    def url_of(self, index: int) -> str:
+        scheme = "https" if self.pki else "http"
+        return f"{scheme}://127.0.0.1:{self.api_ports[index]}"
+
+    def secure_args(self) -> list[str]:
+        """The TLS and authentication flags of an apiserver on :attr:`pki`."""
+        if self.pki is None:
+            return []
+        p = self.pki
+        return [
+            f"--tls-cert-file={p / 'apiserver.crt'}",
+            f"--tls-private-key-file={p / 'apiserver.key'}",
+            f"--client-ca-file={p / 'ca.crt'}",
+            f"--service-account-key-file={p / 'sa.pub'}",
+            f"--service-account-signing-key-file={p / 'sa.key'}",
+            "--enable-bootstrap-token-auth",
+        ]
 
     def start_etcd(self) -> None:
         self.etcd = Proc(
@@ -165,6 +194,8 @@ class Cluster:
             str(port),
             "--grpc-port",
             str(self.grpc_ports[index]),
+            *self.secure_args(),
+            *self.apiserver_args,
         ]
         if not pump:
             args.append("--no-pump")
@@ -172,7 +203,11 @@ class Cluster:
         proc = Proc(f"apiserver-{index}", args, self.dir / f"apiserver-{index}.log", full_env)
         proc.start()
         self.apiservers[index] = proc
-        wait_until(lambda: _ready(port), timeout=60, what=f"apiserver {index} /readyz")
+        wait_until(
+            lambda: _ready(self.url_of(index), self.pki),
+            timeout=60,
+            what=f"apiserver {index} /readyz",
+        )
         return proc
 
     def start_scheduler(self, *extra: str, env: dict[str, str] | None = None) -> Proc:
@@ -189,13 +224,28 @@ class Cluster:
         self.schedulers.append(proc)
         return proc
 
-    def kubeconfig(self, index: int = 0) -> Path:
+    def kubeconfig(self, index: int = 0, user: str = "kubernetes-super-admin") -> Path:
+        """A kubeconfig for apiserver ``index``: with :attr:`pki`, ``user``'s client
+        certificate (default: a ``system:masters`` member, as kubeadm's super-admin)."""
+        if self.pki is not None:
+            return self.user_kubeconfig(user, ("system:masters",), index)
         path = self.dir / f"kubeconfig-{index}"
         path.write_text(
             "apiVersion: v1\nkind: Config\n"
             f"clusters:\n- name: t\n  cluster:\n    server: http://127.0.0.1:{self.api_ports[index]}\n"
             "contexts:\n- name: t\n  context:\n    cluster: t\n    user: u\n"
             "current-context: t\nusers:\n- name: u\n  user: {}\n"
+        )
+        return path
+
+    def user_kubeconfig(self, user: str, groups: tuple[str, ...] = (), index: int = 0) -> Path:
+        """A kubeconfig with a client certificate for ``user`` in ``groups``."""
+        assert self.pki is not None
+        ca = CertificateAuthority(KeyPair.load(self.pki, "ca"))
+        pair = ca.issue(user, organizations=groups, usages=("client",))
+        path = self.dir / f"kubeconfig-{user.replace(':', '_')}-{index}"
+        path.write_text(
+            yaml.safe_dump(kubeconfig(self.url_of(index), ca.pair.cert_pem, user, pair))
         )
         return path
 
@@ -210,19 +260,31 @@ class Cluster:
                 p.stop()
 
 
-def _ready(port: int) -> bool:
+def _ready(url: str, pki: Path | None = None) -> bool:
+    context = None
+    if pki is not None:  # a client certificate, for apiservers without anonymous requests
+        context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        context.load_cert_chain(
+            pki / "apiserver-kubelet-client.crt", pki / "apiserver-kubelet-client.key"
+        )
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=1, context=context) as r:
             return r.status == 200
     except OSError:
         return False
 
 
-def start_cluster(base: Path, apiservers: int = 1, env: dict[str, str] | None = None) -> Cluster:
+def start_cluster(
+    base: Path, apiservers: int = 1, env: dict[str, str] | None = None, *, secure: bool = False
+) -> Cluster:
+    """etcd, NATS and ``apiservers`` apiservers; ``secure``: with a fresh cluster PKI."""
     for tool in ("etcd", "nats-server"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is not installed; run `make deps`")
     c = Cluster(base)
+    if secure:
+        c.pki = base / "pki"
+        write_cluster_pki(c.pki, PkiConfig(node_name="t-control", advertise_address="127.0.0.1"))
     c.start_etcd()
     c.start_nats()
     for _ in range(apiservers):

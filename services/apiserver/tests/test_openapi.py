@@ -164,8 +164,11 @@ def test_every_resource_has_its_operations() -> None:
             for method, op in item.items()
             if method != "parameters" and op.get("x-kubernetes-group-version-kind") == gvk
         }
-        assert {"get", "list", "post", "put", "patch", "delete", "deletecollection"} <= actions
         assert r.definition in doc["components"]["schemas"]
+        if r.verbs == ("create",):  # reviews: answered, never stored
+            assert actions == {"post"}
+            continue
+        assert {"get", "list", "post", "put", "patch", "delete", "deletecollection"} <= actions
         assert f"{r.definition}List" in doc["components"]["schemas"]
 
 

@@ -13,6 +13,7 @@ with the token it was given, and pins the CA by the SHA-256 of its public key
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import hashlib
 import hmac
@@ -26,6 +27,8 @@ from typing import Any
 import yaml
 from cryptography import x509
 
+from skiff.api.timestamps import parse_time
+from skiff.jose import b64url, unb64url
 from skiff.pki import spki_sha256
 
 TOKEN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
@@ -90,20 +93,33 @@ def token_secret(
     }
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def token_fields(secret: Mapping[str, Any]) -> dict[str, str]:
+    """A bootstrap token Secret's fields, decoded ({} when it is not one)."""
+    meta = secret.get("metadata") or {}
+    if secret.get("type") != SECRET_TYPE or meta.get("namespace") != "kube-system":
+        return {}
+    out = {}
+    for key, value in (secret.get("data") or {}).items():
+        try:
+            out[key] = base64.b64decode(value).decode()
+        except (binascii.Error, UnicodeDecodeError, TypeError):
+            continue
+    return out
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def seconds_left(fields: dict[str, str], now: float) -> float | None:
+    """Seconds until the token expires (None: no expiration, or an unreadable one)."""
+    raw = fields.get("expiration")
+    when = parse_time(raw) if raw else None
+    return None if when is None else when - now
 
 
 def detached_jws(content: str, token_id: str, token_secret: str) -> str:
     """``<header>..<signature>``: the compact JWS of ``content`` with the payload left out."""
-    header = _b64(json.dumps({"alg": "HS256", "kid": token_id}, separators=(",", ":")).encode())
-    signing_input = f"{header}.{_b64(content.encode())}".encode()
+    header = b64url(json.dumps({"alg": "HS256", "kid": token_id}, separators=(",", ":")).encode())
+    signing_input = f"{header}.{b64url(content.encode())}".encode()
     mac = hmac.new(token_secret.encode(), signing_input, hashlib.sha256).digest()
-    return f"{header}..{_b64(mac)}"
+    return f"{header}..{b64url(mac)}"
 
 
 def verify_detached_jws(content: str, jws: str, token_id: str, token_secret: str) -> bool:
@@ -112,15 +128,15 @@ def verify_detached_jws(content: str, jws: str, token_id: str, token_secret: str
     if len(parts) != 3 or parts[1] != "":
         return False
     try:
-        header = json.loads(_unb64(parts[0]))
-        signature = _unb64(parts[2])
+        header = json.loads(unb64url(parts[0]))
+        signature = unb64url(parts[2])
     except (ValueError, UnicodeDecodeError):
         return False
     if not isinstance(header, dict) or header.get("alg") != "HS256":
         return False
     if header.get("kid") not in (None, token_id):
         return False
-    signing_input = f"{parts[0]}.{_b64(content.encode())}".encode()
+    signing_input = f"{parts[0]}.{b64url(content.encode())}".encode()
     expected = hmac.new(token_secret.encode(), signing_input, hashlib.sha256).digest()
     return hmac.compare_digest(expected, signature)
 

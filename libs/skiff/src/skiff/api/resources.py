@@ -353,6 +353,25 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         has_status=False,
         field_selectors=("addressType",),
     ),
+    # Reviews: created and answered, never stored (verbs: create only).
+    _r(
+        "authentication.k8s.io",
+        "v1",
+        "TokenReview",
+        "tokenreviews",
+        False,
+        "io.k8s.api.authentication.v1.TokenReview",
+        verbs=("create",),
+    ),
+    _r(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        False,
+        "io.k8s.api.authentication.v1.SelfSubjectReview",
+        verbs=("create",),
+    ),
     _r(
         "rbac.authorization.k8s.io",
         "v1",
@@ -445,6 +464,7 @@ GROUP_ORDER = (
     "",
     "apps",
     "events.k8s.io",
+    "authentication.k8s.io",
     "batch",
     "coordination.k8s.io",
     "discovery.k8s.io",
@@ -466,6 +486,10 @@ class Registry:
 
     def by_path(self, group: str, version: str, plural: str) -> ResourceInfo | None:
         return self._by_path.get((group, version, plural))
+
+    def core(self, plural: str) -> ResourceInfo:
+        """A core/v1 resource that is always served (``pods``, ``secrets``...)."""
+        return self._by_path[("", "v1", plural)]
 
     def by_gvk(self, group: str, version: str, kind: str) -> ResourceInfo | None:
         return self._by_gvk.get((group, version, kind))

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import os
+import re
 
 from skiff.log import setup_logging
 from skiff.tracing import setup_tracing
@@ -88,6 +89,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         help="comma-separated admission plugins to disable, default ones included "
         "(env SKIFF_DISABLE_ADMISSION_PLUGINS)",
     )
+    _security_flags(p, d)
     p.add_argument("--no-pump", action="store_true", help="do not campaign to run the event pump")
     p.add_argument("--log-level", default=_env("SKIFF_LOG_LEVEL", "info"))
     a = p.parse_args(argv)
@@ -101,6 +103,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         enabled_plugins(enable, disable)
     except ValueError as e:
         p.error(str(e))
+    if bool(a.tls_cert_file) != bool(a.tls_private_key_file):
+        p.error("--tls-cert-file and --tls-private-key-file go together")
     setup_logging("apiserver", level=a.log_level)
     return Settings(
         etcd=a.etcd_servers,
@@ -116,7 +120,77 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         advertise_address=a.advertise_address,
         enable_admission_plugins=enable,
         disable_admission_plugins=disable,
+        tls_cert_file=a.tls_cert_file,
+        tls_private_key_file=a.tls_private_key_file,
+        client_ca_file=a.client_ca_file,
+        anonymous_auth=a.anonymous_auth == "true",
+        enable_bootstrap_token_auth=a.enable_bootstrap_token_auth,
+        service_account_key_files=tuple(a.service_account_key_file),
+        service_account_signing_key_file=a.service_account_signing_key_file,
+        service_account_issuer=a.service_account_issuer,
+        api_audiences=_plugin_names(a.api_audiences),
+        service_account_max_token_expiration=a.service_account_max_token_expiration,
     )
+
+
+def _security_flags(p: argparse.ArgumentParser, d: Settings) -> None:
+    """kube-apiserver's TLS, authentication and service-account token flags."""
+    p.add_argument(
+        "--tls-cert-file",
+        default=_env("SKIFF_TLS_CERT_FILE", d.tls_cert_file),
+        help="serve HTTPS with this certificate; without it the apiserver serves plain HTTP "
+        "with no authentication (env SKIFF_TLS_CERT_FILE)",
+    )
+    p.add_argument("--tls-private-key-file", default=_env("SKIFF_TLS_PRIVATE_KEY_FILE", ""))
+    p.add_argument(
+        "--client-ca-file",
+        default=_env("SKIFF_CLIENT_CA_FILE", ""),
+        help="authenticate client certificates signed by this CA (CN = user, O = groups)",
+    )
+    p.add_argument(
+        "--anonymous-auth",
+        choices=("true", "false"),
+        default=_env("SKIFF_ANONYMOUS_AUTH", "true"),
+        help="requests without credentials are system:anonymous (false: 401)",
+    )
+    p.add_argument(
+        "--enable-bootstrap-token-auth",
+        action="store_true",
+        help="authenticate bootstrap tokens (Secrets kube-system/bootstrap-token-<id>)",
+    )
+    p.add_argument(
+        "--service-account-key-file",
+        action="append",
+        default=[],
+        help="PEM file of public keys that verify service-account tokens (repeatable; "
+        "default: the signing key's public key)",
+    )
+    p.add_argument(
+        "--service-account-signing-key-file",
+        default=_env("SKIFF_SERVICE_ACCOUNT_SIGNING_KEY_FILE", ""),
+        help="private key that signs service-account tokens (serviceaccounts/token)",
+    )
+    p.add_argument("--service-account-issuer", default=d.service_account_issuer)
+    p.add_argument(
+        "--api-audiences",
+        default="",
+        help="comma-separated audiences the API accepts in tokens (default: the issuer)",
+    )
+    p.add_argument(
+        "--service-account-max-token-expiration",
+        type=_duration_seconds,
+        default=0,
+        help="longest token lifetime granted (e.g. 24h; default: as requested)",
+    )
+
+
+def _duration_seconds(value: str) -> int:
+    """Go-style durations as kube's flags take them: 90s, 10m, 24h, 1h30m."""
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", value.strip())
+    if not value.strip() or parts is None:
+        raise argparse.ArgumentTypeError(f"invalid duration {value!r}")
+    h, m, sec = (int(x or 0) for x in parts.groups())
+    return h * 3600 + m * 60 + sec
 
 
 def _plugin_names(value: str) -> tuple[str, ...]:

@@ -271,6 +271,8 @@ def _special(full_name: str, msg: Any, pointer: bool) -> Any:
         return _raw_json(msg.raw) if msg.raw else _ZERO
     if full_name == _FIELDS_V1:
         return _raw_json(msg.Raw) if msg.Raw else _ZERO
+    if full_name.endswith(".ExtraValue"):  # authentication's and authorization's
+        return list(msg.items)
     return _message(msg)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -13,6 +14,7 @@ from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY
 from skiff.apiserver.storage import StorageError
 from skiff.apiserver.storage.etcd import EtcdBackend
+from skiff.jose import load_public_keys, load_signing_key
 from skiff.log import get_logger
 
 from . import eventstream as ev
@@ -23,11 +25,15 @@ from .allocators import (
     ServiceAllocator,
     ServiceRanges,
 )
+from .authentication import Authenticator
+from .authentication.bootstraptoken import BootstrapTokenAuthenticator
+from .authentication.serviceaccount import DEFAULT_ISSUER, ServiceAccountTokens, TokenSettings
 from .grpc_api import set_serving, start_grpc
 from .masterleases import MasterLeases, advertise_address
 from .pump import EventPump
 from .registry.scheduling.priorityclass import SYSTEM_PRIORITY_CLASSES
 from .rest import RestApi
+from .rest.tls import ServingCertificates
 from .store import Store, WriteOptions
 from .watchcache import WatchCache
 
@@ -63,6 +69,47 @@ class Settings:
     """Admission plugins to run besides the default ones (:mod:`.admission`)."""
     disable_admission_plugins: tuple[str, ...] = ()
     """Default admission plugins not to run."""
+    tls_cert_file: str = ""
+    """Serve HTTPS with this certificate (and ``tls_private_key_file``); "" serves plain
+    HTTP without authentication, every request as ``system:unsecured``."""
+    tls_private_key_file: str = ""
+    client_ca_file: str = ""
+    """Authenticate client certificates signed by this CA."""
+    anonymous_auth: bool = True
+    """Requests without credentials are ``system:anonymous`` (else 401)."""
+    enable_bootstrap_token_auth: bool = False
+    service_account_key_files: tuple[str, ...] = ()
+    """PEM files with the public keys service-account tokens are verified with."""
+    service_account_signing_key_file: str = ""
+    """The private key TokenRequest signs tokens with."""
+    service_account_issuer: str = DEFAULT_ISSUER
+    api_audiences: tuple[str, ...] = ()
+    service_account_max_token_expiration: int = 0
+
+    def serving(self) -> ServingCertificates | None:
+        if not self.tls_cert_file:
+            return None
+        return ServingCertificates(
+            self.tls_cert_file, self.tls_private_key_file, self.client_ca_file
+        )
+
+    def token_settings(self) -> TokenSettings:
+        """The service-account token settings, keys loaded (ValueError for a bad file)."""
+        signing = (
+            load_signing_key(self.service_account_signing_key_file)
+            if self.service_account_signing_key_file
+            else None
+        )
+        keys = [k for f in self.service_account_key_files for k in load_public_keys(f)]
+        if signing is not None and not keys:
+            keys = [signing.public_key()]
+        return TokenSettings(
+            issuer=self.service_account_issuer,
+            api_audiences=self.api_audiences,
+            signing_key=signing,
+            public_keys=keys,
+            max_expiration=self.service_account_max_token_expiration,
+        )
 
     def admission_plugins(self) -> list[str]:
         """The enabled admission plugins, in order (ValueError for unknown names)."""
@@ -185,7 +232,24 @@ class ApiServer:
         address = self.settings.advertise_address or advertise_address(self.settings.bind_address)
         leases = MasterLeases(self.etcd, self.store, address, self.settings.port)
         self._spawn(leases.run(), "master-leases")
-        app = RestApi(self.store, is_ready=self.ready)
+        tokens = ServiceAccountTokens(self.settings.token_settings(), self.store.lister)
+        self.store.tokens = tokens
+        serving = self.settings.serving()
+        authenticator = None
+        if serving is not None:
+            bootstrap = (
+                BootstrapTokenAuthenticator(self.store.lister)
+                if self.settings.enable_bootstrap_token_auth
+                else None
+            )
+            authenticator = Authenticator(
+                service_accounts=tokens if tokens.settings.public_keys else None,
+                bootstrap_tokens=bootstrap,
+                anonymous=self.settings.anonymous_auth,
+            )
+        app = RestApi(self.store, is_ready=self.ready, authenticator=authenticator)
+        options: dict[str, Any] = {"http": "httptools"}
+        options.update(serving.uvicorn_options() if serving else {})
         config = uvicorn.Config(
             app,
             host=self.settings.bind_address,
@@ -194,8 +258,8 @@ class ApiServer:
             access_log=False,
             lifespan="off",
             loop="none",
-            http="httptools",
             timeout_graceful_shutdown=2,
+            **options,
         )
         self._uvicorn = uvicorn.Server(config)
         self._uvicorn.install_signal_handlers = lambda: None  # type: ignore[method-assign]

@@ -10,40 +10,16 @@ for signing and not expired, stale signatures removed (:mod:`skiff.bootstrap`).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import ClassVar
 
 from skiff.api.errors import ApiError
-from skiff.api.timestamps import parse_time
-from skiff.bootstrap import JWS_PREFIX, SECRET_TYPE, detached_jws
+from skiff.bootstrap import JWS_PREFIX, detached_jws, seconds_left, token_fields
 from skiff.client.informer import key_of
 from skiff.client.rest import Obj
 from skiff.controller.controller import Controller, ControllerContext
 
 NAMESPACE = "kube-system"
 CLUSTER_INFO = "kube-public/cluster-info"
-
-
-def token_fields(secret: Obj) -> dict[str, str]:
-    """A bootstrap token Secret's fields, decoded ({} when it is not one)."""
-    meta = secret.get("metadata") or {}
-    if secret.get("type") != SECRET_TYPE or meta.get("namespace") != NAMESPACE:
-        return {}
-    out = {}
-    for key, value in (secret.get("data") or {}).items():
-        try:
-            out[key] = base64.b64decode(value).decode()
-        except (binascii.Error, UnicodeDecodeError, TypeError):
-            continue
-    return out
-
-
-def seconds_left(fields: dict[str, str], now: float) -> float | None:
-    """Seconds until the token expires (None: no expiration, or an unreadable one)."""
-    raw = fields.get("expiration")
-    when = parse_time(raw) if raw else None
-    return None if when is None else when - now
 
 
 class TokenCleaner(Controller):

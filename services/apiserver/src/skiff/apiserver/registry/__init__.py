@@ -19,6 +19,7 @@ from .core.namespace import NamespaceStrategy
 from .core.node import NodeStrategy
 from .core.pod import PodStrategy
 from .core.service import ServiceStrategy
+from .core.serviceaccount import ServiceAccountStrategy
 from .networking.networkpolicy import NetworkPolicyStrategy
 from .scheduling.priorityclass import PriorityClassStrategy
 from .storage.storageclass import StorageClassStrategy
@@ -33,6 +34,7 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("", "replicationcontrollers"): ReplicationControllerStrategy,
     ("", "secrets"): ConfigMapStrategy,
     ("", "services"): ServiceStrategy,
+    ("", "serviceaccounts"): ServiceAccountStrategy,
     ("apps", "daemonsets"): WorkloadStrategy,
     ("apps", "deployments"): WorkloadStrategy,
     ("apps", "replicasets"): WorkloadStrategy,

@@ -22,6 +22,7 @@ from .options import DeleteOptions, WriteOptions
 
 if TYPE_CHECKING:
     from skiff.apiserver.allocators import ServiceAllocator
+    from skiff.apiserver.authentication.serviceaccount import ServiceAccountTokens
 
 Obj = dict[str, Any]
 
@@ -34,6 +35,8 @@ class GenericStore(Protocol):
 
     services: ServiceAllocator
     """Services' cluster IPs and node ports (the Service strategy's storage hooks)."""
+    tokens: ServiceAccountTokens | None
+    """Service-account tokens (serviceaccounts/token); None when no signing key is set."""
 
     async def get(self, info: ResourceInfo, namespace: str | None, name: str) -> Obj: ...
 

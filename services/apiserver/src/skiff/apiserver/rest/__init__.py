@@ -35,12 +35,15 @@ from skiff.api import errors
 from skiff.api.errors import ApiError
 from skiff.log import get_logger
 
+from ..authentication import Authenticator, UserInfo
+from ..authentication.user import UNSECURED_USER
 from ..podproxy import PodProxy
 from ..store import Store
 from . import routes
 from .handlers import ResourceHandlers
 from .request import Target, parse_path
 from .response import error_response
+from .tls import peer_certificate
 
 __all__ = ["RestApi"]
 
@@ -59,10 +62,26 @@ LATENCY = Histogram(
 class RestApi(ResourceHandlers):
     """Request handlers for resource paths, discovery and health."""
 
-    def __init__(self, store: Store, *, is_ready) -> None:  # type: ignore[no-untyped-def]
+    def __init__(  # type: ignore[no-untyped-def]
+        self, store: Store, *, is_ready, authenticator: Authenticator | None = None
+    ) -> None:
+        """``authenticator`` None: no authentication (plain HTTP), every request is
+        ``system:unsecured``."""
         self.store = store
         self.is_ready = is_ready
+        self.authenticator = authenticator
         self.pod_proxy = PodProxy(store)
+
+    async def authenticate(
+        self,
+        scope: dict,
+        headers,
+        subprotocols: list[str] | None = None,  # type: ignore[no-untyped-def, type-arg]
+    ) -> UserInfo:
+        """The requester (:mod:`..authentication`), or the 401 ApiError."""
+        if self.authenticator is None:
+            return UNSECURED_USER
+        return await self.authenticator.authenticate(headers, peer_certificate(scope), subprotocols)
 
     # -- entry point -------------------------------------------------------------------
 
@@ -89,6 +108,7 @@ class RestApi(ResourceHandlers):
             attributes={"http.method": method, "http.target": path},
         ) as span:
             try:
+                request.state.user = await self.authenticate(request.scope, request.headers)
                 resp = await self._route(request, path, method)
             except ApiError as e:
                 resp = error_response(e)
@@ -115,6 +135,13 @@ class RestApi(ResourceHandlers):
             await ws.close(
                 1008, "WebSocket is only served for pods/exec, pods/attach and pods/portforward"
             )
+            return
+        try:
+            ws.state.user = await self.authenticate(
+                ws.scope, ws.headers, ws.scope.get("subprotocols")
+            )
+        except ApiError as e:
+            await ws.close(1008, e.message)
             return
         with _tracer.start_as_current_span(
             f"WEBSOCKET {ws.url.path}",

@@ -16,6 +16,7 @@ from skiff.api import errors
 from skiff.api.errors import ApiError
 from skiff.apiserver import printers
 
+from ..authentication import Authenticator, reviews
 from ..podproxy import PodProxy
 from ..registry import Subresource
 from ..registry.options import require_object
@@ -31,9 +32,12 @@ class ResourceHandlers:
     # Set up by RestApi.__init__.
     store: Store
     pod_proxy: PodProxy
+    authenticator: Authenticator | None
 
     async def _resource(self, request: Request, method: str, t: Target) -> Response:
         info = t.info
+        if info.verbs == ("create",):
+            return await self._review(request, method, t)
         if t.name is None:
             if method == "GET":
                 if request.query_params.get("watch") in ("true", "1"):
@@ -84,6 +88,17 @@ class ResourceHandlers:
                 f"POST is not supported on a named {info.singular}; use PUT or PATCH"
             )
         raise errors.method_not_allowed(f"{method} is not supported here")
+
+    async def _review(self, request: Request, method: str, t: Target) -> Response:
+        """A review (TokenReview, SelfSubjectReview): answered, never stored."""
+        if method != "POST" or t.name is not None:
+            raise errors.method_not_allowed(f"{t.info.plural} only supports POST (create)")
+        body = require_object((await read_body(request))[0])
+        if t.info.plural == "tokenreviews":
+            answer = await reviews.token_review(self.authenticator, body)
+        else:
+            answer = reviews.self_subject_review(request.state.user)
+        return json_response(answer, 201)
 
     async def _list(self, request: Request, t: Target) -> Response:
         opts = list_options(request)

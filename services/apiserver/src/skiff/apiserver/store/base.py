@@ -11,7 +11,7 @@ subresource handler.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skiff.api import errors
 from skiff.api.resources import ResourceInfo
@@ -23,6 +23,9 @@ from ..admission import Attributes
 from ..allocators import ServiceAllocator
 from ..registry import Strategy, Subresource, strategy_for
 from ..watchcache import WatchCache
+
+if TYPE_CHECKING:
+    from ..authentication.serviceaccount import ServiceAccountTokens
 
 MAX_OBJECT_BYTES = 1536 * 1024  # etcd's request limit, as kube-apiserver enforces
 
@@ -75,7 +78,10 @@ class StoreBase:
         self.services = services or ServiceAllocator(etcd)
         if admission_plugins is None:
             admission_plugins = admission.enabled_plugins()
-        self.admission = admission.new_chain(admission_plugins, CachedLister(etcd, cache))
+        self.lister = CachedLister(etcd, cache)
+        self.admission = admission.new_chain(admission_plugins, self.lister)
+        self.tokens: ServiceAccountTokens | None = None
+        """Set by the server when it has a service-account signing key."""
 
     async def _write(
         self,

@@ -26,7 +26,7 @@ from skiff.k8spb.apimachinery.pkg.apis.meta.v1 import types_pb2 as skiff_dot_k8s
 from skiff.k8spb import options_pb2 as skiff_dot_k8spb_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-skiff/k8spb/api/authentication/v1/types.proto\x12\x1ck8s.io.api.authentication.v1\x1a\x35skiff/k8spb/apimachinery/pkg/apis/meta/v1/types.proto\x1a\x19skiff/k8spb/options.proto\"X\n\x14\x42oundObjectReference\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x12\n\napiVersion\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x03uID\x18\x04 \x01(\tR\x03uid\"\xd2\x01\n\x0cTokenRequest\x12\x42\n\x08metadata\x18\x01 \x01(\x0b\x32\x30.k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta\x12<\n\x04spec\x18\x02 \x01(\x0b\x32..k8s.io.api.authentication.v1.TokenRequestSpec\x12@\n\x06status\x18\x03 \x01(\x0b\x32\x30.k8s.io.api.authentication.v1.TokenRequestStatus\"\x98\x01\n\x10TokenRequestSpec\x12\x11\n\taudiences\x18\x01 \x03(\t\x12\x1f\n\x11\x65xpirationSeconds\x18\x04 \x01(\x03\x42\x04\xa8\xbb\x18\x01\x12P\n\x0e\x62oundObjectRef\x18\x03 \x01(\x0b\x32\x32.k8s.io.api.authentication.v1.BoundObjectReferenceB\x04\xa8\xbb\x18\x01\"l\n\x12TokenRequestStatus\x12\r\n\x05token\x18\x01 \x01(\t\x12G\n\x13\x65xpirationTimestamp\x18\x02 \x01(\x0b\x32*.k8s.io.apimachinery.pkg.apis.meta.v1.Time')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-skiff/k8spb/api/authentication/v1/types.proto\x12\x1ck8s.io.api.authentication.v1\x1a\x35skiff/k8spb/apimachinery/pkg/apis/meta/v1/types.proto\x1a\x19skiff/k8spb/options.proto\"X\n\x14\x42oundObjectReference\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x12\n\napiVersion\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x03uID\x18\x04 \x01(\tR\x03uid\"\xd2\x01\n\x0cTokenRequest\x12\x42\n\x08metadata\x18\x01 \x01(\x0b\x32\x30.k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta\x12<\n\x04spec\x18\x02 \x01(\x0b\x32..k8s.io.api.authentication.v1.TokenRequestSpec\x12@\n\x06status\x18\x03 \x01(\x0b\x32\x30.k8s.io.api.authentication.v1.TokenRequestStatus\"\x98\x01\n\x10TokenRequestSpec\x12\x11\n\taudiences\x18\x01 \x03(\t\x12\x1f\n\x11\x65xpirationSeconds\x18\x04 \x01(\x03\x42\x04\xa8\xbb\x18\x01\x12P\n\x0e\x62oundObjectRef\x18\x03 \x01(\x0b\x32\x32.k8s.io.api.authentication.v1.BoundObjectReferenceB\x04\xa8\xbb\x18\x01\"l\n\x12TokenRequestStatus\x12\r\n\x05token\x18\x01 \x01(\t\x12G\n\x13\x65xpirationTimestamp\x18\x02 \x01(\x0b\x32*.k8s.io.apimachinery.pkg.apis.meta.v1.Time\"\x1b\n\nExtraValue\x12\r\n\x05items\x18\x01 \x03(\t\"\xd3\x01\n\x08UserInfo\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x0e\n\x06groups\x18\x03 \x03(\t\x12@\n\x05\x65xtra\x18\x04 \x03(\x0b\x32\x31.k8s.io.api.authentication.v1.UserInfo.ExtraEntry\x1aV\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x37\n\x05value\x18\x02 \x01(\x0b\x32(.k8s.io.api.authentication.v1.ExtraValue:\x02\x38\x01\"\xcf\x01\n\x0bTokenReview\x12\x42\n\x08metadata\x18\x01 \x01(\x0b\x32\x30.k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta\x12;\n\x04spec\x18\x02 \x01(\x0b\x32-.k8s.io.api.authentication.v1.TokenReviewSpec\x12?\n\x06status\x18\x03 \x01(\x0b\x32/.k8s.io.api.authentication.v1.TokenReviewStatus\"3\n\x0fTokenReviewSpec\x12\r\n\x05token\x18\x01 \x01(\t\x12\x11\n\taudiences\x18\x02 \x03(\t\"\x82\x01\n\x11TokenReviewStatus\x12\x15\n\rauthenticated\x18\x01 \x01(\x08\x12\x34\n\x04user\x18\x02 \x01(\x0b\x32&.k8s.io.api.authentication.v1.UserInfo\x12\x11\n\taudiences\x18\x04 \x03(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x9e\x01\n\x11SelfSubjectReview\x12\x42\n\x08metadata\x18\x01 \x01(\x0b\x32\x30.k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta\x12\x45\n\x06status\x18\x02 \x01(\x0b\x32\x35.k8s.io.api.authentication.v1.SelfSubjectReviewStatus\"S\n\x17SelfSubjectReviewStatus\x12\x38\n\x08userInfo\x18\x01 \x01(\x0b\x32&.k8s.io.api.authentication.v1.UserInfo')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOKENREQUESTSPEC'].fields_by_name['expirationSeconds']._serialized_options = b'\250\273\030\001'
   _globals['_TOKENREQUESTSPEC'].fields_by_name['boundObjectRef']._loaded_options = None
   _globals['_TOKENREQUESTSPEC'].fields_by_name['boundObjectRef']._serialized_options = b'\250\273\030\001'
+  _globals['_USERINFO_EXTRAENTRY']._loaded_options = None
+  _globals['_USERINFO_EXTRAENTRY']._serialized_options = b'8\001'
   _globals['_BOUNDOBJECTREFERENCE']._serialized_start=161
   _globals['_BOUNDOBJECTREFERENCE']._serialized_end=249
   _globals['_TOKENREQUEST']._serialized_start=252
@@ -45,4 +47,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOKENREQUESTSPEC']._serialized_end=617
   _globals['_TOKENREQUESTSTATUS']._serialized_start=619
   _globals['_TOKENREQUESTSTATUS']._serialized_end=727
+  _globals['_EXTRAVALUE']._serialized_start=729
+  _globals['_EXTRAVALUE']._serialized_end=756
+  _globals['_USERINFO']._serialized_start=759
+  _globals['_USERINFO']._serialized_end=970
+  _globals['_USERINFO_EXTRAENTRY']._serialized_start=884
+  _globals['_USERINFO_EXTRAENTRY']._serialized_end=970
+  _globals['_TOKENREVIEW']._serialized_start=973
+  _globals['_TOKENREVIEW']._serialized_end=1180
+  _globals['_TOKENREVIEWSPEC']._serialized_start=1182
+  _globals['_TOKENREVIEWSPEC']._serialized_end=1233
+  _globals['_TOKENREVIEWSTATUS']._serialized_start=1236
+  _globals['_TOKENREVIEWSTATUS']._serialized_end=1366
+  _globals['_SELFSUBJECTREVIEW']._serialized_start=1369
+  _globals['_SELFSUBJECTREVIEW']._serialized_end=1527
+  _globals['_SELFSUBJECTREVIEWSTATUS']._serialized_start=1529
+  _globals['_SELFSUBJECTREVIEWSTATUS']._serialized_end=1612
 # @@protoc_insertion_point(module_scope)

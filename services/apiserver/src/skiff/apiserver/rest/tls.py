@@ -1,0 +1,57 @@
+"""HTTPS for the REST API: uvicorn's HTTP protocol, told the client certificate.
+
+Released uvicorn does not put the peer certificate in the ASGI scope (the ASGI TLS
+extension), so the protocol reads it from the TLS transport when a connection is made
+(after the handshake verified it against the client CA) and hands it to every request
+and WebSocket of that connection through the per-connection ``state``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+PEER_CERTIFICATE = "skiff.peer_certificate"
+"""Key in ``scope["state"]``: the client certificate (DER) or None."""
+
+
+class ClientCertHttpProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol that records the TLS peer's certificate for the application."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        # A copy per connection: uvicorn shares app_state between connections.
+        self.app_state = {**self.app_state, PEER_CERTIFICATE: der}
+
+
+@dataclass(frozen=True, slots=True)
+class ServingCertificates:
+    """``--tls-cert-file``, ``--tls-private-key-file`` and ``--client-ca-file``."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str = ""
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        """uvicorn.Config keywords: serve TLS, and ask for (not require) a client certificate
+        signed by the client CA, as kube-apiserver does."""
+        options: dict[str, Any] = {
+            "ssl_certfile": self.cert_file,
+            "ssl_keyfile": self.key_file,
+            "http": ClientCertHttpProtocol,
+        }
+        if self.client_ca_file:
+            options["ssl_ca_certs"] = self.client_ca_file
+            options["ssl_cert_reqs"] = ssl.CERT_OPTIONAL
+        return options
+
+
+def peer_certificate(scope: dict[str, Any]) -> bytes | None:
+    """The verified client certificate of the connection a request came on."""
+    return (scope.get("state") or {}).get(PEER_CERTIFICATE)
