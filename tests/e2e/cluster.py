@@ -128,6 +128,7 @@ class Cluster:
             f"--service-account-key-file={p / 'sa.pub'}",
             f"--service-account-signing-key-file={p / 'sa.key'}",
             "--enable-bootstrap-token-auth",
+            "--authorization-mode=RBAC",
         ]
 
     def start_etcd(self) -> None:
@@ -238,15 +239,21 @@ class Cluster:
         )
         return path
 
-    def user_kubeconfig(self, user: str, groups: tuple[str, ...] = (), index: int = 0) -> Path:
-        """A kubeconfig with a client certificate for ``user`` in ``groups``."""
+    def user_certificate(self, user: str, groups: tuple[str, ...] = ()) -> tuple[Path, Path]:
+        """A client certificate and key for ``user`` in ``groups``, signed by the cluster CA."""
         assert self.pki is not None
         ca = CertificateAuthority(KeyPair.load(self.pki, "ca"))
         pair = ca.issue(user, organizations=groups, usages=("client",))
+        return pair.save(self.dir / "users", user.replace(":", "_"))
+
+    def user_kubeconfig(self, user: str, groups: tuple[str, ...] = (), index: int = 0) -> Path:
+        """A kubeconfig with a client certificate for ``user`` in ``groups``."""
+        assert self.pki is not None
+        cert, _ = self.user_certificate(user, groups)
+        pair = KeyPair.load(cert.parent, cert.stem)
+        ca_pem = (self.pki / "ca.crt").read_bytes()
         path = self.dir / f"kubeconfig-{user.replace(':', '_')}-{index}"
-        path.write_text(
-            yaml.safe_dump(kubeconfig(self.url_of(index), ca.pair.cert_pem, user, pair))
-        )
+        path.write_text(yaml.safe_dump(kubeconfig(self.url_of(index), ca_pem, user, pair)))
         return path
 
     def stop(self) -> None:

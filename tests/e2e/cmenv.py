@@ -29,10 +29,12 @@ class Managers:
     def start(self, *extra: str, port: int = 0, env: dict[str, str] | None = None) -> Proc:
         """Start one controller-manager process; ``env`` adds environment variables."""
         index = len(self.procs)
+        server = ["--server", self.cluster.url]
+        if self.cluster.pki is not None:
+            server = ["--kubeconfig", str(self.cluster.kubeconfig())]
         args = [
             str(VENV_BIN / "skiff-controller-manager"),
-            "--server",
-            self.cluster.url,
+            *server,
             "--port",
             str(port),
             *LEASE_FLAGS,

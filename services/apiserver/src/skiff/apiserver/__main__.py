@@ -13,6 +13,7 @@ from skiff.tracing import setup_tracing
 
 from .admission import ORDERED_PLUGINS, enabled_plugins
 from .allocators import ServiceRanges
+from .authorization import MODES
 from .server import ApiServer, Settings
 
 
@@ -103,6 +104,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         enabled_plugins(enable, disable)
     except ValueError as e:
         p.error(str(e))
+    modes = _plugin_names(a.authorization_mode)
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        p.error(f"--authorization-mode: unknown mode(s) {', '.join(unknown) or '(none)'}")
     if bool(a.tls_cert_file) != bool(a.tls_private_key_file):
         p.error("--tls-cert-file and --tls-private-key-file go together")
     setup_logging("apiserver", level=a.log_level)
@@ -130,6 +135,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         service_account_issuer=a.service_account_issuer,
         api_audiences=_plugin_names(a.api_audiences),
         service_account_max_token_expiration=a.service_account_max_token_expiration,
+        authorization_modes=modes,
     )
 
 
@@ -152,6 +158,12 @@ def _security_flags(p: argparse.ArgumentParser, d: Settings) -> None:
         choices=("true", "false"),
         default=_env("SKIFF_ANONYMOUS_AUTH", "true"),
         help="requests without credentials are system:anonymous (false: 401)",
+    )
+    p.add_argument(
+        "--authorization-mode",
+        default=_env("SKIFF_AUTHORIZATION_MODE", ",".join(d.authorization_modes)),
+        help=f"comma-separated, in order, of {', '.join(MODES)} (with TLS only; "
+        "env SKIFF_AUTHORIZATION_MODE)",
     )
     p.add_argument(
         "--enable-bootstrap-token-auth",

@@ -25,9 +25,12 @@ from .allocators import (
     ServiceAllocator,
     ServiceRanges,
 )
-from .authentication import Authenticator
+from .authentication.authenticator import Authenticator
 from .authentication.bootstraptoken import BootstrapTokenAuthenticator
 from .authentication.serviceaccount import DEFAULT_ISSUER, ServiceAccountTokens, TokenSettings
+from .authorization import Authorizer, policy
+from .authorization.rbac import Lister as RbacLister
+from .authorization.rbac import RBACAuthorizer
 from .grpc_api import set_serving, start_grpc
 from .masterleases import MasterLeases, advertise_address
 from .pump import EventPump
@@ -85,6 +88,9 @@ class Settings:
     service_account_issuer: str = DEFAULT_ISSUER
     api_audiences: tuple[str, ...] = ()
     service_account_max_token_expiration: int = 0
+    authorization_modes: tuple[str, ...] = ("AlwaysAllow",)
+    """``--authorization-mode`` (kube-apiserver's default; kubeadm sets Node,RBAC). Only
+    used with TLS: a plain-HTTP apiserver allows everything."""
 
     def serving(self) -> ServingCertificates | None:
         if not self.tls_cert_file:
@@ -179,7 +185,37 @@ class ApiServer:
                 if e.code != 409:
                     log.warning("cannot create system PriorityClass", name=name, error=e.message)
         await self._kubernetes_service()
+        await self._default_policy()
         self.bootstrapped = True
+
+    async def _default_policy(self) -> None:
+        """Kubernetes' default ClusterRoles and bindings, created or brought up to date
+        (those marked for automatic update), as kube-apiserver's RBAC post-start hook."""
+        assert self.store is not None
+        opts = WriteOptions(field_manager="skiff-apiserver")
+        for plural, objects in (
+            ("clusterroles", policy.cluster_roles()),
+            ("clusterrolebindings", policy.cluster_role_bindings()),
+        ):
+            info = REGISTRY.by_path("rbac.authorization.k8s.io", "v1", plural)
+            assert info is not None
+            for obj in objects:
+                name = obj["metadata"]["name"]
+                try:
+                    current = await self.store.get(info, None, name)
+                except ApiError as e:
+                    if e.code != 404:
+                        raise
+                    current = None
+                try:
+                    if current is None:
+                        await self.store.create(info, None, obj, opts)
+                    elif (updated := policy.reconciled(current, obj)) is not None:
+                        await self.store.update(info, None, name, updated, opts)
+                        log.info("updated default RBAC object", kind=obj["kind"], name=name)
+                except ApiError as e:
+                    if e.code != 409:  # another apiserver got there first
+                        log.warning("cannot write default RBAC", name=name, error=e.message)
 
     async def _kubernetes_service(self) -> None:
         """``default/kubernetes`` on the service range's first address, as every cluster has.
@@ -247,7 +283,14 @@ class ApiServer:
                 bootstrap_tokens=bootstrap,
                 anonymous=self.settings.anonymous_auth,
             )
-        app = RestApi(self.store, is_ready=self.ready, authenticator=authenticator)
+        authorizer = None
+        if serving is not None:
+            rbac = RBACAuthorizer(RbacLister(self.cache))
+            authorizer = Authorizer(self.settings.authorization_modes, rbac)
+            self.store.authorizer = authorizer
+        app = RestApi(
+            self.store, is_ready=self.ready, authenticator=authenticator, authorizer=authorizer
+        )
         options: dict[str, Any] = {"http": "httptools"}
         options.update(serving.uvicorn_options() if serving else {})
         config = uvicorn.Config(

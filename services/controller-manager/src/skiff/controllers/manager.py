@@ -26,6 +26,7 @@ from skiff.controller.informers import SharedInformers
 from skiff.log import get_logger
 
 from .bootstraptokens import BootstrapSigner, TokenCleaner
+from .clusterroleaggregation import ClusterRoleAggregation
 from .config import ControllerManagerConfig
 from .cronjob import CronJobController
 from .daemonset import DaemonSetController
@@ -165,6 +166,12 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             workers=5,
             flag="concurrent-service-endpoint-syncs",
             aliases=("endpointslice",),
+        ),
+        ControllerSpec(
+            "clusterrole-aggregation-controller",
+            ClusterRoleAggregation,
+            workers=1,
+            aliases=("clusterrole-aggregation",),
         ),
         ControllerSpec(
             "bootstrap-signer-controller",

@@ -10,6 +10,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from skiff.api.resources import ResourceInfo
 
+from ..authentication.user import UserInfo
+
 
 class Operation(StrEnum):
     CREATE = "CREATE"
@@ -31,8 +33,8 @@ class Attributes:
     name: str = ""
     subresource: str = ""
     dry_run: bool = False
-    user: str | None = None
-    """The requesting user, once requests are authenticated."""
+    user: UserInfo | None = None
+    """The requesting user (None: the apiserver itself)."""
 
     @property
     def group_resource(self) -> tuple[str, str]:

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import hmac
 import time
+from typing import TYPE_CHECKING
 
 from skiff.api.resources import REGISTRY
 from skiff.bootstrap import TOKEN_RE, seconds_left, token_fields
 from skiff.log import get_logger
 
-from ..store.base import CachedLister
 from .user import BOOTSTRAP_PREFIX, BOOTSTRAPPERS, UserInfo
+
+if TYPE_CHECKING:
+    from ..store.base import CachedLister
 
 log = get_logger(__name__)
 

@@ -13,7 +13,7 @@ from .serviceaccount import InvalidToken
 from .user import UserInfo
 
 if TYPE_CHECKING:
-    from . import Authenticator
+    from .authenticator import Authenticator
 
 GROUP_VERSION = "authentication.k8s.io/v1"
 

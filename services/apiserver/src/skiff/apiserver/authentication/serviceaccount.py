@@ -14,16 +14,18 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skiff.api.resources import REGISTRY
 from skiff.api.timestamps import parse_time
 from skiff.jose import JoseError, PublicKey, SigningKey, sign, unverified_claims, verify
 from skiff.log import get_logger
 
-from ..store.base import CachedLister
 from .user import UserInfo, service_account_groups, service_account_user
 from .x509 import CREDENTIAL_ID
+
+if TYPE_CHECKING:
+    from ..store.base import CachedLister
 
 log = get_logger(__name__)
 

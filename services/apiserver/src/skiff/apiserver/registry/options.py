@@ -8,6 +8,8 @@ from typing import Any
 
 from skiff.api import errors
 
+from ..authentication.user import UserInfo
+
 PATCH_JSON = "application/json-patch+json"
 PATCH_MERGE = "application/merge-patch+json"
 PATCH_STRATEGIC = "application/strategic-merge-patch+json"
@@ -23,6 +25,8 @@ class WriteOptions:
     field_validation: str = "Strict"
     force: bool = False
     warnings: list[str] = field(default_factory=list)
+    user: UserInfo | None = None
+    """Who writes (None: the apiserver itself, or an unauthenticated front end)."""
 
 
 @dataclass(slots=True)
@@ -32,6 +36,7 @@ class DeleteOptions:
     precondition_uid: str | None = None
     precondition_rv: str | None = None
     dry_run: bool = False
+    user: UserInfo | None = None
 
 
 def require_object(body: Any) -> dict[str, Any]:

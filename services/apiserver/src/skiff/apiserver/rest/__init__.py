@@ -35,8 +35,9 @@ from skiff.api import errors
 from skiff.api.errors import ApiError
 from skiff.log import get_logger
 
-from ..authentication import Authenticator, UserInfo
-from ..authentication.user import UNSECURED_USER
+from ..authentication.authenticator import Authenticator
+from ..authentication.user import UNSECURED_USER, UserInfo
+from ..authorization import Authorizer, RequestAttributes
 from ..podproxy import PodProxy
 from ..store import Store
 from . import routes
@@ -63,13 +64,19 @@ class RestApi(ResourceHandlers):
     """Request handlers for resource paths, discovery and health."""
 
     def __init__(  # type: ignore[no-untyped-def]
-        self, store: Store, *, is_ready, authenticator: Authenticator | None = None
+        self,
+        store: Store,
+        *,
+        is_ready,
+        authenticator: Authenticator | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
         """``authenticator`` None: no authentication (plain HTTP), every request is
-        ``system:unsecured``."""
+        ``system:unsecured``; ``authorizer`` None: every request is allowed."""
         self.store = store
         self.is_ready = is_ready
         self.authenticator = authenticator
+        self.authorizer = authorizer
         self.pod_proxy = PodProxy(store)
 
     async def authenticate(
@@ -108,7 +115,10 @@ class RestApi(ResourceHandlers):
             attributes={"http.method": method, "http.target": path},
         ) as span:
             try:
-                request.state.user = await self.authenticate(request.scope, request.headers)
+                user = await self.authenticate(request.scope, request.headers)
+                request.state.user = user
+                if self.authorizer is not None:
+                    self.authorizer.check(request_attributes(user, request, path, method))
                 resp = await self._route(request, path, method)
             except ApiError as e:
                 resp = error_response(e)
@@ -140,6 +150,9 @@ class RestApi(ResourceHandlers):
             ws.state.user = await self.authenticate(
                 ws.scope, ws.headers, ws.scope.get("subprotocols")
             )
+            if self.authorizer is not None:
+                # Connecting to a pod is creating an exec, attach or port-forward.
+                self.authorizer.check(_connect_attributes(ws.state.user, t))
         except ApiError as e:
             await ws.close(1008, e.message)
             return
@@ -165,7 +178,7 @@ class RestApi(ResourceHandlers):
         response = routes.nonresource(request, path, self.is_ready)
         if response is not None:
             return response
-        target = parse_path(path)
+        target = getattr(request.state, "target", None) or parse_path(path)
         request.state.target = target  # for the request metrics, without parsing again
         if target is None:
             raise ApiError(
@@ -174,6 +187,58 @@ class RestApi(ResourceHandlers):
                 f"the server could not find the requested resource ({path})",
             )
         return await self._resource(request, method, target)
+
+
+def request_attributes(
+    user: UserInfo, request: Request, path: str, method: str
+) -> RequestAttributes:
+    """What the authorizer decides on (kube's RequestInfo): a resource request when the
+    path names a served resource, else a non-resource path with the method as verb."""
+    try:
+        t = parse_path(path)
+    except ApiError:
+        t = None  # an unknown resource: authorized as a path, then answered 404
+    if t is None:
+        return RequestAttributes(user, method.lower(), False, path=path)
+    request.state.target = t
+    verb = _verb(method, t, request)
+    name = t.name or ""
+    if not name and verb in ("list", "watch"):
+        # A list or watch of one object by name counts as that name (resourceNames rules).
+        name = _single_name(request.query_params.get("fieldSelector", ""))
+    return RequestAttributes(
+        user,
+        verb,
+        True,
+        path=path,
+        api_group=t.info.group,
+        api_version=t.info.version,
+        resource=t.info.plural,
+        subresource=t.subresource,
+        namespace=t.namespace or "",
+        name=name,
+    )
+
+
+def _connect_attributes(user: UserInfo, t: Target) -> RequestAttributes:
+    return RequestAttributes(
+        user,
+        "create",
+        True,
+        resource=t.info.plural,
+        subresource=t.subresource,
+        namespace=t.namespace or "",
+        name=t.name or "",
+    )
+
+
+def _single_name(field_selector: str) -> str:
+    terms = [x.strip() for x in field_selector.split(",") if x.strip()]
+    if len(terms) == 1:
+        key, sep, value = terms[0].partition("=")
+        if sep and key.strip() == "metadata.name" and not value.startswith("="):
+            return value.strip()
+    return ""
 
 
 def _verb(method: str, t: Target, request: Request) -> str:

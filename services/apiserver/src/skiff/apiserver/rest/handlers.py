@@ -16,7 +16,10 @@ from skiff.api import errors
 from skiff.api.errors import ApiError
 from skiff.apiserver import printers
 
-from ..authentication import Authenticator, reviews
+from ..authentication import reviews
+from ..authentication.authenticator import Authenticator
+from ..authorization import Authorizer
+from ..authorization import reviews as authz_reviews
 from ..podproxy import PodProxy
 from ..registry import Subresource
 from ..registry.options import require_object
@@ -33,10 +36,16 @@ class ResourceHandlers:
     store: Store
     pod_proxy: PodProxy
     authenticator: Authenticator | None
+    authorizer: Authorizer | None
 
     async def _resource(self, request: Request, method: str, t: Target) -> Response:
         info = t.info
         if info.verbs == ("create",):
+            if info.namespaced and t.namespace is None and t.name is None and method == "POST":
+                raise errors.method_not_allowed(
+                    f"create {info.plural} needs a namespace in the path "
+                    f"(/namespaces/<ns>/{info.plural})"
+                )
             return await self._review(request, method, t)
         if t.name is None:
             if method == "GET":
@@ -94,10 +103,21 @@ class ResourceHandlers:
         if method != "POST" or t.name is not None:
             raise errors.method_not_allowed(f"{t.info.plural} only supports POST (create)")
         body = require_object((await read_body(request))[0])
-        if t.info.plural == "tokenreviews":
+        user, authz = request.state.user, self.authorizer
+        plural = t.info.plural
+        if plural == "tokenreviews":
             answer = await reviews.token_review(self.authenticator, body)
+        elif plural == "selfsubjectreviews":
+            answer = reviews.self_subject_review(user)
+        elif plural == "subjectaccessreviews":
+            answer = authz_reviews.subject_access_review(authz, body)
+        elif plural == "localsubjectaccessreviews":
+            assert t.namespace is not None
+            answer = authz_reviews.local_subject_access_review(authz, body, t.namespace)
+        elif plural == "selfsubjectaccessreviews":
+            answer = authz_reviews.self_subject_access_review(authz, body, user)
         else:
-            answer = reviews.self_subject_review(request.state.user)
+            answer = authz_reviews.self_subject_rules_review(authz, body, user)
         return json_response(answer, 201)
 
     async def _list(self, request: Request, t: Target) -> Response:

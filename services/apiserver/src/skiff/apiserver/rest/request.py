@@ -128,6 +128,7 @@ def write_options(request: Request) -> WriteOptions:
         field_manager=manager,
         field_validation=fv,
         force=q.get("force") in ("true", "1"),
+        user=getattr(request.state, "user", None),
     )
 
 
@@ -165,6 +166,7 @@ async def delete_options(request: Request) -> DeleteOptions:
         grace_period_seconds=int_param(q, "gracePeriodSeconds"),
         propagation_policy=q.get("propagationPolicy"),
         dry_run=q.get("dryRun") == "All",
+        user=getattr(request.state, "user", None),
     )
     raw = await request.body()
     if raw.strip():

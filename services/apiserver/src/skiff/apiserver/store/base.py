@@ -21,11 +21,13 @@ from skiff.apiserver.storage.codec import decode
 from .. import admission
 from ..admission import Attributes
 from ..allocators import ServiceAllocator
+from ..authorization import escalation
 from ..registry import Strategy, Subresource, strategy_for
 from ..watchcache import WatchCache
 
 if TYPE_CHECKING:
     from ..authentication.serviceaccount import ServiceAccountTokens
+    from ..authorization import Authorizer
 
 MAX_OBJECT_BYTES = 1536 * 1024  # etcd's request limit, as kube-apiserver enforces
 
@@ -82,6 +84,8 @@ class StoreBase:
         self.admission = admission.new_chain(admission_plugins, self.lister)
         self.tokens: ServiceAccountTokens | None = None
         """Set by the server when it has a service-account signing key."""
+        self.authorizer: Authorizer | None = None
+        """Set by the server when it authorizes requests (RBAC escalation checks)."""
 
     async def _write(
         self,
@@ -124,6 +128,8 @@ class StoreBase:
 
     async def _admit(self, attrs: Attributes) -> None:
         """The admission chain: every mutating plugin, then every validating one."""
+        if self.authorizer is not None:
+            escalation.check(self.authorizer, attrs)
         await self.admission.admit(attrs)
         await self.admission.validate(attrs)
 

@@ -54,6 +54,7 @@ class DeleteMixin(ReadMixin):
                         namespace=namespace,
                         name=name,
                         dry_run=opts.dry_run,
+                        user=opts.user,
                     )
                 )
                 done = await self._commit_delete(strategy, kv, obj, opts)

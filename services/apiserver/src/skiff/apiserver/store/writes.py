@@ -69,6 +69,7 @@ class WriteMixin(StoreBase):
                     namespace=meta.get("namespace"),
                     name=meta["name"],
                     dry_run=opts.dry_run,
+                    user=opts.user,
                 )
             )
             return await self._create_in_storage(strategy, obj, opts)
@@ -210,6 +211,7 @@ class WriteMixin(StoreBase):
                         name=name,
                         subresource=subresource,
                         dry_run=opts.dry_run,
+                        user=opts.user,
                     )
                 )
                 done = await self._commit_update(

@@ -1,0 +1,422 @@
+"""RBAC enforced by a real apiserver (``--authorization-mode=RBAC``) with Kubernetes'
+default roles, the aggregation controller in a real controller-manager, and the real
+kubectl and official client: 403s in Kubernetes' words, bindings by user, group and
+service account, resourceNames, ``kubectl auth can-i`` (also ``--list``) and the access
+reviews."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import kubernetes
+import pytest
+from clusterenv import started_cluster
+from cmenv import Managers
+
+from cluster import Cluster, wait_until
+
+KUBECTL = "kubectl"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    for c in started_cluster(tmp_path_factory, "authz", secure=True):
+        managers = Managers(c)
+        managers.start("--controllers=clusterrole-aggregation")
+        try:
+            yield c
+        finally:
+            managers.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(cluster: Cluster) -> Path:
+    return cluster.kubeconfig()
+
+
+@pytest.fixture(scope="module")
+def jane(cluster: Cluster) -> Path:
+    return cluster.user_kubeconfig("jane", ("dev",))
+
+
+def kubectl(kubeconfig: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+def can_i(kubeconfig: Path, *args: str) -> str:
+    return kubectl(kubeconfig, "auth", "can-i", *args, check=False).stdout.strip()
+
+
+def test_the_default_roles_exist_and_aggregate(admin: Path) -> None:
+    roles = kubectl(admin, "get", "clusterroles", "-o", "name").stdout.split()
+    for name in (
+        "cluster-admin",
+        "admin",
+        "edit",
+        "view",
+        "system:basic-user",
+        "system:discovery",
+        "system:public-info-viewer",
+        "system:node-bootstrapper",
+        "system:kube-scheduler",
+        "system:kube-controller-manager",
+        "system:node-proxier",
+        "system:kube-dns",
+        "system:node",
+    ):
+        assert f"clusterrole.rbac.authorization.k8s.io/{name}" in roles
+
+    def view_aggregated() -> bool:
+        view = json.loads(kubectl(admin, "get", "clusterrole", "view", "-o", "json").stdout)
+        return any("pods" in (r.get("resources") or []) for r in view.get("rules") or [])
+
+    wait_until(view_aggregated, timeout=20, what="view aggregated from aggregate-to-view")
+    admin_role = json.loads(kubectl(admin, "get", "clusterrole", "admin", "-o", "json").stdout)
+    resources = {res for r in admin_role["rules"] for res in r.get("resources") or []}
+    # admin holds edit's and view's rules too, and its own.
+    assert {"pods", "secrets", "roles", "rolebindings", "localsubjectaccessreviews"} <= resources
+
+
+def test_a_user_without_bindings_is_forbidden(jane: Path) -> None:
+    result = kubectl(jane, "get", "pods", check=False)
+    assert result.returncode != 0
+    assert (
+        'Error from server (Forbidden): pods is forbidden: User "jane" cannot list resource '
+        '"pods" in API group "" in the namespace "default"'
+    ) in result.stderr
+    result = kubectl(jane, "get", "nodes", check=False)
+    assert (
+        'nodes is forbidden: User "jane" cannot list resource "nodes" in API group "" at the '
+        "cluster scope"
+    ) in result.stderr
+    named = kubectl(jane, "get", "deployment.apps", "web", check=False)
+    assert (
+        'deployments.apps "web" is forbidden: User "jane" cannot get resource "deployments" in '
+        'API group "apps" in the namespace "default"'
+    ) in named.stderr
+    # What every authenticated user may do (system:basic-user, system:discovery).
+    assert can_i(jane, "create", "selfsubjectaccessreviews.authorization.k8s.io") == "yes"
+    assert can_i(jane, "get", "/api") == "yes"
+    assert can_i(jane, "list", "pods") == "no"
+
+
+def test_role_bindings_grant_in_their_namespace(admin: Path, jane: Path) -> None:
+    kubectl(admin, "create", "namespace", "team")
+    kubectl(
+        admin,
+        "create",
+        "rolebinding",
+        "jane-view",
+        "--clusterrole=view",
+        "--user=jane",
+        "-n",
+        "team",
+    )
+    wait_until(lambda: can_i(jane, "list", "pods", "-n", "team") == "yes", timeout=20, what="view")
+    assert kubectl(jane, "get", "pods", "-n", "team").returncode == 0
+    assert can_i(jane, "get", "secrets", "-n", "team") == "no"  # view leaves Secrets out
+    assert can_i(jane, "create", "pods", "-n", "team") == "no"
+    assert can_i(jane, "list", "pods", "-n", "default") == "no"
+    # edit, to her group.
+    kubectl(
+        admin,
+        "create",
+        "rolebinding",
+        "dev-edit",
+        "--clusterrole=edit",
+        "--group=dev",
+        "-n",
+        "team",
+    )
+    wait_until(
+        lambda: can_i(jane, "create", "configmaps", "-n", "team") == "yes", timeout=20, what="edit"
+    )
+    kubectl(jane, "create", "configmap", "made-by-jane", "-n", "team", "--from-literal=a=b")
+    # Removing the binding takes the permission away at once.
+    kubectl(admin, "delete", "rolebinding", "dev-edit", "-n", "team")
+    wait_until(
+        lambda: can_i(jane, "create", "configmaps", "-n", "team") == "no",
+        timeout=10,
+        what="revoked",
+    )
+
+
+def test_resource_names_limit_a_rule(admin: Path, jane: Path) -> None:
+    kubectl(admin, "create", "namespace", "named")
+    for name in ("one", "two"):
+        kubectl(admin, "create", "configmap", name, "-n", "named")
+    kubectl(
+        admin,
+        "create",
+        "role",
+        "one-only",
+        "--verb=get",
+        "--resource=configmaps",
+        "--resource-name=one",
+        "-n",
+        "named",
+    )
+    kubectl(
+        admin, "create", "rolebinding", "one-only", "--role=one-only", "--user=jane", "-n", "named"
+    )
+    wait_until(
+        lambda: (
+            kubectl(jane, "get", "configmap", "one", "-n", "named", check=False).returncode == 0
+        ),
+        timeout=10,
+        what="get one",
+    )
+    assert kubectl(jane, "get", "configmap", "two", "-n", "named", check=False).returncode != 0
+    assert kubectl(jane, "get", "configmaps", "-n", "named", check=False).returncode != 0
+
+
+def test_can_i_list(admin: Path, jane: Path) -> None:
+    out = kubectl(jane, "auth", "can-i", "--list", "-n", "team").stdout
+    assert "selfsubjectreviews.authentication.k8s.io" in out
+    assert "[/api/*]" in out
+    assert "pods" in out  # view in team, from the earlier binding
+    full = kubectl(admin, "auth", "can-i", "--list", "-n", "team").stdout
+    assert "*.*" in full
+
+
+def test_service_accounts_are_bound_by_subject(cluster: Cluster, admin: Path) -> None:
+    kubectl(admin, "create", "serviceaccount", "reader", "-n", "team")
+    kubectl(
+        admin,
+        "create",
+        "rolebinding",
+        "reader-view",
+        "--clusterrole=view",
+        "--serviceaccount=team:reader",
+        "-n",
+        "team",
+    )
+    token = kubectl(admin, "create", "token", "reader", "-n", "team").stdout.strip()
+    assert cluster.pki is not None
+    conf = kubernetes.client.Configuration()
+    conf.host = cluster.url
+    conf.ssl_ca_cert = str(cluster.pki / "ca.crt")
+    conf.api_key = {"authorization": f"Bearer {token}"}
+    with kubernetes.client.ApiClient(conf) as c:
+        core = kubernetes.client.CoreV1Api(c)
+        wait_until(lambda: core.list_namespaced_pod("team") is not None, timeout=10, what="list")
+        with pytest.raises(kubernetes.client.ApiException) as e:
+            core.list_namespaced_secret("team")
+        assert e.value.status == 403
+        body = json.loads(e.value.body)
+        assert body["reason"] == "Forbidden"
+        assert body["details"] == {"kind": "secrets"}
+        assert body["message"] == (
+            'secrets is forbidden: User "system:serviceaccount:team:reader" cannot list resource '
+            '"secrets" in API group "" in the namespace "team"'
+        )
+
+
+def test_access_reviews(cluster: Cluster, admin: Path) -> None:
+    with kubernetes.config.new_client_from_config(config_file=str(admin)) as c:
+        authz = kubernetes.client.AuthorizationV1Api(c)
+        review = authz.create_subject_access_review(
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {
+                    "user": "jane",
+                    "resourceAttributes": {"namespace": "team", "verb": "list", "resource": "pods"},
+                },
+            }
+        )
+        assert review.status.allowed is True
+        assert 'RoleBinding "jane-view"' in review.status.reason
+        review = authz.create_subject_access_review(
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {
+                    "groups": ["system:masters"],
+                    "nonResourceAttributes": {"path": "/x", "verb": "get"},
+                },
+            }
+        )
+        assert review.status.allowed is True
+        with pytest.raises(kubernetes.client.ApiException) as e:
+            authz.create_subject_access_review(
+                {
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "kind": "SubjectAccessReview",
+                    "spec": {"resourceAttributes": {"verb": "get", "resource": "pods"}},
+                }
+            )
+        assert e.value.status == 422
+        assert json.loads(e.value.body)["message"] == (
+            'SubjectAccessReview.authorization.k8s.io "" is invalid: spec.user: Invalid value: "": '
+            "at least one of user or group must be specified"
+        )
+        local = authz.create_namespaced_local_subject_access_review(
+            "team",
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "LocalSubjectAccessReview",
+                "spec": {
+                    "user": "jane",
+                    "resourceAttributes": {
+                        "namespace": "team",
+                        "verb": "delete",
+                        "resource": "pods",
+                    },
+                },
+            },
+        )
+        assert local.status.allowed is False
+        with pytest.raises(kubernetes.client.ApiException) as e:
+            authz.create_namespaced_local_subject_access_review(
+                "team",
+                {
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "kind": "LocalSubjectAccessReview",
+                    "spec": {
+                        "user": "jane",
+                        "resourceAttributes": {
+                            "namespace": "other",
+                            "verb": "get",
+                            "resource": "pods",
+                        },
+                    },
+                },
+            )
+        assert e.value.status == 400
+        assert "spec.resourceAttributes.namespace must match namespace: team" in e.value.body
+
+
+def test_anonymous_requests_get_only_public_information(cluster: Cluster) -> None:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    assert cluster.pki is not None
+    context = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
+    with urllib.request.urlopen(f"{cluster.url}/healthz", context=context) as r:
+        assert r.status == 200
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(
+            f"{cluster.url}/api/v1/namespaces/kube-system/secrets", context=context
+        )
+    assert e.value.code == 403
+    assert json.loads(e.value.read())["message"] == (
+        'secrets is forbidden: User "system:anonymous" cannot list resource "secrets" in API group '
+        '"" in the namespace "kube-system"'
+    )
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(f"{cluster.url}/apis", context=context)
+    assert e.value.code == 403
+    assert json.loads(e.value.read())["message"] == (
+        'forbidden: User "system:anonymous" cannot get path "/apis"'
+    )
+
+
+def test_no_one_grants_more_than_they_hold(admin: Path, jane: Path) -> None:
+    kubectl(admin, "create", "namespace", "esc")
+    kubectl(
+        admin,
+        "create",
+        "rolebinding",
+        "jane-admin",
+        "--clusterrole=admin",
+        "--user=jane",
+        "-n",
+        "esc",
+    )
+    wait_until(
+        lambda: can_i(jane, "create", "roles", "-n", "esc") == "yes", timeout=20, what="admin"
+    )
+    # What she holds she may hand on...
+    kubectl(jane, "create", "role", "cm-reader", "--verb=get", "--resource=configmaps", "-n", "esc")
+    kubectl(
+        jane, "create", "rolebinding", "bob-view", "--clusterrole=view", "--user=bob", "-n", "esc"
+    )
+    # ... but not what she does not hold.
+    role = kubectl(
+        jane,
+        "create",
+        "role",
+        "node-reader",
+        "--verb=list",
+        "--resource=nodes",
+        "-n",
+        "esc",
+        check=False,
+    )
+    assert role.returncode != 0
+    assert (
+        'roles.rbac.authorization.k8s.io "node-reader" is forbidden: user "jane" '
+        '(groups=["dev" "system:authenticated"]) is attempting to grant RBAC permissions not '
+        'currently held:\n{APIGroups:[""], Resources:["nodes"], Verbs:["list"]}'
+    ) in role.stderr
+    bind = kubectl(
+        jane,
+        "create",
+        "rolebinding",
+        "me-root",
+        "--clusterrole=cluster-admin",
+        "--user=jane",
+        "-n",
+        "esc",
+        check=False,
+    )
+    assert bind.returncode != 0
+    assert (
+        'rolebindings.rbac.authorization.k8s.io "me-root" is forbidden: user "jane"' in bind.stderr
+    )
+    # Widening her own role afterwards is refused too.
+    patch = kubectl(
+        jane,
+        "patch",
+        "role",
+        "cm-reader",
+        "-n",
+        "esc",
+        "--type=json",
+        '-p=[{"op":"add","path":"/rules/0/verbs/-","value":"escalate"}]',
+        check=False,
+    )
+    assert patch.returncode != 0 and "attempting to grant RBAC permissions" in patch.stderr
+    # The bind verb on a role lets her bind it without holding it.
+    kubectl(
+        admin,
+        "create",
+        "role",
+        "binder",
+        "--verb=bind",
+        "--resource=clusterroles",
+        "--resource-name=system:node-proxier",
+        "-n",
+        "esc",
+    )
+    kubectl(
+        admin, "create", "rolebinding", "jane-binder", "--role=binder", "--user=jane", "-n", "esc"
+    )
+    wait_until(
+        lambda: (
+            kubectl(
+                jane,
+                "create",
+                "rolebinding",
+                "proxy",
+                "--clusterrole=system:node-proxier",
+                "--user=bob",
+                "-n",
+                "esc",
+                check=False,
+            ).returncode
+            == 0
+        ),
+        timeout=10,
+        what="bind allowed",
+    )
