@@ -128,7 +128,8 @@ class Cluster:
             f"--service-account-key-file={p / 'sa.pub'}",
             f"--service-account-signing-key-file={p / 'sa.key'}",
             "--enable-bootstrap-token-auth",
-            "--authorization-mode=RBAC",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
         ]
 
     def start_etcd(self) -> None:

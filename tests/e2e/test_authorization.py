@@ -420,3 +420,123 @@ def test_no_one_grants_more_than_they_hold(admin: Path, jane: Path) -> None:
         timeout=10,
         what="bind allowed",
     )
+
+
+def _apply(kubeconfig: Path, *objects: dict) -> None:  # type: ignore[type-arg]
+    """``kubectl create`` of ``objects``; raises with kubectl's words when refused. (One
+    document each: a ``List`` would need /openapi/v2 for kubectl's validation.)"""
+    for obj in objects:
+        result = subprocess.run(
+            [KUBECTL, "--kubeconfig", str(kubeconfig), "create", "-f", "-"],
+            input=json.dumps(obj),
+            text=True,
+            capture_output=True,
+        )
+        if result.returncode != 0:
+            raise AssertionError(result.stderr)
+
+
+def _pod(name: str, node: str, secret: str, configmap: str = "") -> dict:  # type: ignore[type-arg]
+    env = [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": configmap, "key": "x"}}}]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "kubelets"},
+        "spec": {
+            "nodeName": node,
+            "serviceAccountName": "worker",
+            "containers": [{"name": "c", "image": "x", "env": env if configmap else []}],
+            "volumes": [{"name": "s", "secret": {"secretName": secret}}],
+        },
+    }
+
+
+def test_kubelets_reach_only_what_their_pods_use(cluster: Cluster, admin: Path) -> None:
+    kubectl(admin, "create", "namespace", "kubelets")
+    kubectl(admin, "create", "serviceaccount", "worker", "-n", "kubelets")
+    for name in ("node-a", "node-b"):
+        _apply(admin, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+    for name in ("s-a", "s-b"):
+        kubectl(admin, "create", "secret", "generic", name, "-n", "kubelets", "--from-literal=k=v")
+    kubectl(admin, "create", "configmap", "cm-a", "-n", "kubelets", "--from-literal=x=1")
+    _apply(admin, _pod("p-a", "node-a", "s-a", "cm-a"), _pod("p-b", "node-b", "s-b"))
+    a = cluster.user_kubeconfig("system:node:node-a", ("system:nodes",))
+    ns = ("-n", "kubelets")
+
+    def ok(*args: str) -> None:
+        result = kubectl(a, *args, check=False)
+        assert result.returncode == 0, result.stderr
+
+    def refused(expected: str, *args: str) -> None:
+        result = kubectl(a, *args, check=False)
+        assert result.returncode != 0 and expected in result.stderr, result.stderr
+
+    ok("get", "secret", "s-a", *ns)
+    ok("get", "configmap", "cm-a", *ns)
+    refused(
+        'secrets "s-b" is forbidden: User "system:node:node-a" cannot get resource "secrets" in '
+        'API group "" in the namespace "kubelets": no relationship found between node '
+        "'node-a' and this object",
+        "get",
+        "secret",
+        "s-b",
+        *ns,
+    )
+    refused("secrets is forbidden", "get", "secrets", *ns)
+    ok("get", "pods", "-A")  # the system:node role's reads
+    ok("label", "node", "node-a", "seen=yes")
+    refused(
+        'nodes "node-b" is forbidden: node "node-a" is not allowed to modify node "node-b"',
+        "label",
+        "node",
+        "node-b",
+        "seen=yes",
+    )
+    refused(
+        'node "node-a" can only delete pods with spec.nodeName set to itself',
+        "delete",
+        "pod",
+        "p-b",
+        *ns,
+    )
+    refused("can only create mirror pods", "run", "x", "--image=x", *ns)
+    # Pod status, as a kubelet writes it (a PATCH, without reading pods/status first).
+    with kubernetes.config.new_client_from_config(config_file=str(a)) as c:
+        core = kubernetes.client.CoreV1Api(c)
+        body = {"status": {"message": "hi"}}
+        core.patch_namespaced_pod_status("p-a", "kubelets", body)
+        with pytest.raises(kubernetes.client.ApiException) as e:
+            core.patch_namespaced_pod_status("p-b", "kubelets", body)
+        assert e.value.status == 403
+        assert "can only update pod status for pods with spec.nodeName set to itself" in (
+            e.value.body
+        )
+    ok("create", "token", "worker", *ns, "--bound-object-kind=Pod", "--bound-object-name=p-a")
+    refused("node requested token not bound to a pod", "create", "token", "worker", *ns)
+    refused(
+        "node requested token bound to a pod scheduled on a different node",
+        "create",
+        "token",
+        "worker",
+        *ns,
+        "--bound-object-kind=Pod",
+        "--bound-object-name=p-b",
+    )
+    lease = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "node-a", "namespace": "kube-node-lease"},
+        "spec": {"holderIdentity": "node-a"},
+    }
+    _apply(a, lease)
+    other = dict(lease, metadata={"name": "node-b", "namespace": "kube-node-lease"})
+    with pytest.raises(AssertionError, match="can only access node lease with the same name"):
+        _apply(a, other)
+    refused(
+        'leases.coordination.k8s.io "node-b" is forbidden',
+        "get",
+        "lease",
+        "node-b",
+        "-n",
+        "kube-node-lease",
+    )

@@ -28,6 +28,7 @@ from skiff.apiserver.server import Settings
 
 KUBE_ORDER = [
     "NamespaceLifecycle",
+    "NodeRestriction",
     "Priority",
     "DefaultStorageClass",
     "StorageObjectInUseProtection",
@@ -74,11 +75,13 @@ def create(resource: ResourceInfo, obj: dict[str, Any], namespace: str | None = 
 # -- the chain ---------------------------------------------------------------------------
 
 
-def test_plugins_are_kubes_and_all_on_by_default() -> None:
+def test_plugins_are_kubes_and_on_by_default_as_in_kube() -> None:
     assert list(ORDERED_PLUGINS) == KUBE_ORDER
-    assert DEFAULT_ON_PLUGINS == set(KUBE_ORDER)
-    assert enabled_plugins() == KUBE_ORDER
-    assert new_chain(enabled_plugins(), FakeLister()).names == KUBE_ORDER
+    default = [n for n in KUBE_ORDER if n != "NodeRestriction"]  # kubeadm turns it on
+    assert DEFAULT_ON_PLUGINS == set(default)
+    assert enabled_plugins() == default
+    assert new_chain(enabled_plugins(), FakeLister()).names == default
+    assert enabled_plugins(enable="NodeRestriction") == KUBE_ORDER
 
 
 def test_enable_and_disable() -> None:
@@ -87,9 +90,9 @@ def test_enable_and_disable() -> None:
         "StorageObjectInUseProtection",
     ]
     # Enabling one that is on by default changes nothing; the order is always kube's.
-    assert enabled_plugins(enable=["StorageObjectInUseProtection", "NamespaceLifecycle"]) == (
-        KUBE_ORDER
-    )
+    assert enabled_plugins(
+        enable=["StorageObjectInUseProtection", "NamespaceLifecycle", "NodeRestriction"]
+    ) == (KUBE_ORDER)
     assert new_chain(reversed(KUBE_ORDER), FakeLister()).names == KUBE_ORDER
     assert enabled_plugins(disable=KUBE_ORDER) == []
 
@@ -110,8 +113,9 @@ def test_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.disable_admission_plugins == ("Priority", "DefaultStorageClass")
     assert s.admission_plugins() == ["NamespaceLifecycle", "StorageObjectInUseProtection"]
     monkeypatch.setenv("SKIFF_DISABLE_ADMISSION_PLUGINS", "NamespaceLifecycle")
-    assert parse_args([]).admission_plugins() == KUBE_ORDER[1:]
-    assert Settings().admission_plugins() == KUBE_ORDER
+    default = [n for n in KUBE_ORDER if n != "NodeRestriction"]
+    assert parse_args([]).admission_plugins() == default[1:]
+    assert Settings().admission_plugins() == default
     with pytest.raises(SystemExit):
         parse_args(["--enable-admission-plugins", "AlwaysDeny"])
 

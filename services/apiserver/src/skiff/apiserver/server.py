@@ -29,6 +29,7 @@ from .authentication.authenticator import Authenticator
 from .authentication.bootstraptoken import BootstrapTokenAuthenticator
 from .authentication.serviceaccount import DEFAULT_ISSUER, ServiceAccountTokens, TokenSettings
 from .authorization import Authorizer, policy
+from .authorization.node import NodeAuthorizer
 from .authorization.rbac import Lister as RbacLister
 from .authorization.rbac import RBACAuthorizer
 from .grpc_api import set_serving, start_grpc
@@ -285,8 +286,10 @@ class ApiServer:
             )
         authorizer = None
         if serving is not None:
-            rbac = RBACAuthorizer(RbacLister(self.cache))
-            authorizer = Authorizer(self.settings.authorization_modes, rbac)
+            lister = RbacLister(self.cache)
+            authorizer = Authorizer(
+                self.settings.authorization_modes, RBACAuthorizer(lister), NodeAuthorizer(lister)
+            )
             self.store.authorizer = authorizer
         app = RestApi(
             self.store, is_ready=self.ready, authenticator=authenticator, authorizer=authorizer

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from . import defaultstorageclass, namespacelifecycle, priority, storageobjectinuseprotection
+from . import (
+    defaultstorageclass,
+    namespacelifecycle,
+    noderestriction,
+    priority,
+    storageobjectinuseprotection,
+)
 from .chain import Chain
 from .interfaces import Lister
 
@@ -14,6 +20,7 @@ Factory = Callable[[Lister], object]
 # Name → factory, in the order the plugins run.
 PLUGINS: dict[str, Factory] = {
     namespacelifecycle.PLUGIN_NAME: namespacelifecycle.NamespaceLifecycle,
+    noderestriction.PLUGIN_NAME: noderestriction.NodeRestriction,
     priority.PLUGIN_NAME: priority.Priority,
     defaultstorageclass.PLUGIN_NAME: defaultstorageclass.DefaultStorageClass,
     storageobjectinuseprotection.PLUGIN_NAME: (
@@ -21,8 +28,8 @@ PLUGINS: dict[str, Factory] = {
     ),
 }
 ORDERED_PLUGINS: tuple[str, ...] = tuple(PLUGINS)
-DEFAULT_ON_PLUGINS: frozenset[str] = frozenset(ORDERED_PLUGINS)
-"""Those enabled unless disabled (in kube all four are on by default)."""
+DEFAULT_ON_PLUGINS: frozenset[str] = frozenset(ORDERED_PLUGINS) - {noderestriction.PLUGIN_NAME}
+"""Those enabled unless disabled (as in kube; NodeRestriction is turned on by kubeadm)."""
 
 
 def _names(value: str | Iterable[str]) -> list[str]:

@@ -38,8 +38,21 @@ class WriteMixin(StoreBase):
         body: dict[str, Any],
         opts: WriteOptions,
     ) -> dict[str, Any]:
-        """POST to a subresource of ``name`` (pods/binding, pods/eviction)."""
+        """POST to a subresource of ``name`` (pods/binding, pods/eviction,
+        serviceaccounts/token), after the admission chain has seen the posted object."""
         handler = self._handler(info, subresource, "create")
+        await self._admit(
+            Attributes(
+                Operation.CREATE,
+                info,
+                body,
+                namespace=namespace,
+                name=name,
+                subresource=subresource,
+                dry_run=opts.dry_run,
+                user=opts.user,
+            )
+        )
         return await handler.create(self, info, namespace, name, body, opts)
 
     async def create(
