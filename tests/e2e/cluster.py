@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from skiff.client.rest import ApiClient
 from skiff.clusterpki import PkiConfig, write_cluster_pki
 from skiff.kubeconfigs import kubeconfig
 from skiff.pki import CertificateAuthority, KeyPair
@@ -213,9 +214,13 @@ class Cluster:
         return proc
 
     def start_scheduler(self, *extra: str, env: dict[str, str] | None = None) -> Proc:
-        """Start a skiff-scheduler process against apiserver 0."""
+        """Start a skiff-scheduler process against apiserver 0 (with :attr:`pki`, as
+        ``system:kube-scheduler``, the identity kubeadm gives it)."""
         index = len(self.schedulers)
-        args = [str(VENV_BIN / "skiff-scheduler"), "--server", self.url, "--port", "0", *extra]
+        server = ["--server", self.url]
+        if self.pki is not None:
+            server = ["--kubeconfig", str(self.user_kubeconfig("system:kube-scheduler"))]
+        args = [str(VENV_BIN / "skiff-scheduler"), *server, "--port", "0", *extra]
         proc = Proc(
             f"scheduler-{index}",
             args,
@@ -239,6 +244,12 @@ class Cluster:
             "current-context: t\nusers:\n- name: u\n  user: {}\n"
         )
         return path
+
+    def client(self) -> ApiClient:
+        """A client of apiserver 0 (with :attr:`pki`, a ``system:masters`` member)."""
+        if self.pki is None:
+            return ApiClient(self.url)
+        return ApiClient.from_kubeconfig(str(self.kubeconfig()))
 
     def user_certificate(self, user: str, groups: tuple[str, ...] = ()) -> tuple[Path, Path]:
         """A client certificate and key for ``user`` in ``groups``, signed by the cluster CA."""

@@ -136,7 +136,7 @@ async def hollow_env(
     else:
         groups = nodes
     async with contextlib.AsyncExitStack() as stack:
-        client = await stack.enter_async_context(ApiClient(cluster.url))
+        client = await stack.enter_async_context(cluster.client())
         if namespace is not None:
             await client.create("namespaces", {"metadata": {"name": namespace}})
         env = HollowEnv(cluster, client, Managers(cluster))

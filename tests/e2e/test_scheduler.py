@@ -199,7 +199,7 @@ async def test_leader_failover_without_double_binding(
         await client.create("pods", pod(n, cpu="1m"), NS)
 
     await asyncio.gather(*(create(n) for n in names[:75]))
-    lease = await client.get("leases.coordination.k8s.io", "skiff-scheduler", "kube-system")
+    lease = await client.get("leases.coordination.k8s.io", "kube-scheduler", "kube-system")
     holder = lease["spec"]["holderIdentity"]
     for n in names[:75]:
         assert await node_of(client, n, timeout=30), f"{n} was never bound"
@@ -212,7 +212,7 @@ async def test_leader_failover_without_double_binding(
     killed_at = loop.time()
     await asyncio.gather(*(create(n) for n in names[75:]))
     while True:
-        lease = await client.get("leases.coordination.k8s.io", "skiff-scheduler", "kube-system")
+        lease = await client.get("leases.coordination.k8s.io", "kube-scheduler", "kube-system")
         if lease["spec"]["holderIdentity"] not in ("", holder):
             break
         assert loop.time() - killed_at < 15, "no new leader within 15 s"

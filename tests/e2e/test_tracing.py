@@ -109,7 +109,7 @@ def test_scheduling_attempt_links_to_pod_creation(traced: tuple[Cluster, Collect
     trace_id = "0af7651916cd43dd8448eb211c80319c"
     with httpx.Client(base_url=cluster.url, timeout=10) as http:
         # Wait until the scheduler leads (and so watches): a pod it only lists carries no trace.
-        lease = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/skiff-scheduler"
+        lease = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler"
         deadline = time.monotonic() + 30
         while http.get(lease).status_code != 200:
             assert time.monotonic() < deadline, "the scheduler never took its lease"

@@ -25,6 +25,9 @@ class KubeConfig(NamedTuple):
     server: str
     token: str | None
     ssl_context: ssl.SSLContext | None
+    ca_context: ssl.SSLContext | None = None
+    """The server's CA only, without the user's client certificate (for clients that
+    authenticate otherwise, with a token)."""
 
 
 def load_kubeconfig(path: str | None = None, context: str | None = None) -> KubeConfig:
@@ -65,10 +68,11 @@ def load_kubeconfig(path: str | None = None, context: str | None = None) -> Kube
     token = user.get("token")
     if not token and user.get("tokenFile"):
         token = Path(_resolve(ubase, user["tokenFile"])).read_text().strip()
-    ssl_context = None
+    ssl_context = ca_context = None
     if server.startswith("https://"):
         ssl_context = _ssl_context(cluster, cbase, user, ubase)
-    return KubeConfig(server, token, ssl_context)
+        ca_context = _ssl_context(cluster, cbase, {}, ubase)
+    return KubeConfig(server, token, ssl_context, ca_context)
 
 
 def _kubeconfig_paths(path: str | None) -> list[Path]:

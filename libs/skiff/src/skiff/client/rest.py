@@ -193,13 +193,24 @@ class ApiClient:
         transport: httpx.AsyncBaseTransport | None = None,
         max_keepalive: int = 32,
         max_in_flight: int = 16,
+        ca_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``ca_context``: the server's CA alone, for the clients :meth:`with_token` makes
+        (default: ``ssl_context``)."""
         self.server = server.rstrip("/")
+        self._options = {
+            "user_agent": user_agent,
+            "timeout": timeout,
+            "ssl_context": ca_context or ssl_context,
+            "transport": transport,
+            "max_keepalive": max_keepalive,
+            "max_in_flight": max_in_flight,
+        }
         # Requests (not watches) in flight at once. httpx scans its whole pool on every
         # request: 500 concurrent creates cost more CPU in the pool than in the work.
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self.timeout = timeout
-        headers = {"User-Agent": user_agent, "Accept": JSON}
+        headers = self._headers = {"User-Agent": user_agent, "Accept": JSON}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         # Watches hold a connection each for their whole life: no cap on connections,
@@ -225,7 +236,26 @@ class ApiClient:
         ``kwargs`` go to the constructor.
         """
         cfg = load_kubeconfig(path, context)
-        return cls(cfg.server, token=cfg.token, ssl_context=cfg.ssl_context, **kwargs)
+        return cls(
+            cfg.server,
+            token=cfg.token,
+            ssl_context=cfg.ssl_context,
+            ca_context=cfg.ca_context,
+            **kwargs,
+        )
+
+    def with_token(self, token: str, *, user_agent: str | None = None) -> ApiClient:
+        """A client for the same server that authenticates with ``token`` only (no client
+        certificate): a controller's service-account client."""
+        options = dict(self._options)
+        if user_agent:
+            options["user_agent"] = user_agent
+        return ApiClient(self.server, token=token, **options)  # type: ignore[arg-type]
+
+    def set_token(self, token: str) -> None:
+        """Authenticate later requests with ``token`` (a refreshed one)."""
+        self._headers["Authorization"] = f"Bearer {token}"
+        self._http.headers["Authorization"] = f"Bearer {token}"
 
     async def __aenter__(self) -> ApiClient:
         return self

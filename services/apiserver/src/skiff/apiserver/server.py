@@ -28,7 +28,8 @@ from .allocators import (
 from .authentication.authenticator import Authenticator
 from .authentication.bootstraptoken import BootstrapTokenAuthenticator
 from .authentication.serviceaccount import DEFAULT_ISSUER, ServiceAccountTokens, TokenSettings
-from .authorization import Authorizer, policy
+from .authorization import Authorizer
+from .authorization.defaults import ensure_default_policy
 from .authorization.node import NodeAuthorizer
 from .authorization.rbac import Lister as RbacLister
 from .authorization.rbac import RBACAuthorizer
@@ -186,37 +187,8 @@ class ApiServer:
                 if e.code != 409:
                     log.warning("cannot create system PriorityClass", name=name, error=e.message)
         await self._kubernetes_service()
-        await self._default_policy()
+        await ensure_default_policy(self.store)
         self.bootstrapped = True
-
-    async def _default_policy(self) -> None:
-        """Kubernetes' default ClusterRoles and bindings, created or brought up to date
-        (those marked for automatic update), as kube-apiserver's RBAC post-start hook."""
-        assert self.store is not None
-        opts = WriteOptions(field_manager="skiff-apiserver")
-        for plural, objects in (
-            ("clusterroles", policy.cluster_roles()),
-            ("clusterrolebindings", policy.cluster_role_bindings()),
-        ):
-            info = REGISTRY.by_path("rbac.authorization.k8s.io", "v1", plural)
-            assert info is not None
-            for obj in objects:
-                name = obj["metadata"]["name"]
-                try:
-                    current = await self.store.get(info, None, name)
-                except ApiError as e:
-                    if e.code != 404:
-                        raise
-                    current = None
-                try:
-                    if current is None:
-                        await self.store.create(info, None, obj, opts)
-                    elif (updated := policy.reconciled(current, obj)) is not None:
-                        await self.store.update(info, None, name, updated, opts)
-                        log.info("updated default RBAC object", kind=obj["kind"], name=name)
-                except ApiError as e:
-                    if e.code != 409:  # another apiserver got there first
-                        log.warning("cannot write default RBAC", name=name, error=e.message)
 
     async def _kubernetes_service(self) -> None:
         """``default/kubernetes`` on the service range's first address, as every cluster has.

@@ -17,6 +17,7 @@ from skiff.log import get_logger
 
 from .clock import OffsetClock
 from .config import CRONJOB_CLOCK_CHECK_INTERVAL, ControllerManagerConfig
+from .credentials import ServiceAccountCredentials
 from .manager import CONTROLLERS, ControllerManager, resolve_controllers
 from .nodeipam import DEFAULT_CLUSTER_CIDR, NodeIpamSettings
 from .nodelifecycle import LifecycleSettings, parse_duration
@@ -235,6 +236,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 metavar="N",
                 help=f"workers of the {spec.name} (default {spec.workers})",
             )
+    p.add_argument(
+        "--use-service-account-credentials",
+        action="store_true",
+        default=env("SKIFF_USE_SERVICE_ACCOUNT_CREDENTIALS", "") == "true",
+        help="each controller writes as its own ServiceAccount in kube-system, holding only "
+        "its role (system:controller:<name>), as kubeadm runs kube-controller-manager",
+    )
     add_controller_args(p)
     a = p.parse_args(argv)
     try:
@@ -253,14 +261,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def run(a: argparse.Namespace) -> None:
     async with api_client(a, "skiff-controller-manager") as client:
         workers = {name: getattr(a, f"workers_{name}") for name, s in CONTROLLERS.items() if s.flag}
+        credentials = (
+            ServiceAccountCredentials(client) if a.use_service_account_credentials else None
+        )
         manager = ControllerManager(
             client,
             controllers=a.controllers.split(","),
             workers=workers,
             clock=clock_from_args(a),
             config=config_from_args(a),
+            credentials=credentials,
         )
-        await run_component(client, a, manager.run, name="controller-manager")
+        try:
+            await run_component(client, a, manager.run, name="controller-manager")
+        finally:
+            if credentials is not None:
+                await credentials.close()
 
 
 def main(argv: list[str] | None = None) -> None:

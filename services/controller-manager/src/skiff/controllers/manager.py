@@ -28,6 +28,7 @@ from skiff.log import get_logger
 from .bootstraptokens import BootstrapSigner, TokenCleaner
 from .clusterroleaggregation import ClusterRoleAggregation
 from .config import ControllerManagerConfig
+from .credentials import ServiceAccountCredentials
 from .cronjob import CronJobController
 from .daemonset import DaemonSetController
 from .deployment import DeploymentController
@@ -241,6 +242,29 @@ CONTROLLERS: dict[str, ControllerSpec] = {
 }
 
 
+SERVICE_ACCOUNTS: dict[str, str] = {
+    "replicationcontroller-controller": "replication-controller",
+    "garbage-collector-controller": "generic-garbage-collector",
+    "serviceaccount-controller": "service-account-controller",
+    "daemonset-controller": "daemon-set-controller",
+    "persistentvolume-binder-controller": "persistent-volume-binder",
+    "persistentvolumeclaim-protection-controller": "pvc-protection-controller",
+    "persistentvolume-protection-controller": "pv-protection-controller",
+    "endpoints-controller": "endpoint-controller",
+    "bootstrap-signer-controller": "bootstrap-signer",
+    "token-cleaner-controller": "token-cleaner",
+    "node-lifecycle-controller": "node-controller",
+    "node-ipam-controller": "node-controller",
+    "taint-eviction-controller": "node-controller",
+}
+"""The ServiceAccount each controller writes as under ``--use-service-account-credentials``,
+kube's names (the controller's own name where it is the same)."""
+
+
+def service_account(controller: str) -> str:
+    return SERVICE_ACCOUNTS.get(controller, controller)
+
+
 def _canonical(name: str, registry: Mapping[str, ControllerSpec]) -> str:
     for spec in registry.values():
         if name == spec.name or name in spec.aliases:
@@ -296,8 +320,12 @@ class ControllerManager:
         clock: Callable[[], float] = time.time,
         config: ControllerManagerConfig | None = None,
         registry: Mapping[str, ControllerSpec] = CONTROLLERS,
+        credentials: ServiceAccountCredentials | None = None,
     ) -> None:
+        """``credentials``: each controller writes as its own ServiceAccount (else all
+        as ``client``)."""
         self.client = client
+        self.credentials = credentials
         self.registry = registry
         self.config = config or ControllerManagerConfig()
         self.enabled: list[str] = []
@@ -313,22 +341,33 @@ class ControllerManager:
         self.informers: SharedInformers | None = None
         self.synced = asyncio.Event()
 
-    def build(self) -> dict[str, Controller]:
-        """Fresh shared informers and controllers (called by :meth:`run`)."""
+    def build(self, clients: Mapping[str, ApiClient] | None = None) -> dict[str, Controller]:
+        """Fresh shared informers and controllers (called by :meth:`run`); ``clients``
+        gives a controller its own client (the informers always use the manager's)."""
         self.informers = SharedInformers(self.client)
-        ctx = ControllerContext(self.client, self.informers, clock=self.clock)
+        shared = ControllerContext(self.client, self.informers, clock=self.clock)
         self.controllers = {}
         for name in self.enabled:
             spec = self.registry[name]
+            ctx = shared
+            if clients and name in clients:
+                ctx = ControllerContext(clients[name], self.informers, clock=self.clock)
             self.controllers[name] = spec.factory(
                 ctx, workers=self.workers.get(name, spec.workers), **spec.options(self.config)
             )
         return self.controllers
 
+    async def _clients(self) -> dict[str, ApiClient]:
+        if self.credentials is None:
+            return {}
+        return {
+            name: await self.credentials.client_for(service_account(name)) for name in self.enabled
+        }
+
     async def run(self) -> None:
         """Start the informers, wait for their caches, run every controller until cancelled."""
         self.synced.clear()
-        controllers = self.build()
+        controllers = self.build(await self._clients())
         assert self.informers is not None
         informers = self.informers
         log.info("starting controllers", controllers=list(controllers))

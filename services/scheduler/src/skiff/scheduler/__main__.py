@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p,
         port=10259,
         port_env="SKIFF_SCHEDULER_PORT",
-        lease_name="skiff-scheduler",
+        lease_name="kube-scheduler",
         lease_duration=10.0,
         renew_deadline=8.0,
     )

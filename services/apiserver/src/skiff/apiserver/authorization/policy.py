@@ -376,7 +376,7 @@ def reconciled(current: dict[str, Any], default: dict[str, Any]) -> dict[str, An
         return None
     out = dict(current)
     changed = False
-    if default["kind"] == "ClusterRole":
+    if default["kind"] in ("ClusterRole", "Role"):
         if "aggregationRule" in default:
             if current.get("aggregationRule") != default["aggregationRule"]:
                 out["aggregationRule"] = default["aggregationRule"]

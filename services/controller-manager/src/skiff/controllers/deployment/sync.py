@@ -11,6 +11,7 @@ status the ReplicaSets give. The rollouts themselves are in :mod:`.rolling` and
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -274,13 +275,16 @@ class DeploymentSync:
         """Record the Deployment's revision (``SetDeploymentRevision``) when it differs.
 
         Kubernetes sends it along with a status update; this API keeps metadata out of
-        ``/status``, so it is a merge patch of the annotation.
+        ``/status``, so it is an update of the Deployment (the verb the
+        deployment-controller's role has; a conflict retries the sync).
         """
         meta = self.d["metadata"]
         if (meta.get("annotations") or {}).get(REVISION) == value:
             return
-        patch = {"metadata": {"annotations": {REVISION: value}}}
-        updated = await self.client.patch("deployments", self.name, patch, self.namespace)
+        changed = copy.deepcopy(self.d)
+        changed["metadata"].setdefault("annotations", {})[REVISION] = value
+        changed.pop("status", None)
+        updated = await self.client.update("deployments", changed, self.namespace)
         meta.setdefault("annotations", {})[REVISION] = value
         if updated["metadata"].get("generation") == meta.get("generation"):
             meta["resourceVersion"] = updated["metadata"]["resourceVersion"]
