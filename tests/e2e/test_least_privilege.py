@@ -27,7 +27,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 async def env(cluster: Cluster) -> AsyncIterator[HollowEnv]:
     identity = cluster.user_kubeconfig("system:kube-controller-manager")
-    manager = ("--use-service-account-credentials", f"--kubeconfig={identity}")
+    assert cluster.pki is not None
+    manager = (
+        "--use-service-account-credentials",
+        f"--kubeconfig={identity}",
+        f"--root-ca-file={cluster.pki / 'ca.crt'}",
+    )
     async with hollow_env(cluster, NS, nodes=2, prefix="lp-", manager=manager) as env:
         yield env
 
@@ -123,6 +128,27 @@ async def test_workloads_run_through_every_controller(env: HollowEnv) -> None:
         return False
 
     await until(namespace_gone, timeout=60, what="lp-temp deleted")
+
+
+async def test_every_namespace_has_the_root_ca(env: HollowEnv, cluster: Cluster) -> None:
+    assert cluster.pki is not None
+    ca = (cluster.pki / "ca.crt").read_text()
+
+    async def published(ns: str) -> bool:
+        try:
+            cm = await env.client.get("configmaps", "kube-root-ca.crt", ns)
+        except ApiError:
+            return False
+        return cm["data"] == {"ca.crt": ca}
+
+    await until(lambda: published(NS), timeout=20, what="kube-root-ca.crt in lp")
+    await env.client.create("namespaces", {"metadata": {"name": "lp-ca"}})
+    await until(lambda: published("lp-ca"), timeout=20, what="kube-root-ca.crt in a new one")
+    # Changed or deleted, it comes back.
+    await env.client.patch("configmaps", "kube-root-ca.crt", {"data": {"ca.crt": "x"}}, "lp-ca")
+    await until(lambda: published("lp-ca"), timeout=20, what="kube-root-ca.crt restored")
+    await env.client.delete("configmaps", "kube-root-ca.crt", "lp-ca")
+    await until(lambda: published("lp-ca"), timeout=20, what="kube-root-ca.crt recreated")
 
 
 async def test_each_controller_wrote_as_itself(env: HollowEnv, cluster: Cluster) -> None:

@@ -11,6 +11,7 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from skiff.component import add_common_args, api_client, env, run_component, start
 from skiff.log import get_logger
@@ -202,6 +203,7 @@ def config_from_args(a: argparse.Namespace) -> ControllerManagerConfig:
         cronjob_clock_check_interval=(
             TEST_CLOCK_CHECK_INTERVAL if a.clock_offset_file else CRONJOB_CLOCK_CHECK_INTERVAL
         ),
+        root_ca=Path(a.root_ca_file).read_text() if a.root_ca_file else "",
     )
 
 
@@ -236,6 +238,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 metavar="N",
                 help=f"workers of the {spec.name} (default {spec.workers})",
             )
+    p.add_argument(
+        "--root-ca-file",
+        default=env("SKIFF_ROOT_CA_FILE", ""),
+        help="the CA published in every namespace as the kube-root-ca.crt ConfigMap",
+    )
     p.add_argument(
         "--use-service-account-credentials",
         action="store_true",

@@ -29,3 +29,5 @@ class ControllerManagerConfig:
     """``--skiff-pv-hostpath-dir``: where the hostPath provisioner puts volumes."""
     cronjob_clock_check_interval: float = CRONJOB_CLOCK_CHECK_INTERVAL
     """Seconds between the CronJob controller's clock-jump checks."""
+    root_ca: str = ""
+    """``--root-ca-file``'s PEM (the root CA publisher runs only with one)."""

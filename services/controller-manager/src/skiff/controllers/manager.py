@@ -40,6 +40,7 @@ from .namespace import NamespaceController
 from .nodeipam import NodeIpamController
 from .nodelifecycle import NodeLifecycleController, TaintEvictionController
 from .replicaset import ReplicaSetController, ReplicationControllerController
+from .rootcacertpublisher import RootCACertPublisher
 from .serviceaccount import ServiceAccountsController
 from .servicelb import ServiceLBController
 from .statefulset import StatefulSetController
@@ -120,6 +121,14 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             ServiceAccountsController,
             workers=1,
             aliases=("serviceaccount",),
+        ),
+        ControllerSpec(
+            "root-ca-certificate-publisher-controller",
+            RootCACertPublisher,
+            workers=1,
+            aliases=("root-ca-cert-publisher",),
+            options=lambda c: {"root_ca": c.root_ca},
+            runs=lambda c: bool(c.root_ca),
         ),
         ControllerSpec(
             "statefulset-controller",
@@ -255,6 +264,7 @@ SERVICE_ACCOUNTS: dict[str, str] = {
     "token-cleaner-controller": "token-cleaner",
     "node-lifecycle-controller": "node-controller",
     "node-ipam-controller": "node-controller",
+    "root-ca-certificate-publisher-controller": "root-ca-cert-publisher",
     "taint-eviction-controller": "node-controller",
 }
 """The ServiceAccount each controller writes as under ``--use-service-account-credentials``,
