@@ -22,6 +22,10 @@ DNS_PORT=${SKIFF_DNS_PORT:-1053}
 DNS_READY_PORT=${SKIFF_DNS_READY_PORT:-8181}
 CLUSTER_DNS=${SKIFF_CLUSTER_DNS:-10.96.0.10}
 NODE_NAME=${SKIFF_NODE_NAME:-$(hostname | tr '[:upper:]' '[:lower:]')}
+PKI=$STATE/pki
+CONFS=$STATE/kubeconfigs
+ENDPOINT=127.0.0.1:$API_PORT
+ADDONS=("$ROOT/deploy/kube-proxy.yaml" "$ROOT/deploy/network.yaml" "$ROOT/deploy/dns.yaml")
 
 # A process that exited but was not reaped yet (where PID 1 does not reap, as in some
 # containers) is a zombie: kill -0 still succeeds, yet it has stopped.
@@ -52,9 +56,26 @@ wait_for() { # description, command...
   return 1
 }
 
+# The cluster's CA and certificates and every component's kubeconfig, made once and kept
+# (kubeadm's layout, by skiffadm): each component has its own identity.
+certificates() {
+  "$VENV/bin/skiffadm" init phase certs all --cert-dir "$PKI" --node-name "$NODE_NAME" \
+    --apiserver-advertise-address 127.0.0.1 >"$LOGS/skiffadm.log"
+  "$VENV/bin/skiffadm" init phase kubeconfig all --cert-dir "$PKI" --kubeconfig-dir "$CONFS" \
+    --node-name "$NODE_NAME" --control-plane-endpoint "$ENDPOINT" >>"$LOGS/skiffadm.log"
+  local pair
+  for pair in proxy:system:kube-proxy dns:system:skiff-dns netagent:system:skiff-network; do
+    local file=$CONFS/${pair%%:*}.conf
+    [ -s "$file" ] && continue
+    (umask 077; "$VENV/bin/skiffadm" kubeconfig user --client-name "${pair#*:}" \
+      --cert-dir "$PKI" --control-plane-endpoint "$ENDPOINT" >"$file")
+  done
+}
+
 up() {
   mkdir -p "$PIDS" "$LOGS" "$STATE/etcd" "$STATE/nats"
   echo "Starting Skiff in $STATE"
+  certificates
   start_bg etcd etcd --name skiff --data-dir "$STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -63,33 +84,46 @@ up() {
   wait_for etcd etcdctl --endpoints "127.0.0.1:$ETCD_PORT" endpoint health
   wait_for nats bash -c "exec 3<>/dev/tcp/127.0.0.1/$NATS_PORT"
   start_bg apiserver "$VENV/bin/skiff-apiserver" --etcd-servers "127.0.0.1:$ETCD_PORT" \
-    --nats-url "nats://127.0.0.1:$NATS_PORT" --port "$API_PORT"
-  wait_for "apiserver /readyz" curl -sf "http://127.0.0.1:$API_PORT/readyz"
-  write_kubeconfig
-  start_bg scheduler "$VENV/bin/skiff-scheduler" --kubeconfig "$STATE/kubeconfig" \
+    --nats-url "nats://127.0.0.1:$NATS_PORT" --port "$API_PORT" \
+    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+    --client-ca-file "$PKI/ca.crt" --service-account-key-file "$PKI/sa.pub" \
+    --service-account-signing-key-file "$PKI/sa.key" --enable-bootstrap-token-auth \
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction
+  wait_for "apiserver /readyz" curl -sf --cacert "$PKI/ca.crt" "https://$ENDPOINT/readyz"
+  # As kubeadm init goes on: a bootstrap token, the RBAC for joining nodes and for
+  # admin.conf's group, the cluster-info ConfigMap; then admin.conf for the user.
+  "$VENV/bin/skiffadm" init phase bootstrap-token --kubeconfig "$CONFS/super-admin.conf" \
+    --cert-dir "$PKI" >>"$LOGS/skiffadm.log"
+  install -m 600 "$CONFS/admin.conf" "$STATE/kubeconfig"
+  start_bg scheduler "$VENV/bin/skiff-scheduler" --kubeconfig "$CONFS/scheduler.conf" \
     --port "$SCHEDULER_PORT"
   wait_for "scheduler /healthz" curl -sf "http://127.0.0.1:$SCHEDULER_PORT/healthz"
   start_bg controller-manager "$VENV/bin/skiff-controller-manager" \
-    --kubeconfig "$STATE/kubeconfig" --port "$CONTROLLER_MANAGER_PORT"
+    --kubeconfig "$CONFS/controller-manager.conf" --use-service-account-credentials \
+    --controllers '*,bootstrapsigner,tokencleaner' --root-ca-file "$PKI/ca.crt" \
+    --port "$CONTROLLER_MANAGER_PORT"
   wait_for "controller-manager /healthz" \
     curl -sf "http://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz"
+  # The add-ons' identities and roles (from deploy/, where their pods get them in compose).
+  "$VENV/bin/python" -m skiff.addons --kubeconfig "$STATE/kubeconfig" \
+    --kinds ServiceAccount,ClusterRole,ClusterRoleBinding "${ADDONS[@]}" >>"$LOGS/skiffadm.log"
   "$VENV/bin/python" -m skiff.kubelet.containerd_setup config --dir "$STATE/containerd" >/dev/null
   start_bg containerd containerd --config "$STATE/containerd/containerd.toml"
   "$VENV/bin/python" -m skiff.kubelet.containerd_setup images --dir "$STATE/containerd" >/dev/null
   mkdir -p "$STATE/manifests"
-  start_bg kubelet "$VENV/bin/skiff-kubelet" --kubeconfig "$STATE/kubeconfig" \
+  start_bg kubelet "$VENV/bin/skiff-kubelet" --kubeconfig "$CONFS/kubelet.conf" \
     --runtime-dir "$STATE/containerd" --pod-manifest-path "$STATE/manifests" \
     --node-name "$NODE_NAME" --cluster-dns "$CLUSTER_DNS" --port "$KUBELET_PORT" --bridge "$BRIDGE"
   wait_for "kubelet /healthz" curl -skf "https://127.0.0.1:$KUBELET_PORT/healthz"
   # The Service proxy: a process next to the kubelet here (a DaemonSet in compose), as
   # kube-proxy is. It writes this machine's iptables; `make down` removes its rules.
-  start_bg proxy "$VENV/bin/skiff-proxy" --kubeconfig "$STATE/kubeconfig" \
+  start_bg proxy "$VENV/bin/skiff-proxy" --kubeconfig "$CONFS/proxy.conf" \
     --hostname-override "$NODE_NAME" --healthz-bind-address "127.0.0.1:$PROXY_PORT"
   wait_for "proxy /healthz" curl -sf "http://127.0.0.1:$PROXY_PORT/healthz"
   touch "$PIDS/proxy.started"
   # The pod network agent, for NetworkPolicies only: one node needs no routes, and the
   # kubelet's bridge masquerades. `make down` removes its chains.
-  start_bg netagent "$VENV/bin/skiff-netagent" --kubeconfig "$STATE/kubeconfig" \
+  start_bg netagent "$VENV/bin/skiff-netagent" --kubeconfig "$CONFS/netagent.conf" \
     --hostname-override "$NODE_NAME" --routes false \
     --health-bind-address "127.0.0.1:$NETAGENT_PORT"
   wait_for "netagent /healthz" curl -sf "http://127.0.0.1:$NETAGENT_PORT/healthz"
@@ -99,14 +133,15 @@ up() {
   # names outside the cluster go to this machine's resolvers.
   local upstream=()
   if [ -n "${SKIFF_DNS_UPSTREAM:-}" ]; then upstream=(--upstream "$SKIFF_DNS_UPSTREAM"); fi
-  start_bg dns "$VENV/bin/skiff-dns" --kubeconfig "$STATE/kubeconfig" "${upstream[@]}" \
+  start_bg dns "$VENV/bin/skiff-dns" --kubeconfig "$CONFS/dns.conf" "${upstream[@]}" \
     --bind-address 0.0.0.0 --port "$DNS_PORT" --health-port 0 --ready-port "$DNS_READY_PORT" \
     --autopath
   wait_for "dns /ready" curl -sf "http://127.0.0.1:$DNS_READY_PORT/ready"
   "$VENV/bin/python" -m skiff.dns.publish --kubeconfig "$STATE/kubeconfig" --node "$NODE_NAME" \
     --port "$DNS_PORT" --cluster-ip "$CLUSTER_DNS" | sed 's/^/  /'
   if [ "${SKIFF_HOLLOW_NODES:-0}" -gt 0 ]; then
-    start_bg hollow-nodes "$VENV/bin/skiff-hollow-nodes" --kubeconfig "$STATE/kubeconfig" \
+    # Simulated kubelets for many nodes at once: no one node's identity fits them.
+    start_bg hollow-nodes "$VENV/bin/skiff-hollow-nodes" --kubeconfig "$CONFS/super-admin.conf" \
       --count "$SKIFF_HOLLOW_NODES"
   fi
   cat <<MSG
@@ -121,27 +156,6 @@ Static pods: put manifests in $STATE/manifests
 Simulated nodes (no containers): SKIFF_HOLLOW_NODES=3 make up
 Stop it with: make down
 MSG
-}
-
-write_kubeconfig() {
-  cat >"$STATE/kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters:
-- name: skiff
-  cluster:
-    server: http://127.0.0.1:$API_PORT
-contexts:
-- name: skiff
-  context:
-    cluster: skiff
-    user: admin
-    namespace: default
-current-context: skiff
-users:
-- name: admin
-  user: {}
-KC
 }
 
 stop_one() {
@@ -190,6 +204,5 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  kubeconfig) write_kubeconfig ;;
   *) echo "usage: $0 up|down" >&2; exit 2 ;;
 esac

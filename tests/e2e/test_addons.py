@@ -43,13 +43,22 @@ def test_the_add_ons_install_and_reinstall(cluster: Cluster, tmp_path: Path) -> 
     endpoint = ("--control-plane-endpoint", "http://apiserver:6443")
     first = addons(cluster, *endpoint, "--dns-upstream", "127.0.0.1:9", *files)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.split("\n")[:6] == [
+    assert first.stdout.split("\n")[:15] == [
         "configmaps/kube-proxy applied",
         "configmaps/skiff-dns applied",
+        "serviceaccounts/kube-proxy applied",
+        "clusterrolebindings.rbac.authorization.k8s.io/kubeadm:node-proxier applied",
         "daemonsets.apps/kube-proxy applied",
+        "serviceaccounts/skiff-network applied",
+        "clusterroles.rbac.authorization.k8s.io/system:skiff-network applied",
+        "clusterrolebindings.rbac.authorization.k8s.io/system:skiff-network applied",
         "daemonsets.apps/skiff-network applied",
+        "serviceaccounts/skiff-dns applied",
+        "clusterroles.rbac.authorization.k8s.io/system:skiff-dns applied",
+        "clusterrolebindings.rbac.authorization.k8s.io/system:skiff-dns applied",
         "services/kube-dns applied",
         "deployments.apps/skiff-dns applied",
+        "",
     ]
     cm = json.loads(kubectl(cluster, "-n", "kube-system", "get", "cm", "kube-proxy", "-o", "json"))
     assert "server: http://apiserver:6443" in cm["data"]["kubeconfig.conf"]
@@ -60,6 +69,15 @@ def test_the_add_ons_install_and_reinstall(cluster: Cluster, tmp_path: Path) -> 
     assert again.returncode == 0, again.stderr
     ds = json.loads(kubectl(cluster, "-n", "kube-system", "get", "ds", "-o", "json"))["items"]
     assert {d["metadata"]["name"]: d["metadata"]["generation"] for d in ds} == generations
+
+    # Only the RBAC documents, as `make up` applies them for its processes.
+    rbac = addons(cluster, "--kinds", "ClusterRole", *files)
+    assert rbac.stdout.split() == [
+        "clusterroles.rbac.authorization.k8s.io/system:skiff-network",
+        "applied",
+        "clusterroles.rbac.authorization.k8s.io/system:skiff-dns",
+        "applied",
+    ]
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")

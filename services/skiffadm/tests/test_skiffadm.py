@@ -73,3 +73,35 @@ def test_residual_time_as_kubeadm_prints_it() -> None:
     assert residual(now + dt.timedelta(hours=5, minutes=3), now) == "5h"
     assert residual(now + dt.timedelta(minutes=7), now) == "7m"
     assert residual(now - dt.timedelta(seconds=1), now) == "<invalid>"
+
+
+def test_kubeconfig_user_prints_a_client_certificate_kubeconfig(tmp_path: Path) -> None:
+    import base64
+
+    import yaml
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    pki = tmp_path / "pki"
+    assert skiffadm("init", "phase", "certs", "all", "--cert-dir", str(pki)).returncode == 0
+    out = skiffadm(
+        "kubeconfig", "user", "--client-name", "jane", "--org", "dev", "--org", "qa",
+        "--cert-dir", str(pki), "--control-plane-endpoint", "10.0.0.1:6443",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    doc = yaml.safe_load(out.stdout)
+    assert doc["clusters"][0]["cluster"]["server"] == "https://10.0.0.1:6443"
+    assert base64.b64decode(doc["clusters"][0]["cluster"]["certificate-authority-data"]) == (
+        (pki / "ca.crt").read_bytes()
+    )
+    cert = x509.load_pem_x509_certificate(
+        base64.b64decode(doc["users"][0]["user"]["client-certificate-data"])
+    )
+    subject = cert.subject
+    assert [a.value for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)] == ["jane"]
+    assert [a.value for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)] == [
+        "dev",
+        "qa",
+    ]
+    missing = skiffadm("kubeconfig", "user", "--client-name", "x", "--cert-dir", str(tmp_path))
+    assert missing.returncode == 1 and missing.stderr.startswith("error execution phase:")

@@ -65,8 +65,8 @@ def documents(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-async def apply(client: ApiClient, obj: dict[str, Any]) -> str:
-    """Server-side apply one object; ``kind/name`` as kubectl prints it."""
+async def apply(client: ApiClient, obj: dict[str, Any], manager: str = MANAGER) -> str:
+    """Server-side apply one object (as ``manager``); ``kind/name`` as kubectl prints it."""
     group, _, version = obj["apiVersion"].rpartition("/")
     info = REGISTRY.by_gvk(group, version, obj["kind"])
     if info is None:
@@ -74,7 +74,7 @@ async def apply(client: ApiClient, obj: dict[str, Any]) -> str:
     meta = obj["metadata"]
     namespace = (meta.get("namespace") or "default") if info.namespaced else None
     await client.patch(
-        info, meta["name"], obj, namespace, type="apply", field_manager=MANAGER, force=True
+        info, meta["name"], obj, namespace, type="apply", field_manager=manager, force=True
     )
     return f"{info.plural}{'.' + info.group if info.group else ''}/{meta['name']}"
 
@@ -92,20 +92,33 @@ async def wait_ready(client: ApiClient, timeout: float) -> None:
 
 
 async def run(a: argparse.Namespace) -> None:
-    async with ApiClient(a.server, user_agent=MANAGER) as client:
+    if a.kubeconfig:
+        client = ApiClient.from_kubeconfig(a.kubeconfig, user_agent=MANAGER)
+    else:
+        client = ApiClient(a.server, user_agent=MANAGER)
+    async with client:
         await wait_ready(client, a.timeout)
         objects = [proxy_config_map(a.control_plane_endpoint)] if a.control_plane_endpoint else []
         if a.dns_upstream is not None:
             objects.append(dns_config_map(a.dns_upstream))
         for path in a.files:
             objects.extend(documents(path))
+        kinds = {k.strip() for k in a.kinds.split(",") if k.strip()}
         for obj in objects:
-            print(f"{await apply(client, obj)} applied", flush=True)
+            if not kinds or obj.get("kind") in kinds:
+                print(f"{await apply(client, obj)} applied", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m skiff.addons", description=__doc__)
-    p.add_argument("--server", required=True, help="the apiserver to install them through")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--server", help="the apiserver to install them through")
+    where.add_argument("--kubeconfig", help="... or the kubeconfig naming it and the credentials")
+    p.add_argument(
+        "--kinds",
+        default="",
+        help="apply only documents of these kinds, comma-separated (e.g. the RBAC ones)",
+    )
     p.add_argument(
         "--control-plane-endpoint",
         default="",

@@ -1,12 +1,14 @@
 """Kubernetes timestamps, written and read in one place.
 
 ``metav1.Time`` is RFC 3339 in UTC with whole seconds (``2026-12-07T02:13:27Z``);
-``metav1.MicroTime`` (Leases, Events' ``eventTime``) keeps microseconds. Times are
+``metav1.MicroTime`` (Leases, Events' ``eventTime``) keeps microseconds; durations are
+Go's (``1m30s``), as flags and kubeadm take them. Times are
 wall-clock seconds since the epoch, as ``time.time()`` gives them.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 
@@ -39,3 +41,33 @@ def parse_time(value: str | None) -> float | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go duration (``40s``, ``1m30s``, ``500ms``) or a plain number of seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for m in _DURATION_PART.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"invalid duration {text!r}")
+    return total

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import gc
 import os
-import re
 
+from skiff.api.timestamps import parse_duration
 from skiff.log import setup_logging
 from skiff.tracing import setup_tracing
 
@@ -197,12 +197,11 @@ def _security_flags(p: argparse.ArgumentParser, d: Settings) -> None:
 
 
 def _duration_seconds(value: str) -> int:
-    """Go-style durations as kube's flags take them: 90s, 10m, 24h, 1h30m."""
-    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", value.strip())
-    if not value.strip() or parts is None:
-        raise argparse.ArgumentTypeError(f"invalid duration {value!r}")
-    h, m, sec = (int(x or 0) for x in parts.groups())
-    return h * 3600 + m * 60 + sec
+    """Whole seconds of a Go duration (``24h``), as kube's flags take them."""
+    try:
+        return int(parse_duration(value))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _plugin_names(value: str) -> tuple[str, ...]:

@@ -2,6 +2,8 @@
 
 skiffadm init phase certs all        the control plane's certificates (kubeadm's layout)
 skiffadm init phase kubeconfig all   the control plane's kubeconfig files
+skiffadm init phase bootstrap-token  a bootstrap token, the RBAC for joining, cluster-info
+skiffadm kubeconfig user             a kubeconfig with a client certificate for one user
 skiffadm certs check-expiration      every certificate's expiry
 skiffadm token generate              a new bootstrap token
 """
@@ -9,14 +11,23 @@ skiffadm token generate              a new bootstrap token
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime as dt
 import socket
 import sys
 from pathlib import Path
 
-from skiff.bootstrap import generate_token
-from skiff.clusterpki import PkiConfig, write_cluster_pki
-from skiff.kubeconfigs import write_kubeconfigs
+import yaml
 
+from skiff.api.errors import ApiError
+from skiff.api.timestamps import parse_duration
+from skiff.bootstrap import generate_token, parse_token
+from skiff.client.rest import ApiClient
+from skiff.clusterpki import PkiConfig, write_cluster_pki
+from skiff.kubeconfigs import kubeconfig, write_kubeconfigs
+from skiff.pki import CertificateAuthority, KeyPair
+
+from .bootstraptoken import run_phase
 from .expiration import report
 
 PKI = Path("/etc/kubernetes/pki")
@@ -53,6 +64,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--control-plane-endpoint", default="127.0.0.1:6443", help="host:port of the apiserver"
     )
 
+    bootstrap = which.add_parser(
+        "bootstrap-token", help="bootstrap token, joining RBAC and the cluster-info ConfigMap"
+    )
+    bootstrap.add_argument("--kubeconfig", type=Path, default=KUBECONFIGS / "super-admin.conf")
+    bootstrap.add_argument("--cert-dir", type=Path, default=PKI)
+    bootstrap.add_argument("--token", default="", help="[a-z0-9]{6}.[a-z0-9]{16} (default: new)")
+    bootstrap.add_argument(
+        "--token-ttl", default="24h0m0s", help="how long the token lives (0: forever)"
+    )
+
+    kc = sub.add_parser("kubeconfig", help="kubeconfig utilities")
+    kc_sub = kc.add_subparsers(dest="kubeconfig_command", required=True)
+    user = kc_sub.add_parser("user", help="print a kubeconfig for a user (client certificate)")
+    user.add_argument("--client-name", required=True, help="the user (certificate CN)")
+    user.add_argument("--org", action="append", default=[], help="a group (certificate O)")
+    user.add_argument("--cert-dir", type=Path, default=PKI)
+    user.add_argument(
+        "--control-plane-endpoint", default="127.0.0.1:6443", help="host:port of the apiserver"
+    )
+
     certs_cmd = sub.add_parser("certs", help="certificate commands")
     certs_sub = certs_cmd.add_subparsers(dest="certs_command", required=True)
     check = certs_sub.add_parser("check-expiration", help="every certificate's expiry")
@@ -80,6 +111,12 @@ def run(a: argparse.Namespace) -> int:
     elif a.command == "init" and a.phase == "kubeconfig":
         server = f"https://{a.control_plane_endpoint}"
         print("\n".join(write_kubeconfigs(a.kubeconfig_dir, a.cert_dir, server, a.node_name)))
+    elif a.command == "init" and a.phase == "bootstrap-token":
+        print("\n".join(asyncio.run(_bootstrap_token(a))))
+    elif a.command == "kubeconfig":
+        sys.stdout.write(
+            user_kubeconfig(a.cert_dir, a.client_name, a.org, a.control_plane_endpoint)
+        )
     elif a.command == "certs":
         sys.stdout.write(report(a.cert_dir, a.kubeconfig_dir, a.node_name))
     elif a.command == "token":
@@ -87,11 +124,33 @@ def run(a: argparse.Namespace) -> int:
     return 0
 
 
+async def _bootstrap_token(a: argparse.Namespace) -> list[str]:
+    ttl_seconds = parse_duration(a.token_ttl)
+    ttl = dt.timedelta(seconds=ttl_seconds) if ttl_seconds > 0 else None
+    token = a.token or generate_token()
+    parse_token(token)
+    async with ApiClient.from_kubeconfig(str(a.kubeconfig), user_agent="skiffadm") as client:
+        return await run_phase(
+            client,
+            token=token,
+            ttl=ttl,
+            server=client.server,
+            ca_pem=(a.cert_dir / "ca.crt").read_bytes(),
+        )
+
+
+def user_kubeconfig(cert_dir: Path, name: str, groups: list[str], endpoint: str) -> str:
+    """kubeadm's ``kubeconfig user``: a client certificate for ``name`` in ``groups``."""
+    ca = CertificateAuthority(KeyPair.load(cert_dir, "ca"))
+    pair = ca.issue(name, organizations=groups, usages=("client",))
+    return yaml.safe_dump(kubeconfig(f"https://{endpoint}", ca.pair.cert_pem, name, pair))
+
+
 def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
     try:
         sys.exit(run(a))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, ApiError) as e:
         print(f"error execution phase: {e}", file=sys.stderr)
         sys.exit(1)
 

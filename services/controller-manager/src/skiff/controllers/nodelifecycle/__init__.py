@@ -39,14 +39,12 @@ flags (``--node-monitor-grace-period`` 40s, ``--node-startup-grace-period`` 60s,
 
 Modules: :mod:`.node_lifecycle_controller` (health monitoring, conditions, condition
 taints, zone states and eviction rates, MarkPodsNotReady), :mod:`.taint_eviction` (the
-NoExecute taint manager), :mod:`.config` (the settings and duration flags),
+NoExecute taint manager), :mod:`.config` (the settings),
 :mod:`.util` (conditions, taints, the pods-by-node index, the rate limiter).
 """
 
-from skiff.controllers.nodelifecycle.config import (
-    LifecycleSettings,
-    parse_duration,
-)
+from skiff.api.timestamps import parse_duration
+from skiff.controllers.nodelifecycle.config import LifecycleSettings
 from skiff.controllers.nodelifecycle.node_lifecycle_controller import (
     CONDITION_TAINTS,
     EXCLUDE_DISRUPTION_LABEL,

@@ -1,0 +1,112 @@
+"""skiffadm's phases that talk to a real apiserver (HTTPS, Node,RBAC), as ``kubeadm init``
+runs them: ``init phase bootstrap-token`` writes the token, the joining RBAC, the
+``kubeadm:cluster-admins`` binding behind ``admin.conf`` and ``cluster-info``; a joining
+node can then read cluster-info anonymously and check it, and the token authenticates."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clusterenv import started_cluster
+from cryptography import x509
+
+from cluster import Cluster
+from skiff.bootstrap import DiscoveryError, validate_cluster_info
+from skiff.kubeconfigs import write_kubeconfigs
+from skiff.pki import spki_sha256
+
+SKIFFADM = Path(sys.executable).parent / "skiffadm"
+TOKEN = "abcdef.0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    yield from started_cluster(tmp_path_factory, "skiffadm", secure=True)
+
+
+def kubectl(kubeconfig: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+def test_bootstrap_token_phase(cluster: Cluster, tmp_path: Path) -> None:
+    assert cluster.pki is not None
+    confs = tmp_path / "kubeconfigs"
+    write_kubeconfigs(confs, cluster.pki, cluster.url, "cp-1")
+    # Before the phase, admin.conf's group is bound to nothing.
+    admin = confs / "admin.conf"
+    assert kubectl(admin, "get", "nodes", check=False).returncode != 0
+    args = [
+        str(SKIFFADM), "init", "phase", "bootstrap-token", "--kubeconfig",
+        str(confs / "super-admin.conf"), "--cert-dir", str(cluster.pki), "--token", TOKEN,
+    ]  # fmt: skip
+    first = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == [
+        f"[bootstrap-token] Using token: {TOKEN}",
+        "[bootstrap-token] Configuring bootstrap tokens, cluster-info ConfigMap, RBAC Roles",
+        "[bootstrap-token] Configured RBAC rules to allow Node Bootstrap tokens to get nodes",
+        "[bootstrap-token] Configured RBAC rules to allow Node Bootstrap tokens to post CSRs in "
+        "order for nodes to get long term certificate credentials",
+        "[bootstrap-token] Configured RBAC rules to allow the csrapprover controller "
+        "automatically approve CSRs from a Node Bootstrap Token",
+        "[bootstrap-token] Configured RBAC rules to allow certificate rotation for all node "
+        "client certificates in the cluster",
+        '[bootstrap-token] Binding the "cluster-admin" ClusterRole to the '
+        '"kubeadm:cluster-admins" group',
+        "[bootstrap-token] Configured RBAC rules to allow anonymous users to read the "
+        "cluster-info ConfigMap",
+        '[bootstrap-token] Creating the "cluster-info" ConfigMap in the "kube-public" namespace',
+    ]
+    again = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and again.stdout == first.stdout
+    # admin.conf now administers the cluster.
+    assert kubectl(admin, "get", "nodes").returncode == 0
+    # A joining node reads cluster-info without credentials and checks it by the CA pin
+    # (the signature comes from the bootstrap-signer controller, not running here).
+    context = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
+    path = "/api/v1/namespaces/kube-public/configmaps/cluster-info"
+    with urllib.request.urlopen(cluster.url + path, context=context) as r:
+        cm = json.loads(r.read())
+    ca = x509.load_pem_x509_certificate((cluster.pki / "ca.crt").read_bytes())
+    with pytest.raises(DiscoveryError, match="there is no JWS signed token"):
+        validate_cluster_info(cm, TOKEN, [spki_sha256(ca)])
+    # The token authenticates as the bootstrapper kubeadm's joining RBAC names.
+    token_kc = [
+        "--kubeconfig=/dev/null", f"--server={cluster.url}",
+        f"--certificate-authority={cluster.pki / 'ca.crt'}", f"--token={TOKEN}",
+    ]  # fmt: skip
+    who = subprocess.run(
+        ["kubectl", *token_kc, "auth", "whoami", "-o", "json"], capture_output=True, text=True
+    )
+    assert json.loads(who.stdout)["status"]["userInfo"]["username"] == "system:bootstrap:abcdef"
+    can = subprocess.run(
+        [
+            "kubectl",
+            *token_kc,
+            "auth",
+            "can-i",
+            "get",
+            "nodes",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert can.stdout.strip() == "yes", can.stderr
+    cannot = subprocess.run(
+        ["kubectl", *token_kc, "auth", "can-i", "list", "secrets", "-A"],
+        capture_output=True,
+        text=True,
+    )
+    assert cannot.stdout.strip() == "no"
