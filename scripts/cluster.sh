@@ -88,7 +88,7 @@ up() {
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
     --client-ca-file "$PKI/ca.crt" --service-account-key-file "$PKI/sa.pub" \
     --service-account-signing-key-file "$PKI/sa.key" --enable-bootstrap-token-auth \
-    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction,ServiceAccount
   wait_for "apiserver /readyz" curl -sf --cacert "$PKI/ca.crt" "https://$ENDPOINT/readyz"
   # As kubeadm init goes on: a bootstrap token, the RBAC for joining nodes and for
   # admin.conf's group, the cluster-info ConfigMap; then admin.conf for the user.

@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -21,7 +22,9 @@ from pathlib import Path
 import pytest
 from runtime import CNI_PLUGINS, CONTAINERD, needs
 
-from cluster import ROOT, free_port
+from cluster import ROOT, VENV_BIN, free_port
+
+VENV = VENV_BIN.parent
 
 pytestmark = needs(
     *CONTAINERD,
@@ -295,6 +298,84 @@ def test_tls_rbac_and_every_component_under_its_own_identity(up: dict[str, str])
     for log in ("scheduler", "controller-manager", "kubelet", "proxy", "netagent", "dns"):
         text = (state / "logs" / f"{log}.log").read_text()
         assert "forbidden" not in text.lower(), f"{log}: {text[-2000:]}"
+
+
+def _host_python_pod(name: str) -> str:
+    """A busybox pod that can run this machine's Python and its venv (mounted read-only
+    from the host): the official client, in a pod, with the pod's own credentials."""
+    base = Path(sys.base_prefix).resolve()
+    mounts = {"usr": "/usr", "lib": "/usr/lib", "lib64": "/usr/lib64", "python": str(base)}
+    mounts["venv"] = str(VENV)
+    targets = {"lib": "/lib", "lib64": "/lib64"}
+    volumes = [{"name": k, "hostPath": {"path": v}} for k, v in mounts.items()]
+    volume_mounts = [
+        {"name": k, "mountPath": targets.get(k, v), "readOnly": True} for k, v in mounts.items()
+    ]
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "busybox",
+                        "command": ["sleep", "3600"],
+                        "volumeMounts": volume_mounts,
+                    }
+                ],
+                "volumes": volumes,
+            },
+        }
+    )
+
+
+IN_CLUSTER = """
+from kubernetes import client, config
+config.load_incluster_config()
+pods = client.CoreV1Api().list_namespaced_pod("default")
+print(sorted(p.metadata.name for p in pods.items))
+"""
+
+
+def test_a_pod_uses_its_service_account_token_until_it_is_deleted(up: dict[str, str]) -> None:
+    kubectl(up, "create", "rolebinding", "default-view", "--clusterrole=view",
+            "--serviceaccount=default:default")  # fmt: skip
+    subprocess.run(
+        ["kubectl", "apply", "-f", "-"], env=up, input=_host_python_pod("incluster"),
+        text=True, check=True, timeout=60,
+    )  # fmt: skip
+    kubectl(up, "wait", "--for=condition=Ready", "pod/incluster", "--timeout=90s")
+    pod = json.loads(kubectl(up, "get", "pod", "incluster", "-o", "json"))
+    access = [v for v in pod["spec"]["volumes"] if v["name"].startswith("kube-api-access-")]
+    assert len(access) == 1 and pod["spec"]["serviceAccountName"] == "default"
+    python = str(VENV / "bin" / "python")
+    listed = kubectl(up, "exec", "incluster", "--", python, "-c", IN_CLUSTER)
+    assert "'incluster'" in listed, listed
+    files = kubectl(
+        up, "exec", "incluster", "--", "ls", "/var/run/secrets/kubernetes.io/serviceaccount"
+    )
+    assert files.split() == ["ca.crt", "namespace", "token"]
+    token = kubectl(up, "exec", "incluster", "--", "cat",
+                    "/var/run/secrets/kubernetes.io/serviceaccount/token")  # fmt: skip
+    state = Path(up["SKIFF_STATE"])
+    server = f"https://127.0.0.1:{up['SKIFF_API_PORT']}"
+
+    def status_with_token() -> int:
+        out = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
+             str(state / "pki" / "ca.crt"), "-H", f"Authorization: Bearer {token}",
+             f"{server}/api/v1/namespaces/default/pods"],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        return int(out.stdout)
+
+    assert status_with_token() == 200
+    kubectl(up, "delete", "pod", "incluster", "--wait=true")
+    got = eventually(status_with_token, lambda code: code == 401)
+    assert got == 401
 
 
 def test_make_down_leaves_nothing_behind(up: dict[str, str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -494,3 +495,57 @@ async def test_an_answer_that_is_not_the_apiservers_drops_kept_connections() -> 
         await c.get("pods", "x", "default")
     assert c._http is second  # the apiserver's own 404: connections kept
     await c.aclose()
+
+
+async def test_a_token_file_is_read_again_and_tokens_change(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization", ""))
+        return httpx.Response(200, json={"kind": "Namespace", "metadata": {"name": "x"}})
+
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    c = ApiClient(
+        "http://k8s.test",
+        transport=httpx.MockTransport(handler),
+        token="first",
+        token_file=str(token),
+    )
+    await c.get("namespaces", "x")
+    token.write_text("second\n")
+    await c.get("namespaces", "x")  # within the minute: the token in hand
+    clock = time.monotonic() + 61
+    monkeypatch.setattr(time, "monotonic", lambda: clock)
+    await c.get("namespaces", "x")
+    other = c.with_token("robot")
+    await other.get("namespaces", "x")
+    other.set_token("robot-2")
+    await other.get("namespaces", "x")
+    assert seen == [
+        "Bearer first",
+        "Bearer first",
+        "Bearer second",
+        "Bearer robot",
+        "Bearer robot-2",
+    ]
+    await c.aclose()
+    await other.aclose()
+
+
+def test_in_cluster_config(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from skiff.client.kubeconfig import in_cluster_config
+    from skiff.pki import CertificateAuthority
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(ValueError, match="unable to load in-cluster configuration"):
+        in_cluster_config(tmp_path)
+    (tmp_path / "token").write_text("tok\n")
+    (tmp_path / "ca.crt").write_bytes(CertificateAuthority.create("kubernetes").pair.cert_pem)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    cfg = in_cluster_config(tmp_path)
+    assert cfg.server == "https://10.96.0.1:443"
+    assert cfg.token == "tok" and cfg.token_file == str(tmp_path / "token")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
+    assert in_cluster_config(tmp_path).server == "https://[fd00::1]:443"

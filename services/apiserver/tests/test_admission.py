@@ -3,6 +3,7 @@ an in-memory lister instead of the watch cache."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from skiff.apiserver.server import Settings
 
 KUBE_ORDER = [
     "NamespaceLifecycle",
+    "ServiceAccount",
     "NodeRestriction",
     "Priority",
     "DefaultStorageClass",
@@ -77,11 +79,11 @@ def create(resource: ResourceInfo, obj: dict[str, Any], namespace: str | None = 
 
 def test_plugins_are_kubes_and_on_by_default_as_in_kube() -> None:
     assert list(ORDERED_PLUGINS) == KUBE_ORDER
-    default = [n for n in KUBE_ORDER if n != "NodeRestriction"]  # kubeadm turns it on
+    default = [n for n in KUBE_ORDER if n not in ("NodeRestriction", "ServiceAccount")]
     assert DEFAULT_ON_PLUGINS == set(default)
     assert enabled_plugins() == default
     assert new_chain(enabled_plugins(), FakeLister()).names == default
-    assert enabled_plugins(enable="NodeRestriction") == KUBE_ORDER
+    assert enabled_plugins(enable="NodeRestriction,ServiceAccount") == KUBE_ORDER
 
 
 def test_enable_and_disable() -> None:
@@ -91,7 +93,12 @@ def test_enable_and_disable() -> None:
     ]
     # Enabling one that is on by default changes nothing; the order is always kube's.
     assert enabled_plugins(
-        enable=["StorageObjectInUseProtection", "NamespaceLifecycle", "NodeRestriction"]
+        enable=[
+            "StorageObjectInUseProtection",
+            "NamespaceLifecycle",
+            "NodeRestriction",
+            "ServiceAccount",
+        ]
     ) == (KUBE_ORDER)
     assert new_chain(reversed(KUBE_ORDER), FakeLister()).names == KUBE_ORDER
     assert enabled_plugins(disable=KUBE_ORDER) == []
@@ -113,7 +120,7 @@ def test_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.disable_admission_plugins == ("Priority", "DefaultStorageClass")
     assert s.admission_plugins() == ["NamespaceLifecycle", "StorageObjectInUseProtection"]
     monkeypatch.setenv("SKIFF_DISABLE_ADMISSION_PLUGINS", "NamespaceLifecycle")
-    default = [n for n in KUBE_ORDER if n != "NodeRestriction"]
+    default = [n for n in KUBE_ORDER if n not in ("NodeRestriction", "ServiceAccount")]
     assert parse_args([]).admission_plugins() == default[1:]
     assert Settings().admission_plugins() == default
     with pytest.raises(SystemExit):
@@ -280,3 +287,57 @@ async def test_storage_object_in_use_protection(
     meta: dict = {"name": "o"} if before is None else {"name": "o", "finalizers": list(before)}
     await StorageObjectInUseProtection().admit(create(info("", "v1", plural), {"metadata": meta}))
     assert meta.get("finalizers") == (after if after is not None else before)
+
+
+async def test_service_account_admission() -> None:
+    from skiff.apiserver.admission.serviceaccount import MOUNT_PATH, ServiceAccount
+
+    sas = info("", "v1", "serviceaccounts")
+    pods = info("", "v1", "pods")
+    lister = FakeLister(
+        (sas, {"metadata": {"name": "default"}, "imagePullSecrets": [{"name": "reg"}]}),
+        (sas, {"metadata": {"name": "quiet"}, "automountServiceAccountToken": False}),
+    )
+    plugin = ServiceAccount(lister)
+    pod = {
+        "metadata": {"name": "p"},
+        "spec": {
+            "initContainers": [{"name": "i"}],
+            "containers": [
+                {"name": "a"},
+                {"name": "b", "volumeMounts": [{"name": "mine", "mountPath": MOUNT_PATH}]},
+            ],
+        },
+    }
+    await plugin.admit(create(pods, pod))
+    spec = pod["spec"]
+    assert spec["serviceAccountName"] == "default"
+    assert spec["imagePullSecrets"] == [{"name": "reg"}]
+    (volume,) = spec["volumes"]
+    assert re.fullmatch(r"kube-api-access-[bcdfghjklmnpqrstvwxz2456789]{5}", volume["name"])
+    sources = volume["projected"]["sources"]
+    assert sources[0] == {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}}
+    assert sources[1]["configMap"]["name"] == "kube-root-ca.crt"
+    mount = {"name": volume["name"], "readOnly": True, "mountPath": MOUNT_PATH}
+    assert spec["initContainers"][0]["volumeMounts"] == [mount]
+    assert spec["containers"][0]["volumeMounts"] == [mount]
+    assert spec["containers"][1]["volumeMounts"] == [{"name": "mine", "mountPath": MOUNT_PATH}]
+    # The account opts out; the pod opts out; a missing account is refused.
+    quiet = {"metadata": {"name": "q"}, "spec": {"serviceAccountName": "quiet", "containers": []}}
+    await plugin.admit(create(pods, quiet))
+    assert "volumes" not in quiet["spec"]
+    off = {"metadata": {"name": "o"}, "spec": {"automountServiceAccountToken": False}}
+    await plugin.admit(create(pods, off))
+    assert "volumes" not in off["spec"]
+    missing = {"metadata": {"name": "m"}, "spec": {"serviceAccountName": "nobody"}}
+    with pytest.raises(ApiError) as e:
+        await plugin.admit(create(pods, missing))
+    assert e.value.code == 403
+    assert e.value.message == (
+        'pods "m" is forbidden: error looking up service account ns/nobody: serviceaccount '
+        '"nobody" not found'
+    )
+    # Mirror pods are the kubelet's.
+    mirror = {"metadata": {"name": "s", "annotations": {"kubernetes.io/config.mirror": "x"}}}
+    await plugin.admit(create(pods, mirror))
+    assert "spec" not in mirror or "serviceAccountName" not in mirror.get("spec", {})

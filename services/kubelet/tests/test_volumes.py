@@ -14,6 +14,7 @@ import pytest
 
 from skiff.api.errors import ApiError, Reason, not_found
 from skiff.cri.client import pb
+from skiff.kubelet.tokens import TokenManager
 from skiff.kubelet.volumes import (
     CONFIGMAP,
     DOWNWARD_API,
@@ -384,7 +385,14 @@ async def test_downward_api(vm: VolumeManager) -> None:
     assert (path / "app").read_bytes() == b"api"
 
 
-async def test_projected_mix(vm: VolumeManager, objects: Objects) -> None:
+async def test_projected_mix(tmp_path: Path, objects: Objects) -> None:
+    requests: list[tuple[str, str, dict]] = []  # type: ignore[type-arg]
+
+    async def request(namespace: str, account: str, body: dict) -> dict:  # type: ignore[type-arg]
+        requests.append((namespace, account, body))
+        return {"status": {"token": f"token-{len(requests)}", "expirationTimestamp": None}}
+
+    vm = VolumeManager(tmp_path / "kubelet", objects, tokens=TokenManager(request))
     objects.put("configmaps", "kube-root-ca.crt", {"data": {"ca.crt": "CA"}})
     objects.put("secrets", "sec", {"data": {"k": b64("v"), "other": b64("o")}})
     pod = make_pod(
@@ -418,8 +426,25 @@ async def test_projected_mix(vm: VolumeManager, objects: Objects) -> None:
     paths = await vm.setup(pod)
     path = Path(paths["kube-api-access"])
     assert path == vm.root / "pods" / UID / "volumes" / PROJECTED / "kube-api-access"
-    assert visible(path) == {"ca.crt": b"CA", "s/k": b"v", "namespace": b"ns"}
+    assert visible(path) == {
+        "token": b"token-1",
+        "ca.crt": b"CA",
+        "s/k": b"v",
+        "namespace": b"ns",
+    }
     assert mode(path / "ca.crt") == 0o600 and mode(path / "namespace") == 0o444
+    # The token is the pod's account's, bound to the pod; cached until it ages.
+    ((namespace, account, body),) = requests
+    assert (namespace, account) == ("ns", "default")
+    assert body["spec"]["expirationSeconds"] == 3607
+    assert body["spec"]["boundObjectRef"] == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "name": pod["metadata"]["name"],
+        "uid": UID,
+    }
+    await vm.setup(pod)
+    assert len(requests) == 1
     pod["spec"]["volumes"][0]["projected"]["sources"].append({"configMap": {"name": "nope"}})
     with pytest.raises(VolumeError) as e:
         await vm.setup(pod)

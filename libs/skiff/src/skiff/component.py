@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from skiff.client.kubeconfig import SERVICE_ACCOUNT_DIR, in_cluster_config
 from skiff.client.leaderelection import LeaderElector
 from skiff.client.rest import ApiClient
 from skiff.log import get_logger, setup_logging
@@ -71,14 +72,18 @@ def add_common_args(
 
 def api_client(a: argparse.Namespace, user_agent: str) -> ApiClient:
     """A client from ``--server``, else the kubeconfig, else, inside a pod without either,
-    the in-cluster address (``KUBERNETES_SERVICE_HOST``/``_PORT``, which the kubelet
-    gives every pod: the ``kubernetes`` Service)."""
+    the pod's own service account (:func:`~skiff.client.kubeconfig.in_cluster_config`:
+    the ``kubernetes`` Service the kubelet names in ``KUBERNETES_SERVICE_HOST``, over TLS
+    with the mounted token and CA)."""
     if a.server:
         return ApiClient(a.server, user_agent=user_agent)
     host = os.environ.get("KUBERNETES_SERVICE_HOST")
     if not a.kubeconfig and not os.environ.get("KUBECONFIG") and host:
+        if (SERVICE_ACCOUNT_DIR / "token").is_file():
+            return ApiClient.from_config(in_cluster_config(), user_agent=user_agent)
+        # No token mounted: an apiserver without TLS (the compose deployment, until it
+        # gets certificates), reached in plain HTTP.
         port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-        # Plain HTTP until the apiserver serves TLS with service-account tokens.
         return ApiClient(f"http://{host}:{port}", user_agent=user_agent)
     return ApiClient.from_kubeconfig(a.kubeconfig, user_agent=user_agent)
 

@@ -28,6 +28,9 @@ class KubeConfig(NamedTuple):
     ca_context: ssl.SSLContext | None = None
     """The server's CA only, without the user's client certificate (for clients that
     authenticate otherwise, with a token)."""
+    token_file: str | None = None
+    """Where ``token`` came from; clients read it again (a projected service-account
+    token is replaced before it expires)."""
 
 
 def load_kubeconfig(path: str | None = None, context: str | None = None) -> KubeConfig:
@@ -66,13 +69,43 @@ def load_kubeconfig(path: str | None = None, context: str | None = None) -> Kube
     if not server:
         raise ValueError(f"kubeconfig cluster {ctx['cluster']!r} has no server")
     token = user.get("token")
+    token_file = None
     if not token and user.get("tokenFile"):
-        token = Path(_resolve(ubase, user["tokenFile"])).read_text().strip()
+        token_file = _resolve(ubase, user["tokenFile"])
+        token = Path(token_file).read_text().strip()
     ssl_context = ca_context = None
     if server.startswith("https://"):
         ssl_context = _ssl_context(cluster, cbase, user, ubase)
         ca_context = _ssl_context(cluster, cbase, {}, ubase)
-    return KubeConfig(server, token, ssl_context, ca_context)
+    return KubeConfig(server, token, ssl_context, ca_context, token_file)
+
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def in_cluster_config(folder: Path = SERVICE_ACCOUNT_DIR) -> KubeConfig:
+    """A pod's own access to the API (client-go's ``InClusterConfig``): the ``kubernetes``
+    Service's address from ``KUBERNETES_SERVICE_HOST``/``_PORT``, the mounted
+    service-account token (read again as the kubelet renews it) and CA. ValueError when
+    not in a pod with an API access volume."""
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    token_file = folder / "token"
+    if not host or not token_file.is_file():
+        raise ValueError(
+            "unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
+            "KUBERNETES_SERVICE_PORT must be defined, with a service account token mounted"
+        )
+    if ":" in host:
+        host = f"[{host}]"
+    ctx = ssl.create_default_context(cafile=str(folder / "ca.crt"))
+    return KubeConfig(
+        f"https://{host}:{port}",
+        token_file.read_text().strip(),
+        ctx,
+        ctx,
+        str(token_file),
+    )
 
 
 def _kubeconfig_paths(path: str | None) -> list[Path]:

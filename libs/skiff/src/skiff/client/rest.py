@@ -19,6 +19,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, NamedTuple, TypeAlias
 from urllib.parse import quote
 
@@ -28,7 +29,7 @@ import orjson
 from skiff import tracing
 from skiff.api.errors import ApiError, Cause, Reason, unavailable
 from skiff.api.resources import REGISTRY, ResourceInfo
-from skiff.client.kubeconfig import load_kubeconfig
+from skiff.client.kubeconfig import KubeConfig, load_kubeconfig
 from skiff.log import get_logger
 
 log = get_logger(__name__)
@@ -194,9 +195,11 @@ class ApiClient:
         max_keepalive: int = 32,
         max_in_flight: int = 16,
         ca_context: ssl.SSLContext | None = None,
+        token_file: str | None = None,
     ) -> None:
         """``ca_context``: the server's CA alone, for the clients :meth:`with_token` makes
-        (default: ``ssl_context``)."""
+        (default: ``ssl_context``); ``token_file``: read the token again from there every
+        minute (a projected service-account token is renewed under the pod)."""
         self.server = server.rstrip("/")
         self._options = {
             "user_agent": user_agent,
@@ -226,6 +229,8 @@ class ApiClient:
         )
         self._http = self._new_http()
         self._reset_at = 0.0
+        self._token_file = token_file
+        self._token_read = time.monotonic()
 
     @classmethod
     def from_kubeconfig(
@@ -235,14 +240,32 @@ class ApiClient:
 
         ``kwargs`` go to the constructor.
         """
-        cfg = load_kubeconfig(path, context)
+        return cls.from_config(load_kubeconfig(path, context), **kwargs)
+
+    @classmethod
+    def from_config(cls, cfg: KubeConfig, **kwargs: Any) -> ApiClient:
+        """A client for a loaded configuration (a kubeconfig's, or in-cluster)."""
         return cls(
             cfg.server,
             token=cfg.token,
             ssl_context=cfg.ssl_context,
             ca_context=cfg.ca_context,
+            token_file=cfg.token_file,
             **kwargs,
         )
+
+    def _refresh_token(self) -> None:
+        """Read the token file again once a minute, as client-go does."""
+        if self._token_file is None or time.monotonic() - self._token_read < 60:
+            return
+        self._token_read = time.monotonic()
+        try:
+            token = Path(self._token_file).read_text().strip()
+        except OSError as e:
+            log.warning("cannot read the token file", path=self._token_file, error=str(e))
+            return
+        if token:
+            self.set_token(token)
 
     def with_token(self, token: str, *, user_agent: str | None = None) -> ApiClient:
         """A client for the same server that authenticates with ``token`` only (no client
@@ -278,6 +301,7 @@ class ApiClient:
         body: Any = None,
         content_type: str = JSON,
     ) -> Obj:
+        self._refresh_token()
         headers: dict[str, str] = {}
         tracing.inject(headers)
         content = None
@@ -570,6 +594,7 @@ class ApiClient:
         read = timeout_seconds + self.timeout if timeout_seconds is not None else None
         timeout = httpx.Timeout(self.timeout, read=read)
         path = resource_path(info, namespace)
+        self._refresh_token()
         headers: dict[str, str] = {}
         tracing.inject(headers)
         try:

@@ -40,6 +40,7 @@ from .probes import ProbeManager, Prober
 from .sandbox import SandboxMixin
 from .static import StaticPodsMixin
 from .termination import TerminationMixin
+from .tokens import TokenManager
 from .volumes import VolumeManager
 
 
@@ -98,7 +99,9 @@ class Kubelet(
         self.lease = NodeLease(client, node_name)
         self.events = EventRecorder(client, "kubelet", node_name)
         self.probes = ProbeManager(Prober(cri))
-        self.volumes = VolumeManager(self.root, self._lookup, secrets_in_memory=True)
+        self.volumes = VolumeManager(
+            self.root, self._lookup, secrets_in_memory=True, tokens=TokenManager(self._token)
+        )
         self.images = ImageManager(cri, self.events)
         self.manifest_dir = manifest_dir
         self.file_check_period = file_check_period
@@ -137,3 +140,8 @@ class Kubelet(
 
     async def _lookup(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         return await self.client.get(kind, name, namespace)
+
+    async def _token(self, namespace: str, account: str, request: dict[str, Any]) -> dict[str, Any]:
+        return await self.client.create_subresource(
+            "serviceaccounts", account, "token", request, namespace
+        )

@@ -27,6 +27,7 @@ from skiff.api.errors import ApiError
 from skiff.cri.client import pb
 
 from .podspec import ConfigError, Lookup, _field, _resource_field
+from .tokens import TokenManager
 
 EMPTY_DIR = "kubernetes.io~empty-dir"
 CONFIGMAP = "kubernetes.io~configmap"
@@ -253,12 +254,21 @@ def _decoded(obj: dict[str, Any], secret: bool) -> dict[str, bytes]:
 class VolumeManager:
     """Prepares, mounts and removes the volumes of the pods of one node."""
 
-    def __init__(self, root: Path, lookup: Lookup, *, secrets_in_memory: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        lookup: Lookup,
+        *,
+        secrets_in_memory: bool = False,
+        tokens: TokenManager | None = None,
+    ) -> None:
         """``secrets_in_memory``: secret and projected volumes on a tmpfs, as the kubelet
-        keeps them (needs root; the unit tests leave it off)."""
+        keeps them (needs root; the unit tests leave it off). ``tokens``: where projected
+        service-account tokens come from (None: such a source is an error)."""
         self.root = root
         self.lookup = lookup
         self.secrets_in_memory = secrets_in_memory
+        self.tokens = tokens
 
     def pod_dir(self, uid: str) -> Path:
         """``<root>/pods/<uid>``: everything the kubelet keeps for one pod."""
@@ -390,8 +400,25 @@ class VolumeManager:
                 payload.update(await self._object(ns, "secrets", sec, mode, projected=True))
             elif (dw := s.get("downwardAPI")) is not None:
                 payload.update(_downward(pod, dw.get("items"), mode, pod_ip, host_ip))
-            # serviceAccountToken and clusterTrustBundle: not yet, no file
+            elif (sat := s.get("serviceAccountToken")) is not None:
+                payload.update(await self._token(pod, sat, mode))
+            # clusterTrustBundle: not yet, no file
         return payload
+
+    async def _token(self, pod: dict[str, Any], source: dict[str, Any], mode: int) -> Payload:
+        path = source.get("path") or ""
+        if not path:
+            raise _SetupError("serviceAccountToken source has no path")
+        if self.tokens is None:
+            raise _SetupError("service account tokens are not available on this node")
+        seconds = int(source.get("expirationSeconds") or 3600)
+        try:
+            token = await self.tokens.token(pod, source.get("audience") or "", seconds)
+        except ApiError as e:
+            if e.code in (400, 403, 404, 422):
+                raise _SetupError(f"failed to fetch token: {e.message}") from None
+            raise
+        return {path: (token.encode(), mode)}
 
     async def _empty_dir(self, path: Path, volume: dict[str, Any]) -> str:
         source = volume.get("emptyDir") or {}
@@ -454,6 +481,8 @@ class VolumeManager:
 
     async def teardown(self, uid: str) -> None:
         """Unmount what is mounted under the pod's directory and remove it (idempotent)."""
+        if self.tokens is not None:
+            self.tokens.forget(uid)
         pod_dir = self.pod_dir(uid)
         if not pod_dir.exists():
             return

@@ -10,6 +10,7 @@ from . import (
     namespacelifecycle,
     noderestriction,
     priority,
+    serviceaccount,
     storageobjectinuseprotection,
 )
 from .chain import Chain
@@ -20,6 +21,7 @@ Factory = Callable[[Lister], object]
 # Name → factory, in the order the plugins run.
 PLUGINS: dict[str, Factory] = {
     namespacelifecycle.PLUGIN_NAME: namespacelifecycle.NamespaceLifecycle,
+    serviceaccount.PLUGIN_NAME: serviceaccount.ServiceAccount,
     noderestriction.PLUGIN_NAME: noderestriction.NodeRestriction,
     priority.PLUGIN_NAME: priority.Priority,
     defaultstorageclass.PLUGIN_NAME: defaultstorageclass.DefaultStorageClass,
@@ -28,8 +30,14 @@ PLUGINS: dict[str, Factory] = {
     ),
 }
 ORDERED_PLUGINS: tuple[str, ...] = tuple(PLUGINS)
-DEFAULT_ON_PLUGINS: frozenset[str] = frozenset(ORDERED_PLUGINS) - {noderestriction.PLUGIN_NAME}
-"""Those enabled unless disabled (as in kube; NodeRestriction is turned on by kubeadm)."""
+DEFAULT_ON_PLUGINS: frozenset[str] = frozenset(ORDERED_PLUGINS) - {
+    noderestriction.PLUGIN_NAME,
+    serviceaccount.PLUGIN_NAME,
+}
+"""Those enabled unless disabled. NodeRestriction is off, as in kube (kubeadm turns it
+on). ServiceAccount is on in kube but off here unless asked for: it refuses pods until
+their namespace's ``default`` account exists, which only a running controller manager
+makes, and servers without one (tests, benchmarks) would refuse every pod."""
 
 
 def _names(value: str | Iterable[str]) -> list[str]:
