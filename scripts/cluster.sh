@@ -17,6 +17,7 @@ CONTROLLER_MANAGER_PORT=${SKIFF_CONTROLLER_MANAGER_PORT:-10257}
 PROXY_PORT=${SKIFF_PROXY_PORT:-10256}
 NETAGENT_PORT=${SKIFF_NETAGENT_PORT:-9099}
 KUBELET_PORT=${SKIFF_KUBELET_PORT:-10250}
+KUBELET_HEALTHZ_PORT=${SKIFF_KUBELET_HEALTHZ_PORT:-10248}
 BRIDGE=${SKIFF_BRIDGE:-skiff0}
 DNS_PORT=${SKIFF_DNS_PORT:-1053}
 DNS_READY_PORT=${SKIFF_DNS_READY_PORT:-8181}
@@ -88,7 +89,9 @@ up() {
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
     --client-ca-file "$PKI/ca.crt" --service-account-key-file "$PKI/sa.pub" \
     --service-account-signing-key-file "$PKI/sa.key" --enable-bootstrap-token-auth \
-    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction,ServiceAccount
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction,ServiceAccount \
+    --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$PKI/apiserver-kubelet-client.key"
   wait_for "apiserver /readyz" curl -sf --cacert "$PKI/ca.crt" "https://$ENDPOINT/readyz"
   # As kubeadm init goes on: a bootstrap token, the RBAC for joining nodes and for
   # admin.conf's group, the cluster-info ConfigMap; then admin.conf for the user.
@@ -111,10 +114,13 @@ up() {
   start_bg containerd containerd --config "$STATE/containerd/containerd.toml"
   "$VENV/bin/python" -m skiff.kubelet.containerd_setup images --dir "$STATE/containerd" >/dev/null
   mkdir -p "$STATE/manifests"
+  # The kubelet's API answers only the authenticated and authorized (as kubeadm sets it).
   start_bg kubelet "$VENV/bin/skiff-kubelet" --kubeconfig "$CONFS/kubelet.conf" \
     --runtime-dir "$STATE/containerd" --pod-manifest-path "$STATE/manifests" \
-    --node-name "$NODE_NAME" --cluster-dns "$CLUSTER_DNS" --port "$KUBELET_PORT" --bridge "$BRIDGE"
-  wait_for "kubelet /healthz" curl -skf "https://127.0.0.1:$KUBELET_PORT/healthz"
+    --node-name "$NODE_NAME" --cluster-dns "$CLUSTER_DNS" --port "$KUBELET_PORT" --bridge "$BRIDGE" \
+    --client-ca-file "$PKI/ca.crt" --anonymous-auth false --authentication-token-webhook \
+    --authorization-mode Webhook --healthz-port "$KUBELET_HEALTHZ_PORT"
+  wait_for "kubelet /healthz" curl -sf "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz"
   # The Service proxy: a process next to the kubelet here (a DaemonSet in compose), as
   # kube-proxy is. It writes this machine's iptables; `make down` removes its rules.
   start_bg proxy "$VENV/bin/skiff-proxy" --kubeconfig "$CONFS/proxy.conf" \

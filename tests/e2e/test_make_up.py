@@ -65,6 +65,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
                 "SCHEDULER",
                 "CONTROLLER_MANAGER",
                 "KUBELET",
+                "KUBELET_HEALTHZ",
                 "PROXY",
                 "NETAGENT",
                 "DNS",
@@ -291,6 +292,14 @@ def test_tls_rbac_and_every_component_under_its_own_identity(up: dict[str, str])
         timeout=10,
     ).stdout
     assert "kubeconfig" in json.loads(public)["data"]
+    # The kubelet's API answers no one without credentials.
+    kubelet = f"https://127.0.0.1:{up['SKIFF_KUBELET_PORT']}"
+    for path in ("/pods", "/exec/default/client/c?command=id"):
+        code = subprocess.run(
+            ["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", kubelet + path],
+            capture_output=True, text=True, timeout=10,
+        ).stdout  # fmt: skip
+        assert code == "401", (path, code)
     # Each controller writes as its own service account; nothing was refused.
     accounts = kubectl(up, "get", "serviceaccounts", "-n", "kube-system", "-o", "name")
     for name in ("deployment-controller", "node-controller", "namespace-controller"):

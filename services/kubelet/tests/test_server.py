@@ -20,7 +20,8 @@ import websockets
 from cryptography import x509
 
 from skiff.cri.client import pb
-from skiff.kubelet.server import start_server
+from skiff.kubelet.auth import AuthSettings
+from skiff.kubelet.server import ServingOptions, start_server
 
 POD = {
     "metadata": {"name": "web", "namespace": "default", "uid": "u1"},
@@ -64,16 +65,22 @@ def container(cid: str, name: str, attempt: int, state: int) -> pb.Container:
 
 @contextlib.asynccontextmanager
 async def kubelet_api(
-    tmp_path: Path, containers: list[pb.Container] = (), logs: dict[str, Path] | None = None
+    tmp_path: Path,
+    containers: list[pb.Container] = (),
+    logs: dict[str, Path] | None = None,
+    options: ServingOptions | None = None,
+    client: Any = None,
 ) -> AsyncIterator[tuple[str, ssl.SSLContext, StubCri]]:
     cri = StubCri(list(containers), logs or {})
     pods = {"default/web": POD}
     kubelet = SimpleNamespace(
         node_name="node-a",
         cri=cri,
+        client=client,
         pods=SimpleNamespace(get=pods.get, list=lambda: list(pods.values())),
     )
-    server, task, port = await start_server(kubelet, "127.0.0.1", 0, tmp_path / "pki")  # type: ignore[arg-type]
+    options = options or ServingOptions(tmp_path / "pki")
+    server, task, port = await start_server(kubelet, "127.0.0.1", 0, options)  # type: ignore[arg-type]
     ctx = ssl.create_default_context(cafile=str(tmp_path / "pki" / "kubelet.crt"))
     try:
         yield f"127.0.0.1:{port}", ctx, cri
@@ -202,3 +209,80 @@ async def test_port_forward_refusals(tmp_path: Path) -> None:
         ):
             _, messages, _ = await _channel_session(addr, ctx, path)
             assert messages == [message]
+
+
+class FakeApi:
+    """What the kubelet asks the apiserver: TokenReviews and SubjectAccessReviews."""
+
+    def __init__(self) -> None:
+        self.reviews: list[dict[str, Any]] = []
+
+    async def create(self, res: str, body: dict[str, Any], namespace: str | None = None) -> Any:
+        self.reviews.append(body)
+        if res.startswith("tokenreviews"):
+            ok = body["spec"]["token"] == "good"
+            user = {"username": "system:serviceaccount:monitoring:scraper", "groups": ["g"]}
+            return {"status": {"authenticated": ok, "user": user if ok else {}}}
+        attrs = body["spec"]["resourceAttributes"]
+        allowed = body["spec"]["user"] == "apiserver-client" or attrs["subresource"] == "stats"
+        return {"status": {"allowed": allowed}}
+
+
+async def test_the_api_authenticates_and_authorizes(tmp_path: Path) -> None:
+    from skiff.pki import CertificateAuthority
+
+    ca = CertificateAuthority.create("kubernetes")
+    ca.pair.save(tmp_path, "ca")
+    client_cert = ca.issue("apiserver-client", usages=("client",)).save(tmp_path, "client")
+    other_cert = ca.issue("someone", usages=("client",)).save(tmp_path, "other")
+    options = ServingOptions(
+        tmp_path / "pki",
+        client_ca_file=str(tmp_path / "ca.crt"),
+        auth=AuthSettings(anonymous=False, token_webhook=True, authorization="Webhook"),
+    )
+    api = FakeApi()
+    async with kubelet_api(tmp_path, options=options, client=api) as (addr, ctx, _):
+        async with httpx.AsyncClient(verify=ctx) as anonymous:
+            r = await anonymous.get(f"https://{addr}/pods")
+            assert (r.status_code, r.text) == (401, "Unauthorized")
+            r = await anonymous.get(f"https://{addr}/pods", headers={"Authorization": "Bearer x"})
+            assert r.status_code == 401
+            token = {"Authorization": "Bearer good"}
+            r = await anonymous.get(f"https://{addr}/pods", headers=token)
+            assert (r.status_code, r.text) == (
+                403,
+                "Forbidden (user=system:serviceaccount:monitoring:scraper, verb=get, "
+                "resource=nodes, subresource=proxy)",
+            )
+        # The exec endpoint answers no one without credentials, WebSocket or not.
+        with pytest.raises(websockets.InvalidStatus) as e:
+            async with websockets.connect(f"wss://{addr}/exec/default/web/c?command=id", ssl=ctx):
+                pass
+        assert e.value.response.status_code == 401
+        ctx.load_cert_chain(*client_cert)
+        async with httpx.AsyncClient(verify=ctx) as apiserver:
+            r = await apiserver.get(f"https://{addr}/pods")
+            assert r.status_code == 200 and r.json()["kind"] == "PodList"
+        other = ssl.create_default_context(cafile=str(tmp_path / "pki" / "kubelet.crt"))
+        other.load_cert_chain(*other_cert)
+        async with httpx.AsyncClient(verify=other) as someone:
+            assert (await someone.get(f"https://{addr}/pods")).status_code == 403
+    sars = [r for r in api.reviews if r["kind"] == "SubjectAccessReview"]
+    assert sars[0]["spec"]["resourceAttributes"] == {
+        "verb": "get",
+        "resource": "nodes",
+        "subresource": "proxy",
+        "name": "node-a",
+        "version": "v1",
+    }
+
+
+def test_paths_map_to_node_subresources() -> None:
+    from skiff.kubelet.auth import subresource_for
+
+    assert subresource_for("/stats/summary") == "stats"
+    assert subresource_for("/metrics/cadvisor") == "metrics"
+    assert subresource_for("/logs/syslog") == "log"
+    assert subresource_for("/spec/") == "spec"
+    assert subresource_for("/exec/ns/p/c") == "proxy"
+    assert subresource_for("/statsx") == "proxy"

@@ -14,6 +14,7 @@ from skiff.tracing import setup_tracing
 from .admission import ORDERED_PLUGINS, enabled_plugins
 from .allocators import ServiceRanges
 from .authorization import MODES
+from .podproxy import KubeletClientConfig
 from .server import ApiServer, Settings
 
 
@@ -136,6 +137,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         api_audiences=_plugin_names(a.api_audiences),
         service_account_max_token_expiration=a.service_account_max_token_expiration,
         authorization_modes=modes,
+        kubelet=KubeletClientConfig(
+            a.kubelet_client_certificate, a.kubelet_client_key, a.kubelet_certificate_authority
+        ),
     )
 
 
@@ -158,6 +162,13 @@ def _security_flags(p: argparse.ArgumentParser, d: Settings) -> None:
         choices=("true", "false"),
         default=_env("SKIFF_ANONYMOUS_AUTH", "true"),
         help="requests without credentials are system:anonymous (false: 401)",
+    )
+    p.add_argument("--kubelet-client-certificate", default="")
+    p.add_argument("--kubelet-client-key", default="")
+    p.add_argument(
+        "--kubelet-certificate-authority",
+        default="",
+        help="verify kubelets' serving certificates against this CA (else unverified)",
     )
     p.add_argument(
         "--authorization-mode",

@@ -3,8 +3,9 @@ pod's kubelet.
 
 The kubelet is found as the real API server finds it: the pod's ``spec.nodeName``, that
 Node's ``InternalIP`` (else ``Hostname``) address and ``daemonEndpoints.kubeletEndpoint``.
-The kubelet serves HTTPS with a self-signed certificate, which is not verified (as the
-API server without ``--kubelet-certificate-authority``).
+The kubelet serves HTTPS; its certificate is verified against
+``--kubelet-certificate-authority`` when given (else not, as kube-apiserver), and the
+apiserver presents ``--kubelet-client-certificate`` to kubelets that authenticate callers.
 
 Exec is a WebSocket (``v5``/``v4.channel.k8s.io``…) relayed message for message.
 kubectl's port-forward is SPDY/3.1 tunnelled in a WebSocket
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -58,19 +60,35 @@ _LOG_PARAMS = (
 )
 
 
-def _insecure_tls() -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+@dataclass(frozen=True, slots=True)
+class KubeletClientConfig:
+    """``--kubelet-client-certificate``/``--kubelet-client-key`` (the apiserver's identity
+    toward kubelets) and ``--kubelet-certificate-authority`` (verify their certificates;
+    without it they are not verified, as kube-apiserver without the flag)."""
+
+    client_certificate: str = ""
+    client_key: str = ""
+    certificate_authority: str = ""
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        if self.certificate_authority:
+            ctx.load_verify_locations(self.certificate_authority)
+            ctx.check_hostname = False  # kubelets are dialled by address, named by node
+        else:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.client_certificate:
+            ctx.load_cert_chain(self.client_certificate, self.client_key)
+        return ctx
 
 
 class PodProxy:
     """Finds a pod's kubelet and relays log, exec and port-forward requests to it."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, kubelet: KubeletClientConfig | None = None) -> None:
         self.store = store
-        self._tls = _insecure_tls()
+        self._tls = (kubelet or KubeletClientConfig()).ssl_context()
         self._http = httpx.AsyncClient(verify=self._tls, timeout=httpx.Timeout(10.0, read=None))
 
     async def close(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -16,6 +16,7 @@ from skiff.apiserver.storage import StorageError
 from skiff.apiserver.storage.etcd import EtcdBackend
 from skiff.jose import load_public_keys, load_signing_key
 from skiff.log import get_logger
+from skiff.tlsserving import ServingCertificates
 
 from . import eventstream as ev
 from .admission import enabled_plugins
@@ -35,10 +36,10 @@ from .authorization.rbac import Lister as RbacLister
 from .authorization.rbac import RBACAuthorizer
 from .grpc_api import set_serving, start_grpc
 from .masterleases import MasterLeases, advertise_address
+from .podproxy import KubeletClientConfig
 from .pump import EventPump
 from .registry.scheduling.priorityclass import SYSTEM_PRIORITY_CLASSES
 from .rest import RestApi
-from .rest.tls import ServingCertificates
 from .store import Store, WriteOptions
 from .watchcache import WatchCache
 
@@ -90,6 +91,8 @@ class Settings:
     service_account_issuer: str = DEFAULT_ISSUER
     api_audiences: tuple[str, ...] = ()
     service_account_max_token_expiration: int = 0
+    kubelet: KubeletClientConfig = field(default_factory=KubeletClientConfig)
+    """How to reach kubelets: the client certificate to present, the CA to verify."""
     authorization_modes: tuple[str, ...] = ("AlwaysAllow",)
     """``--authorization-mode`` (kube-apiserver's default; kubeadm sets Node,RBAC). Only
     used with TLS: a plain-HTTP apiserver allows everything."""
@@ -264,7 +267,11 @@ class ApiServer:
             )
             self.store.authorizer = authorizer
         app = RestApi(
-            self.store, is_ready=self.ready, authenticator=authenticator, authorizer=authorizer
+            self.store,
+            is_ready=self.ready,
+            authenticator=authenticator,
+            authorizer=authorizer,
+            kubelet=self.settings.kubelet,
         )
         options: dict[str, Any] = {"http": "httptools"}
         options.update(serving.uvicorn_options() if serving else {})

@@ -15,10 +15,11 @@ from skiff.cri.client import CriClient
 from skiff.log import get_logger, setup_logging
 from skiff.tracing import setup_tracing
 
+from .auth import AuthSettings
 from .containerd_setup import RuntimePaths, ensure_shared_netns_dir
 from .kubelet import Kubelet
 from .network import PodNetwork
-from .server import start_server
+from .server import ServingOptions, healthz_server, start_server
 
 log = get_logger(__name__)
 
@@ -98,6 +99,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=60.0,
         help="seconds between Node status reports when no condition changed",
     )
+    p.add_argument(
+        "--healthz-port",
+        type=int,
+        default=int(os.environ.get("SKIFF_KUBELET_HEALTHZ_PORT", "0")),
+        help="plain-HTTP /healthz on --healthz-bind-address (kube's is 10248; 0, the default: off)",
+    )
+    p.add_argument("--healthz-bind-address", default="127.0.0.1")
+    p.add_argument("--tls-cert-file", default="", help="the API's certificate (else self-signed)")
+    p.add_argument("--tls-private-key-file", default="")
+    p.add_argument(
+        "--client-ca-file", default="", help="authenticate client certificates signed by it"
+    )
+    p.add_argument(
+        "--anonymous-auth",
+        choices=("true", "false"),
+        default="true",
+        help="requests without credentials are system:anonymous (false: 401)",
+    )
+    p.add_argument(
+        "--authentication-token-webhook",
+        action="store_true",
+        help="authenticate bearer tokens with the apiserver (TokenReview)",
+    )
+    p.add_argument(
+        "--authorization-mode",
+        choices=("AlwaysAllow", "Webhook"),
+        default="AlwaysAllow",
+        help="Webhook: ask the apiserver (SubjectAccessReview on nodes/proxy, nodes/log...)",
+    )
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "info"))
     return p.parse_args(argv)
 
@@ -135,10 +165,25 @@ async def run(a: argparse.Namespace) -> None:
             pod_cidr=a.pod_cidr,
             network=network,
         )
+        options = ServingOptions(
+            paths.base / "pki",
+            tls_cert_file=a.tls_cert_file,
+            tls_private_key_file=a.tls_private_key_file,
+            client_ca_file=a.client_ca_file,
+            auth=AuthSettings(
+                anonymous=a.anonymous_auth == "true",
+                token_webhook=a.authentication_token_webhook,
+                authorization=a.authorization_mode,
+            ),
+        )
         server, server_task, kubelet.kubelet_port = await start_server(
-            kubelet, a.address, a.port, paths.base / "pki"
+            kubelet, a.address, a.port, options
         )
         log.info("kubelet API listening", address=a.address, port=kubelet.kubelet_port)
+        healthz = None
+        if a.healthz_port:
+            healthz = healthz_server(a.healthz_bind_address, a.healthz_port)
+            healthz_task = asyncio.create_task(healthz.serve(), name="kubelet-healthz")
         task = asyncio.create_task(kubelet.run(), name="kubelet")
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -147,6 +192,9 @@ async def run(a: argparse.Namespace) -> None:
             await task
         server.should_exit = True
         await server_task
+        if healthz is not None:
+            healthz.should_exit = True
+            await healthz_task
         log.info("kubelet stopped; pods keep running until removed")
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,9 @@ from skiff.cri.client import CriError, pb
 from skiff.log import get_logger
 from skiff.pki import ensure_serving_cert
 from skiff.streaming.websocket import send_channel_status
+from skiff.tlsserving import ServingCertificates
 
+from .auth import AuthMiddleware, AuthSettings, KubeletAuth
 from .logs import read_log
 from .remotecommand import relay_remote_command
 
@@ -307,31 +310,73 @@ def _failure(message: str) -> dict[str, Any]:
     return {"metadata": {}, "status": "Failure", "message": message}
 
 
+@dataclass(slots=True)
+class ServingOptions:
+    """How the kubelet API is served: its certificate (signed by the cluster CA, else a
+    self-signed one kept in ``cert_dir``), the CA of client certificates, and the
+    authentication and authorization of callers."""
+
+    cert_dir: Path
+    tls_cert_file: str = ""
+    tls_private_key_file: str = ""
+    client_ca_file: str = ""
+    auth: AuthSettings = field(default_factory=AuthSettings)
+
+
 async def start_server(
-    kubelet: Kubelet, address: str, port: int, cert_dir: Path
+    kubelet: Kubelet, address: str, port: int, options: ServingOptions
 ) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
-    """Serve the kubelet API over HTTPS (a self-signed certificate kept in ``cert_dir``).
+    """Serve the kubelet API over HTTPS.
 
     Returns the server, its task and the bound port (``port`` 0 picks a free one).
     """
-    crt, key = ensure_serving_cert(
-        cert_dir, "kubelet", sorted({address, kubelet.node_name, "localhost", "127.0.0.1"})
-    )
+    if options.tls_cert_file:
+        crt, key = Path(options.tls_cert_file), Path(options.tls_private_key_file)
+    else:
+        crt, key = ensure_serving_cert(
+            options.cert_dir,
+            "kubelet",
+            sorted({address, kubelet.node_name, "localhost", "127.0.0.1"}),
+        )
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((address, port))
     sock.listen(128)
     sock.setblocking(False)
+    auth = KubeletAuth(kubelet.client, kubelet.node_name, options.auth)
+    serving = ServingCertificates(str(crt), str(key), options.client_ca_file)
+    tls = serving.uvicorn_options()
+    if not options.client_ca_file:
+        tls.pop("http")  # no client certificates to tell the app about
     config = uvicorn.Config(
-        KubeletServer(kubelet).app,
-        ssl_certfile=str(crt),
-        ssl_keyfile=str(key),
+        AuthMiddleware(KubeletServer(kubelet).app, auth),
         log_config=None,
         access_log=False,
         lifespan="off",
         ws_max_size=64 * 1024 * 1024,
+        **tls,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="kubelet-api")
     return server, task, sock.getsockname()[1]
+
+
+def healthz_server(address: str, port: int) -> uvicorn.Server:
+    """kube's ``healthzPort`` (10248): ``/healthz`` over plain HTTP, for local checks
+    that hold no credentials."""
+
+    async def ok(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    config = uvicorn.Config(
+        Starlette(routes=[Route("/healthz", ok)]),
+        host=address,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    return server

@@ -34,17 +34,17 @@ from skiff import tracing
 from skiff.api import errors
 from skiff.api.errors import ApiError
 from skiff.log import get_logger
+from skiff.tlsserving import peer_certificate
 
 from ..authentication.authenticator import Authenticator
 from ..authentication.user import UNSECURED_USER, UserInfo
 from ..authorization import Authorizer, RequestAttributes
-from ..podproxy import PodProxy
+from ..podproxy import KubeletClientConfig, PodProxy
 from ..store import Store
 from . import routes
 from .handlers import ResourceHandlers
 from .request import Target, parse_path
 from .response import error_response
-from .tls import peer_certificate
 
 __all__ = ["RestApi"]
 
@@ -70,6 +70,7 @@ class RestApi(ResourceHandlers):
         is_ready,
         authenticator: Authenticator | None = None,
         authorizer: Authorizer | None = None,
+        kubelet: KubeletClientConfig | None = None,
     ) -> None:
         """``authenticator`` None: no authentication (plain HTTP), every request is
         ``system:unsecured``; ``authorizer`` None: every request is allowed."""
@@ -77,7 +78,7 @@ class RestApi(ResourceHandlers):
         self.is_ready = is_ready
         self.authenticator = authenticator
         self.authorizer = authorizer
-        self.pod_proxy = PodProxy(store)
+        self.pod_proxy = PodProxy(store, kubelet)
 
     async def authenticate(
         self,

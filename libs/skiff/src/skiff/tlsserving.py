@@ -1,4 +1,6 @@
-"""HTTPS for the REST API: uvicorn's HTTP protocol, told the client certificate.
+"""HTTPS servers that authenticate client certificates (the apiserver's and the
+kubelet's APIs): uvicorn's HTTP protocol, told the client certificate, and who a
+certificate names.
 
 Released uvicorn does not put the peer certificate in the ASGI scope (the ASGI TLS
 extension), so the protocol reads it from the TLS transport when a connection is made
@@ -13,6 +15,8 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 PEER_CERTIFICATE = "skiff.peer_certificate"
@@ -55,3 +59,27 @@ class ServingCertificates:
 def peer_certificate(scope: dict[str, Any]) -> bytes | None:
     """The verified client certificate of the connection a request came on."""
     return (scope.get("state") or {}).get(PEER_CERTIFICATE)
+
+
+def certificate_identity(der: bytes) -> tuple[str, tuple[str, ...]] | None:
+    """(user, groups) a verified client certificate names: the subject's common name and
+    organizations. None when it names no one or is not meant for client authentication."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        if ExtendedKeyUsageOID.CLIENT_AUTH not in usages and (
+            ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in usages
+        ):
+            return None
+    except x509.ExtensionNotFound:
+        pass
+    cn = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    if not cn or not cn[0]:
+        return None
+    groups = tuple(
+        str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    )
+    return str(cn[0]), groups
