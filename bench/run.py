@@ -23,6 +23,7 @@ import os
 import platform
 import re
 import signal
+import ssl as ssl_mod
 import statistics
 import sys
 import tempfile
@@ -79,9 +80,13 @@ class RawHttp:
     """A minimal HTTP/1.1 keep-alive client: it spends far less CPU than httpx, which
     matters when the load generator shares two cores with the server it measures."""
 
-    def __init__(self, url: str) -> None:
-        self.host, port = url.removeprefix("http://").split(":")
+    def __init__(self, url: str, ssl: ssl_mod.SSLContext | None = None, headers: str = "") -> None:
+        """``ssl`` for https (with the client's certificate, if any); ``headers``: extra
+        header lines (``Authorization: Bearer ...\r\n``)."""
+        self.host, port = url.removeprefix("http://").removeprefix("https://").split(":")
         self.port = int(port)
+        self.ssl = ssl
+        self.headers = headers
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -98,10 +103,12 @@ class RawHttp:
 
     async def _request(self, method: str, path: str, body: bytes, ctype: str) -> tuple[int, bytes]:
         if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.reader, self.writer = await asyncio.open_connection(
+                self.host, self.port, ssl=self.ssl
+            )
         assert self.reader is not None
         head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.headers}"
             f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         self.writer.write(head.encode() + body)

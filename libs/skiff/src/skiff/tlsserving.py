@@ -11,6 +11,7 @@ and WebSocket of that connection through the per-connection ``state``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -61,9 +62,11 @@ def peer_certificate(scope: dict[str, Any]) -> bytes | None:
     return (scope.get("state") or {}).get(PEER_CERTIFICATE)
 
 
+@functools.lru_cache(maxsize=4096)
 def certificate_identity(der: bytes) -> tuple[str, tuple[str, ...]] | None:
     """(user, groups) a verified client certificate names: the subject's common name and
-    organizations. None when it names no one or is not meant for client authentication."""
+    organizations. None when it names no one or is not meant for client authentication.
+    Remembered: every request of a connection brings the same certificate."""
     try:
         cert = x509.load_der_x509_certificate(der)
     except ValueError:

@@ -206,8 +206,12 @@ class ResourceCache:
         self.start_revision = 0
         """Events after this revision are all in :attr:`events` (older ones: 410)."""
         self.groups: dict[tuple[Any, ...], WatchGroup] = {}
+        self.generation = 0
+        """Counts changes: whoever derives something from :attr:`objects` knows when to
+        derive it again."""
 
     def reset(self, objects: dict[str, dict[str, Any]], revision: int) -> None:
+        self.generation += 1
         self.objects = objects
         self.events.clear()
         self.start_revision = revision
@@ -217,6 +221,7 @@ class ResourceCache:
         self.groups.clear()
 
     def apply(self, event: Event) -> None:
+        self.generation += 1
         event.prev = self.objects.get(event.key)
         if event.type == ev.DELETED:
             self.objects.pop(event.key, None)

@@ -37,6 +37,10 @@ INVALIDATED_AFTER = 60
 """A token bound to an object being deleted stops working this long after the deletion
 began, as kube-apiserver's validator."""
 
+CACHE_SECONDS = 10.0
+"""How long an authenticated token is trusted without checking it again (kube's token
+cache: a deleted pod's token may work this long after)."""
+CACHE_SIZE = 10_000
 POD_NAME = "authentication.kubernetes.io/pod-name"
 POD_UID = "authentication.kubernetes.io/pod-uid"
 NODE_NAME = "authentication.kubernetes.io/node-name"
@@ -70,6 +74,7 @@ class ServiceAccountTokens:
     def __init__(self, settings: TokenSettings, lister: CachedLister) -> None:
         self.settings = settings
         self.lister = lister
+        self._cache: dict[tuple[str, tuple[str, ...]], tuple[float, UserInfo, list[str]]] = {}
 
     @property
     def can_issue(self) -> bool:
@@ -120,7 +125,25 @@ class ServiceAccountTokens:
         self, token: str, audiences: Sequence[str] | None = None
     ) -> tuple[UserInfo, list[str]] | None:
         """(user, the token's audiences that were accepted), None when the token is not a
-        service-account token of this issuer; InvalidToken when it is one but fails."""
+        service-account token of this issuer; InvalidToken when it is one but fails.
+
+        A success is remembered for :data:`CACHE_SECONDS` (kube-apiserver's token cache):
+        the signature and the bound objects are not checked again on every request."""
+        key = (token, tuple(audiences or ()))
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1], cached[2]
+        found = await self._authenticate(token, audiences)
+        if found is not None:
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = (now + CACHE_SECONDS, *found)
+        return found
+
+    async def _authenticate(
+        self, token: str, audiences: Sequence[str] | None
+    ) -> tuple[UserInfo, list[str]] | None:
         try:
             claims = unverified_claims(token)
         except JoseError:

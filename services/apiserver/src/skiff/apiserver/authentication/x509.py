@@ -4,6 +4,7 @@ its organizations (:func:`skiff.tlsserving.certificate_identity`)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from skiff.tlsserving import certificate_identity
@@ -13,6 +14,7 @@ from .user import UserInfo
 CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
 
 
+@functools.lru_cache(maxsize=4096)
 def user_from_certificate(der: bytes) -> UserInfo | None:
     """The user a verified client certificate names (None: it names none)."""
     identity = certificate_identity(der)

@@ -26,6 +26,8 @@ def _rbac(plural: str) -> ResourceInfo:
 
 ROLES, ROLE_BINDINGS = _rbac("roles"), _rbac("rolebindings")
 CLUSTER_ROLES, CLUSTER_ROLE_BINDINGS = _rbac("clusterroles"), _rbac("clusterrolebindings")
+RBAC_RESOURCES = (ROLES, ROLE_BINDINGS, CLUSTER_ROLES, CLUSTER_ROLE_BINDINGS)
+MEMO_SIZE = 10_000
 
 
 class Lister:
@@ -39,6 +41,10 @@ class Lister:
 
     def list(self, info: ResourceInfo, namespace: str | None = None) -> list[Obj]:
         return self.cache.list(info, namespace)
+
+    def generation(self) -> tuple[int, ...]:
+        """Changes whenever a role or binding changes."""
+        return tuple(self.cache.of(i).generation for i in RBAC_RESOURCES)
 
 
 def applies_to(subject: Obj, user: UserInfo, namespace: str) -> bool:
@@ -107,9 +113,28 @@ class RBACAuthorizer:
 
     def __init__(self, lister: Lister) -> None:
         self.lister = lister
+        self._memo: dict[tuple[str, tuple[str, ...], str], list[Grant]] = {}
+        self._memo_generation: tuple[int, ...] | None = None
 
-    def grants(self, user: UserInfo, namespace: str) -> Iterator[Grant]:
-        """Every role bound to ``user`` that applies in ``namespace`` ("" = cluster)."""
+    def grants(self, user: UserInfo, namespace: str) -> list[Grant]:
+        """Every role bound to ``user`` that applies in ``namespace`` ("" = cluster),
+        remembered until a role or binding changes (each request would otherwise walk
+        every binding)."""
+        generation = self.lister.generation() if hasattr(self.lister, "generation") else None
+        if generation is None or generation != self._memo_generation:
+            self._memo.clear()
+            self._memo_generation = generation
+        key = (user.name, user.groups, namespace)
+        found = self._memo.get(key) if generation is not None else None
+        if found is None:
+            found = list(self._walk(user, namespace))
+            if generation is not None:
+                if len(self._memo) >= MEMO_SIZE:
+                    self._memo.clear()
+                self._memo[key] = found
+        return found
+
+    def _walk(self, user: UserInfo, namespace: str) -> Iterator[Grant]:
         for b in self.lister.list(CLUSTER_ROLE_BINDINGS):
             grant = self._grant(b, user, "")
             if grant is not None:
