@@ -77,14 +77,24 @@ up() {
   mkdir -p "$PIDS" "$LOGS" "$STATE/etcd" "$STATE/nats"
   echo "Starting Skiff in $STATE"
   certificates
-  start_bg etcd etcd --name skiff --data-dir "$STATE/etcd" \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "skiff=http://127.0.0.1:$ETCD_PEER_PORT"
+  # etcd with TLS and client-certificate authentication, as kubeadm sets it up: only
+  # holders of a certificate of etcd's own CA (the apiserver's) get in.
+  local etcd_tls=(--cert-file "$PKI/etcd/server.crt" --key-file "$PKI/etcd/server.key"
+    --client-cert-auth --trusted-ca-file "$PKI/etcd/ca.crt"
+    --peer-cert-file "$PKI/etcd/peer.crt" --peer-key-file "$PKI/etcd/peer.key"
+    --peer-client-cert-auth --peer-trusted-ca-file "$PKI/etcd/ca.crt")
+  start_bg etcd etcd --name skiff --data-dir "$STATE/etcd" "${etcd_tls[@]}" \
+    --listen-client-urls "https://127.0.0.1:$ETCD_PORT" --advertise-client-urls "https://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "https://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "https://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "skiff=https://127.0.0.1:$ETCD_PEER_PORT"
   start_bg nats nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$STATE/nats"
-  wait_for etcd etcdctl --endpoints "127.0.0.1:$ETCD_PORT" endpoint health
+  wait_for etcd etcdctl --endpoints "https://127.0.0.1:$ETCD_PORT" --cacert "$PKI/etcd/ca.crt" \
+    --cert "$PKI/etcd/healthcheck-client.crt" --key "$PKI/etcd/healthcheck-client.key" \
+    endpoint health
   wait_for nats bash -c "exec 3<>/dev/tcp/127.0.0.1/$NATS_PORT"
-  start_bg apiserver "$VENV/bin/skiff-apiserver" --etcd-servers "127.0.0.1:$ETCD_PORT" \
+  start_bg apiserver "$VENV/bin/skiff-apiserver" --etcd-servers "https://127.0.0.1:$ETCD_PORT" \
+    --etcd-cafile "$PKI/etcd/ca.crt" --etcd-certfile "$PKI/apiserver-etcd-client.crt" \
+    --etcd-keyfile "$PKI/apiserver-etcd-client.key" \
     --nats-url "nats://127.0.0.1:$NATS_PORT" --port "$API_PORT" \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
     --client-ca-file "$PKI/ca.crt" --service-account-key-file "$PKI/sa.pub" \

@@ -127,6 +127,9 @@ class Cluster:
             f"--tls-private-key-file={p / 'apiserver.key'}",
             f"--client-ca-file={p / 'ca.crt'}",
             f"--service-account-key-file={p / 'sa.pub'}",
+            f"--etcd-cafile={p / 'etcd' / 'ca.crt'}",
+            f"--etcd-certfile={p / 'apiserver-etcd-client.crt'}",
+            f"--etcd-keyfile={p / 'apiserver-etcd-client.key'}",
             f"--service-account-signing-key-file={p / 'sa.key'}",
             "--enable-bootstrap-token-auth",
             "--authorization-mode=Node,RBAC",
@@ -134,6 +137,22 @@ class Cluster:
         ]
 
     def start_etcd(self) -> None:
+        """etcd on loopback; with :attr:`pki`, TLS with client-certificate authentication
+        (kubeadm's etcd certificates), so only holders of its CA's certificates get in."""
+        scheme = "https" if self.pki else "http"
+        tls: list[str] = []
+        if self.pki is not None:
+            e = self.pki / "etcd"
+            tls = [
+                f"--cert-file={e / 'server.crt'}",
+                f"--key-file={e / 'server.key'}",
+                "--client-cert-auth",
+                f"--trusted-ca-file={e / 'ca.crt'}",
+                f"--peer-cert-file={e / 'peer.crt'}",
+                f"--peer-key-file={e / 'peer.key'}",
+                "--peer-client-cert-auth",
+                f"--peer-trusted-ca-file={e / 'ca.crt'}",
+            ]
         self.etcd = Proc(
             "etcd",
             [
@@ -143,16 +162,17 @@ class Cluster:
                 "--data-dir",
                 str(self.dir / "etcd"),
                 "--listen-client-urls",
-                f"http://127.0.0.1:{self.etcd_port}",
+                f"{scheme}://127.0.0.1:{self.etcd_port}",
                 "--advertise-client-urls",
-                f"http://127.0.0.1:{self.etcd_port}",
+                f"{scheme}://127.0.0.1:{self.etcd_port}",
                 "--listen-peer-urls",
-                f"http://127.0.0.1:{self.etcd_peer_port}",
+                f"{scheme}://127.0.0.1:{self.etcd_peer_port}",
                 "--initial-advertise-peer-urls",
-                f"http://127.0.0.1:{self.etcd_peer_port}",
+                f"{scheme}://127.0.0.1:{self.etcd_peer_port}",
                 "--initial-cluster",
-                f"t=http://127.0.0.1:{self.etcd_peer_port}",
+                f"t={scheme}://127.0.0.1:{self.etcd_peer_port}",
                 "--unsafe-no-fsync",
+                *tls,
             ],
             self.dir / "etcd.log",
         )

@@ -321,3 +321,25 @@ def test_reviews_only_answer_create(cluster: Cluster) -> None:
     code, body = api(cluster, "/apis/authentication.k8s.io/v1/tokenreviews", {"spec": {}})
     assert code == 400
     assert body["message"] == "token is required for TokenReview in authentication"
+
+
+def test_etcd_takes_only_clients_with_its_certificates(cluster: Cluster) -> None:
+    assert cluster.pki is not None
+    e = cluster.pki / "etcd"
+    base = ["etcdctl", f"--endpoints=https://127.0.0.1:{cluster.etcd_port}", "--dial-timeout=3s"]
+    query = ["get", "/registry/core/namespaces/", "--prefix", "--keys-only"]
+
+    def etcdctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args, *query], capture_output=True, text=True, timeout=30)
+
+    holder = etcdctl(
+        f"--cacert={e / 'ca.crt'}",
+        f"--cert={cluster.pki / 'apiserver-etcd-client.crt'}",
+        f"--key={cluster.pki / 'apiserver-etcd-client.key'}",
+    )
+    assert holder.returncode == 0 and "/registry/core/namespaces/kube-system" in holder.stdout
+    assert etcdctl(f"--cacert={e / 'ca.crt'}").returncode != 0  # no client certificate
+    # A certificate of the cluster's CA (not etcd's) is no key to etcd either.
+    admin = cluster.user_certificate("kubernetes-admin", ("system:masters",))
+    wrong = etcdctl(f"--cacert={e / 'ca.crt'}", f"--cert={admin[0]}", f"--key={admin[1]}")
+    assert wrong.returncode != 0

@@ -540,3 +540,44 @@ def test_kubelets_reach_only_what_their_pods_use(cluster: Cluster, admin: Path) 
         "-n",
         "kube-node-lease",
     )
+
+
+async def test_grpc_is_tls_with_token_authentication_and_the_same_authorization(
+    cluster: Cluster, admin: Path
+) -> None:
+    from skiff.api.errors import ApiError
+    from skiff.client.grpc import ObjectClient, ref
+
+    assert cluster.pki is not None
+    target = f"127.0.0.1:{cluster.grpc_ports[0]}"
+    ca = (cluster.pki / "ca.crt").read_bytes()
+    kubectl(admin, "create", "serviceaccount", "grpc-admin", "-n", "kube-system")
+    kubectl(admin, "create", "clusterrolebinding", "grpc-admin", "--clusterrole=cluster-admin",
+            "--serviceaccount=kube-system:grpc-admin")  # fmt: skip
+    kubectl(admin, "create", "serviceaccount", "grpc-nobody")
+    root = kubectl(admin, "create", "token", "grpc-admin", "-n", "kube-system").stdout.strip()
+    nobody = kubectl(admin, "create", "token", "grpc-nobody").stdout.strip()
+
+    async with ObjectClient(target, ca=ca, token=root) as c:
+        items, _, _ = await c.list(ref("namespaces"))
+        assert "kube-system" in {n["metadata"]["name"] for n in items}
+    async with ObjectClient(target, ca=ca, token=nobody) as c:
+        with pytest.raises(ApiError) as e:
+            await c.list(ref("secrets", namespace="default"))
+        assert e.value.code == 403
+        assert e.value.message == (
+            'secrets is forbidden: User "system:serviceaccount:default:grpc-nobody" cannot list '
+            'resource "secrets" in API group "" in the namespace "default"'
+        )
+    async with ObjectClient(target, ca=ca, token="not-a-token") as c:
+        with pytest.raises(ApiError) as e:
+            await c.list(ref("pods", namespace="default"))
+        assert e.value.code == 401
+    async with ObjectClient(target, ca=ca) as anonymous:
+        with pytest.raises(ApiError) as e:
+            await anonymous.list(ref("pods", namespace="default"))
+        assert e.value.code == 403
+    async with ObjectClient(target) as plain:  # plain text to a TLS port
+        with pytest.raises(ApiError) as e:
+            await plain.list(ref("pods", namespace="default"))
+        assert e.value.code == 503

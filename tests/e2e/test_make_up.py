@@ -292,6 +292,11 @@ def test_tls_rbac_and_every_component_under_its_own_identity(up: dict[str, str])
         timeout=10,
     ).stdout
     assert "kubeconfig" in json.loads(public)["data"]
+    # etcd takes only clients with a certificate of its own CA (the apiserver's).
+    etcd = ["etcdctl", f"--endpoints=https://127.0.0.1:{up['SKIFF_ETCD_PORT']}",
+            f"--cacert={state / 'pki' / 'etcd' / 'ca.crt'}", "--dial-timeout=3s",
+            "get", "/registry/", "--prefix", "--keys-only", "--limit=1"]  # fmt: skip
+    assert subprocess.run(etcd, capture_output=True, timeout=30).returncode != 0
     # The kubelet's API answers no one without credentials.
     kubelet = f"https://127.0.0.1:{up['SKIFF_KUBELET_PORT']}"
     for path in ("/pods", "/exec/default/client/c?command=id"):

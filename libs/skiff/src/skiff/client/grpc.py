@@ -68,13 +68,33 @@ def ref(
 class ObjectClient:
     """``async with ObjectClient("127.0.0.1:6444") as c: await c.get(ref("pods", ...))``."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        ca: bytes | None = None,
+        client_cert: tuple[bytes, bytes] | None = None,
+        token: str = "",
+    ) -> None:
+        """Plain text, or TLS when ``ca`` (PEM) is given, with a client certificate
+        (``(cert, key)`` PEM) or a bearer ``token``, as REST clients authenticate."""
         self.target = target
+        self.ca = ca
+        self.client_cert = client_cert
+        self.token = token
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.ObjectServiceStub | None = None
 
     async def __aenter__(self) -> ObjectClient:
-        self._channel = grpc.aio.insecure_channel(self.target)
+        if self.ca is None:
+            self._channel = grpc.aio.insecure_channel(self.target)
+        else:
+            cert, key = self.client_cert or (None, None)
+            creds = grpc.ssl_channel_credentials(self.ca, key, cert)
+            if self.token:
+                token = grpc.access_token_call_credentials(self.token)
+                creds = grpc.composite_channel_credentials(creds, token)
+            self._channel = grpc.aio.secure_channel(self.target, creds)
         self._stub = pb_grpc.ObjectServiceStub(self._channel)
         return self
 

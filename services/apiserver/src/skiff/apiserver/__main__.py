@@ -16,6 +16,8 @@ from .allocators import ServiceRanges
 from .authorization import MODES
 from .podproxy import KubeletClientConfig
 from .server import ApiServer, Settings
+from .storage import encryption
+from .storage.etcd import EtcdTLS
 
 
 def _env(name: str, default: str) -> str:
@@ -29,6 +31,14 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         "--etcd-servers",
         default=_env("SKIFF_ETCD_SERVERS", d.etcd),
         help="etcd endpoint host:port (env SKIFF_ETCD_SERVERS)",
+    )
+    p.add_argument("--etcd-cafile", default="", help="the CA of etcd's serving certificate")
+    p.add_argument("--etcd-certfile", default="", help="the client certificate etcd asks for")
+    p.add_argument("--etcd-keyfile", default="")
+    p.add_argument(
+        "--encryption-provider-config",
+        default=_env("SKIFF_ENCRYPTION_PROVIDER_CONFIG", ""),
+        help="an EncryptionConfiguration file: resources encrypted at rest (aescbc, aesgcm)",
     )
     p.add_argument(
         "--nats-url", default=_env("SKIFF_NATS_URL", d.nats), help="NATS URL (env SKIFF_NATS_URL)"
@@ -105,6 +115,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         enabled_plugins(enable, disable)
     except ValueError as e:
         p.error(str(e))
+    if a.encryption_provider_config:
+        try:
+            encryption.load(a.encryption_provider_config)
+        except (OSError, encryption.EncryptionError) as e:
+            p.error(f"--encryption-provider-config: {e}")
     modes = _plugin_names(a.authorization_mode)
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
@@ -114,6 +129,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     setup_logging("apiserver", level=a.log_level)
     return Settings(
         etcd=a.etcd_servers,
+        encryption_provider_config=a.encryption_provider_config,
+        etcd_tls=EtcdTLS(a.etcd_cafile, a.etcd_certfile, a.etcd_keyfile)
+        if a.etcd_cafile or a.etcd_servers.startswith("https://")
+        else None,
         nats=a.nats_url,
         bind_address=a.bind_address,
         port=a.port,

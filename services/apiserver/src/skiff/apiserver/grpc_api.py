@@ -8,6 +8,9 @@ the Kubernetes ``Status`` JSON in the ``k8s-status-bin`` trailer.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,8 +25,12 @@ from skiff.api.resources import REGISTRY, ResourceInfo
 from skiff.log import get_logger
 from skiff.rpc.v1 import objects_pb2 as pb
 from skiff.rpc.v1 import objects_pb2_grpc as pb_grpc
+from skiff.tlsserving import ServingCertificates
 
 from . import store as st
+from .authentication.authenticator import Authenticator
+from .authentication.user import UNSECURED_USER, UserInfo
+from .authorization import Authorizer, RequestAttributes
 from .store import DeleteOptions, ListOptions, Store, WriteOptions
 
 log = get_logger(__name__)
@@ -118,13 +125,73 @@ def _write_opts(o: pb.WriteOptions, context: grpc.aio.ServicerContext) -> WriteO
         .split(" ")[0]
     )
     return WriteOptions(
-        dry_run=o.dry_run, field_manager=manager, field_validation=fv, force=o.force
+        dry_run=o.dry_run,
+        field_manager=manager,
+        field_validation=fv,
+        force=o.force,
+        user=_user.get(),
     )
 
 
 async def _abort(context: grpc.aio.ServicerContext, e: ApiError) -> None:
     context.set_trailing_metadata(((STATUS_TRAILER, orjson.dumps(e.status())),))
     await context.abort(_CODES.get(e.code, grpc.StatusCode.INTERNAL), e.message)
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcSecurity:
+    """The REST API's authenticator and authorizer, applied to every call."""
+
+    authenticator: Authenticator
+    authorizer: Authorizer | None
+
+
+_user: contextvars.ContextVar[UserInfo | None] = contextvars.ContextVar("grpc_user", default=None)
+_VERBS = {
+    "Get": "get",
+    "List": "list",
+    "Watch": "watch",
+    "Create": "create",
+    "Update": "update",
+    "Patch": "patch",
+    "Delete": "delete",
+}
+
+
+async def _admit_call(
+    security: GrpcSecurity | None, method: str, request: Any, context: grpc.aio.ServicerContext
+) -> None:
+    """Authenticate the caller (bearer token, else anonymous) and authorize the call as the
+    REST request it stands for; ApiError 401/403 otherwise."""
+    if security is None:
+        _user.set(UNSECURED_USER)
+        return
+    # Python's gRPC can require a client certificate or not ask for one, not ask and verify
+    # one if given as REST does: it does not ask, and callers authenticate with a token.
+    metadata = {
+        k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
+    }
+    user = await security.authenticator.authenticate(metadata, None)
+    _user.set(user)
+    if security.authorizer is None:
+        return
+    ref = request.ref
+    verb = _VERBS[method]
+    if verb == "list" and not ref.name and getattr(request, "watch", False):
+        verb = "watch"
+    security.authorizer.check(
+        RequestAttributes(
+            user,
+            verb,
+            True,
+            api_group=ref.group,
+            api_version=ref.version or "v1",
+            resource=ref.resource,
+            subresource=ref.subresource,
+            namespace=ref.namespace,
+            name=ref.name,
+        )
+    )
 
 
 def _guard(fn):  # type: ignore[no-untyped-def]
@@ -134,6 +201,7 @@ def _guard(fn):  # type: ignore[no-untyped-def]
         ctx = tracing.extract(dict(context.invocation_metadata() or ()))
         with _tracer.start_as_current_span(f"grpc {fn.__name__}", context=ctx):
             try:
+                await _admit_call(self.security, fn.__name__, request, context)
                 return await fn(self, request, context)
             except ApiError as e:
                 await _abort(context, e)
@@ -152,8 +220,9 @@ class ObjectService(pb_grpc.ObjectServiceServicer):
     Get/Create/Update/Patch on the subresources the registry serves (``ref.subresource``:
     status, scale, binding, eviction, finalize)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, security: GrpcSecurity | None = None) -> None:
         self.store = store
+        self.security = security
 
     @_guard
     async def Get(self, request: pb.GetRequest, context) -> pb.ObjectReply:  # type: ignore[no-untyped-def]
@@ -247,6 +316,7 @@ class ObjectService(pb_grpc.ObjectServiceServicer):
             propagation_policy=request.propagation_policy or None,
             precondition_uid=request.precondition_uid or None,
             precondition_rv=request.precondition_resource_version or None,
+            user=_user.get(),
             dry_run=request.dry_run,
         )
         obj, deleted = await self.store.delete(
@@ -256,6 +326,7 @@ class ObjectService(pb_grpc.ObjectServiceServicer):
 
     async def Watch(self, request: pb.WatchRequest, context):  # type: ignore[no-untyped-def]
         try:
+            await _admit_call(self.security, "Watch", request, context)
             info = _info(request.ref)
             opts = _list_opts(request)
             watch, initial, _ = await self.store.watch(
@@ -308,10 +379,18 @@ def _list_opts(request) -> ListOptions:  # type: ignore[no-untyped-def]
     )
 
 
-async def start_grpc(store: Store, address: str) -> tuple[grpc.aio.Server, health.HealthServicer]:
-    """Start the gRPC server with the object service, health and reflection."""
+async def start_grpc(
+    store: Store,
+    address: str,
+    *,
+    serving: ServingCertificates | None = None,
+    security: GrpcSecurity | None = None,
+) -> tuple[grpc.aio.Server, health.HealthServicer]:
+    """Start the gRPC server with the object service, health and reflection: over TLS with
+    the REST API's certificate (and its token authentication and its authorization) when
+    ``serving`` is given, else in plain text."""
     server = grpc.aio.server()
-    pb_grpc.add_ObjectServiceServicer_to_server(ObjectService(store), server)
+    pb_grpc.add_ObjectServiceServicer_to_server(ObjectService(store, security), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (
@@ -320,7 +399,14 @@ async def start_grpc(store: Store, address: str) -> tuple[grpc.aio.Server, healt
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(names, server)
-    server.add_insecure_port(address)
+    if serving is not None:
+        read = lambda path: Path(path).read_bytes()  # noqa: E731
+        credentials = grpc.ssl_server_credentials(
+            [(read(serving.key_file), read(serving.cert_file))]
+        )
+        server.add_secure_port(address, credentials)
+    else:
+        server.add_insecure_port(address)
     await server.start()
     return server, health_servicer
 

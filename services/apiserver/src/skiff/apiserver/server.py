@@ -12,8 +12,8 @@ import uvicorn
 
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY
-from skiff.apiserver.storage import StorageError
-from skiff.apiserver.storage.etcd import EtcdBackend
+from skiff.apiserver.storage import StorageError, encryption
+from skiff.apiserver.storage.etcd import EtcdBackend, EtcdTLS
 from skiff.jose import load_public_keys, load_signing_key
 from skiff.log import get_logger
 from skiff.tlsserving import ServingCertificates
@@ -34,7 +34,7 @@ from .authorization.defaults import ensure_default_policy
 from .authorization.node import NodeAuthorizer
 from .authorization.rbac import Lister as RbacLister
 from .authorization.rbac import RBACAuthorizer
-from .grpc_api import set_serving, start_grpc
+from .grpc_api import GrpcSecurity, set_serving, start_grpc
 from .masterleases import MasterLeases, advertise_address
 from .podproxy import KubeletClientConfig
 from .pump import EventPump
@@ -59,6 +59,10 @@ class Settings:
     """Flags and their environment-variable fallbacks (see ``__main__``)."""
 
     etcd: str = "127.0.0.1:2379"
+    etcd_tls: EtcdTLS | None = None
+    encryption_provider_config: str = ""
+    """An EncryptionConfiguration: which resources are encrypted at rest, and how."""
+    """Client TLS toward etcd (``--etcd-cafile``, ``--etcd-certfile``, ``--etcd-keyfile``)."""
     nats: str = "nats://127.0.0.1:4222"
     bind_address: str = "127.0.0.1"
     port: int = 6443
@@ -132,7 +136,12 @@ class ApiServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.etcd = EtcdBackend(settings.etcd)
+        transformer = (
+            encryption.load(settings.encryption_provider_config)
+            if settings.encryption_provider_config
+            else None
+        )
+        self.etcd = EtcdBackend(settings.etcd, tls=settings.etcd_tls, transformer=transformer)
         self.nc = None
         self.cache: WatchCache | None = None
         self.store: Store | None = None
@@ -290,8 +299,14 @@ class ApiServer:
         self._uvicorn.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._spawn(self._uvicorn.serve(), "http")
         if self.settings.grpc_port:
+            security = None
+            if authenticator is not None:
+                security = GrpcSecurity(authenticator, authorizer)
             self._grpc, health = await start_grpc(
-                self.store, f"{self.settings.bind_address}:{self.settings.grpc_port}"
+                self.store,
+                f"{self.settings.bind_address}:{self.settings.grpc_port}",
+                serving=serving,
+                security=security,
             )
             self._spawn(self._grpc_health(health), "grpc-health")
 

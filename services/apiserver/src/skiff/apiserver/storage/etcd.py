@@ -15,11 +15,15 @@ controls revisions, limits and watch progress.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from aetcd import rpc
 
+from .encryption import EncryptionError, Transformer
 from .interface import (
     CompactedError,
     ConflictError,
@@ -43,11 +47,39 @@ def _kv(kv: rpc.KeyValue) -> KeyValue:
     return KeyValue(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision, kv.lease)
 
 
+@dataclass(frozen=True, slots=True)
+class EtcdTLS:
+    """``--etcd-cafile``, ``--etcd-certfile`` and ``--etcd-keyfile``: the CA of etcd's
+    serving certificate and the client certificate etcd's ``--client-cert-auth`` asks for."""
+
+    cafile: str
+    certfile: str = ""
+    keyfile: str = ""
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        read = lambda path: Path(path).read_bytes() if path else None  # noqa: E731
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(self.cafile),
+            private_key=read(self.keyfile),
+            certificate_chain=read(self.certfile),
+        )
+
+
 class EtcdBackend:
     """An asyncio etcd v3 client with compare-and-swap semantics."""
 
-    def __init__(self, endpoint: str = "127.0.0.1:2379", *, timeout: float = 10.0) -> None:
-        self.endpoint = endpoint.removeprefix("http://")
+    def __init__(
+        self,
+        endpoint: str = "127.0.0.1:2379",
+        *,
+        timeout: float = 10.0,
+        tls: EtcdTLS | None = None,
+        transformer: Transformer | None = None,
+    ) -> None:
+        """``transformer``: encryption at rest of the values it names (secrets...)."""
+        self.endpoint = endpoint.removeprefix("http://").removeprefix("https://")
+        self.tls = tls
+        self.transformer = transformer
         self.timeout = timeout
         self._channel: grpc.aio.Channel | None = None
         self.kv: rpc.KVStub
@@ -55,7 +87,12 @@ class EtcdBackend:
         self.lease_stub: rpc.LeaseStub
 
     async def connect(self) -> None:
-        self._channel = rpc.insecure_channel(self.endpoint, options=_GRPC_OPTIONS)
+        if self.tls is not None:
+            self._channel = grpc.aio.secure_channel(
+                self.endpoint, self.tls.credentials(), options=_GRPC_OPTIONS
+            )
+        else:
+            self._channel = rpc.insecure_channel(self.endpoint, options=_GRPC_OPTIONS)
         self.kv = rpc.KVStub(self._channel)
         self.watch_stub = rpc.WatchStub(self._channel)
         self.lease_stub = rpc.LeaseStub(self._channel)
@@ -72,6 +109,27 @@ class EtcdBackend:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def _kv(self, kv: rpc.KeyValue) -> KeyValue:
+        out = _kv(kv)
+        if self.transformer is not None and out.value:
+            try:
+                value, stale = self.transformer.read(out.key, out.value)
+            except EncryptionError as e:
+                raise StorageError(f"cannot decrypt {out.key}: {e}") from e
+            out = dataclasses.replace(out, value=value, stale=stale)
+        return out
+
+    def _decode(self, key: str, value: bytes) -> bytes:
+        if self.transformer is None or not value:
+            return value
+        try:
+            return self.transformer.decode(key, value)
+        except EncryptionError as e:
+            raise StorageError(f"cannot decrypt {key}: {e}") from e
+
+    def _encode(self, key: str, value: bytes) -> bytes:
+        return self.transformer.encode(key, value) if self.transformer is not None else value
+
     async def _call(self, fn, request):  # type: ignore[no-untyped-def]
         try:
             return await fn(request, timeout=self.timeout)
@@ -86,7 +144,7 @@ class EtcdBackend:
         resp = await self._call(
             self.kv.Range, rpc.RangeRequest(key=key.encode(), revision=revision)
         )
-        return _kv(resp.kvs[0]) if resp.kvs else None
+        return self._kv(resp.kvs[0]) if resp.kvs else None
 
     async def range(
         self,
@@ -107,7 +165,7 @@ class EtcdBackend:
             limit=limit,
         )
         resp = await self._call(self.kv.Range, req)
-        return [_kv(kv) for kv in resp.kvs], resp.header.revision, resp.more
+        return [self._kv(kv) for kv in resp.kvs], resp.header.revision, resp.more
 
     async def range_all(self, prefix: str, *, revision: int = 0, page: int = 2000):
         """Every key under ``prefix`` at one revision, read in pages."""
@@ -146,7 +204,11 @@ class EtcdBackend:
                     create_revision=0,
                 )
             ],
-            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value, lease=lease))],
+            success=[
+                rpc.RequestOp(
+                    request_put=rpc.PutRequest(key=k, value=self._encode(key, value), lease=lease)
+                )
+            ],
         )
         resp = await self._call(self.kv.Txn, txn)
         if not resp.succeeded:
@@ -155,7 +217,9 @@ class EtcdBackend:
 
     async def update(self, key: str, value: bytes, expected_revision: int) -> int:
         """Put ``key`` if its mod revision is ``expected_revision``."""
-        put = rpc.RequestOp(request_put=rpc.PutRequest(key=key.encode(), value=value))
+        put = rpc.RequestOp(
+            request_put=rpc.PutRequest(key=key.encode(), value=self._encode(key, value))
+        )
         return await self._compare_and(key, expected_revision, put)
 
     async def delete(self, key: str, expected_revision: int) -> int:
@@ -181,7 +245,7 @@ class EtcdBackend:
         resp = await self._call(self.kv.Txn, txn)
         if not resp.succeeded:
             kvs = resp.responses[0].response_range.kvs
-            raise ConflictError(key, _kv(kvs[0]) if kvs else None)
+            raise ConflictError(key, self._kv(kvs[0]) if kvs else None)
         return resp.header.revision
 
     async def write_claiming(
@@ -221,7 +285,9 @@ class EtcdBackend:
         if value is None:
             ops.append(rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=k)))
         else:
-            ops.append(rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value)))
+            ops.append(
+                rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=self._encode(key, value)))
+            )
         for ck, cv in claim.items():
             compares.append(
                 rpc.Compare(
@@ -250,10 +316,10 @@ class EtcdBackend:
             if found[0]:
                 raise KeyExistsError(key)
         elif not found[0] or found[0][0].mod_revision != expected_revision:
-            raise ConflictError(key, _kv(found[0][0]) if found[0] else None)
+            raise ConflictError(key, self._kv(found[0][0]) if found[0] else None)
         taken = next((c for c, kvs in zip(checked[1:], found[1:], strict=True) if kvs), None)
         if taken is None:  # changed back between the transaction and this answer
-            raise ConflictError(key, _kv(found[0][0]) if found[0] else None)
+            raise ConflictError(key, self._kv(found[0][0]) if found[0] else None)
         raise KeyExistsError(taken)
 
     async def compact(self, revision: int) -> None:
@@ -326,7 +392,7 @@ class EtcdBackend:
                             WatchEvent(
                                 EventType.DELETE,
                                 ev.kv.key.decode(),
-                                ev.prev_kv.value,
+                                self._decode(ev.kv.key.decode(), ev.prev_kv.value),
                                 ev.kv.mod_revision,
                                 False,
                             )
@@ -336,7 +402,7 @@ class EtcdBackend:
                             WatchEvent(
                                 EventType.PUT,
                                 ev.kv.key.decode(),
-                                ev.kv.value,
+                                self._decode(ev.kv.key.decode(), ev.kv.value),
                                 ev.kv.mod_revision,
                                 ev.kv.create_revision == ev.kv.mod_revision,
                             )

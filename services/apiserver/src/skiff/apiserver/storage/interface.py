@@ -53,6 +53,9 @@ class KeyValue:
     mod_revision: int
     create_revision: int
     lease: int = 0
+    stale: bool = False
+    """Read with an encryption key that is no longer the one writes use: an update
+    rewrites it even when nothing changed (key rotation)."""
 
 
 @dataclass(slots=True, frozen=True)

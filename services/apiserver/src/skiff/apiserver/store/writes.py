@@ -213,7 +213,10 @@ class WriteMixin(StoreBase):
                     generic.decode(info, new, opts)
                 new = generic.before_update(strategy, old, new, subresource, opts, managed)
                 if new is None:
-                    return old  # nothing changed: no write, same resourceVersion
+                    if not kv.stale:
+                        return old  # nothing changed: no write, same resourceVersion
+                    # Read with an old encryption key: written again with the current one.
+                    new = copy.deepcopy(old)
                 await self._admit(
                     Attributes(
                         Operation.UPDATE,
