@@ -13,6 +13,7 @@ from skiff.tracing import setup_tracing
 
 from .admission import ORDERED_PLUGINS, enabled_plugins
 from .allocators import ServiceRanges
+from .audit import AuditPolicyError, load_policy
 from .authorization import MODES
 from .podproxy import KubeletClientConfig
 from .server import ApiServer, Settings
@@ -35,6 +36,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--etcd-cafile", default="", help="the CA of etcd's serving certificate")
     p.add_argument("--etcd-certfile", default="", help="the client certificate etcd asks for")
     p.add_argument("--etcd-keyfile", default="")
+    p.add_argument("--audit-policy-file", default="", help="an audit.k8s.io/v1 Policy")
+    p.add_argument("--audit-log-path", default="", help="audit events as JSON lines here")
     p.add_argument(
         "--encryption-provider-config",
         default=_env("SKIFF_ENCRYPTION_PROVIDER_CONFIG", ""),
@@ -120,6 +123,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             encryption.load(a.encryption_provider_config)
         except (OSError, encryption.EncryptionError) as e:
             p.error(f"--encryption-provider-config: {e}")
+    if a.audit_policy_file:
+        try:
+            load_policy(a.audit_policy_file)
+        except (OSError, AuditPolicyError) as e:
+            p.error(f"--audit-policy-file: {e}")
     modes = _plugin_names(a.authorization_mode)
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
@@ -130,6 +138,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     return Settings(
         etcd=a.etcd_servers,
         encryption_provider_config=a.encryption_provider_config,
+        audit_policy_file=a.audit_policy_file,
+        audit_log_path=a.audit_log_path,
         etcd_tls=EtcdTLS(a.etcd_cafile, a.etcd_certfile, a.etcd_keyfile)
         if a.etcd_cafile or a.etcd_servers.startswith("https://")
         else None,

@@ -26,6 +26,7 @@ from .allocators import (
     ServiceAllocator,
     ServiceRanges,
 )
+from .audit import AuditLog, load_policy
 from .authentication.authenticator import Authenticator
 from .authentication.bootstraptoken import BootstrapTokenAuthenticator
 from .authentication.serviceaccount import DEFAULT_ISSUER, ServiceAccountTokens, TokenSettings
@@ -60,6 +61,9 @@ class Settings:
 
     etcd: str = "127.0.0.1:2379"
     etcd_tls: EtcdTLS | None = None
+    audit_policy_file: str = ""
+    audit_log_path: str = ""
+    """Where audit events go as JSON lines (with ``audit_policy_file``)."""
     encryption_provider_config: str = ""
     """An EncryptionConfiguration: which resources are encrypted at rest, and how."""
     """Client TLS toward etcd (``--etcd-cafile``, ``--etcd-certfile``, ``--etcd-keyfile``)."""
@@ -268,6 +272,11 @@ class ApiServer:
                 bootstrap_tokens=bootstrap,
                 anonymous=self.settings.anonymous_auth,
             )
+        audit = None
+        if self.settings.audit_policy_file and self.settings.audit_log_path:
+            audit = AuditLog(
+                load_policy(self.settings.audit_policy_file), self.settings.audit_log_path
+            )
         authorizer = None
         if serving is not None:
             lister = RbacLister(self.cache)
@@ -281,6 +290,7 @@ class ApiServer:
             authenticator=authenticator,
             authorizer=authorizer,
             kubelet=self.settings.kubelet,
+            audit=audit,
         )
         options: dict[str, Any] = {"http": "httptools"}
         options.update(serving.uvicorn_options() if serving else {})

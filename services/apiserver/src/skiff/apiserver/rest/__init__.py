@@ -36,9 +36,10 @@ from skiff.api.errors import ApiError
 from skiff.log import get_logger
 from skiff.tlsserving import peer_certificate
 
+from ..audit import AuditLog
 from ..authentication.authenticator import Authenticator
 from ..authentication.user import UNSECURED_USER, UserInfo
-from ..authorization import Authorizer, RequestAttributes
+from ..authorization import Authorizer, RequestAttributes, forbidden
 from ..podproxy import KubeletClientConfig, PodProxy
 from ..store import Store
 from . import routes
@@ -71,6 +72,7 @@ class RestApi(ResourceHandlers):
         authenticator: Authenticator | None = None,
         authorizer: Authorizer | None = None,
         kubelet: KubeletClientConfig | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         """``authenticator`` None: no authentication (plain HTTP), every request is
         ``system:unsecured``; ``authorizer`` None: every request is allowed."""
@@ -78,6 +80,7 @@ class RestApi(ResourceHandlers):
         self.is_ready = is_ready
         self.authenticator = authenticator
         self.authorizer = authorizer
+        self.audit = audit
         self.pod_proxy = PodProxy(store, kubelet)
 
     async def authenticate(
@@ -115,11 +118,29 @@ class RestApi(ResourceHandlers):
             kind=trace.SpanKind.SERVER,
             attributes={"http.method": method, "http.target": path},
         ) as span:
+            event = None
             try:
                 user = await self.authenticate(request.scope, request.headers)
                 request.state.user = user
-                if self.authorizer is not None:
-                    self.authorizer.check(request_attributes(user, request, path, method))
+                if self.authorizer is not None or self.audit is not None:
+                    attrs = request_attributes(user, request, path, method)
+                    if self.audit is not None:
+                        event = self.audit.begin(
+                            attrs,
+                            str(request.url.path)
+                            + (f"?{request.url.query}" if request.url.query else ""),
+                            request.client.host if request.client else "",
+                            request.headers.get("user-agent", ""),
+                        )
+                    if self.authorizer is not None:
+                        allowed, reason = self.authorizer.authorize(attrs)
+                        if event is not None:
+                            event.annotations["authorization.k8s.io/decision"] = (
+                                "allow" if allowed else "forbid"
+                            )
+                            event.annotations["authorization.k8s.io/reason"] = reason
+                        if not allowed:
+                            raise forbidden(attrs, reason)
                 resp = await self._route(request, path, method)
             except ApiError as e:
                 resp = error_response(e)
@@ -128,6 +149,9 @@ class RestApi(ResourceHandlers):
                 resp = error_response(errors.internal(f"an internal error occurred: {e}"))
             code = resp.status_code
             span.set_attribute("http.status_code", code)
+            if event is not None:
+                body = resp.body if hasattr(resp, "body") else None
+                event.complete(code, getattr(request.state, "body", None), body)
         parts = path.split("/")
         resource = parts[-1] if len(parts) < 4 else ""
         t: Target | None = getattr(request.state, "target", None)

@@ -76,7 +76,14 @@ def _media(request: Request) -> str:
 
 
 async def read_body(request: Request) -> tuple[Any, str]:
-    """The decoded request body and its media type."""
+    """The decoded request body and its media type (kept on ``request.state.body`` for
+    the audit log)."""
+    body, media = await _read_body(request)
+    request.state.body = body
+    return body, media
+
+
+async def _read_body(request: Request) -> tuple[Any, str]:
     raw = b""
     async for chunk in request.stream():
         raw += chunk
