@@ -52,6 +52,7 @@ _MODULES = (
     "skiff.k8spb.api.policy.v1.types_pb2",
     "skiff.k8spb.api.authentication.v1.types_pb2",
     "skiff.k8spb.api.authorization.v1.types_pb2",
+    "skiff.k8spb.api.certificates.v1.types_pb2",
 )
 
 _META = "k8s.io.apimachinery.pkg.apis.meta.v1"

@@ -16,6 +16,7 @@ from pathlib import Path
 from skiff.component import add_common_args, api_client, env, run_component, start
 from skiff.log import get_logger
 
+from .certificates import SigningSettings
 from .clock import OffsetClock
 from .config import CRONJOB_CLOCK_CHECK_INTERVAL, ControllerManagerConfig
 from .credentials import ServiceAccountCredentials
@@ -204,6 +205,9 @@ def config_from_args(a: argparse.Namespace) -> ControllerManagerConfig:
             TEST_CLOCK_CHECK_INTERVAL if a.clock_offset_file else CRONJOB_CLOCK_CHECK_INTERVAL
         ),
         root_ca=Path(a.root_ca_file).read_text() if a.root_ca_file else "",
+        signing=SigningSettings(
+            a.cluster_signing_cert_file, a.cluster_signing_key_file, a.cluster_signing_duration
+        ),
     )
 
 
@@ -238,6 +242,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 metavar="N",
                 help=f"workers of the {spec.name} (default {spec.workers})",
             )
+    p.add_argument("--cluster-signing-cert-file", default="")
+    p.add_argument("--cluster-signing-key-file", default="")
+    p.add_argument(
+        "--cluster-signing-duration",
+        type=duration,
+        default=365 * 24 * 3600.0,
+        help="the longest certificate the signer issues (default 8760h)",
+    )
     p.add_argument(
         "--root-ca-file",
         default=env("SKIFF_ROOT_CA_FILE", ""),

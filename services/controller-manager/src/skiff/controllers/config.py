@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .certificates import SigningSettings
 from .nodeipam import NodeIpamSettings
 from .nodelifecycle import LifecycleSettings
 from .volumebinding import DEFAULT_BASE_DIR
@@ -29,5 +30,7 @@ class ControllerManagerConfig:
     """``--skiff-pv-hostpath-dir``: where the hostPath provisioner puts volumes."""
     cronjob_clock_check_interval: float = CRONJOB_CLOCK_CHECK_INTERVAL
     """Seconds between the CronJob controller's clock-jump checks."""
+    signing: SigningSettings = field(default_factory=SigningSettings)
+    """``--cluster-signing-cert-file``/``-key-file``/``-duration`` (the signer runs with them)."""
     root_ca: str = ""
     """``--root-ca-file``'s PEM (the root CA publisher runs only with one)."""

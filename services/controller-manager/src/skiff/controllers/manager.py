@@ -26,6 +26,7 @@ from skiff.controller.informers import SharedInformers
 from skiff.log import get_logger
 
 from .bootstraptokens import BootstrapSigner, TokenCleaner
+from .certificates import CSRApprovingController, CSRSigningController
 from .clusterroleaggregation import ClusterRoleAggregation
 from .config import ControllerManagerConfig
 from .credentials import ServiceAccountCredentials
@@ -178,6 +179,20 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             aliases=("endpointslice",),
         ),
         ControllerSpec(
+            "certificatesigningrequest-approving-controller",
+            CSRApprovingController,
+            workers=1,
+            aliases=("csrapproving",),
+        ),
+        ControllerSpec(
+            "certificatesigningrequest-signing-controller",
+            CSRSigningController,
+            workers=1,
+            aliases=("csrsigning",),
+            options=lambda c: {"settings": c.signing},
+            runs=lambda c: c.signing.enabled,
+        ),
+        ControllerSpec(
             "clusterrole-aggregation-controller",
             ClusterRoleAggregation,
             workers=1,
@@ -265,6 +280,8 @@ SERVICE_ACCOUNTS: dict[str, str] = {
     "node-lifecycle-controller": "node-controller",
     "node-ipam-controller": "node-controller",
     "root-ca-certificate-publisher-controller": "root-ca-cert-publisher",
+    "certificatesigningrequest-approving-controller": "certificate-controller",
+    "certificatesigningrequest-signing-controller": "certificate-controller",
     "taint-eviction-controller": "node-controller",
 }
 """The ServiceAccount each controller writes as under ``--use-service-account-credentials``,

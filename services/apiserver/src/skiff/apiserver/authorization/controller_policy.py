@@ -241,6 +241,10 @@ SKIFF_ADDITIONS: dict[str, list[dict[str, Any]]] = {
     # Skiff's binder also makes the default StorageClass when none is marked default
     # (what an add-on does in a kubeadm cluster).
     "persistent-volume-binder": [_r("create", ("storage.k8s.io",), "storageclasses")],
+    # Skiff's approver also approves kubelets' serving certificates for their own names.
+    "certificate-controller": [
+        _r("approve", ("certificates.k8s.io",), "signers", "kubernetes.io/kubelet-serving")
+    ],
 }
 """Rules Skiff's controllers need beyond kube's roles, because they do a little more."""
 

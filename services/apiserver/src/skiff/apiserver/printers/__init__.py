@@ -20,6 +20,7 @@ from skiff.api.resources import ResourceInfo
 from skiff.apiserver.printers import (
     apps,
     batch,
+    certificates,
     coordination,
     core,
     discovery,
@@ -62,6 +63,7 @@ _PRINTERS: dict[tuple[str, str], TablePrinter] = {
     **events.PRINTERS,
     **apps.PRINTERS,
     **batch.PRINTERS,
+    **certificates.PRINTERS,
     **discovery.PRINTERS,
     **storage.PRINTERS,
     **rbac.PRINTERS,

@@ -14,6 +14,7 @@ from skiff.api.resources import ResourceInfo
 from .apps.workloads import ReplicationControllerStrategy, WorkloadStrategy
 from .batch.cronjob import CronJobStrategy
 from .batch.job import JobStrategy
+from .certificates.csr import CertificateSigningRequestStrategy
 from .core.configmap import ConfigMapStrategy
 from .core.namespace import NamespaceStrategy
 from .core.node import NodeStrategy
@@ -41,6 +42,7 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("apps", "statefulsets"): WorkloadStrategy,
     ("batch", "cronjobs"): CronJobStrategy,
     ("batch", "jobs"): JobStrategy,
+    ("certificates.k8s.io", "certificatesigningrequests"): CertificateSigningRequestStrategy,
     ("networking.k8s.io", "networkpolicies"): NetworkPolicyStrategy,
     ("scheduling.k8s.io", "priorityclasses"): PriorityClassStrategy,
     ("storage.k8s.io", "storageclasses"): StorageClassStrategy,

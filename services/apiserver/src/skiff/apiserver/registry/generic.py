@@ -144,6 +144,7 @@ def before_create(strategy: Strategy, obj: Obj, namespace: str | None, opts: Wri
     if not meta.get("name") and meta.get("generateName"):
         meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
     strategy.prepare_for_create(obj)
+    strategy.set_requester(obj, opts.user)
     meta["uid"] = str(uuid.uuid4())
     meta["creationTimestamp"] = rfc3339()
     meta["generation"] = 1

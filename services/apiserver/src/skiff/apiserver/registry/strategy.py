@@ -23,6 +23,7 @@ from .options import DeleteOptions, WriteOptions
 if TYPE_CHECKING:
     from skiff.apiserver.allocators import ServiceAllocator
     from skiff.apiserver.authentication.serviceaccount import ServiceAccountTokens
+    from skiff.apiserver.authentication.user import UserInfo
 
 Obj = dict[str, Any]
 
@@ -209,6 +210,9 @@ class Strategy:
         meta = obj["metadata"]
         if not meta.get("managedFields"):
             meta.pop("managedFields", None)
+
+    def set_requester(self, obj: Obj, user: UserInfo | None) -> None:
+        """Record who creates ``obj``, for resources that keep it (CertificateSigningRequests)."""
 
     def prepare_for_update(self, obj: Obj, old: Obj, subresource: str) -> Obj:
         """The object to store: a ``status`` write keeps everything but status from

@@ -21,7 +21,7 @@ from skiff.apiserver.storage.codec import decode
 from .. import admission
 from ..admission import Attributes
 from ..allocators import ServiceAllocator
-from ..authorization import escalation
+from ..authorization import certificates, escalation
 from ..registry import Strategy, Subresource, strategy_for
 from ..watchcache import WatchCache
 
@@ -130,6 +130,7 @@ class StoreBase:
         """The admission chain: every mutating plugin, then every validating one."""
         if self.authorizer is not None:
             escalation.check(self.authorizer, attrs)
+            certificates.check(self.authorizer, attrs)
         await self.admission.admit(attrs)
         await self.admission.validate(attrs)
 
