@@ -114,6 +114,7 @@ up() {
   start_bg controller-manager "$VENV/bin/skiff-controller-manager" \
     --kubeconfig "$CONFS/controller-manager.conf" --use-service-account-credentials \
     --controllers '*,bootstrapsigner,tokencleaner' --root-ca-file "$PKI/ca.crt" \
+    --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
     --port "$CONTROLLER_MANAGER_PORT"
   wait_for "controller-manager /healthz" \
     curl -sf "http://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz"

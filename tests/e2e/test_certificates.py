@@ -37,7 +37,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         )  # fmt: skip
         managers = Managers(c)
         managers.start(
-            "--controllers=csrapproving,csrsigning",
+            "--controllers=csrapproving,csrsigning,bootstrapsigner",
             "--use-service-account-credentials",
             f"--kubeconfig={c.user_kubeconfig('system:kube-controller-manager')}",
             f"--cluster-signing-cert-file={c.pki / 'ca.crt'}",
@@ -146,3 +146,88 @@ def test_the_client_signer_never_issues_system_masters(cluster: Cluster) -> None
     assert (
         "use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed"
     ) in refused.stderr
+
+
+async def test_the_kubelet_bootstraps_its_client_certificate(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    import yaml
+
+    from skiff.kubelet.certificates import CURRENT, bootstrap
+
+    assert cluster.pki is not None
+    ca = base64.b64encode((cluster.pki / "ca.crt").read_bytes()).decode()
+    boot = tmp_path / "bootstrap-kubelet.conf"
+    boot.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "kubernetes",
+                        "cluster": {"server": cluster.url, "certificate-authority-data": ca},
+                    }
+                ],
+                "contexts": [
+                    {"name": "tls-bootstrap", "context": {"cluster": "kubernetes", "user": "b"}}
+                ],
+                "current-context": "tls-bootstrap",
+                "users": [{"name": "b", "user": {"token": TOKEN}}],
+            }
+        )
+    )
+    kubeconfig, certs = tmp_path / "kubelet.conf", tmp_path / "pki"
+    assert await bootstrap(kubeconfig, boot, "n2", certs) is True
+    assert (certs / CURRENT).stat().st_mode & 0o777 == 0o600
+    who = kubectl(["--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "json"])
+    assert json.loads(who.stdout)["status"]["userInfo"]["username"] == "system:node:n2"
+    assert await bootstrap(kubeconfig, boot, "n2", certs) is False  # already has one
+
+
+def test_join_trusts_the_control_plane_only_by_token_and_ca_pin(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from skiff.kubelet.certificates import bootstrap
+    from skiff.pki import spki_sha256
+
+    assert cluster.pki is not None
+    endpoint = cluster.url.removeprefix("https://")
+    pin = spki_sha256(x509.load_pem_x509_certificate((cluster.pki / "ca.crt").read_bytes()))
+
+    def join(*args: str, folder: Path = tmp_path / "etc") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SKIFFADM), "join", endpoint, "--kubeconfig-dir", str(folder), *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    wrong = join("--token", TOKEN, "--discovery-token-ca-cert-hash", "sha256:" + "0" * 64)
+    assert wrong.returncode == 1 and "error execution phase:" in wrong.stderr
+    assert "public key" in wrong.stderr or "pin" in wrong.stderr, wrong.stderr
+    unpinned = join("--token", TOKEN)
+    assert unpinned.returncode == 1
+    assert "--discovery-token-unsafe-skip-ca-verification" in unpinned.stderr
+    unknown = join("--token", "zzzzzz.0123456789abcdef", "--discovery-token-ca-cert-hash", pin)
+    assert unknown.returncode == 1
+    assert 'This token id "zzzzzz" is invalid for this cluster' in unknown.stderr
+
+    def signed() -> bool:
+        return join("--token", TOKEN, "--discovery-token-ca-cert-hash", pin).returncode == 0
+
+    wait_until(signed, timeout=30, what="cluster-info signed by the bootstrap signer")
+    ok = join("--token", TOKEN, "--discovery-token-ca-cert-hash", pin)
+    assert "[discovery] Cluster info signature and contents are valid" in ok.stdout
+    folder = tmp_path / "etc"
+    assert (folder / "pki" / "ca.crt").read_bytes() == (cluster.pki / "ca.crt").read_bytes()
+    # The kubelet's TLS bootstrap with what join wrote: the node's own credentials.
+    kubeconfig = folder / "kubelet.conf"
+    assert asyncio.run(
+        bootstrap(kubeconfig, folder / "bootstrap-kubelet.conf", "n3", folder / "pki")
+    )
+    who = kubectl(["--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "json"])
+    assert json.loads(who.stdout)["status"]["userInfo"]["username"] == "system:node:n3"
+    skipped = join("--token", TOKEN, "--discovery-token-unsafe-skip-ca-verification",
+                   folder=tmp_path / "etc2")  # fmt: skip
+    assert skipped.returncode == 0 and "WARNING" in skipped.stdout

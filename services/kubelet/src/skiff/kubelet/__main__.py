@@ -16,6 +16,7 @@ from skiff.log import get_logger, setup_logging
 from skiff.tracing import setup_tracing
 
 from .auth import AuthSettings
+from .certificates import bootstrap
 from .containerd_setup import RuntimePaths, ensure_shared_netns_dir
 from .kubelet import Kubelet
 from .network import PodNetwork
@@ -27,6 +28,19 @@ log = get_logger(__name__)
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="skiff-kubelet", description=__doc__)
     p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    p.add_argument(
+        "--bootstrap-kubeconfig",
+        default="",
+        help="when --kubeconfig does not exist yet: get a client certificate with this "
+        "(a bootstrap token's) kubeconfig and write --kubeconfig (TLS bootstrap)",
+    )
+    p.add_argument(
+        "--cert-dir",
+        type=Path,
+        default=None,
+        help="where the TLS bootstrap keeps the client certificate (default: "
+        "<runtime dir>/kubelet/pki)",
+    )
     p.add_argument("--server", default=os.environ.get("SKIFF_SERVER"))
     p.add_argument(
         "--node-name", default=os.environ.get("SKIFF_NODE_NAME", socket.gethostname().lower())
@@ -142,6 +156,15 @@ async def run(a: argparse.Namespace) -> None:
         masquerade=a.masquerade_pod_traffic == "true",
         plugin=a.network_plugin,
     )
+    if a.bootstrap_kubeconfig and not a.server:
+        if not a.kubeconfig:
+            raise SystemExit("--bootstrap-kubeconfig needs --kubeconfig (where to write)")
+        await bootstrap(
+            Path(a.kubeconfig),
+            Path(a.bootstrap_kubeconfig),
+            a.node_name,
+            a.cert_dir or paths.base / "kubelet" / "pki",
+        )
     if a.server:
         client = ApiClient(a.server, user_agent="skiff-kubelet")
     else:

@@ -4,6 +4,8 @@ skiffadm init phase certs all        the control plane's certificates (kubeadm's
 skiffadm init phase kubeconfig all   the control plane's kubeconfig files
 skiffadm init phase bootstrap-token  a bootstrap token, the RBAC for joining, cluster-info
 skiffadm kubeconfig user             a kubeconfig with a client certificate for one user
+skiffadm join <host>:<port> --token T --discovery-token-ca-cert-hash sha256:...
+                                     token discovery, then the kubelet's bootstrap kubeconfig
 skiffadm certs check-expiration      every certificate's expiry
 skiffadm token generate              a new bootstrap token
 """
@@ -21,7 +23,7 @@ import yaml
 
 from skiff.api.errors import ApiError
 from skiff.api.timestamps import parse_duration
-from skiff.bootstrap import generate_token, parse_token
+from skiff.bootstrap import DiscoveryError, generate_token, parse_token
 from skiff.client.rest import ApiClient
 from skiff.clusterpki import PkiConfig, write_cluster_pki
 from skiff.kubeconfigs import kubeconfig, write_kubeconfigs
@@ -29,6 +31,7 @@ from skiff.pki import CertificateAuthority, KeyPair
 
 from .bootstraptoken import run_phase
 from .expiration import report
+from .join import join
 
 PKI = Path("/etc/kubernetes/pki")
 KUBECONFIGS = Path("/etc/kubernetes")
@@ -84,6 +87,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--control-plane-endpoint", default="127.0.0.1:6443", help="host:port of the apiserver"
     )
 
+    j = sub.add_parser("join", help="join this machine to a cluster (discovery, TLS bootstrap)")
+    j.add_argument("endpoint", help="host:port of the control plane")
+    j.add_argument("--token", required=True, help="a bootstrap token, [a-z0-9]{6}.[a-z0-9]{16}")
+    j.add_argument(
+        "--discovery-token-ca-cert-hash",
+        action="append",
+        default=[],
+        help="sha256:<hex> of the CA's public key (skiffadm init prints it; repeatable)",
+    )
+    j.add_argument("--discovery-token-unsafe-skip-ca-verification", action="store_true")
+    j.add_argument("--kubeconfig-dir", type=Path, default=KUBECONFIGS)
+
     certs_cmd = sub.add_parser("certs", help="certificate commands")
     certs_sub = certs_cmd.add_subparsers(dest="certs_command", required=True)
     check = certs_sub.add_parser("check-expiration", help="every certificate's expiry")
@@ -113,6 +128,16 @@ def run(a: argparse.Namespace) -> int:
         print("\n".join(write_kubeconfigs(a.kubeconfig_dir, a.cert_dir, server, a.node_name)))
     elif a.command == "init" and a.phase == "bootstrap-token":
         print("\n".join(asyncio.run(_bootstrap_token(a))))
+    elif a.command == "join":
+        parse_token(a.token)
+        lines = join(
+            a.endpoint,
+            a.token,
+            a.discovery_token_ca_cert_hash,
+            a.discovery_token_unsafe_skip_ca_verification,
+            a.kubeconfig_dir,
+        )
+        print("\n".join(lines))
     elif a.command == "kubeconfig":
         sys.stdout.write(
             user_kubeconfig(a.cert_dir, a.client_name, a.org, a.control_plane_endpoint)
@@ -150,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
     try:
         sys.exit(run(a))
-    except (OSError, ValueError, ApiError) as e:
+    except (OSError, ValueError, ApiError, DiscoveryError) as e:
         print(f"error execution phase: {e}", file=sys.stderr)
         sys.exit(1)
 
