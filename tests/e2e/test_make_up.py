@@ -399,3 +399,6 @@ def test_make_down_leaves_nothing_behind(up: dict[str, str]) -> None:
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert BRIDGE not in links
     assert not list((Path(up["SKIFF_STATE"]) / "pids").glob("*.pid"))
+    # Pods' tmpfs volumes (secrets, service-account tokens) are unmounted too.
+    mounts = Path("/proc/self/mounts").read_text()
+    assert up["SKIFF_STATE"] not in mounts

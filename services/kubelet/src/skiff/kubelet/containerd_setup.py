@@ -299,6 +299,23 @@ async def remove_all_pods(paths: RuntimePaths, *, grace: int = DOWN_GRACE_SECOND
         return len(sandboxes)
 
 
+async def remove_pod_volumes(paths: RuntimePaths) -> int:
+    """Unmount and remove the volumes the kubelet left (``make down`` stops it before its
+    pods: their secret, projected and memory volumes are tmpfs mounts); how many pods had
+    some."""
+    from .volumes import VolumeManager
+
+    volumes = VolumeManager(paths.base / "kubelet", _no_lookup)
+    pods = volumes.known_pods()
+    for uid in pods:
+        await volumes.teardown(uid)
+    return len(pods)
+
+
+async def _no_lookup(_kind: str, _namespace: str, _name: str) -> dict:  # type: ignore[type-arg]
+    raise RuntimeError("no API during cleanup")
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m skiff.kubelet.containerd_setup config|images --dir DIR``: used by ``make up``."""
     p = argparse.ArgumentParser(prog="python -m skiff.kubelet.containerd_setup")
@@ -329,7 +346,8 @@ def main(argv: list[str] | None = None) -> None:
         print(write_config(paths))
     elif a.action == "cleanup":
         count = asyncio.run(remove_all_pods(paths, grace=a.grace))
-        print(f"stopped {count} pods (grace period {a.grace} s)")
+        volumes = asyncio.run(remove_pod_volumes(paths))
+        print(f"stopped {count} pods (grace period {a.grace} s), unmounted {volumes} pods' volumes")
         teardown_network(a.bridge)
     else:
         wait_for_socket(paths.socket)
