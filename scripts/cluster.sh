@@ -87,7 +87,11 @@ up() {
     --listen-client-urls "https://127.0.0.1:$ETCD_PORT" --advertise-client-urls "https://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "https://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "https://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster "skiff=https://127.0.0.1:$ETCD_PEER_PORT"
-  start_bg nats nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$STATE/nats"
+  # NATS with TLS, client certificates and permissions: only the apiserver's event pump
+  # may publish watch events; the watch caches may only read them.
+  "$VENV/bin/python" -m skiff.natsconf --pki "$PKI" --port "$NATS_PORT" \
+    --store-dir "$STATE/nats" "$STATE/nats.conf"
+  start_bg nats nats-server -c "$STATE/nats.conf"
   wait_for etcd etcdctl --endpoints "https://127.0.0.1:$ETCD_PORT" --cacert "$PKI/etcd/ca.crt" \
     --cert "$PKI/etcd/healthcheck-client.crt" --key "$PKI/etcd/healthcheck-client.key" \
     endpoint health
@@ -95,13 +99,17 @@ up() {
   start_bg apiserver "$VENV/bin/skiff-apiserver" --etcd-servers "https://127.0.0.1:$ETCD_PORT" \
     --etcd-cafile "$PKI/etcd/ca.crt" --etcd-certfile "$PKI/apiserver-etcd-client.crt" \
     --etcd-keyfile "$PKI/apiserver-etcd-client.key" \
-    --nats-url "nats://127.0.0.1:$NATS_PORT" --port "$API_PORT" \
+    --nats-url "nats://127.0.0.1:$NATS_PORT" --nats-ca-file "$PKI/nats/ca.crt" \
+    --nats-cert-file "$PKI/nats/watch-cache.crt" --nats-key-file "$PKI/nats/watch-cache.key" \
+    --nats-pump-cert-file "$PKI/nats/event-pump.crt" \
+    --nats-pump-key-file "$PKI/nats/event-pump.key" --port "$API_PORT" \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
     --client-ca-file "$PKI/ca.crt" --service-account-key-file "$PKI/sa.pub" \
     --service-account-signing-key-file "$PKI/sa.key" --enable-bootstrap-token-auth \
     --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction,ServiceAccount \
     --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
-    --kubelet-client-key "$PKI/apiserver-kubelet-client.key"
+    --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority "$PKI/ca.crt"
   wait_for "apiserver /readyz" curl -sf --cacert "$PKI/ca.crt" "https://$ENDPOINT/readyz"
   # As kubeadm init goes on: a bootstrap token, the RBAC for joining nodes and for
   # admin.conf's group, the cluster-info ConfigMap; then admin.conf for the user.
@@ -130,8 +138,13 @@ up() {
     --runtime-dir "$STATE/containerd" --pod-manifest-path "$STATE/manifests" \
     --node-name "$NODE_NAME" --cluster-dns "$CLUSTER_DNS" --port "$KUBELET_PORT" --bridge "$BRIDGE" \
     --client-ca-file "$PKI/ca.crt" --anonymous-auth false --authentication-token-webhook \
-    --authorization-mode Webhook --healthz-port "$KUBELET_HEALTHZ_PORT"
+    --authorization-mode Webhook --healthz-port "$KUBELET_HEALTHZ_PORT" \
+    --rotate-server-certificates
   wait_for "kubelet /healthz" curl -sf "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz"
+  # Its API serves a certificate of the cluster CA once the controller manager signs it
+  # (the apiserver verifies kubelets against that CA): a 401 means TLS checked out.
+  wait_for "kubelet serving certificate" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' \
+    --cacert '$PKI/ca.crt' https://127.0.0.1:$KUBELET_PORT/healthz)\" = 401 ]"
   # The Service proxy: a process next to the kubelet here (a DaemonSet in compose), as
   # kube-proxy is. It writes this machine's iptables; `make down` removes its rules.
   start_bg proxy "$VENV/bin/skiff-proxy" --kubeconfig "$CONFS/proxy.conf" \

@@ -23,6 +23,7 @@ import yaml
 from skiff.client.rest import ApiClient
 from skiff.clusterpki import PkiConfig, write_cluster_pki
 from skiff.kubeconfigs import kubeconfig
+from skiff.natsconf import server_config
 from skiff.pki import CertificateAuthority, KeyPair
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,6 +128,11 @@ class Cluster:
             f"--tls-private-key-file={p / 'apiserver.key'}",
             f"--client-ca-file={p / 'ca.crt'}",
             f"--service-account-key-file={p / 'sa.pub'}",
+            f"--nats-ca-file={p / 'nats' / 'ca.crt'}",
+            f"--nats-cert-file={p / 'nats' / 'watch-cache.crt'}",
+            f"--nats-key-file={p / 'nats' / 'watch-cache.key'}",
+            f"--nats-pump-cert-file={p / 'nats' / 'event-pump.crt'}",
+            f"--nats-pump-key-file={p / 'nats' / 'event-pump.key'}",
             f"--etcd-cafile={p / 'etcd' / 'ca.crt'}",
             f"--etcd-certfile={p / 'apiserver-etcd-client.crt'}",
             f"--etcd-keyfile={p / 'apiserver-etcd-client.key'}",
@@ -180,9 +186,18 @@ class Cluster:
         wait_until(lambda: _tcp_open(self.etcd_port), what="etcd")
 
     def start_nats(self) -> None:
-        self.nats = Proc(
-            "nats",
-            [
+        """NATS with JetStream on loopback; with :attr:`pki`, TLS with client certificates
+        and permissions (:mod:`skiff.natsconf`: only the event pump publishes events)."""
+        if self.pki is not None:
+            conf = self.dir / "nats.conf"
+            conf.write_text(
+                server_config(
+                    self.pki, host="127.0.0.1", port=self.nats_port, store_dir=self.dir / "nats"
+                )
+            )
+            args = ["nats-server", "-c", str(conf)]
+        else:
+            args = [
                 "nats-server",
                 "-js",
                 "-a",
@@ -191,9 +206,8 @@ class Cluster:
                 str(self.nats_port),
                 "-sd",
                 str(self.dir / "nats"),
-            ],
-            self.dir / "nats.log",
-        )
+            ]
+        self.nats = Proc("nats", args, self.dir / "nats.log")
         self.nats.start()
         wait_until(lambda: _tcp_open(self.nats_port), what="nats")
 

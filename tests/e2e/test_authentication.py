@@ -343,3 +343,61 @@ def test_etcd_takes_only_clients_with_its_certificates(cluster: Cluster) -> None
     admin = cluster.user_certificate("kubernetes-admin", ("system:masters",))
     wrong = etcdctl(f"--cacert={e / 'ca.crt'}", f"--cert={admin[0]}", f"--key={admin[1]}")
     assert wrong.returncode != 0
+
+
+async def test_only_the_event_pump_publishes_watch_events(cluster: Cluster, admin: Path) -> None:
+    import asyncio
+
+    import nats
+
+    from skiff.client.rest import ApiClient
+
+    assert cluster.pki is not None
+    n = cluster.pki / "nats"
+
+    def tls(who: str | None) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(n / "ca.crt"))
+        if who:
+            ctx.load_cert_chain(n / f"{who}.crt", n / f"{who}.key")
+        return ctx
+
+    # No client certificate: no connection at all.
+    with pytest.raises(Exception):  # noqa: B017 - the TLS alert surfaces as ssl or nats errors
+        await nats.connect(
+            cluster.nats_url, tls=tls(None), allow_reconnect=False, connect_timeout=3
+        )
+    async with ApiClient.from_kubeconfig(str(admin)) as client:
+        seen: list[str] = []
+
+        async def watch() -> None:
+            async for _type, obj in client.watch("configmaps", "default"):
+                seen.append(obj["metadata"]["name"])
+
+        watching = asyncio.create_task(watch())
+        await asyncio.sleep(1)
+        errors: list[str] = []
+
+        async def on_error(e: Exception) -> None:
+            errors.append(str(e))
+
+        # A watch cache's identity may read the stream, not write to it: a forged event
+        # is refused by NATS and never reaches a watcher.
+        reader = await nats.connect(cluster.nats_url, tls=tls("watch-cache"), error_cb=on_error)
+        forged = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"forged"}}'
+        headers = {
+            "Skiff-Rev": "999999",
+            "Skiff-Key": "/registry/core/configmaps/default/forged",
+            "Skiff-Type": "PUT",
+        }
+        await reader.publish("skiff.events.core.configmaps", forged, headers=headers)
+        await reader.flush()
+        await client.create("configmaps", {"metadata": {"name": "real"}}, "default")
+        for _ in range(50):
+            if "real" in seen:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        watching.cancel()
+        await reader.close()
+        assert "real" in seen and "forged" not in seen
+        assert any("permissions violation" in e for e in errors), errors

@@ -297,6 +297,18 @@ def test_tls_rbac_and_every_component_under_its_own_identity(up: dict[str, str])
             f"--cacert={state / 'pki' / 'etcd' / 'ca.crt'}", "--dial-timeout=3s",
             "get", "/registry/", "--prefix", "--keys-only", "--limit=1"]  # fmt: skip
     assert subprocess.run(etcd, capture_output=True, timeout=30).returncode != 0
+    # The kubelet serves a certificate of the cluster CA (a kubelet-serving request the
+    # controller manager approved for the node's own names, and signed).
+    csrs = json.loads(kubectl(up, "get", "csr", "-o", "json"))["items"]
+    serving = [c for c in csrs if c["spec"]["signerName"] == "kubernetes.io/kubelet-serving"]
+    assert serving and serving[0]["spec"]["username"] == "system:node:makeup-node"
+    assert serving[0]["status"].get("certificate")
+    verified = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", ca,
+         f"https://127.0.0.1:{up['SKIFF_KUBELET_PORT']}/pods"],
+        capture_output=True, text=True, timeout=10,
+    ).stdout  # fmt: skip
+    assert verified == "401", verified
     # The kubelet's API answers no one without credentials.
     kubelet = f"https://127.0.0.1:{up['SKIFF_KUBELET_PORT']}"
     for path in ("/pods", "/exec/default/client/c?command=id"):

@@ -47,6 +47,9 @@ def test_kubeadm_layout_made_once_and_kept(pki: Path) -> None:
                                      "apiserver-etcd-client") for ext in ("crt", "key")),
             *(f"etcd/{n}.{ext}" for n in ("ca", "server", "peer", "healthcheck-client")
               for ext in ("crt", "key")),
+            # Skiff's own: the event stream's NATS (kubeadm has none).
+            *(f"nats/{n}.{ext}" for n in ("ca", "server", "event-pump", "watch-cache")
+              for ext in ("crt", "key")),
             "sa.key", "sa.pub",
         ]
     )  # fmt: skip
@@ -65,6 +68,8 @@ def test_kubeadm_layout_made_once_and_kept(pki: Path) -> None:
         ("front-proxy-client", "front-proxy-ca", "front-proxy-client", [], {"client"}),
         ("etcd/server", "etcd/ca", "cp-1", [], {"server", "client"}),
         ("apiserver-etcd-client", "etcd/ca", "kube-apiserver-etcd-client", [], {"client"}),
+        ("nats/event-pump", "nats/ca", "skiff-event-pump", [], {"client"}),
+        ("nats/watch-cache", "nats/ca", "skiff-watch-cache", [], {"client"}),
     ],
 )
 def test_each_certificate_is_signed_by_its_ca(

@@ -76,7 +76,17 @@ class Leaf:
     """Which name list of :class:`PkiConfig` becomes its SANs ("" none)."""
 
 
-CAS = (("ca", "kubernetes"), ("front-proxy-ca", "front-proxy-ca"), ("etcd/ca", "etcd-ca"))
+CAS = (
+    ("ca", "kubernetes"),
+    ("front-proxy-ca", "front-proxy-ca"),
+    ("etcd/ca", "etcd-ca"),
+    ("nats/ca", "nats-ca"),
+)
+"""kubeadm's three CAs, and Skiff's own for the event stream's NATS (which kubeadm has not)."""
+NATS_EVENT_PUMP = "skiff-event-pump"
+"""The NATS identity that may publish watch events (the apiserver's leader-elected pump)."""
+NATS_WATCH_CACHE = "skiff-watch-cache"
+"""The NATS identity that may only read them (every apiserver's watch cache)."""
 
 
 def leaves(node: str) -> list[Leaf]:
@@ -96,6 +106,9 @@ def leaves(node: str) -> list[Leaf]:
         Leaf("etcd/peer", "etcd/ca", node, both, names="etcd"),
         Leaf("etcd/healthcheck-client", "etcd/ca", "kube-etcd-healthcheck-client", ("client",)),
         Leaf("apiserver-etcd-client", "etcd/ca", "kube-apiserver-etcd-client", ("client",)),
+        Leaf("nats/server", "nats/ca", "skiff-nats", ("server",), names="etcd"),
+        Leaf("nats/event-pump", "nats/ca", NATS_EVENT_PUMP, ("client",)),
+        Leaf("nats/watch-cache", "nats/ca", NATS_WATCH_CACHE, ("client",)),
     ]
 
 

@@ -16,7 +16,7 @@ from .allocators import ServiceRanges
 from .audit import AuditPolicyError, load_policy
 from .authorization import MODES
 from .podproxy import KubeletClientConfig
-from .server import ApiServer, Settings
+from .server import ApiServer, NatsTLS, Settings
 from .storage import encryption
 from .storage.etcd import EtcdTLS
 
@@ -33,6 +33,11 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         default=_env("SKIFF_ETCD_SERVERS", d.etcd),
         help="etcd endpoint host:port (env SKIFF_ETCD_SERVERS)",
     )
+    p.add_argument("--nats-ca-file", default="", help="the CA of NATS (TLS with client certs)")
+    p.add_argument("--nats-cert-file", default="", help="the watch cache's NATS identity")
+    p.add_argument("--nats-key-file", default="")
+    p.add_argument("--nats-pump-cert-file", default="", help="the event pump's NATS identity")
+    p.add_argument("--nats-pump-key-file", default="")
     p.add_argument("--etcd-cafile", default="", help="the CA of etcd's serving certificate")
     p.add_argument("--etcd-certfile", default="", help="the client certificate etcd asks for")
     p.add_argument("--etcd-keyfile", default="")
@@ -144,6 +149,15 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         if a.etcd_cafile or a.etcd_servers.startswith("https://")
         else None,
         nats=a.nats_url,
+        nats_tls=NatsTLS(
+            a.nats_ca_file,
+            a.nats_cert_file,
+            a.nats_key_file,
+            a.nats_pump_cert_file,
+            a.nats_pump_key_file,
+        )
+        if a.nats_ca_file
+        else None,
         bind_address=a.bind_address,
         port=a.port,
         grpc_port=a.grpc_port,

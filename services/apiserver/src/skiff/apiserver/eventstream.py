@@ -7,6 +7,8 @@ is the stored object (for a delete: the object as it was before).
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from dataclasses import dataclass
 
 import nats
@@ -60,8 +62,9 @@ def subject_for(key: str) -> str:
     return f"{SUBJECT_PREFIX}.{info.group or 'core'}.{info.plural}"
 
 
-async def connect(url: str, name: str) -> NATS:
-    """A NATS connection that keeps reconnecting for as long as the process lives."""
+async def connect(url: str, name: str, tls: ssl.SSLContext | None = None) -> NATS:
+    """A NATS connection that keeps reconnecting for as long as the process lives (over
+    TLS with a client certificate when ``tls`` is given)."""
 
     async def on_error(e: Exception) -> None:
         log.warning("nats error", error=repr(e))
@@ -75,6 +78,7 @@ async def connect(url: str, name: str) -> NATS:
     return await nats.connect(
         url,
         name=name,
+        tls=tls,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         allow_reconnect=True,
@@ -84,13 +88,20 @@ async def connect(url: str, name: str) -> NATS:
     )
 
 
-async def ensure_stream(js: JetStreamContext, settings: StreamSettings = StreamSettings()) -> None:
-    """Create the event stream if it does not exist yet."""
-    try:
-        await js.stream_info(STREAM)
-        return
-    except NotFoundError:
-        pass
+async def ensure_stream(
+    js: JetStreamContext, settings: StreamSettings = StreamSettings(), *, create: bool = True
+) -> None:
+    """Create the event stream if it does not exist yet; with ``create`` False (a reader
+    that may not create it: the watch cache on a secured NATS), wait for the pump to."""
+    while True:
+        try:
+            await js.stream_info(STREAM)
+            return
+        except NotFoundError:
+            if create:
+                break
+        log.info("waiting for the event pump to create the event stream")
+        await asyncio.sleep(1.0)
     await js.add_stream(
         StreamConfig(
             name=STREAM,

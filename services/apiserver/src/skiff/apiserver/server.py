@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,32 @@ SYSTEM_PRIORITY_DESCRIPTIONS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class NatsTLS:
+    """``--nats-ca-file``; ``--nats-cert-file``/``--nats-key-file`` (the watch cache's
+    identity, which may only read the stream); ``--nats-pump-cert-file``/
+    ``--nats-pump-key-file`` (the event pump's, which may publish to it)."""
+
+    ca_file: str
+    cert_file: str
+    key_file: str
+    pump_cert_file: str = ""
+    pump_key_file: str = ""
+
+    def _context(self, cert: str, key: str) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        ctx.load_cert_chain(cert, key)
+        return ctx
+
+    def cache_context(self) -> ssl.SSLContext:
+        return self._context(self.cert_file, self.key_file)
+
+    def pump_context(self) -> ssl.SSLContext:
+        return self._context(
+            self.pump_cert_file or self.cert_file, self.pump_key_file or self.key_file
+        )
+
+
 @dataclass(slots=True)
 class Settings:
     """Flags and their environment-variable fallbacks (see ``__main__``)."""
@@ -68,6 +95,9 @@ class Settings:
     """An EncryptionConfiguration: which resources are encrypted at rest, and how."""
     """Client TLS toward etcd (``--etcd-cafile``, ``--etcd-certfile``, ``--etcd-keyfile``)."""
     nats: str = "nats://127.0.0.1:4222"
+    nats_tls: NatsTLS | None = None
+    """TLS toward NATS: its CA, the watch cache's client certificate and, when this
+    apiserver may run the event pump, the pump's (``--nats-*-file``)."""
     bind_address: str = "127.0.0.1"
     port: int = 6443
     grpc_port: int = 6444
@@ -147,6 +177,7 @@ class ApiServer:
         )
         self.etcd = EtcdBackend(settings.etcd, tls=settings.etcd_tls, transformer=transformer)
         self.nc = None
+        self.pump_nc = None
         self.cache: WatchCache | None = None
         self.store: Store | None = None
         self.pump: EventPump | None = None
@@ -237,8 +268,13 @@ class ApiServer:
     async def start(self) -> None:
         self.failed = asyncio.get_running_loop().create_future()
         await self.etcd.connect()
-        self.nc = await ev.connect(self.settings.nats, "skiff-apiserver")
-        self.cache = WatchCache(self.etcd, self.nc, window=self.settings.watch_window)
+        tls = self.settings.nats_tls
+        self.nc = await ev.connect(
+            self.settings.nats, "skiff-apiserver", tls.cache_context() if tls else None
+        )
+        self.cache = WatchCache(
+            self.etcd, self.nc, window=self.settings.watch_window, creates_stream=tls is None
+        )
         ranges = ServiceRanges.parse(
             self.settings.service_cluster_ip_range, self.settings.service_node_port_range
         )
@@ -250,7 +286,13 @@ class ApiServer:
         )
         self._spawn(self.cache.run(), "watch-cache")
         if self.settings.run_pump:
-            self.pump = EventPump(self.etcd, self.nc)
+            pump_nc = self.nc
+            if tls is not None:
+                # Its own identity: only the pump may publish to the event subjects.
+                pump_nc = self.pump_nc = await ev.connect(
+                    self.settings.nats, "skiff-event-pump", tls.pump_context()
+                )
+            self.pump = EventPump(self.etcd, pump_nc)
             self._spawn(self.pump.run(), "event-pump")
         self._spawn(self._compactor(), "compactor")
         self._spawn(self._bootstrap(), "bootstrap", forever=False)
@@ -374,9 +416,10 @@ class ApiServer:
             if t.get_name() != "http":
                 t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.nc is not None:
-            with contextlib.suppress(Exception):
-                await self.nc.close()
+        for nc in (self.nc, self.pump_nc):
+            if nc is not None:
+                with contextlib.suppress(Exception):
+                    await nc.close()
         await self.etcd.close()
 
     async def run_until_signalled(self) -> None:

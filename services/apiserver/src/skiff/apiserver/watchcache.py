@@ -237,13 +237,17 @@ class ResourceCache:
 class WatchCache:
     """All resources' caches, kept current from the event stream."""
 
-    def __init__(self, etcd: Backend, nc: NATS | None, *, window: int = 10_000) -> None:
+    def __init__(
+        self, etcd: Backend, nc: NATS | None, *, window: int = 10_000, creates_stream: bool = True
+    ) -> None:
         """``nc``: the NATS connection :meth:`run` consumes the event stream from (None for a
         cache fed by :meth:`follow` or by hand)."""
         self.etcd = etcd
         self.nc = nc
         self.js = nc.jetstream() if nc is not None else None
         self.window = window
+        self.creates_stream = creates_stream
+        """False on a secured NATS, where only the pump may create the stream."""
         self.resources = {info: ResourceCache(info, window) for info in REGISTRY.resources}
         self.revision = 0
         self.ready = asyncio.Event()
@@ -269,7 +273,7 @@ class WatchCache:
         """Fill the cache and keep it current; relist when the stream says so."""
         if self.js is None:
             raise RuntimeError("the watch cache has no NATS connection; feed it with follow()")
-        await ev.ensure_stream(self.js)
+        await ev.ensure_stream(self.js, create=self.creates_stream)
         while True:
             try:
                 await self._sync()

@@ -16,7 +16,7 @@ from skiff.log import get_logger, setup_logging
 from skiff.tracing import setup_tracing
 
 from .auth import AuthSettings
-from .certificates import bootstrap
+from .certificates import bootstrap, serve_with_issued_certificate
 from .containerd_setup import RuntimePaths, ensure_shared_netns_dir
 from .kubelet import Kubelet
 from .network import PodNetwork
@@ -33,6 +33,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="",
         help="when --kubeconfig does not exist yet: get a client certificate with this "
         "(a bootstrap token's) kubeconfig and write --kubeconfig (TLS bootstrap)",
+    )
+    p.add_argument(
+        "--rotate-server-certificates",
+        action="store_true",
+        help="serve the API with a certificate of the cluster CA, requested (kubelet-serving) "
+        "for the node's own names and addresses and renewed before it expires",
     )
     p.add_argument(
         "--cert-dir",
@@ -208,11 +214,24 @@ async def run(a: argparse.Namespace) -> None:
             healthz = healthz_server(a.healthz_bind_address, a.healthz_port)
             healthz_task = asyncio.create_task(healthz.serve(), name="kubelet-healthz")
         task = asyncio.create_task(kubelet.run(), name="kubelet")
+        serving = None
+        if a.rotate_server_certificates:
+            serving = asyncio.create_task(
+                serve_with_issued_certificate(
+                    client,
+                    a.node_name,
+                    server.config,
+                    a.cert_dir or paths.base / "kubelet" / "pki",
+                ),
+                name="kubelet-serving-certificate",
+            )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if serving is not None:
+            serving.cancel()
         server.should_exit = True
         await server_task
         if healthz is not None:
