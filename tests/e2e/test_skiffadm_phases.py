@@ -110,3 +110,45 @@ def test_bootstrap_token_phase(cluster: Cluster, tmp_path: Path) -> None:
         text=True,
     )
     assert cannot.stdout.strip() == "no"
+
+
+def test_token_create_list_delete(cluster: Cluster) -> None:
+    admin = str(cluster.kubeconfig())
+
+    def skiffadm(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SKIFFADM), "token", *args, "--kubeconfig", admin],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    made = skiffadm("create", "--print-join-command", "--description", "for n7")
+    assert made.returncode == 0, made.stderr
+    words = made.stdout.split()
+    assert words[:2] == ["skiffadm", "join"] and words[2] == cluster.url.removeprefix("https://")
+    token = words[words.index("--token") + 1]
+    assert cluster.pki is not None
+    ca = x509.load_pem_x509_certificate((cluster.pki / "ca.crt").read_bytes())
+    assert words[words.index("--discovery-token-ca-cert-hash") + 1] == spki_sha256(ca)
+    forever = skiffadm("create", "zyxwvu.0123456789abcdef", "--ttl", "0")
+    assert forever.stdout.strip() == "zyxwvu.0123456789abcdef"
+    table = skiffadm("list").stdout.splitlines()
+    assert table[0].split() == [
+        "TOKEN",
+        "TTL",
+        "EXPIRES",
+        "USAGES",
+        "DESCRIPTION",
+        "EXTRA",
+        "GROUPS",
+    ]
+    rows = {line.split()[0]: line.split() for line in table[1:]}
+    assert rows[token][1] == "23h" and rows[token][3] == "authentication,signing"
+    assert "for" in rows[token] and "system:bootstrappers:kubeadm:default-node-token" in rows[token]
+    assert rows["zyxwvu.0123456789abcdef"][1:3] == ["<forever>", "<never>"]
+    gone = skiffadm("delete", token, "zyxwvu")
+    assert gone.stdout.splitlines() == [
+        f'bootstrap token "{token.split(".")[0]}" deleted',
+        'bootstrap token "zyxwvu" deleted',
+    ]
+    missing = skiffadm("delete", "zyxwvu")
+    assert missing.returncode == 1 and 'bootstrap token "zyxwvu" not found' in missing.stderr

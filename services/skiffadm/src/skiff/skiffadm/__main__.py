@@ -8,6 +8,7 @@ skiffadm join <host>:<port> --token T --discovery-token-ca-cert-hash sha256:...
                                      token discovery, then the kubelet's bootstrap kubeconfig
 skiffadm certs check-expiration      every certificate's expiry
 skiffadm token generate              a new bootstrap token
+skiffadm token create|list|delete    bootstrap tokens in the cluster (create --print-join-command)
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import yaml
 
 from skiff.api.errors import ApiError
 from skiff.api.timestamps import parse_duration
-from skiff.bootstrap import DiscoveryError, generate_token, parse_token
+from skiff.bootstrap import DEFAULT_GROUP, DiscoveryError, generate_token, parse_token
 from skiff.client.rest import ApiClient
 from skiff.clusterpki import PkiConfig, write_cluster_pki
 from skiff.kubeconfigs import kubeconfig, write_kubeconfigs
 from skiff.pki import CertificateAuthority, KeyPair
 
+from . import tokens
 from .bootstraptoken import run_phase
 from .expiration import report
 from .join import join
@@ -109,6 +111,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     token = sub.add_parser("token", help="bootstrap tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     token_sub.add_parser("generate", help="print a new random token")
+    admin = str(KUBECONFIGS / "admin.conf")
+    tc = token_sub.add_parser("create", help="create a bootstrap token in the cluster")
+    tc.add_argument("token", nargs="?", default="")
+    tc.add_argument("--kubeconfig", default=admin)
+    tc.add_argument("--ttl", default="24h0m0s", help="how long it lives (0: forever)")
+    tc.add_argument("--usages", default="signing,authentication")
+    tc.add_argument("--groups", default=DEFAULT_GROUP)
+    tc.add_argument("--description", default="")
+    tc.add_argument("--print-join-command", action="store_true")
+    tl = token_sub.add_parser("list", help="list the bootstrap tokens")
+    tl.add_argument("--kubeconfig", default=admin)
+    td = token_sub.add_parser("delete", help="delete bootstrap tokens")
+    td.add_argument("tokens", nargs="+", help="token ids or tokens")
+    td.add_argument("--kubeconfig", default=admin)
     return p.parse_args(argv)
 
 
@@ -144,8 +160,10 @@ def run(a: argparse.Namespace) -> int:
         )
     elif a.command == "certs":
         sys.stdout.write(report(a.cert_dir, a.kubeconfig_dir, a.node_name))
-    elif a.command == "token":
+    elif a.command == "token" and a.token_command == "generate":
         print(generate_token())
+    elif a.command == "token":
+        sys.stdout.write(asyncio.run(_tokens(a)))
     return 0
 
 
@@ -162,6 +180,27 @@ async def _bootstrap_token(a: argparse.Namespace) -> list[str]:
             server=client.server,
             ca_pem=(a.cert_dir / "ca.crt").read_bytes(),
         )
+
+
+async def _tokens(a: argparse.Namespace) -> str:
+    async with ApiClient.from_kubeconfig(a.kubeconfig, user_agent="skiffadm") as client:
+        if a.token_command == "list":
+            return await tokens.table(client)
+        if a.token_command == "delete":
+            lines = [await tokens.delete(client, t) for t in a.tokens]
+            return "".join(f"{line}\n" for line in lines)
+        seconds = parse_duration(a.ttl)
+        token = await tokens.create(
+            client,
+            a.token,
+            ttl=dt.timedelta(seconds=seconds) if seconds > 0 else None,
+            usages=[u for u in a.usages.split(",") if u],
+            groups=[g for g in a.groups.split(",") if g],
+            description=a.description,
+        )
+        if a.print_join_command:
+            return tokens.join_command(a.kubeconfig, token) + "\n"
+        return token + "\n"
 
 
 def user_kubeconfig(cert_dir: Path, name: str, groups: list[str], endpoint: str) -> str:
