@@ -413,3 +413,43 @@ def test_secret_string_data_is_stored_in_data(kubeconfig: Path, ns: str, apply: 
     got = json.loads(kubectl(kubeconfig, "-n", ns, "get", "secret", name, "-o", "json").stdout)
     assert got["data"] == {"a": "bmV3", "keep": "eA==", "token-id": "YWJjZGVm"}
     assert "stringData" not in got
+
+
+PRIVILEGED_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: root}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    securityContext: {privileged: true}
+  volumes:
+  - name: host
+    hostPath: {path: /}
+"""
+
+
+def test_pod_security_admission(kubeconfig: Path) -> None:
+    """A namespace labelled ``enforce=baseline`` refuses a privileged pod with kube's message;
+    ``warn=restricted`` admits a plain pod and kubectl prints the warning."""
+    kubectl(kubeconfig, "create", "namespace", "pss")
+    kubectl(
+        kubeconfig,
+        "label",
+        "namespace",
+        "pss",
+        "pod-security.kubernetes.io/enforce=baseline",
+        "pod-security.kubernetes.io/warn=restricted",
+    )
+    bad = kubectl(kubeconfig, "-n", "pss", "apply", "-f", "-", input=PRIVILEGED_POD, check=False)
+    assert bad.returncode != 0
+    assert (
+        'pods "root" is forbidden: violates PodSecurity "baseline:latest": privileged '
+        '(container "c" must not set securityContext.privileged=true), hostPath volumes '
+        '(volume "host")'
+    ) in bad.stderr
+    ok = kubectl(kubeconfig, "-n", "pss", "run", "plain", "--image=busybox", "--restart=Never")
+    assert 'Warning: would violate PodSecurity "restricted:latest": ' in ok.stderr
+    assert "allowPrivilegeEscalation != false" in ok.stderr
+    kubectl(kubeconfig, "delete", "namespace", "pss", "--wait=false")

@@ -31,6 +31,7 @@ KUBE_ORDER = [
     "NamespaceLifecycle",
     "ServiceAccount",
     "NodeRestriction",
+    "PodSecurity",
     "Priority",
     "DefaultStorageClass",
     "StorageObjectInUseProtection",
@@ -89,6 +90,7 @@ def test_plugins_are_kubes_and_on_by_default_as_in_kube() -> None:
 def test_enable_and_disable() -> None:
     assert enabled_plugins(disable="Priority, DefaultStorageClass") == [
         "NamespaceLifecycle",
+        "PodSecurity",
         "StorageObjectInUseProtection",
     ]
     # Enabling one that is on by default changes nothing; the order is always kube's.
@@ -105,8 +107,8 @@ def test_enable_and_disable() -> None:
 
 
 def test_unknown_names_are_refused_naming_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown admission plugins: PodSecurity") as e:
-        enabled_plugins(enable="PodSecurity")
+    with pytest.raises(ValueError, match="unknown admission plugins: LimitRanger") as e:
+        enabled_plugins(enable="LimitRanger")
     for name in KUBE_ORDER:
         assert name in str(e.value)
     with pytest.raises(ValueError, match="unknown admission plugins: Nope"):
@@ -118,7 +120,11 @@ def test_unknown_names_are_refused_naming_the_known_ones() -> None:
 def test_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     s = parse_args(["--disable-admission-plugins", "Priority,DefaultStorageClass"])
     assert s.disable_admission_plugins == ("Priority", "DefaultStorageClass")
-    assert s.admission_plugins() == ["NamespaceLifecycle", "StorageObjectInUseProtection"]
+    assert s.admission_plugins() == [
+        "NamespaceLifecycle",
+        "PodSecurity",
+        "StorageObjectInUseProtection",
+    ]
     monkeypatch.setenv("SKIFF_DISABLE_ADMISSION_PLUGINS", "NamespaceLifecycle")
     default = [n for n in KUBE_ORDER if n not in ("NodeRestriction", "ServiceAccount")]
     assert parse_args([]).admission_plugins() == default[1:]

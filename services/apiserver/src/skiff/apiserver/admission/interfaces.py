@@ -35,6 +35,8 @@ class Attributes:
     dry_run: bool = False
     user: UserInfo | None = None
     """The requesting user (None: the apiserver itself)."""
+    warnings: list[str] | None = None
+    """Where plugins add warnings for the client (``Warning`` headers); None: nowhere."""
 
     @property
     def group_resource(self) -> tuple[str, str]:

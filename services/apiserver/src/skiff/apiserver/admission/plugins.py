@@ -9,6 +9,7 @@ from . import (
     defaultstorageclass,
     namespacelifecycle,
     noderestriction,
+    podsecurity,
     priority,
     serviceaccount,
     storageobjectinuseprotection,
@@ -23,6 +24,7 @@ PLUGINS: dict[str, Factory] = {
     namespacelifecycle.PLUGIN_NAME: namespacelifecycle.NamespaceLifecycle,
     serviceaccount.PLUGIN_NAME: serviceaccount.ServiceAccount,
     noderestriction.PLUGIN_NAME: noderestriction.NodeRestriction,
+    podsecurity.PLUGIN_NAME: podsecurity.PodSecurity,
     priority.PLUGIN_NAME: priority.Priority,
     defaultstorageclass.PLUGIN_NAME: defaultstorageclass.DefaultStorageClass,
     storageobjectinuseprotection.PLUGIN_NAME: (

@@ -83,6 +83,7 @@ class WriteMixin(StoreBase):
                     name=meta["name"],
                     dry_run=opts.dry_run,
                     user=opts.user,
+                    warnings=opts.warnings,
                 )
             )
             return await self._create_in_storage(strategy, obj, opts)
@@ -228,6 +229,7 @@ class WriteMixin(StoreBase):
                         subresource=subresource,
                         dry_run=opts.dry_run,
                         user=opts.user,
+                        warnings=opts.warnings,
                     )
                 )
                 done = await self._commit_update(
