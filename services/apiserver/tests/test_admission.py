@@ -29,12 +29,14 @@ from skiff.apiserver.server import Settings
 
 KUBE_ORDER = [
     "NamespaceLifecycle",
+    "LimitRanger",
     "ServiceAccount",
     "NodeRestriction",
     "PodSecurity",
     "Priority",
     "DefaultStorageClass",
     "StorageObjectInUseProtection",
+    "ResourceQuota",
 ]
 
 
@@ -90,8 +92,10 @@ def test_plugins_are_kubes_and_on_by_default_as_in_kube() -> None:
 def test_enable_and_disable() -> None:
     assert enabled_plugins(disable="Priority, DefaultStorageClass") == [
         "NamespaceLifecycle",
+        "LimitRanger",
         "PodSecurity",
         "StorageObjectInUseProtection",
+        "ResourceQuota",
     ]
     # Enabling one that is on by default changes nothing; the order is always kube's.
     assert enabled_plugins(
@@ -107,8 +111,8 @@ def test_enable_and_disable() -> None:
 
 
 def test_unknown_names_are_refused_naming_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown admission plugins: LimitRanger") as e:
-        enabled_plugins(enable="LimitRanger")
+    with pytest.raises(ValueError, match="unknown admission plugins: AlwaysPullImages") as e:
+        enabled_plugins(enable="AlwaysPullImages")
     for name in KUBE_ORDER:
         assert name in str(e.value)
     with pytest.raises(ValueError, match="unknown admission plugins: Nope"):
@@ -122,8 +126,10 @@ def test_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.disable_admission_plugins == ("Priority", "DefaultStorageClass")
     assert s.admission_plugins() == [
         "NamespaceLifecycle",
+        "LimitRanger",
         "PodSecurity",
         "StorageObjectInUseProtection",
+        "ResourceQuota",
     ]
     monkeypatch.setenv("SKIFF_DISABLE_ADMISSION_PLUGINS", "NamespaceLifecycle")
     default = [n for n in KUBE_ORDER if n not in ("NodeRestriction", "ServiceAccount")]

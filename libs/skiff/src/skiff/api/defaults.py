@@ -530,8 +530,26 @@ def _network_policy(obj: dict, create: bool) -> None:
         spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
 
 
+def _limit_range(obj: dict, create: bool) -> None:
+    # SetDefaults_LimitRangeItem: a Container item's default limit is its max, its default
+    # request the default limit, else the min.
+    for item in _items(_obj(obj, "spec"), "limits"):
+        if item.get("type") != "Container":
+            continue
+        default, request = _obj(item, "default"), _obj(item, "defaultRequest")
+        for name, value in (item.get("max") or {}).items():
+            default.setdefault(name, value)
+        for source in (default, item.get("min") or {}):
+            for name, value in source.items():
+                request.setdefault(name, value)
+        for key in ("default", "defaultRequest"):
+            if not item[key]:
+                del item[key]
+
+
 _DEFAULTERS: dict[tuple[str, str], Callable[[dict, bool], None]] = {
     ("", "Pod"): _pod,
+    ("", "LimitRange"): _limit_range,
     ("", "Namespace"): _namespace,
     ("", "Node"): _node,
     ("", "Service"): _service,

@@ -205,6 +205,7 @@ def config_from_args(a: argparse.Namespace) -> ControllerManagerConfig:
             TEST_CLOCK_CHECK_INTERVAL if a.clock_offset_file else CRONJOB_CLOCK_CHECK_INTERVAL
         ),
         root_ca=Path(a.root_ca_file).read_text() if a.root_ca_file else "",
+        resource_quota_sync_period=a.resource_quota_sync_period,
         signing=SigningSettings(
             a.cluster_signing_cert_file, a.cluster_signing_key_file, a.cluster_signing_duration
         ),
@@ -249,6 +250,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=duration,
         default=365 * 24 * 3600.0,
         help="the longest certificate the signer issues (default 8760h)",
+    )
+    p.add_argument(
+        "--resource-quota-sync-period",
+        type=duration,
+        default=300.0,
+        help="how often every ResourceQuota's usage is recounted in full (default 5m0s)",
     )
     p.add_argument(
         "--root-ca-file",

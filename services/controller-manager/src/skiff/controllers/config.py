@@ -34,3 +34,5 @@ class ControllerManagerConfig:
     """``--cluster-signing-cert-file``/``-key-file``/``-duration`` (the signer runs with them)."""
     root_ca: str = ""
     """``--root-ca-file``'s PEM (the root CA publisher runs only with one)."""
+    resource_quota_sync_period: float = 300.0
+    """``--resource-quota-sync-period``: seconds between full recounts of each quota."""

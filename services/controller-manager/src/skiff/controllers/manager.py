@@ -41,6 +41,7 @@ from .namespace import NamespaceController
 from .nodeipam import NodeIpamController
 from .nodelifecycle import NodeLifecycleController, TaintEvictionController
 from .replicaset import ReplicaSetController, ReplicationControllerController
+from .resourcequota import ResourceQuotaController
 from .rootcacertpublisher import RootCACertPublisher
 from .serviceaccount import ServiceAccountsController
 from .servicelb import ServiceLBController
@@ -122,6 +123,14 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             ServiceAccountsController,
             workers=1,
             aliases=("serviceaccount",),
+        ),
+        ControllerSpec(
+            "resourcequota-controller",
+            ResourceQuotaController,
+            workers=5,
+            flag="concurrent-resource-quota-syncs",
+            aliases=("resourcequota",),
+            options=lambda c: {"sync_period": c.resource_quota_sync_period},
         ),
         ControllerSpec(
             "root-ca-certificate-publisher-controller",

@@ -4,10 +4,12 @@ given the request's :class:`Attributes`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from skiff.api import errors
 from skiff.api.resources import ResourceInfo
 
 from ..authentication.user import UserInfo
@@ -44,6 +46,18 @@ class Attributes:
         return self.info.group, self.info.plural
 
 
+def forbidden(attrs: Attributes, why: str) -> errors.ApiError:
+    """403 ``<resource> "<name>" is forbidden: <why>`` (kube's ``admission.NewForbidden``)."""
+    resource = attrs.info.plural
+    return errors.ApiError(
+        403,
+        errors.Reason.FORBIDDEN,
+        f'{resource} "{attrs.name}" is forbidden: {why}',
+        kind=resource,
+        name=attrs.name,
+    )
+
+
 class Lister(Protocol):
     """Reads plugins may make: the watch cache first, as kube's plugins use informers."""
 
@@ -55,6 +69,17 @@ class Lister(Protocol):
 
     def list(self, info: ResourceInfo) -> list[dict[str, Any]]:
         """Every cached object of ``info``."""
+        ...
+
+    async def update_status(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        mutate: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Read-modify-write of an object's status in storage (retried on conflicts;
+        ``mutate`` may raise to give up)."""
         ...
 
 

@@ -7,10 +7,12 @@ from collections.abc import Callable, Iterable
 
 from . import (
     defaultstorageclass,
+    limitranger,
     namespacelifecycle,
     noderestriction,
     podsecurity,
     priority,
+    resourcequota,
     serviceaccount,
     storageobjectinuseprotection,
 )
@@ -22,6 +24,7 @@ Factory = Callable[[Lister], object]
 # Name → factory, in the order the plugins run.
 PLUGINS: dict[str, Factory] = {
     namespacelifecycle.PLUGIN_NAME: namespacelifecycle.NamespaceLifecycle,
+    limitranger.PLUGIN_NAME: limitranger.LimitRanger,
     serviceaccount.PLUGIN_NAME: serviceaccount.ServiceAccount,
     noderestriction.PLUGIN_NAME: noderestriction.NodeRestriction,
     podsecurity.PLUGIN_NAME: podsecurity.PodSecurity,
@@ -30,6 +33,7 @@ PLUGINS: dict[str, Factory] = {
     storageobjectinuseprotection.PLUGIN_NAME: (
         storageobjectinuseprotection.StorageObjectInUseProtection
     ),
+    resourcequota.PLUGIN_NAME: resourcequota.ResourceQuota,
 }
 ORDERED_PLUGINS: tuple[str, ...] = tuple(PLUGINS)
 DEFAULT_ON_PLUGINS: frozenset[str] = frozenset(ORDERED_PLUGINS) - {

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from skiff.api import errors
 from skiff.api.resources import REGISTRY
 
-from .interfaces import Attributes, Handler, Lister, Operation
+from .interfaces import Attributes, Handler, Lister, Operation, forbidden
 
 PLUGIN_NAME = "PodSecurity"
 PREFIX = "pod-security.kubernetes.io/"
@@ -269,14 +268,8 @@ class PodSecurity(Handler):
         if kind == "pod" and enforce and enforce != "privileged":
             found = violations(enforce, spec)
             if found:
-                raise errors.ApiError(
-                    403,
-                    errors.Reason.FORBIDDEN,
-                    f'pods "{attrs.name}" is forbidden: violates PodSecurity '
-                    f'"{enforce}:latest": {", ".join(found)}',
-                    kind="pods",
-                    name=attrs.name,
-                )
+                why = f'violates PodSecurity "{enforce}:latest": {", ".join(found)}'
+                raise forbidden(attrs, why)
         for level in dict.fromkeys([warn, enforce] if kind == "template" else [warn]):
             if level and level != "privileged" and (found := violations(level, spec)):
                 if attrs.warnings is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from skiff.api.quantity import canonical
 from skiff.apiserver.printers.common import (
     AGE_COL,
     CONTAINERS_COL,
@@ -189,6 +190,18 @@ def _print_service_account(obj: dict, now: float) -> Cells:
     return [name_of(obj), len(obj.get("secrets") or ()), age(obj, now)]
 
 
+def _print_resource_quota(obj: dict, now: float) -> Cells:
+    # kube's printResourceQuota: "<name>: <used>/<hard>" per hard resource, limits.* apart.
+    status = obj.get("status") or {}
+    used, hard = status.get("used") or {}, status.get("hard") or {}
+    request: list[str] = []
+    limit: list[str] = []
+    for name in sorted((obj.get("spec") or {}).get("hard") or {}):
+        column = limit if name.split(".")[0] == "limits" and "." in name else request
+        column.append(f"{name}: {canonical(used.get(name, '0'))}/{canonical(hard.get(name, '0'))}")
+    return [name_of(obj), age(obj, now), ", ".join(request), ", ".join(limit)]
+
+
 # ---------------------------------------------------------------------------
 # persistent volumes and claims
 
@@ -323,6 +336,24 @@ PRINTERS: dict[tuple[str, str], TablePrinter] = {
             AGE_COL,
         ),
         _print_secret,
+    ),
+    ("", "ResourceQuota"): TablePrinter(
+        (
+            NAME_COL,
+            AGE_COL,
+            Col(
+                "Request",
+                "string",
+                "Request represents a minimum amount of cpu/memory that a container may consume.",
+            ),
+            Col(
+                "Limit",
+                "string",
+                "Limits control the maximum amount of cpu/memory that a "
+                "container may use independent of contention on the node.",
+            ),
+        ),
+        _print_resource_quota,
     ),
     ("", "ServiceAccount"): TablePrinter(
         (NAME_COL, Col("Secrets", "string", (CORE + "ServiceAccount", "secrets")), AGE_COL),

@@ -19,6 +19,7 @@ from .core.configmap import ConfigMapStrategy
 from .core.namespace import NamespaceStrategy
 from .core.node import NodeStrategy
 from .core.pod import PodStrategy
+from .core.quota import LimitRangeStrategy, ResourceQuotaStrategy
 from .core.service import ServiceStrategy
 from .core.serviceaccount import ServiceAccountStrategy
 from .networking.networkpolicy import NetworkPolicyStrategy
@@ -29,10 +30,12 @@ from .strategy import GenericStore, Strategy, Subresource
 # (group, plural) → strategy class; any other resource uses Strategy itself.
 STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("", "configmaps"): ConfigMapStrategy,
+    ("", "limitranges"): LimitRangeStrategy,
     ("", "namespaces"): NamespaceStrategy,
     ("", "nodes"): NodeStrategy,
     ("", "pods"): PodStrategy,
     ("", "replicationcontrollers"): ReplicationControllerStrategy,
+    ("", "resourcequotas"): ResourceQuotaStrategy,
     ("", "secrets"): ConfigMapStrategy,
     ("", "services"): ServiceStrategy,
     ("", "serviceaccounts"): ServiceAccountStrategy,

@@ -10,7 +10,7 @@ subresource handler.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from skiff.api import errors
@@ -23,6 +23,7 @@ from ..admission import Attributes
 from ..allocators import ServiceAllocator
 from ..authorization import certificates, escalation
 from ..registry import Strategy, Subresource, strategy_for
+from ..registry.options import WriteOptions
 from ..watchcache import WatchCache
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class CachedLister:
     def __init__(self, etcd: Backend, cache: WatchCache) -> None:
         self.etcd = etcd
         self.cache = cache
+        self.store: StoreBase | None = None
+        """The store, for the writes a plugin makes (ResourceQuota's usage)."""
 
     async def get(
         self, info: ResourceInfo, namespace: str | None, name: str
@@ -60,6 +63,19 @@ class CachedLister:
 
     def list(self, info: ResourceInfo) -> list[dict[str, Any]]:
         return self.cache.list(info)
+
+    async def update_status(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        mutate: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Read-modify-write of ``name``'s status in storage, retried on conflicts."""
+        assert self.store is not None
+        return await self.store.update_with(  # type: ignore[attr-defined]
+            info, namespace, name, mutate, WriteOptions(), subresource="status"
+        )
 
 
 class StoreBase:
@@ -81,6 +97,7 @@ class StoreBase:
         if admission_plugins is None:
             admission_plugins = admission.enabled_plugins()
         self.lister = CachedLister(etcd, cache)
+        self.lister.store = self
         self.admission = admission.new_chain(admission_plugins, self.lister)
         self.tokens: ServiceAccountTokens | None = None
         """Set by the server when it has a service-account signing key."""

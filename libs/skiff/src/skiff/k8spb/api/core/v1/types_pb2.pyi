@@ -969,6 +969,71 @@ class LifecycleHandler(_message.Message):
     sleep: SleepAction
     def __init__(self, exec: _Optional[_Union[ExecAction, _Mapping]] = ..., httpGet: _Optional[_Union[HTTPGetAction, _Mapping]] = ..., tcpSocket: _Optional[_Union[TCPSocketAction, _Mapping]] = ..., sleep: _Optional[_Union[SleepAction, _Mapping]] = ...) -> None: ...
 
+class LimitRange(_message.Message):
+    __slots__ = ("metadata", "spec")
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    metadata: _types_pb2_1.ObjectMeta
+    spec: LimitRangeSpec
+    def __init__(self, metadata: _Optional[_Union[_types_pb2_1.ObjectMeta, _Mapping]] = ..., spec: _Optional[_Union[LimitRangeSpec, _Mapping]] = ...) -> None: ...
+
+class LimitRangeItem(_message.Message):
+    __slots__ = ("type", "max", "min", "default", "defaultRequest", "maxLimitRequestRatio")
+    class MaxEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _types_pb2.Quantity
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Quantity, _Mapping]] = ...) -> None: ...
+    class MinEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _types_pb2.Quantity
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Quantity, _Mapping]] = ...) -> None: ...
+    class DefaultEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _types_pb2.Quantity
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Quantity, _Mapping]] = ...) -> None: ...
+    class DefaultRequestEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _types_pb2.Quantity
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Quantity, _Mapping]] = ...) -> None: ...
+    class MaxLimitRequestRatioEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _types_pb2.Quantity
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Quantity, _Mapping]] = ...) -> None: ...
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    DEFAULTREQUEST_FIELD_NUMBER: _ClassVar[int]
+    MAXLIMITREQUESTRATIO_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    max: _containers.MessageMap[str, _types_pb2.Quantity]
+    min: _containers.MessageMap[str, _types_pb2.Quantity]
+    default: _containers.MessageMap[str, _types_pb2.Quantity]
+    defaultRequest: _containers.MessageMap[str, _types_pb2.Quantity]
+    maxLimitRequestRatio: _containers.MessageMap[str, _types_pb2.Quantity]
+    def __init__(self, type: _Optional[str] = ..., max: _Optional[_Mapping[str, _types_pb2.Quantity]] = ..., min: _Optional[_Mapping[str, _types_pb2.Quantity]] = ..., default: _Optional[_Mapping[str, _types_pb2.Quantity]] = ..., defaultRequest: _Optional[_Mapping[str, _types_pb2.Quantity]] = ..., maxLimitRequestRatio: _Optional[_Mapping[str, _types_pb2.Quantity]] = ...) -> None: ...
+
+class LimitRangeSpec(_message.Message):
+    __slots__ = ("limits",)
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    limits: _containers.RepeatedCompositeFieldContainer[LimitRangeItem]
+    def __init__(self, limits: _Optional[_Iterable[_Union[LimitRangeItem, _Mapping]]] = ...) -> None: ...
+
 class LinuxContainerUser(_message.Message):
     __slots__ = ("uid", "gid", "supplementalGroups")
     UID_FIELD_NUMBER: _ClassVar[int]
@@ -2014,6 +2079,55 @@ class ResourceHealth(_message.Message):
     health: str
     def __init__(self, resourceID: _Optional[str] = ..., health: _Optional[str] = ...) -> None: ...
 
+class ResourceQuota(_message.Message):
+    __slots__ = ("metadata", "spec", "status")
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    metadata: _types_pb2_1.ObjectMeta
+    spec: ResourceQuotaSpec
+    status: ResourceQuotaStatus
+    def __init__(self, metadata: _Optional[_Union[_types_pb2_1.ObjectMeta, _Mapping]] = ..., spec: _Optional[_Union[ResourceQuotaSpec, _Mapping]] = ..., status: _Optional[_Union[ResourceQuotaStatus, _Mapping]] = ...) -> None: ...
+
+class ResourceQuotaSpec(_message.Message):
+    __slots__ = ("hard", "scopes", "scopeSelector")
+    class HardEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _types_pb2.Quantity
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Quantity, _Mapping]] = ...) -> None: ...
+    HARD_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    SCOPESELECTOR_FIELD_NUMBER: _ClassVar[int]
+    hard: _containers.MessageMap[str, _types_pb2.Quantity]
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    scopeSelector: ScopeSelector
+    def __init__(self, hard: _Optional[_Mapping[str, _types_pb2.Quantity]] = ..., scopes: _Optional[_Iterable[str]] = ..., scopeSelector: _Optional[_Union[ScopeSelector, _Mapping]] = ...) -> None: ...
+
+class ResourceQuotaStatus(_message.Message):
+    __slots__ = ("hard", "used")
+    class HardEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _types_pb2.Quantity
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Quantity, _Mapping]] = ...) -> None: ...
+    class UsedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _types_pb2.Quantity
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Quantity, _Mapping]] = ...) -> None: ...
+    HARD_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    hard: _containers.MessageMap[str, _types_pb2.Quantity]
+    used: _containers.MessageMap[str, _types_pb2.Quantity]
+    def __init__(self, hard: _Optional[_Mapping[str, _types_pb2.Quantity]] = ..., used: _Optional[_Mapping[str, _types_pb2.Quantity]] = ...) -> None: ...
+
 class ResourceRequirements(_message.Message):
     __slots__ = ("limits", "requests", "claims")
     class LimitsEntry(_message.Message):
@@ -2105,6 +2219,22 @@ class ScaleIOVolumeSource(_message.Message):
     fsType: str
     readOnly: bool
     def __init__(self, gateway: _Optional[str] = ..., system: _Optional[str] = ..., secretRef: _Optional[_Union[LocalObjectReference, _Mapping]] = ..., sslEnabled: _Optional[bool] = ..., protectionDomain: _Optional[str] = ..., storagePool: _Optional[str] = ..., storageMode: _Optional[str] = ..., volumeName: _Optional[str] = ..., fsType: _Optional[str] = ..., readOnly: _Optional[bool] = ...) -> None: ...
+
+class ScopeSelector(_message.Message):
+    __slots__ = ("matchExpressions",)
+    MATCHEXPRESSIONS_FIELD_NUMBER: _ClassVar[int]
+    matchExpressions: _containers.RepeatedCompositeFieldContainer[ScopedResourceSelectorRequirement]
+    def __init__(self, matchExpressions: _Optional[_Iterable[_Union[ScopedResourceSelectorRequirement, _Mapping]]] = ...) -> None: ...
+
+class ScopedResourceSelectorRequirement(_message.Message):
+    __slots__ = ("scopeName", "operator", "values")
+    SCOPENAME_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    scopeName: str
+    operator: str
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, scopeName: _Optional[str] = ..., operator: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SeccompProfile(_message.Message):
     __slots__ = ("type", "localhostProfile")
