@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -183,6 +184,42 @@ async def test_the_kubelet_bootstraps_its_client_certificate(
     who = kubectl(["--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "json"])
     assert json.loads(who.stdout)["status"]["userInfo"]["username"] == "system:node:n2"
     assert await bootstrap(kubeconfig, boot, "n2", certs) is False  # already has one
+
+    # --rotate-certificates: the renewal is asked for with the current certificate (the
+    # approver's selfnodeclient check), and the running client presents the new one.
+    from skiff.client.rest import ApiClient
+    from skiff.kubelet.certificates import client_certificate, rotate_client_certificate
+
+    path = client_certificate(kubeconfig)
+    assert path == certs / CURRENT
+    before = x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+    async with ApiClient.from_kubeconfig(str(kubeconfig)) as client:
+        await rotate_client_certificate(client, "n2", path, fraction=0.0)
+        after = x509.load_pem_x509_certificate(path.read_bytes())
+        assert after.serial_number != before
+        review = await client.create(
+            "selfsubjectreviews.authentication.k8s.io",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+        assert review["status"]["userInfo"]["username"] == "system:node:n2"
+    renewals = json.loads(kubectl(["--kubeconfig", str(cluster.kubeconfig()), "get", "csr",
+                                   "-o", "json"]).stdout)["items"]  # fmt: skip
+    assert any(c["spec"]["username"] == "system:node:n2" for c in renewals)
+
+    # An expired certificate is bootstrapped again.
+    key = new_key("ECDSA-P256")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "system:node:n2")])
+    old = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(1)
+        .not_valid_before(datetime(2020, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2021, 1, 1, tzinfo=UTC))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    path.write_bytes(old.public_bytes(serialization.Encoding.PEM))
+    assert await bootstrap(kubeconfig, boot, "n2", certs) is True
+    fresh = x509.load_pem_x509_certificate(path.read_bytes())
+    assert fresh.not_valid_after_utc > datetime.now(UTC)
 
 
 def test_join_trusts_the_control_plane_only_by_token_and_ca_pin(

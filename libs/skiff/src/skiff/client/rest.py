@@ -227,6 +227,7 @@ class ApiClient:
             transport=transport,
             trust_env=False,
         )
+        self._ssl_context = ssl_context
         self._http = self._new_http()
         self._reset_at = 0.0
         self._token_file = token_file
@@ -279,6 +280,17 @@ class ApiClient:
         """Authenticate later requests with ``token`` (a refreshed one)."""
         self._headers["Authorization"] = f"Bearer {token}"
         self._http.headers["Authorization"] = f"Bearer {token}"
+
+    def use_client_certificate(self, path: str, *, grace: float = 60.0) -> None:
+        """Present the certificate and key in ``path`` (a renewed one) from now on: new
+        connections carry it; those kept alive with the old one close after ``grace``
+        seconds (watches on them reconnect), as client-go does after a rotation."""
+        if self._ssl_context is None:
+            raise ValueError("the client has no TLS context to load a certificate into")
+        self._ssl_context.load_cert_chain(path)
+        old, self._http = self._http, self._new_http()
+        loop = asyncio.get_running_loop()
+        self._retired = loop.call_later(grace, lambda: loop.create_task(old.aclose()))
 
     async def __aenter__(self) -> ApiClient:
         return self

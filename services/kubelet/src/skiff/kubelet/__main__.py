@@ -16,7 +16,12 @@ from skiff.log import get_logger, setup_logging
 from skiff.tracing import setup_tracing
 
 from .auth import AuthSettings
-from .certificates import bootstrap, serve_with_issued_certificate
+from .certificates import (
+    bootstrap,
+    client_certificate,
+    rotate_client_certificate,
+    serve_with_issued_certificate,
+)
 from .containerd_setup import RuntimePaths, ensure_shared_netns_dir
 from .kubelet import Kubelet
 from .network import PodNetwork
@@ -33,6 +38,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="",
         help="when --kubeconfig does not exist yet: get a client certificate with this "
         "(a bootstrap token's) kubeconfig and write --kubeconfig (TLS bootstrap)",
+    )
+    p.add_argument(
+        "--rotate-certificates",
+        action="store_true",
+        help="renew the client certificate --kubeconfig names (one file with certificate "
+        "and key, as the TLS bootstrap writes it) before it expires",
     )
     p.add_argument(
         "--rotate-server-certificates",
@@ -214,6 +225,15 @@ async def run(a: argparse.Namespace) -> None:
             healthz = healthz_server(a.healthz_bind_address, a.healthz_port)
             healthz_task = asyncio.create_task(healthz.serve(), name="kubelet-healthz")
         task = asyncio.create_task(kubelet.run(), name="kubelet")
+        rotating = None
+        cert_file = client_certificate(Path(a.kubeconfig)) if a.kubeconfig else None
+        if a.rotate_certificates and not a.server and cert_file is not None:
+            rotating = asyncio.create_task(
+                rotate_client_certificate(client, a.node_name, cert_file),
+                name="kubelet-client-certificate",
+            )
+        elif a.rotate_certificates:
+            log.warning("--rotate-certificates needs a kubeconfig naming one certificate file")
         serving = None
         if a.rotate_server_certificates:
             serving = asyncio.create_task(
@@ -230,8 +250,9 @@ async def run(a: argparse.Namespace) -> None:
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        if serving is not None:
-            serving.cancel()
+        for side in (serving, rotating):
+            if side is not None:
+                side.cancel()
         server.should_exit = True
         await server_task
         if healthz is not None:

@@ -1,10 +1,12 @@
 """TLS bootstrap (kube's ``--bootstrap-kubeconfig``): a kubelet that has no credentials of
-its own yet makes a key, asks for a client certificate with a CertificateSigningRequest
-(``system:node:<name>`` in ``system:nodes``, signer
+its own yet (or only an expired certificate) makes a key, asks for a client certificate
+with a CertificateSigningRequest (``system:node:<name>`` in ``system:nodes``, signer
 ``kubernetes.io/kube-apiserver-client-kubelet``) using the bootstrap token's kubeconfig,
 waits for the controller manager to approve and sign it, and writes its own kubeconfig
 naming the certificate (``<cert-dir>/kubelet-client-current.pem``), as kubeadm's joining
-kubelet does."""
+kubelet does. With ``--rotate-certificates`` it asks for the next one with its current
+certificate (a renewal) once 70-90% of its life has passed, and the running client
+presents it from then on; ``--rotate-server-certificates`` does the same for serving."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import ipaddress
 import secrets
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +118,8 @@ async def bootstrap(
     kubeconfig: Path, bootstrap_kubeconfig: Path, node_name: str, cert_dir: Path
 ) -> bool:
     """Write ``kubeconfig`` with a client certificate got through the bootstrap one; False
-    when ``kubeconfig`` already exists (nothing to do)."""
-    if _exists(kubeconfig):
+    when ``kubeconfig`` already exists with a certificate that has not expired."""
+    if _exists(kubeconfig) and not _expired(client_certificate(kubeconfig)):
         return False
     cluster = _cluster_of(_read_yaml(bootstrap_kubeconfig))
     async with ApiClient.from_kubeconfig(
@@ -130,6 +133,73 @@ async def bootstrap(
 
 def _exists(path: Path) -> bool:
     return path.exists()
+
+
+def client_certificate(kubeconfig: Path) -> Path | None:
+    """The file holding both the certificate and key of ``kubeconfig``'s current user, as
+    the TLS bootstrap writes it; None for other credentials."""
+    try:
+        doc = _read_yaml(kubeconfig)
+    except (OSError, yaml.YAMLError):
+        return None
+    contexts = {c["name"]: c.get("context") or {} for c in doc.get("contexts") or []}
+    name = contexts.get(doc.get("current-context", ""), {}).get("user", "")
+    users = {u["name"]: u.get("user") or {} for u in doc.get("users") or []}
+    user = users.get(name) or (next(iter(users.values())) if len(users) == 1 else {})
+    cert = user.get("client-certificate")
+    if not cert or user.get("client-key") != cert:
+        return None
+    path = Path(cert)
+    return path if path.is_absolute() else kubeconfig.parent / path
+
+
+def _load_certificate(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def _expired(path: Path | None) -> bool:
+    if path is None:
+        return False
+    try:
+        cert = _load_certificate(path)
+    except (OSError, ValueError):
+        return True  # named but missing or unreadable: get a new one
+    return cert.not_valid_after_utc <= datetime.now(UTC)
+
+
+def _renewal_due(cert: x509.Certificate, fraction: float) -> float:
+    """Seconds until ``fraction`` of ``cert``'s life has passed."""
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    due = start + (end - start) * fraction
+    return max(0.0, (due - datetime.now(UTC)).total_seconds())
+
+
+async def rotate_client_certificate(
+    client: ApiClient, node_name: str, path: Path, *, fraction: float | None = None
+) -> None:
+    """``--rotate-certificates``: renew the client certificate in ``path`` (certificate and
+    key) with the current one once ``fraction`` of its life has passed (kube's jittered
+    70-90% when None), write it in one rename, and have ``client`` present it."""
+    while True:
+        try:
+            cert = _load_certificate(path)
+        except (OSError, ValueError) as e:
+            log.warning("no client certificate to rotate", path=str(path), error=str(e))
+            return
+        share = fraction if fraction is not None else 0.7 + 0.2 * secrets.randbelow(1000) / 1000
+        await asyncio.sleep(_renewal_due(cert, share))
+        try:
+            new, key = await request_certificate(client, node_name)
+        except (ApiError, BootstrapError) as e:
+            log.warning("client certificate not renewed yet", error=str(e))
+            await asyncio.sleep(10.0)
+            continue
+        _write_pem(path.parent, path.name, new + key)
+        client.use_client_certificate(str(path))
+        issued = x509.load_pem_x509_certificate(new)
+        log.info("client certificate rotated", expires=issued.not_valid_after_utc.isoformat())
+        if fraction is not None and fraction <= 0:
+            return  # renewing at once again would never end (tests)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
