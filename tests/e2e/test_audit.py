@@ -105,6 +105,29 @@ def test_requests_are_audited_at_their_policy_level(cluster: Cluster) -> None:
         assert e["auditID"] and e["requestReceivedTimestamp"] <= e["stageTimestamp"]
 
 
+def test_pod_security_audit_violations_are_annotated(cluster: Cluster) -> None:
+    """A namespace labelled ``audit=restricted`` admits a plain pod; its audit event says
+    what it would violate (and which enforce policy judged it)."""
+    admin = cluster.kubeconfig()
+    kubectl(admin, "create", "namespace", "audited")
+    kubectl(admin, "label", "namespace", "audited", "pod-security.kubernetes.io/audit=restricted",
+            "pod-security.kubernetes.io/enforce=baseline")  # fmt: skip
+    kubectl(admin, "-n", "audited", "run", "plain", "--image=busybox", "--restart=Never")
+
+    def created() -> list[dict]:  # type: ignore[type-arg]
+        return [e for e in events(cluster) if e["verb"] == "create"
+                and e.get("objectRef", {}).get("resource") == "pods"
+                and e["objectRef"].get("namespace") == "audited"]  # fmt: skip
+
+    wait_until(created, timeout=10, what="the pod's create audited")
+    (event,) = created()
+    notes = event["annotations"]
+    assert notes["pod-security.kubernetes.io/enforce-policy"] == "baseline:latest"
+    assert notes["pod-security.kubernetes.io/audit-violations"].startswith(
+        'would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false'
+    )
+
+
 def test_a_bad_policy_is_refused_at_start(tmp_path: Path) -> None:
     import sys
 

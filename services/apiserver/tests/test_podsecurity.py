@@ -170,3 +170,17 @@ async def test_warn_admits_with_a_warning_and_templates_warn_for_enforce() -> No
     assert warnings == [
         'would violate PodSecurity "baseline:latest": host namespaces (hostNetwork=true)'
     ]
+
+
+async def test_audit_annotates_the_audit_event() -> None:
+    spec = {"containers": [{"name": "c", "image": "busybox"}]}
+    notes: dict[str, str] = {}
+    plugin = PodSecurity(Namespaces(audit="restricted", enforce="baseline"))
+    attrs = Attributes(
+        Operation.CREATE, PODS, pod(spec), namespace="ns", name="p", audit_annotations=notes
+    )
+    await plugin.validate(attrs)
+    assert notes["pod-security.kubernetes.io/enforce-policy"] == "baseline:latest"
+    assert notes["pod-security.kubernetes.io/audit-violations"].startswith(
+        'would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false'
+    )

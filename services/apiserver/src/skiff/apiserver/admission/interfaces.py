@@ -39,6 +39,8 @@ class Attributes:
     """The requesting user (None: the apiserver itself)."""
     warnings: list[str] | None = None
     """Where plugins add warnings for the client (``Warning`` headers); None: nowhere."""
+    audit_annotations: dict[str, str] | None = None
+    """Where plugins annotate the request's audit event; None: nowhere."""
 
     @property
     def group_resource(self) -> tuple[str, str]:

@@ -2,7 +2,8 @@
 ``pod-security.kubernetes.io/enforce|warn|audit`` labels name a level of the Pod Security
 Standards — ``privileged``, ``baseline`` or ``restricted`` — and a new pod that breaks its
 namespace's ``enforce`` level is refused (403), one that breaks its ``warn`` level is
-admitted with a warning (``audit`` is read but not yet written to the audit log). Pod
+admitted with a warning, and one that breaks its ``audit`` level is admitted with a
+``pod-security.kubernetes.io/audit-violations`` annotation on its audit event. Pod
 templates of workloads (Deployments, Jobs...) get the warnings too, as in
 Kubernetes. The checks and their words are the standards' (v1.32)."""
 
@@ -265,6 +266,14 @@ class PodSecurity(Handler):
         ns = await self.lister.get(NAMESPACES, None, attrs.namespace)
         labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
         enforce, warn = _level(labels, "enforce"), _level(labels, "warn")
+        audit = _level(labels, "audit")
+        if kind == "pod" and enforce and attrs.audit_annotations is not None:
+            attrs.audit_annotations[PREFIX + "enforce-policy"] = f"{enforce}:latest"
+        if audit and audit != "privileged" and attrs.audit_annotations is not None:
+            if found := violations(audit, spec):
+                attrs.audit_annotations[PREFIX + "audit-violations"] = (
+                    f'would violate PodSecurity "{audit}:latest": {", ".join(found)}'
+                )
         if kind == "pod" and enforce and enforce != "privileged":
             found = violations(enforce, spec)
             if found:

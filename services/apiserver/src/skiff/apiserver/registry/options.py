@@ -27,6 +27,8 @@ class WriteOptions:
     warnings: list[str] = field(default_factory=list)
     user: UserInfo | None = None
     """Who writes (None: the apiserver itself, or an unauthenticated front end)."""
+    audit_annotations: dict[str, str] = field(default_factory=dict)
+    """What admission adds to the request's audit event (PodSecurity's audit violations)."""
 
 
 @dataclass(slots=True)

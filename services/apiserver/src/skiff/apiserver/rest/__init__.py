@@ -150,6 +150,7 @@ class RestApi(ResourceHandlers):
             code = resp.status_code
             span.set_attribute("http.status_code", code)
             if event is not None:
+                event.annotations.update(getattr(request.state, "audit_annotations", None) or {})
                 body = resp.body if hasattr(resp, "body") else None
                 event.complete(code, getattr(request.state, "body", None), body)
         parts = path.split("/")

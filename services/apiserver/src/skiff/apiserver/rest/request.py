@@ -130,12 +130,14 @@ def write_options(request: Request) -> WriteOptions:
     manager = q.get("fieldManager") or _default_manager(request)
     if len(manager) > 128:
         raise errors.bad_request("fieldManager must be at most 128 characters long")
+    request.state.audit_annotations = annotations = {}
     return WriteOptions(
         dry_run=q.get("dryRun") == "All",
         field_manager=manager,
         field_validation=fv,
         force=q.get("force") in ("true", "1"),
         user=getattr(request.state, "user", None),
+        audit_annotations=annotations,
     )
 
 

@@ -84,6 +84,7 @@ class WriteMixin(StoreBase):
                     dry_run=opts.dry_run,
                     user=opts.user,
                     warnings=opts.warnings,
+                    audit_annotations=opts.audit_annotations,
                 )
             )
             return await self._create_in_storage(strategy, obj, opts)
@@ -230,6 +231,7 @@ class WriteMixin(StoreBase):
                         dry_run=opts.dry_run,
                         user=opts.user,
                         warnings=opts.warnings,
+                        audit_annotations=opts.audit_annotations,
                     )
                 )
                 done = await self._commit_update(
