@@ -80,6 +80,20 @@ expose_docker_dns
 python3 -m skiff.kubelet.containerd_setup config --dir "$DIR" >/dev/null
 containerd --config "$DIR/containerd.toml" >>"$DIR/../containerd.log" 2>&1 &
 python3 -m skiff.kubelet.containerd_setup images --dir "$DIR" >/dev/null
+# Joining, as `kubeadm join` does: discovery by the bootstrap token and the CA pin (the
+# compose `join` volume holds both), then the kubelet's TLS bootstrap: its client
+# certificate from a CertificateSigningRequest, its serving one from the cluster CA, both
+# renewed before they expire. Its API answers only the authenticated and authorized.
+SECURE=()
+if [ -n "${SKIFF_JOIN_ENDPOINT:-}" ]; then
+  python3 -m skiff.skiffadm join "$SKIFF_JOIN_ENDPOINT" --token "$(cat /join/token)" \
+    --discovery-token-ca-cert-hash "$(cat /join/ca-cert-hash)"
+  SECURE=(--kubeconfig /etc/kubernetes/kubelet.conf
+    --bootstrap-kubeconfig /etc/kubernetes/bootstrap-kubelet.conf
+    --cert-dir /var/lib/skiff/kubelet/pki --rotate-certificates --rotate-server-certificates
+    --client-ca-file /etc/kubernetes/pki/ca.crt --anonymous-auth false
+    --authentication-token-webhook --authorization-mode Webhook --healthz-port 10248)
+fi
 exec python3 -m skiff.kubelet --runtime-dir "$DIR" --node-ip "$NODE_IP" --address 0.0.0.0 \
   --pod-manifest-path "${SKIFF_POD_MANIFEST_PATH:-/etc/skiff/manifests}" \
-  --cluster-dns "${SKIFF_CLUSTER_DNS:-10.96.0.10}" "$@"
+  --cluster-dns "${SKIFF_CLUSTER_DNS:-10.96.0.10}" "${SECURE[@]}" "$@"

@@ -19,8 +19,10 @@ import ipaddress
 import json
 import os
 import signal
+import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -295,6 +297,34 @@ def test_deployment_logs_exec(compose: dict[str, str]) -> None:
     assert kubectl(compose, "exec", pods[0], "--", "echo", "exec-ok").strip() == "exec-ok"
 
 
+def test_secured_as_kubeadm(compose: dict[str, str]) -> None:
+    """The admin is a client certificate in kubeadm:cluster-admins; the node joined by a
+    bootstrap token and got its client and serving certificates through the certificates
+    API; an anonymous request reaches nothing but what RBAC grants system:anonymous."""
+    who = json.loads(kubectl(compose, "auth", "whoami", "-o", "json"))["status"]["userInfo"]
+    assert who["username"] == "kubernetes-admin"
+    assert "kubeadm:cluster-admins" in who["groups"]
+    csrs = json.loads(kubectl(compose, "get", "csr", "-o", "json"))["items"]
+    issued = {
+        (c["spec"]["signerName"], c["spec"]["username"].split(":")[1])
+        for c in csrs
+        if (c.get("status") or {}).get("certificate")
+    }
+    assert ("kubernetes.io/kube-apiserver-client-kubelet", "bootstrap") in issued
+    assert ("kubernetes.io/kubelet-serving", "node") in issued
+    url = f"https://127.0.0.1:{compose['SKIFF_API_PORT']}"
+    context = ssl._create_unverified_context()  # the test's own request; kubectl verifies
+    with urllib.request.urlopen(f"{url}/version", context=context, timeout=5) as r:
+        assert r.status == 200  # system:public-info-viewer
+    try:
+        urllib.request.urlopen(f"{url}/api/v1/secrets", context=context, timeout=5)
+        raise AssertionError("an anonymous list of secrets was answered")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403
+        message = json.loads(e.read())["message"]
+        assert 'User "system:anonymous" cannot list resource "secrets"' in message
+
+
 def test_apiserver_crash_recovers(compose: dict[str, str]) -> None:
     before = sorted(kubectl(compose, "get", "pods,deploy", "-A", "-o", "name").split())
     cid = subprocess.run(
@@ -380,7 +410,7 @@ def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
             for n in nodes
             if any(
                 c["type"] == "Ready" and c["status"] == "True"
-                for c in n["status"].get("conditions", [])
+                for c in (n.get("status") or {}).get("conditions", [])
             )
         ]
         return len(ready) == 3 and len({n["spec"].get("podCIDR") for n in ready}) == 3
@@ -454,7 +484,8 @@ def test_three_nodes_daemonset(compose: dict[str, str]) -> None:
 
     def lb_ingress() -> set[str]:
         svc = json.loads(kubectl(compose, "get", "svc", "web-lb", "-o", "json"))
-        return {i["ip"] for i in svc["status"].get("loadBalancer", {}).get("ingress") or []}
+        status = svc.get("status") or {}
+        return {i["ip"] for i in status.get("loadBalancer", {}).get("ingress") or []}
 
     wait("the LoadBalancer's ingress on every node", lambda: lb_ingress() == node_ips, timeout=60)
     for ip in sorted(node_ips):

@@ -227,3 +227,25 @@ def test_kubeconfigs_read_by_kubectl_and_the_official_client(pki: Path, kubeconf
         assert out == "kubernetes-admin@kubernetes"
     again = write_kubeconfigs(kubeconfigs, pki, "https://x:6443", "cp-1")
     assert all("Using" in line for line in again)
+
+
+def test_etcd_and_nats_serve_their_extra_names(tmp_path: Path) -> None:
+    """kubeadm's etcd serverCertSANs: etcd and NATS reached by a service name (compose)."""
+    cfg = PkiConfig(node_name="n", advertise_address="10.0.0.1", etcd_sans=["etcd", "nats"])
+    write_cluster_pki(tmp_path, cfg)
+    for path in ("etcd/server", "nats/server"):
+        sans = cert(tmp_path, path).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        assert {"etcd", "nats"} <= set(sans.value.get_values_for_type(x509.DNSName))
+
+
+def test_the_proxy_kubeconfig_uses_the_pods_credentials_over_https() -> None:
+    import yaml
+
+    from skiff.addons import proxy_config_map
+
+    doc = yaml.safe_load(proxy_config_map("https://apiserver:6443")["data"]["kubeconfig.conf"])
+    sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert doc["clusters"][0]["cluster"]["certificate-authority"] == f"{sa}/ca.crt"
+    assert doc["users"] == [{"name": "default", "user": {"tokenFile": f"{sa}/token"}}]
+    plain = yaml.safe_load(proxy_config_map("http://a:1")["data"]["kubeconfig.conf"])
+    assert plain["users"] == []

@@ -25,17 +25,26 @@ from skiff.client.rest import ApiClient
 MANAGER = "skiff-addons"
 
 
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
 def proxy_config_map(endpoint: str) -> dict[str, Any]:
-    """The kube-proxy ConfigMap: a kubeconfig for the control plane at ``endpoint``."""
+    """The kube-proxy ConfigMap: a kubeconfig for the control plane at ``endpoint``; for an
+    ``https`` one, as kubeadm writes it: the pod's service-account token and CA."""
+    cluster: dict[str, Any] = {"server": endpoint}
+    users: list[dict[str, Any]] = []
+    context: dict[str, Any] = {"cluster": "default", "namespace": "default"}
+    if endpoint.startswith("https://"):
+        cluster["certificate-authority"] = f"{SA_DIR}/ca.crt"
+        users = [{"name": "default", "user": {"tokenFile": f"{SA_DIR}/token"}}]
+        context["user"] = "default"
     kubeconfig = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "default", "cluster": {"server": endpoint}}],
-        "contexts": [
-            {"name": "default", "context": {"cluster": "default", "namespace": "default"}}
-        ],
+        "clusters": [{"name": "default", "cluster": cluster}],
+        "contexts": [{"name": "default", "context": context}],
         "current-context": "default",
-        "users": [],
+        "users": users,
     }
     return {
         "apiVersion": "v1",

@@ -42,6 +42,9 @@ class PkiConfig:
     dns_domain: str = "cluster.local"
     cert_sans: list[str] = field(default_factory=list)
     """Extra names and addresses of the apiserver (a load balancer, a DNS name)."""
+    etcd_sans: list[str] = field(default_factory=list)
+    """Extra names and addresses of etcd's (and NATS's) serving certificates (kubeadm's
+    ``etcd.local.serverCertSANs``): where they are reached by another name."""
 
     @property
     def service_ip(self) -> str:
@@ -62,7 +65,10 @@ class PkiConfig:
         ]
 
     def etcd_names(self) -> list[str]:
-        return ["localhost", self.node_name, "127.0.0.1", "::1", self.advertise_address]
+        return [
+            "localhost", self.node_name, "127.0.0.1", "::1", self.advertise_address,
+            *self.etcd_sans,
+        ]  # fmt: skip
 
 
 @dataclass(frozen=True)

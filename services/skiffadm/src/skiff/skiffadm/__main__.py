@@ -60,6 +60,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     certs.add_argument("--service-cidr", default="10.96.0.0/12")
     certs.add_argument("--service-dns-domain", default="cluster.local")
     certs.add_argument("--apiserver-cert-extra-sans", default="", help="comma-separated")
+    certs.add_argument(
+        "--etcd-cert-extra-sans",
+        default="",
+        help="more names of etcd's and NATS's serving certificates, comma-separated",
+    )
     kubeconfig = which.add_parser("kubeconfig", help="kubeconfig files")
     kubeconfig.add_argument("what", choices=["all"])
     kubeconfig.add_argument("--cert-dir", type=Path, default=PKI)
@@ -136,6 +141,7 @@ def run(a: argparse.Namespace) -> int:
             service_subnet=a.service_cidr,
             dns_domain=a.service_dns_domain,
             cert_sans=[s for s in a.apiserver_cert_extra_sans.split(",") if s],
+            etcd_sans=[s for s in a.etcd_cert_extra_sans.split(",") if s],
         )
         print(f'[certs] Using certificateDir folder "{a.cert_dir}"')
         print("\n".join(write_cluster_pki(a.cert_dir, cfg)))
