@@ -6,7 +6,9 @@ its own compose project on its own port:
    image it starts from, so shared layers count once);
 2. ``docker-compose up -d`` → a Ready node, and → a busybox pod Running (created after
    the node is Ready, timed from ``up`` and from its creation);
-3. idle memory of every container (``docker stats``) after ``--settle`` seconds.
+3. idle memory of every container (``docker stats``) after ``--settle`` seconds;
+4. a second node: ``up --scale node=2`` → two Ready nodes (the new node's container
+   start, containerd, ``skiffadm join`` and the kubelet's TLS bootstrap: join → Ready).
 The reference figures (k3s, k0s) are published numbers, not measured here.
 """
 
@@ -71,12 +73,12 @@ def image_sizes(tag: str) -> tuple[dict[str, float], float]:
     return sizes, total
 
 
-def _ready(kubeconfig: Path) -> bool:
+def _ready(kubeconfig: Path, nodes: int = 1) -> bool:
     try:
         out = _run("kubectl", "--kubeconfig", str(kubeconfig), "get", "nodes", "--no-headers")
     except subprocess.CalledProcessError:
         return False
-    return any(line.split()[1] == "Ready" for line in out.splitlines() if line.split())
+    return sum(line.split()[1] == "Ready" for line in out.splitlines() if line.split()) >= nodes
 
 
 def _until(check, timeout: float) -> None:  # type: ignore[no-untyped-def]
@@ -151,6 +153,10 @@ def main() -> None:
             memory[service] = round(memory.get(service, 0) + _mem_mib(usage), 1)
         results["idle_mib"] = memory
         results["control_plane_idle_mib"] = round(sum(memory.get(s, 0) for s in CONTROL_PLANE))
+        t2 = time.monotonic()
+        _run(*compose, "up", "-d", "--scale", "node=2", "node", env=env)
+        _until(lambda: _ready(kubeconfig, 2), 300)
+        results["join_to_ready_node_s"] = round(time.monotonic() - t2, 1)
     finally:
         subprocess.run(
             [str(ROOT / "scripts/compose.sh"), "down"],

@@ -105,3 +105,53 @@ def test_kubeconfig_user_prints_a_client_certificate_kubeconfig(tmp_path: Path) 
     ]
     missing = skiffadm("kubeconfig", "user", "--client-name", "x", "--cert-dir", str(tmp_path))
     assert missing.returncode == 1 and missing.stderr.startswith("error execution phase:")
+
+
+def test_certs_renew_issues_the_same_identities_again(tmp_path: Path) -> None:
+    import base64
+
+    import yaml
+    from cryptography import x509
+
+    pki, confs = tmp_path / "pki", tmp_path / "kubernetes"
+    made = skiffadm("init", "phase", "certs", "all", "--cert-dir", str(pki), "--node-name",
+                    "cp-1", "--apiserver-cert-extra-sans", "api.example")  # fmt: skip
+    assert made.returncode == 0
+    made = skiffadm("init", "phase", "kubeconfig", "all", "--cert-dir", str(pki),
+                    "--kubeconfig-dir", str(confs), "--node-name", "cp-1")  # fmt: skip
+    assert made.returncode == 0
+
+    def load(path: Path) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+
+    def admin() -> x509.Certificate:
+        user = yaml.safe_load((confs / "admin.conf").read_text())["users"][0]["user"]
+        return x509.load_pem_x509_certificate(base64.b64decode(user["client-certificate-data"]))
+
+    before, before_key = load(pki / "apiserver.crt"), (pki / "apiserver.key").read_bytes()
+    before_admin = admin()
+    out = skiffadm("certs", "renew", "all", "--cert-dir", str(pki),
+                   "--kubeconfig-dir", str(confs))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "certificate for serving the Kubernetes API renewed" in lines
+    assert "certificate embedded in the kubeconfig file for the admin to use and for kubeadm " \
+        "itself renewed" in lines  # fmt: skip
+    assert lines[-1].startswith("Done renewing certificates. You must restart")
+    after = load(pki / "apiserver.crt")
+    assert after.serial_number != before.serial_number
+    assert (pki / "apiserver.key").read_bytes() != before_key
+    assert after.subject == before.subject
+    san = x509.SubjectAlternativeName
+    assert after.extensions.get_extension_for_class(san).value == (
+        before.extensions.get_extension_for_class(san).value
+    )
+    after.verify_directly_issued_by(load(pki / "ca.crt"))
+    assert admin().subject == before_admin.subject
+    assert admin().serial_number != before_admin.serial_number
+    one = skiffadm("certs", "renew", "etcd-server", "--cert-dir", str(pki))
+    assert one.stdout.strip() == "certificate for serving etcd renewed"
+    (pki / "front-proxy-client.crt").unlink()
+    missing = skiffadm("certs", "renew", "front-proxy-client", "--cert-dir", str(pki))
+    assert missing.returncode == 1
+    assert "front-proxy-client: cannot read" in missing.stderr

@@ -7,6 +7,7 @@ skiffadm kubeconfig user             a kubeconfig with a client certificate for 
 skiffadm join <host>:<port> --token T --discovery-token-ca-cert-hash sha256:...
                                      token discovery, then the kubelet's bootstrap kubeconfig
 skiffadm certs check-expiration      every certificate's expiry
+skiffadm certs renew all|<name>      issue certificates again with the local CA
 skiffadm token generate              a new bootstrap token
 skiffadm token create|list|delete    bootstrap tokens in the cluster (create --print-join-command)
 """
@@ -34,6 +35,8 @@ from . import tokens
 from .bootstraptoken import run_phase
 from .expiration import report
 from .join import join
+from .renew import NAMES as RENEW_NAMES
+from .renew import RenewError, renew
 
 PKI = Path("/etc/kubernetes/pki")
 KUBECONFIGS = Path("/etc/kubernetes")
@@ -112,6 +115,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     check.add_argument("--cert-dir", type=Path, default=PKI)
     check.add_argument("--kubeconfig-dir", type=Path, default=KUBECONFIGS)
     check.add_argument("--node-name", default=_node_name())
+    renew_p = certs_sub.add_parser("renew", help="renew certificates with the local CA")
+    renew_p.add_argument("what", choices=["all", *RENEW_NAMES])
+    renew_p.add_argument("--cert-dir", type=Path, default=PKI)
+    renew_p.add_argument("--kubeconfig-dir", type=Path, default=KUBECONFIGS)
 
     token = sub.add_parser("token", help="bootstrap tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
@@ -164,6 +171,8 @@ def run(a: argparse.Namespace) -> int:
         sys.stdout.write(
             user_kubeconfig(a.cert_dir, a.client_name, a.org, a.control_plane_endpoint)
         )
+    elif a.command == "certs" and a.certs_command == "renew":
+        print("\n".join(renew(a.what, a.cert_dir, a.kubeconfig_dir)))
     elif a.command == "certs":
         sys.stdout.write(report(a.cert_dir, a.kubeconfig_dir, a.node_name))
     elif a.command == "token" and a.token_command == "generate":
@@ -220,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
     try:
         sys.exit(run(a))
-    except (OSError, ValueError, ApiError, DiscoveryError) as e:
+    except (OSError, ValueError, ApiError, DiscoveryError, RenewError) as e:
         print(f"error execution phase: {e}", file=sys.stderr)
         sys.exit(1)
 
