@@ -152,3 +152,37 @@ def test_token_create_list_delete(cluster: Cluster) -> None:
     ]
     missing = skiffadm("delete", "zyxwvu")
     assert missing.returncode == 1 and 'bootstrap token "zyxwvu" not found' in missing.stderr
+
+
+def test_mark_control_plane_phase(cluster: Cluster) -> None:
+    """The node's role label and NoSchedule taint, kept once there (a second run changes
+    nothing); ``kubectl get nodes`` shows the role."""
+    admin = cluster.kubeconfig()
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cp-1"},
+            "spec": {"taints": [{"key": "other", "effect": "NoExecute"}]}}  # fmt: skip
+    subprocess.run(["kubectl", "--kubeconfig", str(admin), "create", "-f", "-"],
+                   input=json.dumps(node), text=True, check=True, capture_output=True)  # fmt: skip
+    args = [str(SKIFFADM), "init", "phase", "mark-control-plane", "--kubeconfig", str(admin),
+            "--node-name", "cp-1"]  # fmt: skip
+    for _ in range(2):
+        out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "[mark-control-plane] Marking the node cp-1 as control-plane by adding the labels: "
+        "[node-role.kubernetes.io/control-plane "
+        "node.kubernetes.io/exclude-from-external-load-balancers]",
+        "[mark-control-plane] Marking the node cp-1 as control-plane by adding the taints "
+        "[node-role.kubernetes.io/control-plane:NoSchedule]",
+    ]
+    got = json.loads(kubectl(admin, "get", "node", "cp-1", "-o", "json").stdout)
+    assert got["spec"]["taints"] == [
+        {"key": "other", "effect": "NoExecute"},
+        {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+    ]
+    assert got["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] == ""
+    table = kubectl(admin, "get", "node", "cp-1").stdout.splitlines()
+    assert table[1].split()[2] == "control-plane"
+    missing = subprocess.run([*args[:-1], "nowhere", "--timeout", "1"], capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+    assert missing.returncode == 1
+    assert 'nodes "nowhere" not found' in missing.stderr

@@ -1,7 +1,9 @@
 """``skiffadm``: kubeadm's commands for Skiff. Available so far:
 
+skiffadm init phase preflight        kubeadm's pre-flight checks of this machine
 skiffadm init phase certs all        the control plane's certificates (kubeadm's layout)
 skiffadm init phase kubeconfig all   the control plane's kubeconfig files
+skiffadm init phase mark-control-plane  the control-plane labels and taint on this node
 skiffadm init phase bootstrap-token  a bootstrap token, the RBAC for joining, cluster-info
 skiffadm kubeconfig user             a kubeconfig with a client certificate for one user
 skiffadm join <host>:<port> --token T --discovery-token-ca-cert-hash sha256:...
@@ -31,10 +33,11 @@ from skiff.clusterpki import PkiConfig, write_cluster_pki
 from skiff.kubeconfigs import kubeconfig, write_kubeconfigs
 from skiff.pki import CertificateAuthority, KeyPair
 
-from . import tokens
+from . import preflight, tokens
 from .bootstraptoken import run_phase
 from .expiration import report
 from .join import join
+from .markcontrolplane import mark_control_plane
 from .renew import NAMES as RENEW_NAMES
 from .renew import RenewError, renew
 
@@ -76,6 +79,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     kubeconfig.add_argument(
         "--control-plane-endpoint", default="127.0.0.1:6443", help="host:port of the apiserver"
     )
+
+    pre = which.add_parser("preflight", help="pre-flight checks of this machine")
+    pre.add_argument("--ignore-preflight-errors", default="", help="check names or 'all'")
+    pre.add_argument("--manifests-dir", type=Path, default=KUBECONFIGS / "manifests")
+    pre.add_argument("--etcd-data-dir", type=Path, default=Path("/var/lib/etcd"))
+    pre.add_argument(
+        "--ports", default=",".join(map(str, preflight.PORTS)), help="ports that must be free"
+    )
+
+    mark = which.add_parser(
+        "mark-control-plane", help="label and taint this node as a control-plane node"
+    )
+    mark.add_argument("--kubeconfig", type=Path, default=KUBECONFIGS / "admin.conf")
+    mark.add_argument("--node-name", default=_node_name())
+    mark.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for the Node")
 
     bootstrap = which.add_parser(
         "bootstrap-token", help="bootstrap token, joining RBAC and the cluster-info ConfigMap"
@@ -155,6 +173,18 @@ def run(a: argparse.Namespace) -> int:
     elif a.command == "init" and a.phase == "kubeconfig":
         server = f"https://{a.control_plane_endpoint}"
         print("\n".join(write_kubeconfigs(a.kubeconfig_dir, a.cert_dir, server, a.node_name)))
+    elif a.command == "init" and a.phase == "preflight":
+        problems = preflight.init_checks(
+            preflight.Host(),
+            [int(p) for p in a.ports.split(",") if p.strip()],
+            a.manifests_dir,
+            a.etcd_data_dir,
+        )
+        lines, ok = preflight.report(problems, a.ignore_preflight_errors.split(","))
+        print("\n".join(lines), file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else 1
+    elif a.command == "init" and a.phase == "mark-control-plane":
+        print("\n".join(asyncio.run(_mark_control_plane(a))))
     elif a.command == "init" and a.phase == "bootstrap-token":
         print("\n".join(asyncio.run(_bootstrap_token(a))))
     elif a.command == "join":
@@ -180,6 +210,11 @@ def run(a: argparse.Namespace) -> int:
     elif a.command == "token":
         sys.stdout.write(asyncio.run(_tokens(a)))
     return 0
+
+
+async def _mark_control_plane(a: argparse.Namespace) -> list[str]:
+    async with ApiClient.from_kubeconfig(str(a.kubeconfig), user_agent="skiffadm") as client:
+        return await mark_control_plane(client, a.node_name, timeout=a.timeout)
 
 
 async def _bootstrap_token(a: argparse.Namespace) -> list[str]:
