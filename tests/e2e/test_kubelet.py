@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -1081,3 +1082,72 @@ async def test_deployment_end_to_end(node: Node, kubeconfig: Path) -> None:
     finally:
         manager.stop()
         scheduler.stop()
+
+
+async def _forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.close()
+
+
+async def test_static_pods_run_before_the_api_answers(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A kubelet whose API does not answer yet still runs its static pods (kubeadm's control
+    plane is such pods); once the API answers it registers and mirrors them."""
+    base = Path(tmp_path_factory.mktemp("kl-standalone"))
+    (base / "manifests").mkdir()
+    (base / "manifests" / "early.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: early\n"
+        "spec:\n  hostNetwork: true\n  terminationGracePeriodSeconds: 1\n  containers:\n"
+        "  - name: c\n    image: busybox\n    command: [sleep, '3600']\n"
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here until the gate opens
+    paths, containerd = start_containerd(base)
+    name = "kl-standalone"
+    kubelet = Proc("kubelet", [
+        sys.executable, "-m", "skiff.kubelet", "--server", f"http://127.0.0.1:{port}",
+        "--node-name", name, "--runtime-dir", str(base), "--port", "0",
+        "--bridge", "skiffkl1", "--network-name", "skiffkl1", "--lease-period", "1",
+        "--pod-manifest-path", str(base / "manifests"), "--file-check-frequency", "0.5",
+    ], base / "kubelet.log")  # fmt: skip
+    gate = None
+    try:
+        async with ApiClient(cluster.url) as client, CriClient(paths.endpoint) as cri:
+            kubelet.start()
+
+            async def running() -> bool:
+                found = await cri.list_containers()
+                return any(c.metadata.name == "c" and c.state == 1 for c in found)  # RUNNING
+
+            await _until(running, timeout=60)
+            with pytest.raises(ApiError):
+                await client.get("nodes", name)  # not registered: there was no API to tell
+            host, api_port = cluster.url.removeprefix("http://").split(":")
+
+            async def relay(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                ur, uw = await asyncio.open_connection(host, int(api_port))
+                await asyncio.gather(_forward(r, uw), _forward(ur, w))
+
+            gate = await asyncio.start_server(relay, "127.0.0.1", port)
+            mirror = await wait_pod(client, f"early-{name}", _running, timeout=60)
+            assert mirror["metadata"]["ownerReferences"][0]["name"] == name
+            found = await cri.list_containers()
+            assert [c.metadata.attempt for c in found if c.metadata.name == "c"] == [0]
+            await client.delete("nodes", name)
+            with contextlib.suppress(ApiError):
+                await client.delete("pods", f"early-{name}", "default")
+            kubelet.stop()
+            for sb in await cri.list_pod_sandbox():
+                await cri.stop_pod_sandbox(sb.id)
+                await cri.remove_pod_sandbox(sb.id)
+    finally:
+        kubelet.stop()
+        if gate is not None:
+            gate.close()
+        containerd.stop()
+        teardown_network("skiffkl1")

@@ -131,9 +131,12 @@ class Reconciler(ABC):
 
     # -- running -------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Wait for the caches, then run the workers until cancelled."""
-        await wait_synced(*self.informers)
+    async def run(self, *, wait_for_caches: bool = True) -> None:
+        """Wait for the caches (unless told not to: work that needs none of them, such as
+        the kubelet's static pods before the API answers), then run the workers until
+        cancelled."""
+        if wait_for_caches:
+            await wait_synced(*self.informers)
         self.log.info("controller started", workers=self.workers)
         workers = [
             asyncio.create_task(self._worker(), name=f"{self.name}:worker-{i}")

@@ -24,11 +24,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from skiff.api.errors import ApiError
 from skiff.client.events import EventRecorder
 from skiff.client.informer import Informer
 from skiff.client.nodelease import NodeLease
 from skiff.client.rest import ApiClient
 from skiff.cri.client import CriClient
+from skiff.log import get_logger
 
 from .containers import ContainersMixin
 from .images import ImageManager
@@ -42,6 +44,8 @@ from .static import StaticPodsMixin
 from .termination import TerminationMixin
 from .tokens import TokenManager
 from .volumes import VolumeManager
+
+log = get_logger(__name__)
 
 
 class Kubelet(
@@ -115,20 +119,30 @@ class Kubelet(
         self._status_sent = 0.0
 
     async def run(self) -> None:
-        await self.register()
-        tasks = [
-            asyncio.create_task(self.pods.run(), name="kubelet-pods"),
-            asyncio.create_task(self.services.run(), name="kubelet-services"),
-        ]
-        await self.pods.wait_synced()
-        await self.services.wait_synced()  # no container starts without its variables
+        tasks: list[asyncio.Task[None]] = []
         if self.manifest_dir is not None:
+            # Static pods run before the API answers, as kube's kubelet runs them: the
+            # control plane itself may be among them (skiffadm's static pods). The pod
+            # workers (Reconciler.run, PodWorkersMixin's base) start at once for them.
             self._refresh_static()
-        await self._remove_orphans()
-        # The pod workers: Reconciler.run (PodWorkersMixin's base).
-        tasks.append(asyncio.create_task(super().run(), name="kubelet-pod-workers"))
-        if self.manifest_dir is not None:
+            tasks.append(
+                asyncio.create_task(super().run(wait_for_caches=False), name="kubelet-pod-workers")
+            )
             tasks.append(asyncio.create_task(self._static_loop(), name="kubelet-static-pods"))
+        try:
+            await self._register_until_answered()
+            tasks.append(asyncio.create_task(self.pods.run(), name="kubelet-pods"))
+            tasks.append(asyncio.create_task(self.services.run(), name="kubelet-services"))
+            await self.pods.wait_synced()
+            await self.services.wait_synced()  # no API pod starts without its variables
+            await self._remove_orphans()
+            if self.manifest_dir is None:
+                tasks.append(asyncio.create_task(super().run(), name="kubelet-pod-workers"))
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         try:
             await self._heartbeat()
         finally:
@@ -137,6 +151,19 @@ class Kubelet(
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _register_until_answered(self) -> None:
+        """Register the Node, trying again (up to every 7 s) while the API does not answer
+        or refuses: the control plane may still be starting, maybe as our static pods."""
+        delay = 0.5
+        while True:
+            try:
+                await self.register()
+                return
+            except ApiError as e:
+                log.warning("node registration failed; trying again", error=e.message)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 7.0)
 
     async def _lookup(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         return await self.client.get(kind, name, namespace)

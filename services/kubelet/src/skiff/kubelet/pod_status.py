@@ -214,9 +214,10 @@ class PodStatusMixin:
                 subresource="status",
             )
         except ApiError as e:
-            if e.code != 404 or CONFIG_HASH not in (meta.get("annotations") or {}):
+            if e.code not in (404, 503) or CONFIG_HASH not in (meta.get("annotations") or {}):
                 raise
-            # A static pod whose mirror is not (yet) in the API: nothing to report to.
+            # A static pod whose mirror is not (yet) in the API, or whose API does not
+            # answer yet: nothing to report to (the mirror's creation syncs it again).
 
     async def _confirm_deletion(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]

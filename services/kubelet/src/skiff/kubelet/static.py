@@ -155,7 +155,10 @@ class StaticPodsMixin:
                 log.warning("mirror pod sync failed", error=e.message)
 
     async def _sync_mirrors(self) -> None:
-        """One mirror pod in the API per static pod; none for static pods that are gone."""
+        """One mirror pod in the API per static pod; none for static pods that are gone.
+        Not before the Node is registered: a mirror pod belongs to its Node."""
+        if self._node is None:
+            return
         for key, static in self.static_pods.items():
             current = self.pods.get(key)
             uid = static["metadata"]["uid"]
