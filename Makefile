@@ -89,8 +89,9 @@ compose-down:
 	@scripts/compose.sh down
 
 # The compose acceptance test (builds images, up with the tracing profile, Deployment,
-# logs/exec, apiserver crash, traces, 3 nodes + DaemonSet, down -v): pytest skips it
+# logs/exec, apiserver crash, traces, 3 nodes + DaemonSet, down -v) and the control plane as
+# static pods from those images (test_static_control_plane.py): pytest skips them
 # unless SKIFF_TEST_COMPOSE=1; installs Docker, docker-compose and debootstrap when missing.
 test-compose: py-deps
 	SKIFF_TEST_COMPOSE=1 SKIFF_REQUIRE_REAL_PARTS=1 $(PY) -m pytest -q -p no:cacheprovider \
-	  tests/e2e/test_compose.py
+	  tests/e2e/test_compose.py tests/e2e/test_static_control_plane.py

@@ -1118,33 +1118,36 @@ async def test_static_pods_run_before_the_api_answers(
     gate = None
     try:
         async with ApiClient(cluster.url) as client, CriClient(paths.endpoint) as cri:
-            kubelet.start()
+            try:
+                kubelet.start()
 
-            async def running() -> bool:
+                async def running() -> bool:
+                    found = await cri.list_containers()
+                    return any(c.metadata.name == "c" and c.state == 1 for c in found)
+
+                await _until(running, timeout=60)
+                with pytest.raises(ApiError):
+                    await client.get("nodes", name)  # not registered: no API to tell
+                host, api_port = cluster.url.removeprefix("http://").split(":")
+
+                async def relay(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                    ur, uw = await asyncio.open_connection(host, int(api_port))
+                    await asyncio.gather(_forward(r, uw), _forward(ur, w))
+
+                gate = await asyncio.start_server(relay, "127.0.0.1", port)
+                mirror = await wait_pod(client, f"early-{name}", _running, timeout=60)
+                assert mirror["metadata"]["ownerReferences"][0]["name"] == name
                 found = await cri.list_containers()
-                return any(c.metadata.name == "c" and c.state == 1 for c in found)  # RUNNING
-
-            await _until(running, timeout=60)
-            with pytest.raises(ApiError):
-                await client.get("nodes", name)  # not registered: there was no API to tell
-            host, api_port = cluster.url.removeprefix("http://").split(":")
-
-            async def relay(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-                ur, uw = await asyncio.open_connection(host, int(api_port))
-                await asyncio.gather(_forward(r, uw), _forward(ur, w))
-
-            gate = await asyncio.start_server(relay, "127.0.0.1", port)
-            mirror = await wait_pod(client, f"early-{name}", _running, timeout=60)
-            assert mirror["metadata"]["ownerReferences"][0]["name"] == name
-            found = await cri.list_containers()
-            assert [c.metadata.attempt for c in found if c.metadata.name == "c"] == [0]
-            await client.delete("nodes", name)
-            with contextlib.suppress(ApiError):
-                await client.delete("pods", f"early-{name}", "default")
-            kubelet.stop()
-            for sb in await cri.list_pod_sandbox():
-                await cri.stop_pod_sandbox(sb.id)
-                await cri.remove_pod_sandbox(sb.id)
+                assert [c.metadata.attempt for c in found if c.metadata.name == "c"] == [0]
+            finally:
+                kubelet.stop()
+                with contextlib.suppress(ApiError):
+                    await client.delete("nodes", name)
+                with contextlib.suppress(ApiError):
+                    await client.delete("pods", f"early-{name}", "default")
+                for sb in await cri.list_pod_sandbox():
+                    await cri.stop_pod_sandbox(sb.id)
+                    await cri.remove_pod_sandbox(sb.id)
     finally:
         kubelet.stop()
         if gate is not None:

@@ -27,10 +27,15 @@ def http(cluster: Cluster) -> Iterator[httpx.Client]:
         yield c
 
 
-def etcd_revision(cluster: Cluster) -> int:
-    async def rev() -> int:
+def etcd_revision(cluster: Cluster) -> tuple[int, int]:
+    """What a write of an object changes: the number of keys under ``/registry/`` and the
+    newest of their revisions (etcd's own revision also moves when an apiserver's master
+    lease key expires, which is no write of the API)."""
+
+    async def rev() -> tuple[int, int]:
         async with EtcdBackend(cluster.etcd_endpoint) as etcd:
-            return await etcd.current_revision()
+            kvs, _ = await etcd.range_all("/registry/")
+            return len(kvs), max((kv.mod_revision for kv in kvs), default=0)
 
     return asyncio.run(rev())
 

@@ -155,3 +155,42 @@ def test_certs_renew_issues_the_same_identities_again(tmp_path: Path) -> None:
     missing = skiffadm("certs", "renew", "front-proxy-client", "--cert-dir", str(pki))
     assert missing.returncode == 1
     assert "front-proxy-client: cannot read" in missing.stderr
+
+
+def test_static_pod_manifests_of_the_control_plane(tmp_path: Path) -> None:
+    import yaml
+
+    out = skiffadm("init", "phase", "etcd", "local", "--manifests-dir", str(tmp_path / "m"),
+                   "--kubeconfig-dir", str(tmp_path), "--cert-dir", str(tmp_path / "pki"),
+                   "--node-name", "cp-1", "--etcd-port", "12379")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1:] == [
+        '[control-plane] Creating static Pod manifest for "etcd"',
+        '[control-plane] Creating static Pod manifest for "nats"',
+    ]
+    assert "verify_and_map" in (tmp_path / "nats.conf").read_text()
+    out = skiffadm("init", "phase", "control-plane", "all", "--manifests-dir",
+                   str(tmp_path / "m"), "--kubeconfig-dir", str(tmp_path), "--cert-dir",
+                   str(tmp_path / "pki"), "--node-name", "cp-1", "--etcd-port", "12379",
+                   "--image-tag", "v1")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    pods = {p.stem: yaml.safe_load(p.read_text()) for p in (tmp_path / "m").glob("*.yaml")}
+    assert sorted(pods) == [
+        "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "nats",
+    ]  # fmt: skip
+    for name, pod in pods.items():
+        labels = {"component": name, "tier": "control-plane"}
+        assert pod["metadata"] == {"name": name, "namespace": "kube-system", "labels": labels}
+        spec = pod["spec"]
+        assert spec["hostNetwork"] and spec["priorityClassName"] == "system-node-critical"
+        (c,) = spec["containers"]
+        assert c["imagePullPolicy"] == "Never"
+        mounts = {m["mountPath"] for m in c["volumeMounts"]}
+        assert mounts == {v["hostPath"]["path"] for v in spec["volumes"]}  # same paths inside
+    api = pods["kube-apiserver"]["spec"]["containers"][0]
+    assert api["image"] == "skiff/apiserver:v1"
+    assert "--etcd-servers=https://127.0.0.1:12379" in api["args"]
+    assert "--authorization-mode=Node,RBAC" in api["args"]
+    env = {e["name"]: e["value"] for e in pods["etcd"]["spec"]["containers"][0]["env"]}
+    assert env["ETCD_CLIENT_CERT_AUTH"] == "true"
+    assert env["ETCD_LISTEN_CLIENT_URLS"] == "https://127.0.0.1:12379"

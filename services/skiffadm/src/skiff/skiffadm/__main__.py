@@ -3,6 +3,8 @@
 skiffadm init phase preflight        kubeadm's pre-flight checks of this machine
 skiffadm init phase certs all        the control plane's certificates (kubeadm's layout)
 skiffadm init phase kubeconfig all   the control plane's kubeconfig files
+skiffadm init phase etcd local       static pods of etcd and NATS
+skiffadm init phase control-plane all  static pods of apiserver, controller manager, scheduler
 skiffadm init phase mark-control-plane  the control-plane labels and taint on this node
 skiffadm init phase bootstrap-token  a bootstrap token, the RBAC for joining, cluster-info
 skiffadm kubeconfig user             a kubeconfig with a client certificate for one user
@@ -35,6 +37,7 @@ from skiff.pki import CertificateAuthority, KeyPair
 
 from . import preflight, tokens
 from .bootstraptoken import run_phase
+from .controlplane import CONTROL_PLANE, LOCAL_ETCD, ControlPlane, write_manifests, write_nats_conf
 from .expiration import report
 from .join import join
 from .markcontrolplane import mark_control_plane
@@ -87,6 +90,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     pre.add_argument(
         "--ports", default=",".join(map(str, preflight.PORTS)), help="ports that must be free"
     )
+
+    for phase_name, choices, helptext in (
+        ("etcd", ["local"], "static pods of etcd and NATS (the data stores)"),
+        ("control-plane", ["all"], "static pods of the apiserver, controller manager, scheduler"),
+    ):
+        sp = which.add_parser(phase_name, help=helptext)
+        sp.add_argument("what", choices=choices)
+        sp.add_argument("--cert-dir", type=Path, default=PKI)
+        sp.add_argument("--kubeconfig-dir", type=Path, default=KUBECONFIGS)
+        sp.add_argument("--manifests-dir", type=Path, default=KUBECONFIGS / "manifests")
+        sp.add_argument("--node-name", default=_node_name())
+        sp.add_argument("--apiserver-advertise-address", default="127.0.0.1")
+        sp.add_argument("--apiserver-bind-port", type=int, default=6443)
+        sp.add_argument("--etcd-port", type=int, default=2379)
+        sp.add_argument("--etcd-peer-port", type=int, default=2380)
+        sp.add_argument("--nats-port", type=int, default=4222)
+        sp.add_argument("--scheduler-port", type=int, default=10259)
+        sp.add_argument("--controller-manager-port", type=int, default=10257)
+        sp.add_argument("--etcd-data-dir", type=Path, default=Path("/var/lib/etcd"))
+        sp.add_argument("--nats-data-dir", type=Path, default=Path("/var/lib/nats"))
+        sp.add_argument("--service-cidr", default="10.96.0.0/12")
+        sp.add_argument("--image-repository", default="skiff")
+        sp.add_argument("--image-tag", default="dev")
 
     mark = which.add_parser(
         "mark-control-plane", help="label and taint this node as a control-plane node"
@@ -183,6 +209,28 @@ def run(a: argparse.Namespace) -> int:
         lines, ok = preflight.report(problems, a.ignore_preflight_errors.split(","))
         print("\n".join(lines), file=sys.stdout if ok else sys.stderr)
         return 0 if ok else 1
+    elif a.command == "init" and a.phase in ("etcd", "control-plane"):
+        cp = ControlPlane(
+            node_name=a.node_name,
+            pki=a.cert_dir.resolve(),
+            kubeconfigs=a.kubeconfig_dir.resolve(),
+            etcd_data=a.etcd_data_dir.resolve(),
+            nats_data=a.nats_data_dir.resolve(),
+            advertise_address=a.apiserver_advertise_address,
+            api_port=a.apiserver_bind_port,
+            etcd_port=a.etcd_port,
+            etcd_peer_port=a.etcd_peer_port,
+            nats_port=a.nats_port,
+            scheduler_port=a.scheduler_port,
+            controller_manager_port=a.controller_manager_port,
+            service_cidr=a.service_cidr,
+            image_repository=a.image_repository,
+            image_tag=a.image_tag,
+        )
+        if a.phase == "etcd":
+            write_nats_conf(cp)
+        which = LOCAL_ETCD if a.phase == "etcd" else CONTROL_PLANE
+        print("\n".join(write_manifests(a.manifests_dir, cp, which)))
     elif a.command == "init" and a.phase == "mark-control-plane":
         print("\n".join(asyncio.run(_mark_control_plane(a))))
     elif a.command == "init" and a.phase == "bootstrap-token":
