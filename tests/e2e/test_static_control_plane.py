@@ -1,8 +1,8 @@
-"""The control plane as static pods, as ``kubeadm init`` runs it: skiffadm writes the
-certificates, kubeconfigs and the manifests of etcd, NATS, the apiserver, controller
-manager and scheduler; a kubelet on a real containerd runs them from the images ``make
-images`` builds (before any API exists), then registers its Node, mirrors them, and a pod
-created through the new control plane is scheduled and runs.
+"""``skiffadm init`` on this machine, as ``kubeadm init``: the certificates, kubeconfigs
+and the static pod manifests of etcd, NATS, the apiserver, controller manager and
+scheduler; containerd and a kubelet that runs them from the images ``make images`` builds
+(before any API exists), then registers its Node, mirrors them, and runs a pod the new
+control plane schedules; ``skiffadm reset`` then leaves nothing behind.
 
 Slow and needs the Docker images: skipped unless ``SKIFF_TEST_COMPOSE=1`` (``make
 test-compose`` runs it after the compose test, which builds them).
@@ -10,7 +10,6 @@ test-compose`` runs it after the compose test, which builds them).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
@@ -21,11 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from runtime import CNI_PLUGINS, CONTAINERD, needs, start_containerd
+from runtime import CNI_PLUGINS, CONTAINERD, needs
 
-from cluster import Proc
-from skiff.cri.client import CriClient
-from skiff.kubelet.containerd_setup import ensure_shared_netns_dir, teardown_network
+from skiff.kubelet.containerd_setup import ensure_shared_netns_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SKIFFADM = Path(sys.executable).parent / "skiffadm"
@@ -71,67 +68,65 @@ def wait(what: str, check, timeout: float = 180.0) -> None:  # type: ignore[no-u
 
 @pytest.fixture(scope="module")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``skiffadm init`` on this machine, every path and port its own; ``skiffadm reset``
+    at the end, which must leave nothing behind."""
     base = Path(tmp_path_factory.mktemp("static-cp"))
-    k8s, pki, manifests = base / "kubernetes", base / "kubernetes" / "pki", base / "manifests"
-    api_port = free_port()
+    k8s = base / "kubernetes"
     ports = {
-        "--apiserver-bind-port": api_port, "--etcd-port": free_port(),
+        "--apiserver-bind-port": free_port(), "--etcd-port": free_port(),
         "--etcd-peer-port": free_port(), "--nats-port": free_port(),
         "--scheduler-port": free_port(), "--controller-manager-port": free_port(),
+        "--kubelet-port": free_port(), "--kubelet-healthz-port": free_port(),
     }  # fmt: skip
-    flags = [x for k, v in ports.items() for x in (k, str(v))]
-    common = ["--cert-dir", str(pki), "--kubeconfig-dir", str(k8s), "--node-name", NODE]
-    run(str(SKIFFADM), "init", "phase", "certs", "all", "--cert-dir", str(pki),
-        "--node-name", NODE)  # fmt: skip
-    run(str(SKIFFADM), "init", "phase", "kubeconfig", "all", *common,
-        "--control-plane-endpoint", f"127.0.0.1:{api_port}")  # fmt: skip
-    where = ["--manifests-dir", str(manifests), "--etcd-data-dir", str(base / "etcd"),
-             "--nats-data-dir", str(base / "nats")]  # fmt: skip
-    run(str(SKIFFADM), "init", "phase", "etcd", "local", *common, *where, *flags)
-    run(str(SKIFFADM), "init", "phase", "control-plane", "all", *common, *where, *flags)
-
+    where = [
+        "--cert-dir", str(k8s / "pki"), "--kubeconfig-dir", str(k8s),
+        "--manifests-dir", str(base / "manifests"), "--kubelet-dir", str(base / "node"),
+        "--etcd-data-dir", str(base / "etcd"), "--nats-data-dir", str(base / "nats"),
+        "--node-name", NODE, "--bridge", BRIDGE,
+        *(x for k, v in ports.items() for x in (k, str(v))),
+    ]  # fmt: skip
     docker = run(str(ROOT / "scripts/compose.sh"), "client").strip()
     run(str(ROOT / "scripts/compose.sh"), "images")
     images = base / "control-plane.tar"
     run(docker, "save", "-o", str(images), *(f"skiff/{c}:dev" for c in COMPONENTS))
     ensure_shared_netns_dir()
-    paths, containerd = start_containerd(base / "runtime")
-    kubelet = Proc("kubelet", [
-        sys.executable, "-m", "skiff.kubelet", "--kubeconfig", str(k8s / "kubelet.conf"),
-        "--node-name", NODE, "--runtime-dir", str(base / "runtime"), "--port", "0",
-        "--bridge", BRIDGE, "--network-name", BRIDGE, "--pod-cidr", "10.244.253.0/24",
-        "--pod-manifest-path", str(manifests), "--file-check-frequency", "0.5",
-        "--lease-period", "2",
-    ], base / "kubelet.log")  # fmt: skip
+    t0 = time.monotonic()
+    init = subprocess.run([str(SKIFFADM), "init", *where, "--image-archive", str(images)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    took = time.monotonic() - t0
     try:
-        run("ctr", "--address", str(paths.socket), "-n", "k8s.io", "images", "import",
-            str(images))  # fmt: skip
+        assert init.returncode == 0, init.stdout + init.stderr
+        lines = init.stdout.splitlines()
+        assert "[preflight] Running pre-flight checks" in lines
+        assert "Your Kubernetes control-plane has initialized successfully!" in lines
+        assert any(line.startswith("[api-check] The API server is healthy after") for line in lines)
+        join = next(line for line in lines if line.startswith("skiffadm join "))
+        assert join == f"skiffadm join 127.0.0.1:{ports['--apiserver-bind-port']} --token " \
+            f"{join.split()[4]} \\"  # fmt: skip
         images.unlink()
-        kubelet.start()
-        yield k8s
+        print(f"skiffadm init: {took:.1f} s")
+        yield base
     finally:
-        kubelet.stop()  # static pods outlive their kubelet: remove them through the CRI
-        asyncio.run(_remove_sandboxes(paths.endpoint))
-        containerd.stop()
-        teardown_network(BRIDGE)
-        _unmount_under(base)  # the pods' volumes (tmpfs) the stopped kubelet left
-
-
-def _unmount_under(base: Path) -> None:
-    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
-    for point in sorted((m for m in mounts if m.startswith(str(base))), reverse=True):
-        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
-
-
-async def _remove_sandboxes(endpoint: str) -> None:
-    async with CriClient(endpoint) as cri:
-        for sb in await cri.list_pod_sandbox():
-            await cri.stop_pod_sandbox(sb.id)
-            await cri.remove_pod_sandbox(sb.id)
+        reset = subprocess.run([str(SKIFFADM), "reset", *where], capture_output=True,
+                               text=True, timeout=300)  # fmt: skip
+        try:
+            assert reset.returncode == 0, reset.stdout + reset.stderr
+            assert reset.stdout.startswith("[reset] Stopping the kubelet service")
+            state = base / "node" / "skiffadm"
+            assert not list(state.glob("*.pid")), "reset left a process"
+            assert str(base) not in Path("/proc/mounts").read_text(), "reset left a mount"
+            assert not list((base / "manifests").iterdir())
+            assert not (k8s / "admin.conf").exists() and not list((k8s / "pki").iterdir())
+            links = subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True)
+            assert links.returncode != 0, "reset left the bridge"
+        finally:  # whatever reset missed must not outlive the test
+            mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+            for point in sorted((m for m in mounts if m.startswith(str(base))), reverse=True):
+                subprocess.run(["umount", "-l", point], capture_output=True)
 
 
 def test_the_control_plane_runs_as_static_pods(control_plane: Path) -> None:
-    admin = control_plane / "super-admin.conf"
+    admin = control_plane / "kubernetes" / "admin.conf"
     wait("the apiserver's /readyz", lambda: kubectl(admin, "get", "--raw", "/readyz").stdout
          == "ok", timeout=240)  # fmt: skip
 
@@ -152,6 +147,13 @@ def test_the_control_plane_runs_as_static_pods(control_plane: Path) -> None:
             assert p["metadata"]["annotations"]["kubernetes.io/config.source"] == "file"
             assert p["spec"]["nodeName"] == NODE
     wait("the node Ready", lambda: " Ready " in kubectl(admin, "get", "node", NODE).stdout)
+    # Marked as kubeadm marks it; a one-node cluster lifts the taint, as kubeadm's docs say.
+    node = json.loads(kubectl(admin, "get", "node", NODE, "-o", "json").stdout)
+    assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"} in (
+        node["spec"]["taints"]
+    )
+    lift = kubectl(admin, "taint", "nodes", "--all", "node-role.kubernetes.io/control-plane-")
+    assert lift.returncode == 0, lift.stderr
     # Scheduled by the static scheduler, run by the kubelet.
     assert kubectl(admin, "run", "hello", "--image=busybox", "--restart=Never",
                    "--", "sleep", "3600").returncode == 0  # fmt: skip

@@ -194,3 +194,18 @@ def test_static_pod_manifests_of_the_control_plane(tmp_path: Path) -> None:
     env = {e["name"]: e["value"] for e in pods["etcd"]["spec"]["containers"][0]["env"]}
     assert env["ETCD_CLIENT_CERT_AUTH"] == "true"
     assert env["ETCD_LISTEN_CLIENT_URLS"] == "https://127.0.0.1:12379"
+
+
+def test_init_refuses_unknown_phases_and_failed_preflight(tmp_path: Path) -> None:
+    bad = skiffadm("init", "--skip-phases", "bogus", "--cert-dir", str(tmp_path / "pki"))
+    assert bad.returncode == 1
+    assert "unknown phases ['bogus']; the phases: preflight, certs" in bad.stderr
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "etcd.yaml").write_text("{}")
+    where = ["--manifests-dir", str(tmp_path / "m"), "--cert-dir", str(tmp_path / "pki"),
+             "--kubeconfig-dir", str(tmp_path), "--etcd-data-dir", str(tmp_path / "e")]  # fmt: skip
+    failed = skiffadm("init", *where)
+    assert failed.returncode == 1
+    assert f"[ERROR FileAvailable-{str(tmp_path).replace('/', '-')}-m-etcd.yaml]" in failed.stdout
+    assert "error execution phase: preflight checks failed" in failed.stderr
+    assert not (tmp_path / "pki").exists()  # nothing written after a failed preflight

@@ -1,5 +1,9 @@
 """``skiffadm``: kubeadm's commands for Skiff. Available so far:
 
+skiffadm init                        a control plane on this machine: every phase below, in
+                                     order, then the kubelet with the static pods, the wait,
+                                     mark-control-plane, bootstrap-token and the join command
+skiffadm reset                       undo what init put on this machine
 skiffadm init phase preflight        kubeadm's pre-flight checks of this machine
 skiffadm init phase certs all        the control plane's certificates (kubeadm's layout)
 skiffadm init phase kubeconfig all   the control plane's kubeconfig files
@@ -39,10 +43,12 @@ from . import preflight, tokens
 from .bootstraptoken import run_phase
 from .controlplane import CONTROL_PLANE, LOCAL_ETCD, ControlPlane, write_manifests, write_nats_conf
 from .expiration import report
+from .init import InitError, InitOptions, run_init
 from .join import join
 from .markcontrolplane import mark_control_plane
 from .renew import NAMES as RENEW_NAMES
 from .renew import RenewError, renew
+from .reset import run_reset
 
 PKI = Path("/etc/kubernetes/pki")
 KUBECONFIGS = Path("/etc/kubernetes")
@@ -52,13 +58,84 @@ def _node_name() -> str:
     return socket.gethostname().lower()
 
 
+def _node_flags(p: argparse.ArgumentParser) -> None:
+    """Where init puts things and the ports it uses (init and reset)."""
+    p.add_argument("--cert-dir", type=Path, default=PKI)
+    p.add_argument("--kubeconfig-dir", type=Path, default=KUBECONFIGS)
+    p.add_argument("--manifests-dir", type=Path, default=KUBECONFIGS / "manifests")
+    p.add_argument("--kubelet-dir", type=Path, default=Path("/var/lib/skiff"))
+    p.add_argument("--etcd-data-dir", type=Path, default=Path("/var/lib/etcd"))
+    p.add_argument("--nats-data-dir", type=Path, default=Path("/var/lib/nats"))
+    p.add_argument("--node-name", default=_node_name())
+    p.add_argument("--apiserver-advertise-address", default="127.0.0.1")
+    p.add_argument("--apiserver-bind-port", type=int, default=6443)
+    p.add_argument("--etcd-port", type=int, default=2379)
+    p.add_argument("--etcd-peer-port", type=int, default=2380)
+    p.add_argument("--nats-port", type=int, default=4222)
+    p.add_argument("--scheduler-port", type=int, default=10259)
+    p.add_argument("--controller-manager-port", type=int, default=10257)
+    p.add_argument("--kubelet-port", type=int, default=10250)
+    p.add_argument("--kubelet-healthz-port", type=int, default=10248)
+    p.add_argument("--bridge", default="skiff0", help="the node's pod bridge")
+    p.add_argument("--service-cidr", default="10.96.0.0/12")
+    p.add_argument("--image-repository", default="skiff")
+    p.add_argument("--image-tag", default="dev")
+
+
+def _init_options(a: argparse.Namespace) -> InitOptions:
+    cp = ControlPlane(
+        node_name=a.node_name,
+        pki=a.cert_dir.resolve(),
+        kubeconfigs=a.kubeconfig_dir.resolve(),
+        etcd_data=a.etcd_data_dir.resolve(),
+        nats_data=a.nats_data_dir.resolve(),
+        advertise_address=a.apiserver_advertise_address,
+        api_port=a.apiserver_bind_port,
+        etcd_port=a.etcd_port,
+        etcd_peer_port=a.etcd_peer_port,
+        nats_port=a.nats_port,
+        scheduler_port=a.scheduler_port,
+        controller_manager_port=a.controller_manager_port,
+        service_cidr=a.service_cidr,
+        image_repository=a.image_repository,
+        image_tag=a.image_tag,
+    )
+    split = lambda text: [s.strip() for s in (text or "").split(",") if s.strip()]  # noqa: E731
+    return InitOptions(
+        cp=cp,
+        manifests=a.manifests_dir.resolve(),
+        kubelet_dir=a.kubelet_dir.resolve(),
+        cert_sans=split(getattr(a, "apiserver_cert_extra_sans", "")),
+        kubelet_port=a.kubelet_port,
+        kubelet_healthz_port=a.kubelet_healthz_port,
+        bridge=a.bridge,
+        image_archives=[p.resolve() for p in getattr(a, "image_archive", [])],
+        ignore_preflight_errors=split(getattr(a, "ignore_preflight_errors", "")),
+        skip_phases=split(getattr(a, "skip_phases", "")),
+        token=getattr(a, "token", ""),
+        timeout=getattr(a, "timeout", 240.0),
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="skiffadm", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
 
-    init = sub.add_parser("init", help="set up a control plane (phases so far)")
-    phases = init.add_subparsers(dest="init_command", required=True)
+    init = sub.add_parser("init", help="set up a control plane on this machine")
+    _node_flags(init)
+    init.add_argument("--ignore-preflight-errors", default="", help="check names or 'all'")
+    init.add_argument("--skip-phases", default="", help="phases to leave out, comma-separated")
+    init.add_argument("--apiserver-cert-extra-sans", default="", help="comma-separated")
+    init.add_argument("--token", default="", help="the bootstrap token (default: a new one)")
+    init.add_argument(
+        "--image-archive", action="append", default=[], type=Path,
+        help="an image archive (docker save) to import into containerd (repeatable)",
+    )  # fmt: skip
+    init.add_argument("--timeout", type=float, default=240.0)
+    reset = sub.add_parser("reset", help="undo what init put on this machine")
+    _node_flags(reset)
+    phases = init.add_subparsers(dest="init_command")
     phase = phases.add_parser("phase", help="run one phase of init")
     which = phase.add_subparsers(dest="phase", required=True)
     certs = which.add_parser("certs", help="certificates")
@@ -97,22 +174,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ):
         sp = which.add_parser(phase_name, help=helptext)
         sp.add_argument("what", choices=choices)
-        sp.add_argument("--cert-dir", type=Path, default=PKI)
-        sp.add_argument("--kubeconfig-dir", type=Path, default=KUBECONFIGS)
-        sp.add_argument("--manifests-dir", type=Path, default=KUBECONFIGS / "manifests")
-        sp.add_argument("--node-name", default=_node_name())
-        sp.add_argument("--apiserver-advertise-address", default="127.0.0.1")
-        sp.add_argument("--apiserver-bind-port", type=int, default=6443)
-        sp.add_argument("--etcd-port", type=int, default=2379)
-        sp.add_argument("--etcd-peer-port", type=int, default=2380)
-        sp.add_argument("--nats-port", type=int, default=4222)
-        sp.add_argument("--scheduler-port", type=int, default=10259)
-        sp.add_argument("--controller-manager-port", type=int, default=10257)
-        sp.add_argument("--etcd-data-dir", type=Path, default=Path("/var/lib/etcd"))
-        sp.add_argument("--nats-data-dir", type=Path, default=Path("/var/lib/nats"))
-        sp.add_argument("--service-cidr", default="10.96.0.0/12")
-        sp.add_argument("--image-repository", default="skiff")
-        sp.add_argument("--image-tag", default="dev")
+        _node_flags(sp)
 
     mark = which.add_parser(
         "mark-control-plane", help="label and taint this node as a control-plane node"
@@ -185,6 +247,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(a: argparse.Namespace) -> int:
+    if a.command == "init" and not a.init_command:
+        run_init(_init_options(a), lambda line: print(line, flush=True))
+        return 0
+    if a.command == "reset":
+        print("\n".join(run_reset(_init_options(a))))
+        return 0
     if a.command == "init" and a.phase == "certs":
         cfg = PkiConfig(
             node_name=a.node_name,
@@ -210,23 +278,7 @@ def run(a: argparse.Namespace) -> int:
         print("\n".join(lines), file=sys.stdout if ok else sys.stderr)
         return 0 if ok else 1
     elif a.command == "init" and a.phase in ("etcd", "control-plane"):
-        cp = ControlPlane(
-            node_name=a.node_name,
-            pki=a.cert_dir.resolve(),
-            kubeconfigs=a.kubeconfig_dir.resolve(),
-            etcd_data=a.etcd_data_dir.resolve(),
-            nats_data=a.nats_data_dir.resolve(),
-            advertise_address=a.apiserver_advertise_address,
-            api_port=a.apiserver_bind_port,
-            etcd_port=a.etcd_port,
-            etcd_peer_port=a.etcd_peer_port,
-            nats_port=a.nats_port,
-            scheduler_port=a.scheduler_port,
-            controller_manager_port=a.controller_manager_port,
-            service_cidr=a.service_cidr,
-            image_repository=a.image_repository,
-            image_tag=a.image_tag,
-        )
+        cp = _init_options(a).cp
         if a.phase == "etcd":
             write_nats_conf(cp)
         which = LOCAL_ETCD if a.phase == "etcd" else CONTROL_PLANE
@@ -312,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
     try:
         sys.exit(run(a))
-    except (OSError, ValueError, ApiError, DiscoveryError, RenewError) as e:
+    except (OSError, ValueError, ApiError, DiscoveryError, RenewError, InitError) as e:
         print(f"error execution phase: {e}", file=sys.stderr)
         sys.exit(1)
 

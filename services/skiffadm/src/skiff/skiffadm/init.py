@@ -1,0 +1,272 @@
+"""``skiffadm init``: kubeadm init's phases in order, on this machine: preflight, certs,
+kubeconfig, etcd (local, with NATS), control-plane, kubelet-start (the project's
+containerd with the control plane's images, then the kubelet on the host with the
+manifest folder; both as background processes with pid files, there being no systemd),
+wait-control-plane, mark-control-plane, bootstrap-token; then kubeadm's closing words with
+the exact join command. ``--skip-phases`` leaves phases out, as kubeadm's."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from skiff.bootstrap import generate_token
+from skiff.client.rest import ApiClient
+from skiff.clusterpki import PkiConfig, write_cluster_pki
+from skiff.kubeconfigs import write_kubeconfigs
+
+from . import preflight
+from .bootstraptoken import run_phase
+from .controlplane import CONTROL_PLANE, LOCAL_ETCD, ControlPlane, write_manifests, write_nats_conf
+from .markcontrolplane import mark_control_plane
+from .tokens import join_command
+
+PHASES = ("preflight", "certs", "kubeconfig", "etcd", "control-plane", "kubelet-start",
+          "wait-control-plane", "mark-control-plane", "bootstrap-token")  # fmt: skip
+
+
+class InitError(Exception):
+    """A phase failed; the message says which and why."""
+
+
+@dataclass
+class InitOptions:
+    cp: ControlPlane
+    manifests: Path
+    kubelet_dir: Path
+    """The node's runtime state: containerd's (``containerd/``) and the kubelet's."""
+    cert_sans: list[str] = field(default_factory=list)
+    kubelet_port: int = 10250
+    kubelet_healthz_port: int = 10248
+    bridge: str = "skiff0"
+    cluster_dns: str = "10.96.0.10"
+    image_archives: list[Path] = field(default_factory=list)
+    ignore_preflight_errors: list[str] = field(default_factory=list)
+    skip_phases: list[str] = field(default_factory=list)
+    token: str = ""
+    timeout: float = 240.0
+
+    @property
+    def runtime(self) -> Path:
+        return self.kubelet_dir / "containerd"
+
+    @property
+    def state(self) -> Path:
+        """skiffadm's own records: pid files and logs of what it started."""
+        return self.kubelet_dir / "skiffadm"
+
+
+def _bin(name: str) -> str:
+    """A console script of this installation (beside this Python), else on PATH."""
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def start_background(opts: InitOptions, name: str, argv: list[str]) -> int:
+    """Start ``argv`` detached, logging to ``<state>/<name>.log``; its pid is recorded in
+    ``<state>/<name>.pid`` (what ``skiffadm reset`` stops)."""
+    opts.state.mkdir(parents=True, exist_ok=True)
+    with open(opts.state / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    (opts.state / f"{name}.pid").write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def _wait(what: Callable[[], bool], timeout: float) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if what():
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    raise InitError(f"timed out after {timeout:.0f}s")
+
+
+def _healthy(url: str) -> bool:
+    import ssl
+
+    context = ssl._create_unverified_context() if url.startswith("https") else None
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def kubelet_start(opts: InitOptions) -> list[str]:
+    """containerd (the project's configuration) with the images, then the kubelet."""
+    from skiff.kubelet.containerd_setup import RuntimePaths, import_archive
+
+    paths = RuntimePaths(opts.runtime)
+    py = sys.executable
+    subprocess.run([py, "-m", "skiff.kubelet.containerd_setup", "config", "--dir",
+                    str(opts.runtime)], check=True, capture_output=True)  # fmt: skip
+    out = []
+    if not paths.socket.exists():
+        start_background(opts, "containerd", ["containerd", "--config", str(paths.config)])
+        _wait(paths.socket.exists, 30)
+        out.append(f'[kubelet-start] Started containerd (socket "{paths.socket}")')
+    subprocess.run([py, "-m", "skiff.kubelet.containerd_setup", "images", "--dir",
+                    str(opts.runtime)], check=True, capture_output=True)  # fmt: skip
+    for archive in opts.image_archives:
+        import_archive(paths, archive)
+        out.append(f'[kubelet-start] Imported the images of "{archive}"')
+    cp = opts.cp
+    argv = [
+        _bin("skiff-kubelet"), "--kubeconfig", str(cp.kubeconfigs / "kubelet.conf"),
+        "--runtime-dir", str(opts.runtime), "--pod-manifest-path", str(opts.manifests),
+        "--node-name", cp.node_name, "--node-ip", cp.advertise_address,
+        "--port", str(opts.kubelet_port), "--bridge", opts.bridge,
+        "--cluster-dns", opts.cluster_dns, "--client-ca-file", str(cp.pki / "ca.crt"),
+        "--anonymous-auth", "false", "--authentication-token-webhook",
+        "--authorization-mode", "Webhook", "--healthz-port", str(opts.kubelet_healthz_port),
+        "--rotate-server-certificates",
+    ]  # fmt: skip
+    pid = start_background(opts, "kubelet", argv)
+    out.append(f"[kubelet-start] Starting the kubelet (pid {pid}, log "
+               f'"{opts.state / "kubelet.log"}")')  # fmt: skip
+    return out
+
+
+def wait_control_plane(opts: InitOptions) -> list[str]:
+    healthz = f"http://127.0.0.1:{opts.kubelet_healthz_port}/healthz"
+    out = [
+        "[wait-control-plane] Waiting for the kubelet to boot up the control plane as static "
+        f'Pods from directory "{opts.manifests}"',
+        f"[kubelet-check] Waiting for a healthy kubelet at {healthz}. This can take up to "
+        f"{opts.timeout / 60:.0f}m0s",
+    ]
+    try:
+        took = _wait(lambda: _healthy(healthz), opts.timeout)
+    except InitError as e:
+        log = opts.state / "kubelet.log"
+        raise InitError(f"the kubelet is not healthy: {e} (log {log})") from None
+    out.append(f"[kubelet-check] The kubelet is healthy after {took:.3f}s")
+    api = f"https://127.0.0.1:{opts.cp.api_port}/healthz"
+    out.append(f"[api-check] Waiting for a healthy API server. This can take up to "
+               f"{opts.timeout / 60:.0f}m0s")  # fmt: skip
+    try:
+        took = _wait(lambda: _healthy(api), opts.timeout)
+    except InitError as e:
+        raise InitError(f"the API server is not healthy: {e}") from None
+    out.append(f"[api-check] The API server is healthy after {took:.3f}s")
+    return out
+
+
+async def _api_phases(opts: InitOptions, token: str) -> list[str]:
+    cp = opts.cp
+    out: list[str] = []
+    async with ApiClient.from_kubeconfig(
+        str(cp.kubeconfigs / "super-admin.conf"), user_agent="skiffadm"
+    ) as client:
+        if "mark-control-plane" not in opts.skip_phases:
+            out += await mark_control_plane(client, cp.node_name, timeout=opts.timeout)
+        if "bootstrap-token" not in opts.skip_phases:
+            out += await run_phase(
+                client, token=token, ttl=dt.timedelta(hours=24), server=client.server,
+                ca_pem=(cp.pki / "ca.crt").read_bytes(),
+            )  # fmt: skip
+    return out
+
+
+def closing(opts: InitOptions, token: str) -> list[str]:
+    admin = opts.cp.kubeconfigs / "admin.conf"
+    join = join_command(str(admin), token)
+    return [
+        "",
+        "Your Kubernetes control-plane has initialized successfully!",
+        "",
+        "To start using your cluster, you need to run the following as a regular user:",
+        "",
+        "  mkdir -p $HOME/.kube",
+        f"  sudo cp -i {admin} $HOME/.kube/config",
+        "  sudo chown $(id -u):$(id -g) $HOME/.kube/config",
+        "",
+        "Alternatively, if you are the root user, you can run:",
+        "",
+        f"  export KUBECONFIG={admin}",
+        "",
+        "You should now deploy a pod network to the cluster.",
+        'Run "kubectl apply -f [podnetwork].yaml" with one of the options listed at:',
+        "  deploy/network.yaml (Skiff's), or any CNI add-on",
+        "",
+        "Then you can join any number of worker nodes by running the following on each as root:",
+        "",
+        join.replace(" --discovery-token-ca-cert-hash", " \\\n\t--discovery-token-ca-cert-hash"),
+    ]
+
+
+def run_init(opts: InitOptions, emit: Callable[[str], None]) -> None:
+    """Every phase not skipped, in kubeadm's order; lines go to ``emit`` as they come."""
+    cp = opts.cp
+    skip = set(opts.skip_phases)
+    unknown = skip - set(PHASES) - {"addon"}
+    if unknown:
+        raise InitError(f"unknown phases {sorted(unknown)}; the phases: {', '.join(PHASES)}")
+    token = opts.token or generate_token()
+
+    def say(lines: list[str]) -> None:
+        for line in lines:
+            emit(line)
+
+    if "preflight" not in skip:
+        problems = preflight.init_checks(
+            preflight.Host(),
+            [cp.api_port, cp.scheduler_port, cp.controller_manager_port, opts.kubelet_port,
+             cp.etcd_port, cp.etcd_peer_port, cp.nats_port],
+            opts.manifests, cp.etcd_data,
+        )  # fmt: skip
+        lines, ok = preflight.report(problems, opts.ignore_preflight_errors)
+        say(lines)
+        if not ok:
+            raise InitError("preflight checks failed")
+    if "certs" not in skip:
+        say([f'[certs] Using certificateDir folder "{cp.pki}"'])
+        pki = PkiConfig(node_name=cp.node_name, advertise_address=cp.advertise_address,
+                        service_subnet=cp.service_cidr, cert_sans=opts.cert_sans)  # fmt: skip
+        say(write_cluster_pki(cp.pki, pki))
+    if "kubeconfig" not in skip:
+        server = f"https://{cp.advertise_address}:{cp.api_port}"
+        say(write_kubeconfigs(cp.kubeconfigs, cp.pki, server, cp.node_name))
+    if "etcd" not in skip:
+        write_nats_conf(cp)
+        say(write_manifests(opts.manifests, cp, LOCAL_ETCD))
+    if "control-plane" not in skip:
+        say(write_manifests(opts.manifests, cp, CONTROL_PLANE))
+    if "kubelet-start" not in skip:
+        say(kubelet_start(opts))
+    if "wait-control-plane" not in skip:
+        say(wait_control_plane(opts))
+    say(asyncio.run(_api_phases(opts, token)))
+    if "bootstrap-token" not in skip:
+        say(closing(opts, token))
+
+
+def pid_of(state: Path, name: str) -> int | None:
+    try:
+        return int((state / f"{name}.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
