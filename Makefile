@@ -61,6 +61,7 @@ bench: deps
 	$(PY) bench/netpol.py
 	$(PY) bench/cluster_dns.py
 	$(PY) bench/compose.py
+	$(PY) bench/skiffadm_init.py
 
 # Regenerate the Python code for our .proto files (committed, so installs need no protoc);
 # the CRI's goes to the kubelet, its only user.
