@@ -87,6 +87,7 @@ python3 -m skiff.kubelet.containerd_setup images --dir "$DIR" >/dev/null
 SECURE=()
 if [ -n "${SKIFF_JOIN_ENDPOINT:-}" ]; then
   python3 -m skiff.skiffadm join "$SKIFF_JOIN_ENDPOINT" --token "$(cat /join/token)" \
+    --skip-phases kubelet-start \
     --discovery-token-ca-cert-hash "$(cat /join/ca-cert-hash)"
   SECURE=(--kubeconfig /etc/kubernetes/kubelet.conf
     --bootstrap-kubeconfig /etc/kubernetes/bootstrap-kubelet.conf

@@ -236,7 +236,8 @@ def test_join_trusts_the_control_plane_only_by_token_and_ca_pin(
 
     def join(*args: str, folder: Path = tmp_path / "etc") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(SKIFFADM), "join", endpoint, "--kubeconfig-dir", str(folder), *args],
+            [str(SKIFFADM), "join", endpoint, "--kubeconfig-dir", str(folder),
+             "--skip-phases", "kubelet-start", *args],  # discovery only: no kubelet here
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
 

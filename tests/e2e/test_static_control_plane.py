@@ -104,6 +104,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         assert join == f"skiffadm join 127.0.0.1:{ports['--apiserver-bind-port']} --token " \
             f"{join.split()[4]} \\"  # fmt: skip
         images.unlink()
+        (base / "init.out").write_text(init.stdout)
         print(f"skiffadm init: {took:.1f} s")
         yield base
     finally:
@@ -159,3 +160,77 @@ def test_the_control_plane_runs_as_static_pods(control_plane: Path) -> None:
                    "--", "sleep", "3600").returncode == 0  # fmt: skip
     phase = ["get", "pod", "hello", "-o", "jsonpath={.status.phase}"]
     wait("a pod Running", lambda: kubectl(admin, *phase).stdout == "Running")
+
+
+DAEMONSET = """
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: everywhere}
+spec:
+  selector: {matchLabels: {app: everywhere}}
+  template:
+    metadata: {labels: {app: everywhere}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: c, image: busybox, command: [sh, -c, 'echo hello from $(hostname); sleep 3600']}
+"""
+
+
+def test_a_second_node_joins(control_plane: Path) -> None:
+    """``skiffadm join`` with init's printed command: discovery by token and CA pin, the
+    kubelet started with its bootstrap kubeconfig, its certificates through the
+    certificates API; the node turns Ready, a DaemonSet lands on it, and ``kubectl
+    logs``/``exec`` reach its pod through its verified serving certificate."""
+    base = control_plane
+    admin = base / "kubernetes" / "admin.conf"
+    lines = (base / "init.out").read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("skiffadm join "))
+    words = (lines[first].rstrip("\\") + " " + lines[first + 1]).split()
+    endpoint, token, pin = words[2], words[4], words[6]
+    node2 = base / "node2"
+    where = [
+        "--kubeconfig-dir", str(node2 / "kubernetes"), "--kubelet-dir", str(node2 / "node"),
+        "--bridge", "skiffsp1",
+    ]  # fmt: skip
+    joined = subprocess.run(
+        [str(SKIFFADM), "join", endpoint, "--token", token, "--discovery-token-ca-cert-hash",
+         pin, *where, "--node-name", "sp-node2", "--node-ip", "127.0.0.1",
+         "--kubelet-port", str(free_port()), "--kubelet-healthz-port", str(free_port())],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    try:
+        assert joined.returncode == 0, joined.stdout + joined.stderr
+        assert "This node has joined the cluster:" in joined.stdout
+        wait(
+            "sp-node2 Ready", lambda: " Ready " in kubectl(admin, "get", "node", "sp-node2").stdout
+        )
+        who = kubectl(admin, "get", "csr", "-o", "json")
+        requesters = {c["spec"]["username"] for c in json.loads(who.stdout)["items"]}
+        assert "system:node:sp-node2" in requesters  # its serving certificate's request
+        subprocess.run(
+            ["kubectl", "--kubeconfig", str(admin), "apply", "-f", "-"], input=DAEMONSET,
+            text=True, check=True, capture_output=True,
+        )  # fmt: skip
+
+        def on_both() -> list[dict]:  # type: ignore[type-arg]
+            out = kubectl(admin, "get", "pods", "-l", "app=everywhere", "-o", "json")
+            pods = json.loads(out.stdout)["items"] if out.returncode == 0 else []
+            running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
+            return running if {p["spec"]["nodeName"] for p in running} == {NODE, "sp-node2"} else []
+
+        wait("the DaemonSet on both nodes", on_both)
+        (pod,) = [p for p in on_both() if p["spec"]["nodeName"] == "sp-node2"]
+        name = pod["metadata"]["name"]
+        wait("its log", lambda: "hello from" in kubectl(admin, "logs", name).stdout)
+        execd = kubectl(admin, "exec", name, "--", "echo", "exec-ok")
+        assert execd.stdout.strip() == "exec-ok", execd.stderr
+    finally:
+        reset = subprocess.run(
+            [str(SKIFFADM), "reset", *where, "--cert-dir", str(node2 / "kubernetes" / "pki"),
+             "--manifests-dir", str(node2 / "manifests"), "--etcd-data-dir",
+             str(node2 / "etcd"), "--nats-data-dir", str(node2 / "nats")],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert reset.returncode == 0, reset.stdout + reset.stderr
+        assert not list((node2 / "node" / "skiffadm").glob("*.pid"))

@@ -43,7 +43,7 @@ from . import preflight, tokens
 from .bootstraptoken import run_phase
 from .controlplane import CONTROL_PLANE, LOCAL_ETCD, ControlPlane, write_manifests, write_nats_conf
 from .expiration import report
-from .init import InitError, InitOptions, run_init
+from .init import InitError, InitOptions, kubelet_start, run_init, wait_tls_bootstrap
 from .join import join
 from .markcontrolplane import mark_control_plane
 from .renew import NAMES as RENEW_NAMES
@@ -115,6 +115,35 @@ def _init_options(a: argparse.Namespace) -> InitOptions:
         token=getattr(a, "token", ""),
         timeout=getattr(a, "timeout", 240.0),
     )
+
+
+def _join_options(a: argparse.Namespace) -> InitOptions:
+    folder = a.kubeconfig_dir.resolve()
+    cp = ControlPlane(
+        node_name=a.node_name,
+        pki=folder / "pki",
+        kubeconfigs=folder,
+        advertise_address=a.node_ip or _route_address(),
+    )
+    return InitOptions(
+        cp=cp,
+        manifests=folder / "manifests",
+        kubelet_dir=a.kubelet_dir.resolve(),
+        kubelet_port=a.kubelet_port,
+        kubelet_healthz_port=a.kubelet_healthz_port,
+        bridge=a.bridge,
+        timeout=a.timeout,
+    )
+
+
+def _route_address() -> str:
+    """This machine's source address for the default route (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: connect() on UDP only picks a route
+            return s.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -214,6 +243,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     j.add_argument("--discovery-token-unsafe-skip-ca-verification", action="store_true")
     j.add_argument("--kubeconfig-dir", type=Path, default=KUBECONFIGS)
+    j.add_argument("--kubelet-dir", type=Path, default=Path("/var/lib/skiff"))
+    j.add_argument("--node-name", default=_node_name())
+    j.add_argument("--node-ip", default="", help="the node's address (default: the route's)")
+    j.add_argument("--kubelet-port", type=int, default=10250)
+    j.add_argument("--kubelet-healthz-port", type=int, default=10248)
+    j.add_argument("--bridge", default="skiff0", help="the node's pod bridge")
+    j.add_argument(
+        "--skip-phases", default="", help="kubelet-start: only discovery and the kubeconfig"
+    )
+    j.add_argument("--timeout", type=float, default=240.0)
 
     certs_cmd = sub.add_parser("certs", help="certificate commands")
     certs_sub = certs_cmd.add_subparsers(dest="certs_command", required=True)
@@ -296,7 +335,12 @@ def run(a: argparse.Namespace) -> int:
             a.discovery_token_unsafe_skip_ca_verification,
             a.kubeconfig_dir,
         )
-        print("\n".join(lines))
+        print("\n".join(lines), flush=True)
+        if "kubelet-start" not in a.skip_phases.split(","):
+            opts = _join_options(a)
+            print("\n".join(kubelet_start(opts, a.kubeconfig_dir / "bootstrap-kubelet.conf")),
+                  flush=True)  # fmt: skip
+            print("\n".join(wait_tls_bootstrap(opts)))
     elif a.command == "kubeconfig":
         sys.stdout.write(
             user_kubeconfig(a.cert_dir, a.client_name, a.org, a.control_plane_endpoint)

@@ -104,8 +104,9 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def kubelet_start(opts: InitOptions) -> list[str]:
-    """containerd (the project's configuration) with the images, then the kubelet."""
+def kubelet_start(opts: InitOptions, bootstrap: Path | None = None) -> list[str]:
+    """containerd (the project's configuration) with the images, then the kubelet: with
+    the manifest folder (init), or with ``bootstrap``, the bootstrap kubeconfig (join)."""
     from skiff.kubelet.containerd_setup import RuntimePaths, import_archive
 
     paths = RuntimePaths(opts.runtime)
@@ -125,18 +126,45 @@ def kubelet_start(opts: InitOptions) -> list[str]:
     cp = opts.cp
     argv = [
         _bin("skiff-kubelet"), "--kubeconfig", str(cp.kubeconfigs / "kubelet.conf"),
-        "--runtime-dir", str(opts.runtime), "--pod-manifest-path", str(opts.manifests),
-        "--node-name", cp.node_name, "--node-ip", cp.advertise_address,
-        "--port", str(opts.kubelet_port), "--bridge", opts.bridge,
-        "--cluster-dns", opts.cluster_dns, "--client-ca-file", str(cp.pki / "ca.crt"),
-        "--anonymous-auth", "false", "--authentication-token-webhook",
-        "--authorization-mode", "Webhook", "--healthz-port", str(opts.kubelet_healthz_port),
-        "--rotate-server-certificates",
+        "--runtime-dir", str(opts.runtime), "--node-name", cp.node_name,
+        "--node-ip", cp.advertise_address, "--port", str(opts.kubelet_port),
+        "--bridge", opts.bridge, "--cluster-dns", opts.cluster_dns,
+        "--client-ca-file", str(cp.pki / "ca.crt"), "--anonymous-auth", "false",
+        "--authentication-token-webhook", "--authorization-mode", "Webhook",
+        "--healthz-port", str(opts.kubelet_healthz_port), "--rotate-server-certificates",
     ]  # fmt: skip
+    if bootstrap is None:
+        argv += ["--pod-manifest-path", str(opts.manifests)]
+    else:
+        argv += ["--bootstrap-kubeconfig", str(bootstrap), "--rotate-certificates",
+                 "--cert-dir", str(opts.kubelet_dir / "pki")]  # fmt: skip
     pid = start_background(opts, "kubelet", argv)
     out.append(f"[kubelet-start] Starting the kubelet (pid {pid}, log "
                f'"{opts.state / "kubelet.log"}")')  # fmt: skip
     return out
+
+
+def wait_tls_bootstrap(opts: InitOptions) -> list[str]:
+    """Until the kubelet has its own client certificate (kubelet.conf) and is healthy."""
+    conf = opts.cp.kubeconfigs / "kubelet.conf"
+    out = ["[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap"]
+    try:
+        _wait(conf.exists, opts.timeout)
+        healthz = f"http://127.0.0.1:{opts.kubelet_healthz_port}/healthz"
+        took = _wait(lambda: _healthy(healthz), opts.timeout)
+    except InitError as e:
+        log = opts.state / "kubelet.log"
+        raise InitError(f"the kubelet's TLS bootstrap did not finish: {e} (log {log})") from None
+    return [
+        *out,
+        f"[kubelet-check] The kubelet is healthy after {took:.3f}s",
+        "",
+        "This node has joined the cluster:",
+        "* Certificate signing request was sent to apiserver and a response was received.",
+        "* The Kubelet was informed of the new secure connection details.",
+        "",
+        "Run 'kubectl get nodes' on the control-plane to see this node join the cluster.",
+    ]
 
 
 def wait_control_plane(opts: InitOptions) -> list[str]:
