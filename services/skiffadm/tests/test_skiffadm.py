@@ -209,3 +209,50 @@ def test_init_refuses_unknown_phases_and_failed_preflight(tmp_path: Path) -> Non
     assert f"[ERROR FileAvailable-{str(tmp_path).replace('/', '-')}-m-etcd.yaml]" in failed.stdout
     assert "error execution phase: preflight checks failed" in failed.stderr
     assert not (tmp_path / "pki").exists()  # nothing written after a failed preflight
+
+
+def test_init_reads_kubeadms_configuration_file(tmp_path: Path) -> None:
+    import yaml
+    from cryptography import x509
+
+    config = tmp_path / "kubeadm.yaml"
+    config.write_text(f"""\
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint: {{advertiseAddress: 127.0.0.1, bindPort: 16443}}
+nodeRegistration: {{name: cfg-node, ignorePreflightErrors: [all]}}
+skipPhases: [preflight, kubelet-start, wait-control-plane, mark-control-plane, bootstrap-token]
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+certificatesDir: {tmp_path / "pki"}
+networking: {{serviceSubnet: 10.112.0.0/12, podSubnet: 10.200.0.0/16}}
+apiServer: {{certSANs: [api.example.test]}}
+imageRepository: registry.local/skiff
+etcd: {{local: {{dataDir: {tmp_path / "etcd"}}}}}
+""")
+    out = skiffadm("init", "--config", str(config), "--kubeconfig-dir", str(tmp_path),
+                   "--manifests-dir", str(tmp_path / "m"))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    api = yaml.safe_load((tmp_path / "m" / "kube-apiserver.yaml").read_text())["spec"]
+    args = api["containers"][0]["args"]
+    assert "--secure-port=16443" in args and "--service-cluster-ip-range=10.112.0.0/12" in args
+    assert api["containers"][0]["image"] == "registry.local/skiff/apiserver:dev"
+    cm = yaml.safe_load((tmp_path / "m" / "kube-controller-manager.yaml").read_text())
+    assert "--cluster-cidr=10.200.0.0/16" in cm["spec"]["containers"][0]["args"]
+    cert = x509.load_pem_x509_certificate((tmp_path / "pki" / "apiserver.crt").read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"cfg-node", "api.example.test"} <= set(sans.get_values_for_type(x509.DNSName))
+    assert "10.112.0.1" in {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    conf = yaml.safe_load((tmp_path / "admin.conf").read_text())
+    assert conf["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:16443"
+    # A flag given on the command line wins; an unknown field is refused.
+    assert skiffadm("init", "--config", str(config), "--kubeconfig-dir", str(tmp_path),
+                    "--manifests-dir", str(tmp_path / "m2"),
+                    "--apiserver-bind-port", "17443").returncode == 0  # fmt: skip
+    api2 = (tmp_path / "m2" / "kube-apiserver.yaml").read_text()
+    assert "--secure-port=17443" in api2
+    config.write_text(config.read_text() + "bogus: 1\n")
+    bad = skiffadm("init", "--config", str(config))
+    assert bad.returncode == 1
+    assert 'strict decoding error: unknown field "bogus" in ClusterConfiguration' in bad.stderr

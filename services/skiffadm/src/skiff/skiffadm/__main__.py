@@ -41,6 +41,7 @@ from skiff.pki import CertificateAuthority, KeyPair
 
 from . import preflight, tokens
 from .bootstraptoken import run_phase
+from .config import ConfigError, read_config
 from .controlplane import CONTROL_PLANE, LOCAL_ETCD, ControlPlane, write_manifests, write_nats_conf
 from .expiration import report
 from .init import InitError, InitOptions, kubelet_start, run_init, wait_tls_bootstrap
@@ -78,6 +79,7 @@ def _node_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubelet-healthz-port", type=int, default=10248)
     p.add_argument("--bridge", default="skiff0", help="the node's pod bridge")
     p.add_argument("--service-cidr", default="10.96.0.0/12")
+    p.add_argument("--pod-network-cidr", dest="pod_subnet", default="10.244.0.0/16")
     p.add_argument("--image-repository", default="skiff")
     p.add_argument("--image-tag", default="dev")
 
@@ -97,6 +99,7 @@ def _init_options(a: argparse.Namespace) -> InitOptions:
         scheduler_port=a.scheduler_port,
         controller_manager_port=a.controller_manager_port,
         service_cidr=a.service_cidr,
+        pod_subnet=a.pod_subnet,
         image_repository=a.image_repository,
         image_tag=a.image_tag,
     )
@@ -162,6 +165,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="an image archive (docker save) to import into containerd (repeatable)",
     )  # fmt: skip
     init.add_argument("--timeout", type=float, default=240.0)
+    init.add_argument(
+        "--config", type=Path, default=None,
+        help="kubeadm's configuration file (InitConfiguration, ClusterConfiguration)",
+    )  # fmt: skip
     reset = sub.add_parser("reset", help="undo what init put on this machine")
     _node_flags(reset)
     phases = init.add_subparsers(dest="init_command")
@@ -285,7 +292,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _with_config(a: argparse.Namespace) -> argparse.Namespace:
+    """Fill the flags not given on the command line from ``--config``."""
+    defaults = parse_args(["init"])
+    for dest, value in read_config(a.config).items():
+        if getattr(a, dest) == getattr(defaults, dest):
+            setattr(a, dest, value)
+    return a
+
+
 def run(a: argparse.Namespace) -> int:
+    if a.command == "init" and not a.init_command and a.config is not None:
+        a = _with_config(a)
     if a.command == "init" and not a.init_command:
         run_init(_init_options(a), lambda line: print(line, flush=True))
         return 0
@@ -408,7 +426,7 @@ def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
     try:
         sys.exit(run(a))
-    except (OSError, ValueError, ApiError, DiscoveryError, RenewError, InitError) as e:
+    except (OSError, ValueError, ApiError, DiscoveryError, RenewError, InitError, ConfigError) as e:
         print(f"error execution phase: {e}", file=sys.stderr)
         sys.exit(1)
 

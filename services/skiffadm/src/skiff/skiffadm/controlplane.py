@@ -36,6 +36,8 @@ class ControlPlane:
     scheduler_port: int = 10259
     controller_manager_port: int = 10257
     service_cidr: str = "10.96.0.0/12"
+    pod_subnet: str = "10.244.0.0/16"
+    """kubeadm's podSubnet: the controller manager gives each node a slice of it."""
     image_repository: str = "skiff"
     image_tag: str = "dev"
 
@@ -185,6 +187,8 @@ def controller_manager(cfg: ControlPlane) -> Obj:
         f"--cluster-signing-cert-file={cfg.pki / 'ca.crt'}",
         f"--cluster-signing-key-file={cfg.pki / 'ca.key'}",
         f"--port={cfg.controller_manager_port}",
+        "--allocate-node-cidrs=true",
+        f"--cluster-cidr={cfg.pod_subnet}",
     ]
     return _pod(
         cfg, "kube-controller-manager", "controller-manager", {"args": args},
