@@ -18,11 +18,15 @@ from cluster import Cluster, start_cluster
 HEADER = "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n"
 
 
-def _config(path: Path, *keys: tuple[str, str]) -> None:
-    entries = "".join(f"      - {{name: {n}, secret: '{s}'}}\n" for n, s in keys)
+def _config(path: Path, *providers: tuple[str, str, str]) -> None:
+    """Providers in order, each ``(kind, key name, secret)``, then identity."""
+    entries = "".join(
+        f"  - {kind}:\n      keys:\n      - {{name: {n}, secret: '{s}'}}\n"
+        for kind, n, s in providers
+    )
     path.write_text(
         HEADER
-        + "resources:\n- resources: [secrets]\n  providers:\n  - aesgcm:\n      keys:\n"
+        + "resources:\n- resources: [secrets]\n  providers:\n"
         + entries
         + "  - identity: {}\n"
     )
@@ -36,7 +40,7 @@ def keys() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, str]) -> Iterator[Cluster]:
     base = tmp_path_factory.mktemp("encryption")
-    _config(base / "encryption.yaml", ("key1", keys["key1"]))
+    _config(base / "encryption.yaml", ("aesgcm", "key1", keys["key1"]))
     c = start_cluster(base, apiservers=0, secure=True)
     c.apiserver_args = [f"--encryption-provider-config={base / 'encryption.yaml'}"]
     try:
@@ -87,17 +91,20 @@ def test_secrets_are_encrypted_and_keys_rotate(cluster: Cluster, keys: dict[str,
     got = json.loads(kubectl(cluster, "get", "secret", "s1", "-o", "json"))
     assert base64.b64decode(got["data"]["password"]) == b"hunter2"
 
-    # Rotation: key2 added first (key1 still reads), the Secrets rewritten, key1 dropped.
+    # Rotation to another provider: key2 (secretbox) added first, key1 (aesgcm) still
+    # reads, the Secrets rewritten, key1 dropped.
     config = cluster.dir / "encryption.yaml"
-    _config(config, ("key2", keys["key2"]), ("key1", keys["key1"]))
+    _config(config, ("secretbox", "key2", keys["key2"]), ("aesgcm", "key1", keys["key1"]))
     cluster.apiservers[0].stop()
     cluster.start_apiserver(0)
     assert json.loads(kubectl(cluster, "get", "secret", "s1", "-o", "json"))["data"]
     everything = kubectl(cluster, "get", "secrets", "-A", "-o", "json")
     # (--validate=false: kubectl validates a List against /openapi/v2, not served yet.)
     kubectl(cluster, "replace", "--validate=false", "-f", "-", input=everything)
-    assert raw(cluster, "/registry/core/secrets/default/s1").startswith(b"k8s:enc:aesgcm:v1:key2:")
-    _config(config, ("key2", keys["key2"]))
+    assert raw(cluster, "/registry/core/secrets/default/s1").startswith(
+        b"k8s:enc:secretbox:v1:key2:"
+    )
+    _config(config, ("secretbox", "key2", keys["key2"]))
     cluster.apiservers[0].stop()
     cluster.start_apiserver(0)
     got = json.loads(kubectl(cluster, "get", "secret", "s1", "-o", "json"))

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from nacl.bindings import crypto_secretbox, crypto_secretbox_open
 
 from skiff.apiserver.storage.encryption import EncryptionError, load
 
@@ -27,7 +28,7 @@ def config(tmp_path: Path, providers: str, resources: str = "[secrets]") -> Path
     return path
 
 
-@pytest.mark.parametrize("kind", ["aescbc", "aesgcm"])
+@pytest.mark.parametrize("kind", ["aescbc", "aesgcm", "secretbox"])
 def test_round_trip_and_formats(tmp_path: Path, kind: str) -> None:
     key = b64()
     t = load(config(tmp_path, f"  - {kind}:\n      keys: [{{name: key1, secret: {key}}}]\n"))
@@ -47,6 +48,24 @@ def test_gcm_binds_the_value_to_its_key(tmp_path: Path) -> None:
     stored = t.encode(SECRET_KEY, b"v")
     with pytest.raises(EncryptionError, match="does not authenticate"):
         t.decode("/registry/core/secrets/default/other", stored)
+
+
+def test_secretbox_is_nacl_secretbox(tmp_path: Path) -> None:
+    """Kubernetes' layout: prefix, 24-byte nonce, then NaCl's sealed box (tag first), so a
+    value written by kube-apiserver's secretbox opens here and the other way round."""
+    key = os.urandom(32)
+    secret = base64.b64encode(key).decode()
+    t = load(config(tmp_path, f"  - secretbox:\n      keys: [{{name: k1, secret: {secret}}}]\n"))
+    stored = t.encode(SECRET_KEY, b"payload")
+    prefix = b"k8s:enc:secretbox:v1:k1:"
+    body = stored[len(prefix) :]
+    assert len(body) == 24 + 16 + len(b"payload")
+    assert crypto_secretbox_open(body[24:], body[:24], key) == b"payload"
+    written_elsewhere = prefix + body[:24] + crypto_secretbox(b"from kube", body[:24], key)
+    assert t.decode(SECRET_KEY, written_elsewhere) == b"from kube"
+    tampered = stored[:-1] + bytes([stored[-1] ^ 1])
+    with pytest.raises(EncryptionError, match="does not authenticate"):
+        t.decode(SECRET_KEY, tampered)
 
 
 def test_rotation(tmp_path: Path) -> None:
@@ -96,7 +115,10 @@ def test_resource_patterns(tmp_path: Path) -> None:
         ("  - aescbc:\n      keys: [{name: k, secret: 'c2hvcnQ='}]\n", "must be 16, 24 or 32"),
         ("  - aescbc:\n      keys: [{secret: 'c2hvcnQ='}]\n", "keys[0].name: Required value"),
         ("  - aesgcm: {}\n", "aesgcm.keys: Required value"),
-        ("  - secretbox:\n      keys: [{name: k, secret: x}]\n", "secretbox needs NaCl"),
+        (
+            f"  - secretbox:\n      keys: [{{name: k, secret: {b64(16)}}}]\n",
+            "secretbox key must be 32 bytes long, not 16",
+        ),
         ("  - rot13: {}\n", "unknown provider 'rot13'"),
     ],
 )

@@ -8,8 +8,9 @@ secrets -A -o json | kubectl replace -f -``), then drop the old key.
 
 Formats, as kube-apiserver writes them: ``k8s:enc:aescbc:v1:<key>:`` + a 16-byte IV + AES-CBC
 (PKCS#7); ``k8s:enc:aesgcm:v1:<key>:`` + a 12-byte nonce + AES-GCM with the etcd key as
-authenticated data; ``identity`` stores plaintext. ``secretbox`` (XSalsa20-Poly1305) needs
-NaCl, which this build does not have, and is refused with a clear message.
+authenticated data; ``k8s:enc:secretbox:v1:<key>:`` + a 24-byte nonce + NaCl's secretbox
+(XSalsa20-Poly1305, the tag before the ciphertext, 32-byte keys); ``identity`` stores
+plaintext.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import yaml
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from nacl.exceptions import CryptoError
+from nacl.secret import SecretBox as _NaclBox
 
 API_VERSIONS = ("apiserver.config.k8s.io/v1", "apiserver.config.k8s.io/v1beta1")
 
@@ -99,6 +102,36 @@ class AesGcm:
             raise EncryptionError("the stored data does not authenticate (wrong key?)") from None
 
 
+class SecretBox:
+    """``secretbox``: authenticated (Poly1305) but without additional data, as in
+    Kubernetes."""
+
+    def __init__(self, name: str, secret: bytes) -> None:
+        self.prefix = f"k8s:enc:secretbox:v1:{name}:".encode()
+        self.box = _NaclBox(secret)
+
+    def encrypt(self, key: str, data: bytes) -> bytes:
+        nonce = os.urandom(_NaclBox.NONCE_SIZE)
+        return self.prefix + bytes(self.box.encrypt(data, nonce))
+
+    def decrypt(self, key: str, data: bytes) -> bytes:
+        body = data[len(self.prefix) :]
+        if len(body) < _NaclBox.NONCE_SIZE + _NaclBox.MACBYTES:
+            raise EncryptionError("the stored data is too short for secretbox")
+        try:
+            return self.box.decrypt(body)
+        except CryptoError:
+            raise EncryptionError("the stored data does not authenticate (wrong key?)") from None
+
+
+_KEY_SIZES = {"aescbc": (16, 24, 32), "aesgcm": (16, 24, 32), "secretbox": (32,)}
+_PROVIDERS: dict[str, type[AesCbc] | type[AesGcm] | type[SecretBox]] = {
+    "aescbc": AesCbc,
+    "aesgcm": AesGcm,
+    "secretbox": SecretBox,
+}
+
+
 def _matches(pattern: str, plural: str, group: str) -> bool:
     """kube's resource names: ``secrets``, ``deployments.apps``, ``*.apps``, ``*.*``."""
     qualified = f"{plural}.{group}" if group else plural
@@ -167,9 +200,11 @@ def _key(provider: str, entry: dict[str, Any], where: str) -> tuple[str, bytes]:
         secret = base64.b64decode(str(entry.get("secret") or ""), validate=True)
     except (binascii.Error, ValueError):
         raise EncryptionError(f"{where}.secret: Invalid value: secrets must be base64") from None
-    if len(secret) not in (16, 24, 32):
+    sizes = _KEY_SIZES[provider]
+    if len(secret) not in sizes:
+        allowed = " or ".join(str(n) for n in sizes) if len(sizes) < 3 else "16, 24 or 32"
         raise EncryptionError(
-            f"{where}.secret: Invalid value: {provider} key must be 16, 24 or 32 bytes "
+            f"{where}.secret: Invalid value: {provider} key must be {allowed} bytes "
             f"long, not {len(secret)}"
         )
     return name, secret
@@ -194,19 +229,13 @@ def load(path: str | Path) -> Transformer:
                 raise EncryptionError(f"{where}: exactly one provider must be given")
             if kind == "identity":
                 rule.providers.append(Identity())
-            elif kind in ("aescbc", "aesgcm"):
+            elif kind in _PROVIDERS:
                 keys = (spec or {}).get("keys") or []
                 if not keys:
                     raise EncryptionError(f"{where}.{kind}.keys: Required value")
                 for k, key in enumerate(keys):
                     name, secret = _key(kind, key, f"{where}.{kind}.keys[{k}]")
-                    cls = AesCbc if kind == "aescbc" else AesGcm
-                    rule.providers.append(cls(name, secret))
-            elif kind == "secretbox":
-                raise EncryptionError(
-                    f"{where}: secretbox needs NaCl (XSalsa20-Poly1305), not in this build; "
-                    "use aesgcm or aescbc"
-                )
+                    rule.providers.append(_PROVIDERS[kind](name, secret))
             else:
                 raise EncryptionError(f"{where}: unknown provider {kind!r}")
         if not rule.providers:
