@@ -2,7 +2,9 @@
 and the static pod manifests of etcd, NATS, the apiserver, controller manager and
 scheduler; containerd and a kubelet that runs them from the images ``make images`` builds
 (before any API exists), then registers its Node, mirrors them, and runs a pod the new
-control plane schedules; ``skiffadm reset`` then leaves nothing behind.
+control plane schedules. A second "host" — a network namespace with its own address,
+containerd, kubelet and bridge — joins it with init's printed ``skiffadm join`` line.
+``skiffadm reset`` then leaves nothing behind on either.
 
 Slow and needs the Docker images: skipped unless ``SKIFF_TEST_COMPOSE=1`` (``make
 test-compose`` runs it after the compose test, which builds them).
@@ -28,7 +30,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SKIFFADM = Path(sys.executable).parent / "skiffadm"
 NODE = "sp-node"
 BRIDGE = "skiffsp0"
+# The second host: a network namespace joined to this machine by a veth pair.
+NETNS = "skiff-sp2"
+HOST_IP, NODE2_IP = "10.254.77.1", "10.254.77.2"
 COMPONENTS = ("etcd", "nats", "apiserver", "controller-manager", "scheduler")
+ADDONS = ("proxy", "dns")  # init's addon phase: the Service proxy and the cluster DNS
 STATIC = ("etcd", "nats", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 pytestmark = [
@@ -67,9 +73,39 @@ def wait(what: str, check, timeout: float = 180.0) -> None:  # type: ignore[no-u
 
 
 @pytest.fixture(scope="module")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """``skiffadm init`` on this machine, every path and port its own; ``skiffadm reset``
-    at the end, which must leave nothing behind."""
+def second_host() -> Iterator[str]:
+    """A network namespace as a second machine: ``HOST_IP`` here, ``NODE2_IP`` there, on a
+    /30 of their own; loopback up and forwarding on, as on a node."""
+    subprocess.run(["ip", "netns", "del", NETNS], capture_output=True)
+    try:
+        for cmd in (
+            ["ip", "netns", "add", NETNS],
+            ["ip", "link", "add", "skiffsph", "type", "veth", "peer", "name", "skiffspn"],
+            ["ip", "link", "set", "skiffspn", "netns", NETNS],
+            ["ip", "addr", "add", f"{HOST_IP}/30", "dev", "skiffsph"],
+            ["ip", "link", "set", "skiffsph", "up"],
+            ["ip", "-n", NETNS, "addr", "add", f"{NODE2_IP}/30", "dev", "skiffspn"],
+            ["ip", "-n", NETNS, "link", "set", "skiffspn", "up"],
+            ["ip", "-n", NETNS, "link", "set", "lo", "up"],
+            ["ip", "netns", "exec", NETNS, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
+        ):
+            run(*cmd)
+        yield NETNS
+    finally:  # the veth pair goes with the namespace
+        subprocess.run(["ip", "netns", "del", NETNS], capture_output=True)
+        subprocess.run(["ip", "link", "del", "skiffsph"], capture_output=True)
+
+
+def on_second_host(*argv: str) -> list[str]:
+    """``argv`` run in the second host's network namespace (only: files are shared)."""
+    return ["nsenter", f"--net=/run/netns/{NETNS}", *argv]
+
+
+@pytest.fixture(scope="module")
+def control_plane(tmp_path_factory: pytest.TempPathFactory, second_host: str) -> Iterator[Path]:
+    """``skiffadm init`` on this machine, every path and port its own, advertising the
+    address the second host reaches; ``skiffadm reset`` at the end, which must leave
+    nothing behind."""
     base = Path(tmp_path_factory.mktemp("static-cp"))
     k8s = base / "kubernetes"
     ports = {
@@ -85,23 +121,28 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "--node-name", NODE, "--bridge", BRIDGE,
         *(x for k, v in ports.items() for x in (k, str(v))),
     ]  # fmt: skip
+    # The cluster DNS forwards other names to nothing: no query leaves the machine.
+    advertise = ["--apiserver-advertise-address", HOST_IP, "--dns-upstream", "127.0.0.1:9"]
     docker = run(str(ROOT / "scripts/compose.sh"), "client").strip()
     run(str(ROOT / "scripts/compose.sh"), "images")
     images = base / "control-plane.tar"
-    run(docker, "save", "-o", str(images), *(f"skiff/{c}:dev" for c in COMPONENTS))
+    run(docker, "save", "-o", str(images), *(f"skiff/{c}:dev" for c in COMPONENTS + ADDONS))
+    # What a worker runs of ours (it cannot pull either): the add-ons.
+    run(docker, "save", "-o", str(base / "addons.tar"), *(f"skiff/{c}:dev" for c in ADDONS))
     ensure_shared_netns_dir()
     t0 = time.monotonic()
-    init = subprocess.run([str(SKIFFADM), "init", *where, "--image-archive", str(images)],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    init = subprocess.run([str(SKIFFADM), "init", *where, *advertise, "--image-archive",
+                           str(images)], capture_output=True, text=True, timeout=600)  # fmt: skip
     took = time.monotonic() - t0
     try:
         assert init.returncode == 0, init.stdout + init.stderr
         lines = init.stdout.splitlines()
         assert "[preflight] Running pre-flight checks" in lines
         assert "Your Kubernetes control-plane has initialized successfully!" in lines
+        assert "[addons] Applied essential addon: kube-proxy" in lines
         assert any(line.startswith("[api-check] The API server is healthy after") for line in lines)
         join = next(line for line in lines if line.startswith("skiffadm join "))
-        assert join == f"skiffadm join 127.0.0.1:{ports['--apiserver-bind-port']} --token " \
+        assert join == f"skiffadm join {HOST_IP}:{ports['--apiserver-bind-port']} --token " \
             f"{join.split()[4]} \\"  # fmt: skip
         images.unlink()
         (base / "init.out").write_text(init.stdout)
@@ -120,6 +161,8 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             assert not (k8s / "admin.conf").exists() and not list((k8s / "pki").iterdir())
             links = subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True)
             assert links.returncode != 0, "reset left the bridge"
+            nat = run("iptables", "-t", "nat", "-S")
+            assert "KUBE-SERVICES" not in nat, "reset left the proxy's rules"
         finally:  # whatever reset missed must not outlive the test
             mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
             for point in sorted((m for m in mounts if m.startswith(str(base))), reverse=True):
@@ -156,10 +199,36 @@ def test_the_control_plane_runs_as_static_pods(control_plane: Path) -> None:
     lift = kubectl(admin, "taint", "nodes", "--all", "node-role.kubernetes.io/control-plane-")
     assert lift.returncode == 0, lift.stderr
     # Scheduled by the static scheduler, run by the kubelet.
+    # (IfNotPresent: the local busybox, never a pull from outside.)
     assert kubectl(admin, "run", "hello", "--image=busybox", "--restart=Never",
+                   "--image-pull-policy=IfNotPresent",
                    "--", "sleep", "3600").returncode == 0  # fmt: skip
     phase = ["get", "pod", "hello", "-o", "jsonpath={.status.phase}"]
     wait("a pod Running", lambda: kubectl(admin, *phase).stdout == "Running")
+    # The add-ons: the proxy on this node, the DNS behind kube-dns, which the pod's
+    # resolver names; the DNS reads Services through the proxy's DNAT of `kubernetes`.
+    wait("kube-proxy on the node", lambda: proxy_running(admin, NODE))
+    ready = ["-n", "kube-system", "get", "deploy", "skiff-dns", "-o",
+             "jsonpath={.status.readyReplicas}"]  # fmt: skip
+    wait("the cluster DNS ready", lambda: kubectl(admin, *ready).stdout == "2")
+    looked = kubectl(
+        admin, "exec", "hello", "--", "nslookup", "kubernetes.default.svc.cluster.local."
+    )
+    answer = looked.stdout.partition("Name:")[2].splitlines()
+    assert any(line.startswith("Address") and line.split()[-1] == "10.96.0.1" for line in answer), (
+        looked.stdout + looked.stderr
+    )
+
+
+def proxy_running(admin: Path, node: str) -> bool:
+    """A kube-proxy pod Ready on ``node`` (it has reached the API and synced)."""
+    out = kubectl(admin, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-proxy",
+                  "--field-selector", f"spec.nodeName={node}", "-o", "json")  # fmt: skip
+    pods = json.loads(out.stdout)["items"] if out.returncode == 0 else []
+    conditions = [c for p in pods for c in (p.get("status") or {}).get("conditions") or []]
+    return {"type": "Ready", "status": "True"} in [
+        {"type": c["type"], "status": c["status"]} for c in conditions
+    ]
 
 
 DAEMONSET = """
@@ -173,15 +242,19 @@ spec:
     spec:
       terminationGracePeriodSeconds: 1
       containers:
-      - {name: c, image: busybox, command: [sh, -c, 'echo hello from $(hostname); sleep 3600']}
+      - name: c
+        image: busybox
+        imagePullPolicy: IfNotPresent
+        command: [sh, -c, 'echo hello from $(hostname); sleep 3600']
 """
 
 
-def test_a_second_node_joins(control_plane: Path) -> None:
-    """``skiffadm join`` with init's printed command: discovery by token and CA pin, the
-    kubelet started with its bootstrap kubeconfig, its certificates through the
-    certificates API; the node turns Ready, a DaemonSet lands on it, and ``kubectl
-    logs``/``exec`` reach its pod through its verified serving certificate."""
+def test_a_second_host_joins(control_plane: Path) -> None:
+    """``skiffadm join`` with init's printed command, run on the second host: discovery by
+    token and CA pin over its link, the kubelet started with its bootstrap kubeconfig, its
+    certificates through the certificates API; the node turns Ready, a DaemonSet lands on
+    it, and ``kubectl logs``/``exec`` reach its pod at the node's own address through its
+    verified serving certificate."""
     base = control_plane
     admin = base / "kubernetes" / "admin.conf"
     lines = (base / "init.out").read_text().splitlines()
@@ -193,10 +266,12 @@ def test_a_second_node_joins(control_plane: Path) -> None:
         "--kubeconfig-dir", str(node2 / "kubernetes"), "--kubelet-dir", str(node2 / "node"),
         "--bridge", "skiffsp1",
     ]  # fmt: skip
-    joined = subprocess.run(
-        [str(SKIFFADM), "join", endpoint, "--token", token, "--discovery-token-ca-cert-hash",
-         pin, *where, "--node-name", "sp-node2", "--node-ip", "127.0.0.1",
-         "--kubelet-port", str(free_port()), "--kubelet-healthz-port", str(free_port())],
+    assert endpoint.startswith(f"{HOST_IP}:")
+    joined = subprocess.run(  # the kubelet's own ports: its host is its own
+        on_second_host(str(SKIFFADM), "join", endpoint, "--token", token,
+                       "--discovery-token-ca-cert-hash", pin, *where, "--node-name", "sp-node2",
+                       "--image-archive", str(base / "addons.tar"),
+                       "--node-ip", NODE2_IP),
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     try:
@@ -220,6 +295,19 @@ def test_a_second_node_joins(control_plane: Path) -> None:
             return running if {p["spec"]["nodeName"] for p in running} == {NODE, "sp-node2"} else []
 
         wait("the DaemonSet on both nodes", on_both)
+        try:
+            wait("kube-proxy on the second host", lambda: proxy_running(admin, "sp-node2"))
+        except AssertionError:
+            pods = kubectl(admin, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-proxy",
+                           "-o", "yaml").stdout  # fmt: skip
+            logs = kubectl(admin, "-n", "kube-system", "logs", "-l", "k8s-app=kube-proxy",
+                           "--tail=30", "--prefix").stdout  # fmt: skip
+            kubelet_log = (node2 / "node" / "skiffadm" / "kubelet.log").read_text()[-4000:]
+            raise AssertionError(
+                f"kube-proxy not Ready on sp-node2:\n{pods}\n{logs}\n{kubelet_log}"
+            ) from None
+        node = json.loads(kubectl(admin, "get", "node", "sp-node2", "-o", "json").stdout)
+        assert {"type": "InternalIP", "address": NODE2_IP} in node["status"]["addresses"]
         (pod,) = [p for p in on_both() if p["spec"]["nodeName"] == "sp-node2"]
         name = pod["metadata"]["name"]
         wait("its log", lambda: "hello from" in kubectl(admin, "logs", name).stdout)
@@ -227,10 +315,15 @@ def test_a_second_node_joins(control_plane: Path) -> None:
         assert execd.stdout.strip() == "exec-ok", execd.stderr
     finally:
         reset = subprocess.run(
-            [str(SKIFFADM), "reset", *where, "--cert-dir", str(node2 / "kubernetes" / "pki"),
-             "--manifests-dir", str(node2 / "manifests"), "--etcd-data-dir",
-             str(node2 / "etcd"), "--nats-data-dir", str(node2 / "nats")],
+            on_second_host(str(SKIFFADM), "reset", *where, "--cert-dir",
+                           str(node2 / "kubernetes" / "pki"), "--manifests-dir",
+                           str(node2 / "manifests"), "--etcd-data-dir", str(node2 / "etcd"),
+                           "--nats-data-dir", str(node2 / "nats")),
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert reset.returncode == 0, reset.stdout + reset.stderr
         assert not list((node2 / "node" / "skiffadm").glob("*.pid"))
+        bridge = subprocess.run(
+            ["ip", "-n", NETNS, "link", "show", "skiffsp1"], capture_output=True
+        )
+        assert bridge.returncode != 0, "reset left the second host's bridge"

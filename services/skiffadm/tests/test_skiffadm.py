@@ -221,7 +221,8 @@ apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
 localAPIEndpoint: {{advertiseAddress: 127.0.0.1, bindPort: 16443}}
 nodeRegistration: {{name: cfg-node, ignorePreflightErrors: [all]}}
-skipPhases: [preflight, kubelet-start, wait-control-plane, mark-control-plane, bootstrap-token]
+skipPhases: [preflight, kubelet-start, wait-control-plane, mark-control-plane, bootstrap-token,
+  addon]
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
@@ -256,3 +257,35 @@ etcd: {{local: {{dataDir: {tmp_path / "etcd"}}}}}
     bad = skiffadm("init", "--config", str(config))
     assert bad.returncode == 1
     assert 'strict decoding error: unknown field "bogus" in ClusterConfiguration' in bad.stderr
+
+
+def test_addon_manifests_fit_the_cluster() -> None:
+    """kube-proxy and the DNS from deploy/, adjusted: the kube-proxy ConfigMap names the
+    control plane and the pod range reaches the proxy; the kube-dns Service sits on the
+    Service range's tenth address (what the kubelets get as --cluster-dns)."""
+    from skiff.skiffadm.addon import DEFAULT_DIR, dns_address, dns_objects, proxy_objects
+    from skiff.skiffadm.init import _addons
+
+    assert dns_address("10.96.0.0/12") == "10.96.0.10"
+    assert dns_address("10.112.0.0/16") == "10.112.0.10"
+    proxy = proxy_objects(DEFAULT_DIR, "https://10.0.0.5:6443", "10.200.0.0/16")
+    assert (
+        proxy[0]["kind"] == "ConfigMap"
+        and "https://10.0.0.5:6443" in (proxy[0]["data"]["kubeconfig.conf"])
+    )
+    (ds,) = [o for o in proxy if o["kind"] == "DaemonSet"]
+    args = ds["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args.count("--cluster-cidr=10.200.0.0/16") == 1
+    dns = dns_objects(DEFAULT_DIR, "10.112.0.10", "192.0.2.53")
+    assert dns[0]["data"] == {"upstream": "192.0.2.53"}
+    (svc,) = [o for o in dns if o["kind"] == "Service"]
+    assert svc["spec"]["clusterIP"] == "10.112.0.10"
+    assert {o["kind"] for o in dns} >= {"Deployment", "ServiceAccount", "ClusterRoleBinding"}
+    # --skip-phases as kubeadm's: the whole phase or one add-on.
+    assert _addons([]) == ["kube-proxy", "dns"]
+    assert _addons(["addon"]) == []
+    assert _addons(["addon/kube-proxy"]) == ["dns"]
+    assert _addons(["addon/coredns"]) == ["kube-proxy"]
+    missing = skiffadm("init", "phase", "addon", "all", "--addons-dir", "/nonexistent",
+                       "--kubeconfig", "/nonexistent/admin.conf")  # fmt: skip
+    assert missing.returncode == 1 and "error execution phase" in missing.stderr

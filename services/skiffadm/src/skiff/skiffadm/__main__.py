@@ -11,6 +11,7 @@ skiffadm init phase etcd local       static pods of etcd and NATS
 skiffadm init phase control-plane all  static pods of apiserver, controller manager, scheduler
 skiffadm init phase mark-control-plane  the control-plane labels and taint on this node
 skiffadm init phase bootstrap-token  a bootstrap token, the RBAC for joining, cluster-info
+skiffadm init phase addon all|kube-proxy|dns  the Service proxy and the cluster DNS
 skiffadm kubeconfig user             a kubeconfig with a client certificate for one user
 skiffadm join <host>:<port> --token T --discovery-token-ca-cert-hash sha256:...
                                      token discovery, then the kubelet's bootstrap kubeconfig
@@ -40,6 +41,7 @@ from skiff.kubeconfigs import kubeconfig, write_kubeconfigs
 from skiff.pki import CertificateAuthority, KeyPair
 
 from . import preflight, tokens
+from .addon import ADDONS, DEFAULT_DIR, AddonError, dns_address, install
 from .bootstraptoken import run_phase
 from .config import ConfigError, read_config
 from .controlplane import CONTROL_PLANE, LOCAL_ETCD, ControlPlane, write_manifests, write_nats_conf
@@ -117,6 +119,9 @@ def _init_options(a: argparse.Namespace) -> InitOptions:
         skip_phases=split(getattr(a, "skip_phases", "")),
         token=getattr(a, "token", ""),
         timeout=getattr(a, "timeout", 240.0),
+        cluster_dns=dns_address(a.service_cidr),
+        addons_dir=getattr(a, "addons_dir", DEFAULT_DIR).resolve(),
+        dns_upstream=getattr(a, "dns_upstream", ""),
     )
 
 
@@ -136,6 +141,7 @@ def _join_options(a: argparse.Namespace) -> InitOptions:
         kubelet_healthz_port=a.kubelet_healthz_port,
         bridge=a.bridge,
         timeout=a.timeout,
+        image_archives=[p.resolve() for p in a.image_archive],
     )
 
 
@@ -165,6 +171,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="an image archive (docker save) to import into containerd (repeatable)",
     )  # fmt: skip
     init.add_argument("--timeout", type=float, default=240.0)
+    _addon_flags(init)
     init.add_argument(
         "--config", type=Path, default=None,
         help="kubeadm's configuration file (InitConfiguration, ClusterConfiguration)",
@@ -229,6 +236,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--token-ttl", default="24h0m0s", help="how long the token lives (0: forever)"
     )
 
+    addon = which.add_parser("addon", help="the Service proxy and the cluster DNS")
+    addon.add_argument("what", choices=["all", *ADDONS])
+    addon.add_argument("--kubeconfig", type=Path, default=KUBECONFIGS / "admin.conf")
+    addon.add_argument(
+        "--control-plane-endpoint", default="127.0.0.1:6443",
+        help="host:port of the apiserver, as the proxies on every node reach it",
+    )  # fmt: skip
+    addon.add_argument("--service-cidr", default="10.96.0.0/12")
+    addon.add_argument("--pod-network-cidr", dest="pod_subnet", default="10.244.0.0/16")
+    _addon_flags(addon)
+
     kc = sub.add_parser("kubeconfig", help="kubeconfig utilities")
     kc_sub = kc.add_subparsers(dest="kubeconfig_command", required=True)
     user = kc_sub.add_parser("user", help="print a kubeconfig for a user (client certificate)")
@@ -259,6 +277,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     j.add_argument(
         "--skip-phases", default="", help="kubelet-start: only discovery and the kubeconfig"
     )
+    j.add_argument(
+        "--image-archive", action="append", default=[], type=Path,
+        help="an image archive (docker save) to import into containerd (repeatable)",
+    )  # fmt: skip
     j.add_argument("--timeout", type=float, default=240.0)
 
     certs_cmd = sub.add_parser("certs", help="certificate commands")
@@ -290,6 +312,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     td.add_argument("tokens", nargs="+", help="token ids or tokens")
     td.add_argument("--kubeconfig", default=admin)
     return p.parse_args(argv)
+
+
+def _addon_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--addons-dir", type=Path, default=DEFAULT_DIR,
+        help="the add-on manifests (kube-proxy.yaml, dns.yaml)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dns-upstream", default="",
+        help="where the cluster DNS sends other names, host[:port],... (default: the nodes' "
+        "resolvers)",
+    )  # fmt: skip
 
 
 def _with_config(a: argparse.Namespace) -> argparse.Namespace:
@@ -344,6 +378,8 @@ def run(a: argparse.Namespace) -> int:
         print("\n".join(asyncio.run(_mark_control_plane(a))))
     elif a.command == "init" and a.phase == "bootstrap-token":
         print("\n".join(asyncio.run(_bootstrap_token(a))))
+    elif a.command == "init" and a.phase == "addon":
+        print("\n".join(asyncio.run(_addon(a))))
     elif a.command == "join":
         parse_token(a.token)
         lines = join(
@@ -377,6 +413,15 @@ def run(a: argparse.Namespace) -> int:
 async def _mark_control_plane(a: argparse.Namespace) -> list[str]:
     async with ApiClient.from_kubeconfig(str(a.kubeconfig), user_agent="skiffadm") as client:
         return await mark_control_plane(client, a.node_name, timeout=a.timeout)
+
+
+async def _addon(a: argparse.Namespace) -> list[str]:
+    async with ApiClient.from_kubeconfig(str(a.kubeconfig), user_agent="skiffadm") as client:
+        return await install(
+            client, ADDONS if a.what == "all" else [a.what], folder=a.addons_dir,
+            endpoint=f"https://{a.control_plane_endpoint}", pod_subnet=a.pod_subnet,
+            cluster_dns=dns_address(a.service_cidr), dns_upstream=a.dns_upstream,
+        )  # fmt: skip
 
 
 async def _bootstrap_token(a: argparse.Namespace) -> list[str]:
@@ -426,7 +471,10 @@ def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
     try:
         sys.exit(run(a))
-    except (OSError, ValueError, ApiError, DiscoveryError, RenewError, InitError, ConfigError) as e:
+    except (
+        OSError, ValueError, ApiError, DiscoveryError, RenewError, InitError, ConfigError,
+        AddonError,
+    ) as e:  # fmt: skip
         print(f"error execution phase: {e}", file=sys.stderr)
         sys.exit(1)
 

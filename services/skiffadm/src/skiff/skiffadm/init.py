@@ -2,8 +2,9 @@
 kubeconfig, etcd (local, with NATS), control-plane, kubelet-start (the project's
 containerd with the control plane's images, then the kubelet on the host with the
 manifest folder; both as background processes with pid files, there being no systemd),
-wait-control-plane, mark-control-plane, bootstrap-token; then kubeadm's closing words with
-the exact join command. ``--skip-phases`` leaves phases out, as kubeadm's."""
+wait-control-plane, mark-control-plane, bootstrap-token, addon (the Service proxy and the
+cluster DNS); then kubeadm's closing words with the exact join command. ``--skip-phases``
+leaves phases out, as kubeadm's (``addon/kube-proxy``, ``addon/dns``: one add-on)."""
 
 from __future__ import annotations
 
@@ -25,13 +26,15 @@ from skiff.clusterpki import PkiConfig, write_cluster_pki
 from skiff.kubeconfigs import write_kubeconfigs
 
 from . import preflight
+from .addon import ADDONS, DEFAULT_DIR, install
 from .bootstraptoken import run_phase
 from .controlplane import CONTROL_PLANE, LOCAL_ETCD, ControlPlane, write_manifests, write_nats_conf
 from .markcontrolplane import mark_control_plane
 from .tokens import join_command
 
 PHASES = ("preflight", "certs", "kubeconfig", "etcd", "control-plane", "kubelet-start",
-          "wait-control-plane", "mark-control-plane", "bootstrap-token")  # fmt: skip
+          "wait-control-plane", "mark-control-plane", "bootstrap-token", "addon")  # fmt: skip
+SUBPHASES = {f"addon/{name}" for name in ADDONS} | {"addon/coredns"}
 
 
 class InitError(Exception):
@@ -54,6 +57,9 @@ class InitOptions:
     skip_phases: list[str] = field(default_factory=list)
     token: str = ""
     timeout: float = 240.0
+    addons_dir: Path = DEFAULT_DIR
+    dns_upstream: str = ""
+    """Where the cluster DNS sends names outside the cluster ("": the nodes' resolvers)."""
 
     @property
     def runtime(self) -> Path:
@@ -65,7 +71,7 @@ class InitOptions:
         return self.kubelet_dir / "skiffadm"
 
 
-def _bin(name: str) -> str:
+def local_bin(name: str) -> str:
     """A console script of this installation (beside this Python), else on PATH."""
     local = Path(sys.executable).parent / name
     return str(local) if local.exists() else (shutil.which(name) or name)
@@ -104,6 +110,22 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def node_sysctls() -> None:
+    """What kube-proxy sets when privileged and cannot in its container here (best effort,
+    as kubeadm's preflight only checks them): forwarding, and bridged pod traffic through
+    iptables, or a pod reaching a Service whose endpoint shares its bridge is never DNATed
+    back."""
+    try:
+        subprocess.run(["modprobe", "br_netfilter"], capture_output=True)
+    except OSError:  # no kmod: the module may be built in or loaded already
+        pass
+    for name in ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables"):
+        try:
+            Path("/proc/sys", name).write_text("1\n")
+        except OSError:
+            pass
+
+
 def kubelet_start(opts: InitOptions, bootstrap: Path | None = None) -> list[str]:
     """containerd (the project's configuration) with the images, then the kubelet: with
     the manifest folder (init), or with ``bootstrap``, the bootstrap kubeconfig (join)."""
@@ -111,6 +133,7 @@ def kubelet_start(opts: InitOptions, bootstrap: Path | None = None) -> list[str]
 
     paths = RuntimePaths(opts.runtime)
     py = sys.executable
+    node_sysctls()
     subprocess.run([py, "-m", "skiff.kubelet.containerd_setup", "config", "--dir",
                     str(opts.runtime)], check=True, capture_output=True)  # fmt: skip
     out = []
@@ -125,9 +148,11 @@ def kubelet_start(opts: InitOptions, bootstrap: Path | None = None) -> list[str]
         out.append(f'[kubelet-start] Imported the images of "{archive}"')
     cp = opts.cp
     argv = [
-        _bin("skiff-kubelet"), "--kubeconfig", str(cp.kubeconfigs / "kubelet.conf"),
+        local_bin("skiff-kubelet"), "--kubeconfig", str(cp.kubeconfigs / "kubelet.conf"),
         "--runtime-dir", str(opts.runtime), "--node-name", cp.node_name,
         "--node-ip", cp.advertise_address, "--port", str(opts.kubelet_port),
+        # Every address, as kubeadm's kubelet; only loopback when the node's address is.
+        "--address", "127.0.0.1" if cp.advertise_address == "127.0.0.1" else "0.0.0.0",
         "--bridge", opts.bridge, "--cluster-dns", opts.cluster_dns,
         "--client-ca-file", str(cp.pki / "ca.crt"), "--anonymous-auth", "false",
         "--authentication-token-webhook", "--authorization-mode", "Webhook",
@@ -192,9 +217,21 @@ def wait_control_plane(opts: InitOptions) -> list[str]:
     return out
 
 
+def _addons(skip: list[str]) -> list[str]:
+    """The add-ons ``--skip-phases`` leaves in (``addon``: none; ``addon/<name>``: not that
+    one; kubeadm's ``addon/coredns`` names the DNS)."""
+    left = {"addon", *(f"addon/{a}" for a in ADDONS)} & set(skip)
+    if "addon/coredns" in skip:
+        left.add("addon/dns")
+    return [] if "addon" in left else [a for a in ADDONS if f"addon/{a}" not in left]
+
+
 async def _api_phases(opts: InitOptions, token: str) -> list[str]:
     cp = opts.cp
     out: list[str] = []
+    addons = _addons(opts.skip_phases)
+    if not addons and {"mark-control-plane", "bootstrap-token"} <= set(opts.skip_phases):
+        return out
     async with ApiClient.from_kubeconfig(
         str(cp.kubeconfigs / "super-admin.conf"), user_agent="skiffadm"
     ) as client:
@@ -204,6 +241,13 @@ async def _api_phases(opts: InitOptions, token: str) -> list[str]:
             out += await run_phase(
                 client, token=token, ttl=dt.timedelta(hours=24), server=client.server,
                 ca_pem=(cp.pki / "ca.crt").read_bytes(),
+            )  # fmt: skip
+        if addons:
+            out += await install(
+                client, addons, folder=opts.addons_dir,
+                endpoint=f"https://{cp.advertise_address}:{cp.api_port}",
+                pod_subnet=cp.pod_subnet, cluster_dns=opts.cluster_dns,
+                dns_upstream=opts.dns_upstream,
             )  # fmt: skip
     return out
 
@@ -239,7 +283,7 @@ def run_init(opts: InitOptions, emit: Callable[[str], None]) -> None:
     """Every phase not skipped, in kubeadm's order; lines go to ``emit`` as they come."""
     cp = opts.cp
     skip = set(opts.skip_phases)
-    unknown = skip - set(PHASES) - {"addon"}
+    unknown = skip - set(PHASES) - SUBPHASES
     if unknown:
         raise InitError(f"unknown phases {sorted(unknown)}; the phases: {', '.join(PHASES)}")
     token = opts.token or generate_token()

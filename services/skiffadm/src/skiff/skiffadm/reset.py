@@ -1,8 +1,9 @@
 """``skiffadm reset``: undo what ``skiffadm init`` put on this machine, as kubeadm reset
 does: stop the kubelet, remove every pod (the static control plane too) with its volumes,
-network namespaces, the bridge and CNI chains, stop the containerd init started, unmount
-what is left under the kubelet's folder, and delete the manifests, certificates,
-kubeconfigs and the data of etcd and NATS."""
+network namespaces, the bridge and CNI chains, stop the containerd init started, remove
+the Service proxy's iptables rules (its DaemonSet ran on this node), unmount what is left
+under the kubelet's folder, and delete the manifests, certificates, kubeconfigs and the
+data of etcd and NATS."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .init import InitOptions, alive, pid_of
+from .init import InitOptions, alive, local_bin, pid_of
 
 KUBECONFIG_FILES = ("admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
                     "controller-manager.conf", "scheduler.conf", "nats.conf")  # fmt: skip
@@ -69,6 +70,11 @@ def run_reset(opts: InitOptions) -> list[str]:
             out.append(f"[reset] Removed the pods: {cleanup.stdout.strip()}")
     if _stop(opts.state, "containerd"):
         out.append("[reset] Stopped containerd")
+    proxy = local_bin("skiff-proxy")
+    if Path(proxy).is_absolute():
+        cleanup = subprocess.run([proxy, "--cleanup"], capture_output=True, text=True)
+        if cleanup.returncode == 0:
+            out.append("[reset] Deleted the Service proxy's iptables rules (KUBE-* chains)")
     out.append(f'[reset] Unmounting mounted directories in "{opts.kubelet_dir}"')
     for point in _mounts_under(opts.kubelet_dir):
         subprocess.run(["umount", "-l", point], capture_output=True)

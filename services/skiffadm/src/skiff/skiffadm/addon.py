@@ -1,0 +1,92 @@
+"""``skiffadm init phase addon``: the essential add-ons, as kubeadm installs kube-proxy and
+CoreDNS: Skiff's Service proxy (a host-network DaemonSet that reads the ``kube-proxy``
+ConfigMap's kubeconfig: this control plane's address, the pod's token and CA) and the
+cluster DNS (the ``skiff-dns`` Deployment behind ``kube-system/kube-dns`` on the Service
+range's tenth address). The manifests are the project's ``deploy/`` files, adjusted to
+this cluster (pod range, DNS address), and server-side applied, so running the phase again
+changes only what changed. The network add-on stays the user's ``kubectl apply``, as with
+kubeadm."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from skiff.addons import apply, dns_config_map, documents, proxy_config_map
+from skiff.client.rest import ApiClient
+
+ADDONS = ("kube-proxy", "dns")
+MANAGER = "skiffadm"
+# services/skiffadm/src/skiff/skiffadm/addon.py → the repository's deploy/ folder.
+DEFAULT_DIR = Path(__file__).resolve().parents[5] / "deploy"
+
+
+class AddonError(Exception):
+    """The add-ons cannot be installed (their manifests are missing)."""
+
+
+def dns_address(service_cidr: str) -> str:
+    """The cluster DNS's Service address, as kubeadm picks it: the range's tenth."""
+    return str(ipaddress.ip_network(service_cidr, strict=False)[10])
+
+
+def _manifest(folder: Path, name: str) -> list[dict[str, Any]]:
+    path = folder / name
+    if not path.is_file():
+        raise AddonError(f"the add-on manifest {path} is missing (--addons-dir names the folder)")
+    return documents(path)
+
+
+def proxy_objects(folder: Path, endpoint: str, pod_subnet: str) -> list[dict[str, Any]]:
+    """The kube-proxy ConfigMap, then ``kube-proxy.yaml`` with this cluster's pod range."""
+    objects = [proxy_config_map(endpoint)]
+    for doc in _manifest(folder, "kube-proxy.yaml"):
+        doc = copy.deepcopy(doc)
+        if doc.get("kind") == "DaemonSet":
+            for c in doc["spec"]["template"]["spec"]["containers"]:
+                c["args"] = [a for a in c.get("args", []) if not a.startswith("--cluster-cidr")]
+                c["args"].append(f"--cluster-cidr={pod_subnet}")
+        objects.append(doc)
+    return objects
+
+
+def dns_objects(folder: Path, cluster_dns: str, upstream: str) -> list[dict[str, Any]]:
+    """The skiff-dns ConfigMap (``upstream``: "" for the nodes' resolvers), then
+    ``dns.yaml`` with the kube-dns Service on ``cluster_dns`` (the kubelets' --cluster-dns)."""
+    objects = [dns_config_map(upstream)]
+    for doc in _manifest(folder, "dns.yaml"):
+        doc = copy.deepcopy(doc)
+        if doc.get("kind") == "Service" and doc["metadata"]["name"] == "kube-dns":
+            doc["spec"]["clusterIP"] = cluster_dns
+        objects.append(doc)
+    return objects
+
+
+async def install(
+    client: ApiClient,
+    which: Sequence[str],
+    *,
+    folder: Path,
+    endpoint: str,
+    pod_subnet: str,
+    cluster_dns: str,
+    dns_upstream: str = "",
+) -> list[str]:
+    """Apply the named add-ons (``ADDONS``); kubeadm's lines."""
+    unknown = set(which) - set(ADDONS)
+    if unknown:
+        raise AddonError(f"unknown add-ons {sorted(unknown)}; the add-ons: {', '.join(ADDONS)}")
+    out = []
+    # kubeadm's order: DNS first (its pods wait for the proxy), then the proxy.
+    if "dns" in which:
+        for obj in dns_objects(folder, cluster_dns, dns_upstream):
+            await apply(client, obj, manager=MANAGER)
+        out.append("[addons] Applied essential addon: skiff-dns (the cluster DNS)")
+    if "kube-proxy" in which:
+        for obj in proxy_objects(folder, endpoint, pod_subnet):
+            await apply(client, obj, manager=MANAGER)
+        out.append("[addons] Applied essential addon: kube-proxy")
+    return out
