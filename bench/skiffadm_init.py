@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from run import write_result  # noqa: E402
 
 SKIFFADM = Path(sys.executable).parent / "skiffadm"
-COMPONENTS = ("etcd", "nats", "apiserver", "controller-manager", "scheduler", "proxy", "dns")
+COMPONENTS = ("etcd", "nats", "apiserver", "controller-manager", "scheduler", "proxy", "dns",
+              "netagent")  # fmt: skip
 NODE = "bench-cp"
 
 
@@ -52,6 +53,7 @@ def main() -> None:
         "--manifests-dir", str(base / "manifests"), "--kubelet-dir", str(base / "node"),
         "--etcd-data-dir", str(base / "etcd"), "--nats-data-dir", str(base / "nats"),
         "--node-name", NODE, "--bridge", "skiffbench0",
+        "--cni-conf-dir", str(base / "cni" / "net.d"), "--cni-data-dir", str(base / "cni"),
     ]  # fmt: skip
     for flag in ("--apiserver-bind-port", "--etcd-port", "--etcd-peer-port", "--nats-port",
                  "--scheduler-port", "--controller-manager-port", "--kubelet-port",

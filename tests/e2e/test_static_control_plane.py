@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,7 +35,11 @@ BRIDGE = "skiffsp0"
 NETNS = "skiff-sp2"
 HOST_IP, NODE2_IP = "10.254.77.1", "10.254.77.2"
 COMPONENTS = ("etcd", "nats", "apiserver", "controller-manager", "scheduler")
-ADDONS = ("proxy", "dns")  # init's addon phase: the Service proxy and the cluster DNS
+# init's addon phase: the Service proxy, the cluster DNS, the pod network.
+ADDONS = ("proxy", "dns", "netagent")
+# The second host's own mount namespace (its file on a private mount, as ip netns does):
+# the network add-on's DaemonSet names one CNI folder for every node, as on real machines.
+MOUNT_NS = Path("/run/skiff-sp2-ns")
 STATIC = ("etcd", "nats", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 pytestmark = [
@@ -72,11 +77,20 @@ def wait(what: str, check, timeout: float = 180.0) -> None:  # type: ignore[no-u
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _drop_second_host() -> None:
+    subprocess.run(["umount", str(MOUNT_NS / "mnt")], capture_output=True)
+    subprocess.run(["umount", str(MOUNT_NS)], capture_output=True)
+    shutil.rmtree(MOUNT_NS, ignore_errors=True)
+    subprocess.run(["ip", "netns", "del", NETNS], capture_output=True)
+    subprocess.run(["ip", "link", "del", "skiffsph"], capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def second_host() -> Iterator[str]:
-    """A network namespace as a second machine: ``HOST_IP`` here, ``NODE2_IP`` there, on a
-    /30 of their own; loopback up and forwarding on, as on a node."""
-    subprocess.run(["ip", "netns", "del", NETNS], capture_output=True)
+    """A second machine: a network namespace with ``NODE2_IP``, joined to ``HOST_IP``
+    here by a veth pair on a /30 of their own, loopback up and forwarding on, and a mount
+    namespace of its own (this machine's mounts propagate in, its own stay there)."""
+    _drop_second_host()
     try:
         for cmd in (
             ["ip", "netns", "add", NETNS],
@@ -88,17 +102,21 @@ def second_host() -> Iterator[str]:
             ["ip", "-n", NETNS, "link", "set", "skiffspn", "up"],
             ["ip", "-n", NETNS, "link", "set", "lo", "up"],
             ["ip", "netns", "exec", NETNS, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
+            ["mkdir", "-p", str(MOUNT_NS)],
+            ["mount", "--bind", str(MOUNT_NS), str(MOUNT_NS)],
+            ["mount", "--make-private", str(MOUNT_NS)],
+            ["touch", str(MOUNT_NS / "mnt")],
+            ["unshare", f"--mount={MOUNT_NS / 'mnt'}", "--propagation", "slave", "true"],
         ):
             run(*cmd)
         yield NETNS
-    finally:  # the veth pair goes with the namespace
-        subprocess.run(["ip", "netns", "del", NETNS], capture_output=True)
-        subprocess.run(["ip", "link", "del", "skiffsph"], capture_output=True)
+    finally:  # the veth pair goes with the network namespace
+        _drop_second_host()
 
 
 def on_second_host(*argv: str) -> list[str]:
-    """``argv`` run in the second host's network namespace (only: files are shared)."""
-    return ["nsenter", f"--net=/run/netns/{NETNS}", *argv]
+    """``argv`` run on the second host: its network and mount namespaces."""
+    return ["nsenter", f"--net=/run/netns/{NETNS}", f"--mount={MOUNT_NS / 'mnt'}", *argv]
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +137,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory, second_host: str) ->
         "--manifests-dir", str(base / "manifests"), "--kubelet-dir", str(base / "node"),
         "--etcd-data-dir", str(base / "etcd"), "--nats-data-dir", str(base / "nats"),
         "--node-name", NODE, "--bridge", BRIDGE,
+        "--cni-conf-dir", str(base / "cni" / "net.d"), "--cni-data-dir", str(base / "cni"),
         *(x for k, v in ports.items() for x in (k, str(v))),
     ]  # fmt: skip
     # The cluster DNS forwards other names to nothing: no query leaves the machine.
@@ -163,6 +182,9 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory, second_host: str) ->
             assert links.returncode != 0, "reset left the bridge"
             nat = run("iptables", "-t", "nat", "-S")
             assert "KUBE-SERVICES" not in nat, "reset left the proxy's rules"
+            routes = run("ip", "route", "show", "proto", "77")
+            assert not routes.strip(), f"reset left the network add-on's routes: {routes}"
+            assert not (base / "cni" / "net.d" / "10-skiff.conflist").exists()
         finally:  # whatever reset missed must not outlive the test
             mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
             for point in sorted((m for m in mounts if m.startswith(str(base))), reverse=True):
@@ -207,7 +229,8 @@ def test_the_control_plane_runs_as_static_pods(control_plane: Path) -> None:
     wait("a pod Running", lambda: kubectl(admin, *phase).stdout == "Running")
     # The add-ons: the proxy on this node, the DNS behind kube-dns, which the pod's
     # resolver names; the DNS reads Services through the proxy's DNAT of `kubernetes`.
-    wait("kube-proxy on the node", lambda: proxy_running(admin, NODE))
+    for app in ("kube-proxy", "skiff-network"):
+        wait_addon(admin, app, NODE, control_plane / "node" / "skiffadm" / "kubelet.log")
     ready = ["-n", "kube-system", "get", "deploy", "skiff-dns", "-o",
              "jsonpath={.status.readyReplicas}"]  # fmt: skip
     wait("the cluster DNS ready", lambda: kubectl(admin, *ready).stdout == "2")
@@ -220,15 +243,33 @@ def test_the_control_plane_runs_as_static_pods(control_plane: Path) -> None:
     )
 
 
-def proxy_running(admin: Path, node: str) -> bool:
-    """A kube-proxy pod Ready on ``node`` (it has reached the API and synced)."""
-    out = kubectl(admin, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-proxy",
+def addon_ready(admin: Path, app: str, node: str) -> bool:
+    """A pod of the add-on ``app`` (its k8s-app label) Ready on ``node``."""
+    out = kubectl(admin, "-n", "kube-system", "get", "pods", "-l", f"k8s-app={app}",
                   "--field-selector", f"spec.nodeName={node}", "-o", "json")  # fmt: skip
     pods = json.loads(out.stdout)["items"] if out.returncode == 0 else []
     conditions = [c for p in pods for c in (p.get("status") or {}).get("conditions") or []]
     return {"type": "Ready", "status": "True"} in [
         {"type": c["type"], "status": c["status"]} for c in conditions
     ]
+
+
+def wait_addon(admin: Path, app: str, node: str, kubelet_log: Path) -> None:
+    """Until ``app`` is Ready on ``node``; else its pods, logs and the kubelet's log."""
+    try:
+        wait(f"{app} on {node}", lambda: addon_ready(admin, app, node))
+    except AssertionError as e:
+        pods = kubectl(admin, "-n", "kube-system", "get", "pods", "-l", f"k8s-app={app}",
+                       "-o", "yaml").stdout  # fmt: skip
+        logs = kubectl(admin, "-n", "kube-system", "logs", "-l", f"k8s-app={app}",
+                       "--tail=30", "--prefix").stdout  # fmt: skip
+        raise AssertionError(f"{e}:\n{pods}\n{logs}\n{kubelet_log.read_text()[-4000:]}") from None
+
+
+def own_range(admin: Path) -> str:
+    """The third octet of the first host's pod range (10.244.<n>.0/24)."""
+    cidr = kubectl(admin, "get", "node", NODE, "-o", "jsonpath={.spec.podCIDR}").stdout
+    return cidr.split(".")[2]
 
 
 DAEMONSET = """
@@ -264,8 +305,11 @@ def test_a_second_host_joins(control_plane: Path) -> None:
     node2 = base / "node2"
     where = [
         "--kubeconfig-dir", str(node2 / "kubernetes"), "--kubelet-dir", str(node2 / "node"),
-        "--bridge", "skiffsp1",
+        "--bridge", BRIDGE, "--cni-conf-dir", str(base / "cni" / "net.d"),
     ]  # fmt: skip
+    # The CNI folders at the same paths as the first host's, its own behind them.
+    (node2 / "cni").mkdir(parents=True)
+    run(*on_second_host("mount", "--bind", str(node2 / "cni"), str(base / "cni")))
     assert endpoint.startswith(f"{HOST_IP}:")
     joined = subprocess.run(  # the kubelet's own ports: its host is its own
         on_second_host(str(SKIFFADM), "join", endpoint, "--token", token,
@@ -295,17 +339,8 @@ def test_a_second_host_joins(control_plane: Path) -> None:
             return running if {p["spec"]["nodeName"] for p in running} == {NODE, "sp-node2"} else []
 
         wait("the DaemonSet on both nodes", on_both)
-        try:
-            wait("kube-proxy on the second host", lambda: proxy_running(admin, "sp-node2"))
-        except AssertionError:
-            pods = kubectl(admin, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-proxy",
-                           "-o", "yaml").stdout  # fmt: skip
-            logs = kubectl(admin, "-n", "kube-system", "logs", "-l", "k8s-app=kube-proxy",
-                           "--tail=30", "--prefix").stdout  # fmt: skip
-            kubelet_log = (node2 / "node" / "skiffadm" / "kubelet.log").read_text()[-4000:]
-            raise AssertionError(
-                f"kube-proxy not Ready on sp-node2:\n{pods}\n{logs}\n{kubelet_log}"
-            ) from None
+        for app in ("kube-proxy", "skiff-network"):
+            wait_addon(admin, app, "sp-node2", node2 / "node" / "skiffadm" / "kubelet.log")
         node = json.loads(kubectl(admin, "get", "node", "sp-node2", "-o", "json").stdout)
         assert {"type": "InternalIP", "address": NODE2_IP} in node["status"]["addresses"]
         (pod,) = [p for p in on_both() if p["spec"]["nodeName"] == "sp-node2"]
@@ -313,17 +348,25 @@ def test_a_second_host_joins(control_plane: Path) -> None:
         wait("its log", lambda: "hello from" in kubectl(admin, "logs", name).stdout)
         execd = kubectl(admin, "exec", name, "--", "echo", "exec-ok")
         assert execd.stdout.strip() == "exec-ok", execd.stderr
+        # Pods talk across hosts: the network add-on gave each node a pod range and routes
+        # to the other's (host-gw over the link).
+        ip = pod["status"]["podIP"]
+        assert ip.startswith("10.244.") and not ip.startswith(f"10.244.{own_range(admin)}.")
+        ping = kubectl(admin, "exec", "hello", "--", "ping", "-c", "1", "-W", "5", ip)
+        assert ping.returncode == 0 and "1 packets received" in ping.stdout, ping.stdout
     finally:
         reset = subprocess.run(
             on_second_host(str(SKIFFADM), "reset", *where, "--cert-dir",
                            str(node2 / "kubernetes" / "pki"), "--manifests-dir",
                            str(node2 / "manifests"), "--etcd-data-dir", str(node2 / "etcd"),
-                           "--nats-data-dir", str(node2 / "nats")),
+                           "--nats-data-dir", str(node2 / "nats"), "--cni-data-dir",
+                           str(base / "cni")),
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert reset.returncode == 0, reset.stdout + reset.stderr
         assert not list((node2 / "node" / "skiffadm").glob("*.pid"))
-        bridge = subprocess.run(
-            ["ip", "-n", NETNS, "link", "show", "skiffsp1"], capture_output=True
-        )
+        bridge = subprocess.run(["ip", "-n", NETNS, "link", "show", BRIDGE], capture_output=True)
         assert bridge.returncode != 0, "reset left the second host's bridge"
+        routes = run(*on_second_host("ip", "route", "show", "proto", "77"))
+        assert not routes.strip(), f"reset left the network add-on's routes: {routes}"
+        assert not (node2 / "cni" / "net.d" / "10-skiff.conflist").exists()

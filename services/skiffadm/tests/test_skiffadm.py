@@ -263,7 +263,13 @@ def test_addon_manifests_fit_the_cluster() -> None:
     """kube-proxy and the DNS from deploy/, adjusted: the kube-proxy ConfigMap names the
     control plane and the pod range reaches the proxy; the kube-dns Service sits on the
     Service range's tenth address (what the kubelets get as --cluster-dns)."""
-    from skiff.skiffadm.addon import DEFAULT_DIR, dns_address, dns_objects, proxy_objects
+    from skiff.skiffadm.addon import (
+        DEFAULT_DIR,
+        dns_address,
+        dns_objects,
+        network_objects,
+        proxy_objects,
+    )
     from skiff.skiffadm.init import _addons
 
     assert dns_address("10.96.0.0/12") == "10.96.0.10"
@@ -281,11 +287,25 @@ def test_addon_manifests_fit_the_cluster() -> None:
     (svc,) = [o for o in dns if o["kind"] == "Service"]
     assert svc["spec"]["clusterIP"] == "10.112.0.10"
     assert {o["kind"] for o in dns} >= {"Deployment", "ServiceAccount", "ClusterRoleBinding"}
+    # The network add-on writes the CNI configuration where the kubelets read it, keeps its
+    # allocations under the CNI data folder, with this cluster's bridge and pod range.
+    net = network_objects(DEFAULT_DIR, pod_subnet="10.200.0.0/16", bridge="br9",
+                          cni_conf_dir=Path("/x/net.d"), cni_data_dir=Path("/x/data"))  # fmt: skip
+    (ds,) = [o for o in net if o["kind"] == "DaemonSet"]
+    pod = ds["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    for flag in ("--cni-conf-dir=/x/net.d", "--cni-ipam-dir=/x/data/networks", "--bridge=br9",
+                 "--cluster-cidr=10.200.0.0/16"):  # fmt: skip
+        assert args.count(flag) == 1, args
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    hosts = {v["name"]: v.get("hostPath", {}).get("path") for v in pod["volumes"]}
+    assert mounts["cni-conf"] == hosts["cni-conf"] == "/x/net.d"
+    assert mounts["cni-data"] == hosts["cni-data"] == "/x/data"
     # --skip-phases as kubeadm's: the whole phase or one add-on.
-    assert _addons([]) == ["kube-proxy", "dns"]
+    assert _addons([]) == ["kube-proxy", "dns", "network"]
     assert _addons(["addon"]) == []
-    assert _addons(["addon/kube-proxy"]) == ["dns"]
-    assert _addons(["addon/coredns"]) == ["kube-proxy"]
+    assert _addons(["addon/kube-proxy", "addon/network"]) == ["dns"]
+    assert _addons(["addon/coredns"]) == ["kube-proxy", "network"]
     missing = skiffadm("init", "phase", "addon", "all", "--addons-dir", "/nonexistent",
                        "--kubeconfig", "/nonexistent/admin.conf")  # fmt: skip
     assert missing.returncode == 1 and "error execution phase" in missing.stderr

@@ -1,10 +1,13 @@
 """The resource quota controller (``pkg/controller/resourcequota``): each ResourceQuota's
 ``status.hard`` is its ``spec.hard`` and ``status.used`` what the objects of its namespace
 use (:mod:`skiff.api.resourcequota`, the same evaluators the apiserver's admission
-charges with). A quota is recounted when it changes, when a pod, service, claim,
-ConfigMap, Secret, ReplicationController or quota of its namespace comes, changes or goes
-(kube's replenishment), and every ``sync_period`` seconds (kube's
-``--resource-quota-sync-period``). ``count/<resource>`` of other resources are listed from
+charges with). A quota is recounted when its spec changes, when a pod, service, claim,
+ConfigMap, Secret, ReplicationController or quota of its namespace goes or uses less than
+before (kube's replenishment), and every ``sync_period`` seconds (kube's
+``--resource-quota-sync-period``). Not when one comes or a quota's status changes:
+admission charged it already, and a recount then (from a cache that has not seen the
+objects admitted a moment ago) would lower ``used`` below what was admitted and let more
+in than the quota allows. ``count/<resource>`` of other resources are listed from
 the API at each recount, and recounted every ``LISTED_RESYNC`` seconds."""
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ INFORMED = ("pods", "services", "persistentvolumeclaims", "configmaps", "secrets
 object counts)."""
 LISTED_RESYNC = 15.0
 """Seconds between recounts of a quota that counts resources no informer watches."""
+
+
+def _ignore(_obj: Obj) -> None:
+    """Creations: admission charged them."""
 
 
 def _info(group: str, plural: str) -> ResourceInfo | None:
@@ -55,12 +62,19 @@ class ResourceQuotaController(Controller):
             self.watch(plural)
             self.informed[("", plural)] = inf
             if plural != "resourcequotas":
-                inf.add_handler(self._other, lambda _old, new: self._other(new), self._other)
+                inf.add_handler(_ignore, self._updated(plural), self._other)
 
     def _quota_updated(self, old: Obj, new: Obj) -> None:
         if (old.get("spec") or {}) != (new.get("spec") or {}) or not new.get("status"):
             self.enqueue(new)
-        self._other(new)  # its own count (count/resourcequotas)
+
+    def _updated(self, plural: str):  # type: ignore[no-untyped-def]
+        def handler(old: Obj, new: Obj) -> None:
+            before, after = usage("", plural, old), usage("", plural, new)
+            if any(after.get(name, Decimal(0)) < v for name, v in before.items()):
+                self._other(new)  # e.g. a pod that finished: it no longer counts
+
+        return handler
 
     def _other(self, obj: Obj) -> None:
         """Replenishment: recount the quotas of ``obj``'s namespace."""

@@ -11,7 +11,8 @@ skiffadm init phase etcd local       static pods of etcd and NATS
 skiffadm init phase control-plane all  static pods of apiserver, controller manager, scheduler
 skiffadm init phase mark-control-plane  the control-plane labels and taint on this node
 skiffadm init phase bootstrap-token  a bootstrap token, the RBAC for joining, cluster-info
-skiffadm init phase addon all|kube-proxy|dns  the Service proxy and the cluster DNS
+skiffadm init phase addon all|kube-proxy|dns|network  the Service proxy, the cluster DNS,
+                                     the pod network
 skiffadm kubeconfig user             a kubeconfig with a client certificate for one user
 skiffadm join <host>:<port> --token T --discovery-token-ca-cert-hash sha256:...
                                      token discovery, then the kubelet's bootstrap kubeconfig
@@ -80,10 +81,23 @@ def _node_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubelet-port", type=int, default=10250)
     p.add_argument("--kubelet-healthz-port", type=int, default=10248)
     p.add_argument("--bridge", default="skiff0", help="the node's pod bridge")
+    _cni_flags(p)
     p.add_argument("--service-cidr", default="10.96.0.0/12")
     p.add_argument("--pod-network-cidr", dest="pod_subnet", default="10.244.0.0/16")
     p.add_argument("--image-repository", default="skiff")
     p.add_argument("--image-tag", default="dev")
+
+
+def _cni_flags(p: argparse.ArgumentParser, data: bool = True) -> None:
+    p.add_argument(
+        "--cni-conf-dir", type=Path, default=Path("/etc/cni/net.d"),
+        help="the node's CNI configuration folder (the network add-on writes it)",
+    )  # fmt: skip
+    if data:
+        p.add_argument(
+            "--cni-data-dir", type=Path, default=Path("/var/lib/cni"),
+            help="the CNI plugins' state (address allocations)",
+        )  # fmt: skip
 
 
 def _init_options(a: argparse.Namespace) -> InitOptions:
@@ -122,6 +136,8 @@ def _init_options(a: argparse.Namespace) -> InitOptions:
         cluster_dns=dns_address(a.service_cidr),
         addons_dir=getattr(a, "addons_dir", DEFAULT_DIR).resolve(),
         dns_upstream=getattr(a, "dns_upstream", ""),
+        cni_conf_dir=a.cni_conf_dir.resolve(),
+        cni_data_dir=a.cni_data_dir.resolve(),
     )
 
 
@@ -142,6 +158,7 @@ def _join_options(a: argparse.Namespace) -> InitOptions:
         bridge=a.bridge,
         timeout=a.timeout,
         image_archives=[p.resolve() for p in a.image_archive],
+        cni_conf_dir=a.cni_conf_dir.resolve(),
     )
 
 
@@ -236,7 +253,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--token-ttl", default="24h0m0s", help="how long the token lives (0: forever)"
     )
 
-    addon = which.add_parser("addon", help="the Service proxy and the cluster DNS")
+    addon = which.add_parser("addon", help="the Service proxy, the cluster DNS, the pod network")
     addon.add_argument("what", choices=["all", *ADDONS])
     addon.add_argument("--kubeconfig", type=Path, default=KUBECONFIGS / "admin.conf")
     addon.add_argument(
@@ -245,6 +262,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     addon.add_argument("--service-cidr", default="10.96.0.0/12")
     addon.add_argument("--pod-network-cidr", dest="pod_subnet", default="10.244.0.0/16")
+    addon.add_argument("--bridge", default="skiff0", help="the nodes' pod bridge")
+    _cni_flags(addon)
     _addon_flags(addon)
 
     kc = sub.add_parser("kubeconfig", help="kubeconfig utilities")
@@ -274,6 +293,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     j.add_argument("--kubelet-port", type=int, default=10250)
     j.add_argument("--kubelet-healthz-port", type=int, default=10248)
     j.add_argument("--bridge", default="skiff0", help="the node's pod bridge")
+    _cni_flags(j, data=False)
     j.add_argument(
         "--skip-phases", default="", help="kubelet-start: only discovery and the kubeconfig"
     )
@@ -421,6 +441,7 @@ async def _addon(a: argparse.Namespace) -> list[str]:
             client, ADDONS if a.what == "all" else [a.what], folder=a.addons_dir,
             endpoint=f"https://{a.control_plane_endpoint}", pod_subnet=a.pod_subnet,
             cluster_dns=dns_address(a.service_cidr), dns_upstream=a.dns_upstream,
+            bridge=a.bridge, cni_conf_dir=a.cni_conf_dir, cni_data_dir=a.cni_data_dir,
         )  # fmt: skip
 
 

@@ -2,10 +2,11 @@
 CoreDNS: Skiff's Service proxy (a host-network DaemonSet that reads the ``kube-proxy``
 ConfigMap's kubeconfig: this control plane's address, the pod's token and CA) and the
 cluster DNS (the ``skiff-dns`` Deployment behind ``kube-system/kube-dns`` on the Service
-range's tenth address). The manifests are the project's ``deploy/`` files, adjusted to
-this cluster (pod range, DNS address), and server-side applied, so running the phase again
-changes only what changed. The network add-on stays the user's ``kubectl apply``, as with
-kubeadm."""
+range's tenth address); and, as the seed's init installs it where kubeadm leaves it to the
+user, the pod network add-on (``skiff-network``: each node's CNI configuration for its pod
+range, routes to the other nodes' ranges, NetworkPolicies). The manifests are the
+project's ``deploy/`` files, adjusted to this cluster (pod range, DNS address, bridge, CNI
+folders), and server-side applied, so running the phase again changes only what changed."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any
 from skiff.addons import apply, dns_config_map, documents, proxy_config_map
 from skiff.client.rest import ApiClient
 
-ADDONS = ("kube-proxy", "dns")
+ADDONS = ("kube-proxy", "dns", "network")
 MANAGER = "skiffadm"
 # services/skiffadm/src/skiff/skiffadm/addon.py → the repository's deploy/ folder.
 DEFAULT_DIR = Path(__file__).resolve().parents[5] / "deploy"
@@ -65,6 +66,37 @@ def dns_objects(folder: Path, cluster_dns: str, upstream: str) -> list[dict[str,
     return objects
 
 
+def network_objects(
+    folder: Path, *, pod_subnet: str, bridge: str, cni_conf_dir: Path, cni_data_dir: Path
+) -> list[dict[str, Any]]:
+    """``network.yaml`` with this cluster's pod range and bridge, writing the CNI
+    configuration where the kubelets read it (``cni_conf_dir``) and keeping the address
+    allocations under ``cni_data_dir`` (host folders, mounted at their own paths: the
+    configuration names them for the plugins, which run on the host)."""
+    flags = {
+        "--cni-conf-dir": str(cni_conf_dir),
+        "--cni-ipam-dir": str(cni_data_dir / "networks"),
+        "--bridge": bridge,
+        "--cluster-cidr": pod_subnet,
+    }
+    folders = {"cni-conf": str(cni_conf_dir), "cni-data": str(cni_data_dir)}
+    objects = []
+    for doc in _manifest(folder, "network.yaml"):
+        doc = copy.deepcopy(doc)
+        if doc.get("kind") == "DaemonSet":
+            pod = doc["spec"]["template"]["spec"]
+            for c in pod["containers"]:
+                args = [a for a in c.get("args", []) if a.partition("=")[0] not in flags]
+                c["args"] = args + [f"{k}={v}" for k, v in flags.items()]
+                for m in c.get("volumeMounts", []):
+                    m["mountPath"] = folders.get(m["name"], m["mountPath"])
+            for v in pod.get("volumes", []):
+                if v["name"] in folders:
+                    v["hostPath"]["path"] = folders[v["name"]]
+        objects.append(doc)
+    return objects
+
+
 async def install(
     client: ApiClient,
     which: Sequence[str],
@@ -74,6 +106,9 @@ async def install(
     pod_subnet: str,
     cluster_dns: str,
     dns_upstream: str = "",
+    bridge: str = "skiff0",
+    cni_conf_dir: Path = Path("/etc/cni/net.d"),
+    cni_data_dir: Path = Path("/var/lib/cni"),
 ) -> list[str]:
     """Apply the named add-ons (``ADDONS``); kubeadm's lines."""
     unknown = set(which) - set(ADDONS)
@@ -89,4 +124,13 @@ async def install(
         for obj in proxy_objects(folder, endpoint, pod_subnet):
             await apply(client, obj, manager=MANAGER)
         out.append("[addons] Applied essential addon: kube-proxy")
+    if "network" in which:
+        # It reaches the control plane through the kube-proxy ConfigMap's kubeconfig.
+        network = network_objects(
+            folder, pod_subnet=pod_subnet, bridge=bridge, cni_conf_dir=cni_conf_dir,
+            cni_data_dir=cni_data_dir,
+        )  # fmt: skip
+        for obj in [proxy_config_map(endpoint), *network]:
+            await apply(client, obj, manager=MANAGER)
+        out.append("[addons] Applied the pod network add-on: skiff-network")
     return out

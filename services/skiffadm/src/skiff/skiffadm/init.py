@@ -58,6 +58,10 @@ class InitOptions:
     token: str = ""
     timeout: float = 240.0
     addons_dir: Path = DEFAULT_DIR
+    cni_conf_dir: Path = Path("/etc/cni/net.d")
+    """Where the network add-on writes the node's CNI configuration (the kubelet's and
+    containerd's folder)."""
+    cni_data_dir: Path = Path("/var/lib/cni")
     dns_upstream: str = ""
     """Where the cluster DNS sends names outside the cluster ("": the nodes' resolvers)."""
 
@@ -131,11 +135,12 @@ def kubelet_start(opts: InitOptions, bootstrap: Path | None = None) -> list[str]
     the manifest folder (init), or with ``bootstrap``, the bootstrap kubeconfig (join)."""
     from skiff.kubelet.containerd_setup import RuntimePaths, import_archive
 
-    paths = RuntimePaths(opts.runtime)
+    paths = RuntimePaths(opts.runtime, opts.cni_conf_dir)
     py = sys.executable
     node_sysctls()
     subprocess.run([py, "-m", "skiff.kubelet.containerd_setup", "config", "--dir",
-                    str(opts.runtime)], check=True, capture_output=True)  # fmt: skip
+                    str(opts.runtime), "--cni-conf-dir", str(opts.cni_conf_dir)],
+                   check=True, capture_output=True)  # fmt: skip
     out = []
     if not paths.socket.exists():
         start_background(opts, "containerd", ["containerd", "--config", str(paths.config)])
@@ -157,6 +162,8 @@ def kubelet_start(opts: InitOptions, bootstrap: Path | None = None) -> list[str]
         "--client-ca-file", str(cp.pki / "ca.crt"), "--anonymous-auth", "false",
         "--authentication-token-webhook", "--authorization-mode", "Webhook",
         "--healthz-port", str(opts.kubelet_healthz_port), "--rotate-server-certificates",
+        # The network add-on writes the CNI configuration; the node is Ready once it has.
+        "--network-plugin", "cni", "--cni-conf-dir", str(opts.cni_conf_dir),
     ]  # fmt: skip
     if bootstrap is None:
         argv += ["--pod-manifest-path", str(opts.manifests)]
@@ -247,7 +254,8 @@ async def _api_phases(opts: InitOptions, token: str) -> list[str]:
                 client, addons, folder=opts.addons_dir,
                 endpoint=f"https://{cp.advertise_address}:{cp.api_port}",
                 pod_subnet=cp.pod_subnet, cluster_dns=opts.cluster_dns,
-                dns_upstream=opts.dns_upstream,
+                dns_upstream=opts.dns_upstream, bridge=opts.bridge,
+                cni_conf_dir=opts.cni_conf_dir, cni_data_dir=opts.cni_data_dir,
             )  # fmt: skip
     return out
 
@@ -255,6 +263,14 @@ async def _api_phases(opts: InitOptions, token: str) -> list[str]:
 def closing(opts: InitOptions, token: str) -> list[str]:
     admin = opts.cp.kubeconfigs / "admin.conf"
     join = join_command(str(admin), token)
+    network = (
+        ["The pod network add-on (skiff-network) was installed: nodes turn Ready once it runs",
+         "on them.", ""]
+        if "network" in _addons(opts.skip_phases)
+        else ["You should now deploy a pod network to the cluster.",
+              'Run "kubectl apply -f [podnetwork].yaml" with one of the options listed at:',
+              "  deploy/network.yaml (Skiff's), or any CNI add-on", ""]
+    )  # fmt: skip
     return [
         "",
         "Your Kubernetes control-plane has initialized successfully!",
@@ -269,10 +285,7 @@ def closing(opts: InitOptions, token: str) -> list[str]:
         "",
         f"  export KUBECONFIG={admin}",
         "",
-        "You should now deploy a pod network to the cluster.",
-        'Run "kubectl apply -f [podnetwork].yaml" with one of the options listed at:',
-        "  deploy/network.yaml (Skiff's), or any CNI add-on",
-        "",
+        *network,
         "Then you can join any number of worker nodes by running the following on each as root:",
         "",
         join.replace(" --discovery-token-ca-cert-hash", " \\\n\t--discovery-token-ca-cert-hash"),

@@ -1,7 +1,8 @@
 """``skiffadm reset``: undo what ``skiffadm init`` put on this machine, as kubeadm reset
 does: stop the kubelet, remove every pod (the static control plane too) with its volumes,
 network namespaces, the bridge and CNI chains, stop the containerd init started, remove
-the Service proxy's iptables rules (its DaemonSet ran on this node), unmount what is left
+the Service proxy's and the network add-on's routes and iptables rules and the CNI
+configuration and allocations the add-on wrote (their DaemonSets ran here), unmount what is left
 under the kubelet's folder, and delete the manifests, certificates, kubeconfigs and the
 data of etcd and NATS."""
 
@@ -15,8 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+from skiff.cni import FILE as CNI_FILE
+
 from .init import InitOptions, alive, local_bin, pid_of
 
+CNI_NETWORK = "skiff"  # the network add-on's CNI network (its IPAM folder's name)
 KUBECONFIG_FILES = ("admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
                     "controller-manager.conf", "scheduler.conf", "nats.conf")  # fmt: skip
 
@@ -70,11 +74,20 @@ def run_reset(opts: InitOptions) -> list[str]:
             out.append(f"[reset] Removed the pods: {cleanup.stdout.strip()}")
     if _stop(opts.state, "containerd"):
         out.append("[reset] Stopped containerd")
-    proxy = local_bin("skiff-proxy")
-    if Path(proxy).is_absolute():
-        cleanup = subprocess.run([proxy, "--cleanup"], capture_output=True, text=True)
-        if cleanup.returncode == 0:
-            out.append("[reset] Deleted the Service proxy's iptables rules (KUBE-* chains)")
+    # What the add-ons' DaemonSets wrote on this node, with their own --cleanup.
+    for name, what in (
+        ("skiff-proxy", "the Service proxy's iptables rules (KUBE-* chains)"),
+        ("skiff-netagent", "the pod network's routes and iptables rules"),
+    ):
+        binary = local_bin(name)
+        if Path(binary).is_absolute():
+            cleanup = subprocess.run([binary, "--cleanup"], capture_output=True, text=True)
+            if cleanup.returncode == 0:
+                out.append(f"[reset] Deleted {what}")
+    cni = [opts.cni_conf_dir / CNI_FILE, opts.cni_data_dir / "networks" / CNI_NETWORK]
+    out.append(f"[reset] Deleting the pod network's CNI state: [{' '.join(map(str, cni))}]")
+    cni[0].unlink(missing_ok=True)
+    shutil.rmtree(cni[1], ignore_errors=True)
     out.append(f'[reset] Unmounting mounted directories in "{opts.kubelet_dir}"')
     for point in _mounts_under(opts.kubelet_dir):
         subprocess.run(["umount", "-l", point], capture_output=True)
