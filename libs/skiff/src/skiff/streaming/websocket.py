@@ -51,6 +51,10 @@ async def send_channel_status(ws: WebSocket, protocol: str, status: dict[str, An
     await ws.close(1000)
 
 
+DRAIN_SECONDS = 5.0
+"""How long :func:`relay` still forwards an upstream that closed while the client wrote."""
+
+
 async def relay(ws: WebSocket, upstream: Any) -> None:
     """Pipe an ASGI WebSocket and a ``websockets`` connection, message for message, until
     either side ends; then close the ASGI side.
@@ -76,6 +80,12 @@ async def relay(ws: WebSocket, upstream: Any) -> None:
     tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        downward, upward = tasks
+        if upward.done() and not downward.done() and upward.exception() is not None:
+            # The upstream closed while the client was still sending (a resize, a key, the
+            # close of stdin): what it sent before closing — the command's exit Status on
+            # the error channel — is still to be read and must reach the client.
+            await asyncio.wait([downward], timeout=DRAIN_SECONDS)
     finally:
         for t in tasks:
             t.cancel()
