@@ -1,8 +1,9 @@
 """``skiffadm init`` benchmark (``make bench``): wall time of ``skiffadm init`` on this
 machine (preflight to the join command: certificates, kubeconfigs, the static pod
 manifests, containerd with the control plane's images, the kubelet, the control plane
-healthy, mark-control-plane, bootstrap token, the add-ons applied), then to a Ready node,
-and of ``skiffadm reset``. Every path and port is its own (a temporary folder, free ports), as in
+healthy, mark-control-plane, bootstrap token, the add-ons applied), then to a Ready node
+(the network add-on ran), then to the cluster DNS's two replicas ready, and of ``skiffadm
+reset``. Every path and port is its own (a temporary folder, free ports), as in
 tests/e2e/test_static_control_plane.py. The images come from ``scripts/compose.sh
 images`` (cached), saved to an archive before the clock starts. No baseline runs here; the
 issue's anchors are kubeadm's control plane healthy after about 25 s and ``kind create
@@ -40,6 +41,13 @@ def _ready(admin: Path) -> bool:
     out = subprocess.run(["kubectl", "--kubeconfig", str(admin), "get", "node", NODE,
                           "--no-headers"], capture_output=True, text=True)  # fmt: skip
     return out.returncode == 0 and out.stdout.split()[1:2] == ["Ready"]
+
+
+def _dns_ready(admin: Path) -> bool:
+    out = subprocess.run(["kubectl", "--kubeconfig", str(admin), "-n", "kube-system", "get",
+                          "deploy", "skiff-dns", "-o", "jsonpath={.status.readyReplicas}"],
+                         capture_output=True, text=True)  # fmt: skip
+    return out.stdout == "2"
 
 
 def main() -> None:
@@ -80,6 +88,11 @@ def main() -> None:
                 raise TimeoutError("no Ready node in 300 s")
             time.sleep(0.2)
         results["init_to_ready_node_s"] = round(time.monotonic() - t0, 1)
+        while not _dns_ready(admin):
+            if time.monotonic() - t0 > 300:
+                raise TimeoutError("the cluster DNS not ready in 300 s")
+            time.sleep(0.2)
+        results["init_to_dns_ready_s"] = round(time.monotonic() - t0, 1)
     finally:
         t1 = time.monotonic()
         subprocess.run([str(SKIFFADM), "reset", *flags], check=True, stdout=subprocess.DEVNULL)

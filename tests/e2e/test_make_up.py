@@ -408,6 +408,7 @@ def test_make_down_leaves_nothing_behind(up: dict[str, str]) -> None:
     subprocess.run([str(ROOT / "scripts" / "cluster.sh"), "down"], env=up, check=True, timeout=120)
     saved = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     assert "KUBE-" not in saved and "SKIFF-NETPOL" not in saved
+    assert "SKIFF-FORWARD" not in saved and "SKIFF-POSTROUTING" not in saved
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert BRIDGE not in links
     assert not list((Path(up["SKIFF_STATE"]) / "pids").glob("*.pid"))

@@ -237,10 +237,13 @@ def test_the_control_plane_runs_as_static_pods(control_plane: Path) -> None:
     looked = kubectl(
         admin, "exec", "hello", "--", "nslookup", "kubernetes.default.svc.cluster.local."
     )
-    answer = looked.stdout.partition("Name:")[2].splitlines()
-    assert any(line.startswith("Address") and line.split()[-1] == "10.96.0.1" for line in answer), (
-        looked.stdout + looked.stderr
-    )
+    assert resolved(looked.stdout, "10.96.0.1"), looked.stdout + looked.stderr
+
+
+def resolved(nslookup: str, address: str) -> bool:
+    """busybox nslookup's answer (after its Server lines) names ``address``."""
+    answer = nslookup.partition("Name:")[2].splitlines()
+    return any(line.startswith("Address") and line.split()[-1] == address for line in answer)
 
 
 def addon_ready(admin: Path, app: str, node: str) -> bool:
@@ -354,6 +357,12 @@ def test_a_second_host_joins(control_plane: Path) -> None:
         assert ip.startswith("10.244.") and not ip.startswith(f"10.244.{own_range(admin)}.")
         ping = kubectl(admin, "exec", "hello", "--", "ping", "-c", "1", "-W", "5", ip)
         assert ping.returncode == 0 and "1 packets received" in ping.stdout, ping.stdout
+        # ... and the other way: the second host's pod asks the cluster DNS, whose pods run
+        # on the first host (its proxy's DNAT, then the route back over the link).
+        looked = kubectl(
+            admin, "exec", name, "--", "nslookup", "kubernetes.default.svc.cluster.local."
+        )
+        assert resolved(looked.stdout, "10.96.0.1"), looked.stdout + looked.stderr
     finally:
         reset = subprocess.run(
             on_second_host(str(SKIFFADM), "reset", *where, "--cert-dir",

@@ -1,5 +1,5 @@
 """The kernel side: the node's routes (tagged with their own protocol number, so the
-agent lists and removes only its own) and the masquerade chain.
+agent lists and removes only its own), the masquerade chain and the forwarding accept.
 
 ``prefix`` runs every command through another (``ip netns exec <ns>`` in tests).
 """
@@ -16,6 +16,7 @@ log = get_logger(__name__)
 PROTO = "77"
 """Routes the agent owns carry ``proto 77`` (free in /etc/iproute2/rt_protos)."""
 CHAIN = "SKIFF-POSTROUTING"
+FORWARD_CHAIN = "SKIFF-FORWARD"
 
 
 class NodeNetwork:
@@ -57,9 +58,19 @@ class NodeNetwork:
         return changed, removed
 
     async def sync_masquerade(self, cluster_cidr: str) -> None:
-        """Masquerade pod traffic that leaves the cluster's pod CIDR, and nothing else."""
+        """Masquerade pod traffic that leaves the cluster's pod CIDR, and nothing else; and
+        forward pod traffic where the host's FORWARD policy is DROP (Docker sets it), as
+        flannel's FLANNEL-FWD does: appended, so NetworkPolicies (first in FORWARD) still
+        decide."""
         batch = "\n".join(
             [
+                "*filter",
+                f":{FORWARD_CHAIN} - [0:0]",
+                f"-A {FORWARD_CHAIN} -s {cluster_cidr} -m comment --comment "
+                '"pod traffic" -j ACCEPT',
+                f"-A {FORWARD_CHAIN} -d {cluster_cidr} -m comment --comment "
+                '"pod traffic" -j ACCEPT',
+                "COMMIT",
                 "*nat",
                 f":{CHAIN} - [0:0]",
                 f"-A {CHAIN} -s {cluster_cidr} -d {cluster_cidr} -m comment --comment "
@@ -74,10 +85,13 @@ class NodeNetwork:
         rc, _, err = await self.run("iptables-restore", "--noflush", stdin=batch.encode())
         if rc != 0:
             raise OSError(f"iptables-restore: {err.strip()}")
-        jump = ["-t", "nat", "POSTROUTING", "-j", CHAIN]
-        rc, _, _ = await self.run("iptables", "-w", "5", jump[0], jump[1], "-C", *jump[2:])
-        if rc != 0:
-            await self.run("iptables", "-w", "5", jump[0], jump[1], "-I", *jump[2:])
+        for table, chain, target, how in (
+            ("nat", "POSTROUTING", CHAIN, "-I"),
+            ("filter", "FORWARD", FORWARD_CHAIN, "-A"),
+        ):
+            rc, _, _ = await self.run("iptables", "-w", "5", "-t", table, "-C", chain, "-j", target)
+            if rc != 0:
+                await self.run("iptables", "-w", "5", "-t", table, how, chain, "-j", target)
 
     async def bridge_ports(self, bridge: str) -> int:
         """How many links (pods' veths) are attached to ``bridge``."""
@@ -93,3 +107,6 @@ class NodeNetwork:
         await self.run("iptables", "-w", "5", "-t", "nat", "-D", "POSTROUTING", "-j", CHAIN)
         await self.run("iptables", "-w", "5", "-t", "nat", "-F", CHAIN)
         await self.run("iptables", "-w", "5", "-t", "nat", "-X", CHAIN)
+        await self.run("iptables", "-w", "5", "-D", "FORWARD", "-j", FORWARD_CHAIN)
+        await self.run("iptables", "-w", "5", "-F", FORWARD_CHAIN)
+        await self.run("iptables", "-w", "5", "-X", FORWARD_CHAIN)

@@ -71,7 +71,12 @@ def _node_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--etcd-data-dir", type=Path, default=Path("/var/lib/etcd"))
     p.add_argument("--nats-data-dir", type=Path, default=Path("/var/lib/nats"))
     p.add_argument("--node-name", default=_node_name())
-    p.add_argument("--apiserver-advertise-address", default="127.0.0.1")
+    p.add_argument(
+        "--apiserver-advertise-address", default="",
+        help="the apiserver's and this node's address (default: the default route's, as "
+        "kubeadm's; 127.0.0.1 keeps everything on loopback, but then pods cannot reach the "
+        "API through the kubernetes Service)",
+    )  # fmt: skip
     p.add_argument("--apiserver-bind-port", type=int, default=6443)
     p.add_argument("--etcd-port", type=int, default=2379)
     p.add_argument("--etcd-peer-port", type=int, default=2380)
@@ -107,7 +112,7 @@ def _init_options(a: argparse.Namespace) -> InitOptions:
         kubeconfigs=a.kubeconfig_dir.resolve(),
         etcd_data=a.etcd_data_dir.resolve(),
         nats_data=a.nats_data_dir.resolve(),
-        advertise_address=a.apiserver_advertise_address,
+        advertise_address=a.apiserver_advertise_address or _route_address(),
         api_port=a.apiserver_bind_port,
         etcd_port=a.etcd_port,
         etcd_peer_port=a.etcd_peer_port,

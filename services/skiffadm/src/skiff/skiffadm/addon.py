@@ -21,8 +21,18 @@ from skiff.client.rest import ApiClient
 
 ADDONS = ("kube-proxy", "dns", "network")
 MANAGER = "skiffadm"
-# services/skiffadm/src/skiff/skiffadm/addon.py → the repository's deploy/ folder.
-DEFAULT_DIR = Path(__file__).resolve().parents[5] / "deploy"
+
+
+def _deploy_dir() -> Path:
+    """The repository's ``deploy/`` above this file (a source checkout); else ``deploy``
+    in the working folder (an installed package has no manifests: ``--addons-dir``)."""
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "deploy" / "kube-proxy.yaml").is_file():
+            return parent / "deploy"
+    return Path("deploy")
+
+
+DEFAULT_DIR = _deploy_dir()
 
 
 class AddonError(Exception):
