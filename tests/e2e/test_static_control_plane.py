@@ -34,6 +34,7 @@ BRIDGE = "skiffsp0"
 # The second host: a network namespace joined to this machine by a veth pair.
 NETNS = "skiff-sp2"
 HOST_IP, NODE2_IP = "10.254.77.1", "10.254.77.2"
+SERVICE_CIDR, KUBERNETES_IP = "10.112.0.0/16", "10.112.0.1"
 COMPONENTS = ("etcd", "nats", "apiserver", "controller-manager", "scheduler")
 # init's addon phase: the Service proxy, the cluster DNS, the pod network.
 ADDONS = ("proxy", "dns", "netagent")
@@ -141,7 +142,10 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory, second_host: str) ->
         *(x for k, v in ports.items() for x in (k, str(v))),
     ]  # fmt: skip
     # The cluster DNS forwards other names to nothing: no query leaves the machine.
-    advertise = ["--apiserver-advertise-address", HOST_IP, "--dns-upstream", "127.0.0.1:9"]
+    # A Service range of its own: the joining kubelet must learn the DNS address from the
+    # cluster (kubeadm's kubelet-config ConfigMap), not assume 10.96.0.10.
+    advertise = ["--apiserver-advertise-address", HOST_IP, "--dns-upstream", "127.0.0.1:9",
+                 "--service-cidr", SERVICE_CIDR]  # fmt: skip
     docker = run(str(ROOT / "scripts/compose.sh"), "client").strip()
     run(str(ROOT / "scripts/compose.sh"), "images")
     images = base / "control-plane.tar"
@@ -237,7 +241,7 @@ def test_the_control_plane_runs_as_static_pods(control_plane: Path) -> None:
     looked = kubectl(
         admin, "exec", "hello", "--", "nslookup", "kubernetes.default.svc.cluster.local."
     )
-    assert resolved(looked.stdout, "10.96.0.1"), looked.stdout + looked.stderr
+    assert resolved(looked.stdout, KUBERNETES_IP), looked.stdout + looked.stderr
 
 
 def resolved(nslookup: str, address: str) -> bool:
@@ -324,6 +328,7 @@ def test_a_second_host_joins(control_plane: Path) -> None:
     try:
         assert joined.returncode == 0, joined.stdout + joined.stderr
         assert "This node has joined the cluster:" in joined.stdout
+        assert "ConfigMap (clusterDNS 10.112.0.10)" in joined.stdout
         wait(
             "sp-node2 Ready", lambda: " Ready " in kubectl(admin, "get", "node", "sp-node2").stdout
         )
@@ -362,7 +367,7 @@ def test_a_second_host_joins(control_plane: Path) -> None:
         looked = kubectl(
             admin, "exec", name, "--", "nslookup", "kubernetes.default.svc.cluster.local."
         )
-        assert resolved(looked.stdout, "10.96.0.1"), looked.stdout + looked.stderr
+        assert resolved(looked.stdout, KUBERNETES_IP), looked.stdout + looked.stderr
     finally:
         reset = subprocess.run(
             on_second_host(str(SKIFFADM), "reset", *where, "--cert-dir",

@@ -221,8 +221,8 @@ apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
 localAPIEndpoint: {{advertiseAddress: 127.0.0.1, bindPort: 16443}}
 nodeRegistration: {{name: cfg-node, ignorePreflightErrors: [all]}}
-skipPhases: [preflight, kubelet-start, wait-control-plane, mark-control-plane, bootstrap-token,
-  addon]
+skipPhases: [preflight, kubelet-start, wait-control-plane, upload-config, mark-control-plane,
+  bootstrap-token, addon]
 ---
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
@@ -309,3 +309,25 @@ def test_addon_manifests_fit_the_cluster() -> None:
     missing = skiffadm("init", "phase", "addon", "all", "--addons-dir", "/nonexistent",
                        "--kubeconfig", "/nonexistent/admin.conf")  # fmt: skip
     assert missing.returncode == 1 and "error execution phase" in missing.stderr
+
+
+def test_the_kubelets_configuration_for_joining_nodes() -> None:
+    """kubeadm's kubelet-config ConfigMap and the RBAC that lets nodes and bootstrap-token
+    holders read just that one."""
+    import yaml
+
+    from skiff.skiffadm.kubeletconfig import objects
+
+    cm, role, binding = objects("10.112.0.10")
+    config = yaml.safe_load(cm["data"]["kubelet"])
+    assert (cm["metadata"]["namespace"], cm["metadata"]["name"]) == (
+        "kube-system",
+        "kubelet-config",
+    )
+    assert config["kind"] == "KubeletConfiguration" and config["clusterDNS"] == ["10.112.0.10"]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"],
+                              "resourceNames": ["kubelet-config"], "verbs": ["get"]}]  # fmt: skip
+    assert {s["name"] for s in binding["subjects"]} == {
+        "system:nodes",
+        "system:bootstrappers:kubeadm:default-node-token",
+    }

@@ -41,7 +41,7 @@ from skiff.clusterpki import PkiConfig, write_cluster_pki
 from skiff.kubeconfigs import kubeconfig, write_kubeconfigs
 from skiff.pki import CertificateAuthority, KeyPair
 
-from . import preflight, tokens
+from . import kubeletconfig, preflight, tokens
 from .addon import ADDONS, DEFAULT_DIR, AddonError, dns_address, install
 from .bootstraptoken import run_phase
 from .config import ConfigError, read_config
@@ -165,6 +165,21 @@ def _join_options(a: argparse.Namespace) -> InitOptions:
         image_archives=[p.resolve() for p in a.image_archive],
         cni_conf_dir=a.cni_conf_dir.resolve(),
     )
+
+
+def _cluster_kubelet_config(opts: InitOptions, folder: Path, token: str) -> str:
+    """Take the cluster DNS from the cluster's kubelet-config ConfigMap (read with the
+    token, the discovered CA verifying the server); kubeadm's line, or a warning."""
+    conf = yaml.safe_load((folder / "bootstrap-kubelet.conf").read_text())
+    server = conf["clusters"][0]["cluster"]["server"]
+    config = kubeletconfig.fetch(server, folder / "pki" / "ca.crt", token)
+    if not config or not config.get("clusterDNS"):
+        return (f'[kubelet-start] WARNING: no "{kubeletconfig.NAME}" ConfigMap readable in '
+                f"{kubeletconfig.NAMESPACE}: the kubelet uses --cluster-dns "
+                f"{opts.cluster_dns}")  # fmt: skip
+    opts.cluster_dns = ",".join(str(ip) for ip in config["clusterDNS"])
+    return (f'[kubelet-start] Read the kubelet configuration from the "{kubeletconfig.NAME}" '
+            f"ConfigMap (clusterDNS {opts.cluster_dns})")  # fmt: skip
 
 
 def _route_address() -> str:
@@ -417,6 +432,7 @@ def run(a: argparse.Namespace) -> int:
         print("\n".join(lines), flush=True)
         if "kubelet-start" not in a.skip_phases.split(","):
             opts = _join_options(a)
+            print(_cluster_kubelet_config(opts, a.kubeconfig_dir, a.token), flush=True)
             print("\n".join(kubelet_start(opts, a.kubeconfig_dir / "bootstrap-kubelet.conf")),
                   flush=True)  # fmt: skip
             print("\n".join(wait_tls_bootstrap(opts)))

@@ -2,8 +2,9 @@
 kubeconfig, etcd (local, with NATS), control-plane, kubelet-start (the project's
 containerd with the control plane's images, then the kubelet on the host with the
 manifest folder; both as background processes with pid files, there being no systemd),
-wait-control-plane, mark-control-plane, bootstrap-token, addon (the Service proxy and the
-cluster DNS); then kubeadm's closing words with the exact join command. ``--skip-phases``
+wait-control-plane, upload-config (the kubelets' configuration for joining nodes),
+mark-control-plane, bootstrap-token, addon (the Service proxy, the cluster DNS, the pod
+network); then kubeadm's closing words with the exact join command. ``--skip-phases``
 leaves phases out, as kubeadm's (``addon/kube-proxy``, ``addon/dns``: one add-on)."""
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from . import preflight
 from .addon import ADDONS, DEFAULT_DIR, install
 from .bootstraptoken import run_phase
 from .controlplane import CONTROL_PLANE, LOCAL_ETCD, ControlPlane, write_manifests, write_nats_conf
+from .kubeletconfig import upload as upload_kubelet_config
 from .markcontrolplane import mark_control_plane
 from .tokens import join_command
 
 PHASES = ("preflight", "certs", "kubeconfig", "etcd", "control-plane", "kubelet-start",
-          "wait-control-plane", "mark-control-plane", "bootstrap-token", "addon")  # fmt: skip
-SUBPHASES = {f"addon/{name}" for name in ADDONS} | {"addon/coredns"}
+          "wait-control-plane", "upload-config", "mark-control-plane", "bootstrap-token",
+          "addon")  # fmt: skip
+SUBPHASES = {f"addon/{name}" for name in ADDONS} | {"addon/coredns", "upload-config/kubelet"}
 
 
 class InitError(Exception):
@@ -237,11 +240,15 @@ async def _api_phases(opts: InitOptions, token: str) -> list[str]:
     cp = opts.cp
     out: list[str] = []
     addons = _addons(opts.skip_phases)
-    if not addons and {"mark-control-plane", "bootstrap-token"} <= set(opts.skip_phases):
+    skip = set(opts.skip_phases)
+    upload = not {"upload-config", "upload-config/kubelet"} & skip
+    if not addons and not upload and {"mark-control-plane", "bootstrap-token"} <= skip:
         return out
     async with ApiClient.from_kubeconfig(
         str(cp.kubeconfigs / "super-admin.conf"), user_agent="skiffadm"
     ) as client:
+        if upload:
+            out += await upload_kubelet_config(client, opts.cluster_dns)
         if "mark-control-plane" not in opts.skip_phases:
             out += await mark_control_plane(client, cp.node_name, timeout=opts.timeout)
         if "bootstrap-token" not in opts.skip_phases:
