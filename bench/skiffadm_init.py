@@ -13,6 +13,7 @@ cluster`` in about 12-17 s.
 from __future__ import annotations
 
 import argparse
+import shutil
 import socket
 import subprocess
 import sys
@@ -97,6 +98,7 @@ def main() -> None:
         t1 = time.monotonic()
         subprocess.run([str(SKIFFADM), "reset", *flags], check=True, stdout=subprocess.DEVNULL)
         results["reset_s"] = round(time.monotonic() - t1, 1)
+        shutil.rmtree(base, ignore_errors=True)
     write_result(a.out, results)
 
 
