@@ -9,6 +9,7 @@ import json
 import ssl
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,3 +187,29 @@ def test_mark_control_plane_phase(cluster: Cluster) -> None:
                              text=True, timeout=60)  # fmt: skip
     assert missing.returncode == 1
     assert 'nodes "nowhere" not found' in missing.stderr
+
+
+def test_upload_config_phase_and_joiners_reading_it(cluster: Cluster) -> None:
+    """kubeadm's kubelet-config ConfigMap: written by ``init phase upload-config kubelet``,
+    readable with the bootstrap token (what ``skiffadm join`` does), not anonymously."""
+    from skiff.skiffadm.kubeletconfig import fetch
+
+    assert cluster.pki is not None
+    args = [str(SKIFFADM), "init", "phase", "upload-config", "kubelet", "--kubeconfig",
+            str(cluster.kubeconfig()), "--service-cidr", "10.112.0.0/16"]  # fmt: skip
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        '[kubelet] Creating a ConfigMap "kubelet-config" in namespace kube-system with the '
+        "configuration for the kubelets in the cluster"
+    ]
+    # The token of test_bootstrap_token_phase, as a joining node holds it.
+    config = fetch(cluster.url, cluster.pki / "ca.crt", TOKEN)
+    assert config is not None and config["clusterDNS"] == ["10.112.0.10"]
+    assert config["clusterDomain"] == "cluster.local"
+    anonymous = urllib.request.Request(f"{cluster.url}/api/v1/namespaces/kube-system/configmaps/"
+                                       "kubelet-config")  # fmt: skip
+    context = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(anonymous, context=context, timeout=10)
+    assert refused.value.code == 403

@@ -9,6 +9,8 @@ skiffadm init phase certs all        the control plane's certificates (kubeadm's
 skiffadm init phase kubeconfig all   the control plane's kubeconfig files
 skiffadm init phase etcd local       static pods of etcd and NATS
 skiffadm init phase control-plane all  static pods of apiserver, controller manager, scheduler
+skiffadm init phase kubelet-start    containerd and the kubelet with the static pod folder
+skiffadm init phase upload-config kubelet  the kubelets' configuration for joining nodes
 skiffadm init phase mark-control-plane  the control-plane labels and taint on this node
 skiffadm init phase bootstrap-token  a bootstrap token, the RBAC for joining, cluster-info
 skiffadm init phase addon all|kube-proxy|dns|network  the Service proxy, the cluster DNS,
@@ -273,6 +275,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--token-ttl", default="24h0m0s", help="how long the token lives (0: forever)"
     )
 
+    start = which.add_parser(
+        "kubelet-start", help="containerd and the kubelet with the static pod manifests"
+    )
+    _node_flags(start)
+    start.add_argument(
+        "--image-archive", action="append", default=[], type=Path,
+        help="an image archive (docker save) to import into containerd (repeatable)",
+    )  # fmt: skip
+    upload = which.add_parser("upload-config", help="the kubelets' configuration ConfigMap")
+    upload.add_argument("what", choices=["kubelet", "all"])
+    upload.add_argument("--kubeconfig", type=Path, default=KUBECONFIGS / "admin.conf")
+    upload.add_argument("--service-cidr", default="10.96.0.0/12")
+    upload.add_argument("--service-dns-domain", default="cluster.local")
+
     addon = which.add_parser("addon", help="the Service proxy, the cluster DNS, the pod network")
     addon.add_argument("what", choices=["all", *ADDONS])
     addon.add_argument("--kubeconfig", type=Path, default=KUBECONFIGS / "admin.conf")
@@ -375,16 +391,9 @@ def _with_config(a: argparse.Namespace) -> argparse.Namespace:
     return a
 
 
-def run(a: argparse.Namespace) -> int:
-    if a.command == "init" and not a.init_command and a.config is not None:
-        a = _with_config(a)
-    if a.command == "init" and not a.init_command:
-        run_init(_init_options(a), lambda line: print(line, flush=True))
-        return 0
-    if a.command == "reset":
-        print("\n".join(run_reset(_init_options(a))))
-        return 0
-    if a.command == "init" and a.phase == "certs":
+def _phase(a: argparse.Namespace) -> int:
+    """``skiffadm init phase <name>``: one phase of init."""
+    if a.phase == "certs":
         cfg = PkiConfig(
             node_name=a.node_name,
             advertise_address=a.apiserver_advertise_address,
@@ -395,10 +404,10 @@ def run(a: argparse.Namespace) -> int:
         )
         print(f'[certs] Using certificateDir folder "{a.cert_dir}"')
         print("\n".join(write_cluster_pki(a.cert_dir, cfg)))
-    elif a.command == "init" and a.phase == "kubeconfig":
+    elif a.phase == "kubeconfig":
         server = f"https://{a.control_plane_endpoint}"
         print("\n".join(write_kubeconfigs(a.kubeconfig_dir, a.cert_dir, server, a.node_name)))
-    elif a.command == "init" and a.phase == "preflight":
+    elif a.phase == "preflight":
         problems = preflight.init_checks(
             preflight.Host(),
             [int(p) for p in a.ports.split(",") if p.strip()],
@@ -408,19 +417,37 @@ def run(a: argparse.Namespace) -> int:
         lines, ok = preflight.report(problems, a.ignore_preflight_errors.split(","))
         print("\n".join(lines), file=sys.stdout if ok else sys.stderr)
         return 0 if ok else 1
-    elif a.command == "init" and a.phase in ("etcd", "control-plane"):
+    elif a.phase in ("etcd", "control-plane"):
         cp = _init_options(a).cp
         if a.phase == "etcd":
             write_nats_conf(cp)
         which = LOCAL_ETCD if a.phase == "etcd" else CONTROL_PLANE
         print("\n".join(write_manifests(a.manifests_dir, cp, which)))
-    elif a.command == "init" and a.phase == "mark-control-plane":
+    elif a.phase == "mark-control-plane":
         print("\n".join(asyncio.run(_mark_control_plane(a))))
-    elif a.command == "init" and a.phase == "bootstrap-token":
+    elif a.phase == "bootstrap-token":
         print("\n".join(asyncio.run(_bootstrap_token(a))))
-    elif a.command == "init" and a.phase == "addon":
+    elif a.phase == "addon":
         print("\n".join(asyncio.run(_addon(a))))
-    elif a.command == "join":
+    elif a.phase == "kubelet-start":
+        print("\n".join(kubelet_start(_init_options(a))))
+    elif a.phase == "upload-config":
+        print("\n".join(asyncio.run(_upload_config(a))))
+    return 0
+
+
+def run(a: argparse.Namespace) -> int:
+    if a.command == "init" and not a.init_command and a.config is not None:
+        a = _with_config(a)
+    if a.command == "init" and not a.init_command:
+        run_init(_init_options(a), lambda line: print(line, flush=True))
+        return 0
+    if a.command == "reset":
+        print("\n".join(run_reset(_init_options(a))))
+        return 0
+    if a.command == "init":
+        return _phase(a)
+    if a.command == "join":
         parse_token(a.token)
         lines = join(
             a.endpoint,
@@ -454,6 +481,11 @@ def run(a: argparse.Namespace) -> int:
 async def _mark_control_plane(a: argparse.Namespace) -> list[str]:
     async with ApiClient.from_kubeconfig(str(a.kubeconfig), user_agent="skiffadm") as client:
         return await mark_control_plane(client, a.node_name, timeout=a.timeout)
+
+
+async def _upload_config(a: argparse.Namespace) -> list[str]:
+    async with ApiClient.from_kubeconfig(str(a.kubeconfig), user_agent="skiffadm") as client:
+        return await kubeletconfig.upload(client, dns_address(a.service_cidr), a.service_dns_domain)
 
 
 async def _addon(a: argparse.Namespace) -> list[str]:
