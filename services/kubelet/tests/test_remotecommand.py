@@ -34,3 +34,27 @@ async def test_chunks_before_a_reset_are_delivered_then_the_end() -> None:
     assert bytes(got) == blob
     assert await conn.recv() is None  # the end stays the end
     server.close()
+
+
+async def test_closing_stdin_after_the_command_ended_does_not_end_the_relay() -> None:
+    """kubectl closes stdin at its EOF, which may come just after the command exited and the
+    runtime closed its side: that must not end the client's half early (the exit Status
+    would then never be relayed)."""
+    from skiff.kubelet.remotecommand import CLOSE, STDIN, _copy_in
+    from skiff.streaming.spdyframes import StreamClosedError
+
+    class Channels:
+        def __init__(self) -> None:
+            self.messages = [(CLOSE, bytes([STDIN])), (STDIN, b"late keys")]
+
+        async def receive(self) -> tuple[int, bytes] | None:
+            return self.messages.pop(0) if self.messages else None
+
+    class Closed:
+        async def close(self) -> None:
+            raise StreamClosedError("transport send failed: connection reset")
+
+        async def write(self, data: bytes) -> None:
+            raise StreamClosedError("session closed")
+
+    await _copy_in(Channels(), {"stdin": Closed()})  # type: ignore[arg-type, dict-item]

@@ -244,7 +244,11 @@ async def relay_remote_command(
         upward = asyncio.create_task(_copy_in(channels, streams))
         finished = asyncio.gather(error, *outputs)
         await asyncio.wait([finished, upward], return_when=asyncio.FIRST_COMPLETED)
-        if finished.done():
+        if not finished.done() and upward.exception() is not None:
+            # Not the client leaving: the runtime's side broke under a write. What it sent
+            # before (the exit Status on the error stream) is still readable.
+            await asyncio.wait([finished], timeout=STREAM_TIMEOUT)
+        if error.done() and not error.cancelled() and error.exception() is None:
             status = error.result()
             if status:
                 with contextlib.suppress(Exception):
@@ -282,7 +286,10 @@ async def _copy_in(channels: _Channels, streams: dict[str, Stream]) -> None:
         channel, data = msg
         if channel == CLOSE:
             if data[:1] == bytes([STDIN]) and (stdin := targets[STDIN]) is not None:
-                await stdin.close()
+                # The command may have ended a moment ago (kubectl closes stdin at its EOF
+                # as the process exits): its exit Status is still to be relayed.
+                with contextlib.suppress(StreamClosedError):
+                    await stdin.close()
             continue
         stream = targets.get(channel)
         if stream is None or not data:
