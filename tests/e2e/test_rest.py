@@ -452,6 +452,43 @@ def test_discovery_and_openapi(http: httpx.Client) -> None:
         assert http.get(p).status_code == 200
 
 
+def test_health_and_version_paths_as_kube_apiserver(http: httpx.Client) -> None:
+    """With a trailing slash (kr8s asks ``/version/``), one check, ``?verbose``,
+    ``?exclude``."""
+    assert http.get("/version/").json() == http.get("/version").json()
+    for p in ("/healthz/", "/livez/", "/readyz/", "/healthz/ping", "/readyz/watch-cache"):
+        r = http.get(p)
+        assert (r.status_code, r.text) == (200, "ok"), p
+    assert http.get("/healthz/nonesuch").status_code == 404
+    r = http.get("/readyz", params={"verbose": "1"})
+    assert r.text == "[+]ping ok\n[+]log ok\n[+]watch-cache ok\nreadyz check passed\n"
+    r = http.get("/livez", params=[("verbose", ""), ("exclude", "log")])
+    assert r.text == "[+]ping ok\n[+]log excluded: ok\nlivez check passed\n"
+
+
+@pytest.mark.parametrize(
+    "method,path,kwargs,message",
+    [
+        ("GET", CM, {"params": {"limit": "99999999999999999999999"}}, "value out of range"),
+        ("GET", CM, {"params": {"limit": "ten"}}, 'parsing "ten": invalid syntax'),
+        ("DELETE", f"{CM}/nonesuch", {"json": {"gracePeriodSeconds": "abc"}},
+         "cannot unmarshal string into Go struct field DeleteOptions.gracePeriodSeconds"),
+        ("DELETE", f"{CM}/nonesuch", {"json": {"gracePeriodSeconds": 2**64}},
+         "cannot unmarshal number"),
+    ],
+)  # fmt: skip
+def test_bad_parameters_are_400_never_500(
+    http: httpx.Client,
+    method: str,
+    path: str,
+    kwargs: dict,
+    message: str,  # type: ignore[type-arg]
+) -> None:
+    r = http.request(method, path, **kwargs)
+    assert r.status_code == 400, r.text
+    assert message in status_of(r)["message"]
+
+
 def test_terminating_namespace_refuses_new_content(http: httpx.Client) -> None:
     assert http.post("/api/v1/namespaces", json={"metadata": {"name": "term"}}).status_code == 201
     r = http.delete("/api/v1/namespaces/term")

@@ -1,5 +1,6 @@
 """The paths of the REST API that are not resources (kube-apiserver's ``server/routes``):
-``/healthz``, ``/livez``, ``/readyz``, ``/version``, ``/metrics``, ``/openapi/v3``
+``/healthz``, ``/livez``, ``/readyz`` (with their checks, ``?verbose``, ``?exclude``, a
+trailing slash as kube accepts it), ``/version`` (and ``/version/``), ``/metrics``, ``/openapi/v3``
 (``/openapi/v2`` answers 404), and discovery: ``/api``, ``/apis`` (aggregated discovery
 when the client asks for it), ``/api/v1``, ``/apis/<group>``, ``/apis/<group>/<version>``.
 """
@@ -20,18 +21,47 @@ from skiff.apiserver import openapi
 from .. import discovery
 from .response import JSON, error_response, json_response
 
+HEALTH_CHECKS = ("ping", "log")
+"""The checks of ``/healthz`` and ``/livez``; ``/readyz`` adds ``watch-cache``."""
+
+
+def health(request: Request, path: str, is_ready: Callable[[], bool]) -> Response | None:
+    """kube-apiserver's ``/healthz``, ``/livez``, ``/readyz``: ``ok``, or with ``?verbose``
+    one ``[+]<check> ok`` line per check; ``/<endpoint>/<check>`` for one; ``?exclude=``
+    leaves checks out; a failed check lists them all and answers 500."""
+    endpoint, _, single = path.strip("/").partition("/")
+    if endpoint not in ("healthz", "livez", "readyz"):
+        return None
+    checks = {name: True for name in HEALTH_CHECKS}
+    if endpoint == "readyz":
+        checks["watch-cache"] = is_ready()
+    if single:
+        if single not in checks:
+            raise ApiError(404, errors.Reason.NOT_FOUND, f"no health check {single!r}")
+        ok = checks[single]
+        return Response(b"ok" if ok else b"internal server error: check failed",
+                        200 if ok else 500, media_type="text/plain")  # fmt: skip
+    excluded = set(request.query_params.getlist("exclude"))
+    failed = [n for n, ok in checks.items() if not ok and n not in excluded]
+    verbose = "verbose" in request.query_params
+    if not failed and not verbose:
+        return Response(b"ok", media_type="text/plain")
+    lines = [
+        f"[+]{n} excluded: ok" if n in excluded else f"[+]{n} ok" if ok
+        else f"[-]{n} failed: reason withheld"
+        for n, ok in checks.items()
+    ]  # fmt: skip
+    lines.append(f"{endpoint} check {'failed' if failed else 'passed'}")
+    return Response(("\n".join(lines) + "\n").encode(), 500 if failed else 200,
+                    media_type="text/plain")  # fmt: skip
+
 
 def nonresource(request: Request, path: str, is_ready: Callable[[], bool]) -> Response | None:
     """The response for ``path`` when it is not a resource path, else None."""
-    if path in ("/healthz", "/livez"):
-        return Response(b"ok", media_type="text/plain")
-    if path == "/readyz":
-        if is_ready():
-            return Response(b"ok", media_type="text/plain")
-        return Response(
-            b"[-]watch-cache not ready\nreadyz check failed", 503, media_type="text/plain"
-        )
-    if path == "/version":
+    answer = health(request, path, is_ready)
+    if answer is not None:
+        return answer
+    if path in ("/version", "/version/"):
         return json_response(discovery.KUBE_VERSION)
     if path == "/metrics":
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
