@@ -546,3 +546,16 @@ def test_priority_classes_and_admission(http: httpx.Client) -> None:
     assert p["spec"]["priority"] == 7 and p["spec"]["priorityClassName"] == "dflt"
     http.delete(f"{pcs}/dflt")
     http.get(pcs)
+
+
+def test_error_status_bytes_as_kube_apiserver_writes_them(http: httpx.Client) -> None:
+    """metav1.Status's field order (kind, apiVersion, metadata, status, message, reason,
+    details, code) and the encoder's trailing newline: clients comparing bytes see kube's."""
+    r = http.get(f"{CM}/nonesuch")
+    assert r.status_code == 404
+    assert r.content == (
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        b'"message":"configmaps \\"nonesuch\\" not found","reason":"NotFound",'
+        b'"details":{"name":"nonesuch","kind":"configmaps"},"code":404}\n'
+    )
+    assert http.get(CM).content.endswith(b"}\n")

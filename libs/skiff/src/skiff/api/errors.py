@@ -63,15 +63,13 @@ class ApiError(Exception):
 
     def status(self) -> dict[str, Any]:
         """The ``Status`` object for this error."""
-        out: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": str(self.reason),
-            "code": self.code,
-        }
+        # metav1.Status's field order, empty fields left out (omitempty), as kube writes it.
+        out: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                               "status": "Failure"}  # fmt: skip
+        if self.message:
+            out["message"] = self.message
+        if str(self.reason):
+            out["reason"] = str(self.reason)
         details: dict[str, Any] = {}
         if self.name:
             details["name"] = self.name
@@ -85,6 +83,7 @@ class ApiError(Exception):
             details["retryAfterSeconds"] = self.retry_after
         if details:
             out["details"] = details
+        out["code"] = self.code
         return out
 
 

@@ -28,7 +28,9 @@ def dumps(obj: Any) -> bytes:
 def json_response(
     obj: Any, status: int = 200, headers: dict[str, str] | None = None, media_type: str = JSON
 ) -> Response:
-    return Response(dumps(obj), status_code=status, media_type=media_type, headers=headers)
+    """``obj`` as JSON with a trailing newline, as kube-apiserver's encoder writes it."""
+    return Response(dumps(obj) + b"\n", status_code=status, media_type=media_type,
+                    headers=headers)  # fmt: skip
 
 
 def error_response(e: ApiError) -> Response:
