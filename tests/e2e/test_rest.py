@@ -559,3 +559,15 @@ def test_error_status_bytes_as_kube_apiserver_writes_them(http: httpx.Client) ->
         b'"details":{"name":"nonesuch","kind":"configmaps"},"code":404}\n'
     )
     assert http.get(CM).content.endswith(b"}\n")
+
+
+def test_a_new_service_carries_its_empty_status(http: httpx.Client) -> None:
+    """kube-apiserver returns a created Service with ``status: {loadBalancer: {}}`` (its
+    strategy's empty ServiceStatus); clients index it."""
+    body = {"metadata": {"name": "with-status"}, "spec": {"ports": [{"port": 80}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.9"}]}}}  # fmt: skip
+    r = http.post(f"/api/v1/namespaces/{NS}/services", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == {"loadBalancer": {}}  # what a client sends is not kept
+    got = http.get(f"/api/v1/namespaces/{NS}/services/with-status").json()
+    assert got["status"] == {"loadBalancer": {}}

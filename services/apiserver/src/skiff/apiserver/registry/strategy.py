@@ -185,6 +185,8 @@ class Strategy:
 
     keep_status_on_create: ClassVar[bool] = False
     """Whether a create keeps the client's ``status`` (nodes report theirs on create)."""
+    initial_status: ClassVar[dict[str, Any] | None] = None
+    """The status a create starts with, as kube's strategy sets it (else none)."""
     default_gc_policy: ClassVar[str | None] = None
     """Propagation when a delete names none (kube's DefaultGarbageCollectionPolicy)."""
     claims_keys: ClassVar[bool] = False
@@ -204,9 +206,12 @@ class Strategy:
     # -- create and update ---------------------------------------------------------
 
     def prepare_for_create(self, obj: Obj) -> None:
-        """Reset what a client may not set on create (status of status-bearing resources)."""
+        """Reset what a client may not set on create (status of status-bearing resources,
+        then ``initial_status`` where kube's strategy sets one)."""
         if self.info.has_status and not self.keep_status_on_create:
             obj.pop("status", None)
+            if self.initial_status is not None:
+                obj["status"] = copy.deepcopy(self.initial_status)
         meta = obj["metadata"]
         if not meta.get("managedFields"):
             meta.pop("managedFields", None)

@@ -8,6 +8,8 @@ and :meth:`~ServiceStrategy.taken`.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from skiff.api.errors import ApiError, Cause
 from skiff.apiserver import allocators
 
@@ -20,6 +22,8 @@ def _old_spec(old: Obj | None) -> dict | None:
 
 class ServiceStrategy(Strategy):
     claims_keys = True
+    # kube's PrepareForCreate: an empty ServiceStatus, written {"loadBalancer": {}}.
+    initial_status: ClassVar[dict[str, Any] | None] = {"loadBalancer": {}}
 
     def normalize(self, obj: Obj, old: Obj | None) -> None:
         if isinstance(obj.get("spec"), dict):
