@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 FILE = "10-skiff.conflist"
+NETWORK = "skiff"
+"""The CNI network's name (its host-local allocations live in ``<ipam dir>/<name>``)."""
 
 
 def bridge_conflist(
@@ -18,7 +20,7 @@ def bridge_conflist(
     *,
     ipam_dir: Path,
     bridge: str = "skiff0",
-    name: str = "skiff",
+    name: str = NETWORK,
     masquerade: bool = True,
 ) -> dict[str, Any]:
     """The network for ``subnet``. The firewall plugin is there because Docker's FORWARD

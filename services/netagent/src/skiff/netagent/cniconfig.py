@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from skiff.cni import bridge_conflist, configured_subnet, write_conflist
+from skiff.cni import NETWORK, bridge_conflist, configured_subnet, write_conflist
 from skiff.log import get_logger
 from skiff.netagent.linux import NodeNetwork
 
@@ -27,7 +27,7 @@ class CniConfig:
         network: NodeNetwork,
         ipam_dir: Path = Path("/var/lib/cni/networks"),
         bridge: str = "skiff0",
-        name: str = "skiff",
+        name: str = NETWORK,
     ) -> None:
         self.conf_dir = conf_dir
         self.network = network

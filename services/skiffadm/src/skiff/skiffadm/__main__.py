@@ -169,12 +169,10 @@ def _join_options(a: argparse.Namespace) -> InitOptions:
     )
 
 
-def _cluster_kubelet_config(opts: InitOptions, folder: Path, token: str) -> str:
+def _cluster_kubelet_config(opts: InitOptions, server: str, ca: Path, token: str) -> str:
     """Take the cluster DNS from the cluster's kubelet-config ConfigMap (read with the
     token, the discovered CA verifying the server); kubeadm's line, or a warning."""
-    conf = yaml.safe_load((folder / "bootstrap-kubelet.conf").read_text())
-    server = conf["clusters"][0]["cluster"]["server"]
-    config = kubeletconfig.fetch(server, folder / "pki" / "ca.crt", token)
+    config = kubeletconfig.fetch(server, ca, token)
     if not config or not config.get("clusterDNS"):
         return (f'[kubelet-start] WARNING: no "{kubeletconfig.NAME}" ConfigMap readable in '
                 f"{kubeletconfig.NAMESPACE}: the kubelet uses --cluster-dns "
@@ -449,7 +447,7 @@ def run(a: argparse.Namespace) -> int:
         return _phase(a)
     if a.command == "join":
         parse_token(a.token)
-        lines = join(
+        lines, server = join(
             a.endpoint,
             a.token,
             a.discovery_token_ca_cert_hash,
@@ -459,7 +457,8 @@ def run(a: argparse.Namespace) -> int:
         print("\n".join(lines), flush=True)
         if "kubelet-start" not in a.skip_phases.split(","):
             opts = _join_options(a)
-            print(_cluster_kubelet_config(opts, a.kubeconfig_dir, a.token), flush=True)
+            ca = a.kubeconfig_dir / "pki" / "ca.crt"
+            print(_cluster_kubelet_config(opts, server, ca, a.token), flush=True)
             print("\n".join(kubelet_start(opts, a.kubeconfig_dir / "bootstrap-kubelet.conf")),
                   flush=True)  # fmt: skip
             print("\n".join(wait_tls_bootstrap(opts)))

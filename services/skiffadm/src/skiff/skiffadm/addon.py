@@ -140,7 +140,9 @@ async def install(
             folder, pod_subnet=pod_subnet, bridge=bridge, cni_conf_dir=cni_conf_dir,
             cni_data_dir=cni_data_dir,
         )  # fmt: skip
-        for obj in [proxy_config_map(endpoint), *network]:
+        # (Applied with the proxy above when both are installed.)
+        shared = [] if "kube-proxy" in which else [proxy_config_map(endpoint)]
+        for obj in [*shared, *network]:
             await apply(client, obj, manager=MANAGER)
         out.append("[addons] Applied the pod network add-on: skiff-network")
     return out

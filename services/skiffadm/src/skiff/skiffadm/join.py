@@ -74,9 +74,10 @@ def join(
     ca_pins: list[str],
     unsafe_skip_ca_verification: bool,
     folder: Path,
-) -> list[str]:
-    """Discovery and the bootstrap kubeconfig; kubeadm's lines (DiscoveryError if the
-    control plane cannot be trusted with this token and these pins)."""
+) -> tuple[list[str], str]:
+    """Discovery and the bootstrap kubeconfig: kubeadm's lines and the trusted server
+    (DiscoveryError if the control plane cannot be trusted with this token and these
+    pins)."""
     out = ["[preflight] Running pre-flight checks"]
     if not ca_pins and not unsafe_skip_ca_verification:
         raise DiscoveryError(
@@ -107,4 +108,4 @@ def join(
         f"{conf} --kubeconfig {folder / 'kubelet.conf'}: it gets its client certificate "
         "through a CertificateSigningRequest that the control plane approves (TLS bootstrap)",
     ]
-    return out
+    return out, server

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 from skiff.cni import FILE as CNI_FILE
+from skiff.cni import NETWORK as CNI_NETWORK
 
 from .init import InitOptions, alive, local_bin, pid_of
 
-CNI_NETWORK = "skiff"  # the network add-on's CNI network (its IPAM folder's name)
 KUBECONFIG_FILES = ("admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
                     "controller-manager.conf", "scheduler.conf", "nats.conf")  # fmt: skip
 
