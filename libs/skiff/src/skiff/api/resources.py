@@ -7,6 +7,7 @@ from ``kubernetes-validate``; only this thin table is written by hand.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 DEFAULT_STORAGE_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
@@ -47,6 +48,8 @@ class ResourceInfo:
     verbs: tuple[str, ...] = ALL_VERBS
     field_selectors: tuple[str, ...] = field(default=())
     """Field paths, beyond ``metadata.name``/``metadata.namespace``, usable in fieldSelector."""
+    custom: bool = False
+    """A custom resource, served while its CustomResourceDefinition says so."""
 
     @property
     def singular(self) -> str:
@@ -506,6 +509,17 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         has_status=False,
     ),
     _r(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        False,
+        "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
+        short_names=("crd", "crds"),
+        categories=("api-extensions",),
+        subresources=("status",),
+    ),
+    _r(
         "events.k8s.io",
         "v1",
         "Event",
@@ -541,17 +555,37 @@ GROUP_ORDER = (
     "rbac.authorization.k8s.io",
     "scheduling.k8s.io",
     "storage.k8s.io",
+    "apiextensions.k8s.io",
 )
 
 
+_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(version: str) -> tuple[int, int, int, str]:
+    """Sort key putting versions in Kubernetes' order: GA, then beta, then alpha, higher
+    numbers first; names not shaped like a Kubernetes version last, alphabetically."""
+    m = _VERSION.match(version)
+    if m is None:
+        return (3, 0, 0, version)
+    level = {None: 0, "beta": 1, "alpha": 2}[m.group(2)]
+    return (level, -int(m.group(1)), -int(m.group(3) or 0), "")
+
+
 class Registry:
-    """Look-ups over :data:`RESOURCES` by path, by kind and by etcd key."""
+    """Look-ups over the served resources by path, by kind and by etcd key.
+
+    The built-in resources are fixed; custom resources come and go with their
+    CustomResourceDefinitions (:meth:`add`, :meth:`remove`).
+    """
 
     def __init__(self, resources: tuple[ResourceInfo, ...] = RESOURCES) -> None:
+        self.builtin = resources
         self.resources = resources
         self._by_path = {(r.group, r.version, r.plural): r for r in resources}
         self._by_gvk = {(r.group, r.version, r.kind): r for r in resources}
         self._by_prefix = {r.etcd_prefix(): r for r in resources}
+        self._custom: dict[tuple[str, str], tuple[ResourceInfo, ...]] = {}
 
     def by_path(self, group: str, version: str, plural: str) -> ResourceInfo | None:
         return self._by_path.get((group, version, plural))
@@ -564,21 +598,57 @@ class Registry:
         return self._by_gvk.get((group, version, kind))
 
     def by_key(self, key: str) -> ResourceInfo | None:
-        """The resource an etcd key belongs to (``/registry/apps/deployments/ns/x``)."""
+        """The resource an etcd key belongs to (``/registry/apps/deployments/ns/x``); for a
+        custom resource served in several versions, its storage version."""
         parts = key.split("/", 4)
         if len(parts) < 4:
             return None
         return self._by_prefix.get(f"/{parts[1]}/{parts[2]}/{parts[3]}/")
 
+    def by_prefix(self, prefix: str) -> ResourceInfo | None:
+        return self._by_prefix.get(prefix)
+
     def groups(self) -> dict[str, list[str]]:
-        """Group name → versions, in discovery order."""
+        """Group name → versions, in discovery order: the built-in groups in kube's
+        order, then custom resources' groups by name; versions by Kubernetes' priority."""
         out: dict[str, list[str]] = {}
-        for g in GROUP_ORDER:
-            out[g] = sorted({r.version for r in self.resources if r.group == g})
+        custom = sorted({g for g, _ in self._custom} - set(GROUP_ORDER))
+        for g in (*GROUP_ORDER, *custom):
+            versions = {r.version for r in self.resources if r.group == g}
+            if versions:
+                out[g] = sorted(versions, key=version_priority)
         return out
 
     def in_group_version(self, group: str, version: str) -> list[ResourceInfo]:
         return [r for r in self.resources if r.group == group and r.version == version]
+
+    def custom(self) -> list[ResourceInfo]:
+        """The custom resources served now (every served version)."""
+        return [i for infos in self._custom.values() for i in infos]
+
+    def set_custom(self, group: str, plural: str, infos: tuple[ResourceInfo, ...]) -> None:
+        """Serve ``infos`` (one per served version, the storage version first) as the
+        custom resource ``plural.group``, replacing what was served for it; ``()`` stops
+        serving it. Built-in resources are never replaced."""
+        if infos:
+            self._custom[(group, plural)] = infos
+        else:
+            self._custom.pop((group, plural), None)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        custom = [i for infos in self._custom.values() for i in infos]
+        by_path = {(r.group, r.version, r.plural): r for r in self.builtin}
+        by_gvk = {(r.group, r.version, r.kind): r for r in self.builtin}
+        by_prefix = {r.etcd_prefix(): r for r in self.builtin}
+        for r in custom:
+            by_path.setdefault((r.group, r.version, r.plural), r)
+            by_gvk.setdefault((r.group, r.version, r.kind), r)
+        for infos in self._custom.values():
+            by_prefix.setdefault(infos[0].etcd_prefix(), infos[0])
+        served = set(by_path.values())
+        self.resources = (*self.builtin, *(r for r in custom if r in served))
+        self._by_path, self._by_gvk, self._by_prefix = by_path, by_gvk, by_prefix
 
 
 REGISTRY = Registry()

@@ -312,9 +312,10 @@ class ApiClient:
         params: dict[str, str] | None = None,
         body: Any = None,
         content_type: str = JSON,
+        accept: str = "",
     ) -> Obj:
         self._refresh_token()
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"Accept": accept} if accept else {}
         tracing.inject(headers)
         content = None
         if body is not None:
@@ -363,6 +364,15 @@ class ApiClient:
         return ns
 
     # -- verbs -----------------------------------------------------------------------
+
+    async def discovery(self, path: str) -> Obj:
+        """The aggregated discovery document of ``/api`` or ``/apis``
+        (``APIGroupDiscoveryList``)."""
+        return await self._request(
+            "GET",
+            path,
+            accept="application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+        )
 
     async def get(
         self, res: Res, name: str, namespace: str | None = None, *, subresource: str = ""

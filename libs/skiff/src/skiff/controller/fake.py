@@ -302,6 +302,14 @@ class FakeApi:
         cur = self.store(res).pop(key)
         self._publish(_plural(res), "DELETED", self._bump(copy_object(cur)))
 
+    async def discovery(self, path: str) -> Obj:
+        """Aggregated discovery: the fake serves no custom resources."""
+        return {
+            "kind": "APIGroupDiscoveryList",
+            "apiVersion": "apidiscovery.k8s.io/v2",
+            "items": [],
+        }
+
     async def aclose(self) -> None:
         """Nothing to close."""
 

@@ -27,6 +27,7 @@ from .allocators import (
     ServiceAllocator,
     ServiceRanges,
 )
+from .apiextensions.controllers import CRDControllers, serve_custom_resources
 from .audit import AuditLog, load_policy
 from .authentication.authenticator import Authenticator
 from .authentication.bootstraptoken import BootstrapTokenAuthenticator
@@ -275,6 +276,7 @@ class ApiServer:
         self.cache = WatchCache(
             self.etcd, self.nc, window=self.settings.watch_window, creates_stream=tls is None
         )
+        custom_resources = serve_custom_resources(self.cache)
         ranges = ServiceRanges.parse(
             self.settings.service_cluster_ip_range, self.settings.service_node_port_range
         )
@@ -285,6 +287,8 @@ class ApiServer:
             admission_plugins=self.settings.admission_plugins(),
         )
         self._spawn(self.cache.run(), "watch-cache")
+        crd_controllers = CRDControllers(custom_resources, self.store, self.cache)
+        self._spawn(crd_controllers.run(), "crd-controllers")
         if self.settings.run_pump:
             pump_nc = self.nc
             if tls is not None:

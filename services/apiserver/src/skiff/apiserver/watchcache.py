@@ -38,6 +38,7 @@ CACHE_REVISION = Gauge("skiff_watch_cache_revision", "Latest etcd revision appli
 WATCHERS = Gauge("skiff_watchers", "Open watches served from the cache")
 
 Filter = Callable[[dict[str, Any]], bool]
+Observer = Callable[[dict[str, dict[str, Any]]], None]
 Render = Callable[["Event"], Any]
 
 
@@ -248,7 +249,11 @@ class WatchCache:
         self.window = window
         self.creates_stream = creates_stream
         """False on a secured NATS, where only the pump may create the stream."""
-        self.resources = {info: ResourceCache(info, window) for info in REGISTRY.resources}
+        self.resources: dict[str, ResourceCache] = {
+            info.etcd_prefix(): ResourceCache(info, window) for info in REGISTRY.resources
+        }
+        """Each resource's cache by its etcd prefix (a custom resource's versions share one)."""
+        self._observers: dict[str, list[Observer]] = {}
         self.revision = 0
         self.ready = asyncio.Event()
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -257,15 +262,40 @@ class WatchCache:
         self._last_seq = 0
 
     def of(self, info: ResourceInfo) -> ResourceCache:
-        return self.resources[info]
+        rc = self.resources.get(info.etcd_prefix())
+        if rc is None:
+            # A custom resource whose definition arrived since the last listing.
+            rc = self.resources[info.etcd_prefix()] = ResourceCache(info, self.window)
+            rc.start_revision = self.revision
+        return rc
+
+    def drop(self, info: ResourceInfo) -> None:
+        """Forget a resource no longer served (a deleted CustomResourceDefinition's):
+        its watches end."""
+        rc = self.resources.pop(info.etcd_prefix(), None)
+        if rc is not None:
+            rc.reset({}, self.revision)
+
+    def observe(self, info: ResourceInfo, observer: Observer) -> None:
+        """Call ``observer(objects)`` with ``info``'s objects after every change to them,
+        before changes to other resources are applied (the CRD registry: a custom resource
+        is known before its first object arrives)."""
+        self._observers.setdefault(info.etcd_prefix(), []).append(observer)
+
+    def _notify(self, prefix: str) -> None:
+        for observer in self._observers.get(prefix, ()):
+            try:
+                observer(self.resources[prefix].objects)
+            except Exception as e:  # an observer's bug must not stop the cache
+                log.error("watch cache observer failed", prefix=prefix, error=repr(e))
 
     def get(self, info: ResourceInfo, namespace: str | None, name: str) -> dict[str, Any] | None:
         """One cached object (shared: never change it)."""
-        return self.resources[info].objects.get(info.etcd_key(namespace, name))
+        return self.of(info).objects.get(info.etcd_key(namespace, name))
 
     def list(self, info: ResourceInfo, namespace: str | None = None) -> list[dict[str, Any]]:
         """The cached objects of ``info`` in ``namespace`` (None: all), in key order."""
-        objects = self.resources[info].objects
+        objects = self.of(info).objects
         prefix = info.etcd_prefix(namespace)
         return [objects[k] for k in sorted(k for k in objects if k.startswith(prefix))]
 
@@ -295,13 +325,30 @@ class WatchCache:
     def load(self, kvs: Iterable[KeyValue], revision: int) -> None:
         """Replace every resource's objects with a listing of ``/registry/`` at
         ``revision`` (open watches are closed: they must start again)."""
-        per: dict[ResourceInfo, dict[str, dict[str, Any]]] = {i: {} for i in self.resources}
+        per: dict[str, dict[str, dict[str, Any]]] = {p: {} for p in self.resources}
+        unknown: list[KeyValue] = []
         for kv in kvs:
             info = REGISTRY.by_key(kv.key)
             if info is not None:
-                per[info][kv.key] = decode(kv.value, kv.mod_revision)
-        for info, rc in self.resources.items():
-            rc.reset(per[info], revision)
+                per.setdefault(info.etcd_prefix(), {})[kv.key] = decode(kv.value, kv.mod_revision)
+            else:
+                unknown.append(kv)
+        # Observed resources first: what they register (custom resources) takes the
+        # keys that were unknown a moment ago.
+        self.revision = revision
+        for prefix in self._observers:
+            self.resources[prefix].reset(per.pop(prefix, {}), revision)
+            self._notify(prefix)
+        for kv in unknown:
+            info = REGISTRY.by_key(kv.key)
+            if info is not None:
+                per.setdefault(info.etcd_prefix(), {})[kv.key] = decode(kv.value, kv.mod_revision)
+        for prefix, objects in per.items():
+            info = REGISTRY.by_prefix(prefix)
+            if info is None:
+                self.resources.pop(prefix, None)
+                continue
+            self.of(info).reset(objects, revision)
         self._set_revision(revision)
 
     def apply_change(
@@ -316,7 +363,10 @@ class WatchCache:
         """One change of ``key`` (ADDED, MODIFIED or DELETED; for a delete ``value`` is the
         object before it) at ``revision``, after the cache's revision."""
         obj = decode(value, revision)
-        self.resources[info].apply(Event(etype, obj, revision, key, trace=trace))
+        rc = self.of(info)
+        rc.apply(Event(etype, obj, revision, key, trace=trace))
+        if info.etcd_prefix() in self._observers:
+            self._notify(info.etcd_prefix())
         self._set_revision(revision)
 
     def apply_storage_events(self, events: Iterable[WatchEvent]) -> None:
@@ -442,7 +492,7 @@ class WatchCache:
         Buffered events after ``since`` become the watch's backlog; raises 410 Gone
         when some have left the window.
         """
-        rc = self.resources[info]
+        rc = self.of(info)
         if since < rc.start_revision:
             raise gone(f"too old resource version: {since} ({rc.start_revision})")
         group = rc.groups.get(key)
@@ -459,6 +509,8 @@ class WatchCache:
 
     def unwatch(self, info: ResourceInfo, w: Watch) -> None:
         w.close()
-        rc = self.resources[info]
+        rc = self.resources.get(info.etcd_prefix())
+        if rc is None:
+            return
         if not w.group.members and rc.groups.get(w.group.key) is w.group:
             del rc.groups[w.group.key]

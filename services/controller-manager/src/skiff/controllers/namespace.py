@@ -25,6 +25,7 @@ from typing import ClassVar
 from skiff.api.errors import ApiError, Reason
 from skiff.api.resources import REGISTRY, ResourceInfo
 from skiff.api.timestamps import parse_time, rfc3339
+from skiff.client.discovery import custom_resources
 from skiff.client.rest import Obj
 from skiff.controller.controller import Controller, ControllerContext, writable
 from skiff.controller.owners import NAMESPACE_INDEX, namespace_index
@@ -233,11 +234,14 @@ class NamespaceController(Controller):
         name = ns["metadata"]["name"]
         deleted_at = parse_time(ns["metadata"].get("deletionTimestamp")) or self.ctx.clock()
         left = ContentRemaining()
+        # Custom resources come and go with their definitions: ask discovery each time.
+        custom = [i for i in await custom_resources(self.client) if deletable(i)]
+        resources = [*self.resources, *custom]
         results = await asyncio.gather(
-            *(self._delete_resource(info, name, deleted_at, left) for info in self.resources),
+            *(self._delete_resource(info, name, deleted_at, left) for info in resources),
             return_exceptions=True,
         )
-        for info, r in zip(self.resources, results, strict=True):
+        for info, r in zip(resources, results, strict=True):
             if isinstance(r, ApiError):
                 left.errors.append(f"{info.qualified}: {r.message}")
             elif isinstance(r, BaseException):

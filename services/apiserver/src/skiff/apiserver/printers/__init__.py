@@ -32,6 +32,7 @@ from skiff.apiserver.printers import (
     storage,
 )
 from skiff.apiserver.printers.common import (
+    DEFAULT_PRINTER,
     FALLBACK_PRINTER,
     INCLUDE_METADATA,
     INCLUDE_NONE,
@@ -46,6 +47,7 @@ from skiff.apiserver.printers.common import (
 )
 
 __all__ = [
+    "CUSTOM",
     "INCLUDE_METADATA",
     "INCLUDE_NONE",
     "INCLUDE_OBJECT",
@@ -70,10 +72,17 @@ _PRINTERS: dict[tuple[str, str], TablePrinter] = {
     **coordination.PRINTERS,
     **scheduling.PRINTERS,
     **networking.PRINTERS,
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): DEFAULT_PRINTER,
 }
+
+CUSTOM: dict[ResourceInfo, TablePrinter] = {}
+"""The printers of the custom resources served now, from their printer columns (kept by
+:mod:`skiff.apiserver.apiextensions`)."""
 
 
 def _printer(info: ResourceInfo) -> TablePrinter:
+    if info.custom:
+        return CUSTOM.get(info, FALLBACK_PRINTER)
     return _PRINTERS.get((info.group, info.kind), FALLBACK_PRINTER)
 
 

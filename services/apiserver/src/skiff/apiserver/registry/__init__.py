@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from functools import cache
 
+from skiff.api import errors
 from skiff.api.resources import ResourceInfo
 
+from ..apiextensions.crd import CustomResourceDefinitionStrategy
 from .apps.workloads import ReplicationControllerStrategy, WorkloadStrategy
 from .batch.cronjob import CronJobStrategy
 from .batch.job import JobStrategy
@@ -39,6 +41,7 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("", "secrets"): ConfigMapStrategy,
     ("", "services"): ServiceStrategy,
     ("", "serviceaccounts"): ServiceAccountStrategy,
+    ("apiextensions.k8s.io", "customresourcedefinitions"): CustomResourceDefinitionStrategy,
     ("apps", "daemonsets"): WorkloadStrategy,
     ("apps", "deployments"): WorkloadStrategy,
     ("apps", "replicasets"): WorkloadStrategy,
@@ -52,10 +55,28 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
 }
 
 
-@cache
+CUSTOM: dict[ResourceInfo, Strategy] = {}
+"""The strategies of the custom resources served now (kept by
+:mod:`skiff.apiserver.apiextensions`)."""
+
+
 def strategy_for(info: ResourceInfo) -> Strategy:
     """The strategy of ``info`` (one instance per resource)."""
+    if info.custom:
+        strategy = CUSTOM.get(info)
+        if strategy is None:
+            raise errors.ApiError(
+                404,
+                errors.Reason.NOT_FOUND,
+                f"the server could not find the requested resource ({info.plural})",
+            )
+        return strategy
+    return _builtin(info)
+
+
+@cache
+def _builtin(info: ResourceInfo) -> Strategy:
     return STRATEGIES.get((info.group, info.plural), Strategy)(info)
 
 
-__all__ = ["STRATEGIES", "GenericStore", "Strategy", "Subresource", "strategy_for"]
+__all__ = ["CUSTOM", "STRATEGIES", "GenericStore", "Strategy", "Subresource", "strategy_for"]

@@ -62,7 +62,9 @@ def _prune(obj: Any, parts: list[str | int]) -> None:
 
 def check_schema(info: ResourceInfo, obj: Obj, opts: WriteOptions) -> None:
     """Types must match the schema; unknown fields per ``fieldValidation``."""
-    type_errors, unknown = validation.validate_object(obj, info.definition)
+    from . import strategy_for  # the registry package imports this module
+
+    type_errors, unknown = strategy_for(info).decode_fields(obj)
     if type_errors:
         detail = "; ".join(f"{c.field}: {c.message}" if c.field else c.message for c in type_errors)
         raise errors.bad_request(
@@ -265,10 +267,11 @@ def gc_finalizers(strategy: Strategy, finalizers: list[str], policy: str | None)
 def before_delete(strategy: Strategy, obj: Obj, opts: DeleteOptions, now: str) -> bool:
     """Mark ``obj`` for graceful deletion if it needs it; True when it must stay for now."""
     meta = obj["metadata"]
+    # The strategy first: it may add a finalizer of its own (a CRD's cleanup).
+    graceful, grace = strategy.prepare_delete(obj, opts)
     finalizers = gc_finalizers(
         strategy, list(meta.get("finalizers") or []), opts.propagation_policy
     )
-    graceful, grace = strategy.prepare_delete(obj, opts)
     if not (graceful or finalizers):
         return False
     meta["finalizers"] = finalizers

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from skiff.api import errors
 from skiff.api.errors import ApiError, Cause
 from skiff.api.resources import ResourceInfo
+from skiff.apiserver import validation
 
 from .options import DeleteOptions, WriteOptions
 
@@ -234,6 +235,11 @@ class Strategy:
             else:
                 obj.pop("status", None)
         return obj
+
+    def decode_fields(self, obj: Obj) -> tuple[list[Cause], list[str]]:
+        """Decoding's checks: type errors (a 400) and the paths of unknown fields (refused,
+        warned about or dropped per ``fieldValidation``)."""
+        return validation.validate_object(obj, self.info.definition)
 
     def normalize(self, obj: Obj, old: Obj | None) -> None:
         """Bring the request into the stored form before defaulting (e.g. fields that

@@ -51,10 +51,14 @@ def parse_path(path: str) -> Target | None:
             namespace, rest = rest[1], rest[2:]
     info = REGISTRY.by_path(group, version, rest[0])
     if info is None:
+        # /namespaces/{ns}/{plural}: the plural is what is missing, not "namespaces".
+        missing = (
+            rest[2] if namespace is None and rest[0] == "namespaces" and len(rest) >= 3 else rest[0]
+        )
         raise ApiError(
             404,
             errors.Reason.NOT_FOUND,
-            f"the server could not find the requested resource ({rest[0]})",
+            f"the server could not find the requested resource ({missing})",
         )
     if namespace is not None and not info.namespaced:
         raise errors.ApiError(

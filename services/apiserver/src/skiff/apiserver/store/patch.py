@@ -60,6 +60,15 @@ class PatchMixin(WriteMixin):
         ``subresource`` selects the update rules (``status`` writes only status)."""
         if patch_type == PATCH_APPLY:
             return await self._apply(info, namespace, name, body, opts, subresource)
+        if info.custom and patch_type == PATCH_STRATEGIC:
+            # Custom resources have no patch strategies (kube's CR handler).
+            raise errors.ApiError(
+                415,
+                errors.Reason.UNSUPPORTED_MEDIA_TYPE,
+                "the body of the request was in an unknown format - accepted media types "
+                "include: application/json-patch+json, application/merge-patch+json, "
+                "application/apply-patch+yaml",
+            )
         precondition = None
         if isinstance(body, dict):
             precondition = (body.get("metadata") or {}).get("resourceVersion")

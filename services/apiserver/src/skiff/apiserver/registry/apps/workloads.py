@@ -19,16 +19,11 @@ from ..options import PATCH_JSON, WriteOptions, require_object
 from ..strategy import STATUS, GenericStore, Obj, Strategy, Subresource
 
 
-def to_scale(obj: Obj) -> Obj:
-    """The autoscaling/v1 Scale of a scalable object."""
-    meta = obj["metadata"]
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    sel = spec.get("selector") or {}
-    if "matchLabels" in sel or "matchExpressions" in sel:
-        selector = selector_from_dict(sel).to_string()
-    else:
-        selector = ",".join(f"{k}={v}" for k, v in sel.items())
+def scale_object(meta: Obj, replicas: int, status_replicas: int, selector: str | None) -> Obj:
+    """An autoscaling/v1 Scale for the object with metadata ``meta``."""
+    status: Obj = {"replicas": status_replicas}
+    if selector is not None:
+        status["selector"] = selector
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -37,9 +32,23 @@ def to_scale(obj: Obj) -> Obj:
             for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
             if k in meta
         },
-        "spec": {"replicas": spec.get("replicas", 0)},
-        "status": {"replicas": status.get("replicas", 0), "selector": selector},
+        "spec": {"replicas": replicas},
+        "status": status,
     }
+
+
+def to_scale(obj: Obj) -> Obj:
+    """The autoscaling/v1 Scale of a scalable object."""
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    sel = spec.get("selector") or {}
+    if "matchLabels" in sel or "matchExpressions" in sel:
+        selector = selector_from_dict(sel).to_string()
+    else:
+        selector = ",".join(f"{k}={v}" for k, v in sel.items())
+    return scale_object(
+        obj["metadata"], spec.get("replicas", 0), status.get("replicas", 0), selector
+    )
 
 
 def _replicas_of(scale: Any, name: str) -> int:
@@ -66,10 +75,18 @@ class ScaleREST(Subresource):
     verbs = frozenset({"get", "update", "patch"})
     returns_parent = False
 
+    def scale_of(self, obj: Obj) -> Obj:
+        """The Scale of ``obj``."""
+        return to_scale(obj)
+
+    def set_replicas(self, obj: Obj, replicas: int) -> None:
+        """Set ``obj``'s desired replicas."""
+        obj.setdefault("spec", {})["replicas"] = replicas
+
     async def get(
         self, store: GenericStore, info: ResourceInfo, namespace: str | None, name: str
     ) -> Obj:
-        return to_scale(await store.get(info, namespace, name))
+        return self.scale_of(await store.get(info, namespace, name))
 
     async def _set_replicas(
         self,
@@ -83,12 +100,11 @@ class ScaleREST(Subresource):
         """``new_scale(current object) -> the Scale asked for``; sets its replicas."""
 
         def mutate(cur: Obj) -> Obj:
-            replicas = _replicas_of(new_scale(cur), name)
-            cur.setdefault("spec", {})["replicas"] = replicas
+            self.set_replicas(cur, _replicas_of(new_scale(cur), name))
             return cur
 
         updated = await store.update_with(info, namespace, name, mutate, opts, subresource="scale")
-        return to_scale(updated)
+        return self.scale_of(updated)
 
     async def update(
         self,
@@ -120,8 +136,8 @@ class ScaleREST(Subresource):
     ) -> Obj:
         def patched(cur: Obj) -> Obj:
             if patch_type == PATCH_JSON:
-                return patching.json_patch(to_scale(cur), body)
-            return patching.merge_patch(to_scale(cur), require_object(body))
+                return patching.json_patch(self.scale_of(cur), body)
+            return patching.merge_patch(self.scale_of(cur), require_object(body))
 
         return await self._set_replicas(store, info, namespace, name, patched, opts)
 

@@ -1,0 +1,237 @@
+"""CustomResourceDefinitions in the store, on the in-memory backend: a CRD is named and
+established by the apiserver's controllers, its resource is served (registry,
+strategies, printers, discovery), its objects are pruned, defaulted and validated by the
+version's schema, status and scale are subresources, and deleting the CRD deletes its
+objects first."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from skiff.api.errors import ApiError
+from skiff.api.resources import REGISTRY
+from skiff.apiserver import discovery, printers
+from skiff.apiserver.apiextensions.controllers import CRDControllers, serve_custom_resources
+from skiff.apiserver.apiextensions.served import CRD_INFO
+from skiff.apiserver.storage.memory import MemoryBackend
+from skiff.apiserver.store import PATCH_MERGE, PATCH_STRATEGIC, DeleteOptions, Store
+from skiff.apiserver.store import WriteOptions as Opts
+from skiff.apiserver.watchcache import WatchCache
+
+NAMESPACES = REGISTRY.core("namespaces")
+
+CRONTAB_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "object",
+            "required": ["cronSpec"],
+            "properties": {
+                "cronSpec": {
+                    "type": "string",
+                    "pattern": r"^(\d+|\*)(/\d+)?(\s+(\d+|\*)(/\d+)?){4}$",
+                },
+                "image": {"type": "string", "default": "busybox"},
+                "replicas": {"type": "integer", "minimum": 0, "maximum": 10, "default": 1},
+            },
+        },
+        "status": {
+            "type": "object",
+            "properties": {"replicas": {"type": "integer"}, "selector": {"type": "string"}},
+        },
+    },
+}
+
+
+def crontab_crd() -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "crontabs.stable.example.com"},
+        "spec": {
+            "group": "stable.example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "crontabs", "kind": "CronTab", "shortNames": ["ct"]},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": copy.deepcopy(CRONTAB_SCHEMA)},
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "additionalPrinterColumns": [
+                        {"name": "Spec", "type": "string", "jsonPath": ".spec.cronSpec"},
+                        {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                }
+            ],
+        },
+    }
+
+
+class Env:
+    def __init__(self, backend: MemoryBackend, cache: WatchCache, store: Store) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.store = store
+
+    async def settle(self) -> None:
+        assert await self.cache.wait_for(await self.backend.current_revision(), 2)
+
+    async def until(self, check, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not check():
+            assert loop.time() < deadline, "timed out"
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[Env]:
+    backend = MemoryBackend()
+    cache = WatchCache(backend, None)
+    crs = serve_custom_resources(cache)
+    feed = asyncio.create_task(cache.follow(backend))
+    await cache.ready.wait()
+    store = Store(backend, cache)
+    controllers = asyncio.create_task(CRDControllers(crs, store, cache).run())
+    e = Env(backend, cache, store)
+    await store.create(NAMESPACES, None, {"metadata": {"name": "ns"}}, Opts())
+    await e.settle()
+    yield e
+    for task in (controllers, feed):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for group, plural in [(i.group, i.plural) for i in REGISTRY.custom()]:
+        REGISTRY.set_custom(group, plural, ())
+
+
+def crontabs():  # type: ignore[no-untyped-def]
+    return REGISTRY.by_path("stable.example.com", "v1", "crontabs")
+
+
+async def established(env: Env) -> None:
+    await env.store.create(CRD_INFO, None, crontab_crd(), Opts())
+    await env.until(lambda: crontabs() is not None)
+
+
+async def test_a_crd_is_named_established_and_served(env: Env) -> None:
+    created = await env.store.create(CRD_INFO, None, crontab_crd(), Opts())
+    assert created["status"] == {
+        "acceptedNames": {"plural": "", "kind": ""},
+        "storedVersions": ["v1"],
+    }
+    assert created["spec"]["names"]["singular"] == "crontab"
+    assert created["spec"]["names"]["listKind"] == "CronTabList"
+    assert created["spec"]["conversion"] == {"strategy": "None"}
+    await env.until(lambda: crontabs() is not None)
+    crd = await env.store.get(CRD_INFO, None, "crontabs.stable.example.com")
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in crd["status"]["conditions"]}
+    assert conditions == {
+        "NamesAccepted": ("True", "NoConflicts"),
+        "Established": ("True", "InitialNamesAccepted"),
+    }
+    assert crd["status"]["acceptedNames"]["shortNames"] == ["ct"]
+    info = crontabs()
+    assert info.namespaced and info.kind == "CronTab" and info.short_names == ("ct",)
+    assert info.subresources == ("status", "scale")
+    groups = discovery.api_group_list()["groups"]
+    assert {
+        "name": "stable.example.com",
+        "versions": [{"groupVersion": "stable.example.com/v1", "version": "v1"}],
+        "preferredVersion": {"groupVersion": "stable.example.com/v1", "version": "v1"},
+    } in groups
+    listed = discovery.resource_list("stable.example.com", "v1")
+    assert [r["name"] for r in listed["resources"]] == [
+        "crontabs",
+        "crontabs/status",
+        "crontabs/scale",
+    ]
+
+
+async def test_custom_objects_are_pruned_defaulted_and_validated(env: Env) -> None:
+    await established(env)
+    info = crontabs()
+    obj = {
+        "apiVersion": "stable.example.com/v1",
+        "kind": "CronTab",
+        "metadata": {"name": "a"},
+        "spec": {"cronSpec": "* * * * */5", "unknown": 1},
+        "status": {"replicas": 3},
+    }
+    opts = Opts(field_validation="Ignore")
+    created = await env.store.create(info, "ns", copy.deepcopy(obj), opts)
+    assert created["spec"] == {"cronSpec": "* * * * */5", "image": "busybox", "replicas": 1}
+    assert "status" not in created
+    with pytest.raises(ApiError) as e:
+        await env.store.create(
+            info, "ns", {**copy.deepcopy(obj), "metadata": {"name": "b"}}, Opts()
+        )
+    assert e.value.code == 400
+    assert 'strict decoding error: unknown field "spec.unknown"' in e.value.message
+    bad = {**copy.deepcopy(obj), "metadata": {"name": "c"}}
+    bad["spec"] = {"cronSpec": "nope", "replicas": 11}
+    with pytest.raises(ApiError) as e:
+        await env.store.create(info, "ns", bad, opts)
+    assert e.value.code == 422
+    fields = {c.field for c in e.value.causes}
+    assert fields == {"spec.cronSpec", "spec.replicas"}
+
+
+async def test_status_scale_and_patch_types(env: Env) -> None:
+    await established(env)
+    info = crontabs()
+    obj = {"metadata": {"name": "a"}, "spec": {"cronSpec": "* * * * *"}}
+    await env.store.create(info, "ns", obj, Opts())
+    await env.store.patch_object(
+        info,
+        "ns",
+        "a",
+        PATCH_MERGE,
+        {"status": {"replicas": 2, "selector": "app=a"}},
+        Opts(),
+        subresource="status",
+    )
+    handler = env.store.subresource(info, "scale")
+    assert handler is not None
+    scale = await handler.get(env.store, info, "ns", "a")
+    assert scale["spec"] == {"replicas": 1}
+    assert scale["status"] == {"replicas": 2, "selector": "app=a"}
+    with pytest.raises(ApiError) as e:
+        await env.store.patch_object(info, "ns", "a", PATCH_STRATEGIC, {"spec": {}}, Opts())
+    assert e.value.code == 415
+    table = printers.table_for(info, [await env.store.get(info, "ns", "a")])
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Spec", "Replicas", "Age"]
+    assert table["rows"][0]["cells"][:3] == ["a", "* * * * *", 1]
+
+
+async def test_deleting_the_crd_deletes_its_objects_first(env: Env) -> None:
+    await established(env)
+    info = crontabs()
+    for n in ("a", "b"):
+        await env.store.create(
+            info, "ns", {"metadata": {"name": n}, "spec": {"cronSpec": "* * * * *"}}, Opts()
+        )
+    deleted, _ = await env.store.delete(
+        CRD_INFO, None, "crontabs.stable.example.com", DeleteOptions()
+    )
+    assert deleted["metadata"]["finalizers"] == ["customresourcecleanup.apiextensions.k8s.io"]
+    await env.until(lambda: not env.cache.list(CRD_INFO), timeout=10)
+    kvs, _ = await env.backend.range_all("/registry/stable.example.com/")
+    assert kvs == []
+    await env.until(lambda: crontabs() is None)
