@@ -11,9 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from cmenv import Managers
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from test_kubectl import kubectl
+
+from cluster import Cluster, wait_until
 
 GROUP = "stable.example.com"
 CRD = f"""\
@@ -205,6 +208,29 @@ def test_kubectl_scale_patch_and_server_side_apply(kubeconfig: Path, crd: str) -
     assert obj["spec"]["cronSpec"] == "0 * * * *"
     assert obj["spec"]["image"] == "nginx"
     assert "ops" in {m["manager"] for m in obj["metadata"]["managedFields"]}
+
+
+def test_deleting_a_namespace_deletes_its_custom_objects(
+    cluster: Cluster, kubeconfig: Path, crd: str
+) -> None:
+    """The namespace controller finds custom resources by discovery."""
+    managers = Managers(cluster)
+    managers.start("--controllers=namespace")
+    try:
+        kubectl(kubeconfig, "create", "namespace", "crd-doomed")
+        doomed = CRONTAB.format(name="doomed", spec="* * * * *").replace("crd-test", "crd-doomed")
+        kubectl(kubeconfig, "apply", "-f", "-", input=doomed)
+        kubectl(kubeconfig, "delete", "namespace", "crd-doomed", "--wait=false")
+
+        def gone() -> bool:
+            out = kubectl(kubeconfig, "get", "namespace", "crd-doomed", check=False)
+            return out.returncode != 0 and "NotFound" in out.stderr
+
+        wait_until(gone, timeout=60, what="namespace crd-doomed deleted")
+        cr = kubectl(kubeconfig, "get", "crontab", "doomed", "-n", "crd-doomed", check=False)
+        assert "NotFound" in cr.stderr
+    finally:
+        managers.stop()
 
 
 def test_official_client_status_watch_and_crd_deletion(kubeconfig: Path, crd: str) -> None:
