@@ -53,6 +53,7 @@ test: deps
 bench: deps
 	$(PY) bench/run.py
 	$(PY) bench/security.py
+	$(PY) bench/crds.py
 	$(PY) bench/scheduler.py --profile 20
 	$(PY) bench/kubelet.py
 	$(PY) bench/controllers.py
