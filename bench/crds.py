@@ -178,8 +178,16 @@ def configmap(name: str, size: int) -> dict:
 
 
 async def _creates(clients: list[RawHttp], path: str, make, total: int) -> dict:  # type: ignore[no-untyped-def]
+    pool: asyncio.Queue[RawHttp] = asyncio.Queue()
+    for cl in clients:
+        pool.put_nowait(cl)
+
     async def one(i: int) -> None:
-        code, body = await clients[i % CONC].request("POST", path, orjson.dumps(make(i)))
+        cl = await pool.get()  # one request at a time per connection
+        try:
+            code, body = await cl.request("POST", path, orjson.dumps(make(i)))
+        finally:
+            pool.put_nowait(cl)
         if code != 201:
             raise RuntimeError(f"create {i}: {code} {body[:300]!r}")
 
