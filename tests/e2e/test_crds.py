@@ -60,6 +60,11 @@ spec:
           spec:
             type: object
             required: [cronSpec]
+            x-kubernetes-validations:
+            - rule: "self.image != 'forbidden'"
+              message: the image "forbidden" is not allowed
+            - rule: "self.cronSpec == oldSelf.cronSpec || self.replicas > 0"
+              message: a paused CronTab keeps its schedule
             properties:
               cronSpec:
                 type: string
@@ -144,6 +149,19 @@ def test_schema_violations_are_refused_with_field_paths(kubeconfig: Path, crd: s
     )
     assert out.returncode != 0
     assert 'The CronTab "bad" is invalid: spec.cronSpec: Invalid value: "whenever": ' in out.stderr
+    forbidden = CRONTAB.format(name="cel", spec="* * * * *") + "  image: forbidden\n"
+    out = kubectl(kubeconfig, "apply", "-f", "-", input=forbidden, check=False)
+    assert out.returncode != 0
+    assert (
+        'The CronTab "cel" is invalid: spec: Invalid value: "object": '
+        'the image "forbidden" is not allowed'
+    ) in out.stderr
+    paused = CRONTAB.format(name="paused", spec="* * * * *") + "  replicas: 0\n"
+    kubectl(kubeconfig, "apply", "-f", "-", input=paused)
+    moved = paused.replace('"* * * * *"', '"0 * * * *"')
+    out = kubectl(kubeconfig, "apply", "-f", "-", input=moved, check=False)
+    assert out.returncode != 0
+    assert "a paused CronTab keeps its schedule" in out.stderr
     unknown = CRONTAB.format(name="unknown", spec="* * * * *") + "  color: blue\n"
     out = kubectl(kubeconfig, "apply", "-f", "-", input=unknown, check=False)
     assert out.returncode != 0

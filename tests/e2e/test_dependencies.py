@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = [ROOT / "libs/skiff", *sorted(p for p in (ROOT / "services").iterdir() if p.is_dir())]
-APISERVER_ONLY = {"aetcd", "nats-py", "kubernetes-validate"}
+APISERVER_ONLY = {"aetcd", "nats-py", "kubernetes-validate", "cel-expr-python"}
 
 
 def _normalize(name: str) -> str:

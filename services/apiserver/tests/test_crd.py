@@ -235,3 +235,41 @@ async def test_deleting_the_crd_deletes_its_objects_first(env: Env) -> None:
     kvs, _ = await env.backend.range_all("/registry/stable.example.com/")
     assert kvs == []
     await env.until(lambda: crontabs() is None)
+
+
+async def test_x_kubernetes_validations(env: Env) -> None:
+    crd = crontab_crd()
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec["x-kubernetes-validations"] = [{"rule": "self.replicas <= 3", "message": "at most 3"}]
+    spec["properties"]["image"]["x-kubernetes-validations"] = [
+        {"rule": "self == oldSelf", "message": "image is immutable"}
+    ]
+    bad = copy.deepcopy(crd)
+    bad["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "x-kubernetes-validations"
+    ] = [{"rule": "self.replicsa <= 3"}]
+    with pytest.raises(ApiError) as e:
+        await env.store.create(CRD_INFO, None, bad, Opts())
+    assert e.value.code == 422
+    assert [c.field for c in e.value.causes] == [
+        "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
+    ]
+    await env.store.create(CRD_INFO, None, crd, Opts())
+    await env.until(lambda: crontabs() is not None)
+    info = crontabs()
+    obj = {"metadata": {"name": "a"}, "spec": {"cronSpec": "* * * * *", "replicas": 5}}
+    with pytest.raises(ApiError) as e:
+        await env.store.create(info, "ns", copy.deepcopy(obj), Opts())
+    assert e.value.code == 422
+    assert [(c.field, c.message) for c in e.value.causes] == [
+        ("spec", 'Invalid value: "object": at most 3')
+    ]
+    obj["spec"]["replicas"] = 2
+    await env.store.create(info, "ns", copy.deepcopy(obj), Opts())
+    with pytest.raises(ApiError) as e:
+        await env.store.patch_object(
+            info, "ns", "a", PATCH_MERGE, {"spec": {"image": "nginx"}}, Opts()
+        )
+    assert [(c.field, c.message) for c in e.value.causes] == [
+        ("spec.image", 'Invalid value: "string": image is immutable')
+    ]

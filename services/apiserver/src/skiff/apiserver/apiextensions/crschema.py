@@ -5,6 +5,8 @@ kube-apiserver (Kubernetes 1.32) treats it:
   errors by apiextensions-apiserver's ``kubeOpenAPIResultToFieldErrors``, then
   embedded resources (``schema/objectmeta``) and ``x-kubernetes-list-type``
   uniqueness (``schema/listtype``); updates ratchet unchanged invalid values;
+- ``x-kubernetes-validations`` (:mod:`.cel`), after the rest and only when none of it found
+  the object unsound;
 - defaulting (``schema/defaulting``) and pruning of unknown fields
   (``schema/pruning``, plus the removal of non-nullable nulls and the ObjectMeta
   round trip of embedded resources that kube's decoder does next to it).
@@ -20,6 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 from skiff.api.errors import Cause
+from skiff.apiserver.apiextensions import cel
+from skiff.apiserver.apiextensions.cel import NodeRules
+from skiff.apiserver.apiextensions.celtypes import SchemaTypes
 from skiff.apiserver.apiextensions.crvalues import (
     FORMATS,
     canon,
@@ -44,7 +49,7 @@ from skiff.apiserver.validation import INVALID, NOT_SUPPORTED, TOO_LONG, TYPE_IN
 
 __all__ = ["CompiledSchema"]
 
-_MISSING: Any = object()
+_MISSING: Any = cel.MISSING
 """No default, or no correlated old value."""
 _META = frozenset(("apiVersion", "kind", "metadata"))
 _JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array"}
@@ -55,16 +60,18 @@ class _Node:
     """One compiled schema node: its value validations and what lies below it."""
 
     __slots__ = (
-        "additional", "all_of", "any_of", "closed", "composite", "default", "defaults",
-        "drop_null", "embedded", "enum", "enum_text", "excl_max", "excl_min", "fmt", "fmt_check",
-        "has_additional", "has_defaults", "items", "list_type", "lists", "map_keys", "max_items",
-        "max_length", "max_props", "maximum", "meta", "min_items", "min_length", "min_props",
-        "minimum", "multiple_of", "not_", "nullable", "numbers", "one_of", "pattern", "preserve",
-        "props", "regex", "regex_err", "required", "resource", "strings", "type_name", "types",
-        "unique",
+        "additional", "all_of", "any_of", "cel", "cel_below", "closed", "composite", "default",
+        "defaults", "drop_null", "embedded", "enum", "enum_text", "excl_max", "excl_min", "fmt",
+        "fmt_check", "has_additional", "has_defaults", "items", "list_type", "lists", "map_keys",
+        "max_items", "max_length", "max_props", "maximum", "meta", "min_items", "min_length",
+        "min_props", "minimum", "multiple_of", "not_", "nullable", "numbers", "one_of", "pattern",
+        "preserve", "props", "regex", "regex_err", "required", "resource", "strings", "type_name",
+        "types", "unique",
     )  # fmt: skip
 
     def __init__(self, sch: dict[str, Any]) -> None:
+        self.cel: NodeRules | None = None  # x-kubernetes-validations (see _attach_rules)
+        self.cel_below = False
         if sch.get("x-kubernetes-int-or-string"):
             self.types: tuple[str, ...] = ("integer", "string")
         else:
@@ -573,6 +580,27 @@ def _prune_object(
             _prune(c, val, child, cfp, out, meta)
 
 
+# --- x-kubernetes-validations ---
+
+
+def _attach_rules(n: _Node, sch: dict[str, Any], types: SchemaTypes, resource: bool) -> bool:
+    """Compile the CEL rules of ``n`` and below; whether there are any."""
+    n.cel = cel.node_rules(types, sch, resource)
+    below = n.cel is not None
+    props = sch.get("properties") or {}
+    for k, c in (n.props or {}).items():
+        below = _attach_rules(c, props[k], types, c.embedded) or below
+    if n.additional is not None:
+        below = (
+            _attach_rules(n.additional, sch["additionalProperties"], types, n.additional.embedded)
+            or below
+        )
+    if n.items is not None:
+        below = _attach_rules(n.items, sch["items"], types, n.items.embedded) or below
+    n.cel_below = below
+    return below
+
+
 class CompiledSchema:
     """A CRD version's ``openAPIV3Schema``, compiled once and reused for every object."""
 
@@ -581,6 +609,8 @@ class CompiledSchema:
     def __init__(self, openapi_v3_schema: dict[str, Any]) -> None:
         self._root = _Node(openapi_v3_schema or {})
         self._root.resource = True  # apiVersion, kind and metadata at the root are not pruned
+        if cel.has_rules(openapi_v3_schema):
+            _attach_rules(self._root, openapi_v3_schema, SchemaTypes(openapi_v3_schema), True)
 
     def validate(self, obj: dict[str, Any]) -> list[Cause]:
         """Field errors for a whole object (kube's create validation, in its words)."""
@@ -605,6 +635,12 @@ class CompiledSchema:
                 _list_walk(root, old, "", old_errs)
             if not old_errs:  # an old object with duplicates ratchets all of them
                 _list_walk(root, obj, "", errs)
+        if root.cel_below:  # x-kubernetes-validations run only on an otherwise sound object
+            blocked = cel.blocking_error(errs)
+            if blocked is not None:
+                errs.append(blocked)
+            else:
+                errs.extend(cel.validate(root, obj, old, _equal, _old_items))
         return errs
 
     def default(self, obj: dict[str, Any]) -> None:

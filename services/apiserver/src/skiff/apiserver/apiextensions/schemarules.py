@@ -1,7 +1,7 @@
 """The per-node rules Kubernetes 1.32 applies to a CRD's ``openAPIV3Schema``
 (``ValidateCustomResourceDefinitionOpenAPISchema`` in apiextensions' validation.go), on the
 schema's v1 JSON: unsupported keywords, defaults inside metadata, the list/map extensions and
-the static checks of ``x-kubernetes-validations`` (CEL itself is not compiled). Also the
+the checks of ``x-kubernetes-validations`` (their CEL compiled by :mod:`.cel`). Also the
 schema as a whole (:func:`validation_errors`: root rules with a status subresource,
 structurality), ``cel.ValidFieldPath`` (:func:`resolve_field_path`) and selectable fields.
 """
@@ -9,12 +9,15 @@ structurality), ``cel.ValidFieldPath`` (:func:`resolve_field_path`) and selectab
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from skiff.api.errors import Cause
 from skiff.apiserver.validation import _fmt_value, forbidden, invalid, not_supported, required
 
+from .cel import has_rules, rule_errors
+from .celtypes import SchemaTypes
+from .fieldpath import resolve_field_path
 from .structural import (
     SCHEMA_FIELDS,
     Schema,
@@ -71,17 +74,26 @@ class _Walk:
     allow_defaults: bool = True
     no_defaults_reason: str = ""
     inside_meta: bool = False
+    # CEL: the schema's types (None: rules are not compiled here), where their errors go, and
+    # the list above whose items' old values cannot be correlated ("" if none)
+    cel: SchemaTypes | None = None
+    cel_errs: list[Cause] = field(default_factory=list)
+    uncorrelatable: str = ""
 
     def no_defaults(self, reason: str) -> _Walk:
         return replace(self, allow_defaults=False, no_defaults_reason=reason)
 
 
-def openapi_errors(schema: Schema, path: str, opts: SchemaOptions) -> list[Cause]:
+def openapi_errors(
+    schema: Schema, path: str, opts: SchemaOptions, types: SchemaTypes | None = None
+) -> list[Cause]:
     """The per-node OpenAPI rules for a CRD schema (unsupported keywords, defaults in
-    metadata, list/map extensions, static x-kubernetes-validations checks)."""
+    metadata, list/map extensions, static x-kubernetes-validations checks); with ``types``
+    the rules are compiled too, and their errors come after all the others."""
     out: list[Cause] = []
-    _openapi(schema, path, _Walk(), True, opts, out)
-    return out
+    walk = _Walk(cel=types)
+    _openapi(schema, path, walk, True, opts, out)
+    return out + walk.cel_errs
 
 
 def _openapi(
@@ -89,6 +101,7 @@ def _openapi(
 ) -> None:
     if s is None:
         return
+    start = len(out)
     _keyword_errors(s, path, walk, opts, out)
     if s.get("uniqueItems") is True:
         out.append(
@@ -114,31 +127,41 @@ def _openapi(
     embedded = s.get("x-kubernetes-embedded-resource") is True
     for name, field_schema in fields.items():
         sub = walk
+        if s.get("x-kubernetes-map-type") not in (None, "granular", "atomic"):
+            sub = replace(sub, uncorrelatable=sub.uncorrelatable or path)
         if (is_root or embedded) and name in _META_FIELDS:
             sub = replace(sub, inside_meta=True)
             if is_root:
                 sub = sub.no_defaults(f"in top-level {name}")
         _openapi(field_schema, key(child(path, "properties"), name), sub, False, opts, out)
-    _openapi(as_dict(s.get("not")), child(path, "not"), walk, False, opts, out)
+    plain = replace(walk, cel=None)  # kube compiles no rules in junctors and the like
+    _openapi(as_dict(s.get("not")), child(path, "not"), plain, False, opts, out)
     for junctor in ("allOf", "oneOf", "anyOf"):
         for i, sub_schema in enumerate(schemas_of(s, junctor)):
-            _openapi(sub_schema, key(child(path, junctor), i), walk, False, opts, out)
+            _openapi(sub_schema, key(child(path, junctor), i), plain, False, opts, out)
     for name, sub_schema in (as_dict(s.get("definitions")) or {}).items():
-        _openapi(as_dict(sub_schema), key(child(path, "definitions"), name), walk, False, opts, out)
+        _openapi(
+            as_dict(sub_schema), key(child(path, "definitions"), name), plain, False, opts, out
+        )
     items = s.get("items")
+    sub = walk
+    if s.get("x-kubernetes-list-type") != "map":  # only map lists correlate old items
+        sub = replace(walk, uncorrelatable=walk.uncorrelatable or path)
     if isinstance(items, dict):
-        _openapi(items, child(path, "items"), walk, False, opts, out)
+        _openapi(items, child(path, "items"), sub, False, opts, out)
     elif isinstance(items, list):
         for i, sub_schema in enumerate(items):
-            _openapi(
-                as_dict(sub_schema) or {}, key(child(path, "items"), i), walk, False, opts, out
-            )
+            _openapi(as_dict(sub_schema) or {}, key(child(path, "items"), i), sub, False, opts, out)
     for name, sub_schema in (as_dict(s.get("dependencies")) or {}).items():
         _openapi(
-            as_dict(sub_schema), key(child(path, "dependencies"), name), walk, False, opts, out
+            as_dict(sub_schema), key(child(path, "dependencies"), name), plain, False, opts, out
         )
     _extension_errors(s, path, opts, out)
     _x_validations_errors(s, path, out)
+    # rules compile only where this node and those below it broke no other rule
+    if walk.cel is not None and len(out) == start:
+        resource = is_root or embedded
+        walk.cel_errs.extend(rule_errors(walk.cel, s, resource, path, walk.uncorrelatable))
 
 
 def _keyword_errors(
@@ -332,7 +355,8 @@ def map_list_key_errors(s: Schema, path: str) -> list[Cause]:
 
 
 def _x_validations_errors(s: Schema, path: str, out: list[Cause]) -> None:
-    """The static checks of each ``x-kubernetes-validations`` rule (CEL is not compiled)."""
+    """The static checks of each ``x-kubernetes-validations`` rule (see :func:`.cel.rule_errors`
+    for the compiled ones)."""
     for i, rule in enumerate(schemas_of(s, "x-kubernetes-validations")):
         rule_path = key(child(path, "x-kubernetes-validations"), i)
         text, message = str_of(rule, "rule").strip(), str_of(rule, "message")
@@ -379,74 +403,6 @@ def _x_validations_errors(s: Schema, path: str, out: list[Cause]) -> None:
                 out.append(invalid(fp, field_path, "fieldPath must be a valid path"))
 
 
-# --- cel.ValidFieldPath ---
-
-
-def _path_tokens(path: str) -> list[str]:
-    tokens, i = [], 0
-    while i < len(path):
-        if path[i] == "'":
-            j = i + 1
-            while j < len(path) and not (path[j] == "'" and path[j - 1] != "\\"):
-                j += 1
-            tokens.append(path[i : j + 1])
-            i = j + 1
-        elif path[i] in ".[]":
-            tokens.append(path[i])
-            i += 1
-        else:
-            j = i
-            while j < len(path) and path[j] not in ".[]":
-                j += 1
-            tokens.append(path[i:j])
-            i = j
-    return tokens
-
-
-def _step(node: Schema | None, name: str, parts: list[str]) -> tuple[Schema | None, str | None]:
-    fields = props(node) if node is not None else {}
-    if fields:
-        if name not in fields:
-            return None, "does not refer to a valid field"
-        parts.append(f".{name}" if parts else name)
-        return fields[name], None
-    if node is not None and node.get("additionalProperties") is not None:
-        parts.append(f"[{name}]")
-        return as_dict(node["additionalProperties"]), None
-    return None, "does not refer to a valid field"
-
-
-def resolve_field_path(
-    json_path: str, schema: Schema, allow_array: bool = True
-) -> tuple[str, Schema | None, str | None]:
-    """``cel.ValidFieldPath``: (the field.Path it names, the schema there, error)."""
-    tokens, parts, node, i = _path_tokens(json_path), [], schema, 0
-    end = "unexpected end of JSON path"
-    while i < len(tokens):
-        tok, i = tokens[i], i + 1
-        if tok not in (".", "["):
-            return "", None, f"expected [ or . but got: {tok}"
-        if tok == "[" and not allow_array:
-            return "", None, "array notation is not allowed"
-        if i >= len(tokens):
-            return "", None, end
-        name, i = tokens[i], i + 1
-        if tok == "[":
-            if len(name) < 2 or name[0] != "'" or name[-1] != "'":
-                return "", None, f"expected single quoted string but got {name}"
-            name = name[1:-1].replace("\\'", "'").replace("\\\\", "\\")
-        node, err = _step(node, name, parts)
-        if err:
-            return "", None, err
-        if tok == "[":
-            if i >= len(tokens):
-                return "", None, end
-            if tokens[i] != "]":
-                return "", None, f"expected ] but got {tokens[i]}"
-            i += 1
-    return "".join(parts), node, None
-
-
 # --- validateCustomResourceDefinitionValidation, selectable fields ---
 
 
@@ -474,7 +430,7 @@ def _status_root_errors(schema: Schema, path: str) -> list[Cause]:
 def validation_errors(
     validation: Any, status: bool, structural: bool, opts: SchemaOptions, path: str
 ) -> list[Cause]:
-    """``validateCustomResourceDefinitionValidation`` (CEL and ``ValidateDefaults`` excepted):
+    """``validateCustomResourceDefinitionValidation`` (CEL cost and ``ValidateDefaults`` excepted):
     ``status`` when the status subresource is on, ``structural`` when schemas must be."""
     schema = schema_in(validation)
     if schema is None:
@@ -485,12 +441,15 @@ def validation_errors(
         errs.append(forbidden(child(path, "nullable"), "nullable cannot be true at the root"))
     # NewStructural's errors repeat the OpenAPI checks', so they only show on their own.
     init_errs = []
+    types = None  # CEL rules compile only in a sound structural schema
     if structural:
         if err := new_structural_error(schema):
             init_errs.append(invalid(path, "", err))
-        else:
-            errs += structural_errors(schema, path)
-    errs += openapi_errors(schema, path, opts)
+        elif structural_errs := structural_errors(schema, path):
+            errs += structural_errs
+        elif has_rules(schema):
+            types = SchemaTypes(schema)
+    errs += openapi_errors(schema, path, opts, types)
     return errs or init_errs
 
 

@@ -12,9 +12,9 @@ follow that internal shape, as kube's do: a single-version CRD's schema errors r
 ``spec.validation.openAPIV3Schema...``, its printer columns ``spec.additionalPrinterColumns[0]``.
 
 Struct-valued bad values (``spec.versions``, a whole schema) are shown as JSON where Go prints
-``%#v``. Not covered: CEL compilation and cost, default values checked against their schema
-(``ValidateDefaults``), the conversion webhook's CA bundle, and ``ObjectMeta`` beyond the CRD
-name rule (the caller's generic checks).
+``%#v``. ``x-kubernetes-validations`` rules are compiled (:mod:`.cel`). Not covered: CEL cost
+estimates, default values checked against their schema (``ValidateDefaults``), the conversion
+webhook's CA bundle, and ``ObjectMeta`` beyond the CRD name rule (the caller's generic checks).
 """
 
 from __future__ import annotations
