@@ -24,7 +24,7 @@ from ..registry.options import DeleteOptions, WriteOptions
 from ..store import Store
 from ..watchcache import WatchCache
 from .customresource import CustomResourceStrategy, table_printer
-from .served import CRD_INFO, FINALIZER, CustomResource, CustomResources
+from .served import CRD_INFO, FINALIZER, CustomResource, CustomResources, is_established
 
 log = get_logger(__name__)
 
@@ -78,51 +78,40 @@ def accepted_names(crd: Obj, crds: list[Obj]) -> tuple[Obj, Obj, Obj]:
     requested = spec.get("names") or {}
     accepted = dict((crd.get("status") or {}).get("acceptedNames") or {})
     resources, kinds = _used_names(crds, spec.get("group", ""), crd["metadata"]["name"])
-    reason = message = ""
-
-    def fresh(field: str, used: set[str]) -> bool:
-        want, have = requested.get(field), accepted.get(field)
-        return want == have or want not in used
-
-    checks = (
-        ("plural", resources, "PluralConflict"),
-        ("singular", resources, "SingularConflict"),
-        ("kind", kinds, "KindConflict"),
-        ("listKind", kinds, "ListKindConflict"),
-    )
     new = dict(accepted)
-    for field, used, why in checks[:2]:
-        if fresh(field, used):
-            if requested.get(field) is not None:
-                new[field] = requested.get(field)
+    conflict: tuple[str, str] | None = None  # (reason, message) of the last conflict found
+
+    def take(field: str, used: set[str], reason: str) -> None:
+        nonlocal conflict
+        want = requested.get(field)
+        if want == accepted.get(field) or want not in used:
+            if want is not None:
+                new[field] = want
         else:
-            reason, message = why, f'"{requested.get(field)}" is already in use'
+            conflict = (reason, f'"{want}" is already in use')
+
+    take("plural", resources, "PluralConflict")
+    take("singular", resources, "SingularConflict")
     want_short = list(requested.get("shortNames") or [])
     if want_short != list(accepted.get("shortNames") or []):
         have = set(accepted.get("shortNames") or ())
         taken = [s for s in want_short if s not in have and s in resources]
         if taken:
-            reason = "ShortNamesConflict"
             message = ", ".join(f'"{s}" is already in use' for s in taken)
-            if len(taken) > 1:
-                message = f"[{message}]"
+            conflict = ("ShortNamesConflict", f"[{message}]" if len(taken) > 1 else message)
         elif want_short:
             new["shortNames"] = want_short
         else:
             new.pop("shortNames", None)
-    for field, used, why in checks[2:]:
-        if fresh(field, used):
-            if requested.get(field) is not None:
-                new[field] = requested.get(field)
-        else:
-            reason, message = why, f'"{requested.get(field)}" is already in use'
+    take("kind", kinds, "KindConflict")
+    take("listKind", kinds, "ListKindConflict")
     if requested.get("categories"):
         new["categories"] = list(requested["categories"])
     else:
         new.pop("categories", None)
     now = rfc3339()
-    if reason:
-        names_cond = new_condition("NamesAccepted", "False", reason, message, now)
+    if conflict is not None:
+        names_cond = new_condition("NamesAccepted", "False", *conflict, now)
     else:
         names_cond = new_condition(
             "NamesAccepted", "True", "NoConflicts", "no conflicts found", now
@@ -183,9 +172,7 @@ class CRDControllers:
             return
         status = crd.get("status") or {}
         spec_names = (crd.get("spec") or {}).get("names") or {}
-        established = get_condition(status, "Established")
-        is_established = bool(established and established.get("status") == "True")
-        if spec_names == status.get("acceptedNames") and is_established:
+        if spec_names == status.get("acceptedNames") and is_established(crd):
             return
         names, names_cond, est_cond = accepted_names(crd, self.cache.list(CRD_INFO))
 

@@ -12,14 +12,7 @@ from skiff.api.timestamps import rfc3339
 from ..registry.options import DeleteOptions
 from ..registry.strategy import Obj, Strategy
 from . import validation
-from .served import FINALIZER
-
-
-def _storage_version(obj: Obj) -> str | None:
-    for v in (obj.get("spec") or {}).get("versions") or []:
-        if isinstance(v, dict) and v.get("storage"):
-            return v.get("name")
-    return None
+from .served import FINALIZER, storage_version
 
 
 def set_defaults(obj: Obj) -> None:
@@ -50,7 +43,7 @@ class CustomResourceDefinitionStrategy(Strategy):
     def prepare_for_create(self, obj: Obj) -> None:
         super().prepare_for_create(obj)
         status: Obj = {"acceptedNames": {"plural": "", "kind": ""}}
-        storage = _storage_version(obj)
+        storage = storage_version(obj)
         status["storedVersions"] = [storage] if storage else []
         obj["status"] = status
 
@@ -59,7 +52,7 @@ class CustomResourceDefinitionStrategy(Strategy):
         if subresource == "":
             status = new.setdefault("status", {})
             stored = list(status.get("storedVersions") or [])
-            storage = _storage_version(new)
+            storage = storage_version(new)
             if storage and storage not in stored:
                 status["storedVersions"] = [*stored, storage]
         return new

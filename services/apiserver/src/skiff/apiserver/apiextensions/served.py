@@ -11,7 +11,7 @@ registry's strategies and the Table printers in step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from skiff.api.conditions import get_condition
@@ -61,10 +61,7 @@ class Version:
     info: ResourceInfo
     schema: CompiledSchema | None
     columns: tuple[Column, ...]
-    status: bool
     scale: ScalePaths | None
-    deprecated: str | None = None
-    """The deprecation warning of a deprecated version."""
 
 
 @dataclass(slots=True)
@@ -78,7 +75,6 @@ class CustomResource:
     versions: dict[str, Version]
     storage: str
     terminating: bool
-    crd: Obj = field(repr=False, default_factory=dict)
 
     @property
     def storage_info(self) -> ResourceInfo:
@@ -107,6 +103,14 @@ def _columns(version: Obj) -> tuple[Column, ...]:
     )
 
 
+def storage_version(crd: Obj) -> str | None:
+    """The name of the version marked ``storage``."""
+    for v in (crd.get("spec") or {}).get("versions") or []:
+        if isinstance(v, dict) and v.get("storage"):
+            return v.get("name")
+    return None
+
+
 def is_established(crd: Obj) -> bool:
     cond = get_condition(crd.get("status"), "Established")
     return bool(cond and cond.get("status") == "True")
@@ -126,10 +130,8 @@ def build(crd: Obj) -> CustomResource | None:
     group = spec.get("group", "")
     namespaced = spec.get("scope") == "Namespaced"
     versions: dict[str, Version] = {}
-    storage = ""
+    storage = storage_version(crd)
     for v in spec.get("versions") or []:
-        if v.get("storage"):
-            storage = v.get("name", "")
         if not v.get("served"):
             continue
         subs = v.get("subresources") or {}
@@ -152,16 +154,12 @@ def build(crd: Obj) -> CustomResource | None:
             info,
             CompiledSchema(openapi) if isinstance(openapi, dict) else None,
             _columns(v),
-            "status" in subs,
             ScalePaths(
                 scale.get("specReplicasPath", ""),
                 scale.get("statusReplicasPath", ""),
                 scale.get("labelSelectorPath", ""),
             )
             if isinstance(scale, dict)
-            else None,
-            (v.get("deprecationWarning") or f"{group}/{v['name']} {names['kind']} is deprecated")
-            if v.get("deprecated")
             else None,
         )
     if not versions or not storage:
@@ -178,7 +176,6 @@ def build(crd: Obj) -> CustomResource | None:
         versions,
         storage,
         bool(meta.get("deletionTimestamp")),
-        crd,
     )
 
 
