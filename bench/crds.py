@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -26,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import RawHttp, _concurrent, pct, write_result  # noqa: E402
+from run import RawHttp, machine, pct, pooled, write_result  # noqa: E402
 
 from cluster import start_cluster  # noqa: E402
 
@@ -178,20 +176,12 @@ def configmap(name: str, size: int) -> dict:
 
 
 async def _creates(clients: list[RawHttp], path: str, make, total: int) -> dict:  # type: ignore[no-untyped-def]
-    pool: asyncio.Queue[RawHttp] = asyncio.Queue()
-    for cl in clients:
-        pool.put_nowait(cl)
-
-    async def one(i: int) -> None:
-        cl = await pool.get()  # one request at a time per connection
-        try:
-            code, body = await cl.request("POST", path, orjson.dumps(make(i)))
-        finally:
-            pool.put_nowait(cl)
+    async def one(cl: RawHttp, i: int) -> None:
+        code, body = await cl.request("POST", path, orjson.dumps(make(i)))
         if code != 201:
             raise RuntimeError(f"create {i}: {code} {body[:300]!r}")
 
-    wall, lat = await _concurrent(CONC, total, one)
+    wall, lat = await pooled(clients, total, one)
     return {
         "per_s": round(total / wall),
         "p50_ms": round(pct(lat, 50) * 1000, 1),
@@ -240,7 +230,7 @@ async def _round(total: int, crs_first: bool) -> dict:
 
 async def run(args: argparse.Namespace) -> dict:
     results: dict = {
-        "machine": f"{platform.node()} {os.cpu_count()} CPUs, {platform.python_version()}",
+        "machine": machine(),
         "date": time.strftime("%F %T"),
         "creates": args.creates,
     }

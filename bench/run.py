@@ -140,6 +140,26 @@ async def _concurrent(n: int, total: int, fn) -> tuple[float, list[float]]:  # t
     return time.perf_counter() - t0, lat
 
 
+async def pooled(clients: list[RawHttp], total: int, send) -> tuple[float, list[float]]:  # type: ignore[no-untyped-def]
+    """``_concurrent`` with one worker per connection in ``clients``, each request lent a
+    connection of its own: ``await send(client, i)`` for i in 0..total-1."""
+    free = list(clients)
+
+    async def one(i: int) -> None:
+        cl = free.pop()
+        try:
+            await send(cl, i)
+        finally:
+            free.append(cl)
+
+    return await _concurrent(len(clients), total, one)
+
+
+def machine() -> str:
+    """The machine line of every benchmark's results."""
+    return f"{platform.node()} {os.cpu_count()} CPUs, {platform.python_version()}"
+
+
 async def bench_etcd_baseline(c: Cluster, total: int, conc: int) -> dict:
     async with EtcdBackend(c.etcd_endpoint) as etcd:
         value = orjson.dumps(pod("x"))
@@ -341,7 +361,7 @@ def rss_mb(pid: int) -> float:
 
 async def run(args: argparse.Namespace) -> dict:
     results: dict = {
-        "machine": f"{platform.node()} {os.cpu_count()} CPUs, {platform.python_version()}",
+        "machine": machine(),
         "date": time.strftime("%F %T"),
     }
     with tempfile.TemporaryDirectory(prefix="skiff-bench-") as tmp:

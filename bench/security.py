@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import ssl
 import sys
 import tempfile
@@ -31,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import RawHttp, _concurrent, pct, pod, write_result  # noqa: E402
+from run import RawHttp, machine, pct, pod, pooled, write_result  # noqa: E402
 
 from cluster import Cluster, start_cluster  # noqa: E402
 from skiff.client.rest import ApiClient  # noqa: E402
@@ -76,31 +74,22 @@ async def _setup_secure(c: Cluster) -> str:
 
 
 async def _load(clients: list[RawHttp], total: int, offset: int) -> dict:
-    free = list(clients)
     failures = 0
 
-    async def create(i: int) -> None:
+    async def create(cl: RawHttp, i: int) -> None:
         nonlocal failures
-        cl = free.pop()
-        try:
-            body = orjson.dumps(pod(f"p{offset + i}"))
-            status, _ = await cl.request("POST", f"/api/v1/namespaces/{NS}/pods", body)
-        finally:
-            free.append(cl)
+        body = orjson.dumps(pod(f"p{offset + i}"))
+        status, _ = await cl.request("POST", f"/api/v1/namespaces/{NS}/pods", body)
         failures += status != 201
 
-    async def get(i: int) -> None:
+    async def get(cl: RawHttp, i: int) -> None:
         nonlocal failures
-        cl = free.pop()
-        try:
-            status, _ = await cl.request("GET", f"/api/v1/namespaces/{NS}/pods/p{offset + i}")
-        finally:
-            free.append(cl)
+        status, _ = await cl.request("GET", f"/api/v1/namespaces/{NS}/pods/p{offset + i}")
         failures += status != 200
 
     out = {}
     for name, fn in (("creates", create), ("gets", get)):
-        wall, lat = await _concurrent(CONC, total, fn)
+        wall, lat = await pooled(clients, total, fn)
         out[name] = {
             "per_s": total / wall,
             "p50_ms": pct(lat, 50) * 1e3,
@@ -144,7 +133,7 @@ async def round_secure(total: int) -> dict:
 
 async def run(args: argparse.Namespace) -> dict:
     results: dict = {
-        "machine": f"{platform.node()} {os.cpu_count()} CPUs, {platform.python_version()}",
+        "machine": machine(),
         "date": time.strftime("%F %T"),
         "requests_per_kind": args.requests,
         "rounds": [],
