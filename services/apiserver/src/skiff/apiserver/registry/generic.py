@@ -22,6 +22,7 @@ from skiff.api.timestamps import rfc3339
 from skiff.apiserver import apply as ssa
 from skiff.apiserver import validation
 
+from . import strategy_for
 from .options import DeleteOptions, WriteOptions
 from .strategy import Strategy
 
@@ -62,8 +63,6 @@ def _prune(obj: Any, parts: list[str | int]) -> None:
 
 def check_schema(info: ResourceInfo, obj: Obj, opts: WriteOptions) -> None:
     """Types must match the schema; unknown fields per ``fieldValidation``."""
-    from . import strategy_for  # the registry package imports this module
-
     type_errors, unknown = strategy_for(info).decode_fields(obj)
     if type_errors:
         detail = "; ".join(f"{c.field}: {c.message}" if c.field else c.message for c in type_errors)
