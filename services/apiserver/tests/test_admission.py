@@ -36,6 +36,8 @@ KUBE_ORDER = [
     "Priority",
     "DefaultStorageClass",
     "StorageObjectInUseProtection",
+    "MutatingAdmissionWebhook",
+    "ValidatingAdmissionWebhook",
     "ResourceQuota",
 ]
 
@@ -95,6 +97,8 @@ def test_enable_and_disable() -> None:
         "LimitRanger",
         "PodSecurity",
         "StorageObjectInUseProtection",
+        "MutatingAdmissionWebhook",
+        "ValidatingAdmissionWebhook",
         "ResourceQuota",
     ]
     # Enabling one that is on by default changes nothing; the order is always kube's.
@@ -129,6 +133,8 @@ def test_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "LimitRanger",
         "PodSecurity",
         "StorageObjectInUseProtection",
+        "MutatingAdmissionWebhook",
+        "ValidatingAdmissionWebhook",
         "ResourceQuota",
     ]
     monkeypatch.setenv("SKIFF_DISABLE_ADMISSION_PLUGINS", "NamespaceLifecycle")

@@ -746,7 +746,10 @@ CREATE_CASES = [
         ),
         [
             # kube passes name and namespace swapped to ValidateWebhookService.
-            ("spec.conversion.webhookClientConfig.service.name", "Required value"),
+            (
+                "spec.conversion.webhookClientConfig.service.name",
+                "Required value: service name is required",
+            ),
             (
                 "spec.conversion.webhookClientConfig.service.port",
                 "Invalid value: 0: port is not valid: must be between 1 and 65535, inclusive",

@@ -42,7 +42,9 @@ class Cause:
     reason: str = "FieldValueInvalid"
 
     def to_dict(self) -> dict[str, str]:
-        return {"reason": self.reason, "message": self.message, "field": self.field}
+        """The StatusCause (empty fields left out, as the API's ``omitempty``)."""
+        out = {"reason": self.reason, "message": self.message, "field": self.field}
+        return {k: v for k, v in out.items() if v}
 
 
 @dataclass

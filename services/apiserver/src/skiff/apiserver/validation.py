@@ -20,13 +20,14 @@ import re
 import threading
 from typing import Any
 
-from skiff.api.errors import Cause
+from skiff.api.errors import ApiError, Cause
 from skiff.api.names import (
     NAME_RULES,
     byte_length,
     is_qualified_name,
     is_valid_label_value,
 )
+from skiff.api.selectors import selector_from_dict
 from skiff.apiserver import schema
 
 __all__ = [
@@ -82,6 +83,18 @@ def not_supported(path: str, value: Any, supported: list[str]) -> Cause:
 
 # The field.Error constructors, for the registry's own rules.
 invalid, required, forbidden = _invalid, _required, _forbidden
+
+
+def label_selector(raw: Any, path: str) -> list[Cause]:
+    """``ValidateLabelSelector``: the selector's own message for what does not parse (no
+    selector is valid)."""
+    if raw is None:
+        return []
+    try:
+        selector_from_dict(raw)
+    except ApiError as e:
+        return [Cause(path, e.message)]
+    return []
 
 
 # --- schema compilation ---

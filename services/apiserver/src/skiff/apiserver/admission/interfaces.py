@@ -41,6 +41,9 @@ class Attributes:
     """Where plugins add warnings for the client (``Warning`` headers); None: nowhere."""
     audit_annotations: dict[str, str] | None = None
     """Where plugins annotate the request's audit event; None: nowhere."""
+    changed: bool = False
+    """Set by a plugin that rewrote ``obj`` in a way the resource's validation must see
+    again (a mutating webhook's patch)."""
 
     @property
     def group_resource(self) -> tuple[str, str]:

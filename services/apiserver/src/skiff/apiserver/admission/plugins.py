@@ -15,6 +15,7 @@ from . import (
     resourcequota,
     serviceaccount,
     storageobjectinuseprotection,
+    webhook,
 )
 from .chain import Chain
 from .interfaces import Lister
@@ -33,6 +34,8 @@ PLUGINS: dict[str, Factory] = {
     storageobjectinuseprotection.PLUGIN_NAME: (
         storageobjectinuseprotection.StorageObjectInUseProtection
     ),
+    webhook.MUTATING_PLUGIN: webhook.MutatingWebhook,
+    webhook.VALIDATING_PLUGIN: webhook.ValidatingWebhook,
     resourcequota.PLUGIN_NAME: resourcequota.ResourceQuota,
 }
 ORDERED_PLUGINS: tuple[str, ...] = tuple(PLUGINS)

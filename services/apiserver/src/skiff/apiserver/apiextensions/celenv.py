@@ -39,8 +39,10 @@ __all__ = [
     "MESSAGES",
     "RUNTIME",
     "check_env",
+    "checking_env",
     "compile_error",
     "new_pool",
+    "runtime_env",
     "runtime_error",
 ]
 
@@ -294,13 +296,27 @@ def _runtime_functions() -> list[Any]:
     return [cel.FunctionDecl(name, overloads) for name, overloads in decls.items()]
 
 
-RUNTIME = cel.NewEnv(
-    _POOL,
-    config=cel.NewEnvConfigFromYaml(json.dumps({"extensions": [{"name": "sets"}]})),
-    variables={"self": T.DYN, "oldSelf": T.DYN, "__hasOldSelf": T.BOOL},
-    extensions=[ext_optional.ExtOptional(), ext_bindings.ExtBindings()],
-    functions=_runtime_functions(),
-)
+_RUNTIME_FUNCTIONS = _runtime_functions()
+
+
+def runtime_env(variables: dict[str, Any]) -> Any:
+    """An environment that runs expressions compiled with ``disable_check``: ``variables``
+    (name → CEL type) and the same functions as :func:`check_env`, on plain Python values."""
+    return cel.NewEnv(
+        _POOL,
+        config=cel.NewEnvConfigFromYaml(json.dumps({"extensions": [{"name": "sets"}]})),
+        variables=variables,
+        extensions=[ext_optional.ExtOptional(), ext_bindings.ExtBindings()],
+        functions=_RUNTIME_FUNCTIONS,
+    )
+
+
+def checking_env(variables: dict[str, Any]) -> Any:
+    """:func:`check_env` over the shared pool (untyped variables, such as admission's)."""
+    return check_env(_POOL, variables)
+
+
+RUNTIME = runtime_env({"self": T.DYN, "oldSelf": T.DYN, "__hasOldSelf": T.BOOL})
 """Evaluates rules (compiled with ``disable_check``) on values from :mod:`.celtypes`."""
 
 # --- errors in cel-go's words ---

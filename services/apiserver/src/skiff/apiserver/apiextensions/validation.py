@@ -28,6 +28,7 @@ from skiff.api.errors import Cause
 from skiff.api.names import is_dns1035_label, is_dns1123_subdomain
 from skiff.apiserver.validation import _fmt_value, forbidden, invalid, not_supported, required
 
+from ..registry.admissionregistration.clientconfig import service_errors, url_errors
 from .schemarules import (
     OPENAPI_TYPES,
     SchemaOptions,
@@ -329,59 +330,6 @@ def _versions_errors(spec: _Spec, opts: _Opts) -> list[Cause]:
 # --- conversion ---
 
 
-def _url_errors(url: str, path: str) -> list[Cause]:
-    """``webhook.ValidateWebhookURL`` with https forced."""
-    form = "; desired format: https://host[/path]"
-    try:
-        if any(ord(c) < 0x20 or c == "\x7f" for c in url):
-            raise ValueError("net/url: invalid control character in URL")
-        parts = urlsplit(url)
-    except ValueError as e:
-        return [required(path, f'url must be a valid URL: parse "{url}": {e}{form}')]
-    errs = []
-    if parts.scheme != "https":
-        errs.append(invalid(path, parts.scheme, "'https' is the only allowed URL scheme" + form))
-    user, at, host = parts.netloc.rpartition("@")
-    if not host:
-        errs.append(invalid(path, host, "host must be specified" + form))
-    if at:
-        errs.append(invalid(path, user, "user information is not permitted in the URL"))
-    if parts.fragment:
-        errs.append(invalid(path, parts.fragment, "fragments are not permitted in the URL"))
-    if parts.query:
-        errs.append(invalid(path, parts.query, "query parameters are not permitted in the URL"))
-    return errs
-
-
-def _service_errors(service: dict[str, Any], path: str) -> list[Cause]:
-    """``webhook.ValidateWebhookService``. apiextensions passes the service's name where the
-    function expects its namespace and vice versa, so a missing namespace is reported at
-    ``service.name`` and a missing name at ``service.namespace``, as kube does."""
-    errs = []
-    if not str_of(service, "namespace"):
-        errs.append(required(child(path, "name"), ""))
-    if not str_of(service, "name"):
-        errs.append(required(child(path, "namespace"), ""))
-    port = 443 if service.get("port") is None else service["port"]
-    if not isinstance(port, int) or not 1 <= port <= 65535:
-        detail = "port is not valid: must be between 1 and 65535, inclusive"
-        errs.append(invalid(child(path, "port"), port, detail))
-    url_path, field_path = service.get("path"), child(path, "path")
-    if not isinstance(url_path, str) or url_path in ("", "/"):
-        return errs
-    if url_path == "//":
-        return [*errs, invalid(field_path, url_path, "segment[0] may not be empty")]
-    if not url_path.startswith("/"):
-        errs.append(invalid(field_path, url_path, "must start with a '/'"))
-    steps = url_path[1:]
-    for i, step in enumerate((steps[:-1] if steps.endswith("/") else steps).split("/")):
-        if not step:
-            errs.append(invalid(field_path, url_path, f"segment[{i}] may not be empty"))
-        for failure in is_dns1123_subdomain(step) if step else []:
-            errs.append(invalid(field_path, url_path, f"segment[{i}]: {failure}"))
-    return errs
-
-
 def _review_versions_errors(versions: list[str] | None, recognized: bool) -> list[Cause]:
     path = "spec.conversion.conversionReviewVersions"
     if not versions:
@@ -425,9 +373,9 @@ def _conversion_errors(conversion: dict[str, Any] | None, opts: _Opts) -> list[C
     elif (url is None) == (service is None):
         errs.append(required(config_path, "exactly one of url or service is required"))
     elif service is None:
-        errs += _url_errors(str(url), child(config_path, "url"))
+        errs += url_errors(str(url), child(config_path, "url"))
     else:
-        errs += _service_errors(service, child(config_path, "service"))
+        errs += service_errors(service, child(config_path, "service"))
     return errs + _review_versions_errors(versions, opts.require_recognized_review_version)
 
 

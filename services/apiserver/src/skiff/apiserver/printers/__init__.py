@@ -18,6 +18,7 @@ from typing import Any
 
 from skiff.api.resources import ResourceInfo
 from skiff.apiserver.printers import (
+    admissionregistration,
     apps,
     batch,
     certificates,
@@ -72,6 +73,7 @@ _PRINTERS: dict[tuple[str, str], TablePrinter] = {
     **coordination.PRINTERS,
     **scheduling.PRINTERS,
     **networking.PRINTERS,
+    **admissionregistration.PRINTERS,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): DEFAULT_PRINTER,
 }
 

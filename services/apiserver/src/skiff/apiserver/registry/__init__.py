@@ -13,6 +13,7 @@ from skiff.api import errors
 from skiff.api.resources import ResourceInfo
 
 from ..apiextensions.crd import CustomResourceDefinitionStrategy
+from .admissionregistration.webhooks import WebhookConfigurationStrategy
 from .apps.workloads import ReplicationControllerStrategy, WorkloadStrategy
 from .batch.cronjob import CronJobStrategy
 from .batch.job import JobStrategy
@@ -41,6 +42,12 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("", "secrets"): ConfigMapStrategy,
     ("", "services"): ServiceStrategy,
     ("", "serviceaccounts"): ServiceAccountStrategy,
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): (
+        WebhookConfigurationStrategy
+    ),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): (
+        WebhookConfigurationStrategy
+    ),
     ("apiextensions.k8s.io", "customresourcedefinitions"): CustomResourceDefinitionStrategy,
     ("apps", "daemonsets"): WorkloadStrategy,
     ("apps", "deployments"): WorkloadStrategy,

@@ -127,6 +127,19 @@ def default_and_validate(strategy: Strategy, obj: Obj, old: Obj | None, opts: Wr
     strategy.canonicalize(obj)
 
 
+def revalidate(strategy: Strategy, obj: Obj, old: Obj | None, opts: WriteOptions) -> None:
+    """Decode and validate again an object that admission rewrote (a mutating webhook's
+    patch): unknown fields are dropped, as kube's decoder drops them from a patched object,
+    and the registry's defaults and validation run on the result."""
+    info = strategy.info
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        raise errors.bad_request("metadata must be an object")
+    obj["apiVersion"], obj["kind"] = info.api_version, info.kind
+    check_schema(info, obj, WriteOptions(field_validation="Ignore"))
+    default_and_validate(strategy, obj, old, opts)
+
+
 def _set_namespace(info: ResourceInfo, meta: dict[str, Any], namespace: str | None) -> None:
     if not info.namespaced:
         meta.pop("namespace", None)

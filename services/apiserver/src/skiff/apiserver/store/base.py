@@ -22,7 +22,7 @@ from .. import admission
 from ..admission import Attributes
 from ..allocators import ServiceAllocator
 from ..authorization import certificates, escalation
-from ..registry import Strategy, Subresource, strategy_for
+from ..registry import Strategy, Subresource, generic, strategy_for
 from ..registry.options import WriteOptions
 from ..watchcache import WatchCache
 
@@ -143,12 +143,16 @@ class StoreBase:
             raise errors.not_found(info.plural, name, info.group)
         return kv
 
-    async def _admit(self, attrs: Attributes) -> None:
-        """The admission chain: every mutating plugin, then every validating one."""
+    async def _admit(self, attrs: Attributes, opts: WriteOptions | None = None) -> None:
+        """The admission chain: every mutating plugin, then every validating one. An object
+        a mutating webhook rewrote is decoded and validated again in between (kube runs
+        mutating admission before the registry's validation), with ``opts``."""
         if self.authorizer is not None:
             escalation.check(self.authorizer, attrs)
             certificates.check(self.authorizer, attrs)
         await self.admission.admit(attrs)
+        if attrs.changed and attrs.obj is not None and opts is not None:
+            generic.revalidate(strategy_for(attrs.info), attrs.obj, attrs.old, opts)
         await self.admission.validate(attrs)
 
     def subresource(self, info: ResourceInfo, name: str) -> Subresource | None:

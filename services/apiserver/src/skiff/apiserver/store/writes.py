@@ -85,7 +85,8 @@ class WriteMixin(StoreBase):
                     user=opts.user,
                     warnings=opts.warnings,
                     audit_annotations=opts.audit_annotations,
-                )
+                ),
+                opts,
             )
             return await self._create_in_storage(strategy, obj, opts)
 
@@ -232,7 +233,8 @@ class WriteMixin(StoreBase):
                         user=opts.user,
                         warnings=opts.warnings,
                         audit_annotations=opts.audit_annotations,
-                    )
+                    ),
+                    opts,
                 )
                 done = await self._commit_update(
                     strategy, kv, old, new, opts, avoid, precondition_rv

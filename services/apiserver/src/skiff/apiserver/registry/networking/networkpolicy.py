@@ -7,27 +7,16 @@ import ipaddress
 from collections.abc import Collection
 from typing import Any
 
-from skiff.api.errors import ApiError, Cause
+from skiff.api.errors import Cause
 from skiff.api.names import is_valid_port_name
-from skiff.api.selectors import selector_from_dict
 
-from ...validation import forbidden, invalid, not_supported, required
+from ...validation import forbidden, invalid, label_selector, not_supported, required
 from ..strategy import Obj, Strategy
 
 PROTOCOLS = ["TCP", "UDP", "SCTP"]
 POLICY_TYPES = ["Ingress", "Egress"]
 _CIDR_MESSAGE = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
 _PORT_RANGE = "must be between 1 and 65535, inclusive"
-
-
-def _selector(raw: Any, path: str) -> list[Cause]:
-    if raw is None:
-        return []
-    try:
-        selector_from_dict(raw)
-    except ApiError as e:
-        return [Cause(path, e.message)]
-    return []
 
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -61,8 +50,8 @@ def _ip_block(block: dict[str, Any], path: str, allowed: Collection[str]) -> lis
 
 
 def _peer(peer: dict[str, Any], path: str, allowed: Collection[str]) -> list[Cause]:
-    causes = _selector(peer.get("podSelector"), f"{path}.podSelector")
-    causes += _selector(peer.get("namespaceSelector"), f"{path}.namespaceSelector")
+    causes = label_selector(peer.get("podSelector"), f"{path}.podSelector")
+    causes += label_selector(peer.get("namespaceSelector"), f"{path}.namespaceSelector")
     kinds = [k for k in ("podSelector", "namespaceSelector", "ipBlock") if peer.get(k) is not None]
     if "ipBlock" in kinds:
         causes += _ip_block(peer["ipBlock"], f"{path}.ipBlock", allowed)
@@ -116,7 +105,7 @@ def _cidrs_of(obj: Obj | None) -> set[str]:
 
 def validate_spec(spec: dict[str, Any], allowed: Collection[str] = ()) -> list[Cause]:
     """``ValidateNetworkPolicySpec``."""
-    causes = _selector(spec.get("podSelector") or {}, "spec.podSelector")
+    causes = label_selector(spec.get("podSelector") or {}, "spec.podSelector")
     for key, side in (("ingress", "from"), ("egress", "to")):
         for i, rule in enumerate(spec.get(key) or []):
             base = f"spec.{key}[{i}]"

@@ -1,0 +1,159 @@
+"""Calling a webhook over HTTPS (kube's ``k8s.io/apiserver/pkg/util/webhook``): the
+``clientConfig``'s URL, or its Service resolved through the Service's Endpoints to one
+ready address (kube-apiserver's endpoint resolver); the server's certificate verified
+against the ``caBundle`` (else the system's roots) and, for a Service, its DNS name
+``<name>.<namespace>.svc``; the webhook's ``timeoutSeconds`` as a hard limit.
+
+Also the aggregation layer's client, later: one pooled HTTP client per CA bundle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import random
+import ssl
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from skiff.api.resources import REGISTRY
+
+from ..interfaces import Lister
+
+_SERVICES = REGISTRY.core("services")
+_ENDPOINTS = REGISTRY.core("endpoints")
+
+
+class CallError(Exception):
+    """The webhook could not be called, or did not answer in time (kube's
+    ``ErrCallingWebhook`` reason, without the webhook's name)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where one call goes: the URL dialled, the name its certificate must carry, and the
+    URL as kube prints it in errors."""
+
+    url: str
+    server_name: str
+    shown: str
+
+
+def _service_port(service: dict[str, Any], port: int) -> dict[str, Any] | None:
+    for p in (service.get("spec") or {}).get("ports") or ():
+        if p.get("port") == port:
+            return p
+    return None
+
+
+async def resolve_service(lister: Lister, namespace: str, name: str, port: int) -> tuple[str, int]:
+    """A ready address and port behind ``namespace/name``'s ``port`` (``ResolveEndpoint``)."""
+    service = await lister.get(_SERVICES, namespace, name)
+    if service is None:
+        raise CallError(f'service "{name}" not found')
+    svc_port = _service_port(service, port)
+    if svc_port is None:
+        raise CallError(f"no service port {port} found for service {name!r}")
+    if (service.get("spec") or {}).get("type") == "ExternalName":
+        return str(service["spec"].get("externalName") or ""), port
+    endpoints = await lister.get(_ENDPOINTS, namespace, name)
+    port_name = svc_port.get("name") or ""
+    for subset in (endpoints or {}).get("subsets") or ():
+        for ep_port in subset.get("ports") or ():
+            if (ep_port.get("name") or "") != port_name:
+                continue
+            addresses = [a["ip"] for a in subset.get("addresses") or () if a.get("ip")]
+            if addresses:
+                return random.choice(addresses), int(ep_port["port"])
+    raise CallError(f'no endpoints available for service "{name}"')
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+async def target(lister: Lister, client_config: dict[str, Any], timeout: int) -> Target:
+    """Where a webhook with ``client_config`` is called now."""
+    query = f"?timeout={timeout}s"
+    if client_config.get("url"):
+        url = str(client_config["url"]) + query
+        return Target(url, urlsplit(url).hostname or "", url)
+    service = client_config.get("service") or {}
+    name, namespace = str(service.get("name") or ""), str(service.get("namespace") or "")
+    port = int(service.get("port") or 443)
+    path = str(service.get("path") or "")
+    server_name = f"{name}.{namespace}.svc"
+    shown = f"https://{server_name}:{port}{path}{query}"
+    try:
+        address, target_port = await resolve_service(lister, namespace, name, port)
+    except CallError as e:
+        raise CallError(f'Post "{shown}": {e}') from None
+    return Target(f"https://{_host(address)}:{target_port}{path}{query}", server_name, shown)
+
+
+class HttpsClients:
+    """Pooled HTTPS clients, one per CA bundle (verification settings)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def _client(self, ca_bundle: str) -> httpx.AsyncClient:
+        client = self._clients.get(ca_bundle)
+        if client is None:
+            ctx = ssl.create_default_context()
+            if ca_bundle:
+                try:
+                    pem = base64.b64decode(ca_bundle, validate=True).decode()
+                    ctx = ssl.create_default_context(cadata=pem)
+                except (binascii.Error, UnicodeDecodeError, ssl.SSLError, ValueError) as e:
+                    raise CallError(f"invalid caBundle: {e}") from None
+            client = httpx.AsyncClient(verify=ctx, trust_env=False, http2=False)
+            self._clients[ca_bundle] = client
+        return client
+
+    async def post(
+        self, where: Target, ca_bundle: str, body: bytes, timeout: float, headers: dict[str, str]
+    ) -> httpx.Response:
+        """POST ``body``; at most ``timeout`` seconds in all (connect, TLS, answer)."""
+        client = self._client(ca_bundle)
+        try:
+            return await asyncio.wait_for(
+                client.post(
+                    where.url,
+                    content=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        "Accept": "application/json",
+                        **headers,
+                    },
+                    timeout=timeout,
+                    extensions={"sni_hostname": where.server_name},
+                ),
+                timeout,
+            )
+        except (TimeoutError, httpx.TimeoutException):
+            raise CallError(f'Post "{where.shown}": context deadline exceeded') from None
+        except httpx.ConnectError as e:
+            raise CallError(f'Post "{where.shown}": {_connect_error(e)}') from None
+        except httpx.HTTPError as e:
+            raise CallError(f'Post "{where.shown}": {e}') from None
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+
+def _connect_error(e: httpx.ConnectError) -> str:
+    text = str(e)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        if "Hostname mismatch" in text or "IP address mismatch" in text:
+            return f"tls: failed to verify certificate: x509: {text.split(':')[-1].strip()}"
+        return "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+    if "Connection refused" in text or "connection refused" in text.lower():
+        return "connect: connection refused"
+    return text or type(e).__name__
