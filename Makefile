@@ -54,6 +54,7 @@ bench: deps
 	$(PY) bench/run.py
 	$(PY) bench/security.py
 	$(PY) bench/crds.py
+	$(PY) bench/webhooks.py
 	$(PY) bench/scheduler.py --profile 20
 	$(PY) bench/kubelet.py
 	$(PY) bench/controllers.py

@@ -2,7 +2,8 @@
 a real apiserver on etcd and NATS and a real HTTPS webhook server on loopback: a mutating
 webhook patches what kubectl creates, a validating one denies with its own status, a
 hanging one costs its timeout under ``Fail`` and nothing under ``Ignore``, and a bad
-configuration is refused with kube's message."""
+configuration is refused with kube's message; a ValidatingAdmissionPolicy bound to one
+namespace denies there with its CEL message."""
 
 from __future__ import annotations
 
@@ -213,3 +214,60 @@ def test_a_bad_configuration_is_refused(kubeconfig: Path, server: WebhookServer)
         "webhooks[0].timeoutSeconds: Invalid value: 60: the timeout value must be between 1 "
         "and 30 seconds" in out.stderr
     )
+
+
+POLICY = """\
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: few-keys
+spec:
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [""]
+      apiVersions: [v1]
+      operations: [CREATE, UPDATE]
+      resources: [configmaps]
+  validations:
+  - expression: "!has(object.data) || size(object.data) <= 2"
+    messageExpression: "'at most 2 keys, not ' + string(size(object.data))"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: few-keys-here
+spec:
+  policyName: few-keys
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels:
+        kubernetes.io/metadata.name: policies
+"""
+
+
+def test_validating_admission_policy_with_kubectl(kubeconfig: Path) -> None:
+    kubectl(kubeconfig, "create", "namespace", "policies")
+    kubectl(kubeconfig, "apply", "-f", "-", input=POLICY)
+    try:
+        table = kubectl(kubeconfig, "get", "validatingadmissionpolicies").stdout.splitlines()
+        assert table[0].split() == ["NAME", "VALIDATIONS", "PARAMKIND", "AGE"]
+        assert table[1].split()[:3] == ["few-keys", "1", "<unset>"]
+        time.sleep(0.5)
+        kubectl(kubeconfig, "create", "configmap", "two", "-n", "policies",
+                "--from-literal=a=1", "--from-literal=b=2")  # fmt: skip
+        denied = kubectl(
+            kubeconfig, "create", "configmap", "three", "-n", "policies",
+            "--from-literal=a=1", "--from-literal=b=2", "--from-literal=c=3", check=False,
+        )  # fmt: skip
+        assert denied.returncode == 1
+        assert (
+            "ValidatingAdmissionPolicy 'few-keys' with binding 'few-keys-here' denied request: "
+            "at most 2 keys, not 3" in denied.stderr
+        )
+        kubectl(kubeconfig, "create", "configmap", "three", "-n", "default",
+                "--from-literal=a=1", "--from-literal=b=2", "--from-literal=c=3")  # fmt: skip
+        kubectl(kubeconfig, "delete", "configmap", "three", "-n", "default")
+    finally:
+        kubectl(kubeconfig, "delete", "-f", "-", input=POLICY, check=False)
+        kubectl(kubeconfig, "delete", "namespace", "policies", "--wait=false", check=False)

@@ -57,3 +57,45 @@ def test_the_status_reaches_the_client_after_a_racing_write() -> None:
     asyncio.run(asyncio.wait_for(relay(client, _Upstream()), 5))  # type: ignore[arg-type]
     assert client.got and client.got[-1].startswith(b"\x03")
     assert b"NonZeroExitCode" in client.got[-1]
+
+
+class _Quick:
+    """A command that answers at once and ends."""
+
+    def __init__(self) -> None:
+        self._left = [b"\x01hello\n"]
+
+    async def send(self, msg: Any) -> None:
+        pass
+
+    def __aiter__(self) -> _Quick:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self._left:
+            raise StopAsyncIteration
+        return self._left.pop()
+
+
+class _Silent(_Client):
+    """kubectl without a terminal: it never writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._keys = []
+
+
+def test_the_first_output_waits_for_the_client_or_the_hold() -> None:
+    loop_time: list[float] = []
+
+    async def timed(client: _Client) -> None:
+        started = asyncio.get_running_loop().time()
+        await relay(client, _Quick(), hold=0.3)  # type: ignore[arg-type]
+        loop_time.append(asyncio.get_running_loop().time() - started)
+
+    silent = _Silent()
+    asyncio.run(asyncio.wait_for(timed(silent), 5))
+    assert silent.got == [b"\x01hello\n"] and loop_time[0] >= 0.29
+    talking = _Client()  # sends its terminal size at once: no wait
+    asyncio.run(asyncio.wait_for(timed(talking), 5))
+    assert talking.got == [b"\x01hello\n"] and loop_time[1] < 0.2

@@ -37,6 +37,7 @@ KUBE_ORDER = [
     "DefaultStorageClass",
     "StorageObjectInUseProtection",
     "MutatingAdmissionWebhook",
+    "ValidatingAdmissionPolicy",
     "ValidatingAdmissionWebhook",
     "ResourceQuota",
 ]
@@ -98,6 +99,7 @@ def test_enable_and_disable() -> None:
         "PodSecurity",
         "StorageObjectInUseProtection",
         "MutatingAdmissionWebhook",
+        "ValidatingAdmissionPolicy",
         "ValidatingAdmissionWebhook",
         "ResourceQuota",
     ]
@@ -134,6 +136,7 @@ def test_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "PodSecurity",
         "StorageObjectInUseProtection",
         "MutatingAdmissionWebhook",
+        "ValidatingAdmissionPolicy",
         "ValidatingAdmissionWebhook",
         "ResourceQuota",
     ]

@@ -55,13 +55,28 @@ DRAIN_SECONDS = 5.0
 """How long :func:`relay` still forwards an upstream that closed while the client wrote."""
 
 
-async def relay(ws: WebSocket, upstream: Any) -> None:
+async def relay(ws: WebSocket, upstream: Any, *, hold: float = 0.0) -> None:
     """Pipe an ASGI WebSocket and a ``websockets`` connection, message for message, until
     either side ends; then close the ASGI side.
+
+    ``hold``: the first upstream message waits until the client has sent one (kubectl's
+    terminal size) or ``hold`` seconds have passed. client-go starts reading the socket
+    before it has registered its streams and drops frames of streams it does not know yet
+    ("Unknown stream id"): a command that answers at once — its output, its exit Status —
+    would be lost. A real kubelet's exec is slow enough to hide that race; ours is not.
     """
+    client_spoke = asyncio.Event()
+    deadline = asyncio.get_running_loop().time() + hold
 
     async def down() -> None:
+        first = True
         async for msg in upstream:
+            if first:
+                first = False
+                left = deadline - asyncio.get_running_loop().time()
+                if left > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(client_spoke.wait(), left)
             if isinstance(msg, str):
                 await ws.send_text(msg)
             else:
@@ -70,6 +85,7 @@ async def relay(ws: WebSocket, upstream: Any) -> None:
     async def up() -> None:
         while True:
             msg = await ws.receive()
+            client_spoke.set()
             if msg["type"] == "websocket.disconnect":
                 return
             if msg.get("bytes") is not None:

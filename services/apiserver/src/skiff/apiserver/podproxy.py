@@ -49,6 +49,9 @@ EXEC_PROTOCOLS = [
     "base64.channel.k8s.io",
 ]
 PORT_FORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
+EXEC_HOLD_SECONDS = 0.25
+"""How long an exec's first output waits for kubectl to set up its streams
+(:func:`skiff.streaming.websocket.relay`)."""
 _LOG_PARAMS = (
     "follow",
     "previous",
@@ -202,7 +205,7 @@ class PodProxy:
             return
         await ws.accept(subprotocol=chosen)
         async with up:
-            await relay(ws, up)
+            await relay(ws, up, hold=EXEC_HOLD_SECONDS)
 
     # -- port forward --------------------------------------------------------------------
 

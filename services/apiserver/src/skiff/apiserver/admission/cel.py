@@ -68,13 +68,14 @@ def compile_expression(
     text: str, *, want: str = "bool", params: bool = False, variables: bool = False
 ) -> Expression:
     """Compile ``text``; ``want`` (``bool`` or ``string``) is the type its result must have
-    (not ``dyn``: kube's compiler requires the declared type)."""
+    (a ``dyn`` result does not do: kube's compiler requires the declared type), ``dyn``
+    takes any result (variables, audit annotation values)."""
     check, runtime = _envs(params, variables)
     try:
         checked = check.compile(text)
     except RuntimeError as e:
         return Expression(text, error=f"compilation failed: {compile_error(e)}")
-    wanted = T.BOOL if want == "bool" else T.STRING
-    if checked.return_type() != wanted:
+    wanted = {"bool": T.BOOL, "string": T.STRING}.get(want)
+    if wanted is not None and checked.return_type() != wanted:
         return Expression(text, error=f"must evaluate to {want}")
     return Expression(text, runtime.compile(text, disable_check=True))

@@ -11,6 +11,7 @@ from . import (
     namespacelifecycle,
     noderestriction,
     podsecurity,
+    policy,
     priority,
     resourcequota,
     serviceaccount,
@@ -35,6 +36,7 @@ PLUGINS: dict[str, Factory] = {
         storageobjectinuseprotection.StorageObjectInUseProtection
     ),
     webhook.MUTATING_PLUGIN: webhook.MutatingWebhook,
+    policy.PLUGIN_NAME: policy.ValidatingAdmissionPolicy,
     webhook.VALIDATING_PLUGIN: webhook.ValidatingWebhook,
     resourcequota.PLUGIN_NAME: resourcequota.ResourceQuota,
 }

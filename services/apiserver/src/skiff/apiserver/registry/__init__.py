@@ -13,6 +13,10 @@ from skiff.api import errors
 from skiff.api.resources import ResourceInfo
 
 from ..apiextensions.crd import CustomResourceDefinitionStrategy
+from .admissionregistration.policies import (
+    ValidatingAdmissionPolicyBindingStrategy,
+    ValidatingAdmissionPolicyStrategy,
+)
 from .admissionregistration.webhooks import WebhookConfigurationStrategy
 from .apps.workloads import ReplicationControllerStrategy, WorkloadStrategy
 from .batch.cronjob import CronJobStrategy
@@ -47,6 +51,12 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ),
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): (
         WebhookConfigurationStrategy
+    ),
+    ("admissionregistration.k8s.io", "validatingadmissionpolicies"): (
+        ValidatingAdmissionPolicyStrategy
+    ),
+    ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"): (
+        ValidatingAdmissionPolicyBindingStrategy
     ),
     ("apiextensions.k8s.io", "customresourcedefinitions"): CustomResourceDefinitionStrategy,
     ("apps", "daemonsets"): WorkloadStrategy,
