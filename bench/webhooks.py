@@ -97,7 +97,16 @@ async def _configure(admin: RawHttp, port: int, ca: str, on: bool) -> None:
         else:
             code, out = await admin.request("DELETE", f"{ADMISSION}/{plural}/bench")
         assert code in (200, 201), out
-    await asyncio.sleep(0.5)  # the watch cache has them
+    for i in range(100):  # until the apiserver's watch cache has them (or has not)
+        code, out = await admin.request(
+            "POST", f"/api/v1/namespaces/{NS}/configmaps?dryRun=All",
+            orjson.dumps(configmap(f"probe-{i}")),
+        )  # fmt: skip
+        assert code == 201, out
+        if (b'"webhook":"seen"' in out) == on:
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the webhooks did not take effect")
 
 
 async def _round(total: int, hooks_first: bool, port: int, ca: str) -> dict:
