@@ -5,21 +5,17 @@ constraints and the failure policy."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from memstore import MemoryStore, running
 
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY
-from skiff.apiserver.storage.memory import MemoryBackend
-from skiff.apiserver.store import Store
+from skiff.apiserver.store import DeleteOptions
 from skiff.apiserver.store import WriteOptions as Opts
-from skiff.apiserver.watchcache import WatchCache
 
-NAMESPACES = REGISTRY.core("namespaces")
 CONFIGMAPS = REGISTRY.core("configmaps")
 POLICIES = REGISTRY.by_path("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies")
 BINDINGS = REGISTRY.by_path(
@@ -27,13 +23,7 @@ BINDINGS = REGISTRY.by_path(
 )
 
 
-class Env:
-    def __init__(self, backend: MemoryBackend, cache: WatchCache, store: Store) -> None:
-        self.backend, self.cache, self.store = backend, cache, store
-
-    async def settle(self) -> None:
-        assert await self.cache.wait_for(await self.backend.current_revision(), 2)
-
+class Env(MemoryStore):
     async def policy(self, name: str, **spec: Any) -> dict[str, Any]:
         spec.setdefault(
             "matchConstraints",
@@ -59,19 +49,8 @@ class Env:
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
-    backend = MemoryBackend()
-    cache = WatchCache(backend, None)
-    feed = asyncio.create_task(cache.follow(backend))
-    await cache.ready.wait()
-    store = Store(backend, cache)
-    e = Env(backend, cache, store)
-    for ns, labels in (("ns", {"env": "prod"}), ("dev", {"env": "dev"})):
-        await store.create(NAMESPACES, None, {"metadata": {"name": ns, "labels": labels}}, Opts())
-    await e.settle()
-    yield e
-    feed.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await feed
+    async with running(Env, {"ns": {"env": "prod"}, "dev": {"env": "dev"}}) as e:
+        yield e
 
 
 SMALL = {"expression": "size(object.data) <= 2", "messageExpression":
@@ -147,7 +126,7 @@ async def test_params_variables_and_not_found_actions(env: Env) -> None:
         await env.configmap("two", a="1", b="2")
     assert e.value.message.endswith("denied request: too many keys: 2")
     await env.configmap("free-in-dev", ns="dev", a="1", b="2")  # outside the binding
-    await env.store.delete(CONFIGMAPS, "ns", "limits", _delete())
+    await env.store.delete(CONFIGMAPS, "ns", "limits", DeleteOptions())
     await env.settle()
     with pytest.raises(ApiError) as e:
         await env.configmap("three", a="1")
@@ -177,7 +156,7 @@ async def test_match_conditions_exclusions_and_failure_policy(env: Env) -> None:
     assert "expression 'object.data.missing == 'x'' resulted in error: no such key" in (
         e.value.message
     )
-    await env.store.delete(POLICIES, None, "strict", _delete())
+    await env.store.delete(POLICIES, None, "strict", DeleteOptions())
     await env.policy("strict", failurePolicy="Ignore",
                      validations=[{"expression": "object.data.missing == 'x'"}])  # fmt: skip
     await env.configmap("ignored", a="1")
@@ -238,9 +217,3 @@ async def test_invalid_bindings(env: Env, spec: dict[str, Any], field: str, mess
         await env.store.create(BINDINGS, None, {"metadata": {"name": "b"}, "spec": body}, Opts())
     causes = {c.field: c.message for c in e.value.causes}
     assert causes.get(field) == message, causes
-
-
-def _delete():  # type: ignore[no-untyped-def]
-    from skiff.apiserver.store import DeleteOptions
-
-    return DeleteOptions()

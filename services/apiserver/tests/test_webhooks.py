@@ -7,22 +7,19 @@ through their Endpoints."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from memstore import MemoryStore, running
 from webhookserver import WebhookServer, allow, patch_answer
 
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY
-from skiff.apiserver.storage.memory import MemoryBackend
-from skiff.apiserver.store import Store
+from skiff.apiserver.store import DeleteOptions
 from skiff.apiserver.store import WriteOptions as Opts
-from skiff.apiserver.watchcache import WatchCache
 
-NAMESPACES = REGISTRY.core("namespaces")
 CONFIGMAPS = REGISTRY.core("configmaps")
 SERVICES = REGISTRY.core("services")
 ENDPOINTS = REGISTRY.core("endpoints")
@@ -32,13 +29,7 @@ VALIDATING = REGISTRY.by_path(
 )
 
 
-class Env:
-    def __init__(self, backend: MemoryBackend, cache: WatchCache, store: Store) -> None:
-        self.backend, self.cache, self.store = backend, cache, store
-
-    async def settle(self) -> None:
-        assert await self.cache.wait_for(await self.backend.current_revision(), 2)
-
+class Env(MemoryStore):
     async def configure(self, info: Any, name: str, *hooks: dict[str, Any]) -> None:
         obj = {"metadata": {"name": name}, "webhooks": list(hooks)}
         await self.store.create(info, None, obj, Opts())
@@ -52,19 +43,8 @@ class Env:
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
-    backend = MemoryBackend()
-    cache = WatchCache(backend, None)
-    feed = asyncio.create_task(cache.follow(backend))
-    await cache.ready.wait()
-    store = Store(backend, cache)
-    e = Env(backend, cache, store)
-    for ns, labels in (("ns", {"team": "a"}), ("other", {"team": "b"})):
-        await store.create(NAMESPACES, None, {"metadata": {"name": ns, "labels": labels}}, Opts())
-    await e.settle()
-    yield e
-    feed.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await feed
+    async with running(Env, {"ns": {"team": "a"}, "other": {"team": "b"}}) as e:
+        yield e
 
 
 def hook(
@@ -311,12 +291,12 @@ async def test_failure_policies_and_timeouts(env: Env) -> None:
             ("/wronguid", "received invalid webhook response: expected response.uid="),
             ("/500", "failed to call webhook: the server responded with the status code 500"),
         ):
-            await env.store.delete(VALIDATING, None, "v", _delete())
+            await env.store.delete(VALIDATING, None, "v", DeleteOptions())
             await env.configure(VALIDATING, "v", hook(server, "x.example.com", path))
             with pytest.raises(ApiError) as e:
                 await env.configmap("c2")
             assert e.value.code == 500 and why in e.value.message, e.value.message
-        await env.store.delete(VALIDATING, None, "v", _delete())
+        await env.store.delete(VALIDATING, None, "v", DeleteOptions())
         await env.configure(
             VALIDATING,
             "v",
@@ -327,12 +307,6 @@ async def test_failure_policies_and_timeouts(env: Env) -> None:
     assert opts.audit_annotations == {
         "failed-open.validating.webhook.admission.k8s.io/round_0_index_0": "slow.example.com"
     }
-
-
-def _delete():  # type: ignore[no-untyped-def]
-    from skiff.apiserver.store import DeleteOptions
-
-    return DeleteOptions()
 
 
 async def test_unknown_certificate_authority_fails_closed(env: Env) -> None:
@@ -406,7 +380,7 @@ async def test_service_resolved_through_its_endpoints(env: Env) -> None:
         await env.configure(VALIDATING, "v", spec)
         await env.configmap("c")
         spec["clientConfig"]["service"]["name"] = "missing"
-        await env.store.delete(VALIDATING, None, "v", _delete())
+        await env.store.delete(VALIDATING, None, "v", DeleteOptions())
         await env.configure(VALIDATING, "v", spec)
         with pytest.raises(ApiError) as e:
             await env.configmap("d")

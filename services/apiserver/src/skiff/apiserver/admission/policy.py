@@ -15,35 +15,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from skiff.api import errors
-from skiff.api.resources import REGISTRY, ResourceInfo
-from skiff.api.selectors import selector_from_dict
+from skiff.api.resources import REGISTRY
 
 from .cel import EvaluationError, compile_expression
 from .interfaces import Attributes, Handler, Lister
 from .webhook import hooks, review
 
 PLUGIN_NAME = "ValidatingAdmissionPolicy"
-_GROUP = hooks.ADMISSION_GROUP
 _NAMESPACES = REGISTRY.core("namespaces")
 _CODES = {"Forbidden": 403, "Invalid": 422, "RequestEntityTooLarge": 413}
 _AUDIT_KEY = "validation.policy.admission.k8s.io/validation_failure"
 
 
-def _info(plural: str) -> ResourceInfo:
-    info = REGISTRY.by_path(_GROUP, "v1", plural)
-    assert info is not None
-    return info
-
-
-POLICIES = _info("validatingadmissionpolicies")
-BINDINGS = _info("validatingadmissionpolicybindings")
-
-
-def _selector_matches(raw: Any, labels: dict[str, str] | None) -> bool:
-    try:
-        return selector_from_dict(raw if isinstance(raw, dict) else {}).matches(labels or {})
-    except errors.ApiError:
-        return False
+POLICIES = hooks.admission_info("validatingadmissionpolicies")
+BINDINGS = hooks.admission_info("validatingadmissionpolicybindings")
 
 
 def _rule_matches(rule: dict[str, Any], attrs: Attributes) -> bool:
@@ -53,23 +38,20 @@ def _rule_matches(rule: dict[str, Any], attrs: Attributes) -> bool:
     return hooks.rule_matches(rule, attrs)
 
 
-async def matches(lister: Lister, match: dict[str, Any], attrs: Attributes) -> bool:
+def matches(match: dict[str, Any], attrs: Attributes, ns_labels: dict[str, str] | None) -> bool:
     """``MatchResources``: the resource rules (none: every resource, as a binding's) less
-    the excluded ones, and the namespace and object selectors."""
+    the excluded ones, and the namespace and object selectors (``ns_labels``: from
+    :func:`hooks.namespace_labels`)."""
     included = match.get("resourceRules") or ()
     if included and not any(_rule_matches(r, attrs) for r in included):
         return False
     if any(_rule_matches(r, attrs) for r in match.get("excludeResourceRules") or ()):
         return False
-    ns_labels = await hooks.namespace_labels(lister, attrs)
-    if ns_labels is not None and not _selector_matches(match.get("namespaceSelector"), ns_labels):
-        return False
-    selector = match.get("objectSelector") or {}
-    if not selector:
-        return True
-    return any(
-        obj is not None and _selector_matches(selector, (obj.get("metadata") or {}).get("labels"))
-        for obj in (attrs.obj, attrs.old)
+    return hooks.selectors_match(
+        hooks.parse_selector(match.get("namespaceSelector")),
+        hooks.parse_selector(match.get("objectSelector")),
+        attrs,
+        ns_labels,
     )
 
 
@@ -169,24 +151,31 @@ class ValidatingAdmissionPolicy(Handler):
         if not bindings:
             return
         policies = {p["metadata"]["name"]: p for p in self.lister.list(POLICIES)}
+        ns_labels = await hooks.namespace_labels(self.lister, attrs)
+        base: dict[str, Any] | None = None  # the CEL variables, made for the first match
         for binding in sorted(bindings, key=lambda b: b["metadata"]["name"]):
-            spec = binding.get("spec") or {}
-            policy = policies.get(spec.get("policyName"))
+            policy = policies.get((binding.get("spec") or {}).get("policyName"))
             if policy is None:
                 continue
-            await self._check(policy, binding, attrs)
+            pspec, bspec = policy.get("spec") or {}, binding.get("spec") or {}
+            if not matches(pspec.get("matchConstraints") or {}, attrs, ns_labels):
+                continue
+            if bspec.get("matchResources") and not matches(
+                bspec["matchResources"], attrs, ns_labels
+            ):
+                continue
+            if base is None:
+                base = await self._values(attrs)
+            await self._check(policy, binding, attrs, base)
 
     async def _check(
-        self, policy: dict[str, Any], binding: dict[str, Any], attrs: Attributes
+        self,
+        policy: dict[str, Any],
+        binding: dict[str, Any],
+        attrs: Attributes,
+        base: dict[str, Any],
     ) -> None:
         pspec, bspec = policy.get("spec") or {}, binding.get("spec") or {}
-        if not await matches(self.lister, pspec.get("matchConstraints") or {}, attrs):
-            return
-        if bspec.get("matchResources") and not await matches(
-            self.lister, bspec["matchResources"], attrs
-        ):
-            return
-        base = await self._values(attrs)
         params_kind = pspec.get("paramKind")
         try:
             params = await self._params(params_kind, bspec.get("paramRef"), attrs)
@@ -234,11 +223,12 @@ class ValidatingAdmissionPolicy(Handler):
             found = await self.lister.get(info, namespace, ref["name"])
             params = [found] if found is not None else []
         else:
+            selector = hooks.parse_selector(ref.get("selector"))
             params = [
                 p
                 for p in self.lister.list(info)
                 if (not info.namespaced or p["metadata"].get("namespace") == namespace)
-                and _selector_matches(ref.get("selector"), p["metadata"].get("labels"))
+                and selector.matches(p["metadata"].get("labels") or {})
             ]
         if not params:
             if ref.get("parameterNotFoundAction") == "Allow":

@@ -17,7 +17,6 @@ import json
 from typing import Any, ClassVar
 
 from skiff.api import errors, patch
-from skiff.api.resources import REGISTRY
 from skiff.log import get_logger
 
 from ..interfaces import Attributes, Handler, Lister
@@ -28,7 +27,6 @@ log = get_logger(__name__)
 
 MUTATING_PLUGIN = "MutatingAdmissionWebhook"
 VALIDATING_PLUGIN = "ValidatingAdmissionWebhook"
-_GROUP = hooks.ADMISSION_GROUP
 
 
 def _internal(message: str) -> errors.ApiError:
@@ -75,9 +73,7 @@ class _WebhookPlugin(Handler):
         kind = (
             "mutatingwebhookconfigurations" if self.mutating else "validatingwebhookconfigurations"
         )
-        info = REGISTRY.by_path(_GROUP, "v1", kind)
-        assert info is not None
-        self.source = HookSource(lister, info)
+        self.source = HookSource(lister, hooks.admission_info(kind))
         self.clients = client.HttpsClients()
 
     async def _applicable(self, attrs: Attributes) -> list[Hook]:
@@ -93,7 +89,11 @@ class _WebhookPlugin(Handler):
         if not candidates:
             return []
         ns_labels = await hooks.namespace_labels(self.lister, attrs)
-        return [h for h in candidates if hooks.selectors_match(h, attrs, ns_labels)]
+        return [
+            h
+            for h in candidates
+            if hooks.selectors_match(h.namespace_selector, h.object_selector, attrs, ns_labels)
+        ]
 
     def _failed(self, hook: Hook, attrs: Attributes, reason: str) -> None:
         """A call failure: an error under ``Fail``; logged and noted under ``Ignore``."""
@@ -124,7 +124,7 @@ class _WebhookPlugin(Handler):
         try:
             where = await client.target(self.lister, cc, hook.timeout)
             answer = await self.clients.post(
-                where, str(cc.get("caBundle") or ""), body, hook.timeout, {}
+                where, str(cc.get("caBundle") or ""), body, hook.timeout
             )
             if answer.status_code // 100 != 2:
                 raise client.CallError(

@@ -3,8 +3,6 @@
 ready address (kube-apiserver's endpoint resolver); the server's certificate verified
 against the ``caBundle`` (else the system's roots) and, for a Service, its DNS name
 ``<name>.<namespace>.svc``; the webhook's ``timeoutSeconds`` as a hard limit.
-
-Also the aggregation layer's client, later: one pooled HTTP client per CA bundle.
 """
 
 from __future__ import annotations
@@ -116,7 +114,7 @@ class HttpsClients:
         return client
 
     async def post(
-        self, where: Target, ca_bundle: str, body: bytes, timeout: float, headers: dict[str, str]
+        self, where: Target, ca_bundle: str, body: bytes, timeout: float
     ) -> httpx.Response:
         """POST ``body``; at most ``timeout`` seconds in all (connect, TLS, answer)."""
         client = self._client(ca_bundle)
@@ -125,11 +123,7 @@ class HttpsClients:
                 client.post(
                     where.url,
                     content=body,
-                    headers={
-                        "Content-Type": "application/json",
-                        "Accept": "application/json",
-                        **headers,
-                    },
+                    headers={"Content-Type": "application/json", "Accept": "application/json"},
                     timeout=timeout,
                     extensions={"sni_hostname": where.server_name},
                 ),
@@ -141,11 +135,6 @@ class HttpsClients:
             raise CallError(f'Post "{where.shown}": {_connect_error(e)}') from None
         except httpx.HTTPError as e:
             raise CallError(f'Post "{where.shown}": {e}') from None
-
-    async def close(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
-        self._clients.clear()
 
 
 def _connect_error(e: httpx.ConnectError) -> str:

@@ -55,7 +55,16 @@ class Hook:
         return self.spec.get("sideEffects") in ("None", "NoneOnDryRun")
 
 
-def _selector(raw: Any) -> LabelSelector:
+def admission_info(plural: str) -> ResourceInfo:
+    """An admissionregistration.k8s.io/v1 resource."""
+    info = REGISTRY.by_path(ADMISSION_GROUP, "v1", plural)
+    assert info is not None
+    return info
+
+
+def parse_selector(raw: Any) -> LabelSelector:
+    """A label selector of a configuration (``{}`` when absent; one that does not parse,
+    which validation refuses, matches nothing)."""
     try:
         return selector_from_dict(raw if isinstance(raw, dict) else {})
     except errors.ApiError:
@@ -76,8 +85,8 @@ def _compile(configuration: dict[str, Any]) -> list[Hook]:
                 name,
                 0,
                 spec,
-                _selector(spec.get("namespaceSelector")),
-                _selector(spec.get("objectSelector")),
+                parse_selector(spec.get("namespaceSelector")),
+                parse_selector(spec.get("objectSelector")),
                 conditions,
             )
         )
@@ -172,15 +181,20 @@ async def namespace_labels(lister: Lister, attrs: Attributes) -> dict[str, str] 
     return _labels(namespace) or {}
 
 
-def selectors_match(hook: Hook, attrs: Attributes, ns_labels: dict[str, str] | None) -> bool:
-    """The namespace selector (on the namespace's labels) and the object selector (on the
-    new or the old object's labels)."""
-    if ns_labels is not None and not hook.namespace_selector.matches(ns_labels):
+def selectors_match(
+    namespace_selector: LabelSelector,
+    object_selector: LabelSelector,
+    attrs: Attributes,
+    ns_labels: dict[str, str] | None,
+) -> bool:
+    """The namespace selector (on the namespace's labels, see :func:`namespace_labels`) and
+    the object selector (on the new or the old object's labels)."""
+    if ns_labels is not None and not namespace_selector.matches(ns_labels):
         return False
-    if hook.object_selector.empty:
+    if object_selector.empty:
         return True
     return any(
-        labels is not None and hook.object_selector.matches(labels)
+        labels is not None and object_selector.matches(labels)
         for labels in (_labels(attrs.obj), _labels(attrs.old))
     )
 

@@ -77,41 +77,24 @@ def _resources(resources: list[str], path: str) -> list[Cause]:
     return causes
 
 
+def _without_others(values: list[str], path: str, what: str) -> list[Cause]:
+    """Required, and ``*`` only alone."""
+    causes = [] if values else [required(path)]
+    if len(values) > 1 and "*" in values:
+        causes.append(invalid(path, values, f"if '*' is present, must not specify other {what}"))
+    return causes
+
+
 def rule_with_operations(rule: dict[str, Any], path: str) -> list[Cause]:
     """``validateRuleWithOperations`` (subresources allowed)."""
-    causes: list[Cause] = []
     ops = strings(rule.get("operations"))
-    if not ops:
-        causes.append(required(f"{path}.operations"))
-    if len(ops) > 1 and "*" in ops:
-        causes.append(
-            invalid(
-                f"{path}.operations", ops, "if '*' is present, must not specify other operations"
-            )
-        )
+    causes = _without_others(ops, f"{path}.operations", "operations")
     for i, op in enumerate(ops):
         if op not in OPERATIONS:
             causes.append(not_supported(f"{path}.operations[{i}]", op, OPERATIONS))
-    groups = strings(rule.get("apiGroups"))
-    if not groups:
-        causes.append(required(f"{path}.apiGroups"))
-    if len(groups) > 1 and "*" in groups:
-        causes.append(
-            invalid(
-                f"{path}.apiGroups", groups, "if '*' is present, must not specify other API groups"
-            )
-        )
+    causes += _without_others(strings(rule.get("apiGroups")), f"{path}.apiGroups", "API groups")
     versions = strings(rule.get("apiVersions"))
-    if not versions:
-        causes.append(required(f"{path}.apiVersions"))
-    if len(versions) > 1 and "*" in versions:
-        causes.append(
-            invalid(
-                f"{path}.apiVersions",
-                versions,
-                "if '*' is present, must not specify other API versions",
-            )
-        )
+    causes += _without_others(versions, f"{path}.apiVersions", "API versions")
     causes.extend(required(f"{path}.apiVersions[{i}]") for i, v in enumerate(versions) if v == "")
     causes.extend(_resources(strings(rule.get("resources")), f"{path}.resources"))
     scope = rule.get("scope")
