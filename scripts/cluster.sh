@@ -109,7 +109,13 @@ up() {
     --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction,ServiceAccount \
     --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
     --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
-    --kubelet-certificate-authority "$PKI/ca.crt"
+    --kubelet-certificate-authority "$PKI/ca.crt" \
+    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" \
+    --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" \
+    --proxy-client-key-file "$PKI/front-proxy-client.key"
   wait_for "apiserver /readyz" curl -sf --cacert "$PKI/ca.crt" "https://$ENDPOINT/readyz"
   # As kubeadm init goes on: a bootstrap token, the RBAC for joining nodes and for
   # admin.conf's group, the cluster-info ConfigMap; then admin.conf for the user.

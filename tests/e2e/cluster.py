@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from skiff.client.rest import ApiClient
-from skiff.clusterpki import PkiConfig, write_cluster_pki
+from skiff.clusterpki import PkiConfig, front_proxy_flags, write_cluster_pki
 from skiff.kubeconfigs import kubeconfig
 from skiff.natsconf import server_config
 from skiff.pki import CertificateAuthority, KeyPair
@@ -140,6 +140,7 @@ class Cluster:
             "--enable-bootstrap-token-auth",
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
+            *front_proxy_flags(p),
         ]
 
     def start_etcd(self) -> None:

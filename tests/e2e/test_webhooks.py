@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from kubernetes.client.rest import ApiException
 from test_kubectl import kubectl
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "services" / "apiserver" / "tests"))
+from threaded import serve_in_thread
 from webhookserver import WebhookServer, allow, patch_answer
 
 NS = "webhooks"
@@ -48,23 +48,7 @@ def _answer(path: str, review: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[WebhookServer]:
-    """The webhook server, on its own event loop in a thread."""
-    loop = asyncio.new_event_loop()
-    srv = WebhookServer(_answer)
-    ready = threading.Event()
-    stop = asyncio.Event()
-
-    async def serve() -> None:
-        async with srv:
-            ready.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield srv
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(5)
+    yield from serve_in_thread(WebhookServer(_answer))
 
 
 def _configuration(

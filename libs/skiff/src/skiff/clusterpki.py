@@ -175,3 +175,18 @@ def write_cluster_pki(folder: Path, cfg: PkiConfig) -> list[str]:
         )
         out.append('[certs] Generating "sa" key and public key')
     return out
+
+
+def front_proxy_flags(pki: Path) -> list[str]:
+    """The apiserver's aggregation-layer flags as kubeadm sets them: the front-proxy CA
+    authenticates front proxies by these headers, and the front-proxy client certificate
+    is what the apiserver presents to aggregated API servers."""
+    return [
+        f"--requestheader-client-ca-file={pki / 'front-proxy-ca.crt'}",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+        f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+    ]

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import ssl
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -37,11 +40,24 @@ class ClientCertHttpProtocol(HttpToolsProtocol):
 
 @dataclass(frozen=True, slots=True)
 class ServingCertificates:
-    """``--tls-cert-file``, ``--tls-private-key-file`` and ``--client-ca-file``."""
+    """``--tls-cert-file``, ``--tls-private-key-file``, ``--client-ca-file`` and the
+    other CAs whose client certificates the handshake accepts (the apiserver's
+    ``--requestheader-client-ca-file``: front proxies)."""
 
     cert_file: str
     key_file: str
     client_ca_file: str = ""
+    extra_ca_files: tuple[str, ...] = ()
+
+    def _trusted(self) -> str:
+        files = [f for f in (self.client_ca_file, *self.extra_ca_files) if f]
+        if len(files) < 2:
+            return files[0] if files else ""
+        pem = b"".join(Path(f).read_bytes().rstrip() + b"\n" for f in files)
+        fd, path = tempfile.mkstemp(prefix="skiff-client-cas-", suffix=".pem")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+        return path
 
     def uvicorn_options(self) -> dict[str, Any]:
         """uvicorn.Config keywords: serve TLS, and ask for (not require) a client certificate
@@ -51,8 +67,9 @@ class ServingCertificates:
             "ssl_keyfile": self.key_file,
             "http": ClientCertHttpProtocol,
         }
-        if self.client_ca_file:
-            options["ssl_ca_certs"] = self.client_ca_file
+        trusted = self._trusted()
+        if trusted:
+            options["ssl_ca_certs"] = trusted
             options["ssl_cert_reqs"] = ssl.CERT_OPTIONAL
         return options
 

@@ -199,6 +199,7 @@ _NAME_RULE_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("", "namespaces"): "label",  # ValidateNamespaceName
     ("", "services"): "dns1035",  # ValidateServiceName
     ("", "events"): "path",  # core/v1 events skip ObjectMeta validation entirely
+    ("apiregistration.k8s.io", "apiservices"): "path",  # name checked against the spec
     ("apps", "statefulsets"): "label",  # ValidateStatefulSetName
     ("batch", "cronjobs"): "cronjob",  # ValidateCronJobCreate: <= 52 characters
     ("rbac.authorization.k8s.io", "roles"): "path",  # ValidateRBACName

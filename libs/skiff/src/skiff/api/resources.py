@@ -8,6 +8,7 @@ from ``kubernetes-validate``; only this thin table is written by hand.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 DEFAULT_STORAGE_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
@@ -560,6 +561,16 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         subresources=("status",),
     ),
     _r(
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+        "apiservices",
+        False,
+        "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService",
+        categories=("api-extensions",),
+        subresources=("status",),
+    ),
+    _r(
         "events.k8s.io",
         "v1",
         "Event",
@@ -580,24 +591,39 @@ RESOURCES: tuple[ResourceInfo, ...] = (
     ),
 )
 
-# Preferred order of groups in discovery, as kube-apiserver lists them.
-GROUP_ORDER = (
-    "",
-    "apps",
-    "events.k8s.io",
-    "authentication.k8s.io",
-    "authorization.k8s.io",
-    "batch",
-    "certificates.k8s.io",
-    "coordination.k8s.io",
-    "discovery.k8s.io",
-    "networking.k8s.io",
-    "rbac.authorization.k8s.io",
-    "scheduling.k8s.io",
-    "storage.k8s.io",
-    "admissionregistration.k8s.io",
-    "apiextensions.k8s.io",
-)
+API_PRIORITIES: dict[str, tuple[int, dict[str, int]]] = {
+    "": (18000, {"v1": 1}),
+    "apps": (17800, {"v1": 15}),
+    "events.k8s.io": (17750, {"v1": 15}),
+    "authentication.k8s.io": (17700, {"v1": 15}),
+    "authorization.k8s.io": (17600, {"v1": 15}),
+    "autoscaling": (17500, {"v2": 30, "v1": 15}),
+    "batch": (17400, {"v1": 15}),
+    "certificates.k8s.io": (17300, {"v1": 15}),
+    "networking.k8s.io": (17200, {"v1": 15}),
+    "policy": (17100, {"v1": 15}),
+    "rbac.authorization.k8s.io": (17000, {"v1": 15}),
+    "storage.k8s.io": (16800, {"v1": 15}),
+    "apiextensions.k8s.io": (16700, {"v1": 15}),
+    "admissionregistration.k8s.io": (16700, {"v1": 15}),
+    "scheduling.k8s.io": (16600, {"v1": 15}),
+    "coordination.k8s.io": (16500, {"v1": 15}),
+    "node.k8s.io": (16300, {"v1": 15}),
+    "discovery.k8s.io": (16200, {"v1": 15}),
+    "flowcontrol.apiserver.k8s.io": (16100, {"v1": 21}),
+}
+"""Each built-in group's ``groupPriorityMinimum`` and its versions' ``versionPriority``,
+kube-apiserver's table for its APIServices (the order of discovery)."""
+CUSTOM_GROUP_PRIORITY = 1000
+CUSTOM_VERSION_PRIORITY = 100
+"""What kube's CRD registration gives every served version of a custom resource."""
+AGGREGATOR_GROUP = "apiregistration.k8s.io"
+"""The aggregator's own group: no APIService names it and discovery lists it first."""
+
+
+def apiservice_name(group: str, version: str) -> str:
+    """The APIService of a group version is named ``<version>.<group>`` (``v1.`` for core)."""
+    return f"{version}.{group}"
 
 
 _VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
@@ -611,6 +637,31 @@ def version_priority(version: str) -> tuple[int, int, int, str]:
         return (3, 0, 0, version)
     level = {None: 0, "beta": 1, "alpha": 2}[m.group(2)]
     return (level, -int(m.group(1)), -int(m.group(3) or 0), "")
+
+
+def served_priority(group: str, version: str) -> tuple[int, int]:
+    """(groupPriorityMinimum, versionPriority) of a group version served here."""
+    group_priority, versions = API_PRIORITIES.get(group, (CUSTOM_GROUP_PRIORITY, {}))
+    return group_priority, versions.get(version, CUSTOM_VERSION_PRIORITY)
+
+
+def order_groups(entries: Iterable[tuple[str, str, int, int]]) -> dict[str, list[str]]:
+    """(group, version, groupPriorityMinimum, versionPriority) → group → versions, in
+    kube's ``/apis`` order (``SortedByGroupAndVersion``): the aggregator's group first,
+    then groups in the order of their first APIService by priority (highest first) and
+    name; a group's versions by priority, then Kubernetes' version order."""
+    rows = sorted(
+        entries, key=lambda e: (e[0] != AGGREGATOR_GROUP, -e[2], apiservice_name(e[0], e[1]))
+    )
+    out: dict[str, list[tuple[int, str]]] = {}
+    for group, version, _, version_priority_ in rows:
+        seen = out.setdefault(group, [])
+        if all(v != version for _, v in seen):
+            seen.append((version_priority_, version))
+    return {
+        g: [v for _, v in sorted(vs, key=lambda x: (-x[0], version_priority(x[1])))]
+        for g, vs in out.items()
+    }
 
 
 class Registry:
@@ -650,15 +701,14 @@ class Registry:
         return self._by_prefix.get(prefix)
 
     def groups(self) -> dict[str, list[str]]:
-        """Group name → versions, in discovery order: the built-in groups in kube's
-        order, then custom resources' groups by name; versions by Kubernetes' priority."""
-        out: dict[str, list[str]] = {}
-        custom = sorted({g for g, _ in self._custom} - set(GROUP_ORDER))
-        for g in (*GROUP_ORDER, *custom):
-            versions = {r.version for r in self.resources if r.group == g}
-            if versions:
-                out[g] = sorted(versions, key=version_priority)
-        return out
+        """Group name → versions, in kube's discovery order (:func:`order_groups`)."""
+        return order_groups(self.group_versions())
+
+    def group_versions(self) -> list[tuple[str, str, int, int]]:
+        """(group, version, groupPriorityMinimum, versionPriority) of each group version
+        served here."""
+        seen = {(r.group, r.version) for r in self.resources}
+        return [(g, v, *served_priority(g, v)) for g, v in sorted(seen)]
 
     def in_group_version(self, group: str, version: str) -> list[ResourceInfo]:
         return [r for r in self.resources if r.group == group and r.version == version]

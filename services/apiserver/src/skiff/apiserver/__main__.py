@@ -14,6 +14,7 @@ from skiff.tracing import setup_tracing
 from .admission import ORDERED_PLUGINS, enabled_plugins
 from .allocators import ServiceRanges
 from .audit import AuditPolicyError, load_policy
+from .authentication.requestheader import RequestHeaderConfig, load_certificates
 from .authorization import MODES
 from .podproxy import KubeletClientConfig
 from .server import ApiServer, NatsTLS, Settings
@@ -139,6 +140,13 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         p.error(f"--authorization-mode: unknown mode(s) {', '.join(unknown) or '(none)'}")
     if bool(a.tls_cert_file) != bool(a.tls_private_key_file):
         p.error("--tls-cert-file and --tls-private-key-file go together")
+    if bool(a.proxy_client_cert_file) != bool(a.proxy_client_key_file):
+        p.error("--proxy-client-cert-file and --proxy-client-key-file go together")
+    if a.requestheader_client_ca_file:
+        try:
+            load_certificates(a.requestheader_client_ca_file)
+        except (OSError, ValueError) as e:
+            p.error(f"--requestheader-client-ca-file: {e}")
     setup_logging("apiserver", level=a.log_level)
     return Settings(
         etcd=a.etcd_servers,
@@ -183,6 +191,17 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         kubelet=KubeletClientConfig(
             a.kubelet_client_certificate, a.kubelet_client_key, a.kubelet_certificate_authority
         ),
+        proxy_client_cert_file=a.proxy_client_cert_file,
+        proxy_client_key_file=a.proxy_client_key_file,
+        request_header=RequestHeaderConfig(
+            a.requestheader_client_ca_file,
+            _plugin_names(a.requestheader_allowed_names),
+            _plugin_names(a.requestheader_username_headers),
+            _plugin_names(a.requestheader_group_headers),
+            _plugin_names(a.requestheader_extra_headers_prefix),
+        )
+        if a.requestheader_client_ca_file
+        else None,
     )
 
 
@@ -206,6 +225,27 @@ def _security_flags(p: argparse.ArgumentParser, d: Settings) -> None:
         default=_env("SKIFF_ANONYMOUS_AUTH", "true"),
         help="requests without credentials are system:anonymous (false: 401)",
     )
+    p.add_argument(
+        "--requestheader-client-ca-file",
+        default="",
+        help="front proxies' CA: a client certificate it issued may name the user in the "
+        "--requestheader-* headers (kubeadm: front-proxy-ca.crt)",
+    )
+    p.add_argument(
+        "--requestheader-allowed-names",
+        default="",
+        help="comma-separated common names a front proxy's certificate may have (any if empty)",
+    )
+    p.add_argument("--requestheader-username-headers", default="")
+    p.add_argument("--requestheader-group-headers", default="")
+    p.add_argument("--requestheader-extra-headers-prefix", default="")
+    p.add_argument(
+        "--proxy-client-cert-file",
+        default="",
+        help="the certificate the aggregation layer presents to aggregated API servers "
+        "(kubeadm: front-proxy-client.crt)",
+    )
+    p.add_argument("--proxy-client-key-file", default="")
     p.add_argument("--kubelet-client-certificate", default="")
     p.add_argument("--kubelet-client-key", default="")
     p.add_argument(

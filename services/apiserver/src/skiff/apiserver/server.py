@@ -21,6 +21,7 @@ from skiff.tlsserving import ServingCertificates
 
 from . import eventstream as ev
 from .admission import enabled_plugins
+from .aggregator import Aggregator
 from .allocators import (
     DEFAULT_CLUSTER_IP_RANGE,
     DEFAULT_NODE_PORT_RANGE,
@@ -29,8 +30,10 @@ from .allocators import (
 )
 from .apiextensions.controllers import CRDControllers, serve_custom_resources
 from .audit import AuditLog, load_policy
+from .authentication import trust
 from .authentication.authenticator import Authenticator
 from .authentication.bootstraptoken import BootstrapTokenAuthenticator
+from .authentication.requestheader import RequestHeaderConfig
 from .authentication.serviceaccount import DEFAULT_ISSUER, ServiceAccountTokens, TokenSettings
 from .authorization import Authorizer
 from .authorization.defaults import ensure_default_policy
@@ -132,6 +135,11 @@ class Settings:
     service_account_max_token_expiration: int = 0
     kubelet: KubeletClientConfig = field(default_factory=KubeletClientConfig)
     """How to reach kubelets: the client certificate to present, the CA to verify."""
+    proxy_client_cert_file: str = ""
+    proxy_client_key_file: str = ""
+    """The aggregation layer's client certificate toward aggregated API servers."""
+    request_header: RequestHeaderConfig | None = None
+    """Front proxies (``--requestheader-*``): who may name users in headers."""
     authorization_modes: tuple[str, ...] = ("AlwaysAllow",)
     """``--authorization-mode`` (kube-apiserver's default; kubeadm sets Node,RBAC). Only
     used with TLS: a plain-HTTP apiserver allows everything."""
@@ -139,8 +147,9 @@ class Settings:
     def serving(self) -> ServingCertificates | None:
         if not self.tls_cert_file:
             return None
+        extra = (self.request_header.client_ca_file,) if self.request_header else ()
         return ServingCertificates(
-            self.tls_cert_file, self.tls_private_key_file, self.client_ca_file
+            self.tls_cert_file, self.tls_private_key_file, self.client_ca_file, extra
         )
 
     def token_settings(self) -> TokenSettings:
@@ -182,6 +191,7 @@ class ApiServer:
         self.cache: WatchCache | None = None
         self.store: Store | None = None
         self.pump: EventPump | None = None
+        self.aggregator: Aggregator | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.failed: asyncio.Future[BaseException] | None = None
         """Set when a long-lived task dies or ends: the apiserver stops (fail fast)."""
@@ -236,6 +246,9 @@ class ApiServer:
                     log.warning("cannot create system PriorityClass", name=name, error=e.message)
         await self._kubernetes_service()
         await ensure_default_policy(self.store)
+        await trust.publish(
+            self.store, trust.trust_data(self.settings.client_ca_file, self.settings.request_header)
+        )
         self.bootstrapped = True
 
     async def _kubernetes_service(self) -> None:
@@ -289,6 +302,10 @@ class ApiServer:
         self._spawn(self.cache.run(), "watch-cache")
         crd_controllers = CRDControllers(custom_resources, self.store, self.cache)
         self._spawn(crd_controllers.run(), "crd-controllers")
+        cert = (self.settings.proxy_client_cert_file, self.settings.proxy_client_key_file)
+        self.aggregator = Aggregator(self.store, self.cache, cert if cert[0] else None)
+        self._spawn(self.aggregator.autoregister.run(), "apiservice-autoregister")
+        self._spawn(self.aggregator.available.run(), "apiservice-availability")
         if self.settings.run_pump:
             pump_nc = self.nc
             if tls is not None:
@@ -317,6 +334,8 @@ class ApiServer:
                 service_accounts=tokens if tokens.settings.public_keys else None,
                 bootstrap_tokens=bootstrap,
                 anonymous=self.settings.anonymous_auth,
+                request_header=self.settings.request_header,
+                client_ca_file=self.settings.client_ca_file,
             )
         audit = None
         if self.settings.audit_policy_file and self.settings.audit_log_path:
@@ -337,6 +356,7 @@ class ApiServer:
             authorizer=authorizer,
             kubelet=self.settings.kubelet,
             audit=audit,
+            aggregator=self.aggregator,
         )
         options: dict[str, Any] = {"http": "httptools"}
         options.update(serving.uvicorn_options() if serving else {})
@@ -420,6 +440,8 @@ class ApiServer:
             if t.get_name() != "http":
                 t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.aggregator is not None:
+            await self.aggregator.aclose()
         for nc in (self.nc, self.pump_nc):
             if nc is not None:
                 with contextlib.suppress(Exception):

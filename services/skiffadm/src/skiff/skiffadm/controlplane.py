@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from skiff.clusterpki import front_proxy_flags
 from skiff.natsconf import server_config
 
 Obj = dict[str, Any]
@@ -170,6 +171,7 @@ def apiserver(cfg: ControlPlane) -> Obj:
         f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
         f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
         f"--kubelet-certificate-authority={p / 'ca.crt'}",
+        *front_proxy_flags(p),
     ]
     return _pod(
         cfg, "kube-apiserver", "apiserver", {"args": args},

@@ -9,7 +9,9 @@ from collections.abc import Mapping, Sequence
 from skiff.api.errors import ApiError, Reason
 from skiff.log import get_logger
 
+from . import requestheader
 from .bootstraptoken import BootstrapTokenAuthenticator
+from .requestheader import RequestHeaderConfig, RequestHeaderError, issued_by, load_certificates
 from .serviceaccount import InvalidToken, ServiceAccountTokens
 from .user import ANONYMOUS_USER, UserInfo
 from .x509 import user_from_certificate
@@ -35,10 +37,19 @@ class Authenticator:
         service_accounts: ServiceAccountTokens | None,
         bootstrap_tokens: BootstrapTokenAuthenticator | None,
         anonymous: bool = True,
+        request_header: RequestHeaderConfig | None = None,
+        client_ca_file: str = "",
     ) -> None:
+        """``request_header``: front proxies' certificates name users in headers; the
+        handshake then trusts two CAs, so a certificate names its own subject only when
+        ``client_ca_file``'s CA issued it."""
         self.service_accounts = service_accounts
         self.bootstrap_tokens = bootstrap_tokens
         self.anonymous = anonymous
+        self.request_header = request_header.loaded() if request_header else None
+        self._client_cas = (
+            load_certificates(client_ca_file) if request_header and client_ca_file else None
+        )
 
     async def authenticate(
         self,
@@ -51,9 +62,20 @@ class Authenticator:
         ``subprotocols`` (a WebSocket's) loses the bearer-token entry, as kube strips it.
         """
         if peer_certificate is not None:
-            user = user_from_certificate(peer_certificate)
-            if user is not None:
-                return user.authenticated()
+            if self.request_header is not None:
+                try:
+                    proxied = requestheader.authenticate(
+                        self.request_header, peer_certificate, headers
+                    )
+                except RequestHeaderError as e:
+                    log.info("front-proxy certificate refused", reason=str(e))
+                    raise unauthorized() from None
+                if proxied is not None:
+                    return proxied.authenticated()
+            if self._client_cas is None or issued_by(peer_certificate, self._client_cas):
+                user = user_from_certificate(peer_certificate)
+                if user is not None:
+                    return user.authenticated()
         token = bearer_token(headers.get("authorization", ""))
         if token is None and subprotocols:
             token = _websocket_token(subprotocols)

@@ -39,3 +39,59 @@ class RequestAttributes:
         if self.namespace:
             return f'{what} in the namespace "{self.namespace}"'
         return f"{what} at the cluster scope"
+
+
+_NAMESPACE_SUBRESOURCES = ("status", "finalize")
+
+
+def path_attributes(
+    user: UserInfo, method: str, path: str, watch: bool, field_selector: str = ""
+) -> RequestAttributes:
+    """kube's ``RequestInfoFactory`` for a path whose resources this apiserver does not
+    know (a remote APIService's): ``/apis/<g>/<v>/[namespaces/<ns>/]<resource>[/<name>
+    [/<subresource>]]`` is a resource request, shorter paths are non-resource paths."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) < 3 or parts[0] not in ("api", "apis"):
+        return RequestAttributes(user, method.lower(), False, path=path)
+    group = ""
+    rest = parts[1:]
+    if parts[0] == "apis":
+        if len(rest) < 3:
+            return RequestAttributes(user, method.lower(), False, path=path)
+        group, rest = rest[0], rest[1:]
+    version, rest = rest[0], rest[1:]
+    namespace = ""
+    if rest and rest[0] == "namespaces" and len(rest) > 1:
+        namespace = rest[1]
+        if len(rest) > 2 and rest[2] not in _NAMESPACE_SUBRESOURCES:
+            rest = rest[2:]
+    resource = rest[0] if rest else ""
+    name = rest[1] if len(rest) > 1 else ""
+    sub = rest[2] if len(rest) > 2 else ""
+    verb = {
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "patch",
+        "DELETE": "delete",
+        "GET": "get",
+        "HEAD": "get",
+    }.get(method, method.lower())
+    if not name:
+        if verb == "get":
+            verb = "watch" if watch else "list"
+        elif verb == "delete":
+            verb = "deletecollection"
+    if verb in ("list", "watch") and field_selector.startswith("metadata.name="):
+        name = field_selector.partition("=")[2] if "," not in field_selector else ""
+    return RequestAttributes(
+        user,
+        verb,
+        True,
+        path=path,
+        api_group=group,
+        api_version=version,
+        resource=resource,
+        subresource=sub,
+        namespace=namespace,
+        name=name,
+    )

@@ -19,6 +19,7 @@ from typing import Any
 from skiff.api.resources import ResourceInfo
 from skiff.apiserver.printers import (
     admissionregistration,
+    apiregistration,
     apps,
     batch,
     certificates,
@@ -74,6 +75,7 @@ _PRINTERS: dict[tuple[str, str], TablePrinter] = {
     **scheduling.PRINTERS,
     **networking.PRINTERS,
     **admissionregistration.PRINTERS,
+    **apiregistration.PRINTERS,
     ("apiextensions.k8s.io", "CustomResourceDefinition"): DEFAULT_PRINTER,
 }
 

@@ -18,6 +18,7 @@ from .admissionregistration.policies import (
     ValidatingAdmissionPolicyStrategy,
 )
 from .admissionregistration.webhooks import WebhookConfigurationStrategy
+from .apiregistration.apiservice import APIServiceStrategy
 from .apps.workloads import ReplicationControllerStrategy, WorkloadStrategy
 from .batch.cronjob import CronJobStrategy
 from .batch.job import JobStrategy
@@ -59,6 +60,7 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
         ValidatingAdmissionPolicyBindingStrategy
     ),
     ("apiextensions.k8s.io", "customresourcedefinitions"): CustomResourceDefinitionStrategy,
+    ("apiregistration.k8s.io", "apiservices"): APIServiceStrategy,
     ("apps", "daemonsets"): WorkloadStrategy,
     ("apps", "deployments"): WorkloadStrategy,
     ("apps", "replicasets"): WorkloadStrategy,

@@ -36,10 +36,12 @@ from skiff.api.errors import ApiError
 from skiff.log import get_logger
 from skiff.tlsserving import peer_certificate
 
+from ..aggregator import Aggregator
 from ..audit import AuditLog
 from ..authentication.authenticator import Authenticator
 from ..authentication.user import UNSECURED_USER, UserInfo
 from ..authorization import Authorizer, RequestAttributes, forbidden
+from ..authorization.attributes import path_attributes
 from ..podproxy import KubeletClientConfig, PodProxy
 from ..store import Store
 from . import routes
@@ -73,14 +75,17 @@ class RestApi(ResourceHandlers):
         authorizer: Authorizer | None = None,
         kubelet: KubeletClientConfig | None = None,
         audit: AuditLog | None = None,
+        aggregator: Aggregator | None = None,
     ) -> None:
         """``authenticator`` None: no authentication (plain HTTP), every request is
-        ``system:unsecured``; ``authorizer`` None: every request is allowed."""
+        ``system:unsecured``; ``authorizer`` None: every request is allowed;
+        ``aggregator`` None: no APIService is proxied."""
         self.store = store
         self.is_ready = is_ready
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.audit = audit
+        self.aggregator = aggregator
         self.pod_proxy = PodProxy(store, kubelet)
 
     async def authenticate(
@@ -123,7 +128,7 @@ class RestApi(ResourceHandlers):
                 user = await self.authenticate(request.scope, request.headers)
                 request.state.user = user
                 if self.authorizer is not None or self.audit is not None:
-                    attrs = request_attributes(user, request, path, method)
+                    attrs = request_attributes(user, request, path, method, self._remote(path))
                     if self.audit is not None:
                         event = self.audit.begin(
                             attrs,
@@ -200,8 +205,15 @@ class RestApi(ResourceHandlers):
                 with contextlib.suppress(Exception):
                     await ws.close(1011)
 
+    def _remote(self, path: str) -> bool:
+        return self.aggregator is not None and self.aggregator.remote_for(path) is not None
+
     async def _route(self, request: Request, path: str, method: str) -> Response:
-        response = routes.nonresource(request, path, self.is_ready)
+        if self.aggregator is not None:
+            remote = self.aggregator.remote_for(path)
+            if remote is not None:
+                return await self.aggregator.proxy(request, remote, request.state.user)
+        response = routes.nonresource(request, path, self.is_ready, self.aggregator)
         if response is not None:
             return response
         target = getattr(request.state, "target", None) or parse_path(path)
@@ -216,10 +228,16 @@ class RestApi(ResourceHandlers):
 
 
 def request_attributes(
-    user: UserInfo, request: Request, path: str, method: str
+    user: UserInfo, request: Request, path: str, method: str, remote: bool = False
 ) -> RequestAttributes:
     """What the authorizer decides on (kube's RequestInfo): a resource request when the
-    path names a served resource, else a non-resource path with the method as verb."""
+    path names a served resource (or any resource of a ``remote`` APIService's group
+    version), else a non-resource path with the method as verb."""
+    if remote:
+        q = request.query_params
+        return path_attributes(
+            user, method, path, q.get("watch") in ("true", "1"), q.get("fieldSelector", "")
+        )
     try:
         t = parse_path(path)
     except ApiError:

@@ -8,22 +8,14 @@ against the ``caBundle`` (else the system's roots) and, for a Service, its DNS n
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import random
-import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from skiff.api.resources import REGISTRY
-
+from ...serviceresolver import ResolveError, client_context, resolve_service, url_host
 from ..interfaces import Lister
-
-_SERVICES = REGISTRY.core("services")
-_ENDPOINTS = REGISTRY.core("endpoints")
 
 
 class CallError(Exception):
@@ -41,39 +33,6 @@ class Target:
     shown: str
 
 
-def _service_port(service: dict[str, Any], port: int) -> dict[str, Any] | None:
-    for p in (service.get("spec") or {}).get("ports") or ():
-        if p.get("port") == port:
-            return p
-    return None
-
-
-async def resolve_service(lister: Lister, namespace: str, name: str, port: int) -> tuple[str, int]:
-    """A ready address and port behind ``namespace/name``'s ``port`` (``ResolveEndpoint``)."""
-    service = await lister.get(_SERVICES, namespace, name)
-    if service is None:
-        raise CallError(f'service "{name}" not found')
-    svc_port = _service_port(service, port)
-    if svc_port is None:
-        raise CallError(f"no service port {port} found for service {name!r}")
-    if (service.get("spec") or {}).get("type") == "ExternalName":
-        return str(service["spec"].get("externalName") or ""), port
-    endpoints = await lister.get(_ENDPOINTS, namespace, name)
-    port_name = svc_port.get("name") or ""
-    for subset in (endpoints or {}).get("subsets") or ():
-        for ep_port in subset.get("ports") or ():
-            if (ep_port.get("name") or "") != port_name:
-                continue
-            addresses = [a["ip"] for a in subset.get("addresses") or () if a.get("ip")]
-            if addresses:
-                return random.choice(addresses), int(ep_port["port"])
-    raise CallError(f'no endpoints available for service "{name}"')
-
-
-def _host(address: str) -> str:
-    return f"[{address}]" if ":" in address else address
-
-
 async def target(lister: Lister, client_config: dict[str, Any], timeout: int) -> Target:
     """Where a webhook with ``client_config`` is called now."""
     query = f"?timeout={timeout}s"
@@ -88,9 +47,9 @@ async def target(lister: Lister, client_config: dict[str, Any], timeout: int) ->
     shown = f"https://{server_name}:{port}{path}{query}"
     try:
         address, target_port = await resolve_service(lister, namespace, name, port)
-    except CallError as e:
+    except ResolveError as e:
         raise CallError(f'Post "{shown}": {e}') from None
-    return Target(f"https://{_host(address)}:{target_port}{path}{query}", server_name, shown)
+    return Target(f"https://{url_host(address)}:{target_port}{path}{query}", server_name, shown)
 
 
 class HttpsClients:
@@ -102,13 +61,10 @@ class HttpsClients:
     def _client(self, ca_bundle: str) -> httpx.AsyncClient:
         client = self._clients.get(ca_bundle)
         if client is None:
-            ctx = ssl.create_default_context()
-            if ca_bundle:
-                try:
-                    pem = base64.b64decode(ca_bundle, validate=True).decode()
-                    ctx = ssl.create_default_context(cadata=pem)
-                except (binascii.Error, UnicodeDecodeError, ssl.SSLError, ValueError) as e:
-                    raise CallError(f"invalid caBundle: {e}") from None
+            try:
+                ctx = client_context(ca_bundle)
+            except ValueError as e:
+                raise CallError(str(e)) from None
             client = httpx.AsyncClient(verify=ctx, trust_env=False, http2=False)
             self._clients[ca_bundle] = client
         return client
