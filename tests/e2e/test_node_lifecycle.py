@@ -1,5 +1,6 @@
-"""Node lifecycle, taint eviction and node IPAM against a real apiserver, scheduler and
-hollow nodes, with a controller manager running them (and the ReplicaSet controller).
+"""Node lifecycle, taint eviction, node IPAM and the pod garbage collector against a real
+apiserver, scheduler and hollow nodes, with a controller manager running them (and the
+ReplicaSet controller).
 
 Hollow nodes renew their Leases every second here and the grace period is 5 s, so a
 node that stops heartbeating is noticed within seconds.
@@ -28,7 +29,7 @@ TOLERATION_SECONDS = 2
 UNREACHABLE = "node.kubernetes.io/unreachable"
 CONTROLLERS = (
     "--controllers=node-lifecycle-controller,taint-eviction-controller,"
-    "node-ipam-controller,replicaset-controller"
+    "node-ipam-controller,replicaset-controller,pod-garbage-collector-controller"
 )
 SETTINGS = {
     "SKIFF_NODE_MONITOR_GRACE_PERIOD": f"{GRACE:g}s",
@@ -286,3 +287,29 @@ async def test_new_nodes_get_distinct_pod_cidrs(
     assert len(taken) == len(set(taken)) == 4
     for n in ("ipam-1", "ipam-2", "ipam-3", "ipam-4"):
         await client.delete("nodes", n)
+
+
+async def test_pods_of_a_deleted_node_are_force_deleted(client: ApiClient) -> None:
+    """The issue's finding: pods stayed Terminating after ``kubectl delete node``; the pod
+    garbage collector force-deletes them once the node has been gone for its quarantine
+    (40 s, checked every 20 s), marked Failed with kube's DisruptionTarget condition."""
+    await client.create("nodes", {"metadata": {"name": "podgc-node"}})
+    for name in ("orphan-1", "orphan-2"):
+        body = {"metadata": {"name": name},
+                "spec": {"nodeName": "podgc-node",
+                         "containers": [{"name": "c", "image": "busybox"}]}}  # fmt: skip
+        await client.create("pods", body, NS)
+        await client.delete("pods", name, NS)  # Terminating: no kubelet will confirm it
+    await client.delete("nodes", "podgc-node")
+    seen: dict[str, Any] = {}
+
+    async def gone() -> bool:
+        names = {p["metadata"]["name"]: p for p in (await client.list("pods", NS))["items"]}
+        for n in ("orphan-1", "orphan-2"):
+            if n in names:
+                seen[n] = names[n]
+        return not ({"orphan-1", "orphan-2"} & set(names))
+
+    await until(gone, timeout=90, what="the orphaned pods force-deleted")
+    last = seen["orphan-1"]
+    assert last["metadata"].get("deletionTimestamp")

@@ -37,6 +37,24 @@ _PAST = {"Create": "Created", "Delete": "Deleted"}
 _DOING = {"Create": "creating", "Delete": "deleting"}
 
 
+async def force_delete_pod(client: ApiClient, pod: Obj) -> None:
+    """Delete ``pod`` with no grace period, this very pod (its uid as precondition): what
+    a kubelet confirming the end does, and what the pod garbage collector does for pods
+    no kubelet will confirm. A pod already gone (404) or replaced (409) is fine."""
+    meta = pod["metadata"]
+    try:
+        await client.delete(
+            "pods",
+            meta["name"],
+            meta.get("namespace"),
+            grace_period_seconds=0,
+            preconditions={"uid": meta["uid"]},
+        )
+    except ApiError as e:
+        if e.code not in (404, 409):
+            raise
+
+
 def generate_name_prefix(owner_name: str) -> str:
     """``<owner>-``, shortened so the generated name stays a valid name."""
     return f"{owner_name}-"[:MAX_GENERATE_NAME_PREFIX]

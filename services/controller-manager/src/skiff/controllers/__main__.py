@@ -206,6 +206,7 @@ def config_from_args(a: argparse.Namespace) -> ControllerManagerConfig:
         ),
         root_ca=Path(a.root_ca_file).read_text() if a.root_ca_file else "",
         resource_quota_sync_period=a.resource_quota_sync_period,
+        terminated_pod_gc_threshold=a.terminated_pod_gc_threshold,
         signing=SigningSettings(
             a.cluster_signing_cert_file, a.cluster_signing_key_file, a.cluster_signing_duration
         ),
@@ -250,6 +251,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=duration,
         default=365 * 24 * 3600.0,
         help="the longest certificate the signer issues (default 8760h)",
+    )
+    p.add_argument(
+        "--terminated-pod-gc-threshold",
+        type=int,
+        default=12_500,
+        help="terminated pods kept before the pod garbage collector deletes the oldest "
+        "(0: it deletes none)",
     )
     p.add_argument(
         "--resource-quota-sync-period",

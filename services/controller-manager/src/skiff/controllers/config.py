@@ -34,5 +34,8 @@ class ControllerManagerConfig:
     """``--cluster-signing-cert-file``/``-key-file``/``-duration`` (the signer runs with them)."""
     root_ca: str = ""
     """``--root-ca-file``'s PEM (the root CA publisher runs only with one)."""
+    terminated_pod_gc_threshold: int = 12_500
+    """``--terminated-pod-gc-threshold``: terminated pods kept before the oldest are
+    deleted (0: none are)."""
     resource_quota_sync_period: float = 300.0
     """``--resource-quota-sync-period``: seconds between full recounts of each quota."""

@@ -40,6 +40,7 @@ from .job import JobController
 from .namespace import NamespaceController
 from .nodeipam import NodeIpamController
 from .nodelifecycle import NodeLifecycleController, TaintEvictionController
+from .podgc import PodGCController
 from .replicaset import ReplicaSetController, ReplicationControllerController
 from .resourcequota import ResourceQuotaController
 from .rootcacertpublisher import RootCACertPublisher
@@ -257,6 +258,13 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             aliases=("job",),
         ),
         ControllerSpec(
+            "pod-garbage-collector-controller",
+            PodGCController,
+            workers=1,
+            aliases=("podgc",),
+            options=lambda c: {"terminated_pod_gc_threshold": c.terminated_pod_gc_threshold},
+        ),
+        ControllerSpec(
             "ttl-after-finished-controller",
             TTLAfterFinishedController,
             workers=5,
@@ -292,6 +300,7 @@ SERVICE_ACCOUNTS: dict[str, str] = {
     "certificatesigningrequest-approving-controller": "certificate-controller",
     "certificatesigningrequest-signing-controller": "certificate-controller",
     "taint-eviction-controller": "node-controller",
+    "pod-garbage-collector-controller": "pod-garbage-collector",
 }
 """The ServiceAccount each controller writes as under ``--use-service-account-credentials``,
 kube's names (the controller's own name where it is the same)."""

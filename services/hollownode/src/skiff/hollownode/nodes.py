@@ -29,6 +29,7 @@ from skiff.client.rest import ApiClient, Obj
 from skiff.controller.controller import Controller, ControllerContext, TerminalError
 from skiff.controller.informers import SharedInformers
 from skiff.controller.ownwrites import OwnWrites
+from skiff.controller.podcontrol import force_delete_pod
 from skiff.log import get_logger
 
 log = get_logger(__name__)
@@ -300,19 +301,7 @@ class HollowKubelet(Controller):
 
     async def _finish(self, pod: Obj) -> None:
         """Confirm a terminating pod's deletion (nothing runs, so nothing to stop)."""
-        meta = pod["metadata"]
-        try:
-            await self.client.delete(
-                "pods",
-                meta["name"],
-                meta.get("namespace"),
-                grace_period_seconds=0,
-                preconditions={"uid": meta["uid"]},
-            )
-        except ApiError as e:
-            # 404: already gone; 409: another pod has the name now (its events bring it).
-            if e.code not in (404, 409):
-                raise
+        await force_delete_pod(self.client, pod)
 
     async def _start(self, pod: Obj, node: str) -> Obj | None:
         """Write Running and Ready; the pod as written, or None when it is gone."""
