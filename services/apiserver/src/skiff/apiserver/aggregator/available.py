@@ -191,13 +191,8 @@ class AvailabilityController:
         except ResolveError as e:
             return str(e)
         url = base + remote.discovery_path
-        insecure = dataclasses.replace(remote, insecure=True, ca_bundle="")
         try:
-            req = self.transport.build(
-                insecure, "GET", url, [*AGGREGATOR_USER, ("Accept", "application/json")], b"",
-                DISCOVERY_TIMEOUT,
-            )  # fmt: skip
-            resp = await asyncio.wait_for(self.transport.send(insecure, req), DISCOVERY_TIMEOUT + 1)
+            resp = await self._get(remote, url, DISCOVERY_TIMEOUT + 1)
         except TimeoutError:
             return f"timed out waiting for {url}"
         except (httpx.HTTPError, ValueError, OSError) as e:
@@ -215,19 +210,22 @@ class AvailabilityController:
         await self._openapi(remote, base)
         return ""
 
+    async def _get(self, remote: Remote, url: str, deadline: float) -> httpx.Response:
+        """GET ``url`` of ``remote``'s server as the aggregator, its certificate not
+        checked (kube's checks are insecure), within ``deadline`` seconds."""
+        insecure = dataclasses.replace(remote, insecure=True, ca_bundle="")
+        headers = [*AGGREGATOR_USER, ("Accept", "application/json")]
+        req = self.transport.build(insecure, "GET", url, headers, b"", DISCOVERY_TIMEOUT)
+        return await asyncio.wait_for(self.transport.send(insecure, req), deadline)
+
     async def _openapi(self, remote: Remote, base: str) -> None:
         """Learn where the server's OpenAPI v3 document of the group version is (its
         ``/openapi/v3`` index), for this apiserver's index; a server without one is left
         out of it, as kube's aggregator does."""
-        insecure = dataclasses.replace(remote, insecure=True, ca_bundle="")
         key = remote.discovery_path.lstrip("/")
         url = None
         try:
-            req = self.transport.build(
-                insecure, "GET", base + "/openapi/v3",
-                [*AGGREGATOR_USER, ("Accept", "application/json")], b"", DISCOVERY_TIMEOUT,
-            )  # fmt: skip
-            resp = await asyncio.wait_for(self.transport.send(insecure, req), DISCOVERY_TIMEOUT)
+            resp = await self._get(remote, base + "/openapi/v3", DISCOVERY_TIMEOUT)
             if resp.status_code == 200:
                 entry = ((resp.json() or {}).get("paths") or {}).get(key) or {}
                 url = entry.get("serverRelativeURL")

@@ -13,7 +13,6 @@ error."""
 from __future__ import annotations
 
 import string
-from collections.abc import AsyncIterator
 
 import httpx
 from starlette.background import BackgroundTask
@@ -157,11 +156,9 @@ async def proxy(
     except (httpx.HTTPError, ValueError, OSError) as e:
         return unavailable(f"{e}" or type(e).__name__)
 
-    async def body_of() -> AsyncIterator[bytes]:
-        async for chunk in resp.aiter_raw():
-            yield chunk
-
-    out = StreamingResponse(body_of(), resp.status_code, background=BackgroundTask(resp.aclose))
+    out = StreamingResponse(
+        resp.aiter_raw(), resp.status_code, background=BackgroundTask(resp.aclose)
+    )
     # Every header the server sent (Warning may come more than once), the body as it came.
     out.raw_headers = [
         (k.encode("latin-1"), v.encode("latin-1"))

@@ -9,7 +9,6 @@ aggregation layer of another apiserver — presents a client certificate of the
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -22,29 +21,32 @@ from starlette.datastructures import Headers
 from .user import UserInfo
 
 
-def load_certificates(path: str) -> tuple[x509.Certificate, ...]:
-    """The certificates of a PEM bundle file."""
+def load_certificates(path: str) -> tuple[bytes, ...]:
+    """The certificates of a PEM bundle file, DER-encoded."""
     with open(path, "rb") as fh:
-        return tuple(x509.load_pem_x509_certificates(fh.read()))
+        certs = x509.load_pem_x509_certificates(fh.read())
+    return tuple(c.public_bytes(Encoding.DER) for c in certs)
 
 
 @functools.lru_cache(maxsize=1024)
-def _issued_by(der: bytes, ca_der: bytes) -> bool:
+def issued_by(der: bytes, cas: tuple[bytes, ...]) -> bool:
+    """Whether one of ``cas`` (DER) signed the certificate ``der`` (the handshake verified
+    it against every CA the server trusts; this tells which one). Remembered: every
+    request of a connection brings the same certificate."""
     try:
         cert = x509.load_der_x509_certificate(der)
-        ca = x509.load_der_x509_certificate(ca_der)
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
+    except ValueError:
         return False
-    return True
+    for ca_der in cas:
+        try:
+            cert.verify_directly_issued_by(x509.load_der_x509_certificate(ca_der))
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return True
+    return False
 
 
-def issued_by(der: bytes, cas: Sequence[x509.Certificate]) -> bool:
-    """Whether one of ``cas`` signed the certificate ``der`` (the handshake verified it
-    against every CA the server trusts; this tells which one)."""
-    return any(_issued_by(der, ca.public_bytes(Encoding.DER)) for ca in cas)
-
-
+@functools.lru_cache(maxsize=1024)
 def common_name(der: bytes) -> str:
     cert = x509.load_der_x509_certificate(der)
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -60,7 +62,8 @@ class RequestHeaderConfig:
     username_headers: tuple[str, ...] = ("X-Remote-User",)
     group_headers: tuple[str, ...] = ("X-Remote-Group",)
     extra_headers_prefix: tuple[str, ...] = ("X-Remote-Extra-",)
-    cas: tuple[x509.Certificate, ...] = field(default=(), compare=False)
+    cas: tuple[bytes, ...] = field(default=(), compare=False)
+    """The CA's certificates (DER), once :meth:`loaded`."""
 
     def loaded(self) -> RequestHeaderConfig:
         """With the CA bundle read."""

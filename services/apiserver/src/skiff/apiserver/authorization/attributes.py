@@ -42,6 +42,31 @@ class RequestAttributes:
 
 
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
+_METHOD_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete",
+                 "GET": "get", "HEAD": "get"}  # fmt: skip
+
+
+def verb_for(method: str, named: bool, watch: bool) -> str:
+    """kube's RequestInfo verb: from the method, ``list``/``watch`` for a GET and
+    ``deletecollection`` for a DELETE of no one object."""
+    verb = _METHOD_VERBS.get(method, method.lower())
+    if not named:
+        if verb == "get":
+            return "watch" if watch else "list"
+        if verb == "delete":
+            return "deletecollection"
+    return verb
+
+
+def single_name(field_selector: str) -> str:
+    """The name a ``metadata.name=<name>`` field selector alone picks ("" otherwise): a
+    list or watch of one object counts as that name for ``resourceNames`` rules."""
+    terms = [x.strip() for x in field_selector.split(",") if x.strip()]
+    if len(terms) == 1:
+        key, sep, value = terms[0].partition("=")
+        if sep and key.strip() == "metadata.name" and not value.startswith("="):
+            return value.strip()
+    return ""
 
 
 def path_attributes(
@@ -68,21 +93,9 @@ def path_attributes(
     resource = rest[0] if rest else ""
     name = rest[1] if len(rest) > 1 else ""
     sub = rest[2] if len(rest) > 2 else ""
-    verb = {
-        "POST": "create",
-        "PUT": "update",
-        "PATCH": "patch",
-        "DELETE": "delete",
-        "GET": "get",
-        "HEAD": "get",
-    }.get(method, method.lower())
-    if not name:
-        if verb == "get":
-            verb = "watch" if watch else "list"
-        elif verb == "delete":
-            verb = "deletecollection"
-    if verb in ("list", "watch") and field_selector.startswith("metadata.name="):
-        name = field_selector.partition("=")[2] if "," not in field_selector else ""
+    verb = verb_for(method, bool(name), watch)
+    if verb in ("list", "watch"):
+        name = single_name(field_selector)
     return RequestAttributes(
         user,
         verb,

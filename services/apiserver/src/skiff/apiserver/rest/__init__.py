@@ -41,7 +41,7 @@ from ..audit import AuditLog
 from ..authentication.authenticator import Authenticator
 from ..authentication.user import UNSECURED_USER, UserInfo
 from ..authorization import Authorizer, RequestAttributes, forbidden
-from ..authorization.attributes import path_attributes
+from ..authorization.attributes import path_attributes, single_name, verb_for
 from ..podproxy import KubeletClientConfig, PodProxy
 from ..store import Store
 from . import routes
@@ -127,8 +127,10 @@ class RestApi(ResourceHandlers):
             try:
                 user = await self.authenticate(request.scope, request.headers)
                 request.state.user = user
+                remote = self.aggregator.remote_for(path) if self.aggregator else None
+                request.state.remote = remote
                 if self.authorizer is not None or self.audit is not None:
-                    attrs = request_attributes(user, request, path, method, self._remote(path))
+                    attrs = request_attributes(user, request, path, method, remote is not None)
                     if self.audit is not None:
                         event = self.audit.begin(
                             attrs,
@@ -205,14 +207,10 @@ class RestApi(ResourceHandlers):
                 with contextlib.suppress(Exception):
                     await ws.close(1011)
 
-    def _remote(self, path: str) -> bool:
-        return self.aggregator is not None and self.aggregator.remote_for(path) is not None
-
     async def _route(self, request: Request, path: str, method: str) -> Response:
-        if self.aggregator is not None:
-            remote = self.aggregator.remote_for(path)
-            if remote is not None:
-                return await self.aggregator.proxy(request, remote, request.state.user)
+        remote = request.state.remote
+        if remote is not None and self.aggregator is not None:
+            return await self.aggregator.proxy(request, remote, request.state.user)
         response = routes.nonresource(request, path, self.is_ready, self.aggregator)
         if response is not None:
             return response
@@ -249,7 +247,7 @@ def request_attributes(
     name = t.name or ""
     if not name and verb in ("list", "watch"):
         # A list or watch of one object by name counts as that name (resourceNames rules).
-        name = _single_name(request.query_params.get("fieldSelector", ""))
+        name = single_name(request.query_params.get("fieldSelector", ""))
     return RequestAttributes(
         user,
         verb,
@@ -276,23 +274,6 @@ def _connect_attributes(user: UserInfo, t: Target) -> RequestAttributes:
     )
 
 
-def _single_name(field_selector: str) -> str:
-    terms = [x.strip() for x in field_selector.split(",") if x.strip()]
-    if len(terms) == 1:
-        key, sep, value = terms[0].partition("=")
-        if sep and key.strip() == "metadata.name" and not value.startswith("="):
-            return value.strip()
-    return ""
-
-
 def _verb(method: str, t: Target, request: Request) -> str:
-    if method == "GET":
-        if t.name is None:
-            return "watch" if request.query_params.get("watch") in ("true", "1") else "list"
-        return "get"
-    return {
-        "POST": "create",
-        "PUT": "update",
-        "PATCH": "patch",
-        "DELETE": "delete" if t.name else "deletecollection",
-    }.get(method, method.lower())
+    watch = request.query_params.get("watch") in ("true", "1")
+    return verb_for(method, t.name is not None, watch)
