@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -1028,21 +1028,31 @@ async def test_python_client_exec_stream(node: Node, kubeconfig: Path) -> None:
     await node.client.delete("pods", "streamer", "default")
 
 
-async def test_deployment_end_to_end(node: Node, kubeconfig: Path) -> None:
-    """Scheduler + controller manager + the real kubelet: a 3-replica Deployment becomes
-    Available and a rolling update of its image completes."""
+@contextlib.contextmanager
+def control_plane(node: Node, controllers: str) -> Iterator[None]:
+    """The scheduler and a controller manager running ``controllers`` for the node."""
     scheduler = node.cluster.start_scheduler("--leader-elect", "false")
     manager = Proc(
         "controller-manager-e2e",
         [
             str(VENV_BIN / "skiff-controller-manager"),
             "--server", node.cluster.url, "--port", "0", "--leader-elect", "false",
-            "--controllers", "deployment,replicaset,garbagecollector",
+            "--controllers", controllers,
         ],
         node.base / "controller-manager.log",
     )  # fmt: skip
     manager.start()
     try:
+        yield
+    finally:
+        manager.stop()
+        scheduler.stop()
+
+
+async def test_deployment_end_to_end(node: Node, kubeconfig: Path) -> None:
+    """Scheduler + controller manager + the real kubelet: a 3-replica Deployment becomes
+    Available and a rolling update of its image completes."""
+    with control_plane(node, "deployment,replicaset,garbagecollector"):
         manifest = (
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: e2e\nspec:\n"
             "  replicas: 3\n  selector:\n    matchLabels: {app: e2e}\n"
@@ -1079,9 +1089,82 @@ async def test_deployment_end_to_end(node: Node, kubeconfig: Path) -> None:
             return not items
 
         await _until(pods_gone, 60)  # the garbage collector removed the ReplicaSets' pods
-    finally:
-        manager.stop()
-        scheduler.stop()
+
+
+async def test_kubectl_drain_honours_a_disruption_budget(node: Node, kubeconfig: Path) -> None:
+    """``kubectl drain`` against a Deployment of 2 with a PodDisruptionBudget of
+    minAvailable 1: the node is cordoned, one pod is evicted, the other is refused (429,
+    retried by kubectl) while its replacement cannot run; once the node takes pods again
+    the replacement becomes ready, the budget allows one more disruption, and the drain
+    completes."""
+    with control_plane(node, "deployment,replicaset,disruption,garbagecollector"):
+        try:
+            manifest = (
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: drained\nspec:\n"
+                "  replicas: 2\n  selector:\n    matchLabels: {app: drained}\n"
+                "  template:\n    metadata:\n      labels: {app: drained}\n    spec:\n"
+                f"      nodeSelector: {{kubernetes.io/hostname: {NODE}}}\n"
+                "      terminationGracePeriodSeconds: 1\n      containers:\n"
+                "      - name: app\n        image: busybox\n        command: [sleep, '3600']\n"
+                "        readinessProbe:\n          exec: {command: ['true']}\n"
+                "          periodSeconds: 1\n"
+                "---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n"
+                "  name: drained\nspec:\n  minAvailable: 1\n"
+                "  selector:\n    matchLabels: {app: drained}\n"
+            )
+            await kubectl(kubeconfig, "apply", "-f", "-", input=manifest)
+            await kubectl(
+                kubeconfig, "rollout", "status", "deployment/drained", "--timeout=90s", timeout=100
+            )
+
+            async def allowed(n: int) -> bool:
+                pdb = await node.client.get("poddisruptionbudgets", "drained", "default")
+                return (pdb.get("status") or {}).get("disruptionsAllowed") == n
+
+            await _until(lambda: allowed(1), 30)
+            table = (await kubectl(kubeconfig, "get", "pdb", "drained")).stdout.split()
+            assert table[:8] == ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED",
+                                 "DISRUPTIONS", "AGE"]  # fmt: skip
+            assert table[8:12] == ["drained", "1", "N/A", "1"]
+
+            drain = asyncio.create_task(
+                kubectl(kubeconfig, "drain", NODE, "--ignore-daemonsets", "--force",
+                        "--delete-emptydir-data", "--timeout=150s", check=False, timeout=170)
+            )  # fmt: skip
+
+            async def one_left_and_one_pending() -> bool:
+                pods, _ = await node.client.list_all(
+                    "pods", "default", label_selector="app=drained"
+                )
+                live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+                running = [p for p in live if p["spec"].get("nodeName") and _running(p)]
+                pending = [p for p in live if not p["spec"].get("nodeName")]
+                return len(running) == 1 and len(pending) == 1
+
+            try:
+                await _until(one_left_and_one_pending, 60)
+                assert (await node.client.get("nodes", NODE))["spec"].get("unschedulable") is True
+                await asyncio.sleep(6)  # at least one refused eviction, retried every 5 s
+                assert await one_left_and_one_pending()
+                assert await allowed(0)
+            finally:
+                await kubectl(kubeconfig, "uncordon", NODE)
+            result = await drain
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert (
+                "Cannot evict pod as it would violate the pod's disruption budget." in result.stderr
+            )
+            assert "will retry after 5s" in result.stderr
+            assert f"node/{NODE} cordoned" in result.stdout
+            assert f"node/{NODE} drained" in result.stdout
+            assert result.stdout.count("evicted") >= 2
+            await kubectl(
+                kubeconfig, "rollout", "status", "deployment/drained", "--timeout=90s", timeout=100
+            )
+        finally:
+            await kubectl(kubeconfig, "uncordon", NODE, check=False)
+            await kubectl(kubeconfig, "delete", "deployment,pdb", "drained", "--wait=false",
+                          check=False)  # fmt: skip
 
 
 async def _forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -247,6 +247,23 @@ def test_eviction_nests_delete_options() -> None:
     }
 
 
+def test_pod_disruption_budget_as_kubectl_create_pdb_sends_it() -> None:
+    from skiff.k8spb.api.policy.v1 import types_pb2 as policy
+
+    pdb = policy.PodDisruptionBudget()
+    pdb.metadata.name = "web"
+    pdb.spec.minAvailable.type = 1
+    pdb.spec.minAvailable.strVal = "50%"
+    pdb.spec.selector.matchLabels["app"] = "web"
+    out = protobuf.decode(body("policy/v1", "PodDisruptionBudget", pdb))
+    assert out["spec"] == {"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}}}
+    for msg in (policy.PodDisruptionBudgetSpec, policy.PodDisruptionBudgetStatus):
+        for f in msg.DESCRIPTOR.fields:
+            owner = f.containing_type.name
+            props = schema.definitions()[f"io.k8s.api.policy.v1.{owner}"]["properties"]
+            assert f.json_name in props, f"{owner}.{f.json_name}"
+
+
 def test_errors() -> None:
     with pytest.raises(ApiError) as err:
         protobuf.decode(b'{"kind":"Namespace"}')

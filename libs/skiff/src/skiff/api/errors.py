@@ -141,6 +141,18 @@ def conflict(resource: str, name: str, group: str, why: str) -> ApiError:
     )
 
 
+def forbidden(resource: str, name: str, group: str, why: str) -> ApiError:
+    """403 ``<resource>.<group> "<name>" is forbidden: <why>`` (``NewForbidden``)."""
+    return ApiError(
+        403,
+        Reason.FORBIDDEN,
+        f'{_qualified(resource, group)} "{name}" is forbidden: {why}',
+        kind=resource,
+        name=name,
+        group=group,
+    )
+
+
 def invalid(kind: str, name: str, group: str, causes: list[Cause]) -> ApiError:
     """422 with one cause per bad field, worded like Kubernetes' validation errors."""
     detail = ", ".join(f"{c.field}: {c.message}" if c.field else c.message for c in causes)

@@ -490,6 +490,16 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         has_status=False,
     ),
     _r(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        True,
+        "io.k8s.api.policy.v1.PodDisruptionBudget",
+        short_names=("pdb",),
+        subresources=("status",),
+    ),
+    _r(
         "scheduling.k8s.io",
         "v1",
         "PriorityClass",

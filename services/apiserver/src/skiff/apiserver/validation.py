@@ -85,6 +85,37 @@ def not_supported(path: str, value: Any, supported: list[str]) -> Cause:
 invalid, required, forbidden = _invalid, _required, _forbidden
 
 
+_PERCENT_MESSAGE = (
+    "a valid percent string must be a numeric string followed by an ending '%' "
+    "(e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"
+)
+
+
+def _go_int_or_string(value: int | str) -> str:
+    """An ``intstr.IntOrString`` as Go's ``%#v`` prints it in field errors."""
+    if isinstance(value, str):
+        return f"intstr.IntOrString{{Type:1, IntVal:0, StrVal:{json.dumps(value)}}}"
+    return f'intstr.IntOrString{{Type:0, IntVal:{value}, StrVal:""}}'
+
+
+def int_or_percent(value: Any, path: str, *, at_most_100: bool = True) -> list[Cause]:
+    """``ValidatePositiveIntOrPercent`` (a count of 0 or more, or ``"N%"``) and, unless
+    told otherwise, ``IsNotMoreThan100Percent``."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return [Cause(path, f"Invalid value: {_fmt_value(value)}: must be an integer or "
+                            "percentage (e.g '5%')", INVALID)]  # fmt: skip
+    if isinstance(value, int):
+        if value < 0:
+            return [_invalid(path, value, "must be greater than or equal to 0")]
+        return []
+    if not re.fullmatch(r"[0-9]+%", value):
+        return [Cause(path, f"Invalid value: {_go_int_or_string(value)}: {_PERCENT_MESSAGE}")]
+    if at_most_100 and int(value[:-1]) > 100:
+        return [Cause(path, f"Invalid value: {_go_int_or_string(value)}: must not be greater "
+                            "than 100%")]  # fmt: skip
+    return []
+
+
 def label_selector(raw: Any, path: str) -> list[Cause]:
     """``ValidateLabelSelector``: the selector's own message for what does not parse (no
     selector is valid)."""

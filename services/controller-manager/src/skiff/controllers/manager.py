@@ -33,6 +33,7 @@ from .credentials import ServiceAccountCredentials
 from .cronjob import CronJobController
 from .daemonset import DaemonSetController
 from .deployment import DeploymentController
+from .disruption import DisruptionController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
 from .garbagecollector import GarbageCollector
@@ -256,6 +257,12 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             workers=5,
             flag="concurrent-job-syncs",
             aliases=("job",),
+        ),
+        ControllerSpec(
+            "disruption-controller",
+            DisruptionController,
+            workers=1,
+            aliases=("disruption",),
         ),
         ControllerSpec(
             "pod-garbage-collector-controller",

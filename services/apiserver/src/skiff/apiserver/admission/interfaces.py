@@ -52,15 +52,9 @@ class Attributes:
 
 
 def forbidden(attrs: Attributes, why: str) -> errors.ApiError:
-    """403 ``<resource> "<name>" is forbidden: <why>`` (kube's ``admission.NewForbidden``)."""
-    resource = attrs.info.plural
-    return errors.ApiError(
-        403,
-        errors.Reason.FORBIDDEN,
-        f'{resource} "{attrs.name}" is forbidden: {why}',
-        kind=resource,
-        name=attrs.name,
-    )
+    """403 ``<resource>.<group> "<name>" is forbidden: <why>`` (kube's
+    ``admission.NewForbidden``)."""
+    return errors.forbidden(attrs.info.plural, attrs.name, attrs.info.group, why)
 
 
 class Lister(Protocol):

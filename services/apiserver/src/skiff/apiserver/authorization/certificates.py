@@ -11,7 +11,8 @@ from typing import Any
 
 from cryptography.x509.oid import NameOID
 
-from skiff.api.errors import ApiError, Reason
+from skiff.api import errors
+from skiff.api.errors import ApiError
 
 from ..admission import Attributes, Operation
 from ..authentication.user import MASTERS
@@ -24,14 +25,7 @@ CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client"
 
 
 def _forbidden(attrs: Attributes, why: str) -> ApiError:
-    return ApiError(
-        403,
-        Reason.FORBIDDEN,
-        f'certificatesigningrequests.{GROUP} "{attrs.name}" is forbidden: {why}',
-        kind="certificatesigningrequests",
-        name=attrs.name,
-        group=GROUP,
-    )
+    return errors.forbidden("certificatesigningrequests", attrs.name, GROUP, why)
 
 
 def _may(authorizer: Authorizer, attrs: Attributes, verb: str, signer: str) -> bool:

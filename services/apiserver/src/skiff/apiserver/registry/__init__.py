@@ -31,6 +31,7 @@ from .core.quota import LimitRangeStrategy, ResourceQuotaStrategy
 from .core.service import ServiceStrategy
 from .core.serviceaccount import ServiceAccountStrategy
 from .networking.networkpolicy import NetworkPolicyStrategy
+from .policy.poddisruptionbudget import PodDisruptionBudgetStrategy
 from .scheduling.priorityclass import PriorityClassStrategy
 from .storage.storageclass import StorageClassStrategy
 from .strategy import GenericStore, Strategy, Subresource
@@ -69,6 +70,7 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("batch", "jobs"): JobStrategy,
     ("certificates.k8s.io", "certificatesigningrequests"): CertificateSigningRequestStrategy,
     ("networking.k8s.io", "networkpolicies"): NetworkPolicyStrategy,
+    ("policy", "poddisruptionbudgets"): PodDisruptionBudgetStrategy,
     ("scheduling.k8s.io", "priorityclasses"): PriorityClassStrategy,
     ("storage.k8s.io", "storageclasses"): StorageClassStrategy,
 }

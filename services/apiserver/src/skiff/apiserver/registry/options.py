@@ -1,5 +1,5 @@
 """Request options and patch types shared by the generic store, the strategies and the
-front ends (kube's ``metav1.CreateOptions``/``UpdateOptions``/``DeleteOptions``)."""
+front ends (kube's ``metav1.CreateOptions``/``UpdateOptions``/``DeleteOptions``/``ListOptions``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skiff.api import errors
+from skiff.api.fields import FieldSelector, parse_field_selector
+from skiff.api.selectors import LabelSelector, parse_label_selector
 
 from ..authentication.user import UserInfo
 
@@ -29,6 +31,25 @@ class WriteOptions:
     """Who writes (None: the apiserver itself, or an unauthenticated front end)."""
     audit_annotations: dict[str, str] = field(default_factory=dict)
     """What admission adds to the request's audit event (PodSecurity's audit violations)."""
+
+
+@dataclass(slots=True)
+class ListOptions:
+    label_selector: LabelSelector | None = None
+    field_selector: FieldSelector | None = None
+    limit: int = 0
+    continue_token: str = ""
+    resource_version: str = ""
+    resource_version_match: str = ""
+
+    @classmethod
+    def parse(cls, label_selector: str, field_selector: str, **rest: Any) -> ListOptions:
+        """Options from the selector strings of a REST query or a gRPC request."""
+        return cls(
+            label_selector=parse_label_selector(label_selector) if label_selector else None,
+            field_selector=parse_field_selector(field_selector) if field_selector else None,
+            **rest,
+        )
 
 
 @dataclass(slots=True)

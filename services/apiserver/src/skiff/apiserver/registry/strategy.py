@@ -19,7 +19,7 @@ from skiff.api.errors import ApiError, Cause
 from skiff.api.resources import ResourceInfo
 from skiff.apiserver import validation
 
-from .options import DeleteOptions, WriteOptions
+from .options import DeleteOptions, ListOptions, WriteOptions
 
 if TYPE_CHECKING:
     from skiff.apiserver.allocators import ServiceAllocator
@@ -41,6 +41,10 @@ class GenericStore(Protocol):
     """Service-account tokens (serviceaccounts/token); None when no signing key is set."""
 
     async def get(self, info: ResourceInfo, namespace: str | None, name: str) -> Obj: ...
+
+    async def list(self, info: ResourceInfo, namespace: str | None, opts: ListOptions) -> Any:
+        """A consistent list (a ``ListResult``: ``.items``)."""
+        ...
 
     async def update_object(
         self,

@@ -221,7 +221,9 @@ class ResourceHandlers:
             created = await self.store.create_subresource(
                 t.info, t.namespace, t.name, t.subresource, obj, opts
             )
-            return with_warnings(json_response(created, 201), opts)
+            # A Status answer (an eviction's) carries its own code, as kube's handler reads it.
+            code = created.get("code", 201) if created.get("kind") == "Status" else 201
+            return with_warnings(json_response(created, code), opts)
         if verb == "update":
             return await self._update(request, t)
         return await self._patch(request, t)

@@ -13,37 +13,17 @@ from typing import Any
 import orjson
 
 from skiff.api import errors
-from skiff.api.fields import FieldSelector, parse_field_selector
 from skiff.api.resources import ResourceInfo
-from skiff.api.selectors import LabelSelector, parse_label_selector
 from skiff.apiserver.storage import CompactedError, StorageError
 from skiff.apiserver.storage.codec import decode
 from skiff.log import get_logger
 
+from ..registry.options import ListOptions
 from .base import StoreBase
 
 log = get_logger(__name__)
 
 CONSISTENT_READ_WAIT = 3.0
-
-
-@dataclass(slots=True)
-class ListOptions:
-    label_selector: LabelSelector | None = None
-    field_selector: FieldSelector | None = None
-    limit: int = 0
-    continue_token: str = ""
-    resource_version: str = ""
-    resource_version_match: str = ""
-
-    @classmethod
-    def parse(cls, label_selector: str, field_selector: str, **rest: Any) -> ListOptions:
-        """Options from the selector strings of a REST query or a gRPC request."""
-        return cls(
-            label_selector=parse_label_selector(label_selector) if label_selector else None,
-            field_selector=parse_field_selector(field_selector) if field_selector else None,
-            **rest,
-        )
 
 
 @dataclass(slots=True)

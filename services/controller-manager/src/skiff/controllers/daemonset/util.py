@@ -10,11 +10,11 @@ values (``GetScaledValueFromIntOrPercent``); a daemon pod's revision hash.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from skiff.api import intstr
 from skiff.api.taints import (
     TAINT_DISK_PRESSURE,
     TAINT_MEMORY_PRESSURE,
@@ -183,20 +183,12 @@ def target_node(pod: Obj) -> str | None:
 
 
 def scaled_value(value: Any, total: int, *, round_up: bool) -> int:
-    """``GetScaledValueFromIntOrPercent``: an int, or a percentage of ``total``."""
-    if isinstance(value, str) and value.endswith("%"):
-        try:
-            pct = int(value[:-1])
-        except ValueError as e:
-            raise TerminalError(f"invalid value for IntOrString: {value!r}") from e
-        raw = pct * total / 100
-        return math.ceil(raw) if round_up else math.floor(raw)
-    if isinstance(value, str):
-        number = _int(value)
-        if number is None:
-            raise TerminalError(f"invalid value for IntOrString: {value!r}")
-        return number
-    return int(value or 0)
+    """``GetScaledValueFromIntOrPercent`` (:func:`skiff.api.intstr.scaled_value`); a bad
+    value is terminal for the DaemonSet."""
+    try:
+        return intstr.scaled_value(value, total, round_up)
+    except ValueError as e:
+        raise TerminalError(str(e)) from e
 
 
 def pod_hash(pod: Obj) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from skiff.api import conditions
+from skiff.api.intstr import scaled_value
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.rest import Obj
 from skiff.controller.controller import TerminalError
@@ -109,30 +110,6 @@ def active(rss: Iterable[Obj | None]) -> list[Obj]:
 
 
 # -- maxSurge and maxUnavailable -----------------------------------------------------------
-
-
-def scaled_value(value: int | str | None, total: int, round_up: bool) -> int:
-    """An int-or-percent resolved against ``total`` (``GetScaledValueFromIntOrPercent``).
-
-    Percentages round up or down as asked; a string that is not a percentage is an
-    error, as in Kubernetes.
-    """
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        raise ValueError(f"invalid value for IntOrString: {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.endswith("%"):
-        try:
-            pct = int(value[:-1])
-        except ValueError:
-            raise ValueError(f"invalid value for IntOrString: invalid value {value!r}") from None
-        exact = pct * total / 100
-        return math.ceil(exact) if round_up else math.floor(exact)
-    raise ValueError(
-        f"invalid value for IntOrString: invalid type: string is not a percentage: {value!r}"
-    )
 
 
 def resolve_fenceposts(

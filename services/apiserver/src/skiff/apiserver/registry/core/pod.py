@@ -14,6 +14,7 @@ from skiff.api.timestamps import rfc3339
 
 from ..options import DeleteOptions, WriteOptions
 from ..strategy import STATUS, GenericStore, Obj, Strategy, Subresource
+from .eviction import evict, success
 
 
 def validate_pod_spec(spec: dict[str, Any], path: str) -> list[Cause]:
@@ -45,10 +46,6 @@ def _validate_container(c: dict[str, Any], where: str, seen: set[str]) -> list[C
     if not c.get("image"):
         causes.append(Cause(f"{where}.image", "Required value", "FieldValueRequired"))
     return causes
-
-
-def _success() -> Obj:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
 
 class _PostOnly(Subresource):
@@ -106,7 +103,7 @@ class BindingREST(_PostOnly):
             return cur
 
         await store.update_with(info, namespace, name, bind, opts, subresource="binding")
-        return _success()
+        return success()
 
 
 def _check_bindable(cur: Obj, name: str, want_uid: str | None) -> None:
@@ -130,10 +127,8 @@ def _check_bindable(cur: Obj, name: str, want_uid: str | None) -> None:
 
 
 class EvictionREST(_PostOnly):
-    """``pods/eviction``: delete the pod with the eviction's grace period.
-
-    Skiff serves no PodDisruptionBudgets, so no budget is consulted.
-    """
+    """``pods/eviction``: a delete the pod's PodDisruptionBudget may refuse
+    (:mod:`.eviction`)."""
 
     name = "eviction"
 
@@ -146,12 +141,7 @@ class EvictionREST(_PostOnly):
         body: Obj,
         opts: WriteOptions,
     ) -> Obj:
-        delete = DeleteOptions()
-        do = body.get("deleteOptions") or {}
-        if do.get("gracePeriodSeconds") is not None:
-            delete.grace_period_seconds = int(do["gracePeriodSeconds"])
-        await store.delete(info, namespace, name, delete)
-        return _success()
+        return await evict(store, info, namespace or "", name, body, opts)
 
 
 class PodStrategy(Strategy):

@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from skiff.k8spb.apimachinery.pkg.apis.meta.v1 import types_pb2 as skiff_dot_k8spb_dot_apimachinery_dot_pkg_dot_apis_dot_meta_dot_v1_dot_types__pb2
+from skiff.k8spb.apimachinery.pkg.util.intstr import types_pb2 as skiff_dot_k8spb_dot_apimachinery_dot_pkg_dot_util_dot_intstr_dot_types__pb2
 from skiff.k8spb import options_pb2 as skiff_dot_k8spb_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%skiff/k8spb/api/policy/v1/types.proto\x12\x14k8s.io.api.policy.v1\x1a\x35skiff/k8spb/apimachinery/pkg/apis/meta/v1/types.proto\x1a\x19skiff/k8spb/options.proto\"\xa0\x01\n\x08\x45viction\x12\x42\n\x08metadata\x18\x01 \x01(\x0b\x32\x30.k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta\x12P\n\rdeleteOptions\x18\x02 \x01(\x0b\x32\x33.k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptionsB\x04\xa8\xbb\x18\x01')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%skiff/k8spb/api/policy/v1/types.proto\x12\x14k8s.io.api.policy.v1\x1a\x35skiff/k8spb/apimachinery/pkg/apis/meta/v1/types.proto\x1a\x34skiff/k8spb/apimachinery/pkg/util/intstr/types.proto\x1a\x19skiff/k8spb/options.proto\"\xa0\x01\n\x08\x45viction\x12\x42\n\x08metadata\x18\x01 \x01(\x0b\x32\x30.k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta\x12P\n\rdeleteOptions\x18\x02 \x01(\x0b\x32\x33.k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptionsB\x04\xa8\xbb\x18\x01\"\xd7\x01\n\x13PodDisruptionBudget\x12\x42\n\x08metadata\x18\x01 \x01(\x0b\x32\x30.k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta\x12;\n\x04spec\x18\x02 \x01(\x0b\x32-.k8s.io.api.policy.v1.PodDisruptionBudgetSpec\x12?\n\x06status\x18\x03 \x01(\x0b\x32/.k8s.io.api.policy.v1.PodDisruptionBudgetStatus\"\xae\x02\n\x17PodDisruptionBudgetSpec\x12L\n\x0cminAvailable\x18\x01 \x01(\x0b\x32\x30.k8s.io.apimachinery.pkg.util.intstr.IntOrStringB\x04\xa8\xbb\x18\x01\x12K\n\x08selector\x18\x02 \x01(\x0b\x32\x33.k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelectorB\x04\xa8\xbb\x18\x01\x12N\n\x0emaxUnavailable\x18\x03 \x01(\x0b\x32\x30.k8s.io.apimachinery.pkg.util.intstr.IntOrStringB\x04\xa8\xbb\x18\x01\x12(\n\x1aunhealthyPodEvictionPolicy\x18\x04 \x01(\tB\x04\xa8\xbb\x18\x01\"\x9b\x03\n\x19PodDisruptionBudgetStatus\x12\x1a\n\x12observedGeneration\x18\x01 \x01(\x03\x12Y\n\rdisruptedPods\x18\x02 \x03(\x0b\x32\x42.k8s.io.api.policy.v1.PodDisruptionBudgetStatus.DisruptedPodsEntry\x12\x1a\n\x12\x64isruptionsAllowed\x18\x03 \x01(\x05\x12\x16\n\x0e\x63urrentHealthy\x18\x04 \x01(\x05\x12\x16\n\x0e\x64\x65siredHealthy\x18\x05 \x01(\x05\x12\x14\n\x0c\x65xpectedPods\x18\x06 \x01(\x05\x12\x43\n\nconditions\x18\x07 \x03(\x0b\x32/.k8s.io.apimachinery.pkg.apis.meta.v1.Condition\x1a`\n\x12\x44isruptedPodsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x39\n\x05value\x18\x02 \x01(\x0b\x32*.k8s.io.apimachinery.pkg.apis.meta.v1.Time:\x02\x38\x01')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +36,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVICTION'].fields_by_name['deleteOptions']._loaded_options = None
   _globals['_EVICTION'].fields_by_name['deleteOptions']._serialized_options = b'\250\273\030\001'
-  _globals['_EVICTION']._serialized_start=146
-  _globals['_EVICTION']._serialized_end=306
+  _globals['_PODDISRUPTIONBUDGETSPEC'].fields_by_name['minAvailable']._loaded_options = None
+  _globals['_PODDISRUPTIONBUDGETSPEC'].fields_by_name['minAvailable']._serialized_options = b'\250\273\030\001'
+  _globals['_PODDISRUPTIONBUDGETSPEC'].fields_by_name['selector']._loaded_options = None
+  _globals['_PODDISRUPTIONBUDGETSPEC'].fields_by_name['selector']._serialized_options = b'\250\273\030\001'
+  _globals['_PODDISRUPTIONBUDGETSPEC'].fields_by_name['maxUnavailable']._loaded_options = None
+  _globals['_PODDISRUPTIONBUDGETSPEC'].fields_by_name['maxUnavailable']._serialized_options = b'\250\273\030\001'
+  _globals['_PODDISRUPTIONBUDGETSPEC'].fields_by_name['unhealthyPodEvictionPolicy']._loaded_options = None
+  _globals['_PODDISRUPTIONBUDGETSPEC'].fields_by_name['unhealthyPodEvictionPolicy']._serialized_options = b'\250\273\030\001'
+  _globals['_PODDISRUPTIONBUDGETSTATUS_DISRUPTEDPODSENTRY']._loaded_options = None
+  _globals['_PODDISRUPTIONBUDGETSTATUS_DISRUPTEDPODSENTRY']._serialized_options = b'8\001'
+  _globals['_EVICTION']._serialized_start=200
+  _globals['_EVICTION']._serialized_end=360
+  _globals['_PODDISRUPTIONBUDGET']._serialized_start=363
+  _globals['_PODDISRUPTIONBUDGET']._serialized_end=578
+  _globals['_PODDISRUPTIONBUDGETSPEC']._serialized_start=581
+  _globals['_PODDISRUPTIONBUDGETSPEC']._serialized_end=883
+  _globals['_PODDISRUPTIONBUDGETSTATUS']._serialized_start=886
+  _globals['_PODDISRUPTIONBUDGETSTATUS']._serialized_end=1297
+  _globals['_PODDISRUPTIONBUDGETSTATUS_DISRUPTEDPODSENTRY']._serialized_start=1201
+  _globals['_PODDISRUPTIONBUDGETSTATUS_DISRUPTEDPODSENTRY']._serialized_end=1297
 # @@protoc_insertion_point(module_scope)
