@@ -398,6 +398,74 @@ def test_network_policies_are_served(kubeconfig: Path, ns: str) -> None:
     kubectl(kubeconfig, "-n", ns, "delete", "netpol", "db-from-web")
 
 
+INGRESS_CLASS = """\
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: kt-default
+  annotations:
+    ingressclass.kubernetes.io/is-default-class: "true"
+spec:
+  controller: example.com/ingress-controller
+"""
+
+
+def test_ingresses_and_ingress_classes(kubeconfig: Path, ns: str) -> None:
+    """``kubectl create ingress`` (a protobuf body) gets the default IngressClass; get and
+    describe show it as kubectl does against Kubernetes; a bad rule is refused."""
+    kubectl(kubeconfig, "apply", "-f", "-", input=INGRESS_CLASS)
+    try:
+        out = kubectl(kubeconfig, "get", "ingressclass", "kt-default").stdout.splitlines()
+        assert out[0].split() == ["NAME", "CONTROLLER", "PARAMETERS", "AGE"]
+        assert out[1].split()[:3] == ["kt-default", "example.com/ingress-controller", "<none>"]
+        kubectl(kubeconfig, "-n", ns, "create", "ingress", "web",
+                "--rule=foo.com/bar=svc1:8080,tls=my-cert")  # fmt: skip
+        ing = json.loads(kubectl(kubeconfig, "-n", ns, "get", "ing", "web", "-o", "json").stdout)
+        assert ing["spec"]["ingressClassName"] == "kt-default"
+        assert ing["spec"]["rules"][0]["http"]["paths"][0] == {
+            "path": "/bar", "pathType": "Exact",
+            "backend": {"service": {"name": "svc1", "port": {"number": 8080}}}}  # fmt: skip
+        out = kubectl(kubeconfig, "-n", ns, "get", "ingress").stdout.splitlines()
+        assert out[0].split() == ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]
+        assert out[1].split()[:4] == ["web", "kt-default", "foo.com", "80,"]
+        described = kubectl(kubeconfig, "-n", ns, "describe", "ingress", "web").stdout
+        assert "my-cert terminates foo.com" in described and "svc1:8080" in described
+        bad = kubectl(kubeconfig, "-n", ns, "create", "ingress", "bad",
+                      "--rule=10.0.0.1/x=svc1:80", check=False)  # fmt: skip
+        assert bad.returncode != 0
+        assert 'spec.rules[0].host: Invalid value: "10.0.0.1": must be a DNS name' in bad.stderr
+        kubectl(kubeconfig, "-n", ns, "delete", "ingress", "web")
+    finally:
+        kubectl(kubeconfig, "delete", "ingressclass", "kt-default", check=False)
+
+
+def test_component_statuses_and_pod_templates(kubeconfig: Path, ns: str) -> None:
+    """``kubectl get cs`` probes etcd (healthy here) and the scheduler and controller
+    manager on this machine, with kube's deprecation warning; PodTemplates are served."""
+    proc = kubectl(kubeconfig, "get", "componentstatuses")
+    assert "Warning: v1 ComponentStatus is deprecated in v1.19+" in proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "STATUS", "MESSAGE", "ERROR"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert set(rows) == {"controller-manager", "etcd-0", "scheduler"}
+    assert rows["etcd-0"] == ["Healthy", "ok"]
+    cs = json.loads(kubectl(kubeconfig, "get", "cs", "etcd-0", "-o", "json").stdout)
+    assert cs["conditions"][0]["status"] == "True"
+    template = (
+        "apiVersion: v1\nkind: PodTemplate\nmetadata:\n  name: t\ntemplate:\n"
+        "  metadata:\n    labels: {app: web}\n  spec:\n"
+        "    containers: [{name: app, image: busybox}]\n"
+    )
+    kubectl(kubeconfig, "-n", ns, "apply", "-f", "-", input=template)
+    out = kubectl(kubeconfig, "-n", ns, "get", "podtemplates").stdout.splitlines()
+    assert out[0].split() == ["NAME", "CONTAINERS", "IMAGES", "POD", "LABELS"]
+    assert out[1].split() == ["t", "app", "busybox", "app=web"]
+    bad = kubectl(kubeconfig, "-n", ns, "apply", "-f", "-", check=False,
+                  input=template.replace(", image: busybox", ""))  # fmt: skip
+    assert "template.spec.containers[0].image: Required value" in bad.stderr
+    kubectl(kubeconfig, "-n", ns, "delete", "podtemplate", "t")
+
+
 @pytest.mark.parametrize("apply", [["apply"], ["apply", "--server-side"]])
 def test_secret_string_data_is_stored_in_data(kubeconfig: Path, ns: str, apply: list[str]) -> None:
     """stringData is write-only: stored base64 in data, overwriting what data had."""

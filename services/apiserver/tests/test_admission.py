@@ -21,6 +21,7 @@ from skiff.apiserver.admission import (
     enabled_plugins,
     new_chain,
 )
+from skiff.apiserver.admission.defaultingressclass import DefaultIngressClass
 from skiff.apiserver.admission.defaultstorageclass import DefaultStorageClass
 from skiff.apiserver.admission.namespacelifecycle import NamespaceLifecycle
 from skiff.apiserver.admission.priority import Priority
@@ -36,6 +37,7 @@ KUBE_ORDER = [
     "Priority",
     "DefaultStorageClass",
     "StorageObjectInUseProtection",
+    "DefaultIngressClass",
     "MutatingAdmissionWebhook",
     "ValidatingAdmissionPolicy",
     "ValidatingAdmissionWebhook",
@@ -98,6 +100,7 @@ def test_enable_and_disable() -> None:
         "LimitRanger",
         "PodSecurity",
         "StorageObjectInUseProtection",
+        "DefaultIngressClass",
         "MutatingAdmissionWebhook",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionWebhook",
@@ -135,6 +138,7 @@ def test_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "LimitRanger",
         "PodSecurity",
         "StorageObjectInUseProtection",
+        "DefaultIngressClass",
         "MutatingAdmissionWebhook",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionWebhook",
@@ -285,6 +289,38 @@ async def test_no_default_storage_class_leaves_the_claim() -> None:
     claim: dict[str, Any] = {"metadata": {"name": "c"}, "spec": {}}
     await DefaultStorageClass(FakeLister()).admit(create(CLAIMS, claim))
     assert "storageClassName" not in claim["spec"]
+
+
+# -- DefaultIngressClass -----------------------------------------------------------------
+
+
+def _ic(name: str, created: str, default: bool) -> dict[str, Any]:
+    annotations = {"ingressclass.kubernetes.io/is-default-class": "true"} if default else {}
+    return {"metadata": {"name": name, "creationTimestamp": created, "annotations": annotations},
+            "spec": {"controller": "example.com/ingress"}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("ingress", "want"),
+    [
+        ({"spec": {}}, "b-newer"),
+        ({"spec": {"ingressClassName": "mine"}}, "mine"),
+        ({"metadata": {"annotations": {"kubernetes.io/ingress.class": "old"}}, "spec": {}}, None),
+    ],
+)
+async def test_default_ingress_class(ingress: dict[str, Any], want: str | None) -> None:
+    classes = info("networking.k8s.io", "v1", "ingressclasses")
+    lister = FakeLister(
+        (classes, _ic("a-older", "2024-01-01T00:00:00Z", True)),
+        (classes, _ic("b-newer", "2024-02-01T00:00:00Z", True)),
+        (classes, _ic("c-same", "2024-02-01T00:00:00Z", True)),  # a tie: the first by name
+        (classes, _ic("plain", "2024-03-01T00:00:00Z", False)),
+    )
+    obj = {"metadata": {"name": "i", **ingress.get("metadata", {})}, "spec": dict(ingress["spec"])}
+    await DefaultIngressClass(lister).admit(
+        create(info("networking.k8s.io", "v1", "ingresses"), obj)
+    )
+    assert obj["spec"].get("ingressClassName") == want
 
 
 # -- StorageObjectInUseProtection --------------------------------------------------------

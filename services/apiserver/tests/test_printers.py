@@ -727,3 +727,25 @@ def test_claims_and_volumes_being_deleted_are_terminating() -> None:
     assert row(volumes, pv)["Status"] == "Bound"
     pv["metadata"]["deletionTimestamp"] = ago(seconds=3)
     assert row(volumes, pv)["Status"] == "Terminating"
+
+
+def test_pod_template_columns() -> None:
+    tmpl = {
+        "metadata": {"name": "t", "creationTimestamp": ago(minutes=1)},
+        "template": {
+            "metadata": {"labels": {"app": "web", "tier": "fe"}},
+            "spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]},
+        },
+    }
+    table = table_for(info("", "PodTemplate"), [tmpl])
+    assert [c["name"] for c in table["columnDefinitions"]] == [
+        "Name", "Containers", "Images", "Pod Labels"]  # fmt: skip
+    assert table["rows"][0]["cells"] == ["t", "a,b", "x,y", "app=web,tier=fe"]
+
+
+def test_pod_template_validation() -> None:
+    from skiff.apiserver.registry import strategy_for
+
+    bad = {"metadata": {"name": "t"}, "template": {"spec": {"containers": [{"name": "a"}]}}}
+    [cause] = strategy_for(info("", "PodTemplate")).validate(bad)
+    assert (cause.field, cause.message) == ("template.spec.containers[0].image", "Required value")

@@ -264,6 +264,29 @@ def test_pod_disruption_budget_as_kubectl_create_pdb_sends_it() -> None:
             assert f.json_name in props, f"{owner}.{f.json_name}"
 
 
+def test_kubectl_create_ingress_protobuf_body() -> None:
+    from skiff.k8spb.api.networking.v1 import types_pb2 as networking
+
+    ing = networking.Ingress()
+    ing.metadata.name = "simple"
+    r = ing.spec.rules.add()
+    r.host = "foo.com"
+    p = r.ingressRuleValue.http.paths.add()
+    p.path = "/bar"
+    p.pathType = "Exact"
+    p.backend.service.name = "svc1"
+    p.backend.service.port.number = 8080
+    tls = ing.spec.tls.add()
+    tls.hosts.append("foo.com")
+    tls.secretName = "my-cert"
+    out = protobuf.decode(body("networking.k8s.io/v1", "Ingress", ing))
+    assert out["spec"] == {
+        "rules": [{"host": "foo.com", "http": {"paths": [{"path": "/bar", "pathType": "Exact",
+                   "backend": {"service": {"name": "svc1", "port": {"number": 8080}}}}]}}],
+        "tls": [{"hosts": ["foo.com"], "secretName": "my-cert"}],
+    }  # fmt: skip
+
+
 def test_errors() -> None:
     with pytest.raises(ApiError) as err:
         protobuf.decode(b'{"kind":"Namespace"}')
@@ -273,7 +296,7 @@ def test_errors() -> None:
     ns = core.Namespace()
     ns.metadata.name = "x"
     for api_version, kind in [
-        ("networking.k8s.io/v1", "Ingress"),
+        ("storage.k8s.io/v1", "StorageClass"),
         ("v1", "Foo"),
         ("v1", "PodSpec"),
     ]:

@@ -50,6 +50,7 @@ _MODULES = (
     "skiff.k8spb.api.rbac.v1.types_pb2",
     "skiff.k8spb.api.autoscaling.v1.types_pb2",
     "skiff.k8spb.api.policy.v1.types_pb2",
+    "skiff.k8spb.api.networking.v1.types_pb2",
     "skiff.k8spb.api.authentication.v1.types_pb2",
     "skiff.k8spb.api.authorization.v1.types_pb2",
     "skiff.k8spb.api.certificates.v1.types_pb2",

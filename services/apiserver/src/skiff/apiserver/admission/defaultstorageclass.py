@@ -7,10 +7,14 @@ wins, as in Kubernetes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from skiff.api.resources import REGISTRY, is_default_storage_class
+from skiff.api.timestamps import parse_time
 
 from .interfaces import Attributes, Handler, Lister, Operation
 
+Obj = dict[str, Any]
 PLUGIN_NAME = "DefaultStorageClass"
 STORAGE_CLASSES = REGISTRY.by_path("storage.k8s.io", "v1", "storageclasses")
 
@@ -31,8 +35,13 @@ class DefaultStorageClass(Handler):
             return
         defaults = [c for c in self.lister.list(STORAGE_CLASSES) if is_default_storage_class(c)]
         if defaults:
-            newest = max(
-                defaults,
-                key=lambda c: (c["metadata"].get("creationTimestamp") or "", c["metadata"]["name"]),
-            )
-            spec["storageClassName"] = newest["metadata"]["name"]
+            spec["storageClassName"] = newest(defaults)["metadata"]["name"]
+
+
+def newest(classes: list[Obj]) -> Obj:
+    """The newest of several default classes; on a tie the first by name (kube's sort)."""
+    return min(
+        classes,
+        key=lambda c: (-(parse_time(c["metadata"].get("creationTimestamp")) or 0.0),
+                       c["metadata"]["name"]),
+    )  # fmt: skip

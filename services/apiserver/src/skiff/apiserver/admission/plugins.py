@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from . import (
+    defaultingressclass,
     defaultstorageclass,
     limitranger,
     namespacelifecycle,
@@ -35,6 +36,7 @@ PLUGINS: dict[str, Factory] = {
     storageobjectinuseprotection.PLUGIN_NAME: (
         storageobjectinuseprotection.StorageObjectInUseProtection
     ),
+    defaultingressclass.PLUGIN_NAME: defaultingressclass.DefaultIngressClass,
     webhook.MUTATING_PLUGIN: webhook.MutatingWebhook,
     policy.PLUGIN_NAME: policy.ValidatingAdmissionPolicy,
     webhook.VALIDATING_PLUGIN: webhook.ValidatingWebhook,

@@ -131,6 +131,18 @@ def selector_string(selector: dict | None) -> str | None:
     return ",".join(r[1] for r in reqs)
 
 
+def load_balancer_addresses(load_balancer: dict | None) -> list[str]:
+    """The IPs (or else hostnames) of a load balancer's ingress points, sorted and
+    deduplicated (Services' EXTERNAL-IP, Ingresses' ADDRESS)."""
+    found = set()
+    for ing in (load_balancer or {}).get("ingress") or ():
+        if ing.get("ip"):
+            found.add(ing["ip"])
+        elif ing.get("hostname"):
+            found.add(ing["hostname"])
+    return sorted(found)
+
+
 def format_label_selector(selector: dict | None) -> str:
     """``metav1.FormatLabelSelector``: ``<none>`` when empty, ``<error>`` when invalid."""
     s = selector_string(selector)

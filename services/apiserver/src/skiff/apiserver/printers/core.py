@@ -23,7 +23,9 @@ from skiff.apiserver.printers.common import (
     Col,
     TablePrinter,
     age,
+    containers_cells,
     format_labels,
+    load_balancer_addresses,
     name_of,
     replicas_row,
     translate_timestamp_since,
@@ -47,13 +49,7 @@ def _service_external_ip(spec: dict, status: dict) -> str:
     if svc_type in ("ClusterIP", "NodePort"):
         return ",".join(external) if external else NONE
     if svc_type == "LoadBalancer":
-        found = set()
-        for ing in (status.get("loadBalancer") or {}).get("ingress") or ():
-            if ing.get("ip"):
-                found.add(ing["ip"])
-            elif ing.get("hostname"):
-                found.add(ing["hostname"])
-        lb = sorted(found)
+        lb = load_balancer_addresses(status.get("loadBalancer"))
         if external:
             return ",".join(lb + external)
         return ",".join(lb) if lb else "<pending>"
@@ -175,6 +171,27 @@ def _print_node(obj: dict, now: float) -> Cells:
 
 def _print_namespace(obj: dict, now: float) -> Cells:
     return [name_of(obj), (obj.get("status") or {}).get("phase", ""), age(obj, now)]
+
+
+def _print_component_status(obj: dict, now: float) -> Cells:
+    status, message, error = "Unknown", "", ""
+    for c in obj.get("conditions") or ():
+        if c.get("type") == "Healthy":
+            status = "Healthy" if c.get("status") == "True" else "Unhealthy"
+            message, error = c.get("message", ""), c.get("error", "")
+            break
+    return [name_of(obj), status, message, error]
+
+
+def _print_pod_template(obj: dict, now: float) -> Cells:
+    template = obj.get("template") or {}
+    names, images = containers_cells(template.get("spec"))
+    return [
+        name_of(obj),
+        names,
+        images,
+        format_labels((template.get("metadata") or {}).get("labels")),
+    ]
 
 
 def _print_config_map(obj: dict, now: float) -> Cells:
@@ -392,6 +409,24 @@ PRINTERS: dict[tuple[str, str], TablePrinter] = {
             Col("VolumeMode", "string", (CORE + "PersistentVolumeClaimSpec", "volumeMode"), 1),
         ),
         _print_persistent_volume_claim,
+    ),
+    ("", "ComponentStatus"): TablePrinter(
+        (
+            NAME_COL,
+            Col("Status", "string", "Status of the component conditions"),
+            Col("Message", "string", "Message of the component conditions"),
+            Col("Error", "string", "Error of the component conditions"),
+        ),
+        _print_component_status,
+    ),
+    ("", "PodTemplate"): TablePrinter(
+        (
+            NAME_COL,
+            Col("Containers", "string", "Names of each container in the template."),
+            Col("Images", "string", "Images referenced by each container in the template."),
+            Col("Pod Labels", "string", "The labels for the pod template."),
+        ),
+        _print_pod_template,
     ),
     ("", "ConfigMap"): TablePrinter(
         (NAME_COL, Col("Data", "string", (CORE + "ConfigMap", "data")), AGE_COL),

@@ -26,10 +26,11 @@ from .certificates.csr import CertificateSigningRequestStrategy
 from .core.configmap import ConfigMapStrategy
 from .core.namespace import NamespaceStrategy
 from .core.node import NodeStrategy
-from .core.pod import PodStrategy
+from .core.pod import PodStrategy, PodTemplateStrategy
 from .core.quota import LimitRangeStrategy, ResourceQuotaStrategy
 from .core.service import ServiceStrategy
 from .core.serviceaccount import ServiceAccountStrategy
+from .networking.ingress import IngressClassStrategy, IngressStrategy
 from .networking.networkpolicy import NetworkPolicyStrategy
 from .policy.poddisruptionbudget import PodDisruptionBudgetStrategy
 from .scheduling.priorityclass import PriorityClassStrategy
@@ -43,6 +44,7 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("", "namespaces"): NamespaceStrategy,
     ("", "nodes"): NodeStrategy,
     ("", "pods"): PodStrategy,
+    ("", "podtemplates"): PodTemplateStrategy,
     ("", "replicationcontrollers"): ReplicationControllerStrategy,
     ("", "resourcequotas"): ResourceQuotaStrategy,
     ("", "secrets"): ConfigMapStrategy,
@@ -69,6 +71,8 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("batch", "cronjobs"): CronJobStrategy,
     ("batch", "jobs"): JobStrategy,
     ("certificates.k8s.io", "certificatesigningrequests"): CertificateSigningRequestStrategy,
+    ("networking.k8s.io", "ingressclasses"): IngressClassStrategy,
+    ("networking.k8s.io", "ingresses"): IngressStrategy,
     ("networking.k8s.io", "networkpolicies"): NetworkPolicyStrategy,
     ("policy", "poddisruptionbudgets"): PodDisruptionBudgetStrategy,
     ("scheduling.k8s.io", "priorityclasses"): PriorityClassStrategy,

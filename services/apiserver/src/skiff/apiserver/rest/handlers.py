@@ -16,6 +16,7 @@ from skiff.api import errors
 from skiff.api.errors import ApiError
 from skiff.apiserver import printers
 
+from .. import componentstatus
 from ..authentication import reviews
 from ..authentication.authenticator import Authenticator
 from ..authorization import Authorizer
@@ -41,12 +42,9 @@ class ResourceHandlers:
     async def _resource(self, request: Request, method: str, t: Target) -> Response:
         info = t.info
         if info.verbs == ("create",):
-            if info.namespaced and t.namespace is None and t.name is None and method == "POST":
-                raise errors.method_not_allowed(
-                    f"create {info.plural} needs a namespace in the path "
-                    f"(/namespaces/<ns>/{info.plural})"
-                )
             return await self._review(request, method, t)
+        if info.verbs == ("get", "list"):
+            return await self._component_statuses(request, method, t)
         if t.name is None:
             if method == "GET":
                 if request.query_params.get("watch") in ("true", "1"):
@@ -100,6 +98,12 @@ class ResourceHandlers:
 
     async def _review(self, request: Request, method: str, t: Target) -> Response:
         """A review (TokenReview, SelfSubjectReview): answered, never stored."""
+        info = t.info
+        if info.namespaced and t.namespace is None and t.name is None and method == "POST":
+            raise errors.method_not_allowed(
+                f"create {info.plural} needs a namespace in the path "
+                f"(/namespaces/<ns>/{info.plural})"
+            )
         if method != "POST" or t.name is not None:
             raise errors.method_not_allowed(f"{t.info.plural} only supports POST (create)")
         body = require_object((await read_body(request))[0])
@@ -119,6 +123,24 @@ class ResourceHandlers:
         else:
             answer = authz_reviews.self_subject_rules_review(authz, body, user)
         return json_response(answer, 201)
+
+    async def _component_statuses(self, request: Request, method: str, t: Target) -> Response:
+        """ComponentStatuses: probed now, never stored; with kube's deprecation warning."""
+        if method != "GET" or t.subresource or request.query_params.get("watch") in ("true", "1"):
+            raise errors.method_not_allowed(f"{t.info.plural} only supports get and list")
+        warned = WriteOptions(warnings=[componentstatus.DEPRECATION])
+        if t.name is not None:
+            obj = await componentstatus.component_status(self.store.etcd, t.name)
+            return object_response(request, t.info, obj, 200, warned)
+        items = await componentstatus.component_statuses(self.store.etcd)
+        if wants_table(request):
+            body = printers.table_for(
+                t.info, items, include_object=request.query_params.get("includeObject", "Metadata")
+            )
+            return with_warnings(json_response(body, media_type=TABLE_CT), warned)
+        listed = {"kind": t.info.list_kind, "apiVersion": t.info.api_version, "metadata": {},
+                  "items": items}  # fmt: skip
+        return with_warnings(json_response(listed), warned)
 
     async def _list(self, request: Request, t: Target) -> Response:
         opts = list_options(request)

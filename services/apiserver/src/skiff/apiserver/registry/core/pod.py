@@ -185,3 +185,11 @@ class PodStrategy(Strategy):
     def pending_graceful(self, obj: Obj) -> bool:
         """A pod whose kubelet has not yet confirmed termination stays until it does."""
         return bool((obj["metadata"].get("deletionGracePeriodSeconds") or 0) > 0)
+
+
+class PodTemplateStrategy(Strategy):
+    """PodTemplates (``ValidatePodTemplate``): the template's pod spec."""
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        template = obj.get("template") or {}
+        return validate_pod_spec(template.get("spec") or {}, "template.spec")
