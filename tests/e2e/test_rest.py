@@ -6,8 +6,10 @@ Every bad request must get the right Kubernetes Status and leave etcd unchanged.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -571,3 +573,16 @@ def test_a_new_service_carries_its_empty_status(http: httpx.Client) -> None:
     assert r.json()["status"] == {"loadBalancer": {}}  # what a client sends is not kept
     got = http.get(f"/api/v1/namespaces/{NS}/services/with-status").json()
     assert got["status"] == {"loadBalancer": {}}
+
+
+def test_idle_connections_stay_open_past_five_seconds(cluster: Cluster) -> None:
+    """A kept-alive connection still answers after 6 idle seconds (kube-apiserver keeps
+    idle connections 90 s; clients such as kubectl drain reuse them for POSTs)."""
+    url = urlsplit(cluster.url)
+    request = f"GET /version HTTP/1.1\r\nHost: {url.netloc}\r\n\r\n".encode()
+    with socket.create_connection((url.hostname, url.port), timeout=10) as s:
+        for pause in (6, 0):
+            s.sendall(request)
+            head = s.recv(65536)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            time.sleep(pause)

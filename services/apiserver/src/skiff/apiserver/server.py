@@ -51,6 +51,8 @@ from .watchcache import WatchCache
 
 log = get_logger(__name__)
 
+IDLE_TIMEOUT = 90
+"""Seconds an idle client connection stays open (kube-apiserver's ``IdleTimeout``)."""
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 SYSTEM_PRIORITY_DESCRIPTIONS = {
     "system-node-critical": "Used for system critical pods that must not be moved from their "
@@ -369,6 +371,10 @@ class ApiServer:
             lifespan="off",
             loop="none",
             timeout_graceful_shutdown=2,
+            # kube-apiserver's IdleTimeout: clients (Go's transport keeps idle connections
+            # 90 s) reuse a connection the server would otherwise have closed after
+            # uvicorn's 5 s, and a POST on it is reset (kubectl drain retries every 5 s).
+            timeout_keep_alive=IDLE_TIMEOUT,
             **options,
         )
         self._uvicorn = uvicorn.Server(config)
