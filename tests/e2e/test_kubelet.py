@@ -22,7 +22,7 @@ from runtime import CNI_PLUGINS, CONTAINERD, needs, start_containerd
 from cluster import VENV_BIN, Cluster, Proc
 from skiff.api.errors import ApiError
 from skiff.client.rest import ApiClient
-from skiff.cri.client import CriClient
+from skiff.cri.client import CriClient, pb
 from skiff.kubelet.containerd_setup import (
     RuntimePaths,
     ensure_shared_netns_dir,
@@ -696,6 +696,55 @@ async def test_image_pull_errors(node: Node) -> None:
     ghost = await wait_pod(client, "ghost", pull_failed)
     assert ghost["status"]["phase"] == "Pending"
     await client.delete("pods", "ghost", "default")
+
+
+async def test_runtime_class_handler_reaches_containerd(node: Node) -> None:
+    """A RuntimeClass's handler is what the kubelet asks containerd for: ``runc`` (the one
+    Skiff's containerd configures) runs the pod, with the class's overhead admitted onto
+    it; a handler containerd lacks fails the sandbox with containerd's own error."""
+    client = node.client
+    await client.create("runtimeclasses", {"metadata": {"name": "rc-runc"}, "handler": "runc",
+                        "overhead": {"podFixed": {"cpu": "10m"}}})  # fmt: skip
+    await client.create("runtimeclasses", {"metadata": {"name": "rc-none"}, "handler": "nosuch"})
+    try:
+        await client.create(
+            "pods", busybox_pod("sandboxed", "sleep 3600", runtimeClassName="rc-runc"), "default"
+        )
+        pod = await wait_pod(client, "sandboxed", _running)
+        assert pod["spec"]["overhead"] == {"cpu": "10m"}
+        [sandbox] = [
+            s
+            for s in await node.cri.list_pod_sandbox()
+            if s.metadata.name == "sandboxed" and s.state == pb.SANDBOX_READY
+        ]
+        assert sandbox.runtime_handler == "runc"
+
+        await client.create(
+            "pods", busybox_pod("unsupported", "true", runtimeClassName="rc-none"), "default"
+        )
+
+        async def failed() -> str | None:
+            events, _ = await client.list_all(
+                "events", "default", field_selector="involvedObject.name=unsupported"
+            )
+            return next(
+                (e["message"] for e in events if e["reason"] == "FailedCreatePodSandBox"), None
+            )
+
+        message = await _until(failed, 30)
+        assert "nosuch" in message, message
+        with pytest.raises(ApiError) as e:
+            await client.create(
+                "pods", busybox_pod("classless", "true", runtimeClassName="rc-gone"), "default"
+            )
+        assert e.value.code == 403
+        assert 'pod rejected: RuntimeClass "rc-gone" not found' in e.value.message
+    finally:
+        for name in ("sandboxed", "unsupported"):
+            with contextlib.suppress(ApiError):
+                await client.delete("pods", name, "default")
+        for name in ("rc-runc", "rc-none"):
+            await client.delete("runtimeclasses", name)
 
 
 def _netns() -> set[str]:

@@ -25,6 +25,7 @@ from skiff.apiserver.admission.defaultingressclass import DefaultIngressClass
 from skiff.apiserver.admission.defaultstorageclass import DefaultStorageClass
 from skiff.apiserver.admission.namespacelifecycle import NamespaceLifecycle
 from skiff.apiserver.admission.priority import Priority
+from skiff.apiserver.admission.runtimeclass import RuntimeClass
 from skiff.apiserver.admission.storageobjectinuseprotection import StorageObjectInUseProtection
 from skiff.apiserver.server import Settings
 
@@ -37,6 +38,7 @@ KUBE_ORDER = [
     "Priority",
     "DefaultStorageClass",
     "StorageObjectInUseProtection",
+    "RuntimeClass",
     "DefaultIngressClass",
     "MutatingAdmissionWebhook",
     "ValidatingAdmissionPolicy",
@@ -100,6 +102,7 @@ def test_enable_and_disable() -> None:
         "LimitRanger",
         "PodSecurity",
         "StorageObjectInUseProtection",
+        "RuntimeClass",
         "DefaultIngressClass",
         "MutatingAdmissionWebhook",
         "ValidatingAdmissionPolicy",
@@ -138,6 +141,7 @@ def test_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "LimitRanger",
         "PodSecurity",
         "StorageObjectInUseProtection",
+        "RuntimeClass",
         "DefaultIngressClass",
         "MutatingAdmissionWebhook",
         "ValidatingAdmissionPolicy",
@@ -321,6 +325,59 @@ async def test_default_ingress_class(ingress: dict[str, Any], want: str | None) 
         create(info("networking.k8s.io", "v1", "ingresses"), obj)
     )
     assert obj["spec"].get("ingressClassName") == want
+
+
+# -- RuntimeClass ------------------------------------------------------------------------
+
+GVISOR = {
+    "metadata": {"name": "gvisor"},
+    "handler": "runsc",
+    "overhead": {"podFixed": {"cpu": "250m", "memory": "120Mi"}},
+    "scheduling": {
+        "nodeSelector": {"sandbox": "gvisor"},
+        "tolerations": [{"key": "sandbox", "operator": "Exists", "effect": "NoSchedule"}],
+    },
+}
+
+
+def _sandboxed_pod(**spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "p"}, "spec": {"runtimeClassName": "gvisor", **spec}}
+
+
+async def _runtime_class(pod: dict[str, Any]) -> None:
+    plugin = RuntimeClass(FakeLister((info("node.k8s.io", "v1", "runtimeclasses"), GVISOR)))
+    attrs = create(REGISTRY.core("pods"), pod)
+    await plugin.admit(attrs)
+    await plugin.validate(attrs)
+
+
+async def test_runtime_class_brings_overhead_and_scheduling() -> None:
+    pod = _sandboxed_pod(nodeSelector={"zone": "a"})
+    await _runtime_class(pod)
+    assert pod["spec"]["overhead"] == {"cpu": "250m", "memory": "120Mi"}
+    assert pod["spec"]["nodeSelector"] == {"zone": "a", "sandbox": "gvisor"}
+    assert pod["spec"]["tolerations"] == GVISOR["scheduling"]["tolerations"]
+    same = _sandboxed_pod(overhead={"cpu": "0.25", "memory": "120Mi"})  # equal quantities
+    await _runtime_class(same)
+
+
+@pytest.mark.parametrize(
+    ("pod", "message"),
+    [
+        (_sandboxed_pod(runtimeClassName="kata"), 'pod rejected: RuntimeClass "kata" not found'),
+        (_sandboxed_pod(overhead={"cpu": "1"}),
+         "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead"),
+        (_sandboxed_pod(nodeSelector={"sandbox": "kata"}),
+         "conflict: runtimeClass.scheduling.nodeSelector[sandbox] = gvisor; "
+         "pod.spec.nodeSelector[sandbox] = kata"),
+        ({"metadata": {"name": "p"}, "spec": {"overhead": {"cpu": "1"}}},
+         "pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead"),
+    ],
+)  # fmt: skip
+async def test_runtime_class_refusals(pod: dict[str, Any], message: str) -> None:
+    with pytest.raises(ApiError) as e:
+        await _runtime_class(pod)
+    assert (e.value.code, e.value.message) == (403, f'pods "p" is forbidden: {message}')
 
 
 # -- StorageObjectInUseProtection --------------------------------------------------------

@@ -145,6 +145,16 @@ async def test_a_pod_whose_controller_is_unknown_fails_the_budget_safe() -> None
             "False", "SyncFailed", 'found no controllers for pod "p"')  # fmt: skip
 
 
+async def test_a_controller_without_scale_fails_the_budget_safe() -> None:
+    async with env() as (fake, c, _clock):
+        job = {"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "u-2",
+               "controller": True}  # fmt: skip
+        await fake.create("pods", pod("p", owner=job), "ns")
+        await fake.create("poddisruptionbudgets", budget(maxUnavailable="50%"), "ns")
+        [cond] = (await sync(fake, c))["conditions"]
+        assert cond["message"] == "jobs.batch does not implement the scale subresource"
+
+
 async def test_evicted_pods_stop_counting_until_the_deletion_timeout() -> None:
     async with env() as (fake, c, clock):
         for i in range(3):
@@ -186,5 +196,5 @@ async def test_a_stale_disruption_target_condition_is_reset() -> None:
         clock.t += STALE_POD_DISRUPTION_TIMEOUT + 1
         assert await c.reconcile("stale-pod:ns/p") is None
         conds = (await fake.get("pods", "p", "ns"))["status"]["conditions"]
-        assert [(x["type"], x["status"]) for x in conds] == [
-            ("Ready", "True"), ("DisruptionTarget", "False")]  # fmt: skip
+        assert [(x["type"], x["status"], x.get("reason")) for x in conds] == [
+            ("Ready", "True", None), ("DisruptionTarget", "False", None)]  # fmt: skip

@@ -219,6 +219,7 @@ _NAME_RULE_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("apiregistration.k8s.io", "apiservices"): "path",  # name checked against the spec
     ("apps", "statefulsets"): "label",  # ValidateStatefulSetName
     ("batch", "cronjobs"): "cronjob",  # ValidateCronJobCreate: <= 52 characters
+    ("policy", "poddisruptionbudgets"): "path",  # its validation skips ObjectMeta's name rule
     ("rbac.authorization.k8s.io", "roles"): "path",  # ValidateRBACName
     ("rbac.authorization.k8s.io", "rolebindings"): "path",
     ("rbac.authorization.k8s.io", "clusterroles"): "path",

@@ -529,6 +529,15 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         has_status=False,
     ),
     _r(
+        "node.k8s.io",
+        "v1",
+        "RuntimeClass",
+        "runtimeclasses",
+        False,
+        "io.k8s.api.node.v1.RuntimeClass",
+        has_status=False,
+    ),
+    _r(
         "policy",
         "v1",
         "PodDisruptionBudget",

@@ -502,6 +502,10 @@ def _validate_labels(labels: Any, path: str) -> list[Cause]:
     return out
 
 
+validate_labels = _validate_labels
+"""``ValidateLabels``: keys as qualified names, values as label values."""
+
+
 def _validate_annotations(annotations: Any, path: str) -> list[Cause]:
     out: list[Cause] = []
     if not isinstance(annotations, dict):

@@ -27,7 +27,7 @@ from skiff.api.conditions import get_condition
 from skiff.api.disruption import DELETION_TIMEOUT, SYNC_FAILED, pdb_selector, set_disruption_allowed
 from skiff.api.errors import ApiError
 from skiff.api.pods import is_ready
-from skiff.api.resources import ResourceInfo
+from skiff.api.resources import REGISTRY, ResourceInfo
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.discovery import custom_resources
 from skiff.client.informer import key_of
@@ -252,8 +252,10 @@ class DisruptionController(Controller):
     async def _scale_of(self, group: str, ref: Obj, ns: str) -> tuple[str, int] | None:
         """``getScaleController``: any resource's ``scale`` subresource."""
         info = await self._resource_of(group, ref)
-        if info is None or "scale" not in info.subresources:
+        if info is None:
             return None
+        if "scale" not in info.subresources:
+            raise SyncError(f"{info.qualified} does not implement the scale subresource")
         try:
             scale = await self.client.get(info, ref.get("name", ""), ns, subresource="scale")
         except ApiError as e:
@@ -265,8 +267,12 @@ class DisruptionController(Controller):
         return ref["uid"], int((scale.get("spec") or {}).get("replicas") or 0)
 
     async def _resource_of(self, group: str, ref: Obj) -> ResourceInfo | None:
+        """The resource of the owner's kind: built in, or served by a CRD now."""
         version = (ref.get("apiVersion") or "").rpartition("/")[2]
-        kind = ref.get("kind")
+        kind = ref.get("kind") or ""
+        builtin = REGISTRY.by_gvk(group, version, kind)
+        if builtin is not None:
+            return builtin
         candidates = [i for i in await custom_resources(self.client) if i.group == group]
         for info in candidates:
             if info.kind == kind and info.version == version:
@@ -355,9 +361,13 @@ class DisruptionController(Controller):
         if wait > 0:
             return wait
         new = writable(pod)
-        cond = get_condition(new.get("status"), "DisruptionTarget")
-        assert cond is not None
-        cond.update(status="False", lastTransitionTime=rfc3339(self.ctx.clock()))
+        # As UpdatePodCondition: the condition replaced, its reason and message gone.
+        new["status"]["conditions"] = [
+            {"type": "DisruptionTarget", "status": "False",
+             "lastProbeTime": None, "lastTransitionTime": rfc3339(self.ctx.clock())}
+            if c.get("type") == "DisruptionTarget" else c
+            for c in new["status"]["conditions"]
+        ]  # fmt: skip
         try:
             await self.client.update(
                 "pods", new, pod["metadata"].get("namespace"), subresource="status"

@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from skiff.api.errors import ApiError
 from skiff.client.events import EventRecorder
+from skiff.client.rest import ApiClient
 from skiff.cri.client import CriClient, CriError, pb
 
 from .network import PodNetwork
@@ -22,6 +24,7 @@ class SandboxMixin:
     """The pod's sandbox (and so its network namespace and CNI attachment)."""
 
     # Set up by Kubelet.__init__.
+    client: ApiClient
     cri: CriClient
     node_ip: str
     log_root: Path
@@ -69,8 +72,11 @@ class SandboxMixin:
                 return False
             ctx.sandbox_config = self._sandbox_config(pod, attempt if sandboxes else 0)
             try:
-                ctx.sandbox_id = await self.cri.run_pod_sandbox(ctx.sandbox_config)
-            except CriError as e:
+                handler = await self._runtime_handler(pod)
+                ctx.sandbox_id = await self.cri.run_pod_sandbox(
+                    ctx.sandbox_config, runtime_handler=handler
+                )
+            except (CriError, ApiError) as e:
                 self.events.emit(
                     pod,
                     "Warning",
@@ -84,6 +90,16 @@ class SandboxMixin:
         else:
             ctx.pod_ip = (await self.cri.pod_sandbox_status(ctx.sandbox_id)).status.network.ip
         return True
+
+    async def _runtime_handler(self, pod: dict[str, Any]) -> str:
+        """The CRI runtime handler of the pod's RuntimeClass; "" (the runtime's default)
+        when it names none. A missing class is the API's 404, as the kubelet's
+        RuntimeClass manager reports it."""
+        name = pod["spec"].get("runtimeClassName")
+        if not name:
+            return ""
+        runtime_class = await self.client.get("runtimeclasses", name)
+        return runtime_class.get("handler") or ""
 
     def _sandbox_config(self, pod: dict[str, Any], attempt: int = 0) -> pb.PodSandboxConfig:
         meta, spec = pod["metadata"], pod["spec"]

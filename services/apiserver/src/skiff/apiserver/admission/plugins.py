@@ -15,6 +15,7 @@ from . import (
     policy,
     priority,
     resourcequota,
+    runtimeclass,
     serviceaccount,
     storageobjectinuseprotection,
     webhook,
@@ -36,6 +37,7 @@ PLUGINS: dict[str, Factory] = {
     storageobjectinuseprotection.PLUGIN_NAME: (
         storageobjectinuseprotection.StorageObjectInUseProtection
     ),
+    runtimeclass.PLUGIN_NAME: runtimeclass.RuntimeClass,
     defaultingressclass.PLUGIN_NAME: defaultingressclass.DefaultIngressClass,
     webhook.MUTATING_PLUGIN: webhook.MutatingWebhook,
     policy.PLUGIN_NAME: policy.ValidatingAdmissionPolicy,

@@ -32,6 +32,7 @@ from .core.service import ServiceStrategy
 from .core.serviceaccount import ServiceAccountStrategy
 from .networking.ingress import IngressClassStrategy, IngressStrategy
 from .networking.networkpolicy import NetworkPolicyStrategy
+from .node.runtimeclass import RuntimeClassStrategy
 from .policy.poddisruptionbudget import PodDisruptionBudgetStrategy
 from .scheduling.priorityclass import PriorityClassStrategy
 from .storage.storageclass import StorageClassStrategy
@@ -74,6 +75,7 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("networking.k8s.io", "ingressclasses"): IngressClassStrategy,
     ("networking.k8s.io", "ingresses"): IngressStrategy,
     ("networking.k8s.io", "networkpolicies"): NetworkPolicyStrategy,
+    ("node.k8s.io", "runtimeclasses"): RuntimeClassStrategy,
     ("policy", "poddisruptionbudgets"): PodDisruptionBudgetStrategy,
     ("scheduling.k8s.io", "priorityclasses"): PriorityClassStrategy,
     ("storage.k8s.io", "storageclasses"): StorageClassStrategy,

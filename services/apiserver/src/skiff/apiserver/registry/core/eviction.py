@@ -208,12 +208,11 @@ class Eviction:
                 await self._check_and_decrement(copy.deepcopy(pdb))
                 return
             except ApiError as e:
-                if e.code != 409:
+                # Out of retries, the client gets the last conflict (client-go's OnError).
+                if e.code != 409 or attempt == RETRY_STEPS - 1:
                     raise
-            if attempt < RETRY_STEPS - 1:
-                await _pause()
-                pdb = await self.store.get(PDB_INFO, self.namespace, name)
-        raise errors.timeout(f'couldn\'t update PodDisruptionBudget "{name}" due to conflicts')
+            await _pause()
+            pdb = await self.store.get(PDB_INFO, self.namespace, name)
 
     async def _check_and_decrement(self, pdb: Obj) -> None:
         assert PDB_INFO is not None
