@@ -113,6 +113,15 @@ async def test_health_metrics_and_lease(
     assert lease["spec"]["holderIdentity"]
     metrics = await asyncio.to_thread(get, "/metrics")
     assert 'leader_election_master_status{name="kube-controller-manager"} 1.0' in metrics
+    # kube-controller-manager's per-controller health: one check per running controller.
+    verbose = await until(
+        lambda: (out := _quiet(get, "/healthz?verbose")) and "replicaset-controller" in out
+        and out, what="/healthz?verbose with the controllers",
+    )  # fmt: skip
+    lines = verbose.splitlines()
+    assert lines[:2] == ["[+]ping ok", "[+]leaderElection ok"]
+    assert "[+]replicaset-controller ok" in lines and lines[-1] == "healthz check passed"
+    assert await asyncio.to_thread(get, "/healthz/replicaset-controller") == "ok"
 
 
 def _quiet(fn: Callable[[str], str], arg: str) -> str | None:

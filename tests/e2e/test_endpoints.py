@@ -37,7 +37,10 @@ async def client(ec: Cluster) -> AsyncIterator[ApiClient]:
         nodes=2,
         prefix="ep-",
         shape=NodeShape(cpu="4", memory="8Gi"),
-        manager=("--controllers=endpoints-controller,endpointslice-controller",),
+        manager=(
+            "--controllers=endpoints-controller,endpointslice-controller,"
+            "endpointslice-mirroring-controller",
+        ),
     ) as env:
         yield env.client
 
@@ -273,7 +276,8 @@ async def test_headless_service_hostnames_and_selectorless(client: ApiClient) ->
         },
         NS,
     )
-    # A Service without a selector: its Endpoints are the user's, left alone.
+    # A Service without a selector: its Endpoints are the user's, left alone, and mirrored
+    # into an EndpointSlice (which the proxy and the DNS read).
     await client.create(
         "services",
         {"metadata": {"name": "external"}, "spec": {"ports": [{"port": 443}]}},
@@ -299,8 +303,17 @@ async def test_headless_service_hostnames_and_selectorless(client: ApiClient) ->
     eps = await until(lambda: _with_keys(slice_endpoints(client, "db"), 2), what="db slices")
     assert {e["hostname"] for e in eps.values()} == {"db-0", "db-1"}
 
-    await asyncio.sleep(0.5)
+    sel = "kubernetes.io/service-name=external"
+
+    async def mirrored() -> list[dict[str, Any]]:
+        return (await client.list(SLICES, NS, label_selector=sel))["items"]
+
+    [mirror] = await until(mirrored, what="the mirrored slice of the selectorless Service")
+    labels = mirror["metadata"]["labels"]
+    assert labels["endpointslice.kubernetes.io/managed-by"] == (
+        "endpointslicemirroring-controller.k8s.io"
+    )
+    assert mirror["endpoints"] == [{"addresses": ["192.0.2.10"], "conditions": {"ready": True}}]
+    assert mirror["metadata"]["ownerReferences"][0]["kind"] == "Endpoints"
     ext = await endpoints(client, "external")
     assert ext is not None and ext["subsets"][0]["addresses"] == [{"ip": "192.0.2.10"}]
-    sel = "kubernetes.io/service-name=external"
-    assert not (await client.list(SLICES, NS, label_selector=sel))["items"]

@@ -156,3 +156,13 @@ async def test_work_that_fails_gives_the_lease_up_and_campaigns_again() -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert (await lease(api))["holderIdentity"] == ""  # released on the clean stop
+
+
+def test_health_fails_only_for_a_leader_whose_renewals_stopped() -> None:
+    e = LeaderElector(None, "kube-system", "x", lease_duration=10)
+    assert e.healthy()  # not leading
+    e.is_leader = True
+    e._observed_at = time.monotonic()
+    assert e.healthy()
+    e._observed_at -= 31  # the lease's 10 s and kube's 20 s of tolerance are over
+    assert not e.healthy()

@@ -5,7 +5,6 @@ fail-safe, and stale DisruptionTarget conditions reset."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,9 +12,7 @@ import pytest
 
 from skiff.api.timestamps import rfc3339
 from skiff.client.rest import Obj
-from skiff.controller.controller import ControllerContext
-from skiff.controller.fake import FakeApi
-from skiff.controller.informers import SharedInformers
+from skiff.controller.fake import FakeApi, running
 from skiff.controllers.disruption import STALE_POD_DISRUPTION_TIMEOUT, DisruptionController
 from skiff.controllers.manager import CONTROLLERS, resolve_controllers
 
@@ -49,20 +46,8 @@ def budget(**spec: Any) -> Obj:
             "spec": {"selector": {"matchLabels": {"app": "web"}}, **spec}}  # fmt: skip
 
 
-@contextlib.asynccontextmanager
-async def env() -> AsyncIterator[tuple[FakeApi, DisruptionController, Clock]]:
-    clock = Clock()
-    fake = FakeApi(clock=clock)
-    informers = SharedInformers(fake)  # type: ignore[arg-type]
-    ctx = ControllerContext(fake, informers, clock=clock)  # type: ignore[arg-type]
-    c = DisruptionController(ctx)
-    informers.start()
-    try:
-        await informers.wait_synced(timeout=5)
-        yield fake, c, clock
-    finally:
-        await informers.stop()
-        await c.stop()
+def env() -> contextlib.AbstractAsyncContextManager[tuple[FakeApi, DisruptionController]]:
+    return running(DisruptionController, FakeApi(clock=Clock()))
 
 
 async def sync(fake: FakeApi, c: DisruptionController) -> Obj:
@@ -83,7 +68,7 @@ def test_registered_as_kubernetes_names_it() -> None:
 
 
 async def test_min_available_count_counts_the_pods_there_are() -> None:
-    async with env() as (fake, c, _clock):
+    async with env() as (fake, c):
         await fake.create("poddisruptionbudgets", budget(minAvailable=2), "ns")
         for i in range(3):
             await fake.create("pods", pod(f"p{i}", ready=i < 2 or False), "ns")
@@ -102,7 +87,7 @@ async def test_min_available_count_counts_the_pods_there_are() -> None:
 
 
 async def test_percentages_and_max_unavailable_use_the_controllers_scale() -> None:
-    async with env() as (fake, c, _clock):
+    async with env() as (fake, c):
         dep = await fake.create("deployments", {"metadata": {"name": "d"},
                                                 "spec": {"replicas": 4}}, "ns")  # fmt: skip
         rs = await fake.create("replicasets", {"metadata": {"name": "d-1", "ownerReferences": [
@@ -123,7 +108,7 @@ async def test_percentages_and_max_unavailable_use_the_controllers_scale() -> No
 
 
 async def test_unmanaged_pods_with_a_percentage_are_left_out_and_reported() -> None:
-    async with env() as (fake, c, _clock):
+    async with env() as (fake, c):
         await fake.create("pods", pod("bare"), "ns")
         await fake.create("poddisruptionbudgets", budget(maxUnavailable=1), "ns")
         assert counts(await sync(fake, c)) == (0, 0, 1, 0)  # nothing expected: no disruption
@@ -133,7 +118,7 @@ async def test_unmanaged_pods_with_a_percentage_are_left_out_and_reported() -> N
 
 
 async def test_a_pod_whose_controller_is_unknown_fails_the_budget_safe() -> None:
-    async with env() as (fake, c, _clock):
+    async with env() as (fake, c):
         ghost = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "gone", "uid": "u-1",
                  "controller": True}  # fmt: skip
         await fake.create("pods", pod("p", owner=ghost), "ns")
@@ -146,7 +131,7 @@ async def test_a_pod_whose_controller_is_unknown_fails_the_budget_safe() -> None
 
 
 async def test_a_controller_without_scale_fails_the_budget_safe() -> None:
-    async with env() as (fake, c, _clock):
+    async with env() as (fake, c):
         job = {"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "u-2",
                "controller": True}  # fmt: skip
         await fake.create("pods", pod("p", owner=job), "ns")
@@ -156,7 +141,8 @@ async def test_a_controller_without_scale_fails_the_budget_safe() -> None:
 
 
 async def test_evicted_pods_stop_counting_until_the_deletion_timeout() -> None:
-    async with env() as (fake, c, clock):
+    async with env() as (fake, c):
+        clock = fake.clock
         for i in range(3):
             await fake.create("pods", pod(f"p{i}"), "ns")
         await fake.create("poddisruptionbudgets", budget(minAvailable=1), "ns")
@@ -175,7 +161,7 @@ async def test_evicted_pods_stop_counting_until_the_deletion_timeout() -> None:
 
 
 async def test_nothing_is_written_when_the_status_is_current() -> None:
-    async with env() as (fake, c, _clock):
+    async with env() as (fake, c):
         await fake.create("pods", pod("p"), "ns")
         await fake.create("poddisruptionbudgets", budget(minAvailable=0), "ns")
         await sync(fake, c)
@@ -185,7 +171,8 @@ async def test_nothing_is_written_when_the_status_is_current() -> None:
 
 
 async def test_a_stale_disruption_target_condition_is_reset() -> None:
-    async with env() as (fake, c, clock):
+    async with env() as (fake, c):
+        clock = fake.clock
         p = pod("p")
         p["status"]["conditions"].append({"type": "DisruptionTarget", "status": "True",
                                           "reason": "EvictionByEvictionAPI",

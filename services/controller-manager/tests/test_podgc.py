@@ -12,8 +12,7 @@ from typing import Any
 
 from skiff.client.rest import Obj, Res
 from skiff.controller.controller import ControllerContext
-from skiff.controller.fake import FakeApi
-from skiff.controller.informers import SharedInformers
+from skiff.controller.fake import FakeApi, running
 from skiff.controllers.manager import CONTROLLERS, SERVICE_ACCOUNTS, resolve_controllers
 from skiff.controllers.podgc import PodGCController
 
@@ -62,17 +61,12 @@ async def env(
     threshold: int = 12_500,
 ) -> AsyncIterator[tuple[RecordingApi, PodGCController, Clock]]:
     clock = Clock()
-    fake = RecordingApi(clock)
-    informers = SharedInformers(fake)  # type: ignore[arg-type]
-    ctx = ControllerContext(fake, informers, clock=clock)  # type: ignore[arg-type]
-    c = PodGCController(ctx, terminated_pod_gc_threshold=threshold)
-    informers.start()
-    try:
-        await informers.wait_synced(timeout=5)
-        yield fake, c, clock
-    finally:
-        await informers.stop()
-        await c.stop()
+
+    def make(ctx: ControllerContext) -> PodGCController:
+        return PodGCController(ctx, terminated_pod_gc_threshold=threshold)
+
+    async with running(make, RecordingApi(clock)) as (fake, c):
+        yield fake, c, clock  # type: ignore[misc]
 
 
 async def settle(fake: FakeApi, c: PodGCController) -> None:

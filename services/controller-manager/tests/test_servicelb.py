@@ -6,12 +6,10 @@ address until it is free."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
-from skiff.controller.controller import ControllerContext
 from skiff.controller.fake import FakeApi
-from skiff.controller.informers import SharedInformers
+from skiff.controller.fake import running as running_controller
 from skiff.controllers.manager import CONTROLLERS, resolve_controllers
 from skiff.controllers.servicelb import ServiceLBController
 
@@ -42,17 +40,8 @@ def ingress(fake: FakeApi, name: str) -> list[str]:
     ]
 
 
-@contextlib.asynccontextmanager
-async def running() -> AsyncIterator[tuple[FakeApi, ServiceLBController]]:
-    fake = FakeApi()
-    informers = SharedInformers(fake)  # type: ignore[arg-type]
-    c = ServiceLBController(ControllerContext(fake, informers))  # type: ignore[arg-type]
-    informers.start()
-    try:
-        await informers.wait_synced(timeout=5)
-        yield fake, c
-    finally:
-        await informers.stop()
+def running() -> contextlib.AbstractAsyncContextManager[tuple[FakeApi, ServiceLBController]]:
+    return running_controller(ServiceLBController)
 
 
 async def drain(fake: FakeApi, c: ServiceLBController) -> None:

@@ -9,14 +9,16 @@ import contextlib
 import gc
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse, Response
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
+from skiff import healthz
 from skiff.client.kubeconfig import SERVICE_ACCOUNT_DIR, in_cluster_config
 from skiff.client.leaderelection import LeaderElector
 from skiff.client.rest import ApiClient
@@ -102,11 +104,22 @@ def metrics_response(_: object = None) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def health_server(host: str, port: int) -> uvicorn.Server:
-    """``/healthz`` and Prometheus ``/metrics``; the caller's loop owns signals."""
+HealthChecks = Callable[[], Mapping[str, bool]]
+"""Named checks beyond ``ping``, asked on every request (kube's healthz checkers)."""
+
+
+def health_server(host: str, port: int, checks: HealthChecks | None = None) -> uvicorn.Server:
+    """``/healthz`` (``?verbose``, ``/healthz/<check>``: :mod:`skiff.healthz`) and Prometheus
+    ``/metrics``; the caller's loop owns signals."""
+
+    def healthz_response(request: Request) -> Response:
+        named = {"ping": True, **(checks() if checks else {})}
+        return healthz.respond(request, "healthz", named, request.path_params.get("check", ""))
+
     app = Starlette(
         routes=[
-            Route("/healthz", lambda _r: PlainTextResponse("ok")),
+            Route("/healthz", healthz_response),
+            Route("/healthz/{check}", healthz_response),
             Route("/metrics", metrics_response),
         ]
     )
@@ -120,15 +133,25 @@ async def run_component(
     *,
     name: str,
     tasks: list[asyncio.Task[None]] | None = None,
+    checks: HealthChecks | None = None,
 ) -> None:
-    """Serve health, then run ``work`` (while leading, with ``--leader-elect true``) until
-    SIGTERM/SIGINT; ``tasks`` are cancelled on the way out."""
+    """Serve health (``leaderElection`` and ``checks`` beside ``ping``), then run ``work``
+    (while leading, with ``--leader-elect true``) until SIGTERM/SIGINT; ``tasks`` are
+    cancelled on the way out."""
     tasks = list(tasks or [])
+    elector: LeaderElector | None = None
+    lease = a.leader_elect_resource_name
+
+    def all_checks() -> dict[str, bool]:
+        named = {} if elector is None else {"leaderElection": elector.healthy()}
+        return {**named, **(checks() if checks else {})}
+
     if a.port:
         tasks.append(
-            asyncio.create_task(health_server(a.bind_address, a.port).serve(), name="http")
+            asyncio.create_task(
+                health_server(a.bind_address, a.port, all_checks).serve(), name="http"
+            )
         )
-    lease = a.leader_elect_resource_name
 
     async def lead() -> None:
         LEADER.labels(lease).set(1)

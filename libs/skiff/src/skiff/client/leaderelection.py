@@ -55,6 +55,13 @@ class LeaderElector:
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0
 
+    def healthy(self, max_tolerable_expired: float = 20.0) -> bool:
+        """kube's leader-election healthz: unhealthy only while leading with a lease not
+        renewed for its duration plus ``max_tolerable_expired`` seconds (a stuck loop)."""
+        if not self.is_leader:
+            return True
+        return time.monotonic() - self._observed_at <= self.lease_duration + max_tolerable_expired
+
     @property
     def observed_holder(self) -> str | None:
         """The holder this elector last saw in the Lease (None before its first look)."""

@@ -15,19 +15,22 @@ Not for tests that claim a feature works against the real apiserver.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import secrets
 import string
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from skiff.api import patch as patching
 from skiff.api.errors import ApiError, Reason
 from skiff.api.timestamps import rfc3339
 from skiff.client.informer import Informer, copy_object, key_of
 from skiff.client.rest import Obj, Res, _info
+from skiff.controller.controller import Controller, ControllerContext
+from skiff.controller.informers import SharedInformers
 
 _SUFFIX = string.ascii_lowercase + string.digits
 
@@ -320,3 +323,25 @@ class FakeApi:
 
     def keys(self, res: Res) -> list[str]:
         return sorted(key_of(o) for o in self.store(res).values())
+
+
+C = TypeVar("C", bound=Controller)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    make: Callable[[ControllerContext], C], fake: FakeApi | None = None
+) -> AsyncIterator[tuple[FakeApi, C]]:
+    """The controller ``make`` builds over ``fake`` (a new :class:`FakeApi` if none; its
+    clock is the controller's), with its informers started and synced; they are stopped,
+    and the controller's events flushed, at the end. For controller unit tests."""
+    fake = fake or FakeApi()
+    informers = SharedInformers(fake)  # type: ignore[arg-type]
+    controller = make(ControllerContext(fake, informers, clock=fake.clock))  # type: ignore[arg-type]
+    informers.start()
+    try:
+        await informers.wait_synced(timeout=5)
+        yield fake, controller
+    finally:
+        await informers.stop()
+        await controller.stop()

@@ -307,7 +307,9 @@ async def run(a: argparse.Namespace) -> None:
             credentials=credentials,
         )
         try:
-            await run_component(client, a, manager.run, name="controller-manager")
+            await run_component(
+                client, a, manager.run, name="controller-manager", checks=manager.health_checks
+            )
         finally:
             if credentials is not None:
                 await credentials.close()

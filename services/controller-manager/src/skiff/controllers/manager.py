@@ -36,6 +36,7 @@ from .deployment import DeploymentController
 from .disruption import DisruptionController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
+from .endpointslicemirroring import EndpointSliceMirroringController
 from .garbagecollector import GarbageCollector
 from .job import JobController
 from .namespace import NamespaceController
@@ -190,6 +191,13 @@ CONTROLLERS: dict[str, ControllerSpec] = {
             aliases=("endpointslice",),
         ),
         ControllerSpec(
+            "endpointslice-mirroring-controller",
+            EndpointSliceMirroringController,
+            workers=5,
+            flag="mirroring-concurrent-service-endpoint-syncs",
+            aliases=("endpointslicemirroring",),
+        ),
+        ControllerSpec(
             "certificatesigningrequest-approving-controller",
             CSRApprovingController,
             workers=1,
@@ -299,6 +307,7 @@ SERVICE_ACCOUNTS: dict[str, str] = {
     "persistentvolumeclaim-protection-controller": "pvc-protection-controller",
     "persistentvolume-protection-controller": "pv-protection-controller",
     "endpoints-controller": "endpoint-controller",
+    "endpointslice-mirroring-controller": "endpointslicemirroring-controller",
     "bootstrap-signer-controller": "bootstrap-signer",
     "token-cleaner-controller": "token-cleaner",
     "node-lifecycle-controller": "node-controller",
@@ -392,6 +401,8 @@ class ControllerManager:
         self.controllers: dict[str, Controller] = {}
         self.informers: SharedInformers | None = None
         self.synced = asyncio.Event()
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        """The running controllers (while leading), by name."""
 
     def build(self, clients: Mapping[str, ApiClient] | None = None) -> dict[str, Controller]:
         """Fresh shared informers and controllers (called by :meth:`run`); ``clients``
@@ -408,6 +419,11 @@ class ControllerManager:
                 ctx, workers=self.workers.get(name, spec.workers), **spec.options(self.config)
             )
         return self.controllers
+
+    def health_checks(self) -> dict[str, bool]:
+        """One check per started controller, named as kube-controller-manager's
+        ``/healthz?verbose`` lists them: passing while it runs."""
+        return {name: not task.done() for name, task in self.tasks.items()}
 
     async def _clients(self) -> dict[str, ApiClient]:
         if self.credentials is None:
@@ -428,9 +444,11 @@ class ControllerManager:
         try:
             await informers.wait_synced()
             self.synced.set()
-            tasks = [
-                asyncio.create_task(c.run(), name=f"controller:{n}") for n, c in controllers.items()
-            ]
+            self.tasks = {
+                n: asyncio.create_task(c.run(), name=f"controller:{n}")
+                for n, c in controllers.items()
+            }
+            tasks = list(self.tasks.values())
             if not tasks:
                 await asyncio.Event().wait()
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -439,6 +457,7 @@ class ControllerManager:
                     raise e
         finally:
             self.synced.clear()
+            self.tasks = {}
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

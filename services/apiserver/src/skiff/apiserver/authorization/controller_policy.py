@@ -107,6 +107,12 @@ CONTROLLER_ROLES: dict[str, list[dict[str, Any]]] = {
         _r("create delete get list update watch", ("discovery.k8s.io",), "endpointslices"),
         _events(),
     ],
+    "endpointslicemirroring-controller": [
+        _r(READ, (CORE,), "endpoints services"),
+        _r("update", (CORE,), "endpoints/finalizers"),
+        _r("create delete get list update watch", ("discovery.k8s.io",), "endpointslices"),
+        _events(),
+    ],
     "ephemeral-volume-controller": [
         _r(READ, (CORE,), "pods"),
         _r("update", (CORE,), "pods/finalizers"),

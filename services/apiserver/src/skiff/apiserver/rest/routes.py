@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from skiff import healthz
 from skiff.api import errors
 from skiff.api.errors import ApiError
 from skiff.apiserver import openapi
@@ -27,34 +28,15 @@ HEALTH_CHECKS = ("ping", "log")
 
 
 def health(request: Request, path: str, is_ready: Callable[[], bool]) -> Response | None:
-    """kube-apiserver's ``/healthz``, ``/livez``, ``/readyz``: ``ok``, or with ``?verbose``
-    one ``[+]<check> ok`` line per check; ``/<endpoint>/<check>`` for one; ``?exclude=``
-    leaves checks out; a failed check lists them all and answers 500."""
+    """kube-apiserver's ``/healthz``, ``/livez``, ``/readyz`` (:mod:`skiff.healthz`);
+    ``/readyz`` adds ``watch-cache``."""
     endpoint, _, single = path.strip("/").partition("/")
     if endpoint not in ("healthz", "livez", "readyz"):
         return None
     checks = {name: True for name in HEALTH_CHECKS}
     if endpoint == "readyz":
         checks["watch-cache"] = is_ready()
-    if single:
-        if single not in checks:
-            raise ApiError(404, errors.Reason.NOT_FOUND, f"no health check {single!r}")
-        ok = checks[single]
-        return Response(b"ok" if ok else b"internal server error: check failed",
-                        200 if ok else 500, media_type="text/plain")  # fmt: skip
-    excluded = set(request.query_params.getlist("exclude"))
-    failed = [n for n, ok in checks.items() if not ok and n not in excluded]
-    verbose = "verbose" in request.query_params
-    if not failed and not verbose:
-        return Response(b"ok", media_type="text/plain")
-    lines = [
-        f"[+]{n} excluded: ok" if n in excluded else f"[+]{n} ok" if ok
-        else f"[-]{n} failed: reason withheld"
-        for n, ok in checks.items()
-    ]  # fmt: skip
-    lines.append(f"{endpoint} check {'failed' if failed else 'passed'}")
-    return Response(("\n".join(lines) + "\n").encode(), 500 if failed else 200,
-                    media_type="text/plain")  # fmt: skip
+    return healthz.respond(request, endpoint, checks, single)
 
 
 def nonresource(
