@@ -698,6 +698,45 @@ async def test_image_pull_errors(node: Node) -> None:
     await client.delete("pods", "ghost", "default")
 
 
+async def test_kubectl_debug_adds_an_ephemeral_container(node: Node, kubeconfig: Path) -> None:
+    """``kubectl debug --target`` adds an ephemeral container through
+    ``pods/ephemeralcontainers``; the kubelet starts it in the target's PID namespace (its
+    ``ps`` sees the target's process) and reports it in ``ephemeralContainerStatuses``."""
+    client = node.client
+    await client.create("pods", busybox_pod("debuggee", "sleep 3601"), "default")
+    try:
+        await wait_pod(client, "debuggee", _running)
+        out = await kubectl(
+            kubeconfig, "debug", "debuggee", "--image=busybox", "--target=app",
+            "--container=debugger", "--", "sh", "-c", "ps; sleep 3600",
+        )  # fmt: skip
+        assert 'Targeting container "app"' in out.stdout + out.stderr
+
+        def debugger_running(p: dict) -> bool:
+            statuses = (p.get("status") or {}).get("ephemeralContainerStatuses") or []
+            return any(s["name"] == "debugger" and "running" in s["state"] for s in statuses)
+
+        pod = await wait_pod(client, "debuggee", debugger_running)
+        [ec] = pod["spec"]["ephemeralContainers"]
+        assert ec["targetContainerName"] == "app"
+        logs = await _until(
+            lambda: _logs_with(kubeconfig, "debuggee", "debugger", "sleep 3601"), 20
+        )
+        assert "sleep 3601" in logs  # the target's process, seen from the debugger
+        patched = await kubectl(
+            kubeconfig, "get", "pod", "debuggee", "-o", "jsonpath={.status.phase}"
+        )
+        assert patched.stdout == "Running"
+    finally:
+        with contextlib.suppress(ApiError):
+            await client.delete("pods", "debuggee", "default")
+
+
+async def _logs_with(kubeconfig: Path, pod: str, container: str, text: str) -> str | None:
+    out = await kubectl(kubeconfig, "logs", pod, "-c", container, check=False)
+    return out.stdout if text in out.stdout else None
+
+
 async def test_runtime_class_handler_reaches_containerd(node: Node) -> None:
     """A RuntimeClass's handler is what the kubelet asks containerd for: ``runc`` (the one
     Skiff's containerd configures) runs the pod, with the class's overhead admitted onto

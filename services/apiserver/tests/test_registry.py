@@ -33,7 +33,7 @@ def test_resources_without_rules_get_the_default_strategy() -> None:
 @pytest.mark.parametrize(
     ("group", "plural", "subresources"),
     [
-        ("", "pods", {"status", "binding", "eviction"}),
+        ("", "pods", {"status", "binding", "eviction", "ephemeralcontainers"}),
         ("", "namespaces", {"status", "finalize"}),
         ("apps", "deployments", {"status", "scale"}),
         ("", "replicationcontrollers", {"status", "scale"}),

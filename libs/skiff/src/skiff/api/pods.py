@@ -28,3 +28,12 @@ def grace_period(pod: Obj) -> int:
     """The pod's ``terminationGracePeriodSeconds``: 0 is none (not unset), 30 when absent."""
     value = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
     return DEFAULT_GRACE_PERIOD if value is None else int(value)
+
+
+CONTAINER_GROUPS = ("containers", "initContainers", "ephemeralContainers")
+
+
+def container_names(pod: Obj) -> list[str]:
+    """Every container a pod has: app, init and ephemeral (``kubectl debug``) ones."""
+    spec = pod.get("spec") or {}
+    return [c["name"] for group in CONTAINER_GROUPS for c in spec.get(group) or []]

@@ -31,6 +31,7 @@ from starlette.websockets import WebSocket
 
 from skiff.api import errors
 from skiff.api.errors import ApiError
+from skiff.api.pods import container_names
 from skiff.api.resources import REGISTRY
 from skiff.log import get_logger
 from skiff.streaming.portforward import serve_port_forward
@@ -129,7 +130,7 @@ class PodProxy:
         pod, kubelet = await self._pod_and_kubelet(namespace, name)
         spec = pod.get("spec") or {}
         names = [c["name"] for c in spec.get("containers") or []]
-        every = names + [c["name"] for c in spec.get("initContainers") or []]
+        every = container_names(pod)
         if not container:
             default = (pod["metadata"].get("annotations") or {}).get(
                 "kubectl.kubernetes.io/default-container"

@@ -79,6 +79,12 @@ class ContainersMixin:
             return False
         return True
 
+    async def _sync_ephemeral(self, ctx: PodContext, paths: dict[str, str]) -> None:
+        """Start each ephemeral container (``kubectl debug``) once; never restarted."""
+        for spec in ctx.pod["spec"].get("ephemeralContainers") or []:
+            if not ctx.history.get(spec["name"]):
+                await self._start_container(ctx, spec, paths, 0)
+
     async def _sync_container(
         self, ctx: PodContext, spec: dict[str, Any], paths: dict[str, str], *, init: bool
     ) -> None:
@@ -234,6 +240,12 @@ class ContainersMixin:
         )
         env = [pb.KeyValue(key=k, value=v) for k, v in variables.items()]
         namespaces = self._namespaces(pod)
+        target = spec.get("targetContainerName")
+        running = [c for c in ctx.history.get(target) or [] if c.state == pb.CONTAINER_RUNNING]
+        if target and running:
+            # An ephemeral container debugging another sees that one's processes.
+            namespaces.pid = pb.TARGET
+            namespaces.target_id = running[0].id
         return pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=spec["name"], attempt=attempt),
             image=pb.ImageSpec(image=image.id or spec["image"]),

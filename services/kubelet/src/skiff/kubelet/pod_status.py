@@ -201,6 +201,12 @@ class PodStatusMixin:
         }
         if init_statuses:
             status["initContainerStatuses"] = init_statuses
+        ephemeral = [
+            {**await self._container_status(ctx, c, init=False), "ready": False}
+            for c in spec.get("ephemeralContainers") or []
+        ]
+        if ephemeral:
+            status["ephemeralContainerStatuses"] = ephemeral
         if all(old.get(k) == v for k, v in status.items()):
             return
         meta = pod["metadata"]

@@ -60,6 +60,7 @@ class PodWorkersMixin(Reconciler):
         async def _sync_container(
             self, ctx: PodContext, spec: dict[str, Any], paths: dict[str, str], *, init: bool
         ) -> None: ...
+        async def _sync_ephemeral(self, ctx: PodContext, paths: dict[str, str]) -> None: ...
         async def _report(self, ctx: PodContext) -> None: ...
 
     def _enqueue(self, pod: dict[str, Any]) -> None:
@@ -153,6 +154,7 @@ class PodWorkersMixin(Reconciler):
         if ctx.init_done:
             for spec in pod["spec"].get("containers") or []:
                 await self._sync_container(ctx, spec, paths, init=False)
+            await self._sync_ephemeral(ctx, paths)
         live = {
             c.id
             for items in ctx.history.values()

@@ -33,6 +33,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from skiff.api.errors import ApiError, Reason
+from skiff.api.pods import container_names
 from skiff.cri.client import CriError, pb
 from skiff.log import get_logger
 from skiff.pki import ensure_serving_cert
@@ -105,11 +106,7 @@ class KubeletServer:
 
     @staticmethod
     def _known(pod: dict[str, Any], name: str) -> bool:
-        spec = pod["spec"]
-        return any(
-            c["name"] == name
-            for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
-        )
+        return name in container_names(pod)
 
     async def _running(self, namespace: str, pod_name: str, name: str) -> tuple[str, str]:
         """(container id, "") for a running container, or ("", why not)."""

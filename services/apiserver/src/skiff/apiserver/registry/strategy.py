@@ -141,10 +141,11 @@ class Subresource:
         raise self.not_allowed(info, "patch")
 
 
-class StatusREST(Subresource):
-    """``/status``: writes change only ``status`` (:meth:`Strategy.prepare_for_update`)."""
+class PartREST(Subresource):
+    """A subresource that reads the parent object and writes one part of it: the
+    strategy's :meth:`Strategy.prepare_for_update`, given the subresource's name, keeps
+    the rest as it was."""
 
-    name = "status"
     verbs = frozenset({"get", "update", "patch"})
 
     async def get(
@@ -161,7 +162,7 @@ class StatusREST(Subresource):
         body: Obj,
         opts: WriteOptions,
     ) -> Obj:
-        return await store.update_object(info, namespace, name, body, opts, subresource="status")
+        return await store.update_object(info, namespace, name, body, opts, subresource=self.name)
 
     async def patch(
         self,
@@ -174,8 +175,14 @@ class StatusREST(Subresource):
         opts: WriteOptions,
     ) -> Obj:
         return await store.patch_object(
-            info, namespace, name, patch_type, body, opts, subresource="status"
+            info, namespace, name, patch_type, body, opts, subresource=self.name
         )
+
+
+class StatusREST(PartREST):
+    """``/status``: writes change only ``status``."""
+
+    name = "status"
 
 
 STATUS = StatusREST()

@@ -75,7 +75,7 @@ class ResourceHandlers:
                 f"{info.plural}/{t.subresource} is served over WebSocket "
                 "(SPDY upgrades are not supported); use kubectl 1.30 or later"
             )
-        if t.subresource in ("log", "proxy", "ephemeralcontainers", "token"):
+        if t.subresource in ("log", "proxy", "token"):
             raise ApiError(
                 503,
                 errors.Reason.SERVICE_UNAVAILABLE,

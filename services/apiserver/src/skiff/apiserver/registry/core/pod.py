@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,7 +14,7 @@ from skiff.api.resources import ResourceInfo
 from skiff.api.timestamps import rfc3339
 
 from ..options import DeleteOptions, WriteOptions
-from ..strategy import STATUS, GenericStore, Obj, Strategy, Subresource
+from ..strategy import STATUS, GenericStore, Obj, PartREST, Strategy, Subresource
 from .eviction import evict, success
 
 
@@ -144,15 +145,83 @@ class EvictionREST(_PostOnly):
         return await evict(store, info, namespace or "", name, body, opts)
 
 
+EPHEMERAL = "ephemeralcontainers"
+_NOT_FOR_EPHEMERAL = ("ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle",
+                      "resources", "restartPolicy")  # fmt: skip
+
+
+class EphemeralContainersREST(PartREST):
+    """``pods/ephemeralcontainers`` (``kubectl debug``): reads the pod; writes change only
+    ``spec.ephemeralContainers``, which may only grow (:meth:`PodStrategy.prepare_for_update`,
+    :func:`validate_ephemeral_update`)."""
+
+    name = EPHEMERAL
+
+
+def validate_ephemeral_update(spec: dict[str, Any], old_spec: dict[str, Any]) -> list[Cause]:
+    """``ValidatePodEphemeralContainersUpdate`` and ``validateEphemeralContainers``:
+    existing ones unchanged, new ones named uniquely, with an image, none of the fields an
+    ephemeral container may not have, a target that is one of the pod's containers."""
+    path = "spec.ephemeralContainers"
+    causes: list[Cause] = []
+    new = {c.get("name"): c for c in spec.get("ephemeralContainers") or []}
+    for c in old_spec.get("ephemeralContainers") or []:
+        name = c.get("name")
+        if name not in new:
+            causes.append(Cause(path, f'Forbidden: existing ephemeral containers "{name}" may '
+                                      "not be removed\n", "FieldValueForbidden"))  # fmt: skip
+        elif new[name] != c:
+            causes.append(Cause(path, f'Forbidden: existing ephemeral containers "{name}" may '
+                                      "not be changed\n", "FieldValueForbidden"))  # fmt: skip
+    regular = [c.get("name") for g in ("initContainers", "containers") for c in spec.get(g) or []]
+    seen = set(regular)
+    for i, c in enumerate(spec.get("ephemeralContainers") or []):
+        where = f"{path}[{i}]"
+        causes += _validate_container(c, where, seen)
+        for field in _NOT_FOR_EPHEMERAL:
+            if c.get(field):
+                causes.append(Cause(f"{where}.{field}", "Forbidden: cannot be set for an "
+                                    "Ephemeral Container", "FieldValueForbidden"))  # fmt: skip
+        target = c.get("targetContainerName")
+        if target and target not in regular:
+            causes.append(Cause(f"{where}.targetContainerName", f'Not found: "{target}"',
+                                "FieldValueNotFound"))  # fmt: skip
+    return causes
+
+
 class PodStrategy(Strategy):
     def make_subresources(self) -> Iterable[Subresource]:
-        return (STATUS, BindingREST(), EvictionREST())
+        return (STATUS, BindingREST(), EvictionREST(), EphemeralContainersREST())
 
     def validate(self, obj: Obj) -> list[Cause]:
-        return validate_pod_spec(obj.get("spec") or {}, "spec")
+        causes = validate_pod_spec(obj.get("spec") or {}, "spec")
+        if (obj.get("spec") or {}).get("ephemeralContainers"):
+            causes.append(Cause("spec.ephemeralContainers", "Forbidden: cannot be set on create",
+                                "FieldValueForbidden"))  # fmt: skip
+        return causes
+
+    def prepare_for_update(self, obj: Obj, old: Obj, subresource: str) -> Obj:
+        """An ``ephemeralcontainers`` write changes only ``spec.ephemeralContainers``;
+        other writes keep them as they are."""
+        if subresource == EPHEMERAL:
+            result = copy.deepcopy(old)
+            wanted = (obj.get("spec") or {}).get("ephemeralContainers")
+            result.setdefault("spec", {})["ephemeralContainers"] = wanted
+            if wanted is None:
+                result["spec"].pop("ephemeralContainers")
+            return result
+        obj = super().prepare_for_update(obj, old, subresource)
+        kept = (old.get("spec") or {}).get("ephemeralContainers")
+        spec = obj.setdefault("spec", {})
+        if kept is None:
+            spec.pop("ephemeralContainers", None)
+        else:
+            spec["ephemeralContainers"] = kept
+        return obj
 
     def validate_update(self, obj: Obj, old: Obj) -> list[Cause]:
-        causes = self.validate(obj)
+        causes = validate_pod_spec(obj.get("spec") or {}, "spec")
+        causes += validate_ephemeral_update(obj.get("spec") or {}, old.get("spec") or {})
         oldc = [c.get("name") for c in (old.get("spec") or {}).get("containers") or []]
         newc = [c.get("name") for c in (obj.get("spec") or {}).get("containers") or []]
         if oldc != newc:
