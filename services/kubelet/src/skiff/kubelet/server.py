@@ -34,6 +34,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from skiff.api.errors import ApiError, Reason
 from skiff.api.pods import container_names
+from skiff.api.queryparams import flag
 from skiff.cri.client import CriError, pb
 from skiff.log import get_logger
 from skiff.pki import ensure_serving_cert
@@ -56,7 +57,6 @@ CHANNEL_PROTOCOLS = [
     "channel.k8s.io",
     "base64.channel.k8s.io",
 ]
-_TRUE = ("1", "true", "True")
 
 
 def _status(code: int, reason: Reason, message: str) -> Response:
@@ -131,7 +131,7 @@ class KubeletServer:
         if not self._known(pod, name):
             return _bad(f"container {name} is not valid for pod {p['pod']}")
         containers = await self._containers(pod, name)
-        previous = q.get("previous") in _TRUE
+        previous = flag(q, "previous")
         index = 1 if previous else 0
         if len(containers) <= index:
             if previous:
@@ -166,9 +166,9 @@ class KubeletServer:
 
         chunks = read_log(
             path,
-            follow=q.get("follow") in _TRUE and not previous,
+            follow=flag(q, "follow") and not previous,
             tail_lines=tail,
-            timestamps=q.get("timestamps") in _TRUE,
+            timestamps=flag(q, "timestamps"),
             since=since,
             limit_bytes=limit,
             is_running=running,
@@ -190,8 +190,8 @@ class KubeletServer:
         chosen = next((s for s in offered if s in CHANNEL_PROTOCOLS), None)
         q = ws.query_params
         command = q.getlist("command")
-        tty = q.get("tty") in _TRUE
-        flags = {k: q.get(k) in _TRUE for k in ("stdin", "stdout", "stderr")}
+        tty = flag(q, "tty")
+        flags = {k: flag(q, k) for k in ("stdin", "stdout", "stderr")}
         await ws.accept(subprotocol=chosen)
         if chosen is None:
             await ws.close(1002, "no supported channel protocol offered")

@@ -33,6 +33,7 @@ from starlette.websockets import WebSocket
 from skiff import tracing
 from skiff.api import errors
 from skiff.api.errors import ApiError
+from skiff.api.queryparams import flag
 from skiff.log import get_logger
 from skiff.tlsserving import peer_certificate
 
@@ -233,9 +234,7 @@ def request_attributes(
     version), else a non-resource path with the method as verb."""
     if remote:
         q = request.query_params
-        return path_attributes(
-            user, method, path, q.get("watch") in ("true", "1"), q.get("fieldSelector", "")
-        )
+        return path_attributes(user, method, path, flag(q, "watch"), q.get("fieldSelector", ""))
     try:
         t = parse_path(path)
     except ApiError:
@@ -275,5 +274,5 @@ def _connect_attributes(user: UserInfo, t: Target) -> RequestAttributes:
 
 
 def _verb(method: str, t: Target, request: Request) -> str:
-    watch = request.query_params.get("watch") in ("true", "1")
+    watch = flag(request.query_params, "watch")
     return verb_for(method, t.name is not None, watch)

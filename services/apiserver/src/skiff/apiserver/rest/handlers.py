@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from skiff.api import errors
 from skiff.api.errors import ApiError
+from skiff.api.queryparams import flag
 from skiff.apiserver import printers
 
 from .. import componentstatus
@@ -47,7 +48,7 @@ class ResourceHandlers:
             return await self._component_statuses(request, method, t)
         if t.name is None:
             if method == "GET":
-                if request.query_params.get("watch") in ("true", "1"):
+                if flag(request.query_params, "watch"):
                     return await serve_watch(self.store, request, t)
                 return await self._list(request, t)
             if method == "POST":
@@ -126,7 +127,7 @@ class ResourceHandlers:
 
     async def _component_statuses(self, request: Request, method: str, t: Target) -> Response:
         """ComponentStatuses: probed now, never stored; with kube's deprecation warning."""
-        if method != "GET" or t.subresource or request.query_params.get("watch") in ("true", "1"):
+        if method != "GET" or t.subresource or flag(request.query_params, "watch"):
             raise errors.method_not_allowed(f"{t.info.plural} only supports get and list")
         warned = WriteOptions(warnings=[componentstatus.DEPRECATION])
         if t.name is not None:

@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from skiff.api import errors
 from skiff.api.errors import ApiError
+from skiff.api.queryparams import flag
 from skiff.api.resources import REGISTRY, ResourceInfo
 from skiff.apiserver import protobuf
 
@@ -139,7 +140,7 @@ def write_options(request: Request) -> WriteOptions:
         dry_run=q.get("dryRun") == "All",
         field_manager=manager,
         field_validation=fv,
-        force=q.get("force") in ("true", "1"),
+        force=flag(q, "force"),
         user=getattr(request.state, "user", None),
         audit_annotations=annotations,
     )

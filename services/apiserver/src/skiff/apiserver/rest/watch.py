@@ -16,6 +16,7 @@ from starlette.responses import Response, StreamingResponse
 
 from skiff import tracing
 from skiff.api.errors import ApiError
+from skiff.api.queryparams import flag
 from skiff.apiserver import printers
 
 from .. import eventstream as ev
@@ -34,8 +35,8 @@ async def serve_watch(store: Store, request: Request, t: Target) -> Response:
     opts = list_options(request)
     q = request.query_params
     timeout = int_param(q, "timeoutSeconds") or 1800
-    bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
-    send_initial = q.get("sendInitialEvents") in ("true", "1")
+    bookmarks = flag(q, "allowWatchBookmarks")
+    send_initial = flag(q, "sendInitialEvents")
     as_table = wants_table(request)
     include = q.get("includeObject", "Metadata")
     info = t.info
