@@ -185,3 +185,18 @@ async def test_a_stale_disruption_target_condition_is_reset() -> None:
         conds = (await fake.get("pods", "p", "ns"))["status"]["conditions"]
         assert [(x["type"], x["status"], x.get("reason")) for x in conds] == [
             ("Ready", "True", None), ("DisruptionTarget", "False", None)]  # fmt: skip
+
+
+async def test_a_pod_under_two_budgets_is_warned_about() -> None:
+    async with env() as (fake, c):
+        await fake.create("poddisruptionbudgets", budget(minAvailable=1), "ns")
+        second = budget(minAvailable=1)
+        second["metadata"]["name"] = "pdb-2"
+        await fake.create("poddisruptionbudgets", second, "ns")
+        await fake.settle(*c.informers)
+        await fake.create("pods", pod("p"), "ns")
+        await fake.settle(*c.informers)
+        await c.events.flush()
+        [event] = [e for e in fake.list_objects("events", "ns")
+                   if e["reason"] == "MultiplePodDisruptionBudgets"]  # fmt: skip
+        assert "matches multiple PodDisruptionBudgets.  Chose" in event["message"]

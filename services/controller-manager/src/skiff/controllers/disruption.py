@@ -77,13 +77,23 @@ class DisruptionController(Controller):
     # -- events ------------------------------------------------------------------------
 
     def _budgets_of(self, pod: Obj) -> list[Obj]:
+        """The budgets covering ``pod``; more than one is worth a warning (``getPdbForPod``)."""
         ns = pod["metadata"].get("namespace") or ""
         labels = pod["metadata"].get("labels") or {}
-        return [
+        found = [
             p
             for p in self.pdbs.store.by_index(NAMESPACE_INDEX, ns)
             if pdb_selector(p).matches(labels)
         ]
+        if len(found) > 1:
+            self.events.emit(
+                {**POD_KIND, "metadata": pod["metadata"]},
+                "Warning",
+                "MultiplePodDisruptionBudgets",
+                f'Pod "{ns}"/"{pod["metadata"]["name"]}" matches multiple '
+                f'PodDisruptionBudgets.  Chose "{found[0]["metadata"]["name"]}" arbitrarily.',
+            )
+        return found
 
     def _pod_added(self, pod: Obj) -> None:
         for pdb in self._budgets_of(pod):

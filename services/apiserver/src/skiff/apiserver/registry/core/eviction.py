@@ -19,7 +19,6 @@ import asyncio
 import copy
 import dataclasses
 import random
-from typing import Any
 
 from skiff.api import errors
 from skiff.api.conditions import new_condition
@@ -304,16 +303,16 @@ def _check_preconditions(pod: Obj, delete: DeleteOptions) -> None:
         )
 
 
-def evict(
+async def evict(
     store: GenericStore,
     info: ResourceInfo,
     namespace: str,
     name: str,
     body: Obj,
     opts: WriteOptions,
-) -> Any:
-    """Evict pod ``name`` as the Eviction ``body`` asks (a coroutine giving the Status)."""
+) -> Obj:
+    """Evict pod ``name`` as the Eviction ``body`` asks; the Status to answer with."""
     meta = body.get("metadata") or {}
     if meta.get("name", "") != name:
         raise errors.bad_request("name in URL does not match name in Eviction object")
-    return Eviction(store, info, namespace, name, delete_options(body, opts), opts).run()
+    return await Eviction(store, info, namespace, name, delete_options(body, opts), opts).run()
