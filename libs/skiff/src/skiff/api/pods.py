@@ -20,6 +20,11 @@ def is_ready(pod: Obj) -> bool:
     return c is not None and c.get("status") == "True"
 
 
+def is_terminal(pod: Obj) -> bool:
+    """The pod has finished: phase ``Succeeded`` or ``Failed``."""
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
 DEFAULT_GRACE_PERIOD = 30
 """Seconds a pod gets between SIGTERM and SIGKILL when its spec names none."""
 

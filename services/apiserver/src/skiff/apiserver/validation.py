@@ -21,6 +21,7 @@ import threading
 from typing import Any
 
 from skiff.api.errors import ApiError, Cause
+from skiff.api.intstr import is_percent
 from skiff.api.names import (
     NAME_RULES,
     byte_length,
@@ -108,7 +109,7 @@ def int_or_percent(value: Any, path: str, *, at_most_100: bool = True) -> list[C
         if value < 0:
             return [_invalid(path, value, "must be greater than or equal to 0")]
         return []
-    if not re.fullmatch(r"[0-9]+%", value):
+    if not is_percent(value):
         return [Cause(path, f"Invalid value: {_go_int_or_string(value)}: {_PERCENT_MESSAGE}")]
     if at_most_100 and int(value[:-1]) > 100:
         return [Cause(path, f"Invalid value: {_go_int_or_string(value)}: must not be greater "

@@ -26,14 +26,22 @@ from skiff.api import intstr
 from skiff.api.conditions import get_condition
 from skiff.api.disruption import DELETION_TIMEOUT, SYNC_FAILED, pdb_selector, set_disruption_allowed
 from skiff.api.errors import ApiError
-from skiff.api.pods import is_ready
+from skiff.api.pods import is_ready, is_terminal
 from skiff.api.resources import REGISTRY, ResourceInfo
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.discovery import custom_resources
 from skiff.client.informer import key_of
 from skiff.client.rest import Obj
 from skiff.controller.controller import Controller, ControllerContext, writable
-from skiff.controller.owners import NAMESPACE_INDEX, api_group, controller_ref, namespace_index
+from skiff.controller.owners import (
+    NAMESPACE_INDEX,
+    api_group,
+    controller_ref,
+    namespace_index,
+    resolve_controller_ref,
+)
+
+from .deployment.util import replicas
 
 STALE_POD_DISRUPTION_TIMEOUT = 120.0
 """Seconds a ``DisruptionTarget`` condition may stay on a pod that is not terminating."""
@@ -47,10 +55,6 @@ POD_KIND = {"kind": "Pod", "apiVersion": "v1"}
 
 class SyncError(Exception):
     """Why a budget's status could not be computed (its SyncFailed message)."""
-
-
-def _terminal(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
 class DisruptionController(Controller):
@@ -121,7 +125,7 @@ class DisruptionController(Controller):
         """``nonTerminatingPodHasStaleDisruptionCondition``: seconds until a True
         DisruptionTarget condition on a pod that is not terminating counts as stale
         (None: it has none, or it was the kubelet's, or the pod is terminal)."""
-        if pod["metadata"].get("deletionTimestamp") or _terminal(pod):
+        if pod["metadata"].get("deletionTimestamp") or is_terminal(pod):
             return None
         cond = get_condition(pod.get("status"), "DisruptionTarget")
         if cond is None or cond.get("status") != "True":
@@ -233,31 +237,30 @@ class DisruptionController(Controller):
     async def _controller_scale(self, ref: Obj, ns: str) -> tuple[str, int] | None:
         """(uid, replicas) of the controller ``ref`` names (kube's finders, in order)."""
         group, kind = api_group(ref.get("apiVersion") or ""), ref.get("kind") or ""
-        owner = self._cached_owner(group, kind, ns, ref)
+        owner = self._cached_owner(ref, ns)
         if kind == "ReplicaSet" and group in ("apps", "extensions"):
             if owner is None:
                 return None
             parent = controller_ref(owner)
             if parent is None or parent.get("kind") != "Deployment":
-                return owner["metadata"]["uid"], _replicas(owner)
+                return owner["metadata"]["uid"], replicas(owner)
             # The Deployment's scale counts, not its ReplicaSet's.
-            deployment = self._cached_owner(api_group(parent.get("apiVersion") or ""),
-                                            "Deployment", ns, parent)  # fmt: skip
+            deployment = self._cached_owner(parent, ns)
             if deployment is None:
                 return None
-            return deployment["metadata"]["uid"], _replicas(deployment)
+            return deployment["metadata"]["uid"], replicas(deployment)
         if (group, kind) in self.owners:
-            return None if owner is None else (owner["metadata"]["uid"], _replicas(owner))
+            return None if owner is None else (owner["metadata"]["uid"], replicas(owner))
         return await self._scale_of(group, ref, ns)
 
-    def _cached_owner(self, group: str, kind: str, ns: str, ref: Obj) -> Obj | None:
+    def _cached_owner(self, ref: Obj, ns: str) -> Obj | None:
+        """The cached controller ``ref`` names (its uid checked), for the kinds watched
+        here (ReplicaSets also in the old ``extensions`` group)."""
+        group, kind = api_group(ref.get("apiVersion") or ""), ref.get("kind") or ""
         informer = self.owners.get(("apps" if group == "extensions" else group, kind))
         if informer is None:
             return None
-        owner = informer.get(f"{ns}/{ref.get('name', '')}")
-        if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return owner
+        return resolve_controller_ref(informer, ns, ref, kind, group)
 
     async def _scale_of(self, group: str, ref: Obj, ns: str) -> tuple[str, int] | None:
         """``getScaleController``: any resource's ``scale`` subresource."""
@@ -387,11 +390,6 @@ class DisruptionController(Controller):
                 raise
         self.log.info("reset stale DisruptionTarget condition to False", pod=key)
         return None
-
-
-def _replicas(obj: Obj) -> int:
-    replicas = (obj.get("spec") or {}).get("replicas")
-    return 1 if replicas is None else int(replicas)
 
 
 def _scaled(value: Any, total: int) -> int:

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from skiff.api.errors import ApiError, namespace_terminating
+from skiff.api.pods import is_terminal
 from skiff.api.selectors import LabelSelector, selector_from_map
 from skiff.client.informer import key_of, split_key
 from skiff.client.rest import Obj
@@ -96,10 +97,6 @@ def pod_ips(pod: Obj) -> list[str]:
 def pod_ip_for(pod: Obj, family: str) -> str | None:
     """The pod's IP of ``family``, if it has one."""
     return next((ip for ip in pod_ips(pod) if ip_family(ip) == family), None)
-
-
-def is_terminal(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
 def should_pod_be_in_endpoints(pod: Obj, include_terminating: bool) -> bool:

@@ -24,6 +24,7 @@ collector would also remove them through their ownerReference).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -61,13 +62,21 @@ SLICE_SERVICE_INDEX = "endpointslice-controller:service"
 PortsKey = tuple[tuple[str, int, str, str], ...]
 
 
-def slice_service_index(obj: Obj) -> list[str]:
-    """Index function for :data:`SLICE_SERVICE_INDEX`."""
-    meta = obj.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    if labels.get(MANAGED_BY_LABEL) != CONTROLLER_NAME or not labels.get(SERVICE_NAME_LABEL):
-        return []
-    return [f"{meta.get('namespace') or ''}/{labels[SERVICE_NAME_LABEL]}"]
+def managed_slice_index(controller: str) -> Callable[[Obj], list[str]]:
+    """An index function of the slices ``controller`` manages, by ``namespace/service``."""
+
+    def index(obj: Obj) -> list[str]:
+        meta = obj.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        if labels.get(MANAGED_BY_LABEL) != controller or not labels.get(SERVICE_NAME_LABEL):
+            return []
+        return [f"{meta.get('namespace') or ''}/{labels[SERVICE_NAME_LABEL]}"]
+
+    return index
+
+
+slice_service_index = managed_slice_index(CONTROLLER_NAME)
+"""Index function for :data:`SLICE_SERVICE_INDEX`."""
 
 
 def owned_by(obj: Obj, svc: Obj) -> bool:
@@ -78,7 +87,8 @@ def owned_by(obj: Obj, svc: Obj) -> bool:
     )
 
 
-def _port(p: Obj) -> Obj:
+def slice_port(p: Obj) -> Obj:
+    """An EndpointSlice port (protocol defaulted to TCP, appProtocol when set)."""
     out: Obj = {"name": p.get("name") or "", "port": p.get("port"), "protocol": "TCP"}
     if p.get("protocol"):
         out["protocol"] = p["protocol"]
@@ -189,7 +199,7 @@ class EndpointSliceController(ServicePodsController):
             if number is None:
                 continue
             out.append(
-                _port(
+                slice_port(
                     {
                         "name": sp.get("name"),
                         "port": number,
@@ -324,7 +334,7 @@ class EndpointSliceController(ServicePodsController):
                     else:
                         dirty = True
                 meta_changed = (s["metadata"].get("labels") or {}) != labels or [
-                    _port(p) for p in s.get("ports") or ()
+                    slice_port(p) for p in s.get("ports") or ()
                 ] != want.ports
                 (changed if dirty or meta_changed else unchanged).append((s, eps))
             remaining = [ep for k, ep in want.endpoints.items() if k not in placed]

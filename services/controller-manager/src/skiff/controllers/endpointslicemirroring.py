@@ -24,7 +24,7 @@ from skiff.client.rest import Obj
 from skiff.controller.controller import Controller, ControllerContext, writable
 from skiff.controller.podcontrol import generate_name_prefix
 
-from .endpointslice import SLICES, normalize_endpoint, ports_key
+from .endpointslice import SLICES, managed_slice_index, normalize_endpoint, ports_key, slice_port
 
 CONTROLLER_NAME = "endpointslicemirroring-controller.k8s.io"
 SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
@@ -35,12 +35,7 @@ _NOT_COPIED = ("endpoints.kubernetes.io/last-change-trigger-time",
                "kubectl.kubernetes.io/last-applied-configuration")  # fmt: skip
 
 
-def mirrored_index(obj: Obj) -> list[str]:
-    meta = obj.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    if labels.get(MANAGED_BY_LABEL) != CONTROLLER_NAME or not labels.get(SERVICE_NAME_LABEL):
-        return []
-    return [f"{meta.get('namespace') or ''}/{labels[SERVICE_NAME_LABEL]}"]
+mirrored_index = managed_slice_index(CONTROLLER_NAME)
 
 
 def _address_type(ip: str) -> str | None:
@@ -62,20 +57,12 @@ def _endpoint(address: Obj, ready: bool) -> Obj:
     return ep
 
 
-def _port(p: Obj) -> Obj:
-    out: Obj = {"name": p.get("name") or "", "port": p.get("port"),
-                "protocol": p.get("protocol") or "TCP"}  # fmt: skip
-    if p.get("appProtocol"):
-        out["appProtocol"] = p["appProtocol"]
-    return out
-
-
 def desired_groups(endpoints: Obj) -> dict[tuple[str, Any], tuple[list[Obj], list[Obj]]]:
     """(address type, ports) → (ports, endpoints) of the Endpoints' subsets; at most
     :data:`MAX_ENDPOINTS_PER_SUBSET` addresses of each subset, invalid IPs left out."""
     groups: dict[tuple[str, Any], tuple[list[Obj], list[Obj]]] = {}
     for subset in endpoints.get("subsets") or ():
-        ports = [_port(p) for p in subset.get("ports") or ()]
+        ports = [slice_port(p) for p in subset.get("ports") or ()]
         taken = 0
         for key, ready in (("addresses", True), ("notReadyAddresses", False)):
             for address in subset.get(key) or ():

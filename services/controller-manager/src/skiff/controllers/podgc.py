@@ -19,6 +19,7 @@ from typing import ClassVar
 
 from skiff.api.conditions import new_condition
 from skiff.api.errors import ApiError
+from skiff.api.pods import is_terminal
 from skiff.api.timestamps import parse_time, rfc3339
 from skiff.client.rest import Obj
 from skiff.controller.controller import Controller, ControllerContext
@@ -29,10 +30,6 @@ QUARANTINE_SECONDS = 40.0
 TERMINATED_POD_GC_THRESHOLD = 12_500
 OUT_OF_SERVICE_TAINT = "node.kubernetes.io/out-of-service"
 _KEY = "gc"
-
-
-def _terminated(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
 def _not_ready(node: Obj) -> bool:
@@ -93,7 +90,7 @@ class PodGCController(Controller):
         await self._gc_unscheduled_terminating(pods)
 
     async def _gc_terminated(self, pods: list[Obj]) -> None:
-        terminated = [p for p in pods if _terminated(p)]
+        terminated = [p for p in pods if is_terminal(p)]
         excess = len(terminated) - self.threshold
         if excess <= 0:
             return
@@ -151,7 +148,7 @@ class PodGCController(Controller):
         marked Failed (with ``condition``), then deleted with no grace period."""
         meta = pod["metadata"]
         try:
-            if not _terminated(pod):
+            if not is_terminal(pod):
                 patch: Obj = {"status": {"phase": "Failed"}}
                 if condition is not None:
                     kept = [

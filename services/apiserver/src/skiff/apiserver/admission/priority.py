@@ -5,20 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from skiff.api import errors
 from skiff.api.resources import REGISTRY
 
-from .interfaces import Attributes, Handler, Lister, Operation
+from .interfaces import Attributes, Handler, Lister, Operation, forbidden
 
 PLUGIN_NAME = "Priority"
 PRIORITY_CLASSES = REGISTRY.by_path("scheduling.k8s.io", "v1", "priorityclasses")
-
-
-def _forbidden(pod: dict[str, Any], why: str) -> errors.ApiError:
-    name = pod["metadata"]["name"]
-    return errors.ApiError(
-        403, errors.Reason.FORBIDDEN, f'pods "{name}" is forbidden: {why}', kind="pods", name=name
-    )
 
 
 class Priority(Handler):
@@ -28,16 +20,16 @@ class Priority(Handler):
     def __init__(self, lister: Lister) -> None:
         self.lister = lister
 
-    async def _priority_class(self, pod: dict[str, Any]) -> dict[str, Any] | None:
+    async def _priority_class(self, attrs: Attributes) -> dict[str, Any] | None:
         """The pod's class (403 if it names a missing one), else the global default."""
-        assert PRIORITY_CLASSES is not None
-        name = pod["spec"].get("priorityClassName")
+        assert PRIORITY_CLASSES is not None and attrs.obj is not None
+        name = attrs.obj["spec"].get("priorityClassName")
         if not name:
             classes = self.lister.list(PRIORITY_CLASSES)
             return next((c for c in classes if c.get("globalDefault")), None)
         pc = await self.lister.get(PRIORITY_CLASSES, None, name)
         if pc is None:
-            raise _forbidden(pod, f"no PriorityClass with name {name} was found")
+            raise forbidden(attrs, f"no PriorityClass with name {name} was found")
         return pc
 
     async def admit(self, attrs: Attributes) -> None:
@@ -45,12 +37,12 @@ class Priority(Handler):
             return
         pod = attrs.obj
         spec = pod.setdefault("spec", {})
-        pc = await self._priority_class(pod)
+        pc = await self._priority_class(attrs)
         value = int(pc.get("value") or 0) if pc else 0
         given = spec.get("priority")
         if given is not None and given != value:
-            raise _forbidden(
-                pod,
+            raise forbidden(
+                attrs,
                 f"the integer value of priority ({given}) must not be provided in pod spec; "
                 f"priority admission controller computed {value} from the given PriorityClass "
                 "name",

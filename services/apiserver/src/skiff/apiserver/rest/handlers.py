@@ -134,14 +134,7 @@ class ResourceHandlers:
             obj = await componentstatus.component_status(self.store.etcd, t.name)
             return object_response(request, t.info, obj, 200, warned)
         items = await componentstatus.component_statuses(self.store.etcd)
-        if wants_table(request):
-            body = printers.table_for(
-                t.info, items, include_object=request.query_params.get("includeObject", "Metadata")
-            )
-            return with_warnings(json_response(body, media_type=TABLE_CT), warned)
-        listed = {"kind": t.info.list_kind, "apiVersion": t.info.api_version, "metadata": {},
-                  "items": items}  # fmt: skip
-        return with_warnings(json_response(listed), warned)
+        return with_warnings(list_response(request, t, items, {}), warned)
 
     async def _list(self, request: Request, t: Target) -> Response:
         opts = list_options(request)
@@ -149,22 +142,7 @@ class ResourceHandlers:
         meta: dict[str, Any] = {"resourceVersion": str(result.resource_version)}
         if result.continue_token:
             meta["continue"] = result.continue_token
-        if wants_table(request):
-            body = printers.table_for(
-                t.info,
-                result.items,
-                include_object=request.query_params.get("includeObject", "Metadata"),
-                list_meta=meta,
-            )
-            return json_response(body, media_type=TABLE_CT)
-        return json_response(
-            {
-                "kind": t.info.list_kind,
-                "apiVersion": t.info.api_version,
-                "metadata": meta,
-                "items": result.items,
-            }
-        )
+        return list_response(request, t, result.items, meta)
 
     async def _create(self, request: Request, t: Target) -> Response:
         body, _ = await read_body(request)
@@ -260,6 +238,24 @@ class ResourceHandlers:
             resp = json_response(obj)
             return with_warnings(resp, opts) if opts else resp
         return object_response(request, t.info, obj, 200, opts)
+
+
+def list_response(
+    request: Request, t: Target, items: list[dict[str, Any]], meta: dict[str, Any]
+) -> Response:
+    """A list of ``t``'s resource, or the Table kubectl asks for (``meta`` is its
+    ListMeta: resourceVersion, continue)."""
+    if wants_table(request):
+        body = printers.table_for(
+            t.info,
+            items,
+            include_object=request.query_params.get("includeObject", "Metadata"),
+            list_meta=meta,
+        )
+        return json_response(body, media_type=TABLE_CT)
+    listed = {"kind": t.info.list_kind, "apiVersion": t.info.api_version, "metadata": meta,
+              "items": items}  # fmt: skip
+    return json_response(listed)
 
 
 _SUBRESOURCE_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch"}

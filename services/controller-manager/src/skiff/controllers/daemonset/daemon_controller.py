@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from skiff.api.errors import ApiError
+from skiff.api.pods import is_terminal
 from skiff.api.timestamps import parse_time
 from skiff.client.informer import copy_object, key_of
 from skiff.client.rest import Obj
@@ -42,10 +43,6 @@ def _by_creation_and_phase(pod: Obj) -> tuple[int, float, str]:
     meta = pod["metadata"]
     scheduled = 0 if (pod.get("spec") or {}).get("nodeName") else 1
     return scheduled, parse_time(meta.get("creationTimestamp")) or 0.0, meta.get("name", "")
-
-
-def _terminal(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Failed", "Succeeded")
 
 
 def _node_relevant(node: Obj) -> tuple[Any, ...]:
@@ -346,7 +343,7 @@ class DaemonSetController(DaemonSetUpdateMixin, PodOwnerController):
     ) -> Obj:
         """The status the cached nodes and pods give ``ds`` (``updateDaemonSetStatus``)."""
         by_node = self.node_to_pods(
-            p for p in pods if not (p["metadata"].get("deletionTimestamp") and _terminal(p))
+            p for p in pods if not (p["metadata"].get("deletionTimestamp") and is_terminal(p))
         )
         min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
         desired = current = misscheduled = ready = available = updated = 0
