@@ -20,7 +20,7 @@ from skiff.apiserver import discovery, printers
 from skiff.apiserver.apiextensions.controllers import CRDControllers, serve_custom_resources
 from skiff.apiserver.apiextensions.served import CRD_INFO
 from skiff.apiserver.storage.memory import MemoryBackend
-from skiff.apiserver.store import PATCH_MERGE, PATCH_STRATEGIC, DeleteOptions, Store
+from skiff.apiserver.store import PATCH_MERGE, PATCH_STRATEGIC, DeleteOptions, ListOptions, Store
 from skiff.apiserver.store import WriteOptions as Opts
 from skiff.apiserver.watchcache import WatchCache
 
@@ -273,3 +273,47 @@ async def test_x_kubernetes_validations(env: Env) -> None:
     assert [(c.field, c.message) for c in e.value.causes] == [
         ("spec.image", 'Invalid value: "string": image is immutable')
     ]
+
+
+def two_version_crd(storage: str = "v1") -> dict[str, Any]:
+    """The CronTab CRD served as v1 and v1beta1 (whose schema defaults another field)."""
+    crd = crontab_crd()
+    beta = copy.deepcopy(crd["spec"]["versions"][0])
+    beta_spec = beta["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    beta_spec["legacy"] = {"type": "string", "default": "yes"}
+    beta.update(name="v1beta1", storage=storage == "v1beta1")
+    crd["spec"]["versions"][0]["storage"] = storage == "v1"
+    crd["spec"]["versions"].append(beta)
+    return crd
+
+
+async def test_a_crd_served_in_two_versions_converts_with_strategy_none(env: Env) -> None:
+    await env.store.create(CRD_INFO, None, two_version_crd(), Opts())
+    beta = lambda: REGISTRY.by_path("stable.example.com", "v1beta1", "crontabs")  # noqa: E731
+    await env.until(lambda: crontabs() is not None and beta() is not None)
+    body = {"metadata": {"name": "t"}, "spec": {"cronSpec": "* * * * */5"}}
+    created = await env.store.create(beta(), "ns", body, Opts())
+    # Answered in the request's version, defaulted by that version's schema.
+    assert created["apiVersion"] == "stable.example.com/v1beta1"
+    assert created["spec"]["legacy"] == "yes"
+    key = crontabs().etcd_key("ns", "t")
+    kv = await env.backend.get(key)
+    assert kv is not None and b'"apiVersion":"stable.example.com/v1"' in kv.value
+    got = await env.store.get(crontabs(), "ns", "t")
+    # Read in v1: what v1's schema does not know is pruned, as kube's decoder prunes.
+    assert got["apiVersion"] == "stable.example.com/v1" and "legacy" not in got["spec"]
+    await env.settle()
+    listed = await env.store.list(beta(), "ns", ListOptions())
+    assert [(o["apiVersion"], o["spec"]["legacy"]) for o in listed.items] == [
+        ("stable.example.com/v1beta1", "yes")
+    ]
+    # The storage version moves to v1beta1: the old object is read and rewritten there.
+    crd = await env.store.get(CRD_INFO, None, "crontabs.stable.example.com")
+    crd["spec"] = two_version_crd("v1beta1")["spec"]
+    await env.store.update(CRD_INFO, None, crd["metadata"]["name"], crd, Opts())
+    await env.until(lambda: REGISTRY.storage_for(crontabs()) is beta())
+    got["spec"]["replicas"] = 3
+    updated = await env.store.update(crontabs(), "ns", "t", got, Opts())
+    assert updated["apiVersion"] == "stable.example.com/v1"
+    kv = await env.backend.get(key)
+    assert kv is not None and b'"apiVersion":"stable.example.com/v1beta1"' in kv.value

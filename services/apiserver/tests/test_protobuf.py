@@ -500,3 +500,50 @@ def test_real_kubectl_bodies(kubectl_server: tuple[Path, list[tuple[str, str, by
         "metadata": {"name": "c", "namespace": "default"},
         "data": {"a": "b"},
     }
+
+
+def test_horizontal_pod_autoscalers_as_kubectl_autoscale_sends_them() -> None:
+    from skiff.k8spb.api.autoscaling.v1 import types_pb2 as v1
+    from skiff.k8spb.api.autoscaling.v2 import types_pb2 as v2
+
+    hpa = v1.HorizontalPodAutoscaler()
+    hpa.metadata.name = "web"
+    hpa.spec.scaleTargetRef.apiVersion = "apps/v1"
+    hpa.spec.scaleTargetRef.kind = "Deployment"
+    hpa.spec.scaleTargetRef.name = "web"
+    hpa.spec.maxReplicas = 5
+    hpa.spec.targetCPUUtilizationPercentage = 0  # a pointer: --cpu-percent=0 is kept
+    out = protobuf.decode(body("autoscaling/v1", "HorizontalPodAutoscaler", hpa))
+    assert out["spec"] == {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "maxReplicas": 5,
+        "targetCPUUtilizationPercentage": 0,
+    }
+    hpa2 = v2.HorizontalPodAutoscaler()
+    hpa2.metadata.name = "web"
+    m = hpa2.spec.metrics.add()
+    m.type = "Resource"
+    m.resource.name = "memory"
+    m.resource.target.type = "AverageValue"
+    m.resource.target.averageValue.string = "64Mi"
+    hpa2.spec.behavior.scaleDown.stabilizationWindowSeconds = 0
+    out = protobuf.decode(body("autoscaling/v2", "HorizontalPodAutoscaler", hpa2))
+    assert out["spec"]["metrics"] == [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "memory",
+                "target": {"type": "AverageValue", "averageValue": "64Mi"},
+            },
+        }
+    ]
+    assert out["spec"]["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 0}}
+    for mod, version in ((v1, "v1"), (v2, "v2")):
+        for msg in mod.DESCRIPTOR.message_types_by_name.values():
+            if msg.name in ("Scale", "ScaleSpec", "ScaleStatus"):
+                continue
+            props = schema.definitions().get(f"io.k8s.api.autoscaling.{version}.{msg.name}")
+            if props is None and version == "v1":
+                continue  # v1's metric types exist only in its conversion annotations
+            for f in msg.fields:
+                assert f.json_name in props["properties"], f"{version}.{msg.name}.{f.json_name}"

@@ -530,6 +530,45 @@ def _network_policy(obj: dict, create: bool) -> None:
         spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
 
 
+DEFAULT_CPU_UTILIZATION = 80
+"""The CPU target of a HorizontalPodAutoscaler that names no metric."""
+
+
+def hpa_scale_up_rules() -> dict:
+    """kube's ``GenerateHPAScaleUpRules(nil)``: 4 pods or 100% per 15 s, the larger."""
+    return {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
+        {"type": "Pods", "value": 4, "periodSeconds": 15},
+        {"type": "Percent", "value": 100, "periodSeconds": 15},
+    ]}  # fmt: skip
+
+
+def hpa_scale_down_rules() -> dict:
+    """kube's ``GenerateHPAScaleDownRules(nil)``: 100% per 15 s, the window left to the
+    controller's flag."""
+    return {"selectPolicy": "Max", "policies": [
+        {"type": "Percent", "value": 100, "periodSeconds": 15},
+    ]}  # fmt: skip
+
+
+def _hpa(obj: dict, create: bool) -> None:
+    # autoscaling/v2's SetDefaults_HorizontalPodAutoscaler (v1 defaults only minReplicas;
+    # its CPU target comes from conversion).
+    spec = _obj(obj, "spec")
+    if spec.get("minReplicas") is None:
+        spec["minReplicas"] = 1
+    if obj.get("apiVersion") != "autoscaling/v2":
+        return
+    if not spec.get("metrics"):
+        spec["metrics"] = [{"type": "Resource", "resource": {"name": "cpu", "target": {
+            "type": "Utilization", "averageUtilization": DEFAULT_CPU_UTILIZATION}}}]  # fmt: skip
+    behavior = spec.get("behavior")
+    if isinstance(behavior, dict):
+        # Each rule set's unset fields (None: not given) take the defaults'.
+        for key, make in (("scaleUp", hpa_scale_up_rules), ("scaleDown", hpa_scale_down_rules)):
+            rules = behavior.get(key) if isinstance(behavior.get(key), dict) else {}
+            behavior[key] = {**make(), **{k: v for k, v in rules.items() if v is not None}}
+
+
 def _limit_range(obj: dict, create: bool) -> None:
     # SetDefaults_LimitRangeItem: a Container item's default limit is its max, its default
     # request the default limit, else the min.
@@ -564,6 +603,7 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[dict, bool], None]] = {
     ("apps", "DaemonSet"): _daemon_set,
     ("batch", "Job"): _job,
     ("batch", "CronJob"): _cron_job,
+    ("autoscaling", "HorizontalPodAutoscaler"): _hpa,
     ("discovery.k8s.io", "EndpointSlice"): _endpoint_slice,
     (_RBAC, "RoleBinding"): _binding,
     (_RBAC, "ClusterRoleBinding"): _binding,

@@ -537,6 +537,29 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         "io.k8s.api.node.v1.RuntimeClass",
         has_status=False,
     ),
+    # autoscaling/v2 first: the version HorizontalPodAutoscalers are stored in.
+    _r(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        True,
+        "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler",
+        short_names=("hpa",),
+        categories=("all",),
+        subresources=("status",),
+    ),
+    _r(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        True,
+        "io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler",
+        short_names=("hpa",),
+        categories=("all",),
+        subresources=("status",),
+    ),
     _r(
         "policy",
         "v1",
@@ -734,7 +757,9 @@ class Registry:
         self.resources = resources
         self._by_path = {(r.group, r.version, r.plural): r for r in resources}
         self._by_gvk = {(r.group, r.version, r.kind): r for r in resources}
-        self._by_prefix = {r.etcd_prefix(): r for r in resources}
+        self._by_prefix: dict[str, ResourceInfo] = {}
+        for r in resources:
+            self._by_prefix.setdefault(r.etcd_prefix(), r)
         self._custom: dict[tuple[str, str], tuple[ResourceInfo, ...]] = {}
 
     def by_path(self, group: str, version: str, plural: str) -> ResourceInfo | None:
@@ -757,6 +782,11 @@ class Registry:
 
     def by_prefix(self, prefix: str) -> ResourceInfo | None:
         return self._by_prefix.get(prefix)
+
+    def storage_for(self, info: ResourceInfo) -> ResourceInfo:
+        """The version ``info``'s resource is stored in (the first one listed for a
+        built-in resource, the CRD's storage version for a custom one)."""
+        return self._by_prefix.get(info.etcd_prefix(), info)
 
     def groups(self) -> dict[str, list[str]]:
         """Group name → versions, in kube's discovery order (:func:`order_groups`)."""
@@ -789,7 +819,9 @@ class Registry:
         custom = [i for infos in self._custom.values() for i in infos]
         by_path = {(r.group, r.version, r.plural): r for r in self.builtin}
         by_gvk = {(r.group, r.version, r.kind): r for r in self.builtin}
-        by_prefix = {r.etcd_prefix(): r for r in self.builtin}
+        by_prefix: dict[str, ResourceInfo] = {}
+        for r in self.builtin:
+            by_prefix.setdefault(r.etcd_prefix(), r)
         for r in custom:
             by_path.setdefault((r.group, r.version, r.plural), r)
             by_gvk.setdefault((r.group, r.version, r.kind), r)

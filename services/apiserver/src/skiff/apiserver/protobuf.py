@@ -49,6 +49,7 @@ _MODULES = (
     "skiff.k8spb.api.events.v1.types_pb2",
     "skiff.k8spb.api.rbac.v1.types_pb2",
     "skiff.k8spb.api.autoscaling.v1.types_pb2",
+    "skiff.k8spb.api.autoscaling.v2.types_pb2",
     "skiff.k8spb.api.policy.v1.types_pb2",
     "skiff.k8spb.api.networking.v1.types_pb2",
     "skiff.k8spb.api.authentication.v1.types_pb2",

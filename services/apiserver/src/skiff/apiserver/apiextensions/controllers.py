@@ -18,7 +18,7 @@ from skiff.api.errors import ApiError
 from skiff.api.timestamps import rfc3339
 from skiff.log import get_logger
 
-from .. import printers
+from .. import conversion, printers
 from .. import registry as reg
 from ..registry.options import DeleteOptions, WriteOptions
 from ..store import Store
@@ -37,10 +37,13 @@ def _follow(old: CustomResource | None, new: CustomResource | None) -> None:
         for v in old.versions.values():
             reg.CUSTOM.pop(v.info, None)
             printers.CUSTOM.pop(v.info, None)
+            conversion.CUSTOM.pop(v.info, None)
     if new is not None:
         for v in new.versions.values():
             reg.CUSTOM[v.info] = CustomResourceStrategy(v.info, v, new)
             printers.CUSTOM[v.info] = table_printer(v)
+            if v.schema is not None:
+                conversion.CUSTOM[v.info] = v.schema.prune_and_default
 
 
 def serve_custom_resources(cache: WatchCache) -> CustomResources:

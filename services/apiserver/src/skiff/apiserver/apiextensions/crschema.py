@@ -648,6 +648,12 @@ class CompiledSchema:
         if self._root.has_defaults:
             _default(self._root, obj)
 
+    def prune_and_default(self, obj: dict[str, Any]) -> None:
+        """What kube's decoder does to an object read in this version: unknown fields
+        dropped, defaults applied."""
+        self.prune(obj)
+        self.default(obj)
+
     def prune(self, obj: dict[str, Any]) -> list[str]:
         """Drop unknown fields from ``obj`` in place and return their sorted paths
         (``spec.foo``, ``spec.items[0].bar``), for ``fieldValidation`` Strict and Warn.

@@ -21,6 +21,7 @@ from skiff.apiserver.printers import (
     admissionregistration,
     apiregistration,
     apps,
+    autoscaling,
     batch,
     certificates,
     coordination,
@@ -65,6 +66,7 @@ __all__ = [
 
 _PRINTERS: dict[tuple[str, str], TablePrinter] = {
     **pods.PRINTERS,
+    **autoscaling.PRINTERS,
     **core.PRINTERS,
     **events.PRINTERS,
     **apps.PRINTERS,

@@ -20,6 +20,7 @@ from .admissionregistration.policies import (
 from .admissionregistration.webhooks import WebhookConfigurationStrategy
 from .apiregistration.apiservice import APIServiceStrategy
 from .apps.workloads import ReplicationControllerStrategy, WorkloadStrategy
+from .autoscaling.horizontalpodautoscaler import HorizontalPodAutoscalerStrategy
 from .batch.cronjob import CronJobStrategy
 from .batch.job import JobStrategy
 from .certificates.csr import CertificateSigningRequestStrategy
@@ -69,6 +70,7 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("apps", "deployments"): WorkloadStrategy,
     ("apps", "replicasets"): WorkloadStrategy,
     ("apps", "statefulsets"): WorkloadStrategy,
+    ("autoscaling", "horizontalpodautoscalers"): HorizontalPodAutoscalerStrategy,
     ("batch", "cronjobs"): CronJobStrategy,
     ("batch", "jobs"): JobStrategy,
     ("certificates.k8s.io", "certificatesigningrequests"): CertificateSigningRequestStrategy,

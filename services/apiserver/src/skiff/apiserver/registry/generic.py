@@ -22,6 +22,7 @@ from skiff.api.timestamps import rfc3339
 from skiff.apiserver import apply as ssa
 from skiff.apiserver import validation
 
+from .. import conversion
 from . import strategy_for
 from .options import DeleteOptions, WriteOptions
 from .strategy import Strategy
@@ -209,10 +210,12 @@ def before_update(
     subresource: str,
     opts: WriteOptions,
     managed: bool = False,
+    request: ResourceInfo | None = None,
 ) -> Obj | None:
     """Apply the update rules to ``new`` given ``old``; None when nothing would change.
 
-    ``managed``: managedFields were already set (apply).
+    ``managed``: managedFields were already set (apply); ``request``: the version the
+    request named, in which field ownership is recorded (default: the strategy's).
     """
     info = strategy.info
     new["apiVersion"] = info.api_version
@@ -233,7 +236,7 @@ def before_update(
     if _spec_of(new) != _spec_of(old):
         nm["generation"] = int(om.get("generation") or 1) + 1
     if not managed:
-        track_fields(info, old, new, opts, subresource)
+        track_fields(request or info, old, new, opts, subresource)
     if _strip_for_compare(new) == _strip_for_compare(old):
         return None
     return new
@@ -242,15 +245,24 @@ def before_update(
 def track_fields(
     info: ResourceInfo, old: Obj | None, new: Obj, opts: WriteOptions, subresource: str
 ) -> None:
-    """Record field ownership in managedFields for a non-apply write."""
+    """Record field ownership in managedFields for a non-apply write, in ``info``'s
+    version (the request's; ``old`` and ``new`` may be in the registry's)."""
+    view_old = conversion.convert(old, info) if old is not None else None
+    view_new = conversion.convert(new, info)
     ssa.track_update(
-        old,
-        new,
+        view_old,
+        view_new,
         manager=opts.field_manager or "unknown",
         definition=info.definition,
         now=rfc3339(),
         subresource=subresource,
     )
+    if view_new is not new:
+        managed = view_new["metadata"].get("managedFields")
+        if managed is None:
+            new["metadata"].pop("managedFields", None)
+        else:
+            new["metadata"]["managedFields"] = managed
 
 
 # -- delete --------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from skiff.api.timestamps import rfc3339
 from skiff.apiserver.storage import ConflictError, KeyValue, StorageError, codec
 from skiff.apiserver.storage.codec import decode
 
+from .. import conversion
 from ..admission import Attributes, Operation
 from ..registry import Strategy, generic, strategy_for
 from ..registry.options import DeleteOptions
@@ -36,11 +37,13 @@ class DeleteMixin(ReadMixin):
     async def delete(
         self, info: ResourceInfo, namespace: str | None, name: str, opts: DeleteOptions
     ) -> tuple[dict[str, Any], bool]:
-        """Delete (or start deleting) an object. Returns (object, whether it is gone now)."""
+        """Delete (or start deleting) an object. Returns (object in ``info``'s version,
+        whether it is gone now)."""
         with _tracer.start_as_current_span(
             "store.delete", attributes={"k8s.resource": info.plural}
         ):
-            strategy = strategy_for(info)
+            hub = conversion.hub(info)
+            strategy = strategy_for(hub)
             for _attempt in range(16):
                 kv = await self._get_kv(info, namespace, name)
                 obj = decode(kv.value, kv.mod_revision)
@@ -48,9 +51,9 @@ class DeleteMixin(ReadMixin):
                 await self._admit(
                     Attributes(
                         Operation.DELETE,
-                        info,
+                        hub,
                         None,
-                        obj,
+                        conversion.convert(obj, hub),
                         namespace=namespace,
                         name=name,
                         dry_run=opts.dry_run,
@@ -59,7 +62,7 @@ class DeleteMixin(ReadMixin):
                 )
                 done = await self._commit_delete(strategy, kv, obj, opts)
                 if done is not None:
-                    return done
+                    return conversion.convert(done[0], info), done[1]
             raise errors.conflict(
                 info.plural, name, info.group, "too many concurrent updates; try again"
             )

@@ -18,6 +18,7 @@ from skiff.apiserver.storage import CompactedError, StorageError
 from skiff.apiserver.storage.codec import decode
 from skiff.log import get_logger
 
+from ..conversion import convert, convert_all
 from ..registry.options import ListOptions
 from .base import StoreBase
 
@@ -59,7 +60,7 @@ class ReadMixin(StoreBase):
             handler = self._handler(info, subresource, "get")
             return await handler.get(self, info, namespace, name)
         kv = await self._get_kv(info, namespace, name)
-        return decode(kv.value, kv.mod_revision)
+        return convert(decode(kv.value, kv.mod_revision), info)
 
     async def list(
         self, info: ResourceInfo, namespace: str | None, opts: ListOptions
@@ -76,7 +77,7 @@ class ReadMixin(StoreBase):
             candidates = [obj] if obj is not None else []
         else:
             candidates = self.cache.list(info, namespace)
-        items = [o for o in candidates if matches(o)]
+        items = convert_all([o for o in candidates if matches(o)], info)
         return ListResult(items, self.cache.revision)
 
     async def _wait_cache(self, resource_version: str) -> int | None:
@@ -138,7 +139,7 @@ class ReadMixin(StoreBase):
                 for kv in kvs:
                     obj = decode(kv.value, kv.mod_revision)
                     if matches(obj):
-                        items.append(obj)
+                        items.append(convert(obj, info))
                 if not more or not kvs:
                     return ListResult(items, revision)
                 start = kvs[-1].key + "\0"

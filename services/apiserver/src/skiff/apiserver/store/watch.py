@@ -11,7 +11,8 @@ from typing import Any
 from skiff.api import errors
 from skiff.api.resources import ResourceInfo
 
-from ..watchcache import Render, Watch
+from .. import conversion
+from ..watchcache import Event, Render, Watch
 from .reads import CONSISTENT_READ_WAIT, ListOptions, ReadMixin, matcher
 
 
@@ -34,6 +35,8 @@ class WatchMixin(ReadMixin):
         one group: each event is filtered and rendered (``render(event)``) once for all.
         """
         matches = matcher(info, opts, namespace)
+        if conversion.multi(info):
+            render = _converting(render, info)
         rv = opts.resource_version
         if not self.cache.ready.is_set() and not await self.cache.wait_for(0, 10):
             raise errors.unavailable("the watch cache is not ready yet")
@@ -41,7 +44,9 @@ class WatchMixin(ReadMixin):
         if rv in ("", "0") or send_initial:
             if rv == "" or send_initial:
                 await self._wait_cache("")
-            initial = [o for o in self.cache.list(info, namespace) if matches(o)]
+            initial = conversion.convert_all(
+                [o for o in self.cache.list(info, namespace) if matches(o)], info
+            )
             since = self.cache.revision
         else:
             try:
@@ -56,6 +61,7 @@ class WatchMixin(ReadMixin):
                 )
         key = (
             render_key,
+            info.version,
             namespace,
             opts.label_selector.to_string() if opts.label_selector else "",
             opts.field_selector.to_string() if opts.field_selector else "",
@@ -70,3 +76,15 @@ class WatchMixin(ReadMixin):
     def revision(self) -> int:
         """The revision the watch cache has reached (for bookmarks)."""
         return self.cache.revision
+
+
+def _converting(render: Render, info: ResourceInfo) -> Render:
+    """``render`` of each event's object in ``info``'s version."""
+
+    def converted(e: Event) -> Any:
+        obj = conversion.convert(e.obj, info)
+        if obj is not e.obj:
+            e = Event(e.type, obj, e.revision, e.key, trace=e.trace)
+        return render(e)
+
+    return converted

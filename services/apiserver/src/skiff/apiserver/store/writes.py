@@ -18,6 +18,7 @@ from skiff.api.resources import ResourceInfo
 from skiff.apiserver.storage import ConflictError, KeyExistsError, KeyValue, StorageError
 from skiff.apiserver.storage.codec import decode
 
+from .. import conversion
 from ..admission import Attributes, Operation
 from ..registry import Strategy, generic, strategy_for
 from ..registry.options import WriteOptions
@@ -64,12 +65,15 @@ class WriteMixin(StoreBase):
         *,
         managed: bool = False,
     ) -> dict[str, Any]:
-        """Create ``obj``; ``managed`` means managedFields were already set (apply)."""
+        """Create ``obj`` (in ``info``'s version, as is the answer); ``managed`` means
+        managedFields were already set (apply)."""
         with _tracer.start_as_current_span(
             "store.create", attributes={"k8s.resource": info.plural}
         ):
-            strategy = strategy_for(info)
+            hub = conversion.hub(info)
+            strategy = strategy_for(hub)
             generic.decode(info, obj, opts)
+            obj = conversion.convert(obj, hub)
             generic.before_create(strategy, obj, namespace, opts)
             if not managed:
                 generic.track_fields(info, None, obj, opts, "")
@@ -77,7 +81,7 @@ class WriteMixin(StoreBase):
             await self._admit(
                 Attributes(
                     Operation.CREATE,
-                    info,
+                    hub,
                     obj,
                     namespace=meta.get("namespace"),
                     name=meta["name"],
@@ -88,7 +92,8 @@ class WriteMixin(StoreBase):
                 ),
                 opts,
             )
-            return await self._create_in_storage(strategy, obj, opts)
+            created = await self._create_in_storage(strategy, obj, opts)
+            return conversion.convert(created, info)
 
     async def _create_in_storage(
         self, strategy: Strategy, obj: dict[str, Any], opts: WriteOptions
@@ -103,7 +108,7 @@ class WriteMixin(StoreBase):
             if strategy.claims_keys:
                 obj = copy.deepcopy(unassigned)
                 picked = await strategy.assign(self, obj, None, avoid)
-            value = encode_limited(obj)
+            value = encode_limited(conversion.convert(obj, conversion.storage(info)))
             if opts.dry_run:
                 return obj
             try:
@@ -188,7 +193,8 @@ class WriteMixin(StoreBase):
         create_if_missing=None,  # type: ignore[no-untyped-def]
         managed: bool = False,
     ) -> dict[str, Any]:
-        """Read-modify-write with retries on conflict: ``mutate(current) -> new object``.
+        """Read-modify-write with retries on conflict: ``mutate(current) -> new object``,
+        both in ``info``'s version (as is the answer).
 
         ``precondition_rv`` turns a conflict into a 409 instead of a retry;
         ``create_if_missing`` is awaited when the object does not exist (apply);
@@ -197,7 +203,8 @@ class WriteMixin(StoreBase):
         with _tracer.start_as_current_span(
             "store.update", attributes={"k8s.resource": info.plural, "k8s.subresource": subresource}
         ):
-            strategy = strategy_for(info)
+            hub = conversion.hub(info)
+            strategy = strategy_for(hub)
             avoid: set[str] = set()
             for _attempt in range(16):
                 try:
@@ -208,22 +215,26 @@ class WriteMixin(StoreBase):
                     if create_if_missing is not None:
                         return await create_if_missing()
                     raise errors.not_found(info.plural, name, info.group)
-                old = decode(kv.value, kv.mod_revision)
+                old = conversion.convert(decode(kv.value, kv.mod_revision), hub)
                 if precondition_rv is not None and precondition_rv != str(kv.mod_revision):
                     raise errors.modified(info.plural, name, info.group)
-                new = mutate(copy.deepcopy(old))
+                new = mutate(copy.deepcopy(conversion.convert(old, info)))
                 if new.get("apiVersion") is None or new.get("metadata") is None:
                     generic.decode(info, new, opts)
-                new = generic.before_update(strategy, old, new, subresource, opts, managed)
+                new = generic.before_update(
+                    strategy, old, conversion.convert(new, hub), subresource, opts, managed,
+                    request=info,
+                )  # fmt: skip
                 if new is None:
                     if not kv.stale:
-                        return old  # nothing changed: no write, same resourceVersion
+                        # Nothing changed: no write, same resourceVersion.
+                        return conversion.convert(old, info)
                     # Read with an old encryption key: written again with the current one.
                     new = copy.deepcopy(old)
                 await self._admit(
                     Attributes(
                         Operation.UPDATE,
-                        info,
+                        hub,
                         new,
                         old,
                         namespace=namespace,
@@ -240,7 +251,7 @@ class WriteMixin(StoreBase):
                     strategy, kv, old, new, opts, avoid, precondition_rv
                 )
                 if done is not None:
-                    return done
+                    return conversion.convert(done, info)
             raise errors.conflict(
                 info.plural, name, info.group, "too many concurrent updates; try again"
             )
@@ -261,7 +272,7 @@ class WriteMixin(StoreBase):
         picked: set[str] = set()
         if strategy.claims_keys:
             picked = await strategy.assign(self, new, old, avoid)
-        value = encode_limited(new)
+        value = encode_limited(conversion.convert(new, conversion.storage(info)))
         if opts.dry_run:
             return new
         try:

@@ -22,20 +22,86 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from skiff.k8spb.apimachinery.pkg.api.resource import types_pb2 as skiff_dot_k8spb_dot_apimachinery_dot_pkg_dot_api_dot_resource_dot_types__pb2
 from skiff.k8spb.apimachinery.pkg.apis.meta.v1 import types_pb2 as skiff_dot_k8spb_dot_apimachinery_dot_pkg_dot_apis_dot_meta_dot_v1_dot_types__pb2
+from skiff.k8spb import options_pb2 as skiff_dot_k8spb_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*skiff/k8spb/api/autoscaling/v1/types.proto\x12\x19k8s.io.api.autoscaling.v1\x1a\x35skiff/k8spb/apimachinery/pkg/apis/meta/v1/types.proto\"\xb7\x01\n\x05Scale\x12\x42\n\x08metadata\x18\x01 \x01(\x0b\x32\x30.k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta\x12\x32\n\x04spec\x18\x02 \x01(\x0b\x32$.k8s.io.api.autoscaling.v1.ScaleSpec\x12\x36\n\x06status\x18\x03 \x01(\x0b\x32&.k8s.io.api.autoscaling.v1.ScaleStatus\"\x1d\n\tScaleSpec\x12\x10\n\x08replicas\x18\x01 \x01(\x05\"1\n\x0bScaleStatus\x12\x10\n\x08replicas\x18\x01 \x01(\x05\x12\x10\n\x08selector\x18\x02 \x01(\t')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*skiff/k8spb/api/autoscaling/v1/types.proto\x12\x19k8s.io.api.autoscaling.v1\x1a\x35skiff/k8spb/apimachinery/pkg/api/resource/types.proto\x1a\x35skiff/k8spb/apimachinery/pkg/apis/meta/v1/types.proto\x1a\x19skiff/k8spb/options.proto\"\xb7\x01\n\x05Scale\x12\x42\n\x08metadata\x18\x01 \x01(\x0b\x32\x30.k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta\x12\x32\n\x04spec\x18\x02 \x01(\x0b\x32$.k8s.io.api.autoscaling.v1.ScaleSpec\x12\x36\n\x06status\x18\x03 \x01(\x0b\x32&.k8s.io.api.autoscaling.v1.ScaleStatus\"\x1d\n\tScaleSpec\x12\x10\n\x08replicas\x18\x01 \x01(\x05\"1\n\x0bScaleStatus\x12\x10\n\x08replicas\x18\x01 \x01(\x05\x12\x10\n\x08selector\x18\x02 \x01(\t\"\xba\x01\n\x1d\x43ontainerResourceMetricSource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x18targetAverageUtilization\x18\x02 \x01(\x05\x42\x04\xa8\xbb\x18\x01\x12P\n\x12targetAverageValue\x18\x03 \x01(\x0b\x32..k8s.io.apimachinery.pkg.api.resource.QuantityB\x04\xa8\xbb\x18\x01\x12\x11\n\tcontainer\x18\x05 \x01(\t\"\xb6\x01\n\x1d\x43ontainerResourceMetricStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x19\x63urrentAverageUtilization\x18\x02 \x01(\x05\x42\x04\xa8\xbb\x18\x01\x12K\n\x13\x63urrentAverageValue\x18\x03 \x01(\x0b\x32..k8s.io.apimachinery.pkg.api.resource.Quantity\x12\x11\n\tcontainer\x18\x04 \x01(\t\"M\n\x1b\x43rossVersionObjectReference\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\napiVersion\x18\x03 \x01(\t\"\x94\x02\n\x14\x45xternalMetricSource\x12\x12\n\nmetricName\x18\x01 \x01(\t\x12K\n\x0emetricSelector\x18\x02 \x01(\x0b\x32\x33.k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector\x12I\n\x0btargetValue\x18\x03 \x01(\x0b\x32..k8s.io.apimachinery.pkg.api.resource.QuantityB\x04\xa8\xbb\x18\x01\x12P\n\x12targetAverageValue\x18\x04 \x01(\x0b\x32..k8s.io.apimachinery.pkg.api.resource.QuantityB\x04\xa8\xbb\x18\x01\"\x90\x02\n\x14\x45xternalMetricStatus\x12\x12\n\nmetricName\x18\x01 \x01(\t\x12K\n\x0emetricSelector\x18\x02 \x01(\x0b\x32\x33.k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector\x12\x44\n\x0c\x63urrentValue\x18\x03 \x01(\x0b\x32..k8s.io.apimachinery.pkg.api.resource.Quantity\x12Q\n\x13\x63urrentAverageValue\x18\x04 \x01(\x0b\x32..k8s.io.apimachinery.pkg.api.resource.QuantityB\x04\xa8\xbb\x18\x01\"\xed\x01\n\x17HorizontalPodAutoscaler\x12\x42\n\x08metadata\x18\x01 \x01(\x0b\x32\x30.k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta\x12\x44\n\x04spec\x18\x02 \x01(\x0b\x32\x36.k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerSpec\x12H\n\x06status\x18\x03 \x01(\x0b\x32\x38.k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerStatus\"\xa9\x01\n HorizontalPodAutoscalerCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x46\n\x12lastTransitionTime\x18\x03 \x01(\x0b\x32*.k8s.io.apimachinery.pkg.apis.meta.v1.Time\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\"\xcb\x01\n\x1bHorizontalPodAutoscalerSpec\x12N\n\x0escaleTargetRef\x18\x01 \x01(\x0b\x32\x36.k8s.io.api.autoscaling.v1.CrossVersionObjectReference\x12\x19\n\x0bminReplicas\x18\x02 \x01(\x05\x42\x04\xa8\xbb\x18\x01\x12\x13\n\x0bmaxReplicas\x18\x03 \x01(\x05\x12,\n\x1etargetCPUUtilizationPercentage\x18\x04 \x01(\x05\x42\x04\xa8\xbb\x18\x01\"\xe5\x01\n\x1dHorizontalPodAutoscalerStatus\x12 \n\x12observedGeneration\x18\x01 \x01(\x03\x42\x04\xa8\xbb\x18\x01\x12\x41\n\rlastScaleTime\x18\x02 \x01(\x0b\x32*.k8s.io.apimachinery.pkg.apis.meta.v1.Time\x12\x17\n\x0f\x63urrentReplicas\x18\x03 \x01(\x05\x12\x17\n\x0f\x64\x65siredReplicas\x18\x04 \x01(\x05\x12-\n\x1f\x63urrentCPUUtilizationPercentage\x18\x05 \x01(\x05\x42\x04\xa8\xbb\x18\x01\"\xef\x02\n\nMetricSpec\x12\x0c\n\x04type\x18\x01 \x01(\t\x12=\n\x06object\x18\x02 \x01(\x0b\x32-.k8s.io.api.autoscaling.v1.ObjectMetricSource\x12\x39\n\x04pods\x18\x03 \x01(\x0b\x32+.k8s.io.api.autoscaling.v1.PodsMetricSource\x12\x41\n\x08resource\x18\x04 \x01(\x0b\x32/.k8s.io.api.autoscaling.v1.ResourceMetricSource\x12S\n\x11\x63ontainerResource\x18\x07 \x01(\x0b\x32\x38.k8s.io.api.autoscaling.v1.ContainerResourceMetricSource\x12\x41\n\x08\x65xternal\x18\x05 \x01(\x0b\x32/.k8s.io.api.autoscaling.v1.ExternalMetricSource\"\xf1\x02\n\x0cMetricStatus\x12\x0c\n\x04type\x18\x01 \x01(\t\x12=\n\x06object\x18\x02 \x01(\x0b\x32-.k8s.io.api.autoscaling.v1.ObjectMetricStatus\x12\x39\n\x04pods\x18\x03 \x01(\x0b\x32+.k8s.io.api.autoscaling.v1.PodsMetricStatus\x12\x41\n\x08resource\x18\x04 \x01(\x0b\x32/.k8s.io.api.autoscaling.v1.ResourceMetricStatus\x12S\n\x11\x63ontainerResource\x18\x07 \x01(\x0b\x32\x38.k8s.io.api.autoscaling.v1.ContainerResourceMetricStatus\x12\x41\n\x08\x65xternal\x18\x05 \x01(\x0b\x32/.k8s.io.api.autoscaling.v1.ExternalMetricStatus\"\xc8\x02\n\x12ObjectMetricSource\x12\x46\n\x06target\x18\x01 \x01(\x0b\x32\x36.k8s.io.api.autoscaling.v1.CrossVersionObjectReference\x12\x12\n\nmetricName\x18\x02 \x01(\t\x12\x43\n\x0btargetValue\x18\x03 \x01(\x0b\x32..k8s.io.apimachinery.pkg.api.resource.Quantity\x12\x45\n\x08selector\x18\x04 \x01(\x0b\x32\x33.k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector\x12J\n\x0c\x61verageValue\x18\x05 \x01(\x0b\x32..k8s.io.apimachinery.pkg.api.resource.QuantityB\x04\xa8\xbb\x18\x01\"\xc9\x02\n\x12ObjectMetricStatus\x12\x46\n\x06target\x18\x01 \x01(\x0b\x32\x36.k8s.io.api.autoscaling.v1.CrossVersionObjectReference\x12\x12\n\nmetricName\x18\x02 \x01(\t\x12\x44\n\x0c\x63urrentValue\x18\x03 \x01(\x0b\x32..k8s.io.apimachinery.pkg.api.resource.Quantity\x12\x45\n\x08selector\x18\x04 \x01(\x0b\x32\x33.k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector\x12J\n\x0c\x61verageValue\x18\x05 \x01(\x0b\x32..k8s.io.apimachinery.pkg.api.resource.QuantityB\x04\xa8\xbb\x18\x01\"\xb9\x01\n\x10PodsMetricSource\x12\x12\n\nmetricName\x18\x01 \x01(\t\x12J\n\x12targetAverageValue\x18\x02 \x01(\x0b\x32..k8s.io.apimachinery.pkg.api.resource.Quantity\x12\x45\n\x08selector\x18\x03 \x01(\x0b\x32\x33.k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector\"\xba\x01\n\x10PodsMetricStatus\x12\x12\n\nmetricName\x18\x01 \x01(\t\x12K\n\x13\x63urrentAverageValue\x18\x02 \x01(\x0b\x32..k8s.io.apimachinery.pkg.api.resource.Quantity\x12\x45\n\x08selector\x18\x03 \x01(\x0b\x32\x33.k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector\"\x9e\x01\n\x14ResourceMetricSource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x18targetAverageUtilization\x18\x02 \x01(\x05\x42\x04\xa8\xbb\x18\x01\x12P\n\x12targetAverageValue\x18\x03 \x01(\x0b\x32..k8s.io.apimachinery.pkg.api.resource.QuantityB\x04\xa8\xbb\x18\x01\"\x9a\x01\n\x14ResourceMetricStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x19\x63urrentAverageUtilization\x18\x02 \x01(\x05\x42\x04\xa8\xbb\x18\x01\x12K\n\x13\x63urrentAverageValue\x18\x03 \x01(\x0b\x32..k8s.io.apimachinery.pkg.api.resource.Quantity')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'skiff.k8spb.api.autoscaling.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SCALE']._serialized_start=129
-  _globals['_SCALE']._serialized_end=312
-  _globals['_SCALESPEC']._serialized_start=314
-  _globals['_SCALESPEC']._serialized_end=343
-  _globals['_SCALESTATUS']._serialized_start=345
-  _globals['_SCALESTATUS']._serialized_end=394
+  _globals['_CONTAINERRESOURCEMETRICSOURCE'].fields_by_name['targetAverageUtilization']._loaded_options = None
+  _globals['_CONTAINERRESOURCEMETRICSOURCE'].fields_by_name['targetAverageUtilization']._serialized_options = b'\250\273\030\001'
+  _globals['_CONTAINERRESOURCEMETRICSOURCE'].fields_by_name['targetAverageValue']._loaded_options = None
+  _globals['_CONTAINERRESOURCEMETRICSOURCE'].fields_by_name['targetAverageValue']._serialized_options = b'\250\273\030\001'
+  _globals['_CONTAINERRESOURCEMETRICSTATUS'].fields_by_name['currentAverageUtilization']._loaded_options = None
+  _globals['_CONTAINERRESOURCEMETRICSTATUS'].fields_by_name['currentAverageUtilization']._serialized_options = b'\250\273\030\001'
+  _globals['_EXTERNALMETRICSOURCE'].fields_by_name['targetValue']._loaded_options = None
+  _globals['_EXTERNALMETRICSOURCE'].fields_by_name['targetValue']._serialized_options = b'\250\273\030\001'
+  _globals['_EXTERNALMETRICSOURCE'].fields_by_name['targetAverageValue']._loaded_options = None
+  _globals['_EXTERNALMETRICSOURCE'].fields_by_name['targetAverageValue']._serialized_options = b'\250\273\030\001'
+  _globals['_EXTERNALMETRICSTATUS'].fields_by_name['currentAverageValue']._loaded_options = None
+  _globals['_EXTERNALMETRICSTATUS'].fields_by_name['currentAverageValue']._serialized_options = b'\250\273\030\001'
+  _globals['_HORIZONTALPODAUTOSCALERSPEC'].fields_by_name['minReplicas']._loaded_options = None
+  _globals['_HORIZONTALPODAUTOSCALERSPEC'].fields_by_name['minReplicas']._serialized_options = b'\250\273\030\001'
+  _globals['_HORIZONTALPODAUTOSCALERSPEC'].fields_by_name['targetCPUUtilizationPercentage']._loaded_options = None
+  _globals['_HORIZONTALPODAUTOSCALERSPEC'].fields_by_name['targetCPUUtilizationPercentage']._serialized_options = b'\250\273\030\001'
+  _globals['_HORIZONTALPODAUTOSCALERSTATUS'].fields_by_name['observedGeneration']._loaded_options = None
+  _globals['_HORIZONTALPODAUTOSCALERSTATUS'].fields_by_name['observedGeneration']._serialized_options = b'\250\273\030\001'
+  _globals['_HORIZONTALPODAUTOSCALERSTATUS'].fields_by_name['currentCPUUtilizationPercentage']._loaded_options = None
+  _globals['_HORIZONTALPODAUTOSCALERSTATUS'].fields_by_name['currentCPUUtilizationPercentage']._serialized_options = b'\250\273\030\001'
+  _globals['_OBJECTMETRICSOURCE'].fields_by_name['averageValue']._loaded_options = None
+  _globals['_OBJECTMETRICSOURCE'].fields_by_name['averageValue']._serialized_options = b'\250\273\030\001'
+  _globals['_OBJECTMETRICSTATUS'].fields_by_name['averageValue']._loaded_options = None
+  _globals['_OBJECTMETRICSTATUS'].fields_by_name['averageValue']._serialized_options = b'\250\273\030\001'
+  _globals['_RESOURCEMETRICSOURCE'].fields_by_name['targetAverageUtilization']._loaded_options = None
+  _globals['_RESOURCEMETRICSOURCE'].fields_by_name['targetAverageUtilization']._serialized_options = b'\250\273\030\001'
+  _globals['_RESOURCEMETRICSOURCE'].fields_by_name['targetAverageValue']._loaded_options = None
+  _globals['_RESOURCEMETRICSOURCE'].fields_by_name['targetAverageValue']._serialized_options = b'\250\273\030\001'
+  _globals['_RESOURCEMETRICSTATUS'].fields_by_name['currentAverageUtilization']._loaded_options = None
+  _globals['_RESOURCEMETRICSTATUS'].fields_by_name['currentAverageUtilization']._serialized_options = b'\250\273\030\001'
+  _globals['_SCALE']._serialized_start=211
+  _globals['_SCALE']._serialized_end=394
+  _globals['_SCALESPEC']._serialized_start=396
+  _globals['_SCALESPEC']._serialized_end=425
+  _globals['_SCALESTATUS']._serialized_start=427
+  _globals['_SCALESTATUS']._serialized_end=476
+  _globals['_CONTAINERRESOURCEMETRICSOURCE']._serialized_start=479
+  _globals['_CONTAINERRESOURCEMETRICSOURCE']._serialized_end=665
+  _globals['_CONTAINERRESOURCEMETRICSTATUS']._serialized_start=668
+  _globals['_CONTAINERRESOURCEMETRICSTATUS']._serialized_end=850
+  _globals['_CROSSVERSIONOBJECTREFERENCE']._serialized_start=852
+  _globals['_CROSSVERSIONOBJECTREFERENCE']._serialized_end=929
+  _globals['_EXTERNALMETRICSOURCE']._serialized_start=932
+  _globals['_EXTERNALMETRICSOURCE']._serialized_end=1208
+  _globals['_EXTERNALMETRICSTATUS']._serialized_start=1211
+  _globals['_EXTERNALMETRICSTATUS']._serialized_end=1483
+  _globals['_HORIZONTALPODAUTOSCALER']._serialized_start=1486
+  _globals['_HORIZONTALPODAUTOSCALER']._serialized_end=1723
+  _globals['_HORIZONTALPODAUTOSCALERCONDITION']._serialized_start=1726
+  _globals['_HORIZONTALPODAUTOSCALERCONDITION']._serialized_end=1895
+  _globals['_HORIZONTALPODAUTOSCALERSPEC']._serialized_start=1898
+  _globals['_HORIZONTALPODAUTOSCALERSPEC']._serialized_end=2101
+  _globals['_HORIZONTALPODAUTOSCALERSTATUS']._serialized_start=2104
+  _globals['_HORIZONTALPODAUTOSCALERSTATUS']._serialized_end=2333
+  _globals['_METRICSPEC']._serialized_start=2336
+  _globals['_METRICSPEC']._serialized_end=2703
+  _globals['_METRICSTATUS']._serialized_start=2706
+  _globals['_METRICSTATUS']._serialized_end=3075
+  _globals['_OBJECTMETRICSOURCE']._serialized_start=3078
+  _globals['_OBJECTMETRICSOURCE']._serialized_end=3406
+  _globals['_OBJECTMETRICSTATUS']._serialized_start=3409
+  _globals['_OBJECTMETRICSTATUS']._serialized_end=3738
+  _globals['_PODSMETRICSOURCE']._serialized_start=3741
+  _globals['_PODSMETRICSOURCE']._serialized_end=3926
+  _globals['_PODSMETRICSTATUS']._serialized_start=3929
+  _globals['_PODSMETRICSTATUS']._serialized_end=4115
+  _globals['_RESOURCEMETRICSOURCE']._serialized_start=4118
+  _globals['_RESOURCEMETRICSOURCE']._serialized_end=4276
+  _globals['_RESOURCEMETRICSTATUS']._serialized_start=4279
+  _globals['_RESOURCEMETRICSTATUS']._serialized_end=4433
 # @@protoc_insertion_point(module_scope)

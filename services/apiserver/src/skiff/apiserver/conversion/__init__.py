@@ -1,0 +1,78 @@
+"""Objects between the versions of one resource (kube's conversion scheme).
+
+A resource served in several versions is stored in one of them
+(:meth:`~skiff.api.resources.Registry.storage_for`); the store converts what it reads to
+the version a request names and what a request writes to the version the registry works
+on. :func:`convert` does one object:
+
+- built-in resources with versions that differ in shape have a converter per kind
+  (:data:`BUILTIN`; :mod:`.autoscaling`: HorizontalPodAutoscalers, v1 ↔ v2);
+- custom resources whose CRD says ``conversion.strategy: None`` change ``apiVersion``
+  (kube's ``nopConverter``), then the target version's schema prunes what it does not
+  know and applies its defaults, as kube's decoder does with what it reads
+  (:data:`CUSTOM`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from skiff.api.resources import REGISTRY, ResourceInfo
+
+from . import autoscaling
+
+Obj = dict[str, Any]
+Converter = Callable[[Obj, str], Obj]
+"""(object in one served version, the target version) → a new object in that version."""
+
+BUILTIN: dict[tuple[str, str], Converter] = {
+    ("autoscaling", "HorizontalPodAutoscaler"): autoscaling.convert,
+}
+
+CUSTOM: dict[ResourceInfo, Callable[[Obj], None]] = {}
+"""Each served custom resource version's pruning and defaulting of an object converted
+into it (kept by :mod:`skiff.apiserver.apiextensions`)."""
+
+
+def storage(info: ResourceInfo) -> ResourceInfo:
+    """The version ``info``'s resource is stored in."""
+    return REGISTRY.storage_for(info)
+
+
+def hub(info: ResourceInfo) -> ResourceInfo:
+    """The version the registry works in for a request in ``info``'s version: the stored
+    one for a built-in resource (kube's internal type, which the stored version of the
+    resources served in several versions matches), the request's own for a custom
+    resource (each version has its own schema, defaults and rules)."""
+    return info if info.custom else REGISTRY.storage_for(info)
+
+
+def multi(info: ResourceInfo) -> bool:
+    """Whether objects of ``info``'s resource may be in another version than ``info``'s
+    (a custom resource's stored objects may be in any version it was stored in)."""
+    return info.custom or REGISTRY.storage_for(info) is not info
+
+
+def convert(obj: Obj, to: ResourceInfo) -> Obj:
+    """``obj``, an object of ``to``'s resource in any served version, in ``to``'s
+    version: ``obj`` itself when it already is, else a new object (``obj`` is not
+    changed, so cached objects can be converted)."""
+    if obj.get("apiVersion") == to.api_version:
+        return obj
+    if to.custom:
+        out = copy.deepcopy(obj)
+        out["apiVersion"] = to.api_version
+        if (normalize := CUSTOM.get(to)) is not None:
+            normalize(out)
+        return out
+    converter = BUILTIN.get((to.group, to.kind))
+    if converter is None:
+        return {**obj, "apiVersion": to.api_version}
+    return converter(obj, to.version)
+
+
+def convert_all(objs: list[Obj], to: ResourceInfo) -> list[Obj]:
+    """:func:`convert` for each of ``objs``."""
+    return [convert(o, to) for o in objs]
