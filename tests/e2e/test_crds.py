@@ -315,3 +315,104 @@ def test_official_client_status_watch_and_crd_deletion(kubeconfig: Path, crd: st
     assert json.loads(e.value.body)["message"] == (
         "the server could not find the requested resource (crontabs)"
     )
+
+
+WIDGETS = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: widgets.conv.example.com}}
+spec:
+  group: conv.example.com
+  scope: Namespaced
+  names: {{plural: widgets, kind: Widget}}
+  conversion:
+    strategy: Webhook
+    webhook:
+      conversionReviewVersions: [v1]
+      clientConfig: {{url: "{url}", caBundle: {ca}}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {{type: object, properties: {{size: {{type: string}}}}}}
+  - name: v2
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size:
+                type: object
+                properties: {{value: {{type: integer}}, unit: {{type: string}}}}
+"""
+
+
+def _convert_widget(path: str, review: dict) -> dict:
+    """v1 ``size: "10cm"`` ↔ v2 ``size: {value: 10, unit: cm}``."""
+    req = review["request"]
+    out = []
+    for obj in req["objects"]:
+        obj = {**obj, "apiVersion": req["desiredAPIVersion"]}
+        size = (obj.get("spec") or {}).get("size")
+        if req["desiredAPIVersion"].endswith("/v2") and isinstance(size, str):
+            digits = "".join(c for c in size if c.isdigit())
+            obj["spec"] = {"size": {"value": int(digits), "unit": size[len(digits) :]}}
+        elif req["desiredAPIVersion"].endswith("/v1") and isinstance(size, dict):
+            obj["spec"] = {"size": f"{size['value']}{size['unit']}"}
+        out.append(obj)
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+            "response": {"uid": req["uid"], "convertedObjects": out,
+                         "result": {"status": "Success"}}}  # fmt: skip
+
+
+def test_a_conversion_webhook_serves_a_crd_in_two_versions(kubeconfig: Path) -> None:
+    """The CRD's webhook (HTTPS on loopback, its CA in ``caBundle``) converts what kubectl
+    and the official client read and write: a v1 object read as v2 (kubectl's preferred
+    version), a v2 write stored as v1, a v2 watch."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "services" / "apiserver" / "tests"))
+    from threaded import serve_in_thread
+    from webhookserver import WebhookServer
+
+    serving = serve_in_thread(WebhookServer(_convert_widget))
+    server = next(serving)
+    try:
+        crd = WIDGETS.format(url=server.url("/convert"), ca=server.ca_bundle)
+        kubectl(kubeconfig, "apply", "-f", "-", input=crd)
+        kubectl(kubeconfig, "wait", "--for=condition=Established",
+                "crd/widgets.conv.example.com", "--timeout=30s")  # fmt: skip
+        kubectl(kubeconfig, "create", "namespace", "conv")
+        kubectl(kubeconfig, "-n", "conv", "apply", "-f", "-", input=(
+            "apiVersion: conv.example.com/v1\nkind: Widget\nmetadata: {name: w}\n"
+            "spec: {size: 10cm}\n"))  # fmt: skip
+        got = json.loads(kubectl(kubeconfig, "-n", "conv", "get", "widgets", "w", "-o",
+                                 "json").stdout)  # fmt: skip
+        assert got["apiVersion"] == "conv.example.com/v2"
+        assert got["spec"] == {"size": {"value": 10, "unit": "cm"}}
+        api = client.CustomObjectsApi(config.new_client_from_config(str(kubeconfig)))
+        events = watch.Watch().stream(api.list_namespaced_custom_object, "conv.example.com",
+                                      "v2", "conv", "widgets", timeout_seconds=10)  # fmt: skip
+        first = next(events)
+        assert first["object"]["spec"]["size"]["unit"] == "cm"
+        patch = {"spec": {"size": {"value": 12, "unit": "mm"}}}
+        api.patch_namespaced_custom_object("conv.example.com", "v2", "conv", "widgets", "w", patch)
+        second = next(events)
+        assert second["type"] == "MODIFIED"
+        assert second["object"]["spec"]["size"] == {"value": 12, "unit": "mm"}
+        v1 = api.get_namespaced_custom_object("conv.example.com", "v1", "conv", "widgets", "w")
+        assert v1["spec"] == {"size": "12mm"}
+        paths = {p for p, _ in server.calls}
+        assert paths == {"/convert?timeout=30s"}
+        kubectl(kubeconfig, "delete", "crd", "widgets.conv.example.com")
+        kubectl(kubeconfig, "delete", "namespace", "conv", "--wait=false")
+    finally:
+        serving.close()

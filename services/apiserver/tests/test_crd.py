@@ -317,3 +317,109 @@ async def test_a_crd_served_in_two_versions_converts_with_strategy_none(env: Env
     assert updated["apiVersion"] == "stable.example.com/v1"
     kv = await env.backend.get(key)
     assert kv is not None and b'"apiVersion":"stable.example.com/v1beta1"' in kv.value
+
+
+def webhook_crd(url: str, ca_bundle: str) -> dict[str, Any]:
+    """CronTabs stored as v1 (``cronSpec``) and served as v2 too (``schedule``), converted
+    by a webhook."""
+    crd = crontab_crd()
+    v2 = copy.deepcopy(crd["spec"]["versions"][0])
+    props = v2["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    props["properties"]["schedule"] = props["properties"].pop("cronSpec")
+    props["required"] = ["schedule"]
+    v2.update(name="v2", storage=False, additionalPrinterColumns=[])
+    crd["spec"]["versions"].append(v2)
+    crd["spec"]["conversion"] = {"strategy": "Webhook", "webhook": {
+        "clientConfig": {"url": url, "caBundle": ca_bundle},
+        "conversionReviewVersions": ["v2beta9", "v1"]}}  # fmt: skip
+    return crd
+
+
+def convert_crontab(obj: dict[str, Any], to: str) -> dict[str, Any]:
+    out = copy.deepcopy(obj)
+    spec = out.setdefault("spec", {})
+    if to.endswith("/v2") and "cronSpec" in spec:
+        spec["schedule"] = spec.pop("cronSpec")
+    if to.endswith("/v1") and "schedule" in spec:
+        spec["cronSpec"] = spec.pop("schedule")
+    out["apiVersion"] = to
+    return out
+
+
+async def test_a_conversion_webhook_converts_every_read_write_and_watch(env: Env) -> None:
+    from webhookserver import WebhookServer
+
+    from skiff.apiserver.store import resolve
+    from skiff.apiserver.watchcache import Event
+
+    breaks: dict[str, Any] = {}
+
+    def handler(path: str, review: dict[str, Any]) -> dict[str, Any]:
+        req = review["request"]
+        objs = [convert_crontab(o, req["desiredAPIVersion"]) for o in req["objects"]]
+        for o in objs:
+            o["metadata"].setdefault("labels", {})["converted"] = "yes"
+            o["metadata"]["generation"] = 99  # not the webhook's to change
+            o["metadata"].update(breaks.get("meta", {}))
+        result = breaks.get("result", {"status": "Success"})
+        response = {"uid": req["uid"], "convertedObjects": objs, "result": result}
+        return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+                "response": response}  # fmt: skip
+
+    async with WebhookServer(handler) as server:
+        await env.store.create(
+            CRD_INFO, None, webhook_crd(server.url("/convert"), server.ca_bundle), Opts()
+        )
+        v2 = lambda: REGISTRY.by_path("stable.example.com", "v2", "crontabs")  # noqa: E731
+        await env.until(lambda: crontabs() is not None and v2() is not None)
+        body = {"metadata": {"name": "a"}, "spec": {"schedule": "* * * * */5"}}
+        created = await env.store.create(v2(), "ns", body, Opts())
+        assert created["apiVersion"] == "stable.example.com/v2"
+        assert created["spec"] == {"schedule": "* * * * */5", "image": "busybox", "replicas": 1}
+        # Stored in v1, by the webhook (the first review version it speaks: v1).
+        path, review = server.calls[0]
+        assert path == "/convert?timeout=30s"
+        assert review["apiVersion"] == "apiextensions.k8s.io/v1"
+        assert review["request"]["desiredAPIVersion"] == "stable.example.com/v1"
+        kv = await env.backend.get(crontabs().etcd_key("ns", "a"))
+        assert kv is not None and b'"cronSpec":"* * * * */5"' in kv.value
+        other = {"metadata": {"name": "b"}, "spec": {"cronSpec": "1 * * * *"}}
+        await env.store.create(crontabs(), "ns", other, Opts())
+        got = await env.store.get(v2(), "ns", "a")
+        assert got["spec"]["schedule"] == "* * * * */5"
+        # The webhook's labels stay; the rest of metadata is the stored object's.
+        assert got["metadata"]["labels"] == {"converted": "yes"}
+        assert got["metadata"]["generation"] == 1
+        await env.settle()
+        calls = len(server.calls)
+        listed = await env.store.list(v2(), "ns", ListOptions())
+        assert [o["spec"]["schedule"] for o in listed.items] == ["* * * * */5", "1 * * * *"]
+        assert len(server.calls) == calls + 1  # one review for the whole list
+        lines: list[dict[str, Any]] = []
+
+        def render(e: Event) -> bytes:
+            lines.append(e.obj)
+            return e.json_line()
+
+        w, _, _ = await env.store.watch(v2(), "ns", ListOptions(), render=render,
+                                        render_key=("json",))  # fmt: skip
+        got["spec"]["replicas"] = 2
+        await env.store.update(v2(), "ns", "a", got, Opts())
+        items = await resolve(await asyncio.wait_for(w.next(3), 4))
+        assert items and lines[-1]["apiVersion"] == "stable.example.com/v2"
+        assert lines[-1]["spec"]["replicas"] == 2
+        env.store.unwatch(v2(), w)
+        breaks["result"] = {"status": "Failure", "message": "cannot convert today"}
+        with pytest.raises(ApiError) as e:
+            await env.store.get(v2(), "ns", "a")
+        assert e.value.code == 500
+        assert e.value.message == (
+            "Internal error occurred: conversion webhook for stable.example.com/v1, "
+            "Kind=CronTab failed: cannot convert today"
+        )
+        breaks.update(result={"status": "Success"}, meta={"name": "other"})
+        with pytest.raises(ApiError) as e:
+            await env.store.list(v2(), "ns", ListOptions())
+        assert e.value.message.endswith(
+            "returned invalid converted object at index 0: must have the same name: a != other"
+        )

@@ -31,7 +31,7 @@ from . import store as st
 from .authentication.authenticator import Authenticator
 from .authentication.user import UNSECURED_USER, UserInfo
 from .authorization import Authorizer, RequestAttributes
-from .store import DeleteOptions, ListOptions, Store, WriteOptions
+from .store import DeleteOptions, ListOptions, Store, WriteOptions, resolve
 
 log = get_logger(__name__)
 _tracer = tracing.tracer("skiff.apiserver.grpc")
@@ -349,6 +349,11 @@ class ObjectService(pb_grpc.ObjectServiceServicer):
             while (left := deadline - loop.time()) > 0:
                 items = await watch.next(min(left, 5.0))
                 if items is None:
+                    return
+                try:
+                    items = await resolve(items)
+                except ApiError as e:
+                    yield pb.WatchEvent(type="ERROR", object=orjson.dumps(e.status()))
                     return
                 for item in items:
                     yield item

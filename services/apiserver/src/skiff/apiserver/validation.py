@@ -529,6 +529,10 @@ def _validate_annotations(annotations: Any, path: str) -> list[Cause]:
     return out
 
 
+validate_annotations = _validate_annotations
+"""``ValidateAnnotations``: keys as qualified names, 256 KiB in all."""
+
+
 def _validate_owner_references(refs: Any, path: str) -> list[Cause]:
     out: list[Cause] = []
     if not isinstance(refs, list):

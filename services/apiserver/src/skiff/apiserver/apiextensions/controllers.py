@@ -32,13 +32,16 @@ Obj = dict[str, Any]
 
 
 def _follow(old: CustomResource | None, new: CustomResource | None) -> None:
-    """Keep the strategies and printers of served custom resources current."""
+    """Keep the strategies, printers and converters of served custom resources current."""
     if old is not None:
         for v in old.versions.values():
             reg.CUSTOM.pop(v.info, None)
             printers.CUSTOM.pop(v.info, None)
             conversion.CUSTOM.pop(v.info, None)
+        conversion.WEBHOOKS.pop((old.group, old.plural), None)
     if new is not None:
+        if new.webhook is not None:
+            conversion.WEBHOOKS[(new.group, new.plural)] = new.webhook
         for v in new.versions.values():
             reg.CUSTOM[v.info] = CustomResourceStrategy(v.info, v, new)
             printers.CUSTOM[v.info] = table_printer(v)

@@ -75,6 +75,9 @@ class CustomResource:
     versions: dict[str, Version]
     storage: str
     terminating: bool
+    webhook: Obj | None = None
+    """``spec.conversion.webhook`` (clientConfig, conversionReviewVersions) when the CRD
+    converts between versions with a webhook."""
 
     @property
     def storage_info(self) -> ResourceInfo:
@@ -168,6 +171,8 @@ def build(crd: Obj) -> CustomResource | None:
         # The storage version is not served: objects are still kept in its prefix.
         storage = next(iter(versions))
     meta = crd.get("metadata") or {}
+    conversion = spec.get("conversion") or {}
+    webhook = conversion.get("webhook") if conversion.get("strategy") == "Webhook" else None
     return CustomResource(
         meta.get("name", ""),
         meta.get("resourceVersion", ""),
@@ -176,6 +181,7 @@ def build(crd: Obj) -> CustomResource | None:
         versions,
         storage,
         bool(meta.get("deletionTimestamp")),
+        webhook if isinstance(webhook, dict) else None,
     )
 
 

@@ -8,9 +8,10 @@ on. :func:`convert` does one object:
 - built-in resources with versions that differ in shape have a converter per kind
   (:data:`BUILTIN`; :mod:`.autoscaling`: HorizontalPodAutoscalers, v1 ↔ v2);
 - custom resources whose CRD says ``conversion.strategy: None`` change ``apiVersion``
-  (kube's ``nopConverter``), then the target version's schema prunes what it does not
-  know and applies its defaults, as kube's decoder does with what it reads
-  (:data:`CUSTOM`).
+  (kube's ``nopConverter``), those with ``Webhook`` go to the CRD's conversion webhook
+  (:mod:`.webhook`; :func:`aconvert_all`, which the store uses, calls it); either way the
+  target version's schema then prunes what it does not know and applies its defaults,
+  as kube's decoder does with what it reads (:data:`CUSTOM`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 
 from skiff.api.resources import REGISTRY, ResourceInfo
 
-from . import autoscaling
+from ..admission.interfaces import Lister
+from . import autoscaling, webhook
 
 Obj = dict[str, Any]
 Converter = Callable[[Obj, str], Obj]
@@ -34,6 +36,9 @@ BUILTIN: dict[tuple[str, str], Converter] = {
 CUSTOM: dict[ResourceInfo, Callable[[Obj], None]] = {}
 """Each served custom resource version's pruning and defaulting of an object converted
 into it (kept by :mod:`skiff.apiserver.apiextensions`)."""
+WEBHOOKS: dict[tuple[str, str], Obj] = {}
+"""(group, plural) → ``spec.conversion.webhook`` of each custom resource whose CRD
+converts with a webhook (kept by :mod:`skiff.apiserver.apiextensions`)."""
 
 
 def storage(info: ResourceInfo) -> ResourceInfo:
@@ -55,10 +60,16 @@ def multi(info: ResourceInfo) -> bool:
     return info.custom or REGISTRY.storage_for(info) is not info
 
 
+def by_webhook(info: ResourceInfo) -> bool:
+    """Whether ``info``'s objects are converted by a webhook (:func:`aconvert_all` only)."""
+    return info.custom and (info.group, info.plural) in WEBHOOKS
+
+
 def convert(obj: Obj, to: ResourceInfo) -> Obj:
     """``obj``, an object of ``to``'s resource in any served version, in ``to``'s
     version: ``obj`` itself when it already is, else a new object (``obj`` is not
-    changed, so cached objects can be converted)."""
+    changed, so cached objects can be converted). Not for resources converted by a
+    webhook (:func:`aconvert_all`)."""
     if obj.get("apiVersion") == to.api_version:
         return obj
     if to.custom:
@@ -76,3 +87,28 @@ def convert(obj: Obj, to: ResourceInfo) -> Obj:
 def convert_all(objs: list[Obj], to: ResourceInfo) -> list[Obj]:
     """:func:`convert` for each of ``objs``."""
     return [convert(o, to) for o in objs]
+
+
+async def aconvert_all(
+    objs: list[Obj], to: ResourceInfo, lister: Lister, *, as_list: bool = False
+) -> list[Obj]:
+    """:func:`convert_all`, with a custom resource's conversion webhook where its CRD has
+    one (one review for all the objects not yet in ``to``'s version; ``as_list``: they
+    are a list's items, which kube's errors then point into)."""
+    config = WEBHOOKS.get((to.group, to.plural)) if to.custom else None
+    if config is None:
+        return convert_all(objs, to)
+    out = await webhook.convert(lister, config, objs, to, as_list=as_list)
+    normalize = CUSTOM.get(to)
+    if normalize is not None:
+        for before, after in zip(objs, out, strict=True):
+            if after is not before:
+                normalize(after)
+    return out
+
+
+async def aconvert(obj: Obj, to: ResourceInfo, lister: Lister) -> Obj:
+    """:func:`convert` of one object, with the conversion webhook where there is one."""
+    if obj.get("apiVersion") == to.api_version:
+        return obj
+    return (await aconvert_all([obj], to, lister))[0]

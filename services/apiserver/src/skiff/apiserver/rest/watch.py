@@ -20,7 +20,7 @@ from skiff.api.queryparams import flag
 from skiff.apiserver import printers
 
 from .. import eventstream as ev
-from ..store import Store
+from ..store import Store, resolve
 from ..watchcache import Event
 from .request import Target, int_param, list_options
 from .response import JSON, TABLE_CT, dumps, wants_table
@@ -93,6 +93,11 @@ async def serve_watch(store: Store, request: Request, t: Target) -> Response:
                 if items is None:
                     return
                 if items:
+                    try:
+                        items = await resolve(items)
+                    except ApiError as e:  # a conversion webhook failed: the watch ends
+                        yield dumps({"type": "ERROR", "object": e.status()}) + b"\n"
+                        return
                     yield b"".join(items)
                 elif bookmarks and watch.caught_up():
                     yield bookmark(store.revision)

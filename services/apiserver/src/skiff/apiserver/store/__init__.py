@@ -36,7 +36,7 @@ from ..registry.options import (
 from .delete import DeleteMixin
 from .patch import PatchMixin
 from .reads import ListOptions, ListResult
-from .watch import WatchMixin
+from .watch import WatchMixin, resolve
 
 __all__ = [
     "PATCH_APPLY",
@@ -48,6 +48,7 @@ __all__ = [
     "ListResult",
     "Store",
     "WriteOptions",
+    "resolve",
 ]
 
 

@@ -18,7 +18,7 @@ from skiff.api.resources import ResourceInfo
 from skiff.apiserver.storage import Backend, KeyValue, StorageError, codec
 from skiff.apiserver.storage.codec import decode
 
-from .. import admission
+from .. import admission, conversion
 from ..admission import Attributes
 from ..allocators import ServiceAllocator
 from ..authorization import certificates, escalation
@@ -133,6 +133,16 @@ class StoreBase:
             claim={k: v for k, v in after.items() if k not in before},
             release=[k for k in before if k not in after],
         )
+
+    async def converted(self, obj: dict[str, Any], to: ResourceInfo) -> dict[str, Any]:
+        """``obj`` in ``to``'s version (a CRD's conversion webhook called if need be)."""
+        return await conversion.aconvert(obj, to, self.lister)
+
+    async def converted_all(
+        self, objs: list[dict[str, Any]], to: ResourceInfo
+    ) -> list[dict[str, Any]]:
+        """A list's items in ``to``'s version (one conversion review for all)."""
+        return await conversion.aconvert_all(objs, to, self.lister, as_list=True)
 
     async def _get_kv(self, info: ResourceInfo, namespace: str | None, name: str) -> KeyValue:
         try:

@@ -53,7 +53,7 @@ class DeleteMixin(ReadMixin):
                         Operation.DELETE,
                         hub,
                         None,
-                        conversion.convert(obj, hub),
+                        await self.converted(obj, hub),
                         namespace=namespace,
                         name=name,
                         dry_run=opts.dry_run,
@@ -62,7 +62,7 @@ class DeleteMixin(ReadMixin):
                 )
                 done = await self._commit_delete(strategy, kv, obj, opts)
                 if done is not None:
-                    return conversion.convert(done[0], info), done[1]
+                    return await self.converted(done[0], info), done[1]
             raise errors.conflict(
                 info.plural, name, info.group, "too many concurrent updates; try again"
             )

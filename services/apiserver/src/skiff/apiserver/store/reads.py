@@ -18,7 +18,6 @@ from skiff.apiserver.storage import CompactedError, StorageError
 from skiff.apiserver.storage.codec import decode
 from skiff.log import get_logger
 
-from ..conversion import convert, convert_all
 from ..registry.options import ListOptions
 from .base import StoreBase
 
@@ -60,7 +59,7 @@ class ReadMixin(StoreBase):
             handler = self._handler(info, subresource, "get")
             return await handler.get(self, info, namespace, name)
         kv = await self._get_kv(info, namespace, name)
-        return convert(decode(kv.value, kv.mod_revision), info)
+        return await self.converted(decode(kv.value, kv.mod_revision), info)
 
     async def list(
         self, info: ResourceInfo, namespace: str | None, opts: ListOptions
@@ -77,7 +76,7 @@ class ReadMixin(StoreBase):
             candidates = [obj] if obj is not None else []
         else:
             candidates = self.cache.list(info, namespace)
-        items = convert_all([o for o in candidates if matches(o)], info)
+        items = await self.converted_all([o for o in candidates if matches(o)], info)
         return ListResult(items, self.cache.revision)
 
     async def _wait_cache(self, resource_version: str) -> int | None:
@@ -139,12 +138,13 @@ class ReadMixin(StoreBase):
                 for kv in kvs:
                     obj = decode(kv.value, kv.mod_revision)
                     if matches(obj):
-                        items.append(convert(obj, info))
+                        items.append(obj)
                 if not more or not kvs:
-                    return ListResult(items, revision)
+                    return ListResult(await self.converted_all(items, info), revision)
                 start = kvs[-1].key + "\0"
                 if limit and len(items) >= limit:
-                    return ListResult(items, revision, _encode_continue(revision, start))
+                    token = _encode_continue(revision, start)
+                    return ListResult(await self.converted_all(items, info), revision, token)
         except CompactedError as e:
             raise errors.gone(
                 "The provided continue parameter is too old to display a consistent list "

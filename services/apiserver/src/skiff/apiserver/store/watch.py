@@ -6,6 +6,7 @@ rendered once for all.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from skiff.api import errors
@@ -36,7 +37,7 @@ class WatchMixin(ReadMixin):
         """
         matches = matcher(info, opts, namespace)
         if conversion.multi(info):
-            render = _converting(render, info)
+            render = self._converting(render, info)
         rv = opts.resource_version
         if not self.cache.ready.is_set() and not await self.cache.wait_for(0, 10):
             raise errors.unavailable("the watch cache is not ready yet")
@@ -44,7 +45,7 @@ class WatchMixin(ReadMixin):
         if rv in ("", "0") or send_initial:
             if rv == "" or send_initial:
                 await self._wait_cache("")
-            initial = conversion.convert_all(
+            initial = await self.converted_all(
                 [o for o in self.cache.list(info, namespace) if matches(o)], info
             )
             since = self.cache.revision
@@ -72,19 +73,35 @@ class WatchMixin(ReadMixin):
         """Close a watch opened with :meth:`watch`."""
         self.cache.unwatch(info, watch)
 
+    def _converting(self, render: Render, info: ResourceInfo) -> Render:
+        """``render`` of each event's object in ``info``'s version. With a conversion
+        webhook the rendering is a task (consumers await it: :func:`resolve`), so that
+        events keep their order while the webhook answers."""
+        if conversion.by_webhook(info):
+
+            async def later(e: Event) -> Any:
+                obj = await self.converted(e.obj, info)
+                return render(Event(e.type, obj, e.revision, e.key, trace=e.trace))
+
+            return lambda e: asyncio.ensure_future(later(e))
+
+        def converted(e: Event) -> Any:
+            obj = conversion.convert(e.obj, info)
+            if obj is not e.obj:
+                e = Event(e.type, obj, e.revision, e.key, trace=e.trace)
+            return render(e)
+
+        return converted
+
     @property
     def revision(self) -> int:
         """The revision the watch cache has reached (for bookmarks)."""
         return self.cache.revision
 
 
-def _converting(render: Render, info: ResourceInfo) -> Render:
-    """``render`` of each event's object in ``info``'s version."""
-
-    def converted(e: Event) -> Any:
-        obj = conversion.convert(e.obj, info)
-        if obj is not e.obj:
-            e = Event(e.type, obj, e.revision, e.key, trace=e.trace)
-        return render(e)
-
-    return converted
+async def resolve(items: list[Any]) -> list[Any]:
+    """A watch's rendered items, the ones still being converted awaited in order (an
+    :class:`~skiff.api.errors.ApiError` when a conversion webhook failed)."""
+    if not any(isinstance(i, asyncio.Future) for i in items):
+        return items
+    return [await i if isinstance(i, asyncio.Future) else i for i in items]
