@@ -409,3 +409,81 @@ async def _absent(env: Env, info: Any, ns: str | None, name: str) -> bool:
     with pytest.raises(ApiError) as e:
         await env.store.get(info, ns, name)
     return e.value.code == 404
+
+
+# -- matchPolicy: the request seen in another version of the resource -----------------
+
+HPA_V1 = REGISTRY.by_path("autoscaling", "v1", "horizontalpodautoscalers")
+HPA_V2 = REGISTRY.by_path("autoscaling", "v2", "horizontalpodautoscalers")
+
+
+def hpa_rules(version: str) -> list[dict[str, Any]]:
+    return [{"operations": ["CREATE"], "apiGroups": ["autoscaling"], "apiVersions": [version],
+             "resources": ["horizontalpodautoscalers"]}]  # fmt: skip
+
+
+def hpa_v2(name: str, cpu: int) -> dict[str, Any]:
+    target = {"type": "AverageValue", "averageValue": "5"}
+    pods = {"type": "Pods", "pods": {"metric": {"name": "qps"}, "target": target}}
+    cpu_metric = {"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilization": cpu}}}  # fmt: skip
+    return {"metadata": {"name": name}, "spec": {
+        "scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 5,
+        "metrics": [pods, cpu_metric]}}  # fmt: skip
+
+
+async def test_an_equivalent_webhook_sees_the_request_in_its_own_version(env: Env) -> None:
+    """A webhook for autoscaling/v1 (``matchPolicy: Equivalent``, the default) gets a v2
+    request converted to v1, with ``requestKind`` v2; its v1 patch lands on the v2 object;
+    under ``Exact`` it is not called."""
+
+    def handler(path: str, review: dict[str, Any]) -> Any:
+        if path.startswith("/exact"):
+            return allow(review)
+        return patch_answer(review, [{"op": "replace", "path": "/spec/maxReplicas", "value": 7}])
+
+    async with WebhookServer(handler) as server:
+        await env.configure(
+            MUTATING, "m",
+            hook(server, "v1.hpa.example.com", "/v1", rules=hpa_rules("v1")),
+            hook(server, "exact.hpa.example.com", "/exact", rules=hpa_rules("v1"),
+                 matchPolicy="Exact"),
+        )  # fmt: skip
+        created = await env.store.create(HPA_V2, "ns", hpa_v2("h", 50), Opts())
+        assert created["spec"]["maxReplicas"] == 7
+        assert [m["type"] for m in created["spec"]["metrics"]] == ["Pods", "Resource"]
+        assert [p for p, _ in server.calls] == ["/v1?timeout=10s"]
+        req = server.calls[0][1]["request"]
+        assert req["kind"] == {"group": "autoscaling", "version": "v1",
+                               "kind": "HorizontalPodAutoscaler"}  # fmt: skip
+        assert req["requestKind"]["version"] == "v2"
+        assert req["resource"]["version"] == "v1" and req["requestResource"]["version"] == "v2"
+        assert req["object"]["apiVersion"] == "autoscaling/v1"
+        assert req["object"]["spec"]["targetCPUUtilizationPercentage"] == 50
+        # A v1 request matches the Exact webhook too, and is seen as v1 by both.
+        body = {"metadata": {"name": "g"}, "spec": {
+            "scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 2}}  # fmt: skip
+        await env.store.create(HPA_V1, "ns", body, Opts())
+        assert sorted(p for p, _ in server.calls[1:]) == ["/exact?timeout=10s", "/v1?timeout=10s"]
+        assert server.calls[1][1]["request"]["requestKind"]["version"] == "v1"
+
+
+async def test_an_equivalent_policy_evaluates_the_converted_object(env: Env) -> None:
+    policy = {"metadata": {"name": "cpu-cap"}, "spec": {
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": hpa_rules("v1")},
+        "validations": [{"expression": "object.spec.targetCPUUtilizationPercentage <= 90",
+                         "message": "at most 90% CPU"}]}}  # fmt: skip
+    binding = {"metadata": {"name": "cpu-cap"},
+               "spec": {"policyName": "cpu-cap", "validationActions": ["Deny"]}}  # fmt: skip
+    policies = REGISTRY.by_path("admissionregistration.k8s.io", "v1",
+                                "validatingadmissionpolicies")  # fmt: skip
+    bindings = REGISTRY.by_path("admissionregistration.k8s.io", "v1",
+                                "validatingadmissionpolicybindings")  # fmt: skip
+    await env.store.create(policies, None, policy, Opts())
+    await env.store.create(bindings, None, binding, Opts())
+    await env.settle()
+    await env.store.create(HPA_V2, "ns", hpa_v2("ok", 80), Opts())
+    with pytest.raises(ApiError) as e:
+        await env.store.create(HPA_V2, "ns", hpa_v2("hot", 95), Opts())
+    assert e.value.code == 422 and "at most 90% CPU" in e.value.message

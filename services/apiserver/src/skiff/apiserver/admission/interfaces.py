@@ -44,6 +44,14 @@ class Attributes:
     changed: bool = False
     """Set by a plugin that rewrote ``obj`` in a way the resource's validation must see
     again (a mutating webhook's patch)."""
+    request_info: ResourceInfo | None = None
+    """The version the request named, when ``obj`` and ``old`` are in another (``info``:
+    the version the registry works in, such as a v1 HorizontalPodAutoscaler's v2)."""
+
+    @property
+    def requested(self) -> ResourceInfo:
+        """The resource version the request named (kube's ``GetResource()``)."""
+        return self.request_info or self.info
 
     @property
     def group_resource(self) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from skiff.api import errors
-from skiff.api.resources import REGISTRY
+from skiff.api.resources import REGISTRY, ResourceInfo
 
 from .cel import EvaluationError, compile_expression
 from .interfaces import Attributes, Handler, Lister
@@ -31,28 +31,38 @@ POLICIES = hooks.admission_info("validatingadmissionpolicies")
 BINDINGS = hooks.admission_info("validatingadmissionpolicybindings")
 
 
-def _rule_matches(rule: dict[str, Any], attrs: Attributes) -> bool:
+def _rule_matches(rule: dict[str, Any], attrs: Attributes, info: ResourceInfo) -> bool:
     names = rule.get("resourceNames")
     if names and attrs.name not in names:
         return False
-    return hooks.rule_matches(rule, attrs)
+    return hooks.rule_matches(rule, attrs, info)
 
 
-def matches(match: dict[str, Any], attrs: Attributes, ns_labels: dict[str, str] | None) -> bool:
+def matches(
+    match: dict[str, Any], attrs: Attributes, ns_labels: dict[str, str] | None
+) -> ResourceInfo | None:
     """``MatchResources``: the resource rules (none: every resource, as a binding's) less
     the excluded ones, and the namespace and object selectors (``ns_labels``: from
-    :func:`hooks.namespace_labels`)."""
+    :func:`hooks.namespace_labels`). The resource version the policy sees the request in
+    (under ``matchPolicy: Equivalent`` another served version of the resource may match);
+    None when it does not match."""
     included = match.get("resourceRules") or ()
-    if included and not any(_rule_matches(r, attrs) for r in included):
-        return False
-    if any(_rule_matches(r, attrs) for r in match.get("excludeResourceRules") or ()):
-        return False
-    return hooks.selectors_match(
+    equivalent = hooks.is_equivalent(match)
+    seen_as = (
+        hooks.invocation(included, attrs, equivalent, _rule_matches) if included else attrs.info
+    )
+    if seen_as is None:
+        return None
+    excluded = match.get("excludeResourceRules")
+    if excluded and hooks.invocation(excluded, attrs, equivalent, _rule_matches) is not None:
+        return None
+    ok = hooks.selectors_match(
         hooks.parse_selector(match.get("namespaceSelector")),
         hooks.parse_selector(match.get("objectSelector")),
         attrs,
         ns_labels,
     )
+    return seen_as if ok else None
 
 
 @dataclass(slots=True)
@@ -152,21 +162,24 @@ class ValidatingAdmissionPolicy(Handler):
             return
         policies = {p["metadata"]["name"]: p for p in self.lister.list(POLICIES)}
         ns_labels = await hooks.namespace_labels(self.lister, attrs)
-        base: dict[str, Any] | None = None  # the CEL variables, made for the first match
+        # The CEL variables per version the request is seen in, made at the first match.
+        seen: dict[ResourceInfo, tuple[Attributes, dict[str, Any]]] = {}
         for binding in sorted(bindings, key=lambda b: b["metadata"]["name"]):
             policy = policies.get((binding.get("spec") or {}).get("policyName"))
             if policy is None:
                 continue
             pspec, bspec = policy.get("spec") or {}, binding.get("spec") or {}
-            if not matches(pspec.get("matchConstraints") or {}, attrs, ns_labels):
+            seen_as = matches(pspec.get("matchConstraints") or {}, attrs, ns_labels)
+            if seen_as is None:
                 continue
             if bspec.get("matchResources") and not matches(
                 bspec["matchResources"], attrs, ns_labels
             ):
                 continue
-            if base is None:
-                base = await self._values(attrs)
-            await self._check(policy, binding, attrs, base)
+            if seen_as not in seen:
+                view = await hooks.versioned(attrs, seen_as, self.lister)
+                seen[seen_as] = view, await self._values(view)
+            await self._check(policy, binding, *seen[seen_as])
 
     async def _check(
         self,

@@ -58,6 +58,7 @@ class DeleteMixin(ReadMixin):
                         name=name,
                         dry_run=opts.dry_run,
                         user=opts.user,
+                        request_info=info,
                     )
                 )
                 done = await self._commit_delete(strategy, kv, obj, opts)

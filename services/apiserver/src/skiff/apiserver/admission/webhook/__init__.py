@@ -17,8 +17,10 @@ import json
 from typing import Any, ClassVar
 
 from skiff.api import errors, patch
+from skiff.api.resources import ResourceInfo
 from skiff.log import get_logger
 
+from ... import conversion
 from ..interfaces import Attributes, Handler, Lister
 from . import client, hooks, review
 from .hooks import Hook, HookSource, MatchConditionError
@@ -76,22 +78,23 @@ class _WebhookPlugin(Handler):
         self.source = HookSource(lister, hooks.admission_info(kind))
         self.clients = client.HttpsClients()
 
-    async def _applicable(self, attrs: Attributes) -> list[Hook]:
-        """The webhooks whose rules and selectors match (match conditions come later, on
-        the object as it is when each is called)."""
+    async def _applicable(self, attrs: Attributes) -> list[tuple[Hook, ResourceInfo]]:
+        """The webhooks whose rules and selectors match, each with the resource version it
+        sees the request in (match conditions come later, on the object as it is when
+        each is called)."""
         if hooks.exempt(attrs):
             return []
-        candidates = [
-            h
-            for h in self.source.hooks()
-            if any(hooks.rule_matches(r, attrs) for r in h.spec.get("rules") or ())
-        ]
+        candidates = []
+        for h in self.source.hooks():
+            seen_as = hooks.invocation(h.spec.get("rules"), attrs, hooks.is_equivalent(h.spec))
+            if seen_as is not None:
+                candidates.append((h, seen_as))
         if not candidates:
             return []
         ns_labels = await hooks.namespace_labels(self.lister, attrs)
         return [
-            h
-            for h in candidates
+            (h, seen_as)
+            for h, seen_as in candidates
             if hooks.selectors_match(h.namespace_selector, h.object_selector, attrs, ns_labels)
         ]
 
@@ -107,8 +110,8 @@ class _WebhookPlugin(Handler):
             attrs.audit_annotations[key] = hook.name
 
     async def _call(self, hook: Hook, attrs: Attributes) -> review.Response | None:
-        """Call ``hook`` on ``attrs`` as they are now; None when it does not apply or
-        failed open."""
+        """Call ``hook`` on ``attrs`` as they are now (in the version it is called in);
+        None when it does not apply or failed open."""
         req = review.request(attrs)
         values = {"object": attrs.obj, "oldObject": attrs.old, "request": req}
         try:
@@ -160,26 +163,32 @@ class MutatingWebhook(_WebhookPlugin):
             return
         changes = 0
         called_at: dict[int, int] = {}  # reinvocable hook → changes seen when called
-        for position, hook in enumerate(applicable):
-            if await self._mutate(hook, attrs, 0):
+        for position, (hook, seen_as) in enumerate(applicable):
+            if await self._mutate(hook, seen_as, attrs, 0):
                 changes += 1
             if hook.reinvoke:
                 called_at[position] = changes
         again = [p for p, seen in called_at.items() if seen < changes]
         for position in sorted(again):
-            await self._mutate(applicable[position], attrs, 1)
+            await self._mutate(*applicable[position], attrs, 1)
 
-    async def _mutate(self, hook: Hook, attrs: Attributes, round_: int) -> bool:
-        """Call one webhook; whether its patch changed the object."""
-        response = await self._call(hook, attrs)
-        if response is None or not response.patch or attrs.obj is None:
+    async def _mutate(
+        self, hook: Hook, seen_as: ResourceInfo, attrs: Attributes, round_: int
+    ) -> bool:
+        """Call one webhook (in the version it sees the request in); whether its patch
+        changed the object."""
+        view = await hooks.versioned(attrs, seen_as, self.lister)
+        response = await self._call(hook, view)
+        if response is None or not response.patch or view.obj is None or attrs.obj is None:
             return False
         try:
-            patched = patch.json_patch(attrs.obj, response.patch)
+            patched = patch.json_patch(view.obj, response.patch)
         except errors.ApiError as e:
             raise _internal(f'failed calling webhook "{hook.name}": {e.message}') from None
-        if patched == attrs.obj:
+        if patched == view.obj:
             return False
+        if view is not attrs:
+            patched = await conversion.aconvert(patched, attrs.info, self.lister)
         attrs.obj.clear()
         attrs.obj.update(patched)
         attrs.changed = True
@@ -202,8 +211,10 @@ class ValidatingWebhook(_WebhookPlugin):
         applicable = await self._applicable(attrs)
         if not applicable:
             return
+        views = [await hooks.versioned(attrs, seen_as, self.lister) for _, seen_as in applicable]
         results = await asyncio.gather(
-            *(self._call(h, attrs) for h in applicable), return_exceptions=True
+            *(self._call(h, view) for (h, _), view in zip(applicable, views, strict=True)),
+            return_exceptions=True,
         )
         for result in results:
             if isinstance(result, BaseException):

@@ -7,6 +7,8 @@ selectors, match conditions).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,7 @@ from skiff.api import errors
 from skiff.api.resources import REGISTRY, ResourceInfo
 from skiff.api.selectors import LabelSelector, selector_from_dict
 
+from ... import conversion
 from ..cel import EvaluationError, Expression, compile_expression
 from ..interfaces import Attributes, Lister
 
@@ -150,9 +153,10 @@ def _scope_matches(scope: Any, attrs: Attributes) -> bool:
     return False
 
 
-def rule_matches(rule: dict[str, Any], attrs: Attributes) -> bool:
-    """``rules.Matcher.Matches``: operation, group, version, resource/subresource, scope."""
-    info = attrs.info
+def rule_matches(rule: dict[str, Any], attrs: Attributes, info: ResourceInfo) -> bool:
+    """``rules.Matcher.Matches`` of ``attrs`` as a request for ``info`` (its own resource
+    version, or an equivalent one): operation, group, version, resource/subresource,
+    scope."""
     return (
         _listed(rule.get("operations"), attrs.operation.value)
         and _listed(rule.get("apiGroups"), info.group)
@@ -160,6 +164,49 @@ def rule_matches(rule: dict[str, Any], attrs: Attributes) -> bool:
         and _resource_listed(rule.get("resources"), info.plural, attrs.subresource)
         and _scope_matches(rule.get("scope"), attrs)
     )
+
+
+Matcher = Callable[[dict[str, Any], Attributes, ResourceInfo], bool]
+
+
+def invocation(
+    rules: Any, attrs: Attributes, equivalent: bool, match: Matcher = rule_matches
+) -> ResourceInfo | None:
+    """The resource version a webhook or policy with ``rules`` sees the request in: the
+    request's own when a rule matches it; else, under ``matchPolicy: Equivalent``, the
+    first other served version of the same resource that a rule matches (rules in order,
+    as kube's dispatcher tries them); None when it does not apply."""
+    rules = [r for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
+    asked = attrs.requested
+    if any(match(r, attrs, asked) for r in rules):
+        return asked
+    if not equivalent:
+        return None
+    others = [
+        r
+        for r in REGISTRY.resources
+        if r.group == asked.group and r.plural == asked.plural and r is not asked
+    ]
+    for rule in rules:
+        for other in others:
+            if match(rule, attrs, other):
+                return other
+    return None
+
+
+async def versioned(attrs: Attributes, info: ResourceInfo, lister: Lister) -> Attributes:
+    """``attrs`` as a request for ``info`` (kube's ``VersionedAttributes``): the objects
+    converted to its version; ``attrs`` itself when they are in it already."""
+    if info is attrs.info:
+        return attrs
+    obj = await conversion.aconvert(attrs.obj, info, lister) if attrs.obj is not None else None
+    old = await conversion.aconvert(attrs.old, info, lister) if attrs.old is not None else None
+    return dataclasses.replace(attrs, info=info, obj=obj, old=old, request_info=attrs.requested)
+
+
+def is_equivalent(spec: dict[str, Any]) -> bool:
+    """``matchPolicy`` is ``Equivalent`` (v1's default) rather than ``Exact``."""
+    return spec.get("matchPolicy", "Equivalent") != "Exact"
 
 
 def _labels(obj: dict[str, Any] | None) -> dict[str, str] | None:

@@ -10,6 +10,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from skiff.api.resources import ResourceInfo
+
 from ..interfaces import Attributes, Operation
 
 API_VERSION = "admission.k8s.io/v1"
@@ -21,10 +23,9 @@ _OPTIONS_KIND = {
 }
 
 
-def _kind_of(attrs: Attributes) -> dict[str, str]:
-    """The group/version/kind of the object under review (a subresource's own kind when
-    one is posted: pods/binding is a Binding, pods/eviction an Eviction)."""
-    info = attrs.info
+def _kind_of(attrs: Attributes, info: ResourceInfo) -> dict[str, str]:
+    """The group/version/kind of the object under review as ``info`` (a subresource's own
+    kind when one is posted: pods/binding is a Binding, pods/eviction an Eviction)."""
     obj = attrs.obj if attrs.obj is not None else attrs.old
     if attrs.subresource and obj is not None and obj.get("kind") and obj["kind"] != info.kind:
         group, _, version = str(obj.get("apiVersion") or "v1").rpartition("/")
@@ -33,16 +34,18 @@ def _kind_of(attrs: Attributes) -> dict[str, str]:
 
 
 def request(attrs: Attributes) -> dict[str, Any]:
-    """The ``request`` of a review of ``attrs`` (also CEL's ``request`` variable)."""
-    info = attrs.info
-    kind = _kind_of(attrs)
+    """The ``request`` of a review of ``attrs`` (also CEL's ``request`` variable): the
+    object's kind and resource as the webhook sees them (``attrs.info``), and as the
+    request named them (``requestKind``, ``requestResource``)."""
+    info, asked = attrs.info, attrs.requested
     resource = {"group": info.group, "version": info.version, "resource": info.plural}
+    asked_resource = {"group": asked.group, "version": asked.version, "resource": asked.plural}
     req: dict[str, Any] = {
         "uid": str(uuid.uuid4()),
-        "kind": kind,
+        "kind": _kind_of(attrs, info),
         "resource": resource,
-        "requestKind": kind,
-        "requestResource": resource,
+        "requestKind": _kind_of(attrs, asked),
+        "requestResource": asked_resource,
         "name": attrs.name,
         "operation": attrs.operation.value,
         "userInfo": attrs.user.to_api() if attrs.user is not None else {"username": ""},
