@@ -136,6 +136,10 @@ def test_kubectl_discovers_and_prints_the_custom_resource(kubeconfig: Path, crd:
     )
     assert crd_obj["status"]["acceptedNames"]["kind"] == "CronTab"
     assert crd_obj["status"]["storedVersions"] == ["v1"]
+    # kubectl explain reads the CRD's schema from /openapi/v3.
+    explained = kubectl(kubeconfig, "explain", "crontabs.spec").stdout
+    assert "GROUP:      stable.example.com\nKIND:       CronTab\nVERSION:    v1" in explained
+    assert "cronSpec\t<string> -required-" in explained
 
 
 def test_schema_violations_are_refused_with_field_paths(kubeconfig: Path, crd: str) -> None:

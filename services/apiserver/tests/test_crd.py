@@ -423,3 +423,35 @@ async def test_a_conversion_webhook_converts_every_read_write_and_watch(env: Env
         assert e.value.message.endswith(
             "returned invalid converted object at index 0: must have the same name: a != other"
         )
+
+
+async def test_served_versions_are_published_in_openapi_v3(env: Env) -> None:
+    import orjson
+
+    from skiff.apiserver import openapi
+
+    assert "apis/stable.example.com/v1" not in openapi.index()["paths"]
+    await established(env)
+    assert "apis/stable.example.com/v1" in openapi.index()["paths"]
+    doc = orjson.loads(openapi.document("stable.example.com", "v1") or b"{}")
+    schemas = doc["components"]["schemas"]
+    crontab = schemas["com.example.stable.v1.CronTab"]
+    assert crontab["x-kubernetes-group-version-kind"] == [
+        {"group": "stable.example.com", "kind": "CronTab", "version": "v1"}
+    ]
+    assert crontab["properties"]["spec"]["properties"]["cronSpec"]["type"] == "string"
+    assert crontab["properties"]["metadata"]["allOf"] == [
+        {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
+    ]
+    assert "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta" in schemas
+    assert "com.example.stable.v1.CronTabList" in schemas
+    named = "/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}"
+    item = doc["paths"][named]
+    assert item["patch"]["x-kubernetes-group-version-kind"]["kind"] == "CronTab"
+    assert "application/strategic-merge-patch+json" not in item["patch"]["requestBody"]["content"]
+    assert (
+        "/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}/scale" in doc["paths"]
+    )
+    await env.store.delete(CRD_INFO, None, "crontabs.stable.example.com", DeleteOptions())
+    await env.until(lambda: crontabs() is None)
+    assert "apis/stable.example.com/v1" not in openapi.index()["paths"]

@@ -18,7 +18,7 @@ from skiff.api.errors import ApiError
 from skiff.api.timestamps import rfc3339
 from skiff.log import get_logger
 
-from .. import conversion, printers
+from .. import conversion, openapi, printers
 from .. import registry as reg
 from ..registry.options import DeleteOptions, WriteOptions
 from ..store import Store
@@ -32,12 +32,14 @@ Obj = dict[str, Any]
 
 
 def _follow(old: CustomResource | None, new: CustomResource | None) -> None:
-    """Keep the strategies, printers and converters of served custom resources current."""
+    """Keep the strategies, printers, converters and OpenAPI schemas of served custom
+    resources current."""
     if old is not None:
         for v in old.versions.values():
             reg.CUSTOM.pop(v.info, None)
             printers.CUSTOM.pop(v.info, None)
             conversion.CUSTOM.pop(v.info, None)
+            openapi.custom.withdraw(v.info)
         conversion.WEBHOOKS.pop((old.group, old.plural), None)
     if new is not None:
         if new.webhook is not None:
@@ -47,6 +49,8 @@ def _follow(old: CustomResource | None, new: CustomResource | None) -> None:
             printers.CUSTOM[v.info] = table_printer(v)
             if v.schema is not None:
                 conversion.CUSTOM[v.info] = v.schema.prune_and_default
+            openapi.custom.publish(v.info, v.openapi)
+    openapi.forget()
 
 
 def serve_custom_resources(cache: WatchCache) -> CustomResources:

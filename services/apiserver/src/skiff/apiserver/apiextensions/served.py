@@ -62,6 +62,8 @@ class Version:
     schema: CompiledSchema | None
     columns: tuple[Column, ...]
     scale: ScalePaths | None
+    openapi: Obj | None = None
+    """The version's ``openAPIV3Schema`` as written (published in ``/openapi/v3``)."""
 
 
 @dataclass(slots=True)
@@ -164,6 +166,7 @@ def build(crd: Obj) -> CustomResource | None:
             )
             if isinstance(scale, dict)
             else None,
+            openapi if isinstance(openapi, dict) else None,
         )
     if not versions or not storage:
         return None

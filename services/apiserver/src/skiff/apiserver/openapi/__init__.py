@@ -18,6 +18,8 @@ The package is cut as kube-openapi is:
 
 - :mod:`.schemas`: ``components.schemas``, converted from ``kubernetes-validate``'s
   definitions, and the definitions a document reaches;
+- :mod:`.custom`: the schemas of the custom resources served now, as their CRDs give
+  them (documents are built again when they change: :func:`forget`);
 - :mod:`.parameters`: the query and path parameters, with Kubernetes' descriptions;
 - :mod:`.paths`: the path items and operations of each resource (builder3);
 - :mod:`.documents`: the documents, their hashes and the ``/openapi/v3`` index (handler3).
@@ -25,6 +27,6 @@ The package is cut as kube-openapi is:
 
 from __future__ import annotations
 
-from .documents import document, document_for_path, hash_for_path, hash_of, index
+from .documents import document, document_for_path, forget, hash_for_path, hash_of, index
 
-__all__ = ["document", "document_for_path", "hash_for_path", "hash_of", "index"]
+__all__ = ["document", "document_for_path", "forget", "hash_for_path", "hash_of", "index"]

@@ -170,6 +170,13 @@ def hash_of(group: str, version: str) -> str:
     return hash_for_path(_gv_path(group, version)) or ""
 
 
+def forget() -> None:
+    """Build the documents again when next asked (the custom resources served changed)."""
+    document_for_path.cache_clear()
+    hash_for_path.cache_clear()
+    _index.cache_clear()
+
+
 @functools.cache
 def _index() -> dict[str, Any]:
     paths = {}

@@ -108,8 +108,10 @@ def resource_paths(r: ResourceInfo, paths: dict[str, Any]) -> None:
     write = (DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION)
     patch_params = (DRY_RUN, PATCH_FIELD_MANAGER, FIELD_VALIDATION, FORCE)
     obj_body = {"content": {"*/*": {"schema": schema_ref(r.definition)}}, "required": True}
+    # Custom resources take no strategic merge patch (kube's CRD builder lists three).
+    patch_types = _PATCH_TYPES[:3] if r.custom else _PATCH_TYPES
     patch_body = {
-        "content": {t: {"schema": schema_ref(PATCH)} for t in _PATCH_TYPES},
+        "content": {t: {"schema": schema_ref(PATCH)} for t in patch_types},
         "required": True,
     }
     delete_body = {"content": {"*/*": {"schema": schema_ref(DELETE_OPTIONS)}}}

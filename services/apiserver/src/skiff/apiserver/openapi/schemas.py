@@ -12,6 +12,8 @@ from typing import Any
 
 from skiff.apiserver import schema
 
+from . import custom
+
 _COMPONENT_PREFIX = "#/components/schemas/"
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 STATUS = f"{META}.Status"
@@ -47,9 +49,14 @@ def _convert(node: Any, prop: str | None = None) -> Any:
     return out
 
 
-@functools.cache
 def component(name: str) -> dict[str, Any]:
-    """One definition in OpenAPI 3.0 form."""
+    """One definition in OpenAPI 3.0 form (a custom resource's as published)."""
+    published = custom.SCHEMAS.get(name)
+    return published[0] if published is not None else _builtin(name)
+
+
+@functools.cache
+def _builtin(name: str) -> dict[str, Any]:
     if name == _INT_OR_STRING:
         # As kube-apiserver publishes it, plus the CRD-style marker.
         return {
@@ -96,14 +103,16 @@ def _direct_refs(name: str) -> frozenset[str]:
 
 
 def closure(roots: set[str]) -> list[str]:
+    """The definitions ``roots`` reach (those not known left out)."""
     seen: set[str] = set()
-    todo = [r for r in roots if r in schema.definitions()]
+    todo = [r for r in roots if r in schema.definitions() or r in custom.SCHEMAS]
     while todo:
         name = todo.pop()
         if name in seen:
             continue
         seen.add(name)
-        todo.extend(_direct_refs(name) - seen)
+        published = custom.SCHEMAS.get(name)
+        todo.extend((published[1] if published is not None else _direct_refs(name)) - seen)
     return sorted(seen)
 
 
