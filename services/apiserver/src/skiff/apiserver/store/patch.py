@@ -128,6 +128,7 @@ class PatchMixin(WriteMixin):
                 force=opts.force,
                 definition=info.definition,
                 now=rfc3339(),
+                subresource=subresource,
             )
 
         async def create() -> dict[str, Any]:
