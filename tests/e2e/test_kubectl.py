@@ -7,6 +7,7 @@ import os
 import queue
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -521,3 +522,35 @@ def test_pod_security_admission(kubeconfig: Path) -> None:
     assert 'Warning: would violate PodSecurity "restricted:latest": ' in ok.stderr
     assert "allowPrivilegeEscalation != false" in ok.stderr
     kubectl(kubeconfig, "delete", "namespace", "pss", "--wait=false")
+
+
+def test_priority_and_fairness_configuration(kubeconfig: Path) -> None:
+    """The apiserver creates kube's bootstrap FlowSchemas and priority levels, marks each
+    schema's Dangling status, and names the schema and level a request was classified to
+    in kube's response headers (kubectl -v=8 prints them)."""
+    deadline = time.monotonic() + 30
+    while True:
+        out = kubectl(kubeconfig, "get", "flowschemas").stdout.splitlines()
+        if len(out) == 14 and out[1].split()[-1] == "False":
+            break
+        assert time.monotonic() < deadline, out
+        time.sleep(0.5)
+    assert out[0].split() == ["NAME", "PRIORITYLEVEL", "MATCHINGPRECEDENCE",
+                              "DISTINGUISHERMETHOD", "AGE", "MISSINGPL"]  # fmt: skip
+    assert out[1].split()[:4] == ["exempt", "exempt", "1", "<none>"]
+    assert out[-1].split()[:4] == ["catch-all", "catch-all", "10000", "ByUser"]
+    levels = kubectl(kubeconfig, "get", "prioritylevelconfigurations").stdout.splitlines()
+    assert levels[0].split() == ["NAME", "TYPE", "NOMINALCONCURRENCYSHARES", "QUEUES",
+                                 "HANDSIZE", "QUEUELENGTHLIMIT", "AGE"]  # fmt: skip
+    rows = {line.split()[0]: line.split()[1:6] for line in levels[1:]}
+    assert rows["exempt"] == ["Exempt", "<none>", "<none>", "<none>", "<none>"]
+    assert rows["workload-low"] == ["Limited", "100", "128", "6", "50"]
+    exempt = json.loads(kubectl(kubeconfig, "get", "flowschema", "exempt", "-o", "json").stdout)
+    verbose = kubectl(kubeconfig, "get", "namespace", "default", "-v=8").stderr.lower()
+    assert f"x-kubernetes-pf-flowschema-uid: {exempt['metadata']['uid']}" in verbose
+    bad = kubectl(kubeconfig, "apply", "-f", "-", check=False, input=(
+        "apiVersion: flowcontrol.apiserver.k8s.io/v1\nkind: PriorityLevelConfiguration\n"
+        "metadata: {name: jail}\nspec: {type: Limited, limited: {limitResponse: {type: Queue}}}\n"
+    ))  # fmt: skip
+    assert ("spec.limited.limitResponse.queuing: Required value: must not be empty if "
+            "limited.limitResponse.type is Limited") in bad.stderr  # fmt: skip

@@ -569,6 +569,32 @@ def _hpa(obj: dict, create: bool) -> None:
             behavior[key] = {**make(), **{k: v for k, v in rules.items() if v is not None}}
 
 
+def _flow_schema(obj: dict, create: bool) -> None:
+    spec = _obj(obj, "spec")
+    if not spec.get("matchingPrecedence"):
+        spec["matchingPrecedence"] = 1000
+
+
+def _priority_level(obj: dict, create: bool) -> None:
+    # Only what is present is defaulted: an omitted queuing or exempt section stays so.
+    spec = _obj(obj, "spec")
+    limited, exempt = spec.get("limited"), spec.get("exempt")
+    if isinstance(limited, dict):
+        if limited.get("nominalConcurrencyShares") is None:
+            limited["nominalConcurrencyShares"] = 30
+        if limited.get("lendablePercent") is None:
+            limited["lendablePercent"] = 0
+        queuing = (limited.get("limitResponse") or {}).get("queuing")
+        if isinstance(queuing, dict):
+            for key, value in (("handSize", 8), ("queues", 64), ("queueLengthLimit", 50)):
+                if not queuing.get(key):
+                    queuing[key] = value
+    if isinstance(exempt, dict):
+        for key in ("nominalConcurrencyShares", "lendablePercent"):
+            if exempt.get(key) is None:
+                exempt[key] = 0
+
+
 def _limit_range(obj: dict, create: bool) -> None:
     # SetDefaults_LimitRangeItem: a Container item's default limit is its max, its default
     # request the default limit, else the min.
@@ -604,6 +630,8 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[dict, bool], None]] = {
     ("batch", "Job"): _job,
     ("batch", "CronJob"): _cron_job,
     ("autoscaling", "HorizontalPodAutoscaler"): _hpa,
+    ("flowcontrol.apiserver.k8s.io", "FlowSchema"): _flow_schema,
+    ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"): _priority_level,
     ("discovery.k8s.io", "EndpointSlice"): _endpoint_slice,
     (_RBAC, "RoleBinding"): _binding,
     (_RBAC, "ClusterRoleBinding"): _binding,

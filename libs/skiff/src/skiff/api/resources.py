@@ -537,6 +537,24 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         "io.k8s.api.node.v1.RuntimeClass",
         has_status=False,
     ),
+    _r(
+        "flowcontrol.apiserver.k8s.io",
+        "v1",
+        "FlowSchema",
+        "flowschemas",
+        False,
+        "io.k8s.api.flowcontrol.v1.FlowSchema",
+        subresources=("status",),
+    ),
+    _r(
+        "flowcontrol.apiserver.k8s.io",
+        "v1",
+        "PriorityLevelConfiguration",
+        "prioritylevelconfigurations",
+        False,
+        "io.k8s.api.flowcontrol.v1.PriorityLevelConfiguration",
+        subresources=("status",),
+    ),
     # autoscaling/v2 first: the version HorizontalPodAutoscalers are stored in.
     _r(
         "autoscaling",

@@ -40,6 +40,7 @@ from .authorization.defaults import ensure_default_policy
 from .authorization.node import NodeAuthorizer
 from .authorization.rbac import Lister as RbacLister
 from .authorization.rbac import RBACAuthorizer
+from .flowcontrol.config import FlowControlConfig
 from .grpc_api import GrpcSecurity, set_serving, start_grpc
 from .masterleases import MasterLeases, advertise_address
 from .podproxy import KubeletClientConfig
@@ -308,6 +309,7 @@ class ApiServer:
         self.aggregator = Aggregator(self.store, self.cache, cert if cert[0] else None)
         self._spawn(self.aggregator.autoregister.run(), "apiservice-autoregister")
         self._spawn(self.aggregator.available.run(), "apiservice-availability")
+        self._spawn(FlowControlConfig(self.store, self.cache).run(), "apf-config")
         if self.settings.run_pump:
             pump_nc = self.nc
             if tls is not None:

@@ -28,6 +28,7 @@ from skiff.apiserver.printers import (
     core,
     discovery,
     events,
+    flowcontrol,
     networking,
     node,
     pods,
@@ -67,6 +68,7 @@ __all__ = [
 _PRINTERS: dict[tuple[str, str], TablePrinter] = {
     **pods.PRINTERS,
     **autoscaling.PRINTERS,
+    **flowcontrol.PRINTERS,
     **core.PRINTERS,
     **events.PRINTERS,
     **apps.PRINTERS,

@@ -244,6 +244,8 @@ class TablePrinter:
     columns: tuple[Col, ...]
     cells: Printer
     conditions: Callable[[dict], list[dict] | None] | None = None
+    order: Callable[[list[dict]], list[dict]] | None = None
+    """The order of a list's rows, where kube's list printer sorts them (FlowSchemas)."""
 
 
 # ---------------------------------------------------------------------------
@@ -319,6 +321,8 @@ def render_table(
     kind, api_version = info.kind, info.api_version
 
     rows = []
+    if printer.order is not None:
+        objects = printer.order(objects)
     for obj in objects:
         row: dict[str, Any] = {"cells": print_cells(obj, now_ts)}
         if print_conditions is not None:

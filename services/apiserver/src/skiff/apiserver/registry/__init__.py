@@ -31,6 +31,8 @@ from .core.pod import PodStrategy, PodTemplateStrategy
 from .core.quota import LimitRangeStrategy, ResourceQuotaStrategy
 from .core.service import ServiceStrategy
 from .core.serviceaccount import ServiceAccountStrategy
+from .flowcontrol.flowschema import FlowSchemaStrategy
+from .flowcontrol.prioritylevelconfiguration import PriorityLevelConfigurationStrategy
 from .networking.ingress import IngressClassStrategy, IngressStrategy
 from .networking.networkpolicy import NetworkPolicyStrategy
 from .node.runtimeclass import RuntimeClassStrategy
@@ -74,6 +76,10 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("batch", "cronjobs"): CronJobStrategy,
     ("batch", "jobs"): JobStrategy,
     ("certificates.k8s.io", "certificatesigningrequests"): CertificateSigningRequestStrategy,
+    ("flowcontrol.apiserver.k8s.io", "flowschemas"): FlowSchemaStrategy,
+    ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations"): (
+        PriorityLevelConfigurationStrategy
+    ),
     ("networking.k8s.io", "ingressclasses"): IngressClassStrategy,
     ("networking.k8s.io", "ingresses"): IngressStrategy,
     ("networking.k8s.io", "networkpolicies"): NetworkPolicyStrategy,

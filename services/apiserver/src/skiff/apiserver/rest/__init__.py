@@ -43,6 +43,7 @@ from ..authentication.authenticator import Authenticator
 from ..authentication.user import UNSECURED_USER, UserInfo
 from ..authorization import Authorizer, RequestAttributes, forbidden
 from ..authorization.attributes import path_attributes, single_name, verb_for
+from ..flowcontrol.classifier import Classifier
 from ..podproxy import KubeletClientConfig, PodProxy
 from ..store import Store
 from . import routes
@@ -88,6 +89,7 @@ class RestApi(ResourceHandlers):
         self.audit = audit
         self.aggregator = aggregator
         self.pod_proxy = PodProxy(store, kubelet)
+        self.classifier = Classifier(store.cache)
 
     async def authenticate(
         self,
@@ -125,13 +127,16 @@ class RestApi(ResourceHandlers):
             attributes={"http.method": method, "http.target": path},
         ) as span:
             event = None
+            classified = None
             try:
                 user = await self.authenticate(request.scope, request.headers)
                 request.state.user = user
                 remote = self.aggregator.remote_for(path) if self.aggregator else None
                 request.state.remote = remote
+                attrs = request_attributes(user, request, path, method, remote is not None)
+                if not _long_running(attrs):
+                    classified = self.classifier.classify(attrs)
                 if self.authorizer is not None or self.audit is not None:
-                    attrs = request_attributes(user, request, path, method, remote is not None)
                     if self.audit is not None:
                         event = self.audit.begin(
                             attrs,
@@ -155,6 +160,8 @@ class RestApi(ResourceHandlers):
             except Exception as e:  # never a traceback to the client
                 log.exception("request failed", path=path, method=method)
                 resp = error_response(errors.internal(f"an internal error occurred: {e}"))
+            if classified is not None:
+                resp.headers.update(classified.headers())
             code = resp.status_code
             span.set_attribute("http.status_code", code)
             if event is not None:
@@ -259,6 +266,15 @@ def request_attributes(
         namespace=t.namespace or "",
         name=name,
     )
+
+
+def _long_running(attrs: RequestAttributes) -> bool:
+    """Requests APF leaves alone (kube's long-running check, watches aside): proxies, logs,
+    exec, attach and port-forward."""
+    return attrs.verb == "proxy" or attrs.subresource in _LONG_RUNNING
+
+
+_LONG_RUNNING = frozenset({"attach", "exec", "proxy", "log", "portforward"})
 
 
 def _connect_attributes(user: UserInfo, t: Target) -> RequestAttributes:
