@@ -7,10 +7,13 @@ reviews."""
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import kubernetes
 import pytest
 from clusterenv import started_cluster
@@ -581,3 +584,51 @@ async def test_grpc_is_tls_with_token_authentication_and_the_same_authorization(
         with pytest.raises(ApiError) as e:
             await plain.list(ref("pods", namespace="default"))
         assert e.value.code == 503
+
+
+JAIL = """\
+apiVersion: flowcontrol.apiserver.k8s.io/v1
+kind: PriorityLevelConfiguration
+metadata: {name: jail}
+spec: {type: Limited, limited: {nominalConcurrencyShares: 0, limitResponse: {type: Reject}}}
+---
+apiVersion: flowcontrol.apiserver.k8s.io/v1
+kind: FlowSchema
+metadata: {name: jailed}
+spec:
+  priorityLevelConfiguration: {name: jail}
+  matchingPrecedence: 100
+  distinguisherMethod: {type: ByUser}
+  rules:
+  - subjects: [{kind: User, user: {name: jailed}}]
+    resourceRules: [{verbs: ["*"], apiGroups: ["*"], resources: ["*"], namespaces: ["*"],
+                     clusterScope: true}]
+    nonResourceRules: [{verbs: ["*"], nonResourceURLs: ["*"]}]
+"""
+
+
+def test_priority_and_fairness_refuses_a_level_with_no_seats(cluster: Cluster, admin: Path) -> None:
+    """A priority level with no share of the server's seats and ``Reject`` refuses every
+    request of the FlowSchema that leads to it with kube's 429 and ``Retry-After``; other
+    users are served."""
+    subprocess.run([KUBECTL, "--kubeconfig", str(admin), "apply", "-f", "-"],
+                   input=JAIL, text=True, capture_output=True, check=True)  # fmt: skip
+    schema = json.loads(kubectl(admin, "get", "flowschema", "jailed", "-o", "json").stdout)
+    cert, key = cluster.user_certificate("jailed")
+    assert cluster.pki is not None
+    tls = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
+    tls.load_cert_chain(str(cert), str(key))
+    with httpx.Client(verify=tls) as web:
+        deadline = time.monotonic() + 20
+        while True:
+            resp = web.get(f"{cluster.url}/api/v1/namespaces/default/pods")
+            if resp.status_code == 429 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert resp.status_code == 429, resp.text
+        assert resp.text == "Too many requests, please try again later.\n"
+        assert resp.headers["Retry-After"] == "1"
+        assert resp.headers["X-Kubernetes-PF-FlowSchema-UID"] == schema["metadata"]["uid"]
+    assert kubectl(admin, "get", "--raw", "/api").returncode == 0
+    kubectl(admin, "delete", "flowschema", "jailed")
+    kubectl(admin, "delete", "prioritylevelconfiguration", "jail")

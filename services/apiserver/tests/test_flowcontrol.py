@@ -4,6 +4,7 @@ classification of requests, and ``kubectl get``'s columns."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,8 +16,14 @@ from skiff.api.errors import ApiError
 from skiff.apiserver.authentication.user import UserInfo
 from skiff.apiserver.authorization.attributes import RequestAttributes
 from skiff.apiserver.flowcontrol import bootstrap
-from skiff.apiserver.flowcontrol.classifier import FLOW_SCHEMAS, PRIORITY_LEVELS, Classifier
+from skiff.apiserver.flowcontrol.classifier import (
+    FLOW_SCHEMAS,
+    PRIORITY_LEVELS,
+    Classification,
+    Classifier,
+)
 from skiff.apiserver.flowcontrol.config import FlowControlConfig, revise
+from skiff.apiserver.flowcontrol.dispatch import Dispatcher, Rejected, deal, nominal_limits
 from skiff.apiserver.printers import table_for
 from skiff.apiserver.registry.flowcontrol import flowschema, prioritylevelconfiguration
 from skiff.apiserver.store import DeleteOptions
@@ -244,3 +251,87 @@ async def test_requests_are_classified_as_kube_classifies_them(env: MemoryStore)
     assert classify(node, resource="pods", verb="list") == "system-nodes/system"
     other = user("system:serviceaccount:apps:builder", "system:serviceaccounts")
     assert classify(other, resource="pods", namespace="apps") == "service-accounts/workload-low"
+
+
+# -- the limits --------------------------------------------------------------------------
+
+
+def test_levels_share_the_servers_seats_by_their_shares() -> None:
+    levels = [*bootstrap.MANDATORY_PRIORITY_LEVELS.values(),
+              *bootstrap.SUGGESTED_PRIORITY_LEVELS.values()]  # fmt: skip
+    limits = nominal_limits(levels, 600)
+    # 245 shares in all: catch-all 5, workload-low 100 …; exempt is not limited.
+    assert limits["exempt"] is None
+    assert limits["catch-all"] == 13 and limits["workload-low"] == 245
+    assert limits["leader-election"] == 25
+
+
+def test_shuffle_sharding_deals_a_fixed_hand_of_distinct_queues() -> None:
+    hand = deal("global-default/alice", 128, 6)
+    assert hand == deal("global-default/alice", 128, 6)
+    assert len(set(hand)) == 6 and all(0 <= q < 128 for q in hand)
+    assert deal("global-default/bob", 128, 6) != hand
+
+
+def tiny(name: str, shares: int, queuing: dict[str, int] | None) -> dict[str, Any]:
+    response: dict[str, Any] = {"type": "Reject"}
+    if queuing is not None:
+        response = {"type": "Queue", "queuing": queuing}
+    return {"metadata": {"name": name}, "spec": {"type": "Limited", "limited": {
+        "nominalConcurrencyShares": shares, "limitResponse": response}}}  # fmt: skip
+
+
+def flows_in_different_queues(queues: int) -> tuple[str, str]:
+    first = deal("fs/a", queues, 1)
+    other = next(f"b{i}" for i in range(100) if deal(f"fs/b{i}", queues, 1) != first)
+    return "a", other
+
+
+async def test_a_full_level_queues_fairly_refuses_and_times_out(env: MemoryStore) -> None:
+    queuing = {"queues": 2, "handSize": 1, "queueLengthLimit": 2}
+    await env.store.create(PRIORITY_LEVELS, None, tiny("small", 1, queuing), Opts())
+    await env.settle()
+    dispatcher = Dispatcher(env.cache, server_limit=1, queue_wait=0.5)
+    a, b = flows_in_different_queues(2)
+    order: list[str] = []
+
+    async def request(flow: str, hold: asyncio.Event | None = None) -> str:
+        c = Classification("fs", "small", "uid", "uid", flow)
+        try:
+            async with dispatcher.seat(c):
+                order.append(flow)
+                if hold is not None:
+                    await hold.wait()
+            return "served"
+        except Rejected as e:
+            return e.reason
+
+    hold = asyncio.Event()
+    first = asyncio.create_task(request(a, hold))
+    await asyncio.sleep(0.01)
+    waiting = [asyncio.create_task(request(f)) for f in (a, a, b)]
+    await asyncio.sleep(0.01)
+    assert await request(a) == "queue-full"  # its queue holds two already
+    hold.set()
+    assert await first == "served"
+    assert [await w for w in waiting] == ["served"] * 3
+    # The quiet flow is served between the busy one's requests, not after them all.
+    assert order == [a, a, b, a]
+    hold = asyncio.Event()
+    blocker = asyncio.create_task(request(a, hold))
+    await asyncio.sleep(0.01)
+    assert await request(b) == "time-out"
+    hold.set()
+    await blocker
+
+
+async def test_a_rejecting_level_without_shares_refuses_everything(env: MemoryStore) -> None:
+    await env.store.create(PRIORITY_LEVELS, None, tiny("jail", 0, None), Opts())
+    await env.settle()
+    dispatcher = Dispatcher(env.cache)
+    with pytest.raises(Rejected) as e:
+        async with dispatcher.seat(Classification("fs", "jail", "", "")):
+            pass
+    assert e.value.reason == "concurrency-limit"
+    async with dispatcher.seat(Classification("fs", "not-a-level", "", "")):
+        pass  # a level that is not an object yet limits nothing

@@ -83,6 +83,21 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         help="etcd revisions kept by compaction",
     )
     p.add_argument(
+        "--max-requests-inflight",
+        type=int,
+        default=int(_env("SKIFF_MAX_REQUESTS_INFLIGHT", str(d.max_requests_inflight))),
+        help="with --max-mutating-requests-inflight, the requests executed at once that API "
+        "Priority and Fairness shares among its priority levels",
+    )
+    p.add_argument(
+        "--max-mutating-requests-inflight",
+        type=int,
+        default=int(
+            _env("SKIFF_MAX_MUTATING_REQUESTS_INFLIGHT", str(d.max_mutating_requests_inflight))
+        ),
+        help="see --max-requests-inflight",
+    )
+    p.add_argument(
         "--service-cluster-ip-range",
         default=_env("SKIFF_SERVICE_CLUSTER_IP_RANGE", d.service_cluster_ip_range),
         help="CIDR Services' cluster IPs are assigned from (env SKIFF_SERVICE_CLUSTER_IP_RANGE)",
@@ -171,6 +186,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         grpc_port=a.grpc_port,
         compaction_interval=a.compaction_interval,
         compaction_keep=a.compaction_keep,
+        max_requests_inflight=a.max_requests_inflight,
+        max_mutating_requests_inflight=a.max_mutating_requests_inflight,
         run_pump=not a.no_pump,
         service_cluster_ip_range=a.service_cluster_ip_range,
         service_node_port_range=a.service_node_port_range,

@@ -110,6 +110,9 @@ class Settings:
     grpc_port: int = 6444
     compaction_interval: float = 300.0
     compaction_keep: int = 10_000
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
+    """What API Priority and Fairness shares among its priority levels (their sum)."""
     watch_window: int = 10_000
     run_pump: bool = True
     service_cluster_ip_range: str = DEFAULT_CLUSTER_IP_RANGE
@@ -361,6 +364,9 @@ class ApiServer:
             kubelet=self.settings.kubelet,
             audit=audit,
             aggregator=self.aggregator,
+            max_inflight=(
+                self.settings.max_requests_inflight + self.settings.max_mutating_requests_inflight
+            ),
         )
         options: dict[str, Any] = {"http": "httptools"}
         options.update(serving.uvicorn_options() if serving else {})

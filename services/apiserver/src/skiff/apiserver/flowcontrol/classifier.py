@@ -36,6 +36,8 @@ class Classification:
     priority_level: str
     flow_schema_uid: str
     priority_level_uid: str
+    distinguisher: str = ""
+    """What tells the schema's flows apart: the user or the namespace (its method)."""
 
     def headers(self) -> dict[str, str]:
         return {
@@ -136,10 +138,15 @@ class Classifier:
             spec = fs.get("spec") or {}
             if any(_rule_matches(r, attrs) for r in spec.get("rules") or () if isinstance(r, dict)):
                 level = (spec.get("priorityLevelConfiguration") or {}).get("name") or ""
+                method = (spec.get("distinguisherMethod") or {}).get("type")
+                distinguisher = attrs.user.name if method == "ByUser" else ""
+                if method == "ByNamespace":
+                    distinguisher = attrs.namespace
                 return Classification(
                     fs["metadata"]["name"],
                     level,
                     fs["metadata"].get("uid", ""),
                     self._levels.get(level, ""),
+                    distinguisher,
                 )
         return None

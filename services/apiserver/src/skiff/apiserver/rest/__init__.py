@@ -27,7 +27,7 @@ import time
 from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.websockets import WebSocket
 
 from skiff import tracing
@@ -38,12 +38,18 @@ from skiff.log import get_logger
 from skiff.tlsserving import peer_certificate
 
 from ..aggregator import Aggregator
-from ..audit import AuditLog
+from ..audit import AuditEvent, AuditLog
 from ..authentication.authenticator import Authenticator
 from ..authentication.user import UNSECURED_USER, UserInfo
 from ..authorization import Authorizer, RequestAttributes, forbidden
 from ..authorization.attributes import path_attributes, single_name, verb_for
 from ..flowcontrol.classifier import Classifier
+from ..flowcontrol.dispatch import (
+    MAX_MUTATING_REQUESTS_INFLIGHT,
+    MAX_REQUESTS_INFLIGHT,
+    Dispatcher,
+    Rejected,
+)
 from ..podproxy import KubeletClientConfig, PodProxy
 from ..store import Store
 from . import routes
@@ -78,10 +84,12 @@ class RestApi(ResourceHandlers):
         kubelet: KubeletClientConfig | None = None,
         audit: AuditLog | None = None,
         aggregator: Aggregator | None = None,
+        max_inflight: int = MAX_REQUESTS_INFLIGHT + MAX_MUTATING_REQUESTS_INFLIGHT,
     ) -> None:
         """``authenticator`` None: no authentication (plain HTTP), every request is
         ``system:unsecured``; ``authorizer`` None: every request is allowed;
-        ``aggregator`` None: no APIService is proxied."""
+        ``aggregator`` None: no APIService is proxied; ``max_inflight``: the requests
+        API Priority and Fairness shares among its priority levels."""
         self.store = store
         self.is_ready = is_ready
         self.authenticator = authenticator
@@ -90,6 +98,7 @@ class RestApi(ResourceHandlers):
         self.aggregator = aggregator
         self.pod_proxy = PodProxy(store, kubelet)
         self.classifier = Classifier(store.cache)
+        self.dispatcher = Dispatcher(store.cache, max_inflight)
 
     async def authenticate(
         self,
@@ -134,27 +143,24 @@ class RestApi(ResourceHandlers):
                 remote = self.aggregator.remote_for(path) if self.aggregator else None
                 request.state.remote = remote
                 attrs = request_attributes(user, request, path, method, remote is not None)
+                if self.audit is not None:
+                    event = self.audit.begin(
+                        attrs,
+                        str(request.url.path)
+                        + (f"?{request.url.query}" if request.url.query else ""),
+                        request.client.host if request.client else "",
+                        request.headers.get("user-agent", ""),
+                    )
                 if not _long_running(attrs):
                     classified = self.classifier.classify(attrs)
-                if self.authorizer is not None or self.audit is not None:
-                    if self.audit is not None:
-                        event = self.audit.begin(
-                            attrs,
-                            str(request.url.path)
-                            + (f"?{request.url.query}" if request.url.query else ""),
-                            request.client.host if request.client else "",
-                            request.headers.get("user-agent", ""),
-                        )
-                    if self.authorizer is not None:
-                        allowed, reason = self.authorizer.authorize(attrs)
-                        if event is not None:
-                            event.annotations["authorization.k8s.io/decision"] = (
-                                "allow" if allowed else "forbid"
-                            )
-                            event.annotations["authorization.k8s.io/reason"] = reason
-                        if not allowed:
-                            raise forbidden(attrs, reason)
-                resp = await self._route(request, path, method)
+                if classified is None:
+                    resp = await self._authorized(request, attrs, event)
+                else:
+                    # API Priority and Fairness: a seat of the request's level, or a 429.
+                    async with self.dispatcher.seat(classified):
+                        resp = await self._authorized(request, attrs, event)
+            except Rejected:
+                resp = PlainTextResponse(TOO_MANY_REQUESTS, 429, _TOO_MANY_HEADERS)
             except ApiError as e:
                 resp = error_response(e)
             except Exception as e:  # never a traceback to the client
@@ -178,6 +184,21 @@ class RestApi(ResourceHandlers):
             LATENCY.labels(verb, resource).observe(time.perf_counter() - start)
         REQUESTS.labels(verb, resource, str(code)).inc()
         return resp
+
+    async def _authorized(
+        self, request: Request, attrs: RequestAttributes, event: AuditEvent | None
+    ) -> Response:
+        """The request's answer, once the authorizer allows it (403 otherwise)."""
+        if self.authorizer is not None:
+            allowed, reason = self.authorizer.authorize(attrs)
+            if event is not None:
+                event.annotations["authorization.k8s.io/decision"] = (
+                    "allow" if allowed else "forbid"
+                )
+                event.annotations["authorization.k8s.io/reason"] = reason
+            if not allowed:
+                raise forbidden(attrs, reason)
+        return await self._route(request, request.url.path, request.method)
 
     async def _websocket(self, ws: WebSocket) -> None:
         """WebSocket requests: exec, attach and port-forward, relayed to the pod's kubelet."""
@@ -266,6 +287,10 @@ def request_attributes(
         namespace=t.namespace or "",
         name=name,
     )
+
+
+TOO_MANY_REQUESTS = "Too many requests, please try again later.\n"
+_TOO_MANY_HEADERS = {"Retry-After": "1", "X-Content-Type-Options": "nosniff"}
 
 
 def _long_running(attrs: RequestAttributes) -> bool:
