@@ -168,6 +168,28 @@ def is_valid_port_name(value: str) -> list[str]:
     return errs
 
 
+_CONFIG_KEY_RE = re.compile(r"[-._a-zA-Z0-9]+")
+_CONFIG_KEY_MSG = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
+
+
+def is_config_map_key(value: str) -> list[str]:
+    """Errors for a ConfigMap or Secret key (``IsConfigMapKey``)."""
+    errs = []
+    if byte_length(value) > 253:
+        errs.append(_max_len_error(253))
+    if not _CONFIG_KEY_RE.fullmatch(value):
+        errs.append(
+            _regex_error(_CONFIG_KEY_MSG, "[-._a-zA-Z0-9]+", "key.name", "KEY_NAME", "key-name")
+        )
+    if value == ".":
+        errs.append("must not be '.'")
+    elif value == "..":
+        errs.append("must not be '..'")
+    elif value.startswith(".."):
+        errs.append("must not start with '..'")
+    return errs
+
+
 def is_valid_path_segment_name(value: str) -> list[str]:
     """Errors for a name used as one URL path segment (RBAC objects, events)."""
     if value in (".", ".."):

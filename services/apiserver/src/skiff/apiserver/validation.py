@@ -74,6 +74,16 @@ def _forbidden(path: str, detail: str) -> Cause:
     return Cause(path, f"Forbidden: {detail}", FORBIDDEN)
 
 
+def duplicate(path: str, value: Any) -> Cause:
+    """``field.Duplicate``."""
+    return Cause(path, f"Duplicate value: {_fmt_value(value)}", "FieldValueDuplicate")
+
+
+def not_found(path: str, value: Any) -> Cause:
+    """``field.NotFound``."""
+    return Cause(path, f"Not found: {_fmt_value(value)}", "FieldValueNotFound")
+
+
 def not_supported(path: str, value: Any, supported: list[str]) -> Cause:
     """``field.NotSupported``: the value and the values that are."""
     listed = ", ".join(_fmt_value(v) for v in supported)

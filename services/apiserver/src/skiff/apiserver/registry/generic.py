@@ -111,7 +111,9 @@ def decode(info: ResourceInfo, obj: Obj, opts: WriteOptions) -> None:
 # -- create and update ---------------------------------------------------------------
 
 
-def default_and_validate(strategy: Strategy, obj: Obj, old: Obj | None, opts: WriteOptions) -> None:
+def default_and_validate(
+    strategy: Strategy, obj: Obj, old: Obj | None, opts: WriteOptions, subresource: str = ""
+) -> None:
     """Normalize and default, then reject the object (422) if it is invalid."""
     info = strategy.info
     strategy.normalize(obj, old)
@@ -120,7 +122,10 @@ def default_and_validate(strategy: Strategy, obj: Obj, old: Obj | None, opts: Wr
     causes = validation.validate_object_meta(
         meta, info.namespaced, names.name_rule_for(info.plural, info.group)
     )
-    causes.extend(strategy.validate(obj) if old is None else strategy.validate_update(obj, old))
+    if old is None:
+        causes.extend(strategy.validate(obj))
+    else:
+        causes.extend(strategy.validate_part_update(obj, old, subresource))
     if causes:
         raise errors.invalid(
             info.kind, meta.get("name") or meta.get("generateName") or "", info.group, causes
@@ -232,7 +237,7 @@ def before_update(
             nm.pop(k, None)
     nm.pop("selfLink", None)
     _check_no_new_finalizers(info, om, nm)
-    default_and_validate(strategy, new, old, opts)
+    default_and_validate(strategy, new, old, opts, subresource)
     if _spec_of(new) != _spec_of(old):
         nm["generation"] = int(om.get("generation") or 1) + 1
     if not managed:

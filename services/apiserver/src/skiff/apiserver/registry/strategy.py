@@ -260,6 +260,11 @@ class Strategy:
         """The resource's own rules for a new object (metadata is checked generically)."""
         return []
 
+    def validate_part_update(self, obj: Obj, old: Obj, subresource: str) -> list[Cause]:
+        """The rules for an update through ``subresource`` (``""``: the object itself); by
+        default :meth:`validate_update`'s for every part."""
+        return self.validate_update(obj, old)
+
     def validate_update(self, obj: Obj, old: Obj) -> list[Cause]:
         """The rules for an update; by default those of a new object."""
         return self.validate(obj)

@@ -14,11 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from skiff.api.errors import Cause
-from skiff.api.names import is_dns1123_label, is_qualified_name, is_valid_path_segment_name
+from skiff.api.names import is_dns1123_label, is_valid_path_segment_name
 from skiff.api.quantity import canonical, parse_quantity
 
 from ...conversion.autoscaling import dict_of, drop_round_trip
 from ...validation import forbidden, invalid, not_supported, required
+from ..core.resourcenames import container_resource_name
 from ..strategy import Obj, Strategy
 
 MAX_PERIOD_SECONDS = 1800
@@ -30,15 +31,6 @@ TARGET_TYPES = ("Utilization", "Value", "AverageValue")
 _FIELD_OF = {"Object": "object", "Pods": "pods", "Resource": "resource",
              "External": "external", "ContainerResource": "containerResource"}  # fmt: skip
 _SOURCE_ORDER = ("object", "external", "pods", "resource", "containerResource")
-_STANDARD_CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
-_STANDARD_RESOURCES = frozenset((
-    *_STANDARD_CONTAINER_RESOURCES, "storage", "pods", "services", "replicationcontrollers",
-    "resourcequotas", "secrets", "configmaps", "persistentvolumeclaims", "services.nodeports",
-    "services.loadbalancers", "requests.cpu", "requests.memory", "requests.storage",
-    "requests.ephemeral-storage", "limits.cpu", "limits.memory", "limits.ephemeral-storage",
-))  # fmt: skip
-"""kube's ``IsStandardResourceName`` (besides the hugepages prefixes)."""
-_HUGEPAGES = ("hugepages-", "requests.hugepages-", "limits.hugepages-")
 
 
 def cross_version_reference(ref: Any, path: str) -> list[Cause]:
@@ -85,28 +77,13 @@ def _metric_target(target: dict[str, Any], path: str) -> list[Cause]:
     return causes
 
 
-def _container_resource_name(name: str, path: str) -> list[Cause]:
-    """``ValidateContainerResourceName``: a qualified name; unprefixed ones standard for
-    containers, prefixed ones native or extended resources."""
-    causes = [invalid(path, name, m) for m in is_qualified_name(name)]
-    if "/" not in name:
-        if not causes and name not in _STANDARD_RESOURCES and not name.startswith(_HUGEPAGES):
-            message = "must be a standard resource type or fully qualified"
-            causes.append(invalid(path, name, message))
-        if name not in _STANDARD_CONTAINER_RESOURCES and not name.startswith("hugepages-"):
-            causes.append(invalid(path, name, "must be a standard resource for containers"))
-    elif "kubernetes.io/" not in name and is_qualified_name(f"requests.{name}"):
-        causes.append(invalid(path, name, "doesn't follow extended resource name standard"))
-    return causes
-
-
 def _resource_source(src: dict[str, Any], path: str, container: bool) -> list[Cause]:
     causes: list[Cause] = []
     name = src.get("name") or ""
     if not name:
         causes.append(required(f"{path}.name", "must specify a resource name"))
     elif container:
-        causes += _container_resource_name(name, f"{path}.name")
+        causes += container_resource_name(name, f"{path}.name")
     if container:
         c = src.get("container") or ""
         if not c:

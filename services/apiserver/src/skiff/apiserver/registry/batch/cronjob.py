@@ -39,6 +39,6 @@ class CronJobStrategy(Strategy):
             causes.append(Cause("spec.timeZone", f'Invalid value: "{tz}": {why}'))
         jt = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
         causes.extend(
-            validate_pod_spec(jt.get("spec") or {}, "spec.jobTemplate.spec.template.spec")
+            validate_pod_spec(jt.get("spec") or {}, "spec.jobTemplate.spec.template.spec", job=True)
         )
         return causes

@@ -15,7 +15,7 @@ class JobStrategy(Strategy):
     def validate(self, obj: Obj) -> list[Cause]:
         template = (obj.get("spec") or {}).get("template") or {}
         tspec = template.get("spec") or {}
-        causes = validate_pod_spec(tspec, "spec.template.spec")
+        causes = validate_pod_spec(tspec, "spec.template.spec", job=True)
         if tspec.get("restartPolicy") not in ("OnFailure", "Never"):
             causes.append(
                 Cause(

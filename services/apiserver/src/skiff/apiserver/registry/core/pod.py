@@ -7,46 +7,19 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from skiff.api import errors, names
+from skiff.api import errors
 from skiff.api.errors import Cause
 from skiff.api.pods import grace_period
 from skiff.api.resources import ResourceInfo
 from skiff.api.timestamps import rfc3339
 
+from ...validation import duplicate
 from ..options import DeleteOptions, WriteOptions
 from ..strategy import STATUS, GenericStore, Obj, PartREST, Strategy, Subresource
+from .containers import image_whitespace, validate_container_common
 from .eviction import evict, success
-
-
-def validate_pod_spec(spec: dict[str, Any], path: str) -> list[Cause]:
-    """A pod spec's containers (also in templates, at ``path``)."""
-    containers = spec.get("containers")
-    if not containers:
-        return [Cause(f"{path}.containers", "Required value", "FieldValueRequired")]
-    causes: list[Cause] = []
-    seen: set[str] = set()
-    for group in ("initContainers", "containers"):
-        for i, c in enumerate(spec.get(group) or []):
-            causes.extend(_validate_container(c, f"{path}.{group}[{i}]", seen))
-    return causes
-
-
-def _validate_container(c: dict[str, Any], where: str, seen: set[str]) -> list[Cause]:
-    causes: list[Cause] = []
-    name = c.get("name")
-    if not name:
-        causes.append(Cause(f"{where}.name", "Required value", "FieldValueRequired"))
-    else:
-        for msg in names.is_dns1123_label(name):
-            causes.append(Cause(f"{where}.name", f'Invalid value: "{name}": {msg}'))
-        if name in seen:
-            causes.append(
-                Cause(f"{where}.name", f'Duplicate value: "{name}"', "FieldValueDuplicate")
-            )
-        seen.add(name)
-    if not c.get("image"):
-        causes.append(Cause(f"{where}.image", "Required value", "FieldValueRequired"))
-    return causes
+from .podspec import validate_pod_only, validate_pod_spec, validate_spec_update
+from .volumes import validate_volumes
 
 
 class _PostOnly(Subresource):
@@ -175,9 +148,14 @@ def validate_ephemeral_update(spec: dict[str, Any], old_spec: dict[str, Any]) ->
                                       "not be changed\n", "FieldValueForbidden"))  # fmt: skip
     regular = [c.get("name") for g in ("initContainers", "containers") for c in spec.get(g) or []]
     seen = set(regular)
+    volumes, _ = validate_volumes(spec.get("volumes") or [], "spec.volumes")
     for i, c in enumerate(spec.get("ephemeralContainers") or []):
         where = f"{path}[{i}]"
-        causes += _validate_container(c, where, seen)
+        causes += validate_container_common(c, volumes, where)
+        causes += image_whitespace(c, where)
+        if c.get("name") in seen:
+            causes.append(duplicate(f"{where}.name", c.get("name")))
+        seen.add(c.get("name"))
         for field in _NOT_FOR_EPHEMERAL:
             if c.get(field):
                 causes.append(Cause(f"{where}.{field}", "Forbidden: cannot be set for an "
@@ -194,11 +172,12 @@ class PodStrategy(Strategy):
         return (STATUS, BindingREST(), EvictionREST(), EphemeralContainersREST())
 
     def validate(self, obj: Obj) -> list[Cause]:
-        causes = validate_pod_spec(obj.get("spec") or {}, "spec")
-        if (obj.get("spec") or {}).get("ephemeralContainers"):
+        spec = obj.get("spec") or {}
+        causes = validate_pod_spec(spec, "spec", pod=True)
+        if spec.get("ephemeralContainers"):
             causes.append(Cause("spec.ephemeralContainers", "Forbidden: cannot be set on create",
                                 "FieldValueForbidden"))  # fmt: skip
-        return causes
+        return causes + validate_pod_only(spec, "spec")
 
     def prepare_for_update(self, obj: Obj, old: Obj, subresource: str) -> Obj:
         """An ``ephemeralcontainers`` write changes only ``spec.ephemeralContainers``;
@@ -219,20 +198,17 @@ class PodStrategy(Strategy):
             spec["ephemeralContainers"] = kept
         return obj
 
-    def validate_update(self, obj: Obj, old: Obj) -> list[Cause]:
-        causes = validate_pod_spec(obj.get("spec") or {}, "spec")
-        causes += validate_ephemeral_update(obj.get("spec") or {}, old.get("spec") or {})
-        oldc = [c.get("name") for c in (old.get("spec") or {}).get("containers") or []]
-        newc = [c.get("name") for c in (obj.get("spec") or {}).get("containers") or []]
-        if oldc != newc:
-            causes.append(
-                Cause(
-                    "spec",
-                    "Forbidden: pod updates may not add or remove containers",
-                    "FieldValueForbidden",
-                )
-            )
-        return causes
+    def validate_part_update(self, obj: Obj, old: Obj, subresource: str) -> list[Cause]:
+        """``ValidatePodUpdate`` for the pod itself; a binding sets only the node, status
+        and ephemeral-container writes change only their part."""
+        spec, old_spec = obj.get("spec") or {}, old.get("spec") or {}
+        if subresource in ("status", "binding"):
+            return []
+        if subresource == EPHEMERAL:
+            return validate_ephemeral_update(spec, old_spec)
+        causes = validate_pod_spec(spec, "spec", pod=True)
+        causes += validate_ephemeral_update(spec, old_spec)
+        return causes + validate_spec_update(spec, old_spec)
 
     def prepare_delete(self, obj: Obj, opts: DeleteOptions) -> tuple[bool, int]:
         """The grace period: the request's, else the pod's; none for a pod no kubelet runs;

@@ -1,0 +1,210 @@
+"""Pod validation as kube-apiserver 1.32 does it: each invalid pod refused with a 422
+naming the field and saying what kube says; valid pods (after defaulting) accepted; pod
+updates change only what kube lets them."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from memstore import MemoryStore, running
+
+from skiff.api.errors import ApiError
+from skiff.api.resources import REGISTRY
+from skiff.apiserver.store import WriteOptions as Opts
+
+PODS = REGISTRY.core("pods")
+DEPLOYMENTS = REGISTRY.by_path("apps", "v1", "deployments")
+
+
+def pod(container: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+    c = {"name": "app", "image": "busybox", **(container or {})}
+    return {"metadata": {"name": "p"}, "spec": {"containers": [c], **spec}}
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[MemoryStore]:
+    async with running(MemoryStore, {"default": {}}) as e:
+        yield e
+
+
+async def causes_of(env: MemoryStore, body: dict[str, Any]) -> list[tuple[str, str]]:
+    with pytest.raises(ApiError) as e:
+        await env.store.create(PODS, "default", body, Opts())
+    assert e.value.code == 422, e.value.message
+    return [(c.field, c.message) for c in e.value.causes]
+
+
+CASES: list[tuple[dict[str, Any], tuple[str, str]]] = [
+    (pod(restartPolicy="Sometimes"),
+     ("spec.restartPolicy",
+      'Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never"')),
+    (pod({"imagePullPolicy": "Maybe"}),
+     ("spec.containers[0].imagePullPolicy",
+      'Unsupported value: "Maybe": supported values: "Always", "IfNotPresent", "Never"')),
+    (pod({"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}),
+     ("spec.containers[0].resources.requests",
+      'Invalid value: "2": must be less than or equal to cpu limit of 1')),
+    (pod({"volumeMounts": [{"name": "data", "mountPath": "/data"}]}),
+     ("spec.containers[0].volumeMounts[0].name", 'Not found: "data"')),
+    (pod({"env": [{"name": "1BAD=", "value": "x"}]}),
+     ("spec.containers[0].env[0].name",
+      'Invalid value: "1BAD=": a valid environment variable name must consist only of '
+      "printable ASCII characters other than '='")),
+    (pod({"image": "   "}),
+     ("spec.containers[0].image",
+      'Invalid value: "   ": must not have leading or trailing whitespace')),
+    (pod({"livenessProbe": {"exec": {"command": ["true"]}, "periodSeconds": -5}}),
+     ("spec.containers[0].livenessProbe.periodSeconds",
+      "Invalid value: -5: must be greater than or equal to 0")),
+    (pod({"ports": [{"containerPort": 99999999}]}),
+     ("spec.containers[0].ports[0].containerPort",
+      "Invalid value: 99999999: must be between 1 and 65535, inclusive")),
+    (pod({"livenessProbe": {"exec": {"command": ["true"]}, "tcpSocket": {"port": 80}}}),
+     ("spec.containers[0].livenessProbe.tcpSocket",
+      "Forbidden: may not specify more than 1 handler type")),
+    (pod({"readinessProbe": {"periodSeconds": 5}}),
+     ("spec.containers[0].readinessProbe", "Required value: must specify a handler type")),
+    (pod({"livenessProbe": {"exec": {"command": ["true"]}, "successThreshold": 2}}),
+     ("spec.containers[0].livenessProbe.successThreshold", "Invalid value: 2: must be 1")),
+    (pod({"resources": {"limits": {"example.com/gpu": "2"}, "requests": {"example.com/gpu": "1"}}}),
+     ("spec.containers[0].resources.requests",
+      'Invalid value: "1": must be equal to example.com/gpu limit of 2')),
+    (pod({"resources": {"limits": {"gpu": "1"}}}),
+     ("spec.containers[0].resources.limits[gpu]",
+      'Invalid value: "gpu": must be a standard resource type or fully qualified')),
+    (pod({"resources": {"limits": {"memory": "-1Gi"}}}),
+     ("spec.containers[0].resources.limits[memory]",
+      'Invalid value: "-1Gi": must be greater than or equal to 0')),
+    (pod({"env": [{"name": "A", "value": "x", "valueFrom": {"fieldRef": {
+        "fieldPath": "metadata.name"}}}]}),
+     ("spec.containers[0].env[0].valueFrom",
+      'Invalid value: "": may not be specified when `value` is not empty')),
+    (pod({"env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "spec.foo"}}}]}),
+     ("spec.containers[0].env[0].valueFrom.fieldRef.fieldPath",
+      'Invalid value: "spec.foo": error converting fieldPath: field label not supported: '
+      "spec.foo")),
+    (pod({"ports": [{"containerPort": 80, "protocol": "ICMP"}]}),
+     ("spec.containers[0].ports[0].protocol",
+      'Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"')),
+    (pod({"volumeMounts": [{"name": "v", "mountPath": "/a", "subPath": "/abs"}]},
+         volumes=[{"name": "v", "emptyDir": {}}]),
+     ("spec.containers[0].volumeMounts.subPath", 'Invalid value: "/abs": must be a relative path')),
+    (pod(volumes=[{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}]),
+     ("spec.volumes[1].name", 'Duplicate value: "v"')),
+    (pod(volumes=[{"name": "v", "emptyDir": {}, "hostPath": {"path": "/x"}}]),
+     ("spec.volumes[0].hostPath", "Forbidden: may not specify more than 1 volume type")),
+    (pod(volumes=[{"name": "v", "secret": {"secretName": "s", "defaultMode": 4096}}]),
+     ("spec.volumes[0].secret.defaultMode",
+      "Invalid value: 4096: must be a number between 0 and 0777 (octal), both inclusive")),
+    (pod(volumes=[{"name": "v", "hostPath": {"path": "/x", "type": "Dir"}}]),
+     ("spec.volumes[0].hostPath.type",
+      'Unsupported value: "Dir": supported values: "", "BlockDevice", "CharDevice", "Directory",'
+      ' "DirectoryOrCreate", "File", "FileOrCreate", "Socket"')),
+    (pod(dnsPolicy="Sometimes"),
+     ("spec.dnsPolicy", 'Unsupported value: "Sometimes": supported values: '
+                        '"ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"')),
+    (pod(dnsPolicy="None"),
+     ("spec.dnsConfig", "Required value: must provide `dnsConfig` when `dnsPolicy` is None")),
+    (pod(activeDeadlineSeconds=0),
+     ("spec.activeDeadlineSeconds", "Invalid value: 0: must be between 1 and 2147483647, "
+                                    "inclusive")),
+    (pod(hostAliases=[{"ip": "nope", "hostnames": ["a"]}]),
+     ("spec.hostAliases[0].ip",
+      'Invalid value: "nope": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)')),
+    (pod(securityContext={"runAsUser": -1}),
+     ("spec.securityContext.runAsUser", "Invalid value: -1: must be between 0 and 2147483647, "
+                                        "inclusive")),
+    (pod(initContainers=[{"name": "init", "image": "busybox",
+                          "readinessProbe": {"exec": {"command": ["true"]}}}]),
+     ("spec.initContainers[0].readinessProbe",
+      "Forbidden: may not be set for init containers without restartPolicy=Always")),
+    (pod(initContainers=[{"name": "app", "image": "busybox"}]),
+     ("spec.initContainers[0].name", 'Duplicate value: "app"')),
+    (pod(nodeName="n1", schedulingGates=[{"name": "wait"}]),
+     ("spec.nodeName", "Forbidden: cannot be set until all schedulingGates have been cleared")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "want"), CASES)
+async def test_invalid_pods_get_kubes_words(
+    env: MemoryStore, body: dict[str, Any], want: tuple[str, str]
+) -> None:
+    assert want in await causes_of(env, body)
+
+
+async def test_a_full_valid_pod_is_accepted(env: MemoryStore) -> None:
+    body = pod(
+        {
+            "ports": [{"name": "http", "containerPort": 80}],
+            "env": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                    {"name": "K", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}],
+            "envFrom": [{"prefix": "P_", "secretRef": {"name": "s"}}],
+            "volumeMounts": [{"name": "data", "mountPath": "/data", "subPath": "x"},
+                             {"name": "info", "mountPath": "/info", "readOnly": True}],
+            "resources": {"requests": {"cpu": "100m", "example.com/gpu": "1"},
+                          "limits": {"cpu": "1", "memory": "1Gi", "example.com/gpu": "1"}},
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
+            "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+            "securityContext": {"allowPrivilegeEscalation": False, "runAsUser": 1000},
+        },
+        volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "c"}},
+                 {"name": "info", "downwardAPI": {"items": [
+                     {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}],
+        initContainers=[{"name": "sidecar", "image": "busybox", "restartPolicy": "Always",
+                         "readinessProbe": {"exec": {"command": ["true"]}}}],
+        tolerations=[{"key": "k", "operator": "Exists", "effect": "NoSchedule"}],
+        dnsConfig={"options": [{"name": "ndots", "value": "2"}]},
+    )  # fmt: skip
+    created = await env.store.create(PODS, "default", body, Opts())
+    assert created["spec"]["containers"][0]["terminationMessagePolicy"] == "File"
+
+
+async def test_templates_are_validated_too(env: MemoryStore) -> None:
+    body = {"metadata": {"name": "d"}, "spec": {
+        "selector": {"matchLabels": {"app": "d"}},
+        "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [
+            {"name": "app", "image": "busybox", "ports": [{"containerPort": 0}]}]}}}}  # fmt: skip
+    with pytest.raises(ApiError) as e:
+        await env.store.create(DEPLOYMENTS, "default", body, Opts())
+    assert ("spec.template.spec.containers[0].ports[0].containerPort", "Required value") in [
+        (c.field, c.message) for c in e.value.causes
+    ]
+
+
+async def test_pod_updates_change_only_what_kube_allows(env: MemoryStore) -> None:
+    created = await env.store.create(PODS, "default", pod(activeDeadlineSeconds=100), Opts())
+    changed = copy.deepcopy(created)
+    changed["spec"]["containers"][0]["image"] = "busybox:1.36"
+    changed["spec"]["activeDeadlineSeconds"] = 50
+    updated = await env.store.update(PODS, "default", "p", changed, Opts())
+    assert updated["spec"]["containers"][0]["image"] == "busybox:1.36"
+    bad = copy.deepcopy(updated)
+    bad["spec"]["restartPolicy"] = "Never"
+    with pytest.raises(ApiError) as e:
+        await env.store.update(PODS, "default", "p", bad, Opts())
+    [cause] = e.value.causes
+    assert cause.field == "spec"
+    assert cause.message.startswith(
+        "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,"
+        "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only "
+        "additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be "
+        "set to 1 if it was previously negative)\n"
+    )
+    assert '+   restartPolicy: "Never",' in cause.message
+    longer = copy.deepcopy(updated)
+    longer["spec"]["activeDeadlineSeconds"] = 60
+    with pytest.raises(ApiError) as e:
+        await env.store.update(PODS, "default", "p", longer, Opts())
+    assert e.value.causes[0].message == (
+        "Invalid value: 60: must be less than or equal to previous value"
+    )
+    more = copy.deepcopy(updated)
+    more["spec"]["containers"].append({"name": "two", "image": "busybox"})
+    with pytest.raises(ApiError) as e:
+        await env.store.update(PODS, "default", "p", more, Opts())
+    assert ("spec.containers", "Forbidden: pod updates may not add or remove containers") in [
+        (c.field, c.message) for c in e.value.causes
+    ]
