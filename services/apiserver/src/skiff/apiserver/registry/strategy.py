@@ -11,13 +11,14 @@ generic store's primitives (:class:`GenericStore`).
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from skiff.api import errors
 from skiff.api.errors import ApiError, Cause
 from skiff.api.resources import ResourceInfo
-from skiff.apiserver import validation
+from skiff.apiserver import schema, validation
 
 from .options import DeleteOptions, ListOptions, WriteOptions
 
@@ -188,6 +189,24 @@ class StatusREST(PartREST):
 STATUS = StatusREST()
 
 
+_ZEROS = {"integer": 0, "number": 0, "boolean": False, "string": "", "array": None}
+
+
+@functools.cache
+def zero_status(definition: str) -> Obj | None:
+    """The status Go's encoder writes for a zero status struct: its required (not
+    ``omitempty``) scalar fields at their zero values, ``{}`` when none (kube answers a
+    create with it); None when the kind has no status."""
+    definitions = schema.definitions()
+    status = (definitions.get(definition, {}).get("properties") or {}).get("status")
+    if not isinstance(status, dict):
+        return None
+    ref = status.get("$ref") or ((status.get("allOf") or [{}])[0]).get("$ref") or ""
+    body = definitions.get(ref.rsplit("/", 1)[-1], status)
+    props = body.get("properties") or {}
+    return {k: _ZEROS.get(props.get(k, {}).get("type"), None) for k in body.get("required") or ()}
+
+
 class Strategy:
     """The rules of one resource; the defaults suit a resource with nothing special.
 
@@ -222,8 +241,11 @@ class Strategy:
         then ``initial_status`` where kube's strategy sets one)."""
         if self.info.has_status and not self.keep_status_on_create:
             obj.pop("status", None)
-            if self.initial_status is not None:
-                obj["status"] = copy.deepcopy(self.initial_status)
+            initial = self.initial_status
+            if initial is None:
+                initial = zero_status(self.info.definition)
+            if initial is not None:
+                obj["status"] = copy.deepcopy(initial)
         meta = obj["metadata"]
         if not meta.get("managedFields"):
             meta.pop("managedFields", None)

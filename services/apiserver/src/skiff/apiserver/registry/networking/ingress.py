@@ -153,6 +153,8 @@ def _annotation_conflict(obj: Obj) -> list[Cause]:
 
 
 class IngressStrategy(Strategy):
+    initial_status = {"loadBalancer": {}}  # as kube answers a create
+
     def validate(self, obj: Obj) -> list[Cause]:
         return validate_ingress(obj) + _annotation_conflict(obj)
 
