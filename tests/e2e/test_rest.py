@@ -583,6 +583,15 @@ def test_idle_connections_stay_open_past_five_seconds(cluster: Cluster) -> None:
     with socket.create_connection((url.hostname, url.port), timeout=10) as s:
         for pause in (6, 0):
             s.sendall(request)
-            head = s.recv(65536)
+            data = b""
+            while b"\r\n\r\n" not in data:  # the head may come in several pieces
+                data += s.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200"), head
+            length = int(next(
+                line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ))  # fmt: skip
+            while len(body) < length:  # and the body after it: read it all
+                body += s.recv(65536)
             time.sleep(pause)

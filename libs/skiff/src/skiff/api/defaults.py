@@ -179,6 +179,13 @@ def _pod_spec(spec: dict, *, job: bool = False) -> None:
         _volume(v)
 
 
+def _pod_template(obj: dict, create: bool) -> None:
+    # A core/v1 PodTemplate holds its template at the top level.
+    template = obj.get("template")
+    if isinstance(template, dict):
+        _pod_spec(_obj(template, "spec"))
+
+
 def _template(spec: dict, *, job: bool = False) -> None:
     template = spec.get("template")
     if isinstance(template, dict):
@@ -614,6 +621,7 @@ def _limit_range(obj: dict, create: bool) -> None:
 
 _DEFAULTERS: dict[tuple[str, str], Callable[[dict, bool], None]] = {
     ("", "Pod"): _pod,
+    ("", "PodTemplate"): _pod_template,
     ("", "LimitRange"): _limit_range,
     ("", "Namespace"): _namespace,
     ("", "Node"): _node,
