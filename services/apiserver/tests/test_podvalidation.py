@@ -208,3 +208,59 @@ async def test_pod_updates_change_only_what_kube_allows(env: MemoryStore) -> Non
     assert ("spec.containers", "Forbidden: pod updates may not add or remove containers") in [
         (c.field, c.message) for c in e.value.causes
     ]
+
+
+# -- workloads ---------------------------------------------------------------------------
+
+WORKLOAD_CASES: list[tuple[str, str, dict[str, Any], tuple[str, str]]] = [
+    ("apps", "deployments", {"strategy": {"type": "RollingUpdate", "rollingUpdate": {
+        "maxUnavailable": 0, "maxSurge": 0}}},
+     ("spec.strategy.rollingUpdate.maxUnavailable",
+      'Invalid value: intstr.IntOrString{Type:0, IntVal:0, StrVal:""}: may not be 0 when '
+      "`maxSurge` is 0")),
+    ("apps", "deployments", {"strategy": {"type": "Recreate", "rollingUpdate": {}}},
+     ("spec.strategy.rollingUpdate",
+      "Forbidden: may not be specified when strategy `type` is 'Recreate'")),
+    ("apps", "deployments", {"minReadySeconds": 10, "progressDeadlineSeconds": 10},
+     ("spec.progressDeadlineSeconds", "Invalid value: 10: must be greater than minReadySeconds")),
+    ("apps", "deployments", {"strategy": {"type": "RollingUpdate", "rollingUpdate": {
+        "maxUnavailable": "150%"}}},
+     ("spec.strategy.rollingUpdate.maxUnavailable",
+      'Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:"150%"}: must not be greater '
+      "than 100%")),
+    ("apps", "deployments", {"template": {"metadata": {"labels": {"a": "b"}}, "spec": {
+        "restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]}}},
+     ("spec.template.spec.restartPolicy",
+      'Unsupported value: "OnFailure": supported values: "Always"')),
+    ("apps", "daemonsets", {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {
+        "maxUnavailable": 0, "maxSurge": 0}}},
+     ("spec.updateStrategy.rollingUpdate.maxUnavailable",
+      "Required value: cannot be 0 when maxSurge is 0")),
+    ("apps", "statefulsets", {"podManagementPolicy": "Sometimes"},
+     ("spec.podManagementPolicy",
+      "Invalid value: \"Sometimes\": must be 'OrderedReady' or 'Parallel'")),
+    ("batch", "jobs", {"parallelism": -1, "selector": None},
+     ("spec.parallelism", "Invalid value: -1: must be greater than or equal to 0")),
+    ("batch", "jobs", {"template": {"metadata": {"labels": {"a": "b"}}, "spec": {
+        "restartPolicy": "Always", "containers": [{"name": "c", "image": "busybox"}]}}},
+     ("spec.template.spec.restartPolicy", 'Required value: valid values: "OnFailure", "Never"')),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("group", "plural", "spec", "want"), WORKLOAD_CASES)
+async def test_invalid_workloads_get_kubes_words(
+    env: MemoryStore, group: str, plural: str, spec: dict[str, Any], want: tuple[str, str]
+) -> None:
+    base: dict[str, Any] = {"selector": {"matchLabels": {"a": "b"}}, "template": {
+        "metadata": {"labels": {"a": "b"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}  # fmt: skip
+    if plural == "jobs":
+        pod_spec = {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}
+        base = {"template": {"metadata": {"labels": {"a": "b"}}, "spec": pod_spec}}
+    body = {"metadata": {"name": "w"}, "spec": {**base, **spec}}
+    if body["spec"].get("selector", 1) is None:
+        del body["spec"]["selector"]
+    info = REGISTRY.by_path(group, "v1", plural)
+    with pytest.raises(ApiError) as e:
+        await env.store.create(info, "default", body, Opts())
+    assert want in [(c.field, c.message) for c in e.value.causes]

@@ -150,6 +150,7 @@ async def test_create_refuses_invalid_objects_with_field_paths(env: Env) -> None
     assert await _invalid(s.create(CRONJOBS, "ns", cj, Opts())) == [
         "spec.schedule",
         "spec.jobTemplate.spec.template.spec.containers",
+        "spec.jobTemplate.spec.template.spec.restartPolicy",  # Jobs want OnFailure or Never
     ]
     cm = {"metadata": {"name": "keys"}, "data": {"bad key": "x"}}
     assert await _invalid(s.create(CONFIGMAPS, "ns", cm, Opts())) == ["data[bad key]"]

@@ -17,6 +17,7 @@ from skiff.api.selectors import selector_from_dict
 from ..core.pod import validate_pod_spec
 from ..options import PATCH_JSON, WriteOptions, require_object
 from ..strategy import STATUS, GenericStore, Obj, Strategy, Subresource
+from . import specs
 
 
 def scale_object(meta: Obj, replicas: int, status_replicas: int, selector: str | None) -> Obj:
@@ -178,20 +179,34 @@ class WorkloadStrategy(Strategy):
 
     def validate(self, obj: Obj) -> list[Cause]:
         spec = obj.get("spec") or {}
-        causes = _pod_template_causes(spec)
+        kind = self.info.kind
+        # kube 1.32 checks a StatefulSet's template labels but not its pod spec.
+        causes = [] if kind == "StatefulSet" else _pod_template_causes(spec)
         sel = spec.get("selector")
         if not sel:
             causes.append(Cause("spec.selector", "Required value", "FieldValueRequired"))
         match = (sel or {}).get("matchLabels") or {}
         if sel is not None and not (sel or {}).get("matchExpressions") and not match:
+            noun = "deployment" if kind in ("Deployment", "ReplicaSet") else kind.lower()
             causes.append(
                 Cause(
                     "spec.selector",
-                    'Invalid value: "null": empty selector is invalid for deployment',
+                    f'Invalid value: "null": empty selector is invalid for {noun}',
                     "FieldValueInvalid",
                 )
             )
         causes.extend(_template_causes(spec, match))
+        template = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+        noun = "ReplicaSet" if kind in ("Deployment", "ReplicaSet") else kind
+        causes += specs.controller_template(template, "spec.template", noun)
+        if kind == "Deployment":
+            causes += specs.deployment(spec)
+        elif kind == "ReplicaSet":
+            causes += specs.nonnegative(spec, "minReadySeconds", "spec")
+        elif kind == "DaemonSet":
+            causes += specs.daemon_set(spec)
+        elif kind == "StatefulSet":
+            causes += specs.stateful_set(spec)
         return causes
 
     def validate_update(self, obj: Obj, old: Obj) -> list[Cause]:

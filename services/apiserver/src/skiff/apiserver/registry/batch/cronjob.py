@@ -6,6 +6,7 @@ from __future__ import annotations
 from skiff.api import cron
 from skiff.api.errors import Cause
 
+from ..apps import specs
 from ..core.pod import validate_pod_spec
 from ..strategy import Obj, Strategy
 
@@ -41,4 +42,6 @@ class CronJobStrategy(Strategy):
         causes.extend(
             validate_pod_spec(jt.get("spec") or {}, "spec.jobTemplate.spec.template.spec", job=True)
         )
-        return causes
+        job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+        causes += specs.job(job_spec, "spec.jobTemplate.spec")
+        return causes + specs.cron_job(spec)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from skiff.api.errors import Cause
 
+from ..apps import specs
 from ..core.pod import validate_pod_spec
 from ..strategy import Obj, Strategy
 
@@ -16,13 +17,4 @@ class JobStrategy(Strategy):
         template = (obj.get("spec") or {}).get("template") or {}
         tspec = template.get("spec") or {}
         causes = validate_pod_spec(tspec, "spec.template.spec", job=True)
-        if tspec.get("restartPolicy") not in ("OnFailure", "Never"):
-            causes.append(
-                Cause(
-                    "spec.template.spec.restartPolicy",
-                    f'Unsupported value: "{tspec.get("restartPolicy")}": supported '
-                    'values: "OnFailure", "Never"',
-                    "FieldValueNotSupported",
-                )
-            )
-        return causes
+        return causes + specs.job(obj.get("spec") or {}, "spec")
