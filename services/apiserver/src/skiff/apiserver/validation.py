@@ -96,6 +96,40 @@ def not_supported(path: str, value: Any, supported: list[str]) -> Cause:
 invalid, required, forbidden = _invalid, _required, _forbidden
 
 
+def too_long(path: str, limit: int) -> Cause:
+    """``field.TooLong`` (the value is never printed)."""
+    return Cause(path, f"Too long: may not be more than {limit} bytes", TOO_LONG)
+
+
+def semantic(v: Any) -> Any:
+    """A value as Go's ``Semantic.DeepEqual`` compares it: empty lists and maps, and
+    missing fields, alike."""
+    if isinstance(v, dict):
+        return {k: semantic(x) for k, x in v.items() if x not in (None, [], {})}
+    if isinstance(v, list):
+        return [semantic(x) for x in v]
+    return v
+
+
+def field_diff(type_name: str, old: dict[str, Any], new: dict[str, Any]) -> str:
+    """A short diff of two structs' fields, for kube's "… is immutable" messages (kube
+    prints go-cmp's, which is not stable)."""
+    lines = [f"  {type_name}{{"]
+    for key in sorted(set(old) | set(new)):
+        if semantic(old.get(key)) != semantic(new.get(key)):
+            if key in old:
+                lines.append(f"-   {key}: {json.dumps(old[key], sort_keys=True)},")
+            if key in new:
+                lines.append(f"+   {key}: {json.dumps(new[key], sort_keys=True)},")
+    lines.append("  }")
+    return "\n".join(lines)
+
+
+def immutable(path: str, new: Any, old: Any) -> list[Cause]:
+    """``ValidateImmutableField``: ``new`` must equal ``old``."""
+    return [] if new == old else [_invalid(path, new, "field is immutable")]
+
+
 _PERCENT_MESSAGE = (
     "a valid percent string must be a numeric string followed by an ending '%' "
     "(e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"

@@ -19,24 +19,31 @@ from .admissionregistration.policies import (
 )
 from .admissionregistration.webhooks import WebhookConfigurationStrategy
 from .apiregistration.apiservice import APIServiceStrategy
+from .apps.controllerrevision import ControllerRevisionStrategy
 from .apps.workloads import ReplicationControllerStrategy, WorkloadStrategy
 from .autoscaling.horizontalpodautoscaler import HorizontalPodAutoscalerStrategy
 from .batch.cronjob import CronJobStrategy
 from .batch.job import JobStrategy
 from .certificates.csr import CertificateSigningRequestStrategy
-from .core.configmap import ConfigMapStrategy
+from .coordination.lease import LeaseStrategy
+from .core.configmap import ConfigMapStrategy, SecretStrategy
+from .core.endpoints import EndpointsStrategy
+from .core.event import EventStrategy
 from .core.namespace import NamespaceStrategy
 from .core.node import NodeStrategy
+from .core.persistentvolume import PersistentVolumeClaimStrategy, PersistentVolumeStrategy
 from .core.pod import PodStrategy, PodTemplateStrategy
 from .core.quota import LimitRangeStrategy, ResourceQuotaStrategy
 from .core.service import ServiceStrategy
 from .core.serviceaccount import ServiceAccountStrategy
+from .discovery.endpointslice import EndpointSliceStrategy
 from .flowcontrol.flowschema import FlowSchemaStrategy
 from .flowcontrol.prioritylevelconfiguration import PriorityLevelConfigurationStrategy
 from .networking.ingress import IngressClassStrategy, IngressStrategy
 from .networking.networkpolicy import NetworkPolicyStrategy
 from .node.runtimeclass import RuntimeClassStrategy
 from .policy.poddisruptionbudget import PodDisruptionBudgetStrategy
+from .rbac.roles import RoleBindingStrategy, RoleStrategy
 from .scheduling.priorityclass import PriorityClassStrategy
 from .storage.storageclass import StorageClassStrategy
 from .strategy import GenericStore, Strategy, Subresource
@@ -44,14 +51,18 @@ from .strategy import GenericStore, Strategy, Subresource
 # (group, plural) → strategy class; any other resource uses Strategy itself.
 STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("", "configmaps"): ConfigMapStrategy,
+    ("", "endpoints"): EndpointsStrategy,
+    ("", "events"): EventStrategy,
     ("", "limitranges"): LimitRangeStrategy,
     ("", "namespaces"): NamespaceStrategy,
     ("", "nodes"): NodeStrategy,
+    ("", "persistentvolumeclaims"): PersistentVolumeClaimStrategy,
+    ("", "persistentvolumes"): PersistentVolumeStrategy,
     ("", "pods"): PodStrategy,
     ("", "podtemplates"): PodTemplateStrategy,
     ("", "replicationcontrollers"): ReplicationControllerStrategy,
     ("", "resourcequotas"): ResourceQuotaStrategy,
-    ("", "secrets"): ConfigMapStrategy,
+    ("", "secrets"): SecretStrategy,
     ("", "services"): ServiceStrategy,
     ("", "serviceaccounts"): ServiceAccountStrategy,
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): (
@@ -68,6 +79,7 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ),
     ("apiextensions.k8s.io", "customresourcedefinitions"): CustomResourceDefinitionStrategy,
     ("apiregistration.k8s.io", "apiservices"): APIServiceStrategy,
+    ("apps", "controllerrevisions"): ControllerRevisionStrategy,
     ("apps", "daemonsets"): WorkloadStrategy,
     ("apps", "deployments"): WorkloadStrategy,
     ("apps", "replicasets"): WorkloadStrategy,
@@ -76,6 +88,9 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("batch", "cronjobs"): CronJobStrategy,
     ("batch", "jobs"): JobStrategy,
     ("certificates.k8s.io", "certificatesigningrequests"): CertificateSigningRequestStrategy,
+    ("coordination.k8s.io", "leases"): LeaseStrategy,
+    ("discovery.k8s.io", "endpointslices"): EndpointSliceStrategy,
+    ("events.k8s.io", "events"): EventStrategy,
     ("flowcontrol.apiserver.k8s.io", "flowschemas"): FlowSchemaStrategy,
     ("flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations"): (
         PriorityLevelConfigurationStrategy
@@ -85,6 +100,10 @@ STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("networking.k8s.io", "networkpolicies"): NetworkPolicyStrategy,
     ("node.k8s.io", "runtimeclasses"): RuntimeClassStrategy,
     ("policy", "poddisruptionbudgets"): PodDisruptionBudgetStrategy,
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): RoleBindingStrategy,
+    ("rbac.authorization.k8s.io", "clusterroles"): RoleStrategy,
+    ("rbac.authorization.k8s.io", "rolebindings"): RoleBindingStrategy,
+    ("rbac.authorization.k8s.io", "roles"): RoleStrategy,
     ("scheduling.k8s.io", "priorityclasses"): PriorityClassStrategy,
     ("storage.k8s.io", "storageclasses"): StorageClassStrategy,
 }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import json
 from typing import Any
 
 from skiff.api.errors import Cause
@@ -20,7 +19,15 @@ from skiff.api.names import (
     is_valid_label_value,
 )
 
-from ...validation import duplicate, forbidden, invalid, not_supported, required
+from ...validation import (
+    duplicate,
+    field_diff,
+    forbidden,
+    invalid,
+    not_supported,
+    required,
+    semantic,
+)
 from . import resourcenames
 from .containers import dict_of, list_of, validate_containers, validate_init_containers
 from .tolerations import validate_tolerations
@@ -37,7 +44,7 @@ _IP = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
 _MAX_INT32 = 2147483647
 
 
-def _ip(value: Any, path: str) -> list[Cause]:
+def valid_ip(value: Any, path: str) -> list[Cause]:
     try:
         ipaddress.ip_address(str(value))
     except ValueError:
@@ -125,7 +132,7 @@ def _dns_config(config: Any, policy: Any, path: str) -> list[Cause]:
             invalid(f"{path}.nameservers", servers, "must not have more than 3 nameservers")
         )
     for i, ns in enumerate(servers):
-        causes += _ip(ns, f"{path}.nameservers[{i}]")
+        causes += valid_ip(ns, f"{path}.nameservers[{i}]")
     if len(searches) > 32:
         causes.append(
             invalid(f"{path}.searches", searches, "must not have more than 32 search paths")
@@ -221,7 +228,7 @@ def validate_pod_spec(spec: Obj, path: str, *, pod: bool = False, job: bool = Fa
     causes += validate_tolerations(list_of(spec.get("tolerations")), f"{path}.tolerations")
     for i, alias in enumerate(list_of(spec.get("hostAliases"))):
         alias = dict_of(alias)
-        causes += _ip(alias.get("ip") or "", f"{path}.hostAliases[{i}].ip")
+        causes += valid_ip(alias.get("ip") or "", f"{path}.hostAliases[{i}].ip")
         for j, host in enumerate(list_of(alias.get("hostnames"))):
             causes += [
                 invalid(f"{path}.hostAliases[{i}].hostnames[{j}]", host, m)
@@ -257,29 +264,6 @@ UPDATABLE = (
     "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously "
     "negative)"
 )
-
-
-def _plain(v: Any) -> Any:
-    """A value as Go's ``Semantic.DeepEqual`` compares it: empty lists and maps, and
-    missing fields, alike."""
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items() if x not in (None, [], {})}
-    if isinstance(v, list):
-        return [_plain(x) for x in v]
-    return v
-
-
-def _diff(old: Obj, new: Obj) -> str:
-    """A short diff of two specs' fields (kube prints go-cmp's, which is not stable)."""
-    lines = ["  core.PodSpec{"]
-    for key in sorted(set(old) | set(new)):
-        if _plain(old.get(key)) != _plain(new.get(key)):
-            if key in old:
-                lines.append(f"-   {key}: {json.dumps(old[key], sort_keys=True)},")
-            if key in new:
-                lines.append(f"+   {key}: {json.dumps(new[key], sort_keys=True)},")
-    lines.append("  }")
-    return "\n".join(lines)
 
 
 def _tolerations_only_added(new: list[Any], old: list[Any]) -> bool:
@@ -347,7 +331,7 @@ def validate_spec_update(spec: Obj, old: Obj) -> list[Cause]:
                     f"only deletion is allowed, but found new scheduling gate '{name}'",
                 )
             )
-    if _plain(spec) == _plain(old):
+    if semantic(spec) == semantic(old):
         return causes
     munged = copy.deepcopy(spec)
     for key in ("containers", "initContainers"):
@@ -365,7 +349,8 @@ def validate_spec_update(spec: Obj, old: Obj) -> list[Cause]:
         munged["terminationGracePeriodSeconds"] = old_grace
     if old.get("schedulingGates"):  # a gated pod may still gain node selection
         munged["nodeSelector"], munged["affinity"] = old.get("nodeSelector"), old.get("affinity")
-    if _plain(munged) != _plain(old):
-        message = f"pod updates may not change fields other than {UPDATABLE}\n{_diff(old, munged)}"
+    if semantic(munged) != semantic(old):
+        diff = field_diff("core.PodSpec", old, munged)
+        message = f"pod updates may not change fields other than {UPDATABLE}\n{diff}"
         causes.append(forbidden("spec", message))
     return causes

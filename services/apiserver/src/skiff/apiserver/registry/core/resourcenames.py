@@ -85,6 +85,11 @@ def _quantity(name: str, raw: Any, path: str) -> tuple[Decimal | None, list[Caus
     return value, causes
 
 
+def quantity_value(name: str, raw: Any, path: str) -> list[Cause]:
+    """``ValidateResourceQuantityValue``: not negative, whole for integer resources."""
+    return _quantity(name, raw, path)[1]
+
+
 def requirements(resources: Any, path: str) -> list[Cause]:
     """``ValidateContainerResourceRequirements`` of a container's (or the pod overhead's)
     ``resources``: names, non-negative quantities, requests within limits (equal for

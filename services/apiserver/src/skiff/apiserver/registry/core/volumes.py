@@ -13,7 +13,8 @@ from skiff.api.errors import Cause
 from skiff.api.names import is_dns1123_label, is_dns1123_subdomain
 from skiff.api.quantity import parse_quantity
 
-from ...validation import duplicate, forbidden, invalid, not_supported, required
+from ...validation import duplicate, forbidden, invalid, not_supported, required, too_long
+from .claimspec import claim_template
 from .containers import dict_of, field_ref, list_of, local_descending_path, resource_field_ref
 
 Obj = dict[str, Any]
@@ -196,18 +197,18 @@ def _downward(src: Obj, at: str) -> list[Cause]:
     return causes + _downward_items(list_of(src.get("items")), at)
 
 
-def _csi(src: Obj, at: str) -> list[Cause]:
-    causes: list[Cause] = []
-    driver = src.get("driver") or ""
+def csi_driver(driver: Any, path: str) -> list[Cause]:
+    """``ValidateCSIDriverName``."""
+    driver = driver if isinstance(driver, str) else ""
     if not driver:
-        causes.append(required(f"{at}.driver"))
-    elif len(driver) > 63:
-        causes.append(
-            Cause(f"{at}.driver", "Too long: may not be more than 63 bytes", "FieldValueTooLong")
-        )
-    else:
-        errs = is_dns1123_subdomain(driver.lower())
-        causes += [invalid(f"{at}.driver", driver, m) for m in errs]
+        return [required(path)]
+    if len(driver) > 63:
+        return [too_long(path, 63)]
+    return [invalid(path, driver, m) for m in is_dns1123_subdomain(driver.lower())]
+
+
+def _csi(src: Obj, at: str) -> list[Cause]:
+    causes = csi_driver(src.get("driver"), f"{at}.driver")
     ref = src.get("nodePublishSecretRef")
     if isinstance(ref, dict):
         if not ref.get("name"):
@@ -221,10 +222,10 @@ def _csi(src: Obj, at: str) -> list[Cause]:
 def _ephemeral(src: Obj, at: str) -> list[Cause]:
     if not isinstance(src.get("volumeClaimTemplate"), dict):
         return [required(f"{at}.volumeClaimTemplate")]
-    return []
+    return claim_template(src["volumeClaimTemplate"], f"{at}.volumeClaimTemplate")
 
 
-_CHECKS = {
+SOURCE_CHECKS = {
     "emptyDir": _empty_dir,
     "hostPath": _host_path,
     "secret": _files("secretName"),
@@ -254,8 +255,8 @@ def validate_volumes(volumes: list[Any], path: str) -> tuple[dict[str, Obj], lis
             errs.append(forbidden(f"{at}.{extra}", "may not specify more than 1 volume type"))
         if not present:
             errs.append(required(at, "must specify a volume type"))
-        elif present[0] in _CHECKS:
-            errs += _CHECKS[present[0]](dict_of(volume[present[0]]), f"{at}.{present[0]}")
+        elif present[0] in SOURCE_CHECKS:
+            errs += SOURCE_CHECKS[present[0]](dict_of(volume[present[0]]), f"{at}.{present[0]}")
         name = volume.get("name") or ""
         if not name:
             errs.append(required(f"{at}.name"))
