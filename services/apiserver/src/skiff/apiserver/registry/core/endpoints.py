@@ -56,8 +56,13 @@ def _port(port: Obj, named: bool, path: str) -> list[Cause]:
     elif name:
         causes += [invalid(f"{path}.name", name, m) for m in is_dns1123_label(name)]
     causes += port_number(port.get("port", 0), f"{path}.port")
-    protocol = port.get("protocol")
-    if not protocol:
+    return causes + port_protocols(port, path, port.get("protocol") or None)
+
+
+def port_protocols(port: Obj, path: str, protocol: Any) -> list[Cause]:
+    """A port's protocol (required, one of kube's) and ``appProtocol`` (a qualified name)."""
+    causes: list[Cause] = []
+    if protocol is None:
         causes.append(required(f"{path}.protocol"))
     elif protocol not in PROTOCOLS:
         causes.append(not_supported(f"{path}.protocol", protocol, PROTOCOLS))

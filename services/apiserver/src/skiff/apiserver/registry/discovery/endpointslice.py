@@ -12,13 +12,12 @@ from skiff.api.errors import Cause
 from skiff.api.names import (
     is_dns1123_label,
     is_dns1123_subdomain,
-    is_qualified_name,
     is_valid_label_value,
 )
 
 from ...validation import duplicate, immutable, invalid, not_supported, required
-from ..core.containers import PROTOCOLS, dict_of, list_of
-from ..core.endpoints import non_special_ip
+from ..core.containers import dict_of, list_of
+from ..core.endpoints import non_special_ip, port_protocols
 from ..strategy import Obj, Strategy
 
 ADDRESS_TYPES = ["FQDN", "IPv4", "IPv6"]
@@ -110,14 +109,7 @@ def _ports(ports: list[Any]) -> list[Cause]:
         if name in names:
             causes.append(duplicate(f"{at}.name", name))
         names.add(name)
-        protocol = port.get("protocol")
-        if protocol is None:
-            causes.append(required(f"{at}.protocol"))
-        elif protocol not in PROTOCOLS:
-            causes.append(not_supported(f"{at}.protocol", protocol, PROTOCOLS))
-        app = port.get("appProtocol")
-        if app is not None:
-            causes += [invalid(f"{at}.appProtocol", app, m) for m in is_qualified_name(str(app))]
+        causes += port_protocols(port, at, port.get("protocol"))
     return causes
 
 
