@@ -39,6 +39,10 @@ def pvc(**spec: Any) -> dict[str, Any]:
     return {"metadata": {"name": "c"}, "spec": {**base, **spec}}
 
 
+def svc(**spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}], **spec}}
+
+
 def node(**spec: Any) -> dict[str, Any]:
     return {"metadata": {"name": "n1"}, "spec": spec}
 
@@ -108,6 +112,49 @@ CASES: list[tuple[str, dict[str, Any], tuple[str, str]]] = [
     ("namespaces", {"metadata": {"name": "n"}, "spec": {"finalizers": ["mine"]}},
      ("spec.finalizers", 'Invalid value: "mine": name is neither a standard finalizer name '
                          "nor is it fully qualified")),
+    ("services", svc(ports=[]),
+     ("spec.ports", "Required value")),
+    ("services", svc(ports=[{"port": 80}, {"port": 81}]),
+     ("spec.ports[0].name", "Required value")),
+    ("services", svc(ports=[{"name": "a", "port": 80}, {"name": "a", "port": 81}]),
+     ("spec.ports[1].name", 'Duplicate value: "a"')),
+    ("services", svc(ports=[{"name": "a", "port": 80}, {"name": "b", "port": 80}]),
+     ("spec.ports[1]", 'Duplicate value: {"port": 80, "protocol": "TCP"}')),
+    ("services", svc(ports=[{"port": 80, "protocol": "ICMP"}]),
+     ("spec.ports[0].protocol",
+      'Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"')),
+    ("services", svc(ports=[{"port": 80, "targetPort": "Not_A_Name"}]),
+     ("spec.ports[0].targetPort", 'Invalid value: "Not_A_Name": must contain only alpha-numeric '
+                                  "characters (a-z, 0-9), and hyphens (-)")),
+    ("services", svc(type="Balanced"),
+     ("spec.type", 'Unsupported value: "Balanced": supported values: "ClusterIP", '
+                   '"ExternalName", "LoadBalancer", "NodePort"')),
+    ("services", svc(type="ExternalName", ports=[]),
+     ("spec.externalName", "Required value")),
+    ("services", svc(sessionAffinity="Sticky"),
+     ("spec.sessionAffinity", 'Unsupported value: "Sticky": supported values: "ClientIP", '
+                              '"None"')),
+    ("services", svc(sessionAffinity="ClientIP", sessionAffinityConfig={"clientIP": {
+        "timeoutSeconds": 100000}}),
+     ("spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+      "Invalid value: 100000: must be greater than 0 and less than 86400")),
+    ("services", svc(loadBalancerSourceRanges=["10.0.0.0/8"]),
+     ("spec.LoadBalancerSourceRanges",
+      "Forbidden: may only be used when `type` is 'LoadBalancer'")),
+    ("services", svc(type="LoadBalancer", ports=[{"port": 10250}]),
+     ("spec.ports[0]", "Invalid value: 10250: may not expose port 10250 externally since it is "
+                       "used by kubelet")),
+    ("services", svc(externalTrafficPolicy="Local"),
+     ("spec.externalTrafficPolicy", 'Invalid value: "Local": may only be set for '
+                                    "externally-accessible services")),
+    ("services", svc(externalIPs=["0.0.0.0"]),
+     ("spec.externalIPs[0]", 'Invalid value: "0.0.0.0": may not be unspecified (0.0.0.0)')),
+    ("services", svc(selector={"app": "no spaces"}),
+     ("spec.selector", 'Invalid value: "no spaces": a valid label must be an empty string or '
+                       "consist of alphanumeric characters, '-', '_' or '.', and must start and "
+                       "end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
+                       "'12345', regex used for validation is "
+                       "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")),
     ("persistentvolumes", pv(accessModes=["ReadWriteSometimes"]),
      ("spec.accessModes", 'Unsupported value: "ReadWriteSometimes": supported values: '
                           '"ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"')),
@@ -187,6 +234,10 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("namespaces", {"metadata": {"name": "n"}, "spec": {"finalizers": ["kubernetes",
                                                                       "example.com/x"]}}),
     ("persistentvolumes", pv()),
+    ("services", svc(type="LoadBalancer", externalTrafficPolicy="Local",
+                     loadBalancerSourceRanges=["10.0.0.0/8"])),
+    ("services", svc(type="ExternalName", ports=[], externalName="example.com.")),
+    ("services", svc(clusterIP="None", ports=[])),
     ("persistentvolumes", pv(hostPath=None, local={"path": "/mnt/x"}, nodeAffinity={
         "required": {"nodeSelectorTerms": [{"matchExpressions": [
             {"key": "kubernetes.io/hostname", "operator": "In", "values": ["n1"]}]}]}})),

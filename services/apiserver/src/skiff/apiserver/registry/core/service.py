@@ -14,6 +14,7 @@ from skiff.api.errors import ApiError, Cause
 from skiff.apiserver import allocators
 
 from ..strategy import GenericStore, Obj, Strategy
+from .servicespec import validate_service_spec, validate_service_update
 
 
 def _old_spec(old: Obj | None) -> dict | None:
@@ -38,15 +39,9 @@ class ServiceStrategy(Strategy):
     def _validate(self, obj: Obj, old: Obj | None) -> list[Cause]:
         spec = obj.get("spec") or {}
         causes = allocators.validate(spec, _old_spec(old))
-        for i, p in enumerate(spec.get("ports") or []):
-            port = p.get("port")
-            if not isinstance(port, int) or not 1 <= port <= 65535:
-                causes.append(
-                    Cause(
-                        f"spec.ports[{i}].port",
-                        f"Invalid value: {port}: must be between 1 and 65535, inclusive",
-                    )
-                )
+        causes += validate_service_spec(obj)
+        if old is not None:
+            causes += validate_service_update(spec, old.get("spec") or {})
         return causes
 
     def held(self, obj: Obj) -> dict[str, bytes]:
