@@ -125,6 +125,40 @@ CASES: list[tuple[dict[str, Any], tuple[str, str]]] = [
      ("spec.initContainers[0].name", 'Duplicate value: "app"')),
     (pod(nodeName="n1", schedulingGates=[{"name": "wait"}]),
      ("spec.nodeName", "Forbidden: cannot be set until all schedulingGates have been cleared")),
+    (pod(affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In"}]}]}}}),
+     ("spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution."
+      "nodeSelectorTerms[0].matchExpressions[0].values",
+      "Required value: must be specified when `operator` is 'In' or 'NotIn'")),
+    (pod(affinity={"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 0, "preference": {}}]}}),
+     ("spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight",
+      "Invalid value: 0: must be in the range 1-100")),
+    (pod(affinity={"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "web"}}}]}}),
+     ("spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]"
+      ".topologyKey", "Required value: can not be empty")),
+    (pod(affinity={"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"topologyKey": "zone", "matchLabelKeys": ["app"]}]}}),
+     ("spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]"
+      ".matchLabelKeys", "Forbidden: must not be specified when labelSelector is not set")),
+    (pod(topologySpreadConstraints=[{"maxSkew": 0, "topologyKey": "zone",
+                                     "whenUnsatisfiable": "DoNotSchedule"}]),
+     ("spec.topologySpreadConstraints[0].maxSkew", "Invalid value: 0: must be greater than zero")),
+    (pod(topologySpreadConstraints=[{"maxSkew": 1, "topologyKey": "zone",
+                                     "whenUnsatisfiable": "Sometimes"}]),
+     ("spec.topologySpreadConstraints[0].whenUnsatisfiable",
+      'Unsupported value: "Sometimes": supported values: "DoNotSchedule", "ScheduleAnyway"')),
+    (pod(topologySpreadConstraints=[{"maxSkew": 1, "topologyKey": "zone",
+                                     "whenUnsatisfiable": "ScheduleAnyway", "minDomains": 2}]),
+     ("spec.topologySpreadConstraints[0].minDomains",
+      "Invalid value: 2: can only use minDomains if whenUnsatisfiable=DoNotSchedule, not "
+      "ScheduleAnyway")),
+    (pod(topologySpreadConstraints=[
+        {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"},
+        {"maxSkew": 2, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}]),
+     ("spec.topologySpreadConstraints[0].{topologyKey, whenUnsatisfiable}",
+      'Duplicate value: "{zone, DoNotSchedule}"')),
 ]  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from ...validation import (
     semantic,
 )
 from . import resourcenames
+from .affinity import validate_affinity, validate_topology_spread
 from .containers import dict_of, list_of, validate_containers, validate_init_containers
 from .tolerations import validate_tolerations
 from .volumes import validate_volumes
@@ -204,6 +205,7 @@ def validate_pod_spec(spec: Obj, path: str, *, pod: bool = False, job: bool = Fa
     for i, secret in enumerate(list_of(spec.get("imagePullSecrets"))):
         if set(dict_of(secret)) - {"name"}:
             causes.append(invalid(f"{path}.imagePullSecrets[{i}]", secret, "only name may be set"))
+    causes += validate_affinity(spec.get("affinity"), f"{path}.affinity")
     causes += _dns_config(spec.get("dnsConfig"), spec.get("dnsPolicy"), f"{path}.dnsConfig")
     for i, gate in enumerate(list_of(spec.get("readinessGates"))):
         kind = dict_of(gate).get("conditionType") or ""
@@ -212,6 +214,8 @@ def validate_pod_spec(spec: Obj, path: str, *, pod: bool = False, job: bool = Fa
             for m in is_qualified_name(kind)
         ]
     causes += _gates(list_of(spec.get("schedulingGates")), f"{path}.schedulingGates")
+    spread = list_of(spec.get("topologySpreadConstraints"))
+    causes += validate_topology_spread(spread, f"{path}.topologySpreadConstraints")
     causes += _names(spec, path)
     deadline = spec.get("activeDeadlineSeconds")
     if isinstance(deadline, int) and not 1 <= deadline <= _MAX_INT32:
