@@ -298,3 +298,30 @@ async def test_invalid_workloads_get_kubes_words(
     with pytest.raises(ApiError) as e:
         await env.store.create(info, "default", body, Opts())
     assert want in [(c.field, c.message) for c in e.value.causes]
+
+
+async def test_pod_status_updates_follow_kubes_rules(env: MemoryStore) -> None:
+    created = await env.store.create(PODS, "default", pod(restartPolicy="Never"), Opts())
+    done = copy.deepcopy(created)
+    done["status"] = {**created["status"], "containerStatuses": [
+        {"name": "app", "image": "busybox", "imageID": "", "ready": False, "restartCount": 0,
+         "state": {"terminated": {"exitCode": 0}}}],
+        "podIP": "10.0.0.5", "podIPs": [{"ip": "10.0.0.5"}],
+        "hostIP": "10.1.0.1", "hostIPs": [{"ip": "10.1.0.1"}]}  # fmt: skip
+    done = await env.store.update(PODS, "default", "p", done, Opts(), subresource="status")
+    back = copy.deepcopy(done)
+    back["status"]["containerStatuses"][0]["state"] = {"running": {}}
+    back["status"]["podIPs"] = [{"ip": "10.0.0.5"}, {"ip": "10.0.0.6"}]
+    back["status"]["hostIPs"] = [{"ip": "10.1.0.2"}]
+    back["status"]["conditions"] = [{"type": "bad type", "status": "True"}]
+    with pytest.raises(ApiError) as e:
+        await env.store.update(PODS, "default", "p", back, Opts(), subresource="status")
+    causes = [(c.field, c.message) for c in e.value.causes]
+    assert ("status.containerStatuses[0].state",
+            "Forbidden: may not be transitioned to non-terminated state") in causes  # fmt: skip
+    assert ("status.podIPs", 'Invalid value: [{"ip": "10.0.0.5"}, {"ip": "10.0.0.6"}]: may '
+            "specify no more than one IP for each IP family") in causes  # fmt: skip
+    assert ("status.hostIPs[0].ip", 'Invalid value: "10.1.0.2": must be equal to `hostIP`') in (
+        causes
+    )
+    assert causes[0][0] == "metadata.conditions[0].Type"

@@ -19,6 +19,7 @@ from ..strategy import STATUS, GenericStore, Obj, PartREST, Strategy, Subresourc
 from .containers import image_whitespace, validate_container_common
 from .eviction import evict, success
 from .podspec import validate_pod_only, validate_pod_spec, validate_spec_update
+from .podstatus import validate_status_update
 from .volumes import validate_volumes
 
 
@@ -202,7 +203,9 @@ class PodStrategy(Strategy):
         """``ValidatePodUpdate`` for the pod itself; a binding sets only the node, status
         and ephemeral-container writes change only their part."""
         spec, old_spec = obj.get("spec") or {}, old.get("spec") or {}
-        if subresource in ("status", "binding"):
+        if subresource == "status":
+            return validate_status_update(obj, old)
+        if subresource == "binding":
             return []
         if subresource == EPHEMERAL:
             return validate_ephemeral_update(spec, old_spec)
