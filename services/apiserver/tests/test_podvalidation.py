@@ -325,3 +325,23 @@ async def test_pod_status_updates_follow_kubes_rules(env: MemoryStore) -> None:
         causes
     )
     assert causes[0][0] == "metadata.conditions[0].Type"
+
+
+async def test_replication_controllers_follow_kubes_rules(env: MemoryStore) -> None:
+    template = {"metadata": {"labels": {"a": "b"}},
+                "spec": {"restartPolicy": "OnFailure", "activeDeadlineSeconds": 5,
+                         "containers": [{"name": "c", "image": "busybox"}]}}  # fmt: skip
+    body = {"metadata": {"name": "rc"}, "spec": {"minReadySeconds": -1, "template": template}}
+    with pytest.raises(ApiError) as e:
+        await env.store.create(REGISTRY.core("replicationcontrollers"), "default", body, Opts())
+    causes = [(c.field, c.message) for c in e.value.causes]
+    assert ("spec.minReadySeconds", "Invalid value: -1: must be greater than or equal to 0") in (
+        causes
+    )
+    assert "spec.selector" not in dict(causes)  # defaulted from the template's labels
+    assert ("spec.template.spec.restartPolicy",
+            'Unsupported value: "OnFailure": supported values: "Always"') in causes  # fmt: skip
+    assert ("spec.template.spec.activeDeadlineSeconds",
+            "Forbidden: activeDeadlineSeconds in ReplicationController is not Supported") in (
+        causes
+    )  # fmt: skip

@@ -14,6 +14,7 @@ from skiff.api.errors import Cause
 from skiff.api.resources import ResourceInfo
 from skiff.api.selectors import selector_from_dict
 
+from ...validation import invalid, required
 from ..core.pod import validate_pod_spec
 from ..options import PATCH_JSON, WriteOptions, require_object
 from ..strategy import STATUS, GenericStore, Obj, Strategy, Subresource
@@ -151,12 +152,8 @@ def _template_causes(spec: dict[str, Any], match: dict[str, Any]) -> list[Cause]
     causes: list[Cause] = []
     labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     if any(labels.get(k) != v for k, v in match.items()):
-        causes.append(
-            Cause(
-                "spec.template.metadata.labels",
-                f"Invalid value: {labels!r}: `selector` does not match template `labels`",
-            )
-        )
+        detail = "`selector` does not match template `labels`"
+        causes.append(invalid("spec.template.metadata.labels", labels, detail))
     replicas = spec.get("replicas")
     if isinstance(replicas, int) and replicas < 0:
         causes.append(
@@ -227,6 +224,12 @@ class ReplicationControllerStrategy(Strategy):
 
     def validate(self, obj: Obj) -> list[Cause]:
         spec = obj.get("spec") or {}
-        causes = _pod_template_causes(spec)
+        causes = specs.nonnegative(spec, "minReadySeconds", "spec")
+        if not spec.get("selector"):
+            causes.append(required("spec.selector"))
+        causes += _pod_template_causes(spec)
         causes.extend(_template_causes(spec, spec.get("selector") or {}))
-        return causes
+        template = spec.get("template") if isinstance(spec.get("template"), dict) else {}
+        return causes + specs.controller_template(
+            template, "spec.template", "ReplicationController"
+        )
