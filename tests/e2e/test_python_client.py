@@ -193,9 +193,15 @@ def test_bad_input_statuses(api: client.ApiClient, ns: str) -> None:
     with pytest.raises(ApiException) as e:
         core.create_namespaced_config_map("no-such-ns", {"metadata": {"name": "x"}})
     assert e.value.status == 404
-    with pytest.raises(ApiException) as e:
+    with pytest.raises(ApiException) as e:  # kube's 1 MiB ConfigMap limit
         core.create_namespaced_config_map(
             ns, {"metadata": {"name": "big"}, "data": {"a": "x" * (1600 * 1024)}}
+        )
+    assert e.value.status == 422
+    assert "Too long: may not be more than 1048576 bytes" in e.value.body
+    with pytest.raises(ApiException) as e:  # the 3 MiB request limit
+        core.create_namespaced_config_map(
+            ns, {"metadata": {"name": "big"}, "data": {"a": "x" * (3200 * 1024)}}
         )
     assert e.value.status == 413
     with pytest.raises(ApiException) as e:

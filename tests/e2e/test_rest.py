@@ -136,12 +136,20 @@ DEPLOY = {
         ),
         ("unsupported media", CM, b"<x/>", "application/xml", 415, "unknown format"),
         (
-            "oversized",
+            "over a ConfigMap's 1 MiB",
             CM,
             orjson.dumps({"metadata": {"name": "big"}, "data": {"a": "x" * (1600 * 1024)}}),
             "application/json",
+            422,
+            "Too long: may not be more than 1048576 bytes",
+        ),
+        (
+            "oversized",
+            CM,
+            orjson.dumps({"metadata": {"name": "big"}, "data": {"a": "x" * (3200 * 1024)}}),
+            "application/json",
             413,
-            "too large",
+            "Request entity too large: limit is 3145728",
         ),
         (
             "pod without containers",

@@ -93,7 +93,7 @@ async def _read_body(request: Request) -> tuple[Any, str]:
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_BODY:
-            raise errors.too_large(f"the request body is larger than the limit of {MAX_BODY} bytes")
+            raise errors.too_large(f"Request entity too large: limit is {MAX_BODY}")
     media = _media(request)
     if not raw.strip():
         raise errors.bad_request("the request body is empty; send a JSON or YAML object")
