@@ -187,3 +187,14 @@ async def test_updates_refused_where_kube_refuses(env: MemoryStore) -> None:
             await env.store.update(info, ns, body["metadata"]["name"], new, Opts())
         assert e.value.code == 422, e.value.message
         assert want in [(c.field, c.message) for c in e.value.causes], plural
+
+
+async def test_lease_strategy_fields_are_dropped_as_kube_132_does(env: MemoryStore) -> None:
+    leases = REGISTRY.by_path("coordination.k8s.io", "v1", "leases")
+    body = {"metadata": {"name": "l"}, "spec": {"holderIdentity": "a",
+            "strategy": "OldestEmulationVersion", "preferredHolder": "b"}}  # fmt: skip
+    created = await env.store.create(leases, "default", body, Opts())
+    assert created["spec"] == {"holderIdentity": "a"}
+    created["spec"]["preferredHolder"] = "b"
+    updated = await env.store.update(leases, "default", "l", created, Opts())
+    assert updated["spec"] == {"holderIdentity": "a"}

@@ -1,6 +1,7 @@
 """Leases as kube 1.32's ``ValidateLeaseSpec`` checks them: a positive duration and
-non-negative transitions. (1.32 drops ``strategy`` and ``preferredHolder`` while its
-CoordinatedLeaderElection gate is off, as it is by default; Skiff keeps them unchecked.)"""
+non-negative transitions. ``strategy`` and ``preferredHolder`` are dropped as kube 1.32
+drops them with its CoordinatedLeaderElection gate off (its default), unless the stored
+lease already has them."""
 
 from __future__ import annotations
 
@@ -10,8 +11,22 @@ from ...validation import invalid
 from ..core.containers import dict_of
 from ..strategy import Obj, Strategy
 
+_GATED = ("strategy", "preferredHolder")
+
 
 class LeaseStrategy(Strategy):
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        for key in _GATED:
+            dict_of(obj.get("spec")).pop(key, None)
+
+    def prepare_for_update(self, obj: Obj, old: Obj, subresource: str) -> Obj:
+        obj = super().prepare_for_update(obj, old, subresource)
+        for key in _GATED:
+            if dict_of(old.get("spec")).get(key) is None:
+                dict_of(obj.get("spec")).pop(key, None)
+        return obj
+
     def validate(self, obj: Obj) -> list[Cause]:
         spec = dict_of(obj.get("spec"))
         causes: list[Cause] = []
