@@ -467,6 +467,35 @@ def test_component_statuses_and_pod_templates(kubeconfig: Path, ns: str) -> None
     kubectl(kubeconfig, "-n", ns, "delete", "podtemplate", "t")
 
 
+def test_events_are_one_resource_in_two_groups(kubeconfig: Path, ns: str) -> None:
+    """An events.k8s.io/v1 Event (what client-go's events recorder writes) is a core/v1
+    Event too: ``kubectl get events`` and ``kubectl events`` show its note; a bad one gets
+    kube's 422 at the internal field's path."""
+    event = (
+        "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata:\n  name: e2e-note\n"
+        "eventTime: 2026-12-07T10:00:00.000000Z\nreportingController: skiff.io/e2e\n"
+        "reportingInstance: e2e-1\naction: Testing\nreason: Tested\ntype: Normal\n"
+        "note: written through events.k8s.io\n"
+        f"regarding: {{apiVersion: v1, kind: Pod, namespace: {ns}, name: ghost}}\n"
+    )
+    kubectl(kubeconfig, "-n", ns, "create", "-f", "-", input=event)
+    core = json.loads(kubectl(kubeconfig, "-n", ns, "get", "event", "e2e-note", "-o",
+                              "json").stdout)  # fmt: skip
+    assert core["apiVersion"] == "v1"
+    assert core["message"] == "written through events.k8s.io"
+    assert core["involvedObject"]["name"] == "ghost"
+    listed = kubectl(kubeconfig, "-n", ns, "events", "--for", "pod/ghost").stdout
+    assert "written through events.k8s.io" in listed and "Tested" in listed
+    new = json.loads(kubectl(kubeconfig, "-n", ns, "get", "events.events.k8s.io", "e2e-note",
+                             "-o", "json").stdout)  # fmt: skip
+    assert new["note"] == "written through events.k8s.io"
+    bad = kubectl(kubeconfig, "-n", ns, "create", "-f", "-", check=False,
+                  input=event.replace("e2e-note", "e2e-bad").replace("type: Normal",
+                                                                     "type: Odd"))  # fmt: skip
+    assert 'type: Invalid value: "": has invalid value: Odd' in bad.stderr
+    kubectl(kubeconfig, "-n", ns, "delete", "events.events.k8s.io", "e2e-note")
+
+
 @pytest.mark.parametrize("apply", [["apply"], ["apply", "--server-side"]])
 def test_secret_string_data_is_stored_in_data(kubeconfig: Path, ns: str, apply: list[str]) -> None:
     """stringData is write-only: stored base64 in data, overwriting what data had."""

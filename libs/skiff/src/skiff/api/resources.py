@@ -51,6 +51,9 @@ class ResourceInfo:
     """Field paths, beyond ``metadata.name``/``metadata.namespace``, usable in fieldSelector."""
     custom: bool = False
     """A custom resource, served while its CustomResourceDefinition says so."""
+    stored_in: str | None = None
+    """The group whose resource of the same plural stores these objects, when not this
+    one (events.k8s.io Events are core Events, as in kube)."""
 
     @property
     def singular(self) -> str:
@@ -75,7 +78,8 @@ class ResourceInfo:
 
     def etcd_prefix(self, namespace: str | None = None) -> str:
         """Key prefix in etcd: ``/registry/<group>/<plural>/[<namespace>/]``."""
-        base = f"/registry/{self.group or 'core'}/{self.plural}/"
+        group = self.group if self.stored_in is None else self.stored_in
+        base = f"/registry/{group or 'core'}/{self.plural}/"
         if self.namespaced and namespace:
             return f"{base}{namespace}/"
         return base
@@ -678,6 +682,7 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         "io.k8s.api.events.v1.Event",
         short_names=("ev",),
         has_status=False,
+        stored_in="",
         field_selectors=(
             "regarding.kind",
             "regarding.namespace",

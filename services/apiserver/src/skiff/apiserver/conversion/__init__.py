@@ -6,7 +6,8 @@ the version a request names and what a request writes to the version the registr
 on. :func:`convert` does one object:
 
 - built-in resources with versions that differ in shape have a converter per kind
-  (:data:`BUILTIN`; :mod:`.autoscaling`: HorizontalPodAutoscalers, v1 ↔ v2);
+  (:data:`BUILTIN`; :mod:`.autoscaling`: HorizontalPodAutoscalers, v1 ↔ v2;
+  :mod:`.events`: Events, events.k8s.io/v1 ↔ core/v1, one resource in two groups);
 - custom resources whose CRD says ``conversion.strategy: None`` change ``apiVersion``
   (kube's ``nopConverter``), those with ``Webhook`` go to the CRD's conversion webhook
   (:mod:`.webhook`; :func:`aconvert_all`, which the store uses, calls it); either way the
@@ -23,7 +24,7 @@ from typing import Any
 from skiff.api.resources import REGISTRY, ResourceInfo
 
 from ..admission.interfaces import Lister
-from . import autoscaling, webhook
+from . import autoscaling, events, webhook
 
 Obj = dict[str, Any]
 Converter = Callable[[Obj, str], Obj]
@@ -31,6 +32,8 @@ Converter = Callable[[Obj, str], Obj]
 
 BUILTIN: dict[tuple[str, str], Converter] = {
     ("autoscaling", "HorizontalPodAutoscaler"): autoscaling.convert,
+    ("", "Event"): events.to_core,
+    ("events.k8s.io", "Event"): events.to_events,
 }
 
 CUSTOM: dict[ResourceInfo, Callable[[Obj], None]] = {}
@@ -50,8 +53,11 @@ def hub(info: ResourceInfo) -> ResourceInfo:
     """The version the registry works in for a request in ``info``'s version: the stored
     one for a built-in resource (kube's internal type, which the stored version of the
     resources served in several versions matches), the request's own for a custom
-    resource (each version has its own schema, defaults and rules)."""
-    return info if info.custom else REGISTRY.storage_for(info)
+    resource (each version has its own schema, defaults and rules) and for one stored
+    as another group's (events.k8s.io Events: their own rules)."""
+    if info.custom or info.stored_in is not None:
+        return info
+    return REGISTRY.storage_for(info)
 
 
 def multi(info: ResourceInfo) -> bool:
@@ -63,6 +69,13 @@ def multi(info: ResourceInfo) -> bool:
 def by_webhook(info: ResourceInfo) -> bool:
     """Whether ``info``'s objects are converted by a webhook (:func:`aconvert_all` only)."""
     return info.custom and (info.group, info.plural) in WEBHOOKS
+
+
+def field_label(info: ResourceInfo, name: str) -> str:
+    """A field selector's field as the stored objects name it."""
+    if info.stored_in is not None and info.kind == "Event":
+        return events.FIELD_LABELS.get(name, name)
+    return name
 
 
 def convert(obj: Obj, to: ResourceInfo) -> Obj:

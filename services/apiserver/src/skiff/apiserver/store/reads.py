@@ -13,11 +13,13 @@ from typing import Any
 import orjson
 
 from skiff.api import errors
+from skiff.api.fields import FieldSelector
 from skiff.api.resources import ResourceInfo
 from skiff.apiserver.storage import CompactedError, StorageError
 from skiff.apiserver.storage.codec import decode
 from skiff.log import get_logger
 
+from .. import conversion
 from ..registry.options import ListOptions
 from .base import StoreBase
 
@@ -165,6 +167,10 @@ def matcher(info: ResourceInfo, opts: ListOptions, namespace: str | None = None)
                 raise errors.bad_request(f"field label not supported: {f}")
         if not fs.requirements:
             fs = None
+        elif info.stored_in is not None:
+            fs = FieldSelector(
+                [(conversion.field_label(info, f), op, v) for f, op, v in fs.requirements]
+            )
     prefix_ns = namespace if info.namespaced else None
 
     def matches(obj: dict[str, Any]) -> bool:

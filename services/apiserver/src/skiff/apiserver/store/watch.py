@@ -62,7 +62,7 @@ class WatchMixin(ReadMixin):
                 )
         key = (
             render_key,
-            info.version,
+            info.api_version,
             namespace,
             opts.label_selector.to_string() if opts.label_selector else "",
             opts.field_selector.to_string() if opts.field_selector else "",
