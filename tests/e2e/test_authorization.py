@@ -632,3 +632,62 @@ def test_priority_and_fairness_refuses_a_level_with_no_seats(cluster: Cluster, a
     assert kubectl(admin, "get", "--raw", "/api").returncode == 0
     kubectl(admin, "delete", "flowschema", "jailed")
     kubectl(admin, "delete", "prioritylevelconfiguration", "jail")
+
+
+def test_admission_policies_ask_the_authorizer(admin: Path, jane: Path) -> None:
+    """A ValidatingAdmissionPolicy's ``authorizer`` asks RBAC about the requester: only
+    who may read Secrets in a namespace may label a ConfigMap there ``tier=secret``."""
+    kubectl(admin, "create", "namespace", "authz-cel")
+    kubectl(admin, "create", "role", "cm-writer", "--verb=create,get,list",
+            "--resource=configmaps", "-n", "authz-cel")  # fmt: skip
+    kubectl(admin, "create", "rolebinding", "jane-cm", "--role=cm-writer", "--user=jane",
+            "-n", "authz-cel")  # fmt: skip
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "secret-tier"},
+        "spec": {
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                "resources": ["configmaps"]}]},
+            "validations": [{
+                "expression": "!has(object.metadata.labels) || "
+                              "!('tier' in object.metadata.labels) || "
+                              "object.metadata.labels.tier != 'secret' || "
+                              "authorizer.group('').resource('secrets')"
+                              ".namespace(object.metadata.namespace).check('list').allowed()",
+                "message": "only who may list Secrets may create secret-tier ConfigMaps"}],
+        },
+    }  # fmt: skip
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": "secret-tier"},
+        "spec": {"policyName": "secret-tier", "validationActions": ["Deny"]},
+    }  # fmt: skip
+    _apply(admin, policy, binding)
+    kubectl(admin, "create", "role", "secret-reader", "--verb=list", "--resource=secrets",
+            "-n", "authz-cel")  # fmt: skip
+
+    wait_until(lambda: can_i(jane, "create", "configmaps", "-n", "authz-cel") == "yes",
+               timeout=20, what="cm-writer")  # fmt: skip
+    secret_tier = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\n  labels: {{tier: secret}}\n"
+    )
+
+    def create_secret_tier(kubeconfig: Path, name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [KUBECTL, "--kubeconfig", str(kubeconfig), "-n", "authz-cel", "create", "-f", "-"],
+            input=secret_tier.format(n=name), text=True, capture_output=True,
+        )  # fmt: skip
+
+    def jane_refused() -> bool:
+        proc = create_secret_tier(jane, f"j-{time.monotonic_ns()}")
+        return proc.returncode != 0 and "only who may list Secrets" in proc.stderr
+
+    wait_until(jane_refused, timeout=20, what="the policy refusing jane")
+    assert create_secret_tier(admin, "by-admin").returncode == 0
+    kubectl(admin, "create", "rolebinding", "jane-secrets", "--role=secret-reader",
+            "--user=jane", "-n", "authz-cel")  # fmt: skip
+    wait_until(lambda: create_secret_tier(jane, f"j-{time.monotonic_ns()}").returncode == 0,
+               timeout=20, what="jane allowed once she may list Secrets")  # fmt: skip
+    kubectl(admin, "delete", "validatingadmissionpolicybinding", "secret-tier")
+    kubectl(admin, "delete", "validatingadmissionpolicy", "secret-tier")

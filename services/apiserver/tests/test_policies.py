@@ -13,6 +13,8 @@ from memstore import MemoryStore, running
 
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY
+from skiff.apiserver.apiextensions import celauthz
+from skiff.apiserver.authentication.user import UserInfo
 from skiff.apiserver.store import DeleteOptions
 from skiff.apiserver.store import WriteOptions as Opts
 
@@ -217,3 +219,39 @@ async def test_invalid_bindings(env: Env, spec: dict[str, Any], field: str, mess
         await env.store.create(BINDINGS, None, {"metadata": {"name": "b"}, "spec": body}, Opts())
     causes = {c.field: c.message for c in e.value.causes}
     assert causes.get(field) == message, causes
+
+
+async def test_the_authorizer_variable_asks_the_authorizer(env: Env) -> None:
+    """``authorizer`` checks the requester's access as kube's CEL authorizer library does:
+    a resource check with namespace and name, a path check, ``requestResource``, a
+    service account, and a decision's reason."""
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    def check(user: dict[str, Any], attrs: dict[str, Any]) -> tuple[bool, str]:
+        asked.append((user["name"], attrs))
+        return user["name"] == "admin", "RBAC: says so"
+
+    celauthz.set_authorizer(check)
+    try:
+        await env.policy("admins-only", validations=[{
+            "expression": "authorizer.group('').resource('secrets').namespace('ns')"
+                          ".name('s').check('get').allowed()",
+            "messageExpression": "authorizer.path('/healthz').check('get').reason()",
+        }, {
+            "expression": "authorizer.requestResource.check('create').allowed() && "
+                          "!authorizer.serviceAccount('ns', 'sa').group('apps')"
+                          ".resource('deployments').check('delete').allowed()",
+        }])  # fmt: skip
+        await env.bind("admins-only-binding", "admins-only")
+        await env.configmap("fine", opts=Opts(user=UserInfo("admin")))
+        with pytest.raises(ApiError) as e:
+            await env.configmap("refused", opts=Opts(user=UserInfo("bob", groups=("dev",))))
+        assert e.value.message.endswith("denied request: RBAC: says so")
+    finally:
+        celauthz.set_authorizer(None)
+    first = {"group": "", "resource": "secrets", "namespace": "ns", "name": "s", "verb": "get"}
+    assert ("admin", first) in asked
+    assert ("bob", {"path": "/healthz", "verb": "get"}) in asked
+    assert ("admin", {"group": "", "resource": "configmaps", "subresource": "",
+                      "namespace": "ns", "name": "fine", "verb": "create"}) in asked  # fmt: skip
+    assert any(user == "system:serviceaccount:ns:sa" for user, _ in asked)

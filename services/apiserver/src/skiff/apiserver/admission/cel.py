@@ -3,8 +3,9 @@ expressions (kube's ``k8s.io/apiserver/pkg/admission/plugin/cel``), on the runti
 CRD rules use (:mod:`skiff.apiserver.apiextensions.celenv`).
 
 The variables are untyped (kube declares ``object`` and ``oldObject`` as ``dyn`` for
-webhooks too): ``object``, ``oldObject``, ``request``, ``namespaceObject``, ``authorizer``,
-and ``params`` where the policy has a ``paramKind``, ``variables`` where it composes.
+webhooks too): ``object``, ``oldObject``, ``request``, ``namespaceObject``, ``authorizer``
+(kube's authorizer library, :mod:`..apiextensions.celauthz`, with ``requestResource``), and
+``params`` where the policy has a ``paramKind``, ``variables`` where it composes.
 Expressions are compiled once per text and variable set.
 """
 
@@ -16,7 +17,9 @@ from typing import Any
 
 from cel_expr_python import cel
 
+from ..apiextensions import celauthz
 from ..apiextensions.celenv import checking_env, compile_error, runtime_env, runtime_error
+from .interfaces import Attributes
 
 T = cel.Type
 _BASE = ("object", "oldObject", "request", "namespaceObject", "authorizer")
@@ -79,3 +82,21 @@ def compile_expression(
     if wanted is not None and checked.return_type() != wanted:
         return Expression(text, error=f"must evaluate to {want}")
     return Expression(text, runtime.compile(text, disable_check=True))
+
+
+def authorizer_values(attrs: Attributes) -> dict[str, Any]:
+    """The ``authorizer`` variable for a request: its requester (the apiserver itself when
+    none), with the request's resource as ``requestResource``."""
+    user = attrs.user
+    requester = (
+        {"name": user.name, "uid": user.uid, "groups": list(user.groups),
+         "extra": {k: list(v) for k, v in user.extra.items()}}
+        if user is not None
+        else {"name": "system:apiserver", "groups": ["system:masters"]}
+    )  # fmt: skip
+    info = attrs.request_info or attrs.info
+    request = {
+        "group": info.group, "resource": info.plural, "subresource": attrs.subresource,
+        "namespace": attrs.namespace or "", "name": attrs.name,
+    }  # fmt: skip
+    return celauthz.authorizer(requester, request)

@@ -17,7 +17,7 @@ from typing import Any
 from skiff.api import errors
 from skiff.api.resources import REGISTRY, ResourceInfo
 
-from .cel import EvaluationError, compile_expression
+from .cel import EvaluationError, authorizer_values, compile_expression
 from .interfaces import Attributes, Handler, Lister
 from .webhook import hooks, review
 
@@ -220,6 +220,7 @@ class ValidatingAdmissionPolicy(Handler):
             "oldObject": attrs.old,
             "request": review.request(attrs),
             "namespaceObject": namespace,
+            **authorizer_values(attrs),
         }
 
     async def _params(self, kind: Any, ref: Any, attrs: Attributes) -> list[dict[str, Any] | None]:

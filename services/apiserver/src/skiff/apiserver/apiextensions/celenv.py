@@ -33,6 +33,7 @@ from google.protobuf import (
     wrappers_pb2,
 )
 
+from . import celauthz
 from .celfuncs import FUNCTIONS, set_message_classes
 
 __all__ = [
@@ -55,8 +56,10 @@ MESSAGES = {
     "URL": "kubernetes.URL",
     "IP": "net.IP",
     "CIDR": "net.CIDR",
+    **celauthz.MESSAGES,
 }
-"""Kubernetes' CEL value types: a message of one canonical string each."""
+"""Kubernetes' CEL value types: a message of one canonical string each (the authorizer
+library's hold their state as JSON)."""
 
 
 def _kube_files() -> list[descriptor_pb2.FileDescriptorProto]:
@@ -71,6 +74,10 @@ def _kube_files() -> list[descriptor_pb2.FileDescriptorProto]:
         )
         msg = f.message_type.add(name=name)
         msg.field.add(name="value", number=1, type=9, label=1)  # string, optional
+        short = next(k for k, v in MESSAGES.items() if v == full)
+        for field, kind, number in celauthz.FIELDS.get(short, ()):
+            msg.field.add(name=field, number=number, type=11, label=1,  # message, optional
+                          type_name=f".{MESSAGES[kind]}")  # fmt: skip
     return list(files.values())
 
 
@@ -90,12 +97,12 @@ def new_pool() -> descriptor_pool.DescriptorPool:
 
 
 _POOL = new_pool()
-set_message_classes(
-    {
-        short: message_factory.GetMessageClass(_POOL.FindMessageTypeByName(full))
-        for short, full in MESSAGES.items()
-    }
-)
+_CLASSES = {
+    short: message_factory.GetMessageClass(_POOL.FindMessageTypeByName(full))
+    for short, full in MESSAGES.items()
+}
+set_message_classes(_CLASSES)
+celauthz.set_message_classes(_CLASSES)
 
 # --- declarations: (function, implementation, member?, parameter types, result type) ---
 
@@ -193,6 +200,20 @@ _DECLS: list[_Decl] = [
     _member("ip", ("CIDR",), "IP", "cidr_ip"),
     _member("masked", ("CIDR",), "CIDR"),
     _member("prefixLength", ("CIDR",), "int"),
+    # library/authz.go (admission expressions' ``authorizer``)
+    _member("path", ("Authorizer", _S), "PathCheck", "authz_path"),
+    _member("group", ("Authorizer", _S), "GroupCheck", "authz_group"),
+    _member("serviceAccount", ("Authorizer", _S, _S), "Authorizer", "authz_service_account"),
+    _member("resource", ("GroupCheck", _S), "ResourceCheck", "authz_resource"),
+    _member("subresource", ("ResourceCheck", _S), "ResourceCheck", "authz_subresource"),
+    _member("namespace", ("ResourceCheck", _S), "ResourceCheck", "authz_namespace"),
+    _member("name", ("ResourceCheck", _S), "ResourceCheck", "authz_name"),
+    _member("check", ("ResourceCheck", _S), "Decision", "authz_check"),
+    _member("check", ("PathCheck", _S), "Decision", "authz_check"),
+    _member("allowed", ("Decision",), "bool", "authz_allowed"),
+    _member("reason", ("Decision",), _S, "authz_reason"),
+    _member("errored", ("Decision",), "bool", "authz_errored"),
+    _member("error", ("Decision",), _S, "authz_error"),
 ]
 
 # --- the checking environment ---
@@ -279,7 +300,7 @@ def _runtime_functions() -> list[Any]:
             continue
         choices = [_ANY if p in ("T", "dyn") else [p] for p in params]
         for kinds in itertools.product(*choices):
-            sig = tuple(k.split("(")[0] for k in kinds)
+            sig = tuple("message" if k in MESSAGES else k.split("(")[0] for k in kinds)
             if (name, member, sig) in seen:
                 continue
             seen.add((name, member, sig))
@@ -290,7 +311,7 @@ def _runtime_functions() -> list[Any]:
                     T.DYN,
                     [_runtime_kind(k) for k in kinds],
                     is_member=member,
-                    impl=FUNCTIONS[impl],
+                    impl=FUNCTIONS.get(impl) or celauthz.FUNCTIONS[impl],
                 )
             )
     return [cel.FunctionDecl(name, overloads) for name, overloads in decls.items()]

@@ -21,6 +21,7 @@ from skiff.api.resources import ResourceInfo
 from skiff.log import get_logger
 
 from ... import conversion
+from ..cel import authorizer_values
 from ..interfaces import Attributes, Handler, Lister
 from . import client, hooks, review
 from .hooks import Hook, HookSource, MatchConditionError
@@ -114,6 +115,7 @@ class _WebhookPlugin(Handler):
         None when it does not apply or failed open."""
         req = review.request(attrs)
         values = {"object": attrs.obj, "oldObject": attrs.old, "request": req}
+        values.update(authorizer_values(attrs))
         try:
             if not hooks.conditions_match(hook, values):
                 return None
