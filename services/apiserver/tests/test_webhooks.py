@@ -17,6 +17,8 @@ from webhookserver import WebhookServer, allow, patch_answer
 
 from skiff.api.errors import ApiError
 from skiff.api.resources import REGISTRY
+from skiff.apiserver.apiextensions import celauthz
+from skiff.apiserver.authentication.user import UserInfo
 from skiff.apiserver.store import DeleteOptions
 from skiff.apiserver.store import WriteOptions as Opts
 
@@ -347,6 +349,23 @@ async def test_selectors_scope_and_match_conditions(env: Env) -> None:
         with pytest.raises(ApiError):
             await env.configmap("denied")
     assert [r["request"]["name"] for _, r in server.calls] == ["denied"]
+
+
+async def test_match_conditions_ask_the_authorizer(env: Env) -> None:
+    """A match condition with ``authorizer``: the webhook is called only for requesters
+    who may not list Secrets."""
+    celauthz.set_authorizer(lambda user, attrs: (user["name"] == "admin", ""))
+    try:
+        async with WebhookServer(lambda p, r: allow(r)) as server:
+            condition = ("!authorizer.group('').resource('secrets').namespace('ns')"
+                         ".check('list').allowed()")  # fmt: skip
+            conditions = [{"name": "not-readers", "expression": condition}]
+            await env.configure(VALIDATING, "v", hook(server, matchConditions=conditions))
+            await env.configmap("by-admin", opts=Opts(user=UserInfo("admin")))
+            await env.configmap("by-bob", opts=Opts(user=UserInfo("bob")))
+    finally:
+        celauthz.set_authorizer(None)
+    assert [r["request"]["name"] for _, r in server.calls] == ["by-bob"]
 
 
 async def test_dry_run_needs_a_webhook_without_side_effects(env: Env) -> None:
