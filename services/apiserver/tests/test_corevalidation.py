@@ -350,3 +350,18 @@ async def test_namespace_status_phase_follows_deletion(env: MemoryStore) -> None
         ("status.Phase",
          "Invalid value: \"Terminating\": may only be 'Active' if `deletionTimestamp` is empty")
     ]  # fmt: skip
+
+
+async def test_a_type_change_drops_what_the_new_type_refuses(env: MemoryStore) -> None:
+    """kube's dropTypeDependentFields: LoadBalancer → ClusterIP drops the unchanged
+    external traffic policy, node-port allocation and class with the node ports."""
+    services = REGISTRY.core("services")
+    body = svc(type="LoadBalancer", loadBalancerClass="example.com/lb")
+    created = await env.store.create(services, "default", body, Opts())
+    assert created["spec"]["externalTrafficPolicy"] == "Cluster"
+    change = copy.deepcopy(created)
+    change["spec"]["type"] = "ClusterIP"
+    updated = await env.store.update(services, "default", "s", change, Opts())
+    for key in ("externalTrafficPolicy", "allocateLoadBalancerNodePorts", "loadBalancerClass"):
+        assert key not in updated["spec"], key
+    assert "nodePort" not in updated["spec"]["ports"][0]

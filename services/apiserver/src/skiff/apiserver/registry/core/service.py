@@ -14,7 +14,7 @@ from skiff.api.errors import ApiError, Cause
 from skiff.apiserver import allocators
 
 from ..strategy import GenericStore, Obj, Strategy
-from .servicespec import validate_service_spec, validate_service_update
+from .servicespec import drop_type_dependent, validate_service_spec, validate_service_update
 
 
 def _old_spec(old: Obj | None) -> dict | None:
@@ -29,6 +29,8 @@ class ServiceStrategy(Strategy):
     def normalize(self, obj: Obj, old: Obj | None) -> None:
         if isinstance(obj.get("spec"), dict):
             allocators.normalize(obj["spec"], _old_spec(old))
+            if old is not None:
+                drop_type_dependent(obj["spec"], _old_spec(old) or {})
 
     def validate(self, obj: Obj) -> list[Cause]:
         return self._validate(obj, None)

@@ -211,6 +211,22 @@ def validate_service_spec(obj: dict[str, Any]) -> list[Cause]:
     return causes + _load_balancer(spec, annotations) + _traffic(spec)
 
 
+def drop_type_dependent(spec: dict[str, Any], old: dict[str, Any]) -> None:
+    """kube's ``dropTypeDependentFields`` for the fields validation now refuses: a type
+    change that no longer allows them drops the external traffic policy, LoadBalancer
+    node-port allocation and class, unless the client changed them."""
+    if spec.get("type") == old.get("type"):
+        return
+    was_lb, is_lb = old.get("type") == "LoadBalancer", spec.get("type") == "LoadBalancer"
+    if was_lb and not is_lb:
+        for key in ("allocateLoadBalancerNodePorts", "loadBalancerClass"):
+            if spec.get(key) is not None and spec.get(key) == old.get(key):
+                spec.pop(key)
+    if _externally_accessible(old) and not _externally_accessible(spec):
+        if spec.get("externalTrafficPolicy") == old.get("externalTrafficPolicy"):
+            spec.pop("externalTrafficPolicy", None)
+
+
 def validate_service_update(spec: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
     """The LoadBalancer class and the health-check node port stay while they apply."""
     causes: list[Cause] = []
