@@ -59,6 +59,7 @@ bench: deps
 	$(PY) bench/kubelet.py
 	$(PY) bench/controllers.py
 	$(PY) bench/services.py
+	$(PY) bench/validation.py
 	$(PY) bench/proxy.py
 	$(PY) bench/netpol.py
 	$(PY) bench/cluster_dns.py
