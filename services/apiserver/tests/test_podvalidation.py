@@ -345,3 +345,49 @@ async def test_replication_controllers_follow_kubes_rules(env: MemoryStore) -> N
             "Forbidden: activeDeadlineSeconds in ReplicationController is not Supported") in (
         causes
     )  # fmt: skip
+
+
+async def test_workload_updates_and_statuses_follow_kubes_rules(env: MemoryStore) -> None:
+    template = {"metadata": {"labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}  # fmt: skip
+    sets = REGISTRY.by_path("apps", "v1", "statefulsets")
+    body = {"metadata": {"name": "db"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+            "serviceName": "db", "template": template}}  # fmt: skip
+    created = await env.store.create(sets, "default", body, Opts())
+    renamed = copy.deepcopy(created)
+    renamed["spec"]["serviceName"] = "other"
+    renamed["spec"]["replicas"] = 3  # replicas may change; serviceName may not
+    with pytest.raises(ApiError) as e:
+        await env.store.update(sets, "default", "db", renamed, Opts())
+    assert [(c.field, c.message) for c in e.value.causes] == [(
+        "spec", "Forbidden: updates to statefulset spec for fields other than 'replicas', "
+        "'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
+        "'minReadySeconds' are forbidden")]  # fmt: skip
+    scaled = copy.deepcopy(created)
+    scaled["spec"]["replicas"] = 3
+    scaled = await env.store.update(sets, "default", "db", scaled, Opts())
+    bad = copy.deepcopy(scaled)
+    bad["status"] = {"replicas": 1, "readyReplicas": 2, "availableReplicas": 2}
+    with pytest.raises(ApiError) as e:
+        await env.store.update(sets, "default", "db", bad, Opts(), subresource="status")
+    assert ("status.readyReplicas", "Invalid value: 2: cannot be greater than status.replicas") in [
+        (c.field, c.message) for c in e.value.causes
+    ]
+
+    jobs = REGISTRY.by_path("batch", "v1", "jobs")
+    job_template = {"spec": {"restartPolicy": "Never", "containers": [
+        {"name": "c", "image": "busybox"}]}}  # fmt: skip
+    job = await env.store.create(
+        jobs, "default", {"metadata": {"name": "j"}, "spec": {"template": job_template}}, Opts()
+    )
+    changed = copy.deepcopy(job)
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = "alpine"
+    changed["spec"]["completions"] = 4
+    with pytest.raises(ApiError) as e:
+        await env.store.update(jobs, "default", "j", changed, Opts())
+    fields = [(c.field, c.message.split(":")[-1].strip()) for c in e.value.causes]
+    assert ("spec.completions", "field is immutable") in fields
+    assert ("spec.template", "field is immutable") in fields
+    parallel = copy.deepcopy(job)
+    parallel["spec"]["parallelism"] = 5  # parallelism may change
+    await env.store.update(jobs, "default", "j", parallel, Opts())

@@ -7,13 +7,22 @@ words, values printed as kube prints them."""
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
 from skiff.api.errors import Cause
 from skiff.api.intstr import is_percent
 
-from ...validation import forbidden, int_or_percent, invalid, not_supported, required
+from ...validation import (
+    forbidden,
+    immutable,
+    int_or_percent,
+    invalid,
+    not_supported,
+    required,
+    semantic,
+)
 
 Obj = dict[str, Any]
 
@@ -285,4 +294,117 @@ def cron_job(spec: Obj) -> list[Cause]:
         )
     causes += nonnegative(spec, "successfulJobsHistoryLimit", "spec")
     causes += nonnegative(spec, "failedJobsHistoryLimit", "spec")
+    return causes
+
+
+# -- updates and statuses -------------------------------------------------------------
+
+_STATEFULSET_MUTABLE = (
+    "replicas", "template", "updateStrategy", "minReadySeconds", "ordinals",
+    "persistentVolumeClaimRetentionPolicy",
+)  # fmt: skip
+_STATEFULSET_FORBIDDEN = (
+    "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', "
+    "'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are "
+    "forbidden"
+)
+
+
+def stateful_set_update(spec: Obj, old: Obj) -> list[Cause]:
+    """``ValidateStatefulSetUpdate``: only the mutable fields change."""
+    new_rest = {k: v for k, v in spec.items() if k not in _STATEFULSET_MUTABLE}
+    old_rest = {k: v for k, v in old.items() if k not in _STATEFULSET_MUTABLE}
+    if semantic(new_rest) != semantic(old_rest):
+        return [forbidden("spec", _STATEFULSET_FORBIDDEN)]
+    return []
+
+
+_JOB_IMMUTABLE = (
+    "selector", "completionMode", "podFailurePolicy", "backoffLimitPerIndex", "managedBy",
+    "successPolicy",
+)  # fmt: skip
+
+
+def job_update(spec: Obj, old: Obj, old_status: Obj) -> list[Cause]:
+    """``ValidateJobSpecUpdate``: completions (Indexed Jobs: only with parallelism), the
+    selector, the template (a suspended Job that never started may change its scheduling
+    directives, labels and annotations) and the policies never change."""
+    causes: list[Cause] = []
+    indexed = spec.get("completionMode") == "Indexed"
+    if spec.get("completions") != old.get("completions"):
+        if not indexed:
+            causes += immutable("spec.completions", spec.get("completions"), old.get("completions"))
+        elif spec.get("completions") is not None and spec["completions"] != spec.get("parallelism"):
+            detail = "can only be modified in tandem with spec.parallelism"
+            causes.append(invalid("spec.completions", spec["completions"], detail))
+    causes += immutable(
+        "spec.selector", semantic(spec.get("selector")), semantic(old.get("selector"))
+    )
+    template, old_template = _dict(spec.get("template")), copy.deepcopy(_dict(old.get("template")))
+    if old.get("suspend") and not old_status.get("startTime"):
+        old_spec = old_template.setdefault("spec", {})
+        new_spec = _dict(template.get("spec"))
+        for key in ("nodeSelector", "tolerations", "schedulingGates", "affinity"):
+            old_spec[key] = new_spec.get(key)
+        meta = old_template.setdefault("metadata", {})
+        for key in ("labels", "annotations"):
+            meta[key] = _dict(template.get("metadata")).get(key)
+    if semantic(template) != semantic(old_template):
+        causes.append(invalid("spec.template", template, "field is immutable"))
+    for key in _JOB_IMMUTABLE[1:]:
+        causes += immutable(f"spec.{key}", semantic(spec.get(key)), semantic(old.get(key)))
+    return causes
+
+
+_OVER_REPLICAS = "cannot be greater than status.replicas"
+
+
+def _counts(status: Obj, keys: tuple[str, ...]) -> list[Cause]:
+    return [c for key in keys for c in nonnegative(status, key, "status")]
+
+
+def workload_status(kind: str, status: Obj, old_status: Obj) -> list[Cause]:
+    """The status rules of kube's ``Validate<Kind>Status``: counts not negative, none
+    above ``replicas``, available within ready, a collision count that never drops."""
+    causes: list[Cause] = []
+    replicas = status.get("replicas") or 0
+    if kind == "DaemonSet":
+        keys = ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled",
+                "numberReady", "observedGeneration", "updatedNumberScheduled",
+                "numberAvailable", "numberUnavailable", "collisionCount")  # fmt: skip
+        return _counts(status, keys)
+    if kind == "Deployment":
+        causes += _counts(status, ("observedGeneration", "replicas", "updatedReplicas",
+                                   "readyReplicas", "availableReplicas", "unavailableReplicas",
+                                   "collisionCount"))  # fmt: skip
+        above, ready_word = (
+            ("updatedReplicas", "readyReplicas", "availableReplicas"),
+            "readyReplicas",
+        )
+    elif kind == "StatefulSet":
+        causes += _counts(status, ("observedGeneration", "replicas", "readyReplicas",
+                                   "currentReplicas", "updatedReplicas", "availableReplicas",
+                                   "collisionCount"))  # fmt: skip
+        above = ("readyReplicas", "currentReplicas", "updatedReplicas", "availableReplicas")
+        ready_word = "status.readyReplicas"
+    else:  # ReplicaSet, ReplicationController
+        causes += _counts(status, ("replicas", "fullyLabeledReplicas", "readyReplicas",
+                                   "availableReplicas", "observedGeneration"))  # fmt: skip
+        above, ready_word = (
+            ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"),
+            "readyReplicas",
+        )
+    for key in above:
+        value = status.get(key) or 0
+        if isinstance(value, int) and isinstance(replicas, int) and value > replicas:
+            causes.append(invalid(f"status.{key}", value, _OVER_REPLICAS))
+    available, ready = status.get("availableReplicas") or 0, status.get("readyReplicas") or 0
+    if isinstance(available, int) and isinstance(ready, int) and available > ready:
+        causes.append(
+            invalid("status.availableReplicas", available, f"cannot be greater than {ready_word}")
+        )
+    if kind in ("Deployment", "StatefulSet"):
+        count, before = status.get("collisionCount"), old_status.get("collisionCount")
+        if isinstance(count, int) and isinstance(before, int) and count < before:
+            causes.append(invalid("status.collisionCount", count, "cannot be decremented"))
     return causes

@@ -206,11 +206,20 @@ class WorkloadStrategy(Strategy):
             causes += specs.stateful_set(spec)
         return causes
 
+    def validate_part_update(self, obj: Obj, old: Obj, subresource: str) -> list[Cause]:
+        if subresource == "status":
+            status, old_status = obj.get("status") or {}, old.get("status") or {}
+            return specs.workload_status(self.info.kind, status, old_status)
+        return self.validate_update(obj, old)
+
     def validate_update(self, obj: Obj, old: Obj) -> list[Cause]:
         causes = self.validate(obj)
-        sel = (obj.get("spec") or {}).get("selector")
-        if (old.get("spec") or {}).get("selector") != sel:
-            causes.append(Cause("spec.selector", f"Invalid value: {sel!r}: field is immutable"))
+        spec, old_spec = obj.get("spec") or {}, old.get("spec") or {}
+        if self.info.kind == "StatefulSet":
+            return causes + specs.stateful_set_update(spec, old_spec)
+        sel = spec.get("selector")
+        if old_spec.get("selector") != sel:
+            causes.append(invalid("spec.selector", sel, "field is immutable"))
         return causes
 
 
@@ -221,6 +230,12 @@ class ReplicationControllerStrategy(Strategy):
 
     def make_subresources(self) -> Iterable[Subresource]:
         return (STATUS, SCALE)
+
+    def validate_part_update(self, obj: Obj, old: Obj, subresource: str) -> list[Cause]:
+        if subresource == "status":
+            status, old_status = obj.get("status") or {}, old.get("status") or {}
+            return specs.workload_status("ReplicationController", status, old_status)
+        return self.validate_update(obj, old)
 
     def validate(self, obj: Obj) -> list[Cause]:
         spec = obj.get("spec") or {}

@@ -18,3 +18,7 @@ class JobStrategy(Strategy):
         tspec = template.get("spec") or {}
         causes = validate_pod_spec(tspec, "spec.template.spec", job=True)
         return causes + specs.job(obj.get("spec") or {}, "spec")
+
+    def validate_update(self, obj: Obj, old: Obj) -> list[Cause]:
+        spec, old_spec = obj.get("spec") or {}, old.get("spec") or {}
+        return self.validate(obj) + specs.job_update(spec, old_spec, old.get("status") or {})
