@@ -413,7 +413,7 @@ def test_watch_too_old_is_410(cluster: Cluster, http: httpx.Client) -> None:
         cluster.apiservers[index].stop()
 
 
-def test_table_for_list_and_watch(http: httpx.Client) -> None:
+def test_table_for_list_and_watch(http: httpx.Client, cluster: Cluster) -> None:
     accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
     r = http.get(CM, headers={"Accept": accept})
     table = r.json()
@@ -444,7 +444,10 @@ def test_table_for_list_and_watch(http: httpx.Client) -> None:
                 break
             # The stream ends at timeoutSeconds; on a loaded machine the event can miss
             # that window: watch again from the list's version.
-    assert events, "no watch event arrived"
+    if not events:  # say why: the apiserver's own account of its watch cache
+        logs = (cluster.dir / "apiserver-0.log").read_text(errors="replace").splitlines()
+        notes = [line for line in logs if "warn" in line.lower() or "error" in line.lower()]
+        raise AssertionError("no watch event arrived; apiserver:\n" + "\n".join(notes[-40:]))
     ev = events[0]
     assert ev["type"] == "ADDED" and ev["object"]["kind"] == "Table"
     assert ev["object"]["rows"][0]["cells"][0] == "tw0"
