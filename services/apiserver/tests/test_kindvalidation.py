@@ -98,6 +98,22 @@ CASES: list[tuple[str, str, dict[str, Any], tuple[str, str]]] = [
     ("coordination.k8s.io", "leases", {"metadata": {"name": "l"}, "spec": {
         "leaseTransitions": -1}},
      ("spec.leaseTransitions", "Invalid value: -1: must be greater than or equal to 0")),
+    ("storage.k8s.io", "storageclasses", {"metadata": {"name": "s"}, "provisioner": "a b"},
+     ("provisioner", 'Invalid value: "a b": name part must consist of alphanumeric '
+                     "characters, '-', '_' or '.', and must start and end with an alphanumeric "
+                     "character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+                     "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")),
+    ("storage.k8s.io", "storageclasses", {"metadata": {"name": "s"}, "provisioner": "x.io/p",
+                                          "reclaimPolicy": "Recycle"},
+     ("reclaimPolicy", 'Unsupported value: "Recycle": supported values: "Delete", "Retain"')),
+    ("storage.k8s.io", "storageclasses", {"metadata": {"name": "s"}, "provisioner": "x.io/p",
+                                          "volumeBindingMode": "Later"},
+     ("volumeBindingMode", 'Unsupported value: "Later": supported values: "Immediate", '
+                           '"WaitForFirstConsumer"')),
+    ("storage.k8s.io", "storageclasses", {"metadata": {"name": "s"}, "provisioner": "x.io/p",
+                                          "allowedTopologies": [{"matchLabelExpressions": [
+                                              {"key": "zone", "values": []}]}]},
+     ("allowedTopologies[0].matchLabelExpressions[0].values", "Required value")),
     ("apps", "controllerrevisions", {"metadata": {"name": "c"}, "revision": 1},
      ("data", "Required value: data is mandatory")),
     ("apps", "controllerrevisions", {"metadata": {"name": "c"}, "data": {}, "revision": -1},
@@ -169,6 +185,9 @@ async def test_updates_refused_where_kube_refuses(env: MemoryStore) -> None:
         ("discovery.k8s.io", "endpointslices", slice_(),
          lambda o: o.update(addressType="IPv6", endpoints=[{"addresses": ["fd00::1"]}]),
          ("addressType", 'Invalid value: "IPv6": field is immutable')),
+        ("storage.k8s.io", "storageclasses", {"metadata": {"name": "s"}, "provisioner": "x.io/p"},
+         lambda o: o.update(volumeBindingMode="WaitForFirstConsumer"),
+         ("volumeBindingMode", 'Invalid value: "WaitForFirstConsumer": field is immutable')),
         ("apps", "controllerrevisions", {"metadata": {"name": "c"}, "data": {"a": 1},
                                          "revision": 1},
          lambda o: o.update(data={"a": 2}),
