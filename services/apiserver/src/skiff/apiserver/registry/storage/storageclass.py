@@ -60,12 +60,14 @@ def _topology_term(term: Obj, path: str) -> tuple[dict[str, frozenset[str]], lis
 
 def _topologies(terms: list[Any]) -> list[Cause]:
     causes: list[Cause] = []
-    earlier: list[dict[str, frozenset[str]]] = []
+    # kube's list starts with one empty entry per term (``make(..., len)`` then append),
+    # so an empty term is reported once for each of them
+    earlier: list[dict[str, frozenset[str]]] = [{} for _ in terms]
     for i, term in enumerate(terms):
         expressions, errs = _topology_term(dict_of(term), f"allowedTopologies[{i}]")
         causes += errs
-        if expressions in earlier:
-            causes.append(duplicate(f"allowedTopologies[{i}].matchLabelExpressions", ""))
+        at = f"allowedTopologies[{i}].matchLabelExpressions"
+        causes += [duplicate(at, "") for seen in earlier if seen == expressions]
         earlier.append(expressions)
     return causes
 
@@ -76,8 +78,8 @@ class StorageClassStrategy(Strategy):
         if not provisioner:
             causes = [required("provisioner")]
         else:
-            errs = is_qualified_name(provisioner.lower())
-            causes = [invalid("provisioner", provisioner, m) for m in errs]
+            lower = provisioner.lower()  # kube checks, and prints, it lower-cased
+            causes = [invalid("provisioner", lower, m) for m in is_qualified_name(lower)]
         causes += _parameters(dict_of(obj.get("parameters")))
         policy = obj.get("reclaimPolicy")
         if policy and policy not in RECLAIM_POLICIES:
