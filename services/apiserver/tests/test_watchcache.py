@@ -131,3 +131,21 @@ async def test_follow_feeds_the_cache_from_a_storage_backend() -> None:
         }
     finally:
         feed.cancel()
+
+
+async def test_a_failing_group_is_closed_and_the_others_go_on() -> None:
+    """A group whose rendering raises has its watches closed (clients watch again); the
+    other groups and the cache itself carry on."""
+    cache = _cache()
+
+    def broken(e: Event) -> Any:
+        raise ValueError("cannot render")
+
+    bad = cache.watch(PODS, 0, ("bad",), _app, broken)
+    good = cache.watch(PODS, 0, ("good",), _app, lambda e: e.obj["metadata"]["name"])
+    _apply(cache, "ADDED", _pod("a", 1, {"app": "web"}), 1)
+    assert await good.next(1) == ["a"]
+    assert await bad.next(1) is None  # closed
+    _apply(cache, "ADDED", _pod("b", 2, {"app": "web"}), 2)
+    assert await good.next(1) == ["b"]
+    assert ("bad",) not in cache.of(PODS).groups

@@ -231,8 +231,14 @@ class ResourceCache:
         if len(self.events) == self.events.maxlen:
             self.start_revision = self.events[0].revision
         self.events.append(event)
-        for g in self.groups.values():
-            g.offer(event)
+        for key, g in list(self.groups.items()):
+            try:
+                g.offer(event)
+            except Exception as e:  # one group's filter or rendering must not stop the rest
+                log.error("watch group failed; closing its watches", key=event.key, error=repr(e))
+                self.groups.pop(key, None)
+                for w in list(g.members):
+                    w.close()
 
 
 class WatchCache:
