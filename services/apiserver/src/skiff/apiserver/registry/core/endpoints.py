@@ -48,28 +48,38 @@ def _address(address: Obj, path: str) -> list[Cause]:
     return causes + non_special_ip(ip, f"{path}.ip")
 
 
-def _port(port: Obj, named: bool, path: str) -> list[Cause]:
-    causes: list[Cause] = []
+def port_name(port: Obj, named: bool, path: str) -> list[Cause]:
+    """A port's name: required when ``named`` (there are several), else a DNS label."""
     name = port.get("name") or ""
     if named and not name:
-        causes.append(required(f"{path}.name"))
-    elif name:
-        causes += [invalid(f"{path}.name", name, m) for m in is_dns1123_label(name)]
+        return [required(f"{path}.name")]
+    return [invalid(f"{path}.name", name, m) for m in is_dns1123_label(name)] if name else []
+
+
+def _port(port: Obj, named: bool, path: str) -> list[Cause]:
+    causes = port_name(port, named, path)
     causes += port_number(port.get("port", 0), f"{path}.port")
     return causes + port_protocols(port, path, port.get("protocol") or None)
 
 
 def port_protocols(port: Obj, path: str, protocol: Any) -> list[Cause]:
     """A port's protocol (required, one of kube's) and ``appProtocol`` (a qualified name)."""
-    causes: list[Cause] = []
+    return port_protocol(protocol, path) + app_protocol(port, path)
+
+
+def port_protocol(protocol: Any, path: str) -> list[Cause]:
     if protocol is None:
-        causes.append(required(f"{path}.protocol"))
-    elif protocol not in PROTOCOLS:
-        causes.append(not_supported(f"{path}.protocol", protocol, PROTOCOLS))
+        return [required(f"{path}.protocol")]
+    if protocol not in PROTOCOLS:
+        return [not_supported(f"{path}.protocol", protocol, PROTOCOLS)]
+    return []
+
+
+def app_protocol(port: Obj, path: str) -> list[Cause]:
     app = port.get("appProtocol")
-    if app is not None:
-        causes += [invalid(f"{path}.appProtocol", app, m) for m in is_qualified_name(str(app))]
-    return causes
+    if app is None:
+        return []
+    return [invalid(f"{path}.appProtocol", app, m) for m in is_qualified_name(str(app))]
 
 
 def validate_subsets(subsets: list[Any], path: str = "subsets") -> list[Cause]:

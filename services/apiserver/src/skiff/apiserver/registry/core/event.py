@@ -12,21 +12,15 @@ from typing import Any
 from skiff.api.errors import Cause
 from skiff.api.names import is_dns1123_subdomain, is_qualified_name
 
+from ...conversion.events import RENAMED
 from ...validation import invalid, required
 from ..strategy import Obj, Strategy
 from .containers import dict_of
 
 LIMIT, NOTE_LIMIT = 128, 1024
-# events.k8s.io/v1 field → (core/v1 field, the path kube names)
-_NEW_FIELDS = {
-    "note": "message",
-    "regarding": "involvedObject",
-    "deprecatedSource": "source",
-    "deprecatedFirstTimestamp": "firstTimestamp",
-    "deprecatedLastTimestamp": "lastTimestamp",
-    "deprecatedCount": "count",
-    "reportingController": "reportingController",
-}
+# events.k8s.io/v1 field → the internal (core) field kube's errors name; the controller
+# keeps its events.k8s.io name there
+_NEW_FIELDS = {**RENAMED, "reportingController": "reportingController"}
 _IMMUTABLE = (
     "involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count",
     "reason", "type",

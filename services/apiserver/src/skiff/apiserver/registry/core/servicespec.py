@@ -11,11 +11,11 @@ import ipaddress
 from typing import Any
 
 from skiff.api.errors import Cause
-from skiff.api.names import is_dns1123_label, is_dns1123_subdomain, is_qualified_name
+from skiff.api.names import is_dns1123_subdomain, is_qualified_name
 
 from ...validation import duplicate, forbidden, invalid, not_supported, required, validate_labels
-from .containers import PROTOCOLS, dict_of, list_of, port_num_or_name, port_number
-from .endpoints import non_special_ip
+from .containers import dict_of, list_of, port_num_or_name, port_number
+from .endpoints import app_protocol, non_special_ip, port_name, port_protocol
 from .podspec import valid_ip
 
 TYPES = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
@@ -48,28 +48,18 @@ def needs_health_check(spec: dict[str, Any]) -> bool:
 
 
 def _port(port: dict[str, Any], named: bool, names: set[str], path: str) -> list[Cause]:
-    causes: list[Cause] = []
+    causes = port_name(port, named, path)
     name = port.get("name") or ""
-    if named and not name:
-        causes.append(required(f"{path}.name"))
-    elif name:
-        causes += [invalid(f"{path}.name", name, m) for m in is_dns1123_label(name)]
+    if name:
         if name in names:
             causes.append(duplicate(f"{path}.name", name))
         names.add(name)
     causes += port_number(port.get("port", 0), f"{path}.port")
-    protocol = port.get("protocol")
-    if not protocol:
-        causes.append(required(f"{path}.protocol"))
-    elif protocol not in PROTOCOLS:
-        causes.append(not_supported(f"{path}.protocol", protocol, PROTOCOLS))
+    causes += port_protocol(port.get("protocol") or None, path)
     target = port.get("targetPort")
     if target is not None:
         causes += port_num_or_name(target, f"{path}.targetPort")
-    app = port.get("appProtocol")
-    if app is not None:
-        causes += [invalid(f"{path}.appProtocol", app, m) for m in is_qualified_name(str(app))]
-    return causes
+    return causes + app_protocol(port, path)
 
 
 def _affinity(spec: dict[str, Any]) -> list[Cause]:
