@@ -17,10 +17,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request as WsRequest
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+
 from skiff.pki import CertificateAuthority
 
 GROUP, VERSION = "wardle.example.com", "v1alpha1"
 BASE = f"/apis/{GROUP}/{VERSION}"
+CONSOLE_PROTOCOL = "console.wardle"
 RESOURCES = {
     "kind": "APIResourceList",
     "apiVersion": "v1",
@@ -156,6 +162,10 @@ class AggregatedServer:
             )
         )
         query = parse_qs(url.query)
+        if lower.get("upgrade", "").lower() == "websocket":
+            raw = line + b"".join(f"{k}: {v}\r\n".encode() for k, v in headers) + b"\r\n"
+            await self._console(url.path, raw, lower.get("x-remote-user", ""), reader, writer)
+            return False
         if query.get("watch") == ["true"] or query.get("watch") == ["1"]:
             await self._watch(writer)
             return False
@@ -206,6 +216,48 @@ class AggregatedServer:
             del self.objects[(ns, name)]
             self._notify("DELETED", obj)
         return 200, obj
+
+    async def _console(
+        self,
+        path: str,
+        raw: bytes,
+        user: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """``flunders/<name>/console`` over WebSocket (subprotocol ``console.wardle``): says
+        who it serves, then echoes each message upper-cased until the client closes. An
+        unknown flunder is a plain 404."""
+        parts = path[len(BASE) :].strip("/").split("/")
+        if len(parts) != 5 or parts[4] != "console" or (parts[1], parts[3]) not in self.objects:
+            data = json.dumps(_status(404, "NotFound", f"no console at {path}")).encode()
+            writer.write(
+                f"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n".encode()
+                + data
+            )
+            await writer.drain()
+            return
+        ws = ServerProtocol(subprotocols=[Subprotocol(CONSOLE_PROTOCOL)])
+        ws.receive_data(raw)
+        [request] = ws.events_received()
+        assert isinstance(request, WsRequest)
+        ws.send_response(ws.accept(request))
+        ws.send_text(f"console of {parts[3]} for {user}".encode())
+        while True:
+            writer.write(b"".join(ws.data_to_send()))
+            await writer.drain()
+            data = await reader.read(65536)
+            if not data:
+                return
+            ws.receive_data(data)
+            for frame in ws.events_received():
+                if isinstance(frame, Frame) and frame.opcode in (Opcode.TEXT, Opcode.BINARY):
+                    ws.send_binary(bytes(frame.data).upper())
+            if ws.close_expected():
+                writer.write(b"".join(ws.data_to_send()))
+                await writer.drain()
+                return
 
     def _next_rv(self) -> int:
         self._rv += 1

@@ -6,6 +6,8 @@ and the requester's identity, discovery listing it; front-proxy authentication."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from aggregatedserver import BASE, GROUP, VERSION, AggregatedServer
+import uvicorn
+import websockets
+from aggregatedserver import BASE, CONSOLE_PROTOCOL, GROUP, VERSION, AggregatedServer
 from memstore import MemoryStore, running
 from starlette.datastructures import Headers
 
@@ -269,6 +273,58 @@ async def test_requests_are_proxied_with_the_requesters_identity(env: Env) -> No
         assert (flunders["resource"], flunders["scope"], flunders["shortNames"]) == (
             "flunders", "Namespaced", ["fl"])  # fmt: skip
         assert flunders["subresources"][0]["subresource"] == "status"
+
+
+@contextlib.asynccontextmanager
+async def _serving(env: Env) -> AsyncIterator[int]:
+    """The RestApi on uvicorn on a loopback port (WebSockets need a real server)."""
+    app = RestApi(env.store, is_ready=lambda: True, aggregator=env.aggregator)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_config=None, lifespan="off", loop="none"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_upgrade_requests_are_relayed(env: Env) -> None:
+    await env.remote_apiservice()
+    await env.backing_service()
+    await env.sync()
+    async with await _api(env) as api:
+        flunder = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Flunder",
+                   "metadata": {"name": "f1"}}  # fmt: skip
+        assert (await api.post(f"{BASE}/namespaces/ns/flunders", json=flunder)).status_code == 201
+    async with _serving(env) as port:
+        url = f"ws://127.0.0.1:{port}{BASE}/namespaces/ns/flunders/f1/console?tty=1"
+        async with websockets.connect(url, subprotocols=[CONSOLE_PROTOCOL, "other"]) as ws:  # type: ignore[list-item]
+            assert ws.subprotocol == CONSOLE_PROTOCOL
+            assert await ws.recv() == "console of f1 for system:unsecured"
+            await ws.send(b"ls -l")
+            assert await ws.recv() == b"LS -L"
+        seen = env.server.seen[-1]
+        console = f"{BASE}/namespaces/ns/flunders/f1/console"
+        assert (seen.path, seen.user, seen.headers["upgrade"]) == (
+            console, "system:unsecured", "websocket")  # fmt: skip
+        assert "system:masters" in seen.groups
+        # The server's refusal comes back as it was answered.
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(url.replace("/f1/", "/nope/"))
+        assert refused.value.response.status_code == 404
+        assert b"no console at" in refused.value.response.body
+        # An APIService that is not available refuses with kube's 503.
+        env.server.fail_discovery = True
+        assert (await env.sync())["status"] == "False"
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(url)
+        response = refused.value.response
+        assert (response.status_code, response.body) == (503, b"service unavailable\n")
 
 
 def test_identity_headers() -> None:

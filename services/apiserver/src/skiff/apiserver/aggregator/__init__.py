@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket
 
 from ..authentication.user import UserInfo
 from ..store import Store
@@ -15,7 +16,7 @@ from ..watchcache import WatchCache
 from .apiservices import INFO, APIServices, Remote
 from .autoregister import AutoRegister
 from .available import AvailabilityController
-from .proxy import ProxyTransport, proxy
+from .proxy import ProxyTransport, proxy, proxy_websocket
 
 __all__ = ["INFO", "Aggregator", "Remote"]
 
@@ -59,6 +60,9 @@ class Aggregator:
 
     async def proxy(self, request: Request, remote: Remote, user: UserInfo) -> Response:
         return await proxy(self.transport, request, remote, user)
+
+    async def proxy_websocket(self, ws: WebSocket, remote: Remote, user: UserInfo) -> None:
+        await proxy_websocket(self.transport, ws, remote, user)
 
     async def aclose(self) -> None:
         await self.transport.aclose()

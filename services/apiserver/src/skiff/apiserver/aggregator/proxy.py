@@ -12,14 +12,18 @@ error."""
 
 from __future__ import annotations
 
+import ssl
 import string
 
 import httpx
+import websockets
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.websockets import WebSocket
 
 from skiff.log import get_logger
+from skiff.streaming.websocket import relay
 
 from ..admission.interfaces import Lister
 from ..authentication.user import UserInfo
@@ -80,11 +84,16 @@ class ProxyTransport:
         self.client_cert = client_cert
         self._clients: dict[tuple[str, bool], httpx.AsyncClient] = {}
 
+    def ssl_context(self, remote: Remote) -> ssl.SSLContext:
+        """TLS toward ``remote``'s server: its ``caBundle`` (or no check), presenting the
+        front-proxy certificate. ValueError for a bundle that is not one."""
+        return client_context(remote.ca_bundle, insecure=remote.insecure, cert=self.client_cert)
+
     def _client(self, remote: Remote) -> httpx.AsyncClient:
         key = (remote.ca_bundle, remote.insecure)
         client = self._clients.get(key)
         if client is None:
-            ctx = client_context(remote.ca_bundle, insecure=remote.insecure, cert=self.client_cert)
+            ctx = self.ssl_context(remote)
             client = httpx.AsyncClient(verify=ctx, trust_env=False, follow_redirects=False)
             self._clients[key] = client
         return client
@@ -166,3 +175,61 @@ async def proxy(
         if k.lower() == "content-length" or k.lower() not in _HOP_BY_HOP
     ]
     return out
+
+
+async def _deny(ws: WebSocket, response: Response) -> None:
+    """Answer a WebSocket handshake with a plain HTTP response where the server can
+    (uvicorn's denial-response extension), else close it with the text as reason."""
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        await ws.send_denial_response(response)
+        return
+    await ws.close(1011, bytes(response.body).decode(errors="replace").strip()[:120])
+
+
+async def proxy_websocket(
+    transport: ProxyTransport, ws: WebSocket, remote: Remote, user: UserInfo
+) -> None:
+    """An upgrade request (kube-aggregator's upgrade-aware proxy, as KubeVirt's consoles
+    use it): a WebSocket to ``remote``'s server with the same path, query, subprotocols
+    and identity headers, relayed message for message. A refused handshake is passed
+    back as the server answered it."""
+    if not remote.available:
+        await _deny(ws, unavailable())
+        return
+    try:
+        base = await transport.base_url(remote)
+    except ResolveError as e:
+        log.info("error resolving", service=f"{remote.namespace}/{remote.service}", error=str(e))
+        await _deny(ws, unavailable())
+        return
+    url = "wss" + base.removeprefix("https") + ws.url.path
+    if ws.url.query:
+        url += f"?{ws.url.query}"
+    headers = [
+        (k, v)
+        for k, v in ws.headers.items()
+        if _passed_on(k) and not k.lower().startswith("sec-websocket-")
+    ]
+    headers += identity_headers(user)
+    offered = list(ws.scope.get("subprotocols") or [])
+    try:
+        up = await websockets.connect(
+            url,
+            ssl=transport.ssl_context(remote),
+            server_hostname=remote.server_name,
+            additional_headers=headers,
+            subprotocols=offered or None,  # type: ignore[arg-type]
+            max_size=None,
+            open_timeout=DISCOVERY_TIMEOUT,
+        )
+    except websockets.InvalidStatus as e:
+        r = e.response
+        kind = r.headers.get("Content-Type", "text/plain")
+        await _deny(ws, Response(bytes(r.body or b""), r.status_code, {"Content-Type": kind}))
+        return
+    except (OSError, TimeoutError, ValueError, websockets.WebSocketException) as e:
+        await _deny(ws, unavailable(f"{e}" or type(e).__name__))
+        return
+    await ws.accept(subprotocol=up.subprotocol)
+    async with up:
+        await relay(ws, up)

@@ -37,7 +37,7 @@ from skiff.api.queryparams import flag
 from skiff.log import get_logger
 from skiff.tlsserving import peer_certificate
 
-from ..aggregator import Aggregator
+from ..aggregator import Aggregator, Remote
 from ..audit import AuditEvent, AuditLog
 from ..authentication.authenticator import Authenticator
 from ..authentication.user import UNSECURED_USER, UserInfo
@@ -201,7 +201,12 @@ class RestApi(ResourceHandlers):
         return await self._route(request, request.url.path, request.method)
 
     async def _websocket(self, ws: WebSocket) -> None:
-        """WebSocket requests: exec, attach and port-forward, relayed to the pod's kubelet."""
+        """WebSocket requests: exec, attach and port-forward, relayed to the pod's kubelet;
+        any upgrade request of a remote APIService's group version, relayed to its server."""
+        remote = self.aggregator.remote_for(ws.url.path) if self.aggregator else None
+        if remote is not None:
+            await self._remote_websocket(ws, remote)
+            return
         t = parse_path(ws.url.path)
         if t is None or t.info.plural != "pods" or not t.name or t.namespace is None:
             await ws.close(
@@ -231,6 +236,33 @@ class RestApi(ResourceHandlers):
                     await self.pod_proxy.port_forward(ws, t.namespace, t.name)
                 else:
                     await ws.close(1008, f"pods/{t.subresource} is not served over WebSocket")
+            except Exception:
+                log.exception("websocket request failed", path=ws.url.path)
+                with contextlib.suppress(Exception):
+                    await ws.close(1011)
+
+    async def _remote_websocket(self, ws: WebSocket, remote: Remote) -> None:
+        assert self.aggregator is not None
+        try:
+            user = await self.authenticate(ws.scope, ws.headers, ws.scope.get("subprotocols"))
+            if self.authorizer is not None:
+                q = ws.query_params
+                self.authorizer.check(
+                    path_attributes(
+                        user, "GET", ws.url.path, flag(q, "watch"), q.get("fieldSelector", "")
+                    )
+                )
+        except ApiError as e:
+            await ws.close(1008, e.message[:120])
+            return
+        with _tracer.start_as_current_span(
+            f"WEBSOCKET {ws.url.path}",
+            context=tracing.extract(ws.headers),
+            kind=trace.SpanKind.SERVER,
+            attributes={"http.target": ws.url.path},
+        ):
+            try:
+                await self.aggregator.proxy_websocket(ws, remote, user)
             except Exception:
                 log.exception("websocket request failed", path=ws.url.path)
                 with contextlib.suppress(Exception):
