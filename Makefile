@@ -67,7 +67,8 @@ bench: deps
 	$(PY) bench/skiffadm_init.py
 
 # Regenerate the Python code for our .proto files (committed, so installs need no protoc);
-# the CRI's goes to the kubelet, its only user.
+# the CRI's goes to the kubelet, its only user; the device plugin API's to the shared
+# library (the kubelet serves it, plugins call it).
 proto: py-deps
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=libs/skiff/src --pyi_out=libs/skiff/src \
 	  --grpc_python_out=libs/skiff/src proto/skiff/rpc/v1/objects.proto
@@ -76,6 +77,8 @@ proto: py-deps
 	  proto/skiff/cri/v1/api.proto
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=libs/skiff/src --pyi_out=libs/skiff/src \
 	  $$(find proto/skiff/k8spb -name '*.proto')
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=libs/skiff/src --pyi_out=libs/skiff/src \
+	  --grpc_python_out=libs/skiff/src proto/skiff/deviceplugin/v1beta1/api.proto
 
 clean: down
 	rm -rf .skiff

@@ -262,3 +262,16 @@ def name_rule_for(resource_plural: str, group: str) -> str:
 def validate_name(name: str, rule: str = "subdomain", prefix: bool = False) -> list[str]:
     """Error strings for ``name`` under a :data:`NAME_RULES` rule (``prefix`` for generateName)."""
     return NAME_RULES[rule](name, prefix)
+
+
+def is_native(name: str) -> bool:
+    """A resource name with no domain, or one of ``kubernetes.io``."""
+    return "/" not in name or "kubernetes.io/" in name
+
+
+def is_extended(name: str) -> bool:
+    """``IsExtendedResourceName``: a domain-prefixed resource name outside
+    ``kubernetes.io`` (what device plugins and nodes' extended resources may be named)."""
+    if is_native(name) or name.startswith("requests."):
+        return False
+    return not is_qualified_name(f"requests.{name}")

@@ -159,6 +159,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="AlwaysAllow",
         help="Webhook: ask the apiserver (SubjectAccessReview on nodes/proxy, nodes/log...)",
     )
+    p.add_argument(
+        "--device-plugin-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a device plugin has to answer Allocate, GetPreferredAllocation or "
+        "PreStartContainer before the pod's admission or container start fails",
+    )
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "info"))
     return p.parse_args(argv)
 
@@ -204,6 +211,7 @@ async def run(a: argparse.Namespace) -> None:
             report_period=a.node_status_report_frequency,
             pod_cidr=a.pod_cidr,
             network=network,
+            device_plugin_timeout=a.device_plugin_timeout,
         )
         options = ServingOptions(
             paths.base / "pki",

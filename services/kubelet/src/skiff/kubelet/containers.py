@@ -16,6 +16,7 @@ from skiff.client.events import EventRecorder
 from skiff.client.informer import Informer
 from skiff.cri.client import CriClient, CriError, pb
 
+from .devicemanager import DeviceManager, PluginError
 from .images import ImageManager
 from .pod_context import (
     BACKOFF_MAX,
@@ -42,6 +43,7 @@ class ContainersMixin:
     probes: ProbeManager
     volumes: VolumeManager
     images: ImageManager
+    devices: DeviceManager
 
     if TYPE_CHECKING:  # from the other parts of Kubelet
 
@@ -238,7 +240,18 @@ class ContainersMixin:
                 pod, spec, self._lookup, pod_ip=ctx.pod_ip, host_ip=self.node_ip, services=links
             )
         )
-        env = [pb.KeyValue(key=k, value=v) for k, v in variables.items()]
+        try:
+            devices = await self.devices.container_options(pod["metadata"]["uid"], spec["name"])
+        except PluginError as e:
+            raise ConfigError(str(e)) from None
+        # The plugins' variables come first: the container's own win over them (kube's
+        # order in GenerateRunContainerOptions).
+        plugin_env = {k: v for d in devices for k, v in sorted(d.envs.items())}
+        env = [pb.KeyValue(key=k, value=v) for k, v in plugin_env.items() if k not in variables]
+        env += [pb.KeyValue(key=k, value=v) for k, v in variables.items()]
+        annotations = {"io.kubernetes.container.restartCount": str(attempt)}
+        for d in devices:
+            annotations.update(d.annotations)
         namespaces = self._namespaces(pod)
         target = spec.get("targetContainerName")
         running = [c for c in ctx.history.get(target) or [] if c.state == pb.CONTAINER_RUNNING]
@@ -253,9 +266,26 @@ class ContainersMixin:
             args=[expand(a, variables) for a in spec.get("args") or []],
             working_dir=spec.get("workingDir") or "",
             envs=env,
-            mounts=self.volumes.mounts(pod, spec, paths),
+            mounts=self.volumes.mounts(pod, spec, paths)
+            + [
+                pb.Mount(
+                    container_path=m.container_path, host_path=m.host_path, readonly=m.read_only
+                )
+                for d in devices
+                for m in d.mounts
+            ],
+            devices=[
+                pb.Device(
+                    container_path=x.container_path,
+                    host_path=x.host_path,
+                    permissions=x.permissions,
+                )
+                for d in devices
+                for x in d.devices
+            ],
+            CDI_devices=[pb.CDIDevice(name=c.name) for d in devices for c in d.cdi_devices],
             labels={POD_UID: pod["metadata"]["uid"], CONTAINER_NAME: spec["name"]},
-            annotations={"io.kubernetes.container.restartCount": str(attempt)},
+            annotations=annotations,
             log_path=f"{spec['name']}/{attempt}.log",
             stdin=bool(spec.get("stdin")),
             stdin_once=bool(spec.get("stdinOnce")),

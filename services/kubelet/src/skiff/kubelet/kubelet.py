@@ -12,10 +12,12 @@ and volumes, and then confirms the deletion to the API.
 
 This module owns the :class:`Kubelet` itself, its state and its ``run`` loop; as kube's
 kubelet is one struct over many files, its parts are mixins, one per module:
-``node_status`` (Node, Lease, conditions, podCIDR), ``pod_workers`` (queue, workers,
-``sync``, orphans), ``static`` (static and mirror pods), ``sandbox``, ``containers``
-(start, restart, init containers, probes), ``termination`` (stopping) and ``pod_status``;
-the image manager (``images``), probes and volumes are collaborators.
+``node_status`` (Node, Lease, conditions, podCIDR, device resources), ``pod_workers``
+(queue, workers, admission, ``sync``, orphans), ``static`` (static and mirror pods),
+``sandbox``, ``containers`` (start, restart, init containers, probes), ``termination``
+(stopping) and ``pod_status``;
+the image manager (``images``), probes, volumes and the device manager
+(``devicemanager``) are collaborators.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from skiff.cri.client import CriClient
 from skiff.log import get_logger
 
 from .containers import ContainersMixin
+from .devicemanager import DeviceManager
 from .images import ImageManager
 from .network import PodNetwork
 from .node_status import NodeStatusMixin
@@ -80,6 +83,7 @@ class Kubelet(
         report_period: float = 60.0,
         pod_cidr: str = "",
         network: PodNetwork | None = None,
+        device_plugin_timeout: float = 30.0,
     ) -> None:
         super().__init__(workers=workers)  # the pod workers' queue (PodWorkersMixin)
         self.client = client
@@ -117,8 +121,25 @@ class Kubelet(
         """The node's pod network (None: not the kubelet's to manage, always ready)."""
         self._node: dict[str, Any] | None = None
         self._status_sent = 0.0
+        self._status_wake = asyncio.Event()
+        self.devices = DeviceManager(
+            self.root / "device-plugins",
+            self._status_wake.set,
+            rpc_timeout=device_plugin_timeout,
+        )
+        """Device plugins and the devices they give pods (``devicemanager``)."""
 
     async def run(self) -> None:
+        try:
+            await self.devices.start()
+        except (OSError, RuntimeError) as e:  # e.g. a socket path over the 107-byte limit
+            log.error("device manager not started; device plugins cannot register", error=str(e))
+        try:
+            await self._run()
+        finally:
+            await self.devices.stop()
+
+    async def _run(self) -> None:
         tasks: list[asyncio.Task[None]] = []
         if self.manifest_dir is not None:
             # Static pods run before the API answers, as kube's kubelet runs them: the

@@ -1,12 +1,13 @@
 """The kubelet's Node, as kubelet_node_status.go: registration (capacity, node info,
-addresses, the kubelet endpoint), conditions (Ready from the runtime; memory, disk and PID
-pressure from eviction-style thresholds), the Lease and status heartbeats, and following
-the ``spec.podCIDR`` a controller assigns.
+addresses, the kubelet endpoint), the device plugins' extended resources, conditions
+(Ready from the runtime; memory, disk and PID pressure from eviction-style thresholds),
+the Lease and status heartbeats, and following the ``spec.podCIDR`` a controller assigns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import shutil
@@ -21,6 +22,7 @@ from skiff.client.rest import ApiClient
 from skiff.cri.client import CriClient, CriError, pb
 from skiff.log import get_logger
 
+from .devicemanager import DeviceManager
 from .network import PodNetwork
 
 log = get_logger(__name__)
@@ -115,15 +117,27 @@ class NodeStatusMixin:
     network: PodNetwork | None
     _node: dict[str, Any] | None
     _status_sent: float
+    _status_wake: asyncio.Event
+    devices: DeviceManager
+
+    def _capacity(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The Node's capacity and allocatable: the host's, and each device plugin's
+        resource (every device; the healthy ones)."""
+        capacity = host_capacity()
+        allocatable = dict(capacity)
+        devices, healthy = self.devices.capacity()
+        capacity.update({r: str(n) for r, n in devices.items()})
+        allocatable.update({r: str(n) for r, n in healthy.items()})
+        return capacity, allocatable
 
     async def register(self) -> None:
         version = await self.cri.version()
         uname = platform.uname()
-        capacity = host_capacity()
+        capacity, allocatable = self._capacity()
         now = rfc3339()
         status: dict[str, Any] = {
             "capacity": capacity,
-            "allocatable": dict(capacity),
+            "allocatable": allocatable,
             "conditions": condition_list(await self._node_conditions(), {}, now),
             "addresses": [
                 {"type": "InternalIP", "address": self.node_ip},
@@ -170,16 +184,27 @@ class NodeStatusMixin:
         await self.lease.renew()
 
     async def _heartbeat(self) -> None:
-        """Renew the Lease every ``lease_period``; check the status every ``status_period``."""
+        """Renew the Lease every ``lease_period``; check the status every ``status_period``,
+        and at once when a device plugin's devices change (``_status_wake``, as kube's
+        device manager asks for a node status update)."""
         next_status = time.monotonic() + self.status_period
+        next_lease = time.monotonic() + self.lease_period
         while True:
             # Waiting for the pod network (for the node IPAM controller's podCIDR): look
             # every second, so that the node turns Ready as soon as it can.
             waiting = self.network is not None and not self.network.ready
-            await asyncio.sleep(min(self.lease_period, 1.0) if waiting else self.lease_period)
+            wait = max(0.0, next_lease - time.monotonic())
+            if waiting:
+                wait = min(wait, 1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_wake.wait(), wait)
+            woken = self._status_wake.is_set()
+            self._status_wake.clear()
             try:
-                await self.lease.renew()
-                if waiting or time.monotonic() >= next_status:
+                if time.monotonic() >= next_lease:
+                    next_lease = time.monotonic() + self.lease_period
+                    await self.lease.renew()
+                if woken or waiting or time.monotonic() >= next_status:
                     next_status = time.monotonic() + self.status_period
                     await self.update_node_status()
             except ApiError as e:
@@ -234,13 +259,22 @@ class NodeStatusMixin:
         # Compare with what the API holds, not with what we last sent: the node lifecycle
         # controller may have marked us Unknown meanwhile (Kubernetes' shouldPatchNodeStatus).
         posted = {t: c.get("status") for t, c in old.items()}
-        if all(posted.get(t) == v for t, v in current.items()) and not stale and not force:
+        patch: dict[str, Any] = {}
+        devices, healthy = self.devices.capacity()
+        node_status = node.get("status") or {}
+        for key, values in (("capacity", devices), ("allocatable", healthy)):
+            held = node_status.get(key) or {}
+            changed = {r: str(n) for r, n in values.items() if held.get(r) != str(n)}
+            if changed:
+                patch[key] = changed
+        unchanged = all(posted.get(t) == v for t, v in current.items())
+        if unchanged and not patch and not stale and not force:
             return
-        body = condition_list(conditions, old, rfc3339())
+        patch["conditions"] = condition_list(conditions, old, rfc3339())
         await self.client.patch(
             "nodes",
             self.node_name,
-            {"status": {"conditions": body}},
+            {"status": patch},
             type="strategic",
             subresource="status",
         )

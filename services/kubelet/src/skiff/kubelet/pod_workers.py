@@ -15,10 +15,12 @@ from skiff import tracing
 from skiff.api.errors import ApiError
 from skiff.client.events import EventRecorder
 from skiff.client.informer import Informer
+from skiff.client.rest import ApiClient
 from skiff.controller.controller import Reconciler
 from skiff.cri.client import CriClient, CriError, pb
 from skiff.log import get_logger
 
+from .devicemanager import AdmissionError, DeviceManager, NotReady
 from .pod_context import CONTAINER_NAME, POD_UID, PodContext
 from .probes import ProbeManager
 from .static import is_mirror, mirror_hash
@@ -36,12 +38,14 @@ class PodWorkersMixin(Reconciler):
     name = "kubelet"
 
     # Set up by Kubelet.__init__.
+    client: ApiClient
     cri: CriClient
     node_ip: str
     pods: Informer
     events: EventRecorder
     probes: ProbeManager
     volumes: VolumeManager
+    devices: DeviceManager
     static_pods: dict[str, dict[str, Any]]
 
     if TYPE_CHECKING:  # from the other parts of Kubelet
@@ -81,6 +85,47 @@ class PodWorkersMixin(Reconciler):
                 self.queue.add(f"{ns}/{name}/{uid}")
         for uid in self.volumes.known_pods() - known - seen:
             await self.volumes.teardown(uid)
+        # Devices stay with the pods that still run (the checkpoint said who holds what).
+        self.devices.retain(self._active_uids())
+
+    def _active_uids(self) -> set[str]:
+        """The pods that hold resources (kube's ``GetActivePods``): bound here, neither
+        finished nor being deleted."""
+        pods = [*self.pods.list(), *self.static_pods.values()]
+        return {
+            p["metadata"]["uid"]
+            for p in pods
+            if not p["metadata"].get("deletionTimestamp")
+            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        }
+
+    async def _admit(self, key: str, pod: dict[str, Any]) -> float | None:
+        """Admit the pod (its devices); None when admitted, else seconds until a re-check
+        (0: rejected for good)."""
+        try:
+            # Devices of pods no longer active are free for this one, even before their
+            # containers are gone (kube's UpdateAllocatedDevices at each admission).
+            if self.pods.has_synced():  # else every API pod would look gone
+                self.devices.retain(self._active_uids() | {pod["metadata"]["uid"]})
+            await self.devices.admit(pod)
+        except AdmissionError as e:
+            await self._reject(pod, e.reason, e.message)
+            return 0
+        except NotReady as e:
+            log.info("pod admission waits", pod=key, reason=str(e))
+            return 1.0
+        return None
+
+    async def _reject(self, pod: dict[str, Any], reason: str, message: str) -> None:
+        """Refuse a pod at admission (kube's ``rejectPod``): an event and a Failed phase."""
+        log.warning("pod rejected", pod=pod["metadata"]["name"], reason=reason, message=message)
+        self.events.emit(pod, "Warning", reason, message)
+        meta = pod["metadata"]
+        status = {"phase": "Failed", "reason": reason, "message": f"Pod was rejected: {message}"}
+        await self.client.patch(
+            "pods", meta["name"], {"status": status}, meta["namespace"],
+            type="merge", subresource="status",
+        )  # fmt: skip
 
     # -- the Reconciler's hooks: a worker's sync of one key -------------------------------
 
@@ -131,6 +176,9 @@ class PodWorkersMixin(Reconciler):
             await self._stop_finished(pod, sandboxes)
             return 0
 
+        wait = await self._admit(key, pod)
+        if wait is not None:
+            return wait
         ctx = PodContext(pod)
         try:
             paths = await self.volumes.setup(pod, pod_ip="", host_ip=self.node_ip)

@@ -14,6 +14,7 @@ from skiff.api.pods import grace_period
 from skiff.client.events import EventRecorder
 from skiff.cri.client import CriClient, CriError, pb
 
+from .devicemanager import DeviceManager
 from .pod_context import CONTAINER_NAME
 from .probes import ProbeManager
 from .volumes import VolumeManager
@@ -27,6 +28,7 @@ class TerminationMixin:
     events: EventRecorder
     probes: ProbeManager
     volumes: VolumeManager
+    devices: DeviceManager
 
     if TYPE_CHECKING:  # from the other parts of Kubelet
 
@@ -120,6 +122,7 @@ class TerminationMixin:
         await self._remove_sandboxes(pod, sandboxes, grace)
         self.probes.stop_pod(uid)
         await self.volumes.teardown(uid)
+        self.devices.release(uid)
 
     async def _stop_finished(self, pod: dict[str, Any], sandboxes: list[pb.PodSandbox]) -> None:
         """A Succeeded/Failed pod: nothing runs, the network is released, logs are kept."""
@@ -128,3 +131,4 @@ class TerminationMixin:
             if sb.state == pb.SANDBOX_READY:
                 await self._stop_sandbox_containers(pod, sb.id, grace)
                 await self.cri.stop_pod_sandbox(sb.id)
+        self.devices.release(pod["metadata"]["uid"])  # a finished pod holds no devices

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from skiff.api.errors import Cause
-from skiff.api.names import is_qualified_name
+from skiff.api.names import is_extended, is_native, is_qualified_name
 from skiff.api.quantity import canonical, parse_quantity
 
 from ...validation import forbidden, invalid, required
@@ -29,18 +29,6 @@ _HUGEPAGES = ("hugepages-", "requests.hugepages-", "limits.hugepages-")
 
 def is_hugepages(name: str) -> bool:
     return name.startswith("hugepages-")
-
-
-def is_native(name: str) -> bool:
-    """No domain, or one of ``kubernetes.io``."""
-    return "/" not in name or "kubernetes.io/" in name
-
-
-def is_extended(name: str) -> bool:
-    """``IsExtendedResourceName``: a domain-prefixed name outside ``kubernetes.io``."""
-    if is_native(name) or name.startswith("requests."):
-        return False
-    return not is_qualified_name(f"requests.{name}")
 
 
 def overcommit_allowed(name: str) -> bool:
