@@ -67,8 +67,8 @@ bench: deps
 	$(PY) bench/skiffadm_init.py
 
 # Regenerate the Python code for our .proto files (committed, so installs need no protoc);
-# the CRI's goes to the kubelet, its only user; the device plugin API's to the shared
-# library (the kubelet serves it, plugins call it).
+# the CRI's goes to the kubelet, its only user; the device plugin and pod-resources
+# APIs' to the shared library (the kubelet serves them; plugins and agents call them).
 proto: py-deps
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=libs/skiff/src --pyi_out=libs/skiff/src \
 	  --grpc_python_out=libs/skiff/src proto/skiff/rpc/v1/objects.proto
@@ -78,7 +78,8 @@ proto: py-deps
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=libs/skiff/src --pyi_out=libs/skiff/src \
 	  $$(find proto/skiff/k8spb -name '*.proto')
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=libs/skiff/src --pyi_out=libs/skiff/src \
-	  --grpc_python_out=libs/skiff/src proto/skiff/deviceplugin/v1beta1/api.proto
+	  --grpc_python_out=libs/skiff/src proto/skiff/deviceplugin/v1beta1/api.proto \
+	  proto/skiff/podresources/v1/api.proto
 
 clean: down
 	rm -rf .skiff

@@ -1,10 +1,10 @@
 """Device plugins end to end: the sample device plugin (fake devices backed by device
-nodes this test creates) registered with the real kubelet on real containerd, the
-scheduler and kubectl: the Node's resource, two devices visible in a container (device
-nodes and environment), a third request Pending with ``Insufficient``, the devices back
-after deletion, the kubelet's own admission refusal, kill -9 of the kubelet (running pods
-keep their devices and are not restarted), the plugin killed (allocatable 0) and back,
-and a plugin whose Allocate hangs failing only its pod."""
+nodes this test creates) registered with the real kubelet on real containerd and the
+scheduler: the Node's resource, two devices visible in a container (device nodes and
+environment), a third request Pending with ``Insufficient``, the devices back after
+deletion (and in the pod-resources API), the kubelet's own admission refusal, kill -9 of
+the kubelet (running pods keep their devices and are not restarted), the plugin killed
+(allocatable 0) and back, and a plugin whose Allocate hangs failing only its pod."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from grpc import aio
 from runtime import CNI_PLUGINS, CONTAINERD, needs, start_containerd
 
 from cluster import Cluster, Proc
@@ -30,6 +31,8 @@ from skiff.kubelet.containerd_setup import (
     teardown_network,
     write_cni_config,
 )
+from skiff.podresources.v1 import api_pb2 as pr
+from skiff.podresources.v1 import api_pb2_grpc as pr_grpc
 
 BRIDGE, NET, CIDR = "skiffdp0", "skiffdp", "10.244.249.0/24"
 NODE = "dp-node"
@@ -198,6 +201,16 @@ async def test_device_plugin_end_to_end(node: Node) -> None:
     await phase(node, "waits", "Running", 90)
     held = (await sh(node, "waits", "echo $SAMPLE_DEVICES")).strip().split(",")
     assert len(held) == 2
+    # Monitoring agents see the same through the pod-resources API.
+    socket = node.base / "kubelet" / "pod-resources" / "kubelet.sock"
+    async with aio.insecure_channel(f"unix://{socket}") as channel:
+        stub = pr_grpc.PodResourcesListerStub(channel)
+        got = await stub.Get(pr.GetPodResourcesRequest(pod_name="waits", pod_namespace="default"))
+        [devices] = got.pod_resources.containers[0].devices
+        assert (devices.resource_name, sorted(devices.device_ids)) == (SAMPLE, sorted(held))
+        node_devices = await stub.GetAllocatableResources(pr.AllocatableResourcesRequest())
+        assert sorted(d for x in node_devices.devices for d in x.device_ids) == [
+            "dev0", "dev1", "dev2"]  # fmt: skip
 
     # kill -9 the kubelet: the pod keeps running and keeps its devices.
     before = (await get(node, "waits"))["status"]["containerStatuses"][0]

@@ -3,7 +3,7 @@ the sample plugin (fake devices backed by files) and small plugins of the test's
 the bad answers. Registration and its refusals in kube's words, capacity and allocatable,
 admission (fit, allocation, preferred allocation, init containers' devices reused, a hung
 Allocate), what a container gets, the checkpoint across a restart, a plugin that stops and
-comes back."""
+comes back; the pod-resources API over its own socket."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ from skiff.deviceplugin.sample import SamplePlugin
 from skiff.deviceplugin.server import PluginServer, RegistrationRefused
 from skiff.deviceplugin.v1beta1 import api_pb2 as dp
 from skiff.deviceplugin.v1beta1 import api_pb2_grpc as dp_grpc
+from skiff.kubelet import podresources
 from skiff.kubelet.devicemanager import AdmissionError, DeviceManager, NotReady, checkpoint
+from skiff.podresources.v1 import api_pb2 as pr
+from skiff.podresources.v1 import api_pb2_grpc as pr_grpc
 
 RESOURCE = "example.com/sample"
 
@@ -320,3 +323,38 @@ async def test_a_plugin_gone_past_the_grace_period_is_removed(env: Env) -> None:
         await env.tasks[task_count]
     await env.until(lambda: env.manager.capacity() == ({RESOURCE: 0}, {RESOURCE: 0}))
     assert RESOURCE not in env.manager.devices
+
+
+async def test_pod_resources_api(env: Env) -> None:
+    lists = [[dev("a", 0), dev("b", 1), dev("c", 1), dev("d", health="Unhealthy")]]
+    server = await env.plugin(Scripted(lists))
+    await env.registered(server, 4)
+    p = pod("p", c("main", 2), c("side"))
+    await env.manager.admit(p)
+    api = await podresources.serve(
+        env.root / "pr", podresources.PodResources(env.manager, lambda: [p])
+    )
+    try:
+        async with aio.insecure_channel(f"unix://{env.root / 'pr' / 'kubelet.sock'}") as ch:
+            stub = pr_grpc.PodResourcesListerStub(ch)
+            listed = await stub.List(pr.ListPodResourcesRequest())
+            [got] = listed.pod_resources
+            assert (got.name, got.namespace) == ("p-p", "ns")
+            main, side = got.containers
+            assert (main.name, side.name, list(side.devices)) == ("main", "side", [])
+            [devices] = main.devices
+            assert (devices.resource_name, list(devices.device_ids)) == (RESOURCE, ["b", "c"])
+            assert [n.ID for n in devices.topology.nodes] == [1]
+            one = await stub.Get(pr.GetPodResourcesRequest(pod_name="p-p", pod_namespace="ns"))
+            assert one.pod_resources == got
+            with pytest.raises(grpc.RpcError) as e:
+                await stub.Get(pr.GetPodResourcesRequest(pod_name="x", pod_namespace="ns"))
+            assert e.value.code() == grpc.StatusCode.NOT_FOUND
+            assert e.value.details() == "pod x in namespace ns not found"
+            node = await stub.GetAllocatableResources(pr.AllocatableResourcesRequest())
+            assert [
+                (d.resource_name, list(d.device_ids), [n.ID for n in d.topology.nodes])
+                for d in node.devices
+            ] == [(RESOURCE, ["a"], [0]), (RESOURCE, ["b", "c"], [1])]
+    finally:
+        await api.stop(0)

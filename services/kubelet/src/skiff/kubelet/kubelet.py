@@ -34,6 +34,7 @@ from skiff.client.rest import ApiClient
 from skiff.cri.client import CriClient
 from skiff.log import get_logger
 
+from . import podresources
 from .containers import ContainersMixin
 from .devicemanager import DeviceManager
 from .images import ImageManager
@@ -130,13 +131,20 @@ class Kubelet(
         """Device plugins and the devices they give pods (``devicemanager``)."""
 
     async def run(self) -> None:
+        pod_resources = None
         try:
             await self.devices.start()
+            pod_resources = await podresources.serve(
+                self.root / "pod-resources",
+                podresources.PodResources(self.devices, self._active_pods),
+            )
         except (OSError, RuntimeError) as e:  # e.g. a socket path over the 107-byte limit
             log.error("device manager not started; device plugins cannot register", error=str(e))
         try:
             await self._run()
         finally:
+            if pod_resources is not None:
+                await pod_resources.stop(0.5)
             await self.devices.stop()
 
     async def _run(self) -> None:

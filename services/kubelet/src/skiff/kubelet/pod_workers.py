@@ -88,16 +88,19 @@ class PodWorkersMixin(Reconciler):
         # Devices stay with the pods that still run (the checkpoint said who holds what).
         self.devices.retain(self._active_uids())
 
-    def _active_uids(self) -> set[str]:
+    def _active_pods(self) -> list[dict[str, Any]]:
         """The pods that hold resources (kube's ``GetActivePods``): bound here, neither
         finished nor being deleted."""
         pods = [*self.pods.list(), *self.static_pods.values()]
-        return {
-            p["metadata"]["uid"]
+        return [
+            p
             for p in pods
             if not p["metadata"].get("deletionTimestamp")
             and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-        }
+        ]
+
+    def _active_uids(self) -> set[str]:
+        return {p["metadata"]["uid"] for p in self._active_pods()}
 
     async def _admit(self, key: str, pod: dict[str, Any]) -> float | None:
         """Admit the pod (its devices); None when admitted, else seconds until a re-check
