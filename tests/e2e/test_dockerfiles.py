@@ -19,6 +19,20 @@ def test_python_image_keeps_the_schemas_the_apiserver_reads() -> None:
     assert kept is not None and kept.group(1) == KUBERNETES_SCHEMA_VERSION
 
 
+def test_python_image_copies_every_workspace_members_pyproject() -> None:
+    """``uv sync --frozen`` in the image needs every member's pyproject.toml: a member
+    added to the workspace and not copied breaks the image build (on a fresh machine's
+    ``make compose-up`` only; CI's warm Docker cache hides it)."""
+    text = (ROOT / "docker/python/Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\S+)/pyproject.toml /src/\1/$", text, re.M))
+    members = {
+        str(p.parent.relative_to(ROOT))
+        for pattern in ("libs/*/pyproject.toml", "services/*/pyproject.toml")
+        for p in ROOT.glob(pattern)
+    }
+    assert members - copied == set()
+
+
 @pytest.mark.parametrize("service", CONTROL_PLANE)
 def test_control_plane_images_run_unprivileged_with_a_healthcheck(service: str) -> None:
     text = (ROOT / "services" / service / "Dockerfile").read_text()
