@@ -90,6 +90,7 @@ def test_default_profile_extension_points() -> None:
         "NodeResourcesFit",
         "PodTopologySpread",
         "NodeResourcesBalancedAllocation",
+        "GPUBinPacking",
     ]
     assert [p.name for p in fw.post_filter_plugins] == ["DefaultPreemption"]
     assert [p.name for p in fw.bind_plugins] == ["DefaultBinder"]

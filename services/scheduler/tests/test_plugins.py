@@ -22,6 +22,7 @@ from skiff.scheduler import (
 )
 from skiff.scheduler.plugins import (
     DefaultBinder,
+    GPUBinPacking,
     InterPodAffinity,
     NodeAffinity,
     NodeName,
@@ -426,6 +427,31 @@ def test_fit_gpu_counts_bound_and_assumed_pods() -> None:
         "0/2 nodes are available: 2 Insufficient nvidia.com/gpu. preemption:"
     )
     assert snapshot.get("gpu").requested.scalar == {"nvidia.com/gpu": 4}
+
+
+def test_gpu_bin_packing() -> None:
+    nodes = [
+        make_node("busy-gpu", allocatable={"nvidia.com/gpu": "4"}),
+        make_node("idle-gpu", allocatable={"nvidia.com/gpu": "4"}),
+        make_node("mig", allocatable={"nvidia.com/mig-1g.10gb": "7"}),
+        make_node("cpu"),
+    ]
+    snapshot = Snapshot(nodes, [make_pod("a", node="busy-gpu", requests={"nvidia.com/gpu": 2})])
+    gpu_pod = make_pod("g", requests={"nvidia.com/gpu": "1"})
+    plain = make_pod("p", cpu="100m")
+    # A GPU pod packs onto the GPUs in use; the idle node stays whole.
+    assert scores(GPUBinPacking, gpu_pod, snapshot) == {
+        "busy-gpu": 75, "idle-gpu": 25, "mig": 14, "cpu": 0}  # fmt: skip
+    assert schedule(snapshot, gpu_pod).node_name == "busy-gpu"
+    # A pod without GPUs keeps off GPU nodes, the idle one most of all (busy-gpu now has
+    # 3 of 4 in use, the pod just scheduled assumed there).
+    assert scores(GPUBinPacking, plain, snapshot) == {
+        "busy-gpu": 37, "idle-gpu": 0, "mig": 0, "cpu": 100}  # fmt: skip
+    # Only the named resources count.
+    only = {"resources": ["nvidia.com/gpu"]}
+    assert scores(GPUBinPacking, plain, snapshot, only)["mig"] == 100
+    with pytest.raises(ValueError, match="resources must be a list"):
+        GPUBinPacking({"resources": "nvidia.com/gpu"}, None)
 
 
 def test_pod_requests_init_containers_sidecars_overhead() -> None:

@@ -16,7 +16,8 @@ from skiff.scheduler.framework.interface import ExtensionPoint
 DEFAULT_SCHEDULER_NAME = "default-scheduler"
 
 # kube-scheduler 1.32's default multi-point plugins (apis/config/v1/default_plugins.go),
-# less the ones for volume limits and zones, images and queueing, in the same order.
+# less the ones for volume limits and zones, images and queueing, in the same order; plus
+# Skiff's GPUBinPacking (a score that only orders nodes when some have GPUs).
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "NodeUnschedulable",
     "NodeName",
@@ -29,6 +30,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "InterPodAffinity",
     "DefaultPreemption",
     "NodeResourcesBalancedAllocation",
+    "GPUBinPacking",
     "DefaultBinder",
 )
 DEFAULT_SCORE_WEIGHTS: dict[str, int] = {
@@ -38,6 +40,7 @@ DEFAULT_SCORE_WEIGHTS: dict[str, int] = {
     "InterPodAffinity": 2,
     "NodeResourcesFit": 1,
     "NodeResourcesBalancedAllocation": 1,
+    "GPUBinPacking": 2,
 }
 
 

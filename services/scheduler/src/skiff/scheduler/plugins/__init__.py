@@ -1,10 +1,12 @@
-"""The in-tree plugins, named as in kube-scheduler, and the default registry."""
+"""The in-tree plugins, named as in kube-scheduler (and Skiff's GPUBinPacking), and the
+default registry."""
 
 from __future__ import annotations
 
 from skiff.scheduler.framework.interface import Registry
 from skiff.scheduler.plugins.default_binder import DefaultBinder
 from skiff.scheduler.plugins.default_preemption import DefaultPreemption
+from skiff.scheduler.plugins.gpu_binpacking import GPUBinPacking
 from skiff.scheduler.plugins.inter_pod_affinity import InterPodAffinity
 from skiff.scheduler.plugins.node_affinity import NodeAffinity
 from skiff.scheduler.plugins.node_name import NodeName
@@ -21,6 +23,7 @@ from skiff.scheduler.plugins.volume_binding import VolumeBinding
 __all__ = [
     "DefaultBinder",
     "DefaultPreemption",
+    "GPUBinPacking",
     "InterPodAffinity",
     "NodeAffinity",
     "NodeName",
@@ -49,6 +52,7 @@ def default_registry() -> Registry:
         InterPodAffinity,
         DefaultPreemption,
         NodeResourcesBalancedAllocation,
+        GPUBinPacking,
         DefaultBinder,
     )
     return {p.name: p for p in plugins}
