@@ -60,6 +60,7 @@ bench: deps
 	$(PY) bench/controllers.py
 	$(PY) bench/services.py
 	$(PY) bench/validation.py
+	$(PY) bench/deviceplugins.py
 	$(PY) bench/proxy.py
 	$(PY) bench/netpol.py
 	$(PY) bench/cluster_dns.py

@@ -126,8 +126,11 @@ async def raw_cri(
     return [p[0] for p in pairs], [p[1] for p in pairs], wall
 
 
-async def kubelet_startup(client: ApiClient, count: int, tag: str) -> tuple[list[float], float]:
-    """Create ``count`` pods at once; seconds from create to Running seen through a watch."""
+async def kubelet_startup(
+    client: ApiClient, count: int, tag: str, make: Callable[[str], dict] = pod
+) -> tuple[list[float], float]:
+    """Create ``count`` pods (``make(name)``) at once; seconds from create to Running seen
+    through a watch."""
     _, rv = await client.list_all("pods", NS)
     running: dict[str, float] = {}
     created: dict[str, float] = {}
@@ -152,7 +155,7 @@ async def kubelet_startup(client: ApiClient, count: int, tag: str) -> tuple[list
     async def create(i: int) -> None:
         name = f"{tag}-p{i}"
         created[name] = time.perf_counter()
-        await client.create("pods", pod(name), NS)
+        await client.create("pods", make(name), NS)
 
     await asyncio.gather(*(create(i) for i in range(count)))
     await asyncio.wait_for(done.wait(), 120)
