@@ -2,9 +2,10 @@
 nodes this test creates) registered with the real kubelet on real containerd and the
 scheduler: the Node's resource, two devices visible in a container (device nodes and
 environment), a third request Pending with ``Insufficient``, the devices back after
-deletion (and in the pod-resources API), the kubelet's own admission refusal, kill -9 of
-the kubelet (running pods keep their devices and are not restarted), the plugin killed
-(allocatable 0) and back, and a plugin whose Allocate hangs failing only its pod."""
+deletion (in the pod-resources API and ``kubectl describe node``), the kubelet's own
+admission refusal, kill -9 of the kubelet (running pods keep their devices and are not
+restarted), the plugin killed (allocatable 0) and back, and a plugin whose Allocate
+hangs failing only its pod."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import stat
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -162,7 +164,7 @@ async def sh(node: Node, name: str, script: str) -> str:
     return result.stdout.decode()
 
 
-async def test_device_plugin_end_to_end(node: Node) -> None:
+async def test_device_plugin_end_to_end(node: Node, kubeconfig: Path) -> None:
     devs = node.base / "devices"
     make_devices(devs, 3)
     node.start_plugin(SAMPLE, devs)
@@ -201,6 +203,17 @@ async def test_device_plugin_end_to_end(node: Node) -> None:
     await phase(node, "waits", "Running", 90)
     held = (await sh(node, "waits", "echo $SAMPLE_DEVICES")).strip().split(",")
     assert len(held) == 2
+    # kubectl describe node: the resource, and what the pods on the node hold of it.
+    described = await asyncio.to_thread(
+        subprocess.run,
+        ["kubectl", "--kubeconfig", str(kubeconfig), "describe", "node", NODE],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    text = described.stdout
+    capacity = text.split("Capacity:")[1].split("Allocatable:")[0]
+    assert f"{SAMPLE}:" in capacity and capacity.split(f"{SAMPLE}:")[1].split()[0] == "3"
+    allocated = text.split("Allocated resources:")[1]
+    assert allocated.split(SAMPLE)[1].split()[:2] == ["2", "2"]  # requests, limits
     # Monitoring agents see the same through the pod-resources API.
     socket = node.base / "kubelet" / "pod-resources" / "kubelet.sock"
     async with aio.insecure_channel(f"unix://{socket}") as channel:

@@ -83,22 +83,40 @@ async def test_the_plugin_with_the_kubelets_device_manager(
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_no_gpu_advertises_nothing(
-    kubelet: tuple[Path, DeviceManager], capsys: pytest.CaptureFixture[str]
-) -> None:
+class Said:
+    """Stands in for the plugin's logger: what it said, by level."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def __getattr__(self, level: str) -> Any:
+        return lambda event, **kw: self.lines.append((level, event))
+
+
+@pytest.fixture
+def said(monkeypatch: pytest.MonkeyPatch) -> Said:
+    import skiff.nvidiaplugin.__main__ as main
+
+    s = Said()
+    monkeypatch.setattr(main, "log", s)
+    return s
+
+
+async def test_no_gpu_advertises_nothing(kubelet: tuple[Path, DeviceManager], said: Said) -> None:
     root, manager = kubelet
     task = asyncio.create_task(run(args(root), FakeNvml(missing=True)))
     await asyncio.sleep(0.5)
     assert not task.done()  # waits rather than crash-looping
     assert manager.capacity() == ({}, {})
-    out = capsys.readouterr().out
-    assert out.count("no NVIDIA driver or GPU found (NVML Shared Library Not Found)") == 1
+    assert said.lines == [
+        ("warning", "no NVIDIA driver or GPU found (NVML Shared Library Not Found); "
+         "advertising nothing")]  # fmt: skip
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_the_real_binding_without_a_gpu(
-    kubelet: tuple[Path, DeviceManager], capsys: pytest.CaptureFixture[str]
+    kubelet: tuple[Path, DeviceManager], said: Said
 ) -> None:
     """NVIDIA's ``nvidia-ml-py`` (installed by ``make py-deps``) on this GPU-less machine:
     the plugin finds no driver, says so and waits."""
@@ -113,6 +131,7 @@ async def test_the_real_binding_without_a_gpu(
     task = asyncio.create_task(run(args(root)))
     await asyncio.sleep(0.5)
     assert not task.done() and manager.capacity() == ({}, {})
-    assert "no NVIDIA driver or GPU found" in capsys.readouterr().out
+    [(level, line)] = said.lines
+    assert level == "warning" and line.startswith("no NVIDIA driver or GPU found")
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

@@ -217,3 +217,29 @@ async def test_lease_strategy_fields_are_dropped_as_kube_132_does(env: MemorySto
     created["spec"]["preferredHolder"] = "b"
     updated = await env.store.update(leases, "default", "l", created, Opts())
     assert updated["spec"] == {"holderIdentity": "a"}
+
+
+async def test_an_update_without_resource_version_where_kube_needs_one(env: MemoryStore) -> None:
+    """kube's AllowUnconditionalUpdate: false for Leases (and webhooks, policies, PDBs,
+    RuntimeClasses, CRDs, custom resources, APIServices): a PUT naming no resourceVersion
+    is a 422 on an existing object; ConfigMaps take it."""
+    leases = REGISTRY.by_path("coordination.k8s.io", "v1", "leases")
+    created = await env.store.create(leases, "default", {"metadata": {"name": "u"}}, Opts())
+    bare = copy.deepcopy(created)
+    del bare["metadata"]["resourceVersion"]
+    bare["spec"] = {"holderIdentity": "me"}
+    with pytest.raises(ApiError) as e:
+        await env.store.update(leases, "default", "u", bare, Opts())
+    assert (e.value.code, e.value.message) == (
+        422,
+        'leases.coordination.k8s.io "u" is invalid: metadata.resourceVersion: '
+        "Invalid value: 0x0: must be specified for an update",
+    )
+    got = await env.store.update(leases, "default", "u", {**bare, "metadata": created["metadata"]},
+                                 Opts())  # fmt: skip
+    assert got["spec"]["holderIdentity"] == "me"
+    cms = REGISTRY.core("configmaps")
+    cm = await env.store.create(cms, "default", {"metadata": {"name": "u"}}, Opts())
+    del cm["metadata"]["resourceVersion"]
+    cm["data"] = {"a": "b"}
+    assert (await env.store.update(cms, "default", "u", cm, Opts()))["data"] == {"a": "b"}

@@ -1,5 +1,10 @@
 """The event pump: etcd watch → NATS JetStream, in revision order, exactly once.
 
+Changes outside ``/registry/`` (master leases, the allocators) are published without
+their value, as progress: a watch cache that has applied them has reached the revision a
+list read from etcd answers with, so a watch from that list's resourceVersion starts at
+once instead of waiting for the next change of an object.
+
 Every apiserver runs a candidate; an etcd lease on :data:`LEADER_KEY` picks the
 one that pumps. The leader resumes from the revision of the last message in
 the stream, so a restarted pump neither loses nor repeats an event: publishes
@@ -34,6 +39,9 @@ from skiff.log import get_logger
 from . import eventstream as ev
 
 LEADER_KEY = "/registry/skiff.io/leader/event-pump"
+REGISTRY_PREFIX = "/registry/"
+WATCHED = "/"
+"""Every key Skiff writes (``/registry/``, ``/skiff/``) is under it."""
 LEASE_TTL = 5
 
 log = get_logger(__name__)
@@ -110,7 +118,10 @@ class EventPump:
         log.info("event pump resuming", from_revision=start, stream_seq=seq)
         while True:
             try:
-                async for batch in self.etcd.watch("/registry/", start):
+                # The whole keyspace: master leases and the allocators' keys live outside
+                # /registry/, and a list read from etcd answers with their revisions too;
+                # the caches must reach those revisions (see _publish).
+                async for batch in self.etcd.watch(WATCHED, start):
                     for event in batch:
                         if event.revision <= last_rev:
                             continue
@@ -138,7 +149,8 @@ class EventPump:
             ev.H_EXPECTED_SEQ: str(seq),
         }
         parent = None
-        trace_headers = trace_of(event.value)
+        registry = event.key.startswith(REGISTRY_PREFIX)
+        trace_headers = trace_of(event.value) if registry else None
         if trace_headers:
             parent = tracing.extract(trace_headers)
         with _tracer.start_as_current_span(
@@ -148,7 +160,10 @@ class EventPump:
             attributes={"skiff.revision": event.revision, "skiff.key": event.key},
         ):
             tracing.inject(headers)
-            ack = await self._publish_raw(ev.subject_for(event.key), event.value, headers)
+            # A key outside /registry/ is only progress for the caches (its revision);
+            # its value (allocations, master leases) stays in etcd.
+            payload = event.value if registry else b""
+            ack = await self._publish_raw(ev.subject_for(event.key), payload, headers)
         PUBLISHED.inc()
         return ack
 

@@ -40,6 +40,8 @@ def set_defaults(obj: Obj) -> None:
 class CustomResourceDefinitionStrategy(Strategy):
     """apiextensions.k8s.io/v1 CustomResourceDefinitions."""
 
+    allow_unconditional_update = False  # kube: "must be specified for an update"
+
     def prepare_for_create(self, obj: Obj) -> None:
         super().prepare_for_create(obj)
         status: Obj = {"acceptedNames": {"plural": "", "kind": ""}}

@@ -36,6 +36,8 @@ _OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 class CustomResourceStrategy(Strategy):
     """One served version of a custom resource."""
 
+    allow_unconditional_update = False  # kube: "must be specified for an update"
+
     def __init__(self, info: ResourceInfo, version: Version, resource: CustomResource) -> None:
         self.version = version
         self.resource = resource

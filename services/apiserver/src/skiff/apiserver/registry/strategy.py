@@ -223,6 +223,10 @@ class Strategy:
     claims_keys: ClassVar[bool] = False
     """Whether objects hold other keys, claimed and released in their own write
     transaction (:meth:`held`, :meth:`assign`, :meth:`taken`)."""
+    allow_unconditional_update: ClassVar[bool] = True
+    """Whether a PUT without ``metadata.resourceVersion`` replaces the current object
+    (kube's AllowUnconditionalUpdate); else it is refused, "must be specified for an
+    update". Its subresources (``/status``) follow it."""
 
     def __init__(self, info: ResourceInfo) -> None:
         self.info = info

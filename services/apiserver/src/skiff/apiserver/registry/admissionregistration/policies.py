@@ -226,6 +226,8 @@ def _policy_spec(obj: Obj) -> list[Cause]:
 
 
 class ValidatingAdmissionPolicyStrategy(Strategy):
+    allow_unconditional_update = False  # kube: "must be specified for an update"
+
     def normalize(self, obj: Obj, old: Obj | None) -> None:
         spec = obj.get("spec")
         if isinstance(spec, dict):
@@ -281,6 +283,8 @@ def _actions(actions: list[str], path: str) -> list[Cause]:
 
 
 class ValidatingAdmissionPolicyBindingStrategy(Strategy):
+    allow_unconditional_update = False  # kube: "must be specified for an update"
+
     def normalize(self, obj: Obj, old: Obj | None) -> None:
         spec = obj.get("spec")
         if isinstance(spec, dict):

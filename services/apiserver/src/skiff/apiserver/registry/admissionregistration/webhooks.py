@@ -136,6 +136,8 @@ def _webhook(hook: dict[str, Any], path: str, mutating: bool, opts: _Options) ->
 class WebhookConfigurationStrategy(Strategy):
     """Both configuration kinds; ``mutating`` tells them apart."""
 
+    allow_unconditional_update = False  # kube: "must be specified for an update"
+
     @property
     def mutating(self) -> bool:
         return self.info.kind == "MutatingWebhookConfiguration"

@@ -120,6 +120,8 @@ class APIServiceStrategy(Strategy):
     """A create starts with an empty status, a local APIService's saying it is available;
     a service's port defaults to 443."""
 
+    allow_unconditional_update = False  # kube: "must be specified for an update"
+
     def prepare_for_create(self, obj: Obj) -> None:
         super().prepare_for_create(obj)
         obj["status"] = {"conditions": [local_condition()]} if is_local(obj) else {}

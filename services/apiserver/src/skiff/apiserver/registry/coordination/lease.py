@@ -15,6 +15,8 @@ _GATED = ("strategy", "preferredHolder")
 
 
 class LeaseStrategy(Strategy):
+    allow_unconditional_update = False  # kube: "must be specified for an update"
+
     def prepare_for_create(self, obj: Obj) -> None:
         super().prepare_for_create(obj)
         for key in _GATED:

@@ -27,6 +27,8 @@ def _overhead(pod_fixed: dict | None) -> list[Cause]:
 
 
 class RuntimeClassStrategy(Strategy):
+    allow_unconditional_update = False  # kube: "must be specified for an update"
+
     def validate(self, obj: Obj) -> list[Cause]:
         handler = obj.get("handler") or ""
         causes = [invalid("handler", handler, m) for m in is_dns1123_label(handler)]

@@ -52,6 +52,8 @@ class PodDisruptionBudgetStrategy(Strategy):
     """Spec changes bump ``metadata.generation`` (generically), which the eviction
     subresource compares with ``status.observedGeneration``."""
 
+    allow_unconditional_update = False  # kube: "must be specified for an update"
+
     initial_status = {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
                       "expectedPods": 0}  # fmt: skip
 
