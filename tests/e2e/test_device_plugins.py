@@ -4,13 +4,14 @@ scheduler: the Node's resource, two devices visible in a container (device nodes
 environment), a third request Pending with ``Insufficient``, the devices back after
 deletion (in the pod-resources API and ``kubectl describe node``), the kubelet's own
 admission refusal, kill -9 of the kubelet (running pods keep their devices and are not
-restarted), the plugin killed (allocatable 0) and back, and a plugin whose Allocate
-hangs failing only its pod."""
+restarted), the plugin killed (allocatable 0) and back, a plugin whose Allocate hangs
+failing only its pod; and the NVIDIA plugin's process with a fake NVML."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import stat
 import subprocess
@@ -50,8 +51,13 @@ class Node:
         self.plugins: dict[str, Proc] = {}
 
     @property
+    def root(self) -> Path:
+        """The kubelet's ``--root-dir`` (kube's /var/lib/kubelet)."""
+        return self.base / "var-lib-kubelet"
+
+    @property
     def plugin_dir(self) -> Path:
-        return self.base / "kubelet" / "device-plugins"
+        return self.root / "device-plugins"
 
     def start_kubelet(self) -> None:
         args = [
@@ -59,7 +65,7 @@ class Node:
             "--node-name", NODE, "--runtime-dir", str(self.base), "--pod-cidr", CIDR,
             "--bridge", BRIDGE, "--network-name", NET, "--port", "0", "--lease-period", "1",
             "--node-status-update-frequency", "1", "--node-status-report-frequency", "2",
-            "--device-plugin-timeout", "3",
+            "--device-plugin-timeout", "3", "--root-dir", str(self.root),
         ]  # fmt: skip
         self.kubelet = Proc("kubelet", args, self.base / "kubelet.log")
         self.kubelet.start()
@@ -215,7 +221,7 @@ async def test_device_plugin_end_to_end(node: Node, kubeconfig: Path) -> None:
     allocated = text.split("Allocated resources:")[1]
     assert allocated.split(SAMPLE)[1].split()[:2] == ["2", "2"]  # requests, limits
     # Monitoring agents see the same through the pod-resources API.
-    socket = node.base / "kubelet" / "pod-resources" / "kubelet.sock"
+    socket = node.root / "pod-resources" / "kubelet.sock"
     async with aio.insecure_channel(f"unix://{socket}") as channel:
         stub = pr_grpc.PodResourcesListerStub(channel)
         got = await stub.Get(pr.GetPodResourcesRequest(pod_name="waits", pod_namespace="default"))
@@ -274,3 +280,48 @@ async def test_a_hung_allocate_fails_only_its_pod(node: Node) -> None:
     assert any(e.get("reason") == "UnexpectedAdmissionError" for e in events)
     for name in ("stuck", "free"):
         await node.client.delete("pods", name, "default", grace_period_seconds=0)
+
+
+async def test_the_nvidia_plugin_process(node: Node) -> None:
+    """``skiff-nvidia-device-plugin`` as a process on the real kubelet, its NVML faked from
+    a file (no GPU here): the Node's ``nvidia.com/gpu`` and GPU feature discovery's labels
+    written through the API; a pod is allocated a GPU (seen in the pod-resources API)."""
+    fake = node.base / "nvml.json"
+    fake.write_text(json.dumps({"driver": "550.54.15", "cuda": "12.4", "gpus": [
+        {"uuid": "GPU-aaaa", "name": "NVIDIA H100 80GB HBM3", "memoryMiB": 81559, "numa": 0},
+        {"uuid": "GPU-bbbb", "name": "NVIDIA H100 80GB HBM3", "memoryMiB": 81559, "numa": 0},
+    ]}))  # fmt: skip
+    args = [
+        sys.executable, "-m", "skiff.nvidiaplugin", "--fake-nvml", str(fake),
+        "--plugin-dir", str(node.plugin_dir), "--node-name", NODE,
+        "--server", node.cluster.url,
+    ]  # fmt: skip
+    plugin = Proc("nvidia", args, node.base / "plugin-nvidia.log")
+    plugin.start()
+    try:
+
+        async def advertised() -> bool:
+            return await resources(node, "nvidia.com/gpu") == ("2", "2")
+
+        await until(advertised, 60, "the node's nvidia.com/gpu")
+        labels = (await node.client.get("nodes", NODE))["metadata"]["labels"]
+        assert labels["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+        assert labels["nvidia.com/gpu.count"] == "2"
+        assert labels["nvidia.com/cuda.driver-version.major"] == "550"
+        # Allocated at admission; the container itself cannot start without /dev/nvidia0.
+        await node.client.create("pods", pod("gpu", "nvidia.com/gpu", 1, bind=True), "default")
+        socket = node.root / "pod-resources" / "kubelet.sock"
+
+        async def allocated() -> list[str]:
+            async with aio.insecure_channel(f"unix://{socket}") as channel:
+                stub = pr_grpc.PodResourcesListerStub(channel)
+                got = await stub.Get(
+                    pr.GetPodResourcesRequest(pod_name="gpu", pod_namespace="default")
+                )
+            return [d for c in got.pod_resources.containers for x in c.devices
+                    for d in x.device_ids]  # fmt: skip
+
+        assert await until(allocated, 30, "a GPU allocated") in (["GPU-aaaa"], ["GPU-bbbb"])
+        await node.client.delete("pods", "gpu", "default", grace_period_seconds=0)
+    finally:
+        plugin.stop()

@@ -160,6 +160,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Webhook: ask the apiserver (SubjectAccessReview on nodes/proxy, nodes/log...)",
     )
     p.add_argument(
+        "--root-dir",
+        type=Path,
+        default=None,
+        help="the kubelet's files: pod volumes, device-plugins/ and pod-resources/ sockets, "
+        "the device checkpoint (default: <runtime-dir>/kubelet; kube's is /var/lib/kubelet, "
+        "where DaemonSets of device plugins look)",
+    )
+    p.add_argument(
         "--device-plugin-timeout",
         type=float,
         default=30.0,
@@ -199,7 +207,7 @@ async def run(a: argparse.Namespace) -> None:
             cri,
             a.node_name,
             log_root=paths.base / "pods",
-            root=paths.base / "kubelet",
+            root=a.root_dir.resolve() if a.root_dir else paths.base / "kubelet",
             node_ip=a.node_ip,
             cluster_dns=[s for s in a.cluster_dns.split(",") if s],
             cluster_domain=a.cluster_domain,
