@@ -93,39 +93,36 @@ class PluginServer:
         while _inode(kubelet) is None:
             await asyncio.sleep(POLL_SECONDS)
 
-    async def _register(self) -> int | None:
+    async def _register(self) -> int:
         """Register once ``kubelet.sock`` answers; the inode of the socket registered with."""
         kubelet = self.directory / KUBELET_SOCKET
-        said = False
         while True:
+            await self._wait_for_kubelet()
             inode = _inode(kubelet)
-            if inode is not None:
-                try:
-                    async with aio.insecure_channel(f"unix://{kubelet}") as channel:
-                        await dp_grpc.RegistrationStub(channel).Register(
-                            dp.RegisterRequest(
-                                version=VERSION,
-                                endpoint=self.endpoint,
-                                resource_name=self.resource,
-                                options=self.options,
-                            ),
-                            timeout=10,
-                        )
-                except grpc.RpcError as e:
-                    code = e.code() if hasattr(e, "code") else None
-                    if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                        message = e.details() if hasattr(e, "details") else str(e)
-                        raise RegistrationRefused(message or str(code)) from None
-                else:
+            try:
+                async with aio.insecure_channel(f"unix://{kubelet}") as channel:
+                    await dp_grpc.RegistrationStub(channel).Register(
+                        dp.RegisterRequest(
+                            version=VERSION,
+                            endpoint=self.endpoint,
+                            resource_name=self.resource,
+                            options=self.options,
+                        ),
+                        timeout=10,
+                    )
+            except grpc.RpcError as e:
+                code = e.code() if hasattr(e, "code") else None
+                if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    message = e.details() if hasattr(e, "details") else str(e)
+                    raise RegistrationRefused(message or str(code)) from None
+            else:
+                if inode is not None:
                     log.info("registered with the kubelet", resource=self.resource)
                     self.registered.set()
                     return inode
-            if not said:
-                log.info("waiting for the kubelet", socket=str(kubelet))
-                said = True
             await asyncio.sleep(POLL_SECONDS)
 
-    async def _wait_for_restart(self, kubelet_inode: int | None) -> None:
+    async def _wait_for_restart(self, kubelet_inode: int) -> None:
         kubelet = self.directory / KUBELET_SOCKET
         ours = _inode(self.socket)
         while True:

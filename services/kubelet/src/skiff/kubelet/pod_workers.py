@@ -105,12 +105,10 @@ class PodWorkersMixin(Reconciler):
     async def _admit(self, key: str, pod: dict[str, Any]) -> float | None:
         """Admit the pod (its devices); None when admitted, else seconds until a re-check
         (0: rejected for good)."""
+        # Until the informer has listed, every API pod would look gone.
+        active = self._active_uids if self.pods.has_synced() else None
         try:
-            # Devices of pods no longer active are free for this one, even before their
-            # containers are gone (kube's UpdateAllocatedDevices at each admission).
-            if self.pods.has_synced():  # else every API pod would look gone
-                self.devices.retain(self._active_uids() | {pod["metadata"]["uid"]})
-            await self.devices.admit(pod)
+            await self.devices.admit(pod, active)
         except AdmissionError as e:
             await self._reject(pod, e.reason, e.message)
             return 0

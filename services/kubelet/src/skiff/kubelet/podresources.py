@@ -87,7 +87,7 @@ class PodResources(pr_grpc.PodResourcesListerServicer):
             by_numa: dict[int, list[str]] = {}
             for d in devices.values():
                 if d.healthy:
-                    by_numa.setdefault(d.numa[0] if d.numa else NO_NUMA, []).append(d.id)
+                    by_numa.setdefault(d.numa_node, []).append(d.id)
             out.devices.extend(_devices(resource, by_numa))
         return out
 

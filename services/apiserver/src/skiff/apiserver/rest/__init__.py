@@ -37,7 +37,7 @@ from skiff.api.queryparams import flag
 from skiff.log import get_logger
 from skiff.tlsserving import peer_certificate
 
-from ..aggregator import Aggregator, Remote
+from ..aggregator import Aggregator
 from ..audit import AuditEvent, AuditLog
 from ..authentication.authenticator import Authenticator
 from ..authentication.user import UNSECURED_USER, UserInfo
@@ -204,24 +204,30 @@ class RestApi(ResourceHandlers):
         """WebSocket requests: exec, attach and port-forward, relayed to the pod's kubelet;
         any upgrade request of a remote APIService's group version, relayed to its server."""
         remote = self.aggregator.remote_for(ws.url.path) if self.aggregator else None
-        if remote is not None:
-            await self._remote_websocket(ws, remote)
-            return
-        t = parse_path(ws.url.path)
-        if t is None or t.info.plural != "pods" or not t.name or t.namespace is None:
+        t = None if remote is not None else parse_path(ws.url.path)
+        if remote is None and (
+            t is None or t.info.plural != "pods" or not t.name or t.namespace is None
+        ):
             await ws.close(
                 1008, "WebSocket is only served for pods/exec, pods/attach and pods/portforward"
             )
             return
         try:
-            ws.state.user = await self.authenticate(
+            user = ws.state.user = await self.authenticate(
                 ws.scope, ws.headers, ws.scope.get("subprotocols")
             )
             if self.authorizer is not None:
-                # Connecting to a pod is creating an exec, attach or port-forward.
-                self.authorizer.check(_connect_attributes(ws.state.user, t))
+                if t is not None:
+                    # Connecting to a pod is creating an exec, attach or port-forward.
+                    attrs = _connect_attributes(user, t)
+                else:
+                    q = ws.query_params
+                    attrs = path_attributes(
+                        user, "GET", ws.url.path, flag(q, "watch"), q.get("fieldSelector", "")
+                    )
+                self.authorizer.check(attrs)
         except ApiError as e:
-            await ws.close(1008, e.message)
+            await ws.close(1008, e.message[:120])  # a close reason holds 123 bytes
             return
         with _tracer.start_as_current_span(
             f"WEBSOCKET {ws.url.path}",
@@ -230,43 +236,25 @@ class RestApi(ResourceHandlers):
             attributes={"http.target": ws.url.path},
         ):
             try:
-                if t.subresource in ("exec", "attach"):
-                    await self.pod_proxy.exec(ws, t.namespace, t.name, t.subresource)
-                elif t.subresource == "portforward":
-                    await self.pod_proxy.port_forward(ws, t.namespace, t.name)
+                if remote is not None:
+                    assert self.aggregator is not None
+                    await self.aggregator.proxy_websocket(ws, remote, user)
                 else:
-                    await ws.close(1008, f"pods/{t.subresource} is not served over WebSocket")
+                    assert t is not None
+                    await self._pod_stream(ws, t)
             except Exception:
                 log.exception("websocket request failed", path=ws.url.path)
                 with contextlib.suppress(Exception):
                     await ws.close(1011)
 
-    async def _remote_websocket(self, ws: WebSocket, remote: Remote) -> None:
-        assert self.aggregator is not None
-        try:
-            user = await self.authenticate(ws.scope, ws.headers, ws.scope.get("subprotocols"))
-            if self.authorizer is not None:
-                q = ws.query_params
-                self.authorizer.check(
-                    path_attributes(
-                        user, "GET", ws.url.path, flag(q, "watch"), q.get("fieldSelector", "")
-                    )
-                )
-        except ApiError as e:
-            await ws.close(1008, e.message[:120])
-            return
-        with _tracer.start_as_current_span(
-            f"WEBSOCKET {ws.url.path}",
-            context=tracing.extract(ws.headers),
-            kind=trace.SpanKind.SERVER,
-            attributes={"http.target": ws.url.path},
-        ):
-            try:
-                await self.aggregator.proxy_websocket(ws, remote, user)
-            except Exception:
-                log.exception("websocket request failed", path=ws.url.path)
-                with contextlib.suppress(Exception):
-                    await ws.close(1011)
+    async def _pod_stream(self, ws: WebSocket, t: Target) -> None:
+        assert t.namespace is not None and t.name
+        if t.subresource in ("exec", "attach"):
+            await self.pod_proxy.exec(ws, t.namespace, t.name, t.subresource)
+        elif t.subresource == "portforward":
+            await self.pod_proxy.port_forward(ws, t.namespace, t.name)
+        else:
+            await ws.close(1008, f"pods/{t.subresource} is not served over WebSocket")
 
     async def _route(self, request: Request, path: str, method: str) -> Response:
         remote = request.state.remote

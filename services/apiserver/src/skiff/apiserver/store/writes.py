@@ -172,7 +172,6 @@ class WriteMixin(StoreBase):
                 "the request"
             )
         wanted_rv = meta.get("resourceVersion") or None
-        strategy = strategy_for(conversion.hub(info))
         return await self.update_with(
             info,
             namespace,
@@ -181,7 +180,7 @@ class WriteMixin(StoreBase):
             opts,
             subresource=subresource,
             precondition_rv=wanted_rv,
-            require_rv=wanted_rv is None and not strategy.allow_unconditional_update,
+            unconditional=wanted_rv is None,
         )
 
     async def update_with(
@@ -196,16 +195,16 @@ class WriteMixin(StoreBase):
         precondition_rv: str | None = None,
         create_if_missing=None,  # type: ignore[no-untyped-def]
         managed: bool = False,
-        require_rv: bool = False,
+        unconditional: bool = False,
     ) -> dict[str, Any]:
         """Read-modify-write with retries on conflict: ``mutate(current) -> new object``,
         both in ``info``'s version (as is the answer).
 
         ``precondition_rv`` turns a conflict into a 409 instead of a retry;
         ``create_if_missing`` is awaited when the object does not exist (apply);
-        ``managed`` means managedFields were already set (apply); ``require_rv``: the
-        write named no resourceVersion and the resource needs one to replace an object
-        that exists (kube's 422 "must be specified for an update").
+        ``managed`` means managedFields were already set (apply); ``unconditional``: a
+        replacement that named no resourceVersion, refused for an object that exists when
+        the strategy does not allow it (kube's 422 "must be specified for an update").
         """
         with _tracer.start_as_current_span(
             "store.update", attributes={"k8s.resource": info.plural, "k8s.subresource": subresource}
@@ -222,7 +221,7 @@ class WriteMixin(StoreBase):
                     if create_if_missing is not None:
                         return await create_if_missing()
                     raise errors.not_found(info.plural, name, info.group)
-                if require_rv:
+                if unconditional and not strategy.allow_unconditional_update:
                     cause = Cause(
                         "metadata.resourceVersion",
                         "Invalid value: 0x0: must be specified for an update",

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Iterator
-from decimal import Decimal
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from skiff.api.defaults import parse_quantity
+from skiff.api.resourcequota import pod_resources, quantities
 from skiff.deviceplugin.v1beta1 import api_pb2 as dp
 from skiff.log import get_logger
 
-from .checkpoint import NO_NUMA, Entry
+from .checkpoint import Entry
 from .endpoint import DeviceInfo, Endpoint, PluginError
 
 log = get_logger(__name__)
@@ -50,37 +49,8 @@ def _containers(pod: dict[str, Any]) -> Iterator[tuple[dict[str, Any], bool]]:
         yield c, False
 
 
-def _limits(container: dict[str, Any]) -> dict[str, Decimal]:
-    out = {}
-    for name, value in ((container.get("resources") or {}).get("limits") or {}).items():
-        q = parse_quantity(value)
-        if q is not None:
-            out[name] = q
-    return out
-
-
 def _sidecar(container: dict[str, Any]) -> bool:
     return container.get("restartPolicy") == "Always"
-
-
-def pod_request(pod: dict[str, Any], resource: str, counts: dict[str, dict[str, int]]) -> int:
-    """The pod's effective request of a device resource: the larger of the biggest init
-    container's and the app containers' (and sidecars') sum, as kube's resource helpers."""
-    spec = pod.get("spec") or {}
-    apps = sum(counts[c["name"]].get(resource, 0) for c in spec.get("containers") or [])
-    init_peak = sidecars = 0
-    for c in spec.get("initContainers") or []:
-        n = counts[c["name"]].get(resource, 0)
-        if _sidecar(c):
-            sidecars += n
-            init_peak = max(init_peak, sidecars)
-        else:
-            init_peak = max(init_peak, sidecars + n)
-    return max(init_peak, apps + sidecars)
-
-
-def _numa(info: DeviceInfo) -> int:
-    return info.numa[0] if info.numa else NO_NUMA
 
 
 def numa_choice(free: list[DeviceInfo], needed: int) -> list[str]:
@@ -88,7 +58,7 @@ def numa_choice(free: list[DeviceInfo], needed: int) -> list[str]:
     node by node; by ID within a node."""
     by_node: dict[int, list[str]] = {}
     for d in sorted(free, key=lambda d: d.id):
-        by_node.setdefault(_numa(d), []).append(d.id)
+        by_node.setdefault(d.numa_node, []).append(d.id)
     fits = [n for n, ids in by_node.items() if len(ids) >= needed]
     if fits:
         best = min(fits, key=lambda n: (len(by_node[n]), n))
@@ -118,9 +88,8 @@ class AllocationMixin:
         """container → device resource → count (from limits; requests equal them)."""
         out: dict[str, dict[str, int]] = {}
         for c, _init in _containers(pod):
-            out[c["name"]] = {
-                r: int(q) for r, q in _limits(c).items() if self.is_device_resource(r)
-            }
+            limits = quantities((c.get("resources") or {}).get("limits"))
+            out[c["name"]] = {r: int(q) for r, q in limits.items() if self.is_device_resource(r)}
         return out
 
     def held(self, resource: str, *, but: str = "") -> set[str]:
@@ -132,13 +101,20 @@ class AllocationMixin:
             for d in e.device_ids
         }
 
-    async def admit(self, pod: dict[str, Any]) -> None:
+    async def admit(
+        self, pod: dict[str, Any], active: Callable[[], set[str]] | None = None
+    ) -> None:
         """Allocate the devices of every container of ``pod`` that has none yet
-        (AdmissionError when it cannot be done; what this call allocated is released)."""
+        (AdmissionError when it cannot be done; what this call allocated is released).
+        ``active``: the uids of the pods that hold resources; before allocating, the
+        devices of every other pod are free (kube's UpdateAllocatedDevices), even those
+        whose containers are still stopping."""
         counts = self._counts(pod)
-        if not any(counts.values()):
-            return
         uid = pod["metadata"]["uid"]
+        if all((uid, c, r) in self.entries for c, rs in counts.items() for r in rs):
+            return  # nothing asked, or admitted before (a restarted kubelet's checkpoint)
+        if active is not None:
+            self.retain(active() | {uid})
         self._fits(pod, uid, counts)
         before = set(self.entries)
         try:
@@ -156,23 +132,22 @@ class AllocationMixin:
                         reusable[resource] = ids
                     else:
                         reusable[resource] = reusable.get(resource, set()) - ids
-        except PluginError as e:
+        except (PluginError, AdmissionError) as e:
             for key in set(self.entries) - before:
                 del self.entries[key]
-            raise unexpected(e) from None
-        except AdmissionError:
-            for key in set(self.entries) - before:
-                del self.entries[key]
+            if isinstance(e, PluginError):
+                raise unexpected(e) from None
             raise
 
     def _fits(self, pod: dict[str, Any], uid: str, counts: dict[str, dict[str, int]]) -> None:
         """The resource-fit admission (kube's ``OutOf<resource>``): the pod's request and
         what other pods hold within the healthy devices."""
-        if all((uid, c, r) in self.entries for c, rs in counts.items() for r in rs):
-            return  # admitted before (a restarted kubelet's checkpoint)
+        # The pod's effective limit (kube's PodLimits: the largest init container or the
+        # app containers and sidecars); requests equal limits for extended resources.
+        limits = pod_resources(pod.get("spec") or {}, "limits")
         for resource in sorted({r for rs in counts.values() for r in rs}):
             self._wait_for_plugin(resource)
-            requested = pod_request(pod, resource, counts)
+            requested = int(limits.get(resource, 0))
             used = len(self.held(resource, but=uid))
             capacity = sum(d.healthy for d in (self.devices.get(resource) or {}).values())
             if requested + used > capacity:
@@ -213,7 +188,7 @@ class AllocationMixin:
             chosen.sort()  # a set, as kube hands it over
             entry = Entry(uid, container, resource)
             for d in chosen:
-                entry.devices.setdefault(_numa(devices[d]), []).append(d)
+                entry.devices.setdefault(devices[d].numa_node, []).append(d)
             self.entries[(uid, container, resource)] = entry  # reserved; Allocate follows
         try:
             answer = await ep.allocate(chosen, self.rpc_timeout)

@@ -18,6 +18,8 @@ from skiff.deviceplugin.v1beta1 import api_pb2 as dp
 from skiff.deviceplugin.v1beta1 import api_pb2_grpc as dp_grpc
 from skiff.log import get_logger
 
+from .checkpoint import NO_NUMA
+
 log = get_logger(__name__)
 
 HEALTHY, UNHEALTHY = "Healthy", "Unhealthy"
@@ -30,6 +32,11 @@ class DeviceInfo:
     id: str
     healthy: bool
     numa: tuple[int, ...] = ()
+
+    @property
+    def numa_node(self) -> int:
+        """The NUMA node it is counted on (its first; ``NO_NUMA`` when it has none)."""
+        return self.numa[0] if self.numa else NO_NUMA
 
 
 class PluginError(Exception):
